@@ -1,0 +1,345 @@
+//! Authentication: passwords, JWT access tokens, API and refresh tokens, the [`Principal`]
+//! of a request, and the [`authorize`] middleware that enforces the route-policy registry.
+//!
+//! Credentials a request may carry, in `Authorization`:
+//! - `Bearer <jwt>`: a short-lived access token from `POST /api/v1/auth/login` (HS256, secret
+//!   shared by all nodes through the state store's `settings`);
+//! - `Bearer dzr_…`: an API token (shown once at creation, stored as SHA-256);
+//! - `Basic base64(any-user:dzr_…)`: the same API token as a basic-auth password, for the
+//!   many shippers and tools that speak only basic auth.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, Request, State};
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use dozor_audit::{Entry, Outcome};
+use dozor_model::time::{Millis, now_ms};
+use dozor_model::{Role, ScopeSet, TenantId};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::policy::{Policy, PolicyTable, lookup};
+use crate::{ApiError, AppState};
+
+/// Prefix of API tokens, so they are recognisable in configs and by secret scanners.
+pub const API_TOKEN_PREFIX: &str = "dzr_";
+/// Prefix of refresh tokens.
+pub const REFRESH_TOKEN_PREFIX: &str = "dzrr_";
+
+/// Who is calling, established once per request by [`authorize`].
+#[derive(Debug, Clone, Serialize)]
+pub struct Principal {
+    /// The tenant every store call of this request is scoped to.
+    pub tenant: TenantId,
+    /// How the principal is named in the audit chain: a user name or `token:<id>`.
+    pub actor: String,
+    /// The user id, for principals that logged in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    /// The user's role, for principals that logged in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
+    /// What this principal may do.
+    pub scopes: ScopeSet,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        parts
+            .extensions
+            .get::<Principal>()
+            .cloned()
+            .ok_or_else(|| ApiError::unauthorized("authentication required"))
+    }
+}
+
+/// Where a request came from, for the audit chain ("unknown" in in-process tests).
+#[derive(Debug, Clone)]
+pub struct ClientAddr(pub String);
+
+impl ClientAddr {
+    fn of(parts: &Parts) -> ClientAddr {
+        ClientAddr(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string()),
+        )
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddr::of(parts))
+    }
+}
+
+/// Hashes a password with argon2id (default parameters: 19 MiB, 2 passes) into a PHC string.
+pub fn hash_password(password: &str) -> Result<String, ApiError> {
+    let salt_bytes = dozor_state::random_bytes::<16>().map_err(ApiError::internal)?;
+    let salt = SaltString::encode_b64(&salt_bytes).map_err(ApiError::internal)?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(ApiError::internal)
+}
+
+/// Checks a password against a PHC string; a malformed hash never matches.
+pub fn verify_password(password: &str, phc: &str) -> bool {
+    PasswordHash::new(phc)
+        .is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+}
+
+/// The hash of a random password nobody knows, verified when a login names an unknown user
+/// so that the answer takes as long as for a wrong password.
+pub(crate) fn dummy_hash() -> &'static str {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| {
+        let secret = new_secret("").unwrap_or_default();
+        hash_password(&secret).unwrap_or_default()
+    })
+}
+
+/// A new random secret with `prefix`: 32 random bytes, base64url.
+pub fn new_secret(prefix: &str) -> Result<String, ApiError> {
+    let bytes = dozor_state::random_bytes::<32>().map_err(ApiError::internal)?;
+    Ok(format!(
+        "{prefix}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    ))
+}
+
+/// SHA-256 of a token, lowercase hex: what the state store keeps.
+pub fn token_hash(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// The claims of an access token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    /// User id.
+    pub sub: String,
+    /// User name.
+    pub name: String,
+    /// Tenant.
+    pub tenant: TenantId,
+    /// Role.
+    pub role: Role,
+    /// Issued at, seconds since the epoch.
+    pub iat: i64,
+    /// Expires at, seconds since the epoch.
+    pub exp: i64,
+}
+
+/// The HS256 key pair for access tokens and their lifetime.
+#[derive(Clone)]
+pub struct JwtKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    /// How long an access token lives.
+    pub access_ttl: Duration,
+}
+
+impl std::fmt::Debug for JwtKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtKeys").field("access_ttl", &self.access_ttl).finish_non_exhaustive()
+    }
+}
+
+impl JwtKeys {
+    /// Keys from a shared secret.
+    pub fn new(secret: &[u8], access_ttl: Duration) -> JwtKeys {
+        JwtKeys {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            access_ttl,
+        }
+    }
+
+    /// Issues an access token for `user` valid from `now_ms` for `access_ttl`.
+    pub fn issue(&self, user: &dozor_state::users::User, now_ms: Millis) -> Result<String, ApiError> {
+        let iat = now_ms / 1000;
+        let claims = Claims {
+            sub: user.id.clone(),
+            name: user.name.clone(),
+            tenant: user.tenant.clone(),
+            role: user.role,
+            iat,
+            exp: iat + i64::try_from(self.access_ttl.as_secs()).unwrap_or(i64::MAX / 2),
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(ApiError::internal)
+    }
+
+    /// Checks signature and expiry (no leeway: a token is dead the second it expires).
+    pub fn check(&self, token: &str) -> Option<Claims> {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 0;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
+            .ok()
+            .map(|d| d.claims)
+    }
+}
+
+/// What the `Authorization` header carried.
+enum Credentials<'a> {
+    Jwt(&'a str),
+    ApiToken(String),
+}
+
+fn parse_authorization(value: &str) -> Option<Credentials<'_>> {
+    let (scheme, rest) = value.split_once(' ')?;
+    let rest = rest.trim();
+    if scheme.eq_ignore_ascii_case("bearer") {
+        if rest.starts_with(API_TOKEN_PREFIX) {
+            return Some(Credentials::ApiToken(rest.to_owned()));
+        }
+        return Some(Credentials::Jwt(rest));
+    }
+    if scheme.eq_ignore_ascii_case("basic") {
+        let decoded = base64::engine::general_purpose::STANDARD.decode(rest).ok()?;
+        let text = String::from_utf8(decoded).ok()?;
+        let (_user, password) = text.split_once(':')?;
+        if password.starts_with(API_TOKEN_PREFIX) {
+            return Some(Credentials::ApiToken(password.to_owned()));
+        }
+    }
+    None
+}
+
+/// Resolves the request's credentials to a principal; `Ok(None)` when none were sent.
+async fn authenticate(state: &AppState, parts: &Parts) -> Result<Option<Principal>, ApiError> {
+    let Some(header) = parts.headers.get(AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let invalid = || ApiError::unauthorized("invalid or expired credentials");
+    let value = header.to_str().map_err(|_| invalid())?;
+    match parse_authorization(value).ok_or_else(invalid)? {
+        Credentials::Jwt(jwt) => {
+            let claims = state.jwt().check(jwt).ok_or_else(invalid)?;
+            Ok(Some(Principal {
+                tenant: claims.tenant,
+                actor: claims.name,
+                user_id: Some(claims.sub),
+                role: Some(claims.role),
+                scopes: claims.role.scopes(),
+            }))
+        }
+        Credentials::ApiToken(secret) => {
+            let token = state
+                .store()
+                .api_token_by_hash(&token_hash(&secret))
+                .await?
+                .filter(|t| t.is_live(now_ms()))
+                .ok_or_else(invalid)?;
+            Ok(Some(Principal {
+                tenant: token.tenant,
+                actor: format!("token:{}", token.id),
+                user_id: None,
+                role: None,
+                scopes: token.scopes,
+            }))
+        }
+    }
+}
+
+/// State of the [`authorize`] middleware.
+#[derive(Clone)]
+pub struct AuthLayer {
+    /// The application.
+    pub app: AppState,
+    /// The registry's policies.
+    pub policies: PolicyTable,
+}
+
+/// Middleware run on every routed request: looks up the route's policy (refusing routes
+/// that have none), authenticates, checks the scope, and stores the [`Principal`] in the
+/// request's extensions for handlers.
+pub async fn authorize(State(layer): State<AuthLayer>, request: Request, next: Next) -> Response {
+    let (mut parts, body) = request.into_parts();
+    let path = parts.extensions.get::<MatchedPath>().map(|p| p.as_str().to_owned());
+    let Some(policy) = path.as_deref().and_then(|p| lookup(&layer.policies, &parts.method, p)) else {
+        tracing::error!(method = %parts.method, path = ?path, "BUG: route has no policy; refused");
+        return ApiError::forbidden("this route has no access policy").into_response();
+    };
+    if policy == Policy::Public {
+        return next.run(Request::from_parts(parts, body)).await;
+    }
+    let principal = match authenticate(&layer.app, &parts).await {
+        Ok(Some(p)) => p,
+        Ok(None) => return ApiError::unauthorized("authentication required").into_response(),
+        Err(e) => {
+            if e.status() == axum::http::StatusCode::UNAUTHORIZED {
+                let entry = Entry::new(
+                    TenantId::DEFAULT,
+                    "anonymous",
+                    "auth.credentials",
+                    path.unwrap_or_default(),
+                    Outcome::Failure,
+                )
+                .source(ClientAddr::of(&parts).0);
+                layer.app.audit_best_effort(entry).await;
+            }
+            return e.into_response();
+        }
+    };
+    if let Policy::Scope(scope) = policy {
+        if !principal.scopes.contains(scope) {
+            return ApiError::forbidden(format!("this route needs the {scope} scope")).into_response();
+        }
+    }
+    parts.extensions.insert(principal);
+    next.run(Request::from_parts(parts, body)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_hash_and_verify() {
+        let phc = hash_password("correct horse").unwrap();
+        assert!(phc.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse", &phc));
+        assert!(!verify_password("wrong horse", &phc));
+        assert!(!verify_password("anything", "not a phc string"));
+        assert!(!verify_password("anything", dummy_hash()));
+    }
+
+    #[test]
+    fn basic_auth_carries_api_tokens_only() {
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        assert!(matches!(
+            parse_authorization(&format!("Basic {}", b64("promtool:dzr_abc"))),
+            Some(Credentials::ApiToken(t)) if t == "dzr_abc"
+        ));
+        assert!(parse_authorization(&format!("Basic {}", b64("alice:password"))).is_none());
+        assert!(parse_authorization("Basic !!!").is_none());
+        assert!(matches!(parse_authorization("Bearer dzr_x"), Some(Credentials::ApiToken(_))));
+        assert!(matches!(parse_authorization("bearer eyJ.a.b"), Some(Credentials::Jwt(_))));
+        assert!(parse_authorization("Digest x").is_none());
+        assert!(parse_authorization("Bearer").is_none());
+    }
+
+    #[test]
+    fn secrets_are_prefixed_and_distinct() {
+        let a = new_secret(API_TOKEN_PREFIX).unwrap();
+        let b = new_secret(API_TOKEN_PREFIX).unwrap();
+        assert!(a.starts_with("dzr_") && a.len() > 40);
+        assert_ne!(a, b);
+        assert_eq!(token_hash(&a).len(), 64);
+    }
+}

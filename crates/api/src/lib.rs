@@ -1,0 +1,191 @@
+//! Dozor's HTTP API: the axum router, the route-policy registry, authentication, the tenant
+//! context, Dozor's own metrics and the embedded UI.
+//!
+//! Overview:
+//! - [`AppState`] is what every handler shares: the state [`Store`], the [`AuditLog`], the JWT
+//!   keys, settings and [`SelfMetrics`].
+//! - [`routes::registry`] lists every route with its [`Policy`]; [`app`] turns it into a
+//!   router whose [`auth::authorize`] middleware enforces the policies (deny by default) and
+//!   hands handlers a [`Principal`] carrying the request's [`TenantId`].
+//! - [`serve`] runs the router until a shutdown signal, then finishes in-flight requests.
+//!
+//! Requests enter through [`serve`]; data leaves only through the stores passed in
+//! [`AppState`]. Architecture invariants:
+//! - The HTTP layer never touches files of the engines directly; it calls their APIs.
+//! - Every route is in the registry; a route without a policy answers 403.
+//! - A handler gets its tenant from the [`Principal`], never from the request body.
+//! - Every state change and every read of security data appends to the audit chain before
+//!   the response is sent.
+//!
+//! ```no_run
+//! # async fn demo(state: dozor_api::AppState) -> std::io::Result<()> {
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:9470").await?;
+//! dozor_api::serve(listener, dozor_api::app(state), std::future::pending()).await
+//! # }
+//! ```
+
+pub mod auth;
+mod error;
+mod json;
+pub mod policy;
+pub mod routes;
+pub mod self_metrics;
+mod ui;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware::from_fn_with_state;
+use dozor_audit::{AuditLog, Entry};
+use dozor_model::time::{Millis, now_ms};
+use dozor_state::Store;
+use tower_http::compression::CompressionLayer;
+use tower_http::trace::TraceLayer;
+
+pub use auth::{ClientAddr, JwtKeys, Principal};
+pub use dozor_model::TenantId;
+pub use error::ApiError;
+pub use json::JsonBody;
+pub use policy::{Policy, Registry, RouteSpec};
+pub use self_metrics::SelfMetrics;
+
+/// Settings of the API layer, from the `server` and `auth` sections of `dozor.yml`.
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    /// Where Dozor keeps its data (for storage statistics and audit verification).
+    pub data_dir: PathBuf,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// How long a refresh token lives.
+    pub refresh_ttl: Duration,
+}
+
+struct Inner {
+    store: Store,
+    audit: Arc<AuditLog>,
+    jwt: JwtKeys,
+    settings: ApiSettings,
+    metrics: Arc<SelfMetrics>,
+    started: Instant,
+    started_ms: Millis,
+}
+
+/// What every handler shares. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+impl AppState {
+    /// Assembles the state.
+    pub fn new(store: Store, audit: Arc<AuditLog>, jwt: JwtKeys, settings: ApiSettings, metrics: Arc<SelfMetrics>) -> AppState {
+        AppState(Arc::new(Inner {
+            store,
+            audit,
+            jwt,
+            settings,
+            metrics,
+            started: Instant::now(),
+            started_ms: now_ms(),
+        }))
+    }
+
+    /// The state store.
+    pub fn store(&self) -> &Store {
+        &self.0.store
+    }
+
+    /// The audit chain.
+    pub fn audit(&self) -> &Arc<AuditLog> {
+        &self.0.audit
+    }
+
+    /// The access-token keys.
+    pub fn jwt(&self) -> &JwtKeys {
+        &self.0.jwt
+    }
+
+    /// The API settings.
+    pub fn settings(&self) -> &ApiSettings {
+        &self.0.settings
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.0.settings.data_dir
+    }
+
+    /// Dozor's own metrics.
+    pub fn metrics(&self) -> &Arc<SelfMetrics> {
+        &self.0.metrics
+    }
+
+    /// How long the server has run.
+    pub fn uptime(&self) -> Duration {
+        self.0.started.elapsed()
+    }
+
+    /// When the server started, ms since the epoch.
+    pub fn started_ms(&self) -> Millis {
+        self.0.started_ms
+    }
+
+    /// Appends to the audit chain (off the async workers: it `fsync`s). The action it
+    /// records must not be acknowledged if this fails.
+    pub async fn audit_entry(&self, entry: Entry) -> Result<(), ApiError> {
+        let audit = Arc::clone(&self.0.audit);
+        tokio::task::spawn_blocking(move || audit.append(entry))
+            .await
+            .map_err(ApiError::internal)??;
+        Ok(())
+    }
+
+    /// Appends a record of a refused or failed action; a failure to record it is logged,
+    /// since the request is refused anyway.
+    pub async fn audit_best_effort(&self, entry: Entry) {
+        if let Err(e) = self.audit_entry(entry).await {
+            tracing::error!(error = ?e, "cannot record a failed action in the audit chain");
+        }
+    }
+}
+
+/// The router of every registered route with its middleware:
+/// tracing → self-metrics → compression → body limit → [policy check → handler], and the UI
+/// as fallback.
+pub fn app(state: AppState) -> Router {
+    let (policies, router) = routes::registry().into_parts();
+    app_from_parts(state, policies, router)
+}
+
+/// [`app`] over the parts of a registry: its policy table and its router. Tests use this to
+/// prove that a route slipped into the router without a policy is refused.
+pub fn app_from_parts(state: AppState, policies: policy::PolicyTable, router: Router<AppState>) -> Router {
+    let auth = auth::AuthLayer {
+        app: state.clone(),
+        policies,
+    };
+    let max_body = state.settings().max_body_bytes;
+    let metrics = Arc::clone(state.metrics());
+    router
+        .route_layer(from_fn_with_state(auth, auth::authorize))
+        .fallback(ui::fallback)
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(CompressionLayer::new())
+        .layer(from_fn_with_state(metrics, self_metrics::track_http))
+        .layer(TraceLayer::new_for_http())
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then stops accepting connections
+/// and waits for in-flight requests to finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,24 @@
+//! Every route of the API, registered with its policy. One file per area; each exposes
+//! `register(Registry) -> Registry`.
+
+mod audit;
+mod auth;
+mod health;
+mod status;
+mod tokens;
+mod users;
+
+pub use users::{MIN_PASSWORD_LEN, check_user_name};
+
+use crate::policy::Registry;
+
+/// The registry holding every route of this build.
+pub fn registry() -> Registry {
+    let r = Registry::new();
+    let r = health::register(r);
+    let r = status::register(r);
+    let r = auth::register(r);
+    let r = tokens::register(r);
+    let r = users::register(r);
+    audit::register(r)
+}

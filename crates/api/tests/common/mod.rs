@@ -1,0 +1,109 @@
+//! A Dozor API in process, on a fresh SQLite state store and audit chain, driven with
+//! `tower::ServiceExt::oneshot` (no sockets needed for routing and policy checks).
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use dozor_api::{ApiSettings, AppState, JwtKeys, SelfMetrics};
+use dozor_audit::AuditLog;
+use dozor_model::{Role, TenantId};
+use dozor_state::Store;
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tower::ServiceExt;
+
+pub const ADMIN_PASSWORD: &str = "admin-password-1";
+
+pub struct TestApp {
+    pub dir: tempfile::TempDir,
+    pub state: AppState,
+    pub router: Router,
+}
+
+/// An app over `store`, with an admin `admin` in tenant `default`.
+pub async fn app_on(store: Store) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = Arc::new(AuditLog::open(dir.path()).unwrap());
+    let state = AppState::new(
+        store,
+        audit,
+        JwtKeys::new(b"test-secret-test-secret-test-sec", Duration::from_secs(900)),
+        ApiSettings {
+            data_dir: dir.path().to_owned(),
+            max_body_bytes: 64 * 1024,
+            refresh_ttl: Duration::from_secs(3600),
+        },
+        SelfMetrics::builder().build(),
+    );
+    let router = dozor_api::app(state.clone());
+    let app = TestApp { dir, state, router };
+    app.add_user("default", "admin", ADMIN_PASSWORD, Role::Admin).await;
+    app
+}
+
+/// An app on a fresh SQLite store.
+pub async fn app() -> TestApp {
+    let db_dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", db_dir.path().join("state.db").display());
+    let store = Store::open(&url).await.unwrap();
+    // Keep the database directory alive as long as the process.
+    std::mem::forget(db_dir);
+    app_on(store).await
+}
+
+impl TestApp {
+    pub async fn add_user(&self, tenant: &str, name: &str, password: &str, role: Role) {
+        let tenant: TenantId = tenant.parse().unwrap();
+        let hash = dozor_api::auth::hash_password(password).unwrap();
+        self.state.store().create_user(&tenant, name, &hash, role).await.unwrap();
+    }
+
+    /// Sends a request; `auth` is a full `Authorization` header value.
+    pub async fn call(&self, method: &str, path: &str, auth: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
+        let (status, _, bytes) = self.call_raw(method, path, auth, body.map(|b| b.to_string())).await;
+        let json = serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        (status, json)
+    }
+
+    pub async fn call_raw(&self, method: &str, path: &str, auth: Option<&str>, body: Option<String>) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(a) = auth {
+            req = req.header(header::AUTHORIZATION, a);
+        }
+        let req = match body {
+            Some(b) => req.header(header::CONTENT_TYPE, "application/json").body(Body::from(b)),
+            None => req.body(Body::empty()),
+        }
+        .unwrap();
+        let response = self.router.clone().oneshot(req).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes().to_vec();
+        (status, headers, bytes)
+    }
+
+    /// Logs in; returns the whole `data` object.
+    pub async fn login(&self, user: &str, password: &str) -> Value {
+        let (status, body) = self
+            .call("POST", "/api/v1/auth/login", None, Some(serde_json::json!({"username": user, "password": password})))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["data"].clone()
+    }
+
+    /// `Bearer <access token>` of a fresh login.
+    pub async fn bearer(&self, user: &str, password: &str) -> String {
+        format!("Bearer {}", self.login(user, password).await["access_token"].as_str().unwrap())
+    }
+
+    /// The audit records appended so far, as JSON values.
+    pub fn audit_records(&self) -> Vec<Value> {
+        let text = std::fs::read_to_string(self.dir.path().join("audit/chain.jsonl")).unwrap_or_default();
+        text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    }
+}

@@ -1,0 +1,136 @@
+//! `verify` finds every way of tampering with the chain on disk.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use dozor_audit::{AuditLog, Entry, Outcome, ProblemKind, Record, verify};
+
+/// A data directory with `n` records and a final checkpoint.
+fn chain_of(n: u32) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let log = AuditLog::open(dir.path()).unwrap();
+    for i in 1..=n {
+        let entry = Entry::new("default", "alice", "auth.login", format!("user/u{i}"), Outcome::Success)
+            .detail("n", i);
+        log.append(entry).unwrap();
+    }
+    log.close().unwrap();
+    let chain = dir.path().join("audit/chain.jsonl");
+    (dir, chain)
+}
+
+fn lines(path: &Path) -> Vec<String> {
+    fs::read_to_string(path).unwrap().lines().map(str::to_owned).collect()
+}
+
+fn write_lines(path: &Path, lines: &[String]) {
+    fs::write(path, lines.join("\n") + "\n").unwrap();
+}
+
+#[test]
+fn an_untouched_chain_verifies() {
+    let (dir, _) = chain_of(5);
+    let report = verify(dir.path()).unwrap();
+    assert_eq!((report.records, report.checkpoints, report.problem), (5, 1, None));
+}
+
+#[test]
+fn an_edited_record_is_reported_at_its_line() {
+    let (dir, chain) = chain_of(5);
+    let mut l = lines(&chain);
+    l[2] = l[2].replace("\"actor\":\"alice\"", "\"actor\":\"mallory\"");
+    write_lines(&chain, &l);
+    let problem = verify(dir.path()).unwrap().problem.unwrap();
+    assert_eq!((problem.kind, problem.line, problem.seq), (ProblemKind::Edited, 3, 3));
+}
+
+#[test]
+fn a_deleted_record_is_reported_as_missing() {
+    let (dir, chain) = chain_of(5);
+    let mut l = lines(&chain);
+    l.remove(1);
+    write_lines(&chain, &l);
+    let problem = verify(dir.path()).unwrap().problem.unwrap();
+    assert_eq!((problem.kind, problem.line, problem.seq), (ProblemKind::Missing, 2, 2));
+}
+
+#[test]
+fn reordered_records_are_reported() {
+    let (dir, chain) = chain_of(5);
+    let mut l = lines(&chain);
+    l.swap(1, 3);
+    write_lines(&chain, &l);
+    let problem = verify(dir.path()).unwrap().problem.unwrap();
+    // Line 2 now holds record 4: records 2 and 3 look missing from there.
+    assert_eq!((problem.kind, problem.line), (ProblemKind::Missing, 2));
+
+    let (dir, chain) = chain_of(5);
+    let mut l = lines(&chain);
+    l.swap(2, 3);
+    // Renumber so sequence numbers look right: the links still give it away.
+    let mut a: Record = serde_json::from_str(&l[2]).unwrap();
+    let mut b: Record = serde_json::from_str(&l[3]).unwrap();
+    std::mem::swap(&mut a.seq, &mut b.seq);
+    a.hash = a.compute_hash();
+    b.hash = b.compute_hash();
+    l[2] = serde_json::to_string(&a).unwrap();
+    l[3] = serde_json::to_string(&b).unwrap();
+    write_lines(&chain, &l);
+    let problem = verify(dir.path()).unwrap().problem.unwrap();
+    assert_eq!((problem.kind, problem.line), (ProblemKind::BrokenLink, 3));
+}
+
+#[test]
+fn a_rewritten_chain_with_recomputed_hashes_fails_the_signed_checkpoint() {
+    let (dir, chain) = chain_of(4);
+    let mut prev = "0".repeat(64);
+    let rewritten: Vec<String> = lines(&chain)
+        .iter()
+        .map(|line| {
+            let mut r: Record = serde_json::from_str(line).unwrap();
+            r.actor = "mallory".into();
+            r.prev = prev.clone();
+            r.hash = r.compute_hash();
+            prev = r.hash.clone();
+            serde_json::to_string(&r).unwrap()
+        })
+        .collect();
+    write_lines(&chain, &rewritten);
+    let report = verify(dir.path()).unwrap();
+    let problem = report.problem.unwrap();
+    assert_eq!(report.records, 4, "the records themselves are consistent");
+    assert_eq!((problem.kind, problem.seq), (ProblemKind::CheckpointMismatch, 4));
+}
+
+#[test]
+fn a_deleted_tail_is_caught_by_the_checkpoint() {
+    let (dir, chain) = chain_of(4);
+    let mut l = lines(&chain);
+    l.truncate(2);
+    write_lines(&chain, &l);
+    let problem = verify(dir.path()).unwrap().problem.unwrap();
+    assert_eq!((problem.kind, problem.seq), (ProblemKind::Truncated, 4));
+}
+
+#[test]
+fn a_forged_checkpoint_signature_is_reported() {
+    let (dir, _) = chain_of(2);
+    let cps = dir.path().join("audit/checkpoints.jsonl");
+    let text = fs::read_to_string(&cps).unwrap();
+    let sig_at = text.find("\"sig\":\"").unwrap() + 7;
+    let mut bytes = text.into_bytes();
+    bytes[sig_at] = if bytes[sig_at] == b'0' { b'1' } else { b'0' };
+    fs::write(&cps, bytes).unwrap();
+    let problem = verify(dir.path()).unwrap().problem.unwrap();
+    assert_eq!(problem.kind, ProblemKind::CheckpointMismatch);
+}
+
+#[test]
+fn garbage_lines_are_reported_not_panicked_on() {
+    let (dir, chain) = chain_of(2);
+    let mut l = lines(&chain);
+    l.insert(1, "\u{0}not json at all {".into());
+    write_lines(&chain, &l);
+    let problem = verify(dir.path()).unwrap().problem.unwrap();
+    assert_eq!((problem.kind, problem.line), (ProblemKind::Unparsable, 2));
+}

@@ -1,0 +1,468 @@
+//! `dozor.yml`: the configuration, its defaults, `DOZOR_*` environment overrides and secrets
+//! read from files.
+//!
+//! Configuration flows raw → validated → wiring: [`Config::load`] parses YAML (unknown keys
+//! are errors, every error names file, line and key), applies environment overrides, and
+//! returns a [`Config`] whose every field has a value. `main.rs` then applies command-line
+//! flags and wires the engines.
+//!
+//! Environment overrides: `DOZOR_` + the key path in capitals, levels joined by `__`:
+//! `DOZOR_SERVER__LISTEN=0.0.0.0:9470`, `DOZOR_STATE__URL=postgres://…`,
+//! `DOZOR_DATA_DIR=/var/lib/dozor`. Precedence: flags > environment > file > defaults.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where Dozor keeps its data: state.db, audit chain, later TSDB blocks and log segments.
+    pub data_dir: PathBuf,
+    /// The HTTP server.
+    pub server: ServerConfig,
+    /// The state store.
+    pub state: StateConfig,
+    /// Authentication.
+    pub auth: AuthConfig,
+    /// Dozor's own logging.
+    pub log: LogConfig,
+}
+
+/// `server:`: the HTTP listener.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// How long to wait for in-flight requests at shutdown before giving up.
+    #[serde(with = "human_duration")]
+    pub shutdown_grace: Duration,
+}
+
+/// `state:`: the relational store for users, tokens, rules, dashboards…
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StateConfig {
+    /// `sqlite://PATH` or `postgres://USER@HOST/DB`; empty means `<data_dir>/state.db`.
+    pub url: Option<Secret>,
+}
+
+/// `auth:`: tokens and the first administrator.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Lifetime of access tokens (JWT).
+    #[serde(with = "human_duration")]
+    pub access_token_ttl: Duration,
+    /// Lifetime of refresh tokens.
+    #[serde(with = "human_duration")]
+    pub refresh_token_ttl: Duration,
+    /// HS256 secret for access tokens; by default generated once and kept in the state
+    /// store, so every node sharing it accepts the same tokens.
+    pub jwt_secret: Option<Secret>,
+}
+
+/// `log:`: Dozor's own log output.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A `tracing` filter: `info`, `debug`, `dozor_api=debug,info`…
+    pub level: String,
+    /// `text` or `json`.
+    pub format: LogFormat,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// A secret: written inline, or as `{file: PATH}` to read it from a file (trailing newline
+/// removed). Its `Debug` never shows the value.
+#[derive(Clone, PartialEq, Deserialize, Serialize)]
+#[serde(untagged, deny_unknown_fields)]
+pub enum Secret {
+    /// The value itself.
+    Inline(String),
+    /// A file holding the value.
+    File {
+        /// Path of the file.
+        file: PathBuf,
+    },
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Secret::Inline(_) => f.write_str("Secret(<inline>)"),
+            Secret::File { file } => write!(f, "Secret(file {})", file.display()),
+        }
+    }
+}
+
+impl Secret {
+    /// The secret's value.
+    pub fn reveal(&self) -> Result<String, ConfigError> {
+        match self {
+            Secret::Inline(v) => Ok(v.clone()),
+            Secret::File { file } => read_secret_file(file),
+        }
+    }
+}
+
+/// Reads a secret file, dropping one trailing newline.
+pub fn read_secret_file(path: &Path) -> Result<String, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::plain(format!("cannot read secret file {}: {e}", path.display())))?;
+    Ok(text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&text).to_owned())
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            data_dir: PathBuf::from("dozor-data"),
+            server: ServerConfig::default(),
+            state: StateConfig::default(),
+            auth: AuthConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> ServerConfig {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9470)),
+            max_body_bytes: 16 << 20,
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Default for StateConfig {
+    fn default() -> StateConfig {
+        StateConfig { url: None }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> AuthConfig {
+        AuthConfig {
+            access_token_ttl: Duration::from_secs(15 * 60),
+            refresh_token_ttl: Duration::from_secs(7 * 24 * 3600),
+            jwt_secret: None,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> LogConfig {
+        LogConfig {
+            level: "info".to_owned(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+/// A configuration error, naming where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file or environment variable at fault, if any.
+    pub source: Option<String>,
+    /// 1-based line, for file errors.
+    pub line: Option<u64>,
+    /// The offending key, when known.
+    pub key: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl ConfigError {
+    fn plain(message: String) -> ConfigError {
+        ConfigError {
+            source: None,
+            line: None,
+            key: None,
+            message,
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(s) = &self.source {
+            write!(f, "{s}")?;
+            if let Some(l) = self.line {
+                write!(f, ":{l}")?;
+            }
+            f.write_str(": ")?;
+        }
+        if let Some(k) = &self.key {
+            write!(f, "key `{k}`: ")?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Environment variables that are not configuration paths.
+const RESERVED_ENV: &[&str] = &[
+    "DOZOR_ADMIN_USER",
+    "DOZOR_ADMIN_PASSWORD",
+    "DOZOR_ADMIN_PASSWORD_FILE",
+    "DOZOR_ADMIN_TOKEN",
+    "DOZOR_ADMIN_TOKEN_FILE",
+    "DOZOR_SKIP_UI",
+    "DOZOR_LOG",
+];
+
+impl Config {
+    /// Loads `file` (or only defaults when `None`) and applies `env` overrides
+    /// (`DOZOR_*` pairs; pass `std::env::vars()`). Returns warnings (unknown `DOZOR_`
+    /// variables) beside the config.
+    pub fn load(file: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<(Config, Vec<String>), ConfigError> {
+        let config = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+                    source: Some(path.display().to_string()),
+                    ..ConfigError::plain(format!("cannot read: {e}"))
+                })?;
+                Config::parse(&text, &path.display().to_string())?
+            }
+            None => Config::default(),
+        };
+        config.with_env(env)
+    }
+
+    /// Parses YAML text; `name` names the source in errors.
+    pub fn parse(text: &str, name: &str) -> Result<Config, ConfigError> {
+        serde_saphyr::from_str::<Option<Config>>(text)
+            .map(Option::unwrap_or_default)
+            .map_err(|e| yaml_error(&e, text, name))
+    }
+
+    fn with_env(self, env: impl IntoIterator<Item = (String, String)>) -> Result<(Config, Vec<String>), ConfigError> {
+        let mut overrides: Vec<(String, String)> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("DOZOR_") && !RESERVED_ENV.contains(&k.as_str()))
+            .collect();
+        if overrides.is_empty() {
+            return Ok((self, Vec::new()));
+        }
+        overrides.sort();
+        let mut tree = serde_json::to_value(&self)
+            .map_err(|e| ConfigError::plain(format!("BUG: config does not serialize: {e}")))?;
+        let mut warnings = Vec::new();
+        for (name, value) in &overrides {
+            let path: Vec<String> = name["DOZOR_".len()..].split("__").map(str::to_lowercase).collect();
+            let Some(slot) = lookup_mut(&mut tree, &path) else {
+                warnings.push(format!("ignoring {name}: no configuration key {}", path.join(".")));
+                continue;
+            };
+            *slot = env_value(value);
+            // Validate after each variable so an error names the one at fault.
+            serde_json::from_value::<Config>(tree.clone()).map_err(|e| ConfigError {
+                source: Some(format!("environment variable {name}")),
+                line: None,
+                key: Some(path.join(".")),
+                message: e.to_string(),
+            })?;
+        }
+        let config = serde_json::from_value(tree).map_err(|e| ConfigError::plain(format!("environment overrides: {e}")))?;
+        Ok((config, warnings))
+    }
+
+    /// The state store URL: configured, or the SQLite file in the data directory.
+    pub fn state_url(&self) -> Result<String, ConfigError> {
+        match &self.state.url {
+            Some(s) => s.reveal(),
+            None => Ok(format!("sqlite://{}", self.data_dir.join("state.db").display())),
+        }
+    }
+}
+
+/// The JSON value for an environment string: numbers and booleans as such, `{file: …}`
+/// never (secrets from files use `*_FILE`-style YAML), anything else as a string.
+fn env_value(raw: &str) -> serde_json::Value {
+    match raw {
+        "true" => serde_json::Value::Bool(true),
+        "false" => serde_json::Value::Bool(false),
+        _ => raw
+            .parse::<u64>()
+            .map(serde_json::Value::from)
+            .unwrap_or_else(|_| serde_json::Value::String(raw.to_owned())),
+    }
+}
+
+fn lookup_mut<'a>(tree: &'a mut serde_json::Value, path: &[String]) -> Option<&'a mut serde_json::Value> {
+    path.iter().try_fold(tree, |node, key| node.as_object_mut()?.get_mut(key))
+}
+
+/// Turns a YAML error into one naming file, line and key.
+fn yaml_error(e: &serde_saphyr::Error, text: &str, name: &str) -> ConfigError {
+    let line = e.location().map(|l| l.line());
+    // The first line of the message, without the "error: line N column M: " prefix.
+    let first = e.to_string();
+    let first = first.lines().next().unwrap_or("invalid YAML");
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    let message = match first.split_once(": ") {
+        Some((head, rest)) if head.starts_with("line ") => rest,
+        _ => first,
+    };
+    let key = line
+        .and_then(|l| text.lines().nth(usize::try_from(l).ok()?.checked_sub(1)?))
+        .and_then(|src| src.trim_start().trim_start_matches("- ").split_once(':'))
+        .map(|(k, _)| k.trim().to_owned())
+        .filter(|k| !k.is_empty() && !k.contains(' '));
+    ConfigError {
+        source: Some(name.to_owned()),
+        line,
+        key,
+        message: message.to_owned(),
+    }
+}
+
+/// Durations written as humans do: `30s`, `15m`, `7d`, `1h 30m`.
+mod human_duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&humantime::format_duration(*d))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text)
+            .map_err(|e| serde::de::Error::custom(format!("invalid duration {text:?} ({e}); write e.g. 30s, 15m, 7d")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env() -> Vec<(String, String)> {
+        Vec::new()
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn defaults_listen_on_loopback_9470_with_sqlite_in_the_data_dir() {
+        let (c, warnings) = Config::load(None, no_env()).unwrap();
+        assert!(warnings.is_empty());
+        assert_eq!(c.server.listen.to_string(), "127.0.0.1:9470");
+        assert_eq!(c.state_url().unwrap(), "sqlite://dozor-data/state.db");
+        assert_eq!(c.auth.access_token_ttl, Duration::from_secs(900));
+        assert_eq!(c.log.format, LogFormat::Text);
+    }
+
+    #[test]
+    fn an_empty_or_comment_only_file_is_all_defaults() {
+        assert_eq!(Config::parse("", "f").unwrap(), Config::default());
+        assert_eq!(Config::parse("# nothing\n", "f").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn a_partial_file_keeps_defaults_for_the_rest() {
+        let c = Config::parse("server:\n  listen: 0.0.0.0:9000\nauth:\n  access_token_ttl: 5m\n", "f").unwrap();
+        assert_eq!(c.server.listen.to_string(), "0.0.0.0:9000");
+        assert_eq!(c.server.max_body_bytes, ServerConfig::default().max_body_bytes);
+        assert_eq!(c.auth.access_token_ttl, Duration::from_secs(300));
+        assert_eq!(c.auth.refresh_token_ttl, AuthConfig::default().refresh_token_ttl);
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_naming_file_line_and_key() {
+        let err = Config::parse("data_dir: /x\nserver:\n  listen: 127.0.0.1:1\n  listn: 2\n", "dozor.yml").unwrap_err();
+        assert_eq!(err.line, Some(4));
+        assert_eq!(err.key.as_deref(), Some("listn"));
+        let text = err.to_string();
+        assert!(text.starts_with("dozor.yml:4: key `listn`: unknown field `listn`"), "{text}");
+    }
+
+    #[test]
+    fn bad_types_are_errors_naming_line_and_key() {
+        let err = Config::parse("server:\n  max_body_bytes: lots\n", "dozor.yml").unwrap_err();
+        assert_eq!((err.line, err.key.as_deref()), (Some(2), Some("max_body_bytes")));
+        let err = Config::parse("auth:\n  refresh_token_ttl: forever\n", "dozor.yml").unwrap_err();
+        assert_eq!((err.line, err.key.as_deref()), (Some(2), Some("refresh_token_ttl")));
+        assert!(err.message.contains("invalid duration"), "{err}");
+        let err = Config::parse("server:\n  listen: not-an-address\n", "dozor.yml").unwrap_err();
+        assert_eq!((err.line, err.key.as_deref()), (Some(2), Some("listen")));
+    }
+
+    #[test]
+    fn broken_yaml_is_an_error_with_a_line() {
+        let err = Config::parse("server: [\n", "dozor.yml").unwrap_err();
+        assert_eq!(err.line, Some(1));
+    }
+
+    #[test]
+    fn environment_overrides_file_values() {
+        let c = Config::parse("server:\n  listen: 127.0.0.1:1\n", "f").unwrap();
+        let (c, warnings) = c
+            .with_env(env(&[
+                ("DOZOR_SERVER__LISTEN", "127.0.0.1:2"),
+                ("DOZOR_SERVER__MAX_BODY_BYTES", "1024"),
+                ("DOZOR_DATA_DIR", "/var/lib/dozor"),
+                ("DOZOR_AUTH__ACCESS_TOKEN_TTL", "1m"),
+                ("DOZOR_ADMIN_PASSWORD", "not a config key"),
+                ("PATH", "/bin"),
+            ]))
+            .unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(c.server.listen.to_string(), "127.0.0.1:2");
+        assert_eq!(c.server.max_body_bytes, 1024);
+        assert_eq!(c.data_dir, PathBuf::from("/var/lib/dozor"));
+        assert_eq!(c.auth.access_token_ttl, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn environment_errors_name_the_variable_and_unknown_ones_warn() {
+        let err = Config::default()
+            .with_env(env(&[("DOZOR_SERVER__MAX_BODY_BYTES", "lots")]))
+            .unwrap_err();
+        assert_eq!(err.source.as_deref(), Some("environment variable DOZOR_SERVER__MAX_BODY_BYTES"));
+        assert_eq!(err.key.as_deref(), Some("server.max_body_bytes"));
+        let (_, warnings) = Config::default().with_env(env(&[("DOZOR_SERVR__LISTEN", "x")])).unwrap();
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].contains("servr.listen"), "{warnings:?}");
+    }
+
+    #[test]
+    fn secrets_come_inline_or_from_files_and_never_print() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pg-url");
+        std::fs::write(&file, "postgres://dozor:s3cret@db/dozor\n").unwrap();
+        let yaml = format!("state:\n  url:\n    file: {}\nauth:\n  jwt_secret: inline-s3cret\n", file.display());
+        let c = Config::parse(&yaml, "f").unwrap();
+        assert_eq!(c.state_url().unwrap(), "postgres://dozor:s3cret@db/dozor");
+        assert_eq!(c.auth.jwt_secret.as_ref().unwrap().reveal().unwrap(), "inline-s3cret");
+        let debug = format!("{c:?}");
+        assert!(!debug.contains("s3cret"), "{debug}");
+    }
+
+    #[test]
+    fn the_documented_example_parses() {
+        let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/dozor.example.yml");
+        let text = std::fs::read_to_string(example).unwrap();
+        Config::parse(&text, example).unwrap();
+    }
+}

@@ -1,0 +1,224 @@
+//! Built-in generators of live demo data for `dozor demo`: this host's CPU, load and
+//! memory, and a stream of shop, MES and CRM logs written to `<data-dir>/demo/shop.log` as
+//! JSON lines (the file the log connector will tail once it exists). Their rates and values
+//! are Dozor metrics today, so the UI chart moves from the first second.
+//!
+//! Later issues add KKT fleets, transactions and ticket sales; every generator feeds Dozor
+//! only through public paths, as real systems would.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use dozor_api::self_metrics::SelfMetricsBuilder;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+
+use crate::host::HostReading;
+
+/// The demo log file is cut back to empty past this size, to bound the disk it uses.
+const MAX_LOG_BYTES: u64 = 32 << 20;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LogLabels {
+    service: &'static str,
+    level: &'static str,
+}
+
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+/// The demo generators and the metrics they drive.
+pub struct Generators {
+    log_path: PathBuf,
+    lines: Family<LogLabels, Counter>,
+    lines_total: Arc<AtomicU64>,
+    cpu_busy: FloatGauge,
+    load1: FloatGauge,
+    mem_available: FloatGauge,
+}
+
+impl Generators {
+    /// Registers the demo metrics and tracked series.
+    pub fn register(metrics: &mut SelfMetricsBuilder, data_dir: &Path) -> Generators {
+        let g = Generators {
+            log_path: data_dir.join("demo").join("shop.log"),
+            lines: Family::default(),
+            lines_total: Arc::new(AtomicU64::new(0)),
+            cpu_busy: FloatGauge::default(),
+            load1: FloatGauge::default(),
+            mem_available: FloatGauge::default(),
+        };
+        let r = metrics.registry_mut();
+        r.register("dozor_demo_log_lines", "Demo shop log lines written, by service and level", g.lines.clone());
+        r.register("node_cpu_busy_ratio", "Share of CPU time not idle on this host", g.cpu_busy.clone());
+        r.register("node_load1", "1-minute load average of this host", g.load1.clone());
+        r.register("node_memory_MemAvailable_bytes", "Memory available on this host", g.mem_available.clone());
+        let cpu = g.cpu_busy.clone();
+        metrics.track_gauge("node_cpu_busy_ratio", "Share of CPU time not idle on this host", move || cpu.get());
+        let load = g.load1.clone();
+        metrics.track_gauge("node_load1", "1-minute load average of this host", move || load.get());
+        let total = Arc::clone(&g.lines_total);
+        metrics.track_rate("demo_shop_log_lines_per_second", "Demo shop log lines written per second", move || {
+            total.load(std::sync::atomic::Ordering::Relaxed) as f64
+        });
+        g
+    }
+
+    /// Runs until `shutdown` resolves.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
+        if let Some(dir) = self.log_path.parent() {
+            if let Err(e) = std::fs::create_dir_all(dir) {
+                tracing::error!(error = %e, "cannot create the demo log directory; demo logs disabled");
+            }
+        }
+        let mut shop = ShopLog::new(fastrand::Rng::new());
+        let mut previous = HostReading::read();
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => return,
+                _ = tick.tick() => {}
+            }
+            if let Some(now) = HostReading::read() {
+                if let Some(before) = previous {
+                    if now.cpu_total > before.cpu_total + 50 {
+                        self.cpu_busy.set(now.cpu_busy_since(&before));
+                        previous = Some(now);
+                    }
+                } else {
+                    previous = Some(now);
+                }
+                self.load1.set(now.load1);
+                self.mem_available.set(now.mem_available);
+            }
+            let batch = shop.next_batch(dozor_model::time::now_ms());
+            if let Err(e) = self.append(&batch) {
+                tracing::warn!(error = %e, "cannot write demo logs");
+            }
+        }
+    }
+
+    fn append(&self, batch: &[(LogLabels, String)]) -> std::io::Result<()> {
+        if std::fs::metadata(&self.log_path).is_ok_and(|m| m.len() > MAX_LOG_BYTES) {
+            std::fs::write(&self.log_path, b"")?;
+        }
+        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&self.log_path)?;
+        let mut buf = Vec::with_capacity(batch.len() * 160);
+        for (labels, line) in batch {
+            buf.extend_from_slice(line.as_bytes());
+            buf.push(b'\n');
+            self.lines.get_or_create(labels).inc();
+        }
+        file.write_all(&buf)?;
+        self.lines_total.fetch_add(batch.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// Generates believable log lines of a shop's systems: a web shop, checkout and payments,
+/// a MES on the shop floor and a CRM, with a slow daily rhythm and occasional error bursts.
+struct ShopLog {
+    rng: fastrand::Rng,
+    burst_left: u32,
+}
+
+const SERVICES: &[(&str, &[&str])] = &[
+    ("shop-web", &["GET /catalog/{id} 200", "GET /cart 200", "POST /cart/items 201", "GET /search?q={word} 200"]),
+    ("checkout", &["order {order} created, {n} items, total {sum} RUB", "order {order} paid via card", "order {order} handed to delivery"]),
+    ("payments", &["authorised payment {order} amount {sum} RUB", "capture ok for {order}"]),
+    ("mes", &["line {n}: batch {order} started", "line {n}: batch {order} finished, yield {pct}%", "line {n}: sensor temperature {n}.{n} C"]),
+    ("crm", &["customer {id} profile updated", "ticket {order} opened by customer {id}", "ticket {order} resolved"]),
+];
+
+const ERRORS: &[(&str, &str)] = &[
+    ("payments", "payment {order} failed: acquirer timeout after 30s"),
+    ("checkout", "order {order} failed: stock reservation conflict"),
+    ("mes", "line {n}: PLC connection lost, retrying"),
+    ("shop-web", "GET /catalog/{id} 502 upstream unavailable"),
+];
+
+const WORDS: &[&str] = &["milk", "bread", "coffee", "tea", "cheese", "apples", "phone", "charger"];
+
+impl ShopLog {
+    fn new(rng: fastrand::Rng) -> ShopLog {
+        ShopLog { rng, burst_left: 0 }
+    }
+
+    fn fill(&mut self, template: &str) -> String {
+        let mut out = String::with_capacity(template.len() + 16);
+        let mut rest = template;
+        while let Some(start) = rest.find('{') {
+            out.push_str(&rest[..start]);
+            let Some(len) = rest[start..].find('}') else { break };
+            let value = match &rest[start + 1..start + len] {
+                "id" => self.rng.u32(1000..99_999).to_string(),
+                "order" => format!("A-{}", self.rng.u32(100_000..999_999)),
+                "n" => self.rng.u32(1..9).to_string(),
+                "sum" => format!("{}.{:02}", self.rng.u32(50..20_000), self.rng.u32(0..100)),
+                "pct" => self.rng.u32(90..100).to_string(),
+                "word" => WORDS[self.rng.usize(..WORDS.len())].to_owned(),
+                other => other.to_owned(),
+            };
+            out.push_str(&value);
+            rest = &rest[start + len + 1..];
+        }
+        out.push_str(rest);
+        out
+    }
+
+    /// The lines of one 250 ms tick.
+    fn next_batch(&mut self, now_ms: i64) -> Vec<(LogLabels, String)> {
+        // Traffic follows a slow wave so the chart shows a shape, not noise.
+        let phase = (now_ms as f64 / 120_000.0 * std::f64::consts::TAU).sin();
+        let count = (4.0 + 3.0 * phase + self.rng.f64() * 3.0).max(1.0) as usize;
+        if self.burst_left == 0 && self.rng.u32(0..400) == 0 {
+            self.burst_left = self.rng.u32(8..40);
+        }
+        let mut batch = Vec::with_capacity(count + 2);
+        for _ in 0..count {
+            let (service, templates) = SERVICES[self.rng.usize(..SERVICES.len())];
+            let template = templates[self.rng.usize(..templates.len())];
+            let message = self.fill(template);
+            let level = if self.rng.u32(0..50) == 0 { "warn" } else { "info" };
+            batch.push(line(now_ms, service, level, &message));
+        }
+        if self.burst_left > 0 || self.rng.u32(0..60) == 0 {
+            self.burst_left = self.burst_left.saturating_sub(1);
+            let (service, template) = ERRORS[self.rng.usize(..ERRORS.len())];
+            let message = self.fill(template);
+            batch.push(line(now_ms, service, "error", &message));
+        }
+        batch
+    }
+}
+
+fn line(ts_ms: i64, service: &'static str, level: &'static str, message: &str) -> (LogLabels, String) {
+    let json = serde_json::json!({"ts": ts_ms, "service": service, "level": level, "msg": message});
+    (LogLabels { service, level }, json.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shop_lines_are_json_with_filled_placeholders() {
+        let mut shop = ShopLog::new(fastrand::Rng::with_seed(7));
+        let mut levels = std::collections::HashSet::new();
+        for tick in 0..2_000 {
+            for (labels, text) in shop.next_batch(tick * 250) {
+                let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+                assert_eq!(v["service"], labels.service);
+                let msg = v["msg"].as_str().unwrap();
+                assert!(!msg.contains('{') && !msg.contains('}'), "{msg}");
+                levels.insert(labels.level);
+            }
+        }
+        assert_eq!(levels.len(), 3, "info, warn and error all occur: {levels:?}");
+    }
+}

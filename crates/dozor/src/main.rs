@@ -1,0 +1,155 @@
+//! `dozor`: the one binary. This file is the command line only: it parses arguments and
+//! hands over to [`server`] (serve, demo), [`config`] (check config), or the small
+//! administrative commands (user add, audit verify).
+
+mod config;
+mod demo;
+mod host;
+mod server;
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use dozor_model::{Role, TenantId};
+
+/// Dozor watches a business end to end: metrics, logs, events, alerts, audit.
+#[derive(Parser)]
+#[command(name = "dozor", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server: API, UI and engines.
+    Serve(ServeArgs),
+    /// Run the server with built-in generators of live demo data and a demo login.
+    Demo(ServeArgs),
+    /// Validate files without starting anything.
+    #[command(subcommand)]
+    Check(CheckCommand),
+    /// Manage users in the state store.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Inspect the audit chain.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Print the version.
+    Version,
+}
+
+/// Flags shared by `serve` and `demo`; each wins over the file and the environment.
+#[derive(Args, Clone, Default)]
+pub struct ServeArgs {
+    /// Configuration file (see deploy/dozor.example.yml); without it, defaults and DOZOR_* variables.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Data directory (overrides data_dir).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Listen address (overrides server.listen), e.g. 127.0.0.1:9470.
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<std::net::SocketAddr>,
+}
+
+#[derive(Subcommand)]
+enum CheckCommand {
+    /// Check a dozor.yml: syntax, unknown keys, types. Exits non-zero on the first error.
+    Config {
+        /// The file to check.
+        file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user. The password is read from standard input (one line) or a file.
+    Add {
+        #[command(flatten)]
+        target: ServeArgs,
+        /// Login name.
+        #[arg(long)]
+        name: String,
+        /// admin, operator, viewer or ingest.
+        #[arg(long, default_value = "viewer")]
+        role: Role,
+        /// Tenant the user belongs to.
+        #[arg(long, default_value = TenantId::DEFAULT)]
+        tenant: TenantId,
+        /// Read the password from this file instead of standard input.
+        #[arg(long, value_name = "FILE")]
+        password_file: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Verify the audit chain: hashes, order, links and signed checkpoints. Exits 1 and
+    /// names the first bad record if the chain was tampered with.
+    Verify {
+        /// Data directory holding audit/.
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve(args) => server::run(&args, false),
+        Command::Demo(args) => server::run(&args, true),
+        Command::Check(CheckCommand::Config { file }) => {
+            let (_, warnings) = config::Config::load(Some(&file), std::env::vars())?;
+            for w in warnings {
+                eprintln!("warning: {w}");
+            }
+            println!("{}: ok", file.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::User(UserCommand::Add { target, name, role, tenant, password_file }) => {
+            let password = match password_file {
+                Some(f) => config::read_secret_file(&f)?,
+                None => {
+                    let mut line = String::new();
+                    std::io::stdin().read_to_string(&mut line).context("cannot read the password from standard input")?;
+                    line.lines().next().unwrap_or("").to_owned()
+                }
+            };
+            server::add_user(&target, &name, role, &tenant, &password)?;
+            println!("created user {name} ({role}) in tenant {tenant}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Audit(AuditCommand::Verify { data_dir, json }) => {
+            let report = dozor_audit::verify(&data_dir).context("cannot verify the audit chain")?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else if let Some(p) = &report.problem {
+                println!("audit chain BROKEN at line {} (record {}): {}", p.line, p.seq, p.message);
+            } else {
+                println!("audit chain ok: {} records, {} signed checkpoints", report.records, report.checkpoints);
+            }
+            Ok(if report.problem.is_none() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        Command::Version => {
+            println!("dozor {}", env!("CARGO_PKG_VERSION"));
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

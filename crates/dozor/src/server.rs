@@ -1,0 +1,257 @@
+//! Wiring: configuration → stores → API → serve, with bootstrap of the first administrator
+//! and graceful shutdown.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use dozor_api::{ApiSettings, AppState, JwtKeys, SelfMetrics};
+use dozor_audit::{AuditLog, Entry, Outcome};
+use dozor_model::{Role, Scope, ScopeSet, TenantId};
+use dozor_state::Store;
+use dozor_state::tokens::NewApiToken;
+use sha2::{Digest, Sha256};
+
+use crate::ServeArgs;
+use crate::config::{Config, LogFormat, read_secret_file};
+
+/// The demo's login, printed at start.
+const DEMO_USER: &str = "admin";
+const DEMO_PASSWORD: &str = "dozor-demo";
+
+/// Loads the configuration with flags applied on top.
+fn load_config(args: &ServeArgs, demo: bool) -> anyhow::Result<Config> {
+    let (mut config, warnings) = Config::load(args.config.as_deref(), std::env::vars())?;
+    for w in warnings {
+        eprintln!("warning: {w}");
+    }
+    if demo && args.config.is_none() && std::env::var_os("DOZOR_DATA_DIR").is_none() {
+        config.data_dir = "dozor-demo-data".into();
+    }
+    if let Some(d) = &args.data_dir {
+        config.data_dir.clone_from(d);
+    }
+    if let Some(l) = args.listen {
+        config.server.listen = l;
+    }
+    Ok(config)
+}
+
+fn init_logging(config: &Config) {
+    let filter = std::env::var("DOZOR_LOG").unwrap_or_else(|_| config.log.level.clone());
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|e| {
+        eprintln!("warning: bad log filter {filter:?} ({e}); using info");
+        tracing_subscriber::EnvFilter::new("info")
+    });
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match config.log.format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// Opens the data directory's stores.
+async fn open_stores(config: &Config) -> anyhow::Result<(Store, Arc<AuditLog>)> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+    let audit = AuditLog::open(&config.data_dir).context("cannot open the audit chain")?;
+    let store = Store::open(&config.state_url()?).await.context("cannot open the state store")?;
+    Ok((store, Arc::new(audit)))
+}
+
+/// `dozor serve` and `dozor demo`.
+pub fn run(args: &ServeArgs, demo: bool) -> anyhow::Result<ExitCode> {
+    let config = load_config(args, demo)?;
+    init_logging(&config);
+    runtime()?.block_on(serve(config, demo, args.config.as_deref()))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow::Result<()> {
+    let (store, audit) = open_stores(&config).await?;
+    let config_digest = match config_file {
+        Some(f) => hex::encode(Sha256::digest(std::fs::read(f).unwrap_or_default())),
+        None => "defaults".to_owned(),
+    };
+    let entry = Entry::new(TenantId::DEFAULT, "system", "config.load", config_file.map_or("defaults".into(), |f| f.display().to_string()), Outcome::Success)
+        .detail("sha256", config_digest)
+        .detail("version", env!("CARGO_PKG_VERSION"));
+    audit.append(entry)?;
+
+    let jwt_secret = match &config.auth.jwt_secret {
+        Some(s) => s.reveal()?,
+        None => {
+            store
+                .setting_or_init("auth.jwt_secret", || Ok(hex::encode(dozor_state::random_bytes::<32>()?)))
+                .await?
+        }
+    };
+    bootstrap(&store, &audit, demo).await?;
+
+    let mut metrics = SelfMetrics::builder();
+    let generators = if demo { Some(crate::demo::Generators::register(&mut metrics, &config.data_dir)) } else { None };
+    let metrics = metrics.build();
+
+    let state = AppState::new(
+        store.clone(),
+        Arc::clone(&audit),
+        JwtKeys::new(jwt_secret.as_bytes(), config.auth.access_token_ttl),
+        ApiSettings {
+            data_dir: config.data_dir.clone(),
+            max_body_bytes: config.server.max_body_bytes,
+            refresh_ttl: config.auth.refresh_token_ttl,
+        },
+        Arc::clone(&metrics),
+    );
+    let listener = tokio::net::TcpListener::bind(config.server.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.server.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, data_dir = %config.data_dir.display(), "dozor listening");
+    println!("Dozor {} is listening on http://{addr}", env!("CARGO_PKG_VERSION"));
+    if demo {
+        println!("Demo login: user {DEMO_USER}, password {DEMO_PASSWORD}");
+    }
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    tokio::spawn(Arc::clone(&metrics).run_sampler(Duration::from_secs(2), stopped(stop_rx.clone())));
+    if let Some(g) = generators {
+        tokio::spawn(g.run(stopped(stop_rx.clone())));
+    }
+
+    let shutdown_signal = {
+        let stop_tx = stop_tx.clone();
+        async move {
+            wait_for_signal().await;
+            tracing::info!("shutting down: finishing in-flight requests");
+            let _ = stop_tx.send(true);
+        }
+    };
+    let server = dozor_api::serve(listener, dozor_api::app(state), shutdown_signal);
+    tokio::pin!(server);
+    // Once the signal came, give in-flight requests `shutdown_grace` to finish.
+    let grace = config.server.shutdown_grace;
+    let mut stop_rx2 = stop_rx.clone();
+    tokio::select! {
+        result = &mut server => result.context("HTTP server failed")?,
+        () = async move {
+            let _ = stop_rx2.wait_for(|s| *s).await;
+            tokio::time::sleep(grace).await;
+        } => tracing::warn!("requests still in flight after {grace:?}; exiting anyway"),
+    }
+
+    audit.append(Entry::new(TenantId::DEFAULT, "system", "server.stop", "server", Outcome::Success))?;
+    audit.close()?;
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+/// Reads `NAME` or the file named by `NAME_FILE`.
+fn env_secret(name: &str) -> anyhow::Result<Option<String>> {
+    if let Ok(v) = std::env::var(name) {
+        return Ok(Some(v));
+    }
+    match std::env::var_os(format!("{name}_FILE")) {
+        Some(path) => Ok(Some(read_secret_file(Path::new(&path))?)),
+        None => Ok(None),
+    }
+}
+
+/// Creates the first administrator and an admin API token from the environment (or the
+/// demo login), when they do not exist yet. Never changes existing ones.
+async fn bootstrap(store: &Store, audit: &AuditLog, demo: bool) -> anyhow::Result<()> {
+    let tenant = TenantId::default_tenant();
+    let name = std::env::var("DOZOR_ADMIN_USER").unwrap_or_else(|_| DEMO_USER.to_owned());
+    let password = match env_secret("DOZOR_ADMIN_PASSWORD")? {
+        Some(p) => Some(p),
+        None if demo => Some(DEMO_PASSWORD.to_owned()),
+        None => None,
+    };
+    if let Some(password) = password {
+        if store.user_by_name(&name).await?.is_none() {
+            let hash = tokio::task::spawn_blocking(move || dozor_api::auth::hash_password(&password)).await?
+                .map_err(|e| anyhow::anyhow!("cannot hash the admin password: {e:?}"))?;
+            store.create_user(&tenant, &name, &hash, Role::Admin).await?;
+            audit.append(Entry::new(tenant.as_str(), "system", "user.create", format!("user/{name}"), Outcome::Success).detail("role", "admin").detail("bootstrap", true))?;
+            tracing::info!(user = %name, "created the first administrator");
+        }
+    }
+    if let Some(token) = env_secret("DOZOR_ADMIN_TOKEN")? {
+        if !token.starts_with(dozor_api::auth::API_TOKEN_PREFIX) {
+            bail!("DOZOR_ADMIN_TOKEN must start with {}", dozor_api::auth::API_TOKEN_PREFIX);
+        }
+        let hash = dozor_api::auth::token_hash(&token);
+        if store.api_token_by_hash(&hash).await?.is_none() {
+            let t = store
+                .create_api_token(NewApiToken {
+                    tenant: &tenant,
+                    name: "bootstrap admin token",
+                    scopes: ScopeSet::from_iter(Scope::ALL),
+                    created_by: "bootstrap",
+                    expires_ms: None,
+                    token_hash: &hash,
+                })
+                .await?;
+            audit.append(Entry::new(tenant.as_str(), "system", "token.create", format!("token/{}", t.id), Outcome::Success).detail("bootstrap", true))?;
+        }
+    }
+    Ok(())
+}
+
+/// `dozor user add`.
+pub fn add_user(args: &ServeArgs, name: &str, role: Role, tenant: &TenantId, password: &str) -> anyhow::Result<()> {
+    dozor_api::routes::check_user_name(name).map_err(|_| anyhow::anyhow!("user name must be 1 to 64 visible ASCII characters without ':'"))?;
+    if password.chars().count() < dozor_api::routes::MIN_PASSWORD_LEN {
+        bail!("the password must have at least {} characters", dozor_api::routes::MIN_PASSWORD_LEN);
+    }
+    let config = load_config(args, false)?;
+    runtime()?.block_on(async {
+        let (store, audit) = open_stores(&config).await?;
+        let hash = dozor_api::auth::hash_password(password).map_err(|e| anyhow::anyhow!("cannot hash the password: {e:?}"))?;
+        store.create_user(tenant, name, &hash, role).await?;
+        audit.append(Entry::new(tenant.as_str(), "cli", "user.create", format!("user/{name}"), Outcome::Success).detail("role", role.as_str()))?;
+        audit.close()?;
+        store.close().await;
+        Ok(())
+    })
+}

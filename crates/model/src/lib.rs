@@ -1,0 +1,28 @@
+//! Dozor's shared vocabulary: the types every engine and the API agree on.
+//!
+//! This crate has no I/O and almost no dependencies. It holds:
+//!
+//! - [`TenantId`]: the validated name of a tenant. Every stored item carries one and every
+//!   store call takes one; a request's tenant comes from its credentials, never from the body.
+//! - [`Role`] and [`Scope`]: who a principal is and what it may do. Routes declare the
+//!   [`Scope`] they need; a role grants a fixed set of scopes ([`Role::scopes`]); an API token
+//!   carries an explicit subset.
+//! - [`time`]: milliseconds since the Unix epoch, the one time unit of storage and APIs.
+//!
+//! Architecture invariant: a `TenantId` or `Role` value is valid by construction; code that
+//! holds one never re-checks it.
+//!
+//! ```
+//! use dozor_model::{Role, Scope, TenantId};
+//! let tenant: TenantId = "shop-42".parse().unwrap();
+//! assert_eq!(tenant.as_str(), "shop-42");
+//! assert!(Role::Operator.grants(Scope::Write));
+//! assert!(!Role::Viewer.grants(Scope::Write));
+//! ```
+
+mod access;
+mod tenant;
+pub mod time;
+
+pub use access::{ParseAccessError, Role, Scope, ScopeSet};
+pub use tenant::{ParseTenantError, TenantId};
