@@ -7,11 +7,21 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn main() {
-    let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let manifest = PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"),
+    );
     let ui = manifest.join("../../ui");
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("ui");
     println!("cargo::rerun-if-env-changed=DOZOR_SKIP_UI");
-    for input in ["src", "index.html", "package.json", "package-lock.json", "vite.config.ts", "tsconfig.json", "public"] {
+    for input in [
+        "src",
+        "index.html",
+        "package.json",
+        "package-lock.json",
+        "vite.config.ts",
+        "tsconfig.json",
+        "public",
+    ] {
         println!("cargo::rerun-if-changed={}", ui.join(input).display());
     }
     if let Err(e) = std::fs::create_dir_all(&out) {
@@ -26,11 +36,18 @@ fn main() {
         return;
     }
     if Command::new("npm").arg("--version").output().is_err() {
-        fail("npm was not found. Install Node.js 20+ with npm (Debian: apt-get install nodejs npm), or build without the UI: DOZOR_SKIP_UI=1 cargo build");
+        fail(
+            "npm was not found. Install Node.js 20+ with npm (Debian: apt-get install nodejs npm), or build without the UI: DOZOR_SKIP_UI=1 cargo build",
+        );
     }
     let stamp = ui.join("node_modules/.package-lock.json");
     if !is_newer(&stamp, &ui.join("package-lock.json")) {
-        run(Command::new("npm").args(["ci", "--no-audit", "--no-fund", "--loglevel=error"]).current_dir(&ui), "npm ci");
+        run(
+            Command::new("npm")
+                .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+                .current_dir(&ui),
+            "npm ci",
+        );
     }
     run(
         Command::new("npm")
@@ -51,7 +68,9 @@ fn is_newer(a: &Path, b: &Path) -> bool {
 fn run(cmd: &mut Command, what: &str) {
     match cmd.status() {
         Ok(s) if s.success() => {}
-        Ok(s) => fail(&format!("{what} failed ({s}) in ui/; run it there to see why, or set DOZOR_SKIP_UI=1")),
+        Ok(s) => fail(&format!(
+            "{what} failed ({s}) in ui/; run it there to see why, or set DOZOR_SKIP_UI=1"
+        )),
         Err(e) => fail(&format!("cannot run {what}: {e}")),
     }
 }

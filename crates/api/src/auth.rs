@@ -11,8 +11,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, Request, State};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
@@ -98,8 +98,11 @@ pub fn hash_password(password: &str) -> Result<String, ApiError> {
 
 /// Checks a password against a PHC string; a malformed hash never matches.
 pub fn verify_password(password: &str, phc: &str) -> bool {
-    PasswordHash::new(phc)
-        .is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+    PasswordHash::new(phc).is_ok_and(|h| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &h)
+            .is_ok()
+    })
 }
 
 /// The hash of a random password nobody knows, verified when a login names an unknown user
@@ -154,7 +157,9 @@ pub struct JwtKeys {
 
 impl std::fmt::Debug for JwtKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JwtKeys").field("access_ttl", &self.access_ttl).finish_non_exhaustive()
+        f.debug_struct("JwtKeys")
+            .field("access_ttl", &self.access_ttl)
+            .finish_non_exhaustive()
     }
 }
 
@@ -169,7 +174,11 @@ impl JwtKeys {
     }
 
     /// Issues an access token for `user` valid from `now_ms` for `access_ttl`.
-    pub fn issue(&self, user: &dozor_state::users::User, now_ms: Millis) -> Result<String, ApiError> {
+    pub fn issue(
+        &self,
+        user: &dozor_state::users::User,
+        now_ms: Millis,
+    ) -> Result<String, ApiError> {
         let iat = now_ms / 1000;
         let claims = Claims {
             sub: user.id.clone(),
@@ -210,7 +219,9 @@ fn parse_authorization(value: &str) -> Option<Credentials<'_>> {
         return Some(Credentials::Jwt(rest));
     }
     if scheme.eq_ignore_ascii_case("basic") {
-        let decoded = base64::engine::general_purpose::STANDARD.decode(rest).ok()?;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(rest)
+            .ok()?;
         let text = String::from_utf8(decoded).ok()?;
         let (_user, password) = text.split_once(':')?;
         if password.starts_with(API_TOKEN_PREFIX) {
@@ -270,8 +281,14 @@ pub struct AuthLayer {
 /// request's extensions for handlers.
 pub async fn authorize(State(layer): State<AuthLayer>, request: Request, next: Next) -> Response {
     let (mut parts, body) = request.into_parts();
-    let path = parts.extensions.get::<MatchedPath>().map(|p| p.as_str().to_owned());
-    let Some(policy) = path.as_deref().and_then(|p| lookup(&layer.policies, &parts.method, p)) else {
+    let path = parts
+        .extensions
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned());
+    let Some(policy) = path
+        .as_deref()
+        .and_then(|p| lookup(&layer.policies, &parts.method, p))
+    else {
         tracing::error!(method = %parts.method, path = ?path, "BUG: route has no policy; refused");
         return ApiError::forbidden("this route has no access policy").into_response();
     };
@@ -296,10 +313,10 @@ pub async fn authorize(State(layer): State<AuthLayer>, request: Request, next: N
             return e.into_response();
         }
     };
-    if let Policy::Scope(scope) = policy {
-        if !principal.scopes.contains(scope) {
-            return ApiError::forbidden(format!("this route needs the {scope} scope")).into_response();
-        }
+    if let Policy::Scope(scope) = policy
+        && !principal.scopes.contains(scope)
+    {
+        return ApiError::forbidden(format!("this route needs the {scope} scope")).into_response();
     }
     parts.extensions.insert(principal);
     next.run(Request::from_parts(parts, body)).await
@@ -328,8 +345,14 @@ mod tests {
         ));
         assert!(parse_authorization(&format!("Basic {}", b64("alice:password"))).is_none());
         assert!(parse_authorization("Basic !!!").is_none());
-        assert!(matches!(parse_authorization("Bearer dzr_x"), Some(Credentials::ApiToken(_))));
-        assert!(matches!(parse_authorization("bearer eyJ.a.b"), Some(Credentials::Jwt(_))));
+        assert!(matches!(
+            parse_authorization("Bearer dzr_x"),
+            Some(Credentials::ApiToken(_))
+        ));
+        assert!(matches!(
+            parse_authorization("bearer eyJ.a.b"),
+            Some(Credentials::Jwt(_))
+        ));
         assert!(parse_authorization("Digest x").is_none());
         assert!(parse_authorization("Bearer").is_none());
     }

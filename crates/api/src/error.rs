@@ -64,12 +64,20 @@ impl ApiError {
     /// 500: our fault. The detail goes to the log, not to the client.
     pub fn internal(detail: impl std::fmt::Display) -> ApiError {
         tracing::error!(error = %detail, "internal error");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; see the server log")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error; see the server log",
+        )
     }
 
     /// An error with an explicit status (used for body rejections such as 413).
     pub fn with_status(status: StatusCode, message: impl Into<String>) -> ApiError {
-        let kind = if status.is_server_error() { "internal" } else { "bad_data" };
+        let kind = if status.is_server_error() {
+            "internal"
+        } else {
+            "bad_data"
+        };
         Self::new(status, kind, message)
     }
 
@@ -85,7 +93,10 @@ impl IntoResponse for ApiError {
         let mut response = (self.status, axum::Json(body)).into_response();
         let headers = response.headers_mut();
         if self.status == StatusCode::UNAUTHORIZED {
-            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"dozor\""));
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"dozor\""),
+            );
         }
         if let Some(secs) = self.retry_after_secs {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
@@ -97,8 +108,13 @@ impl IntoResponse for ApiError {
 impl From<dozor_state::StateError> for ApiError {
     fn from(e: dozor_state::StateError) -> ApiError {
         match e {
-            dozor_state::StateError::Conflict(what) => ApiError::conflict(format!("{what} already exists")),
-            dozor_state::StateError::Query { source: sqlx_err, what } if is_unavailable(&sqlx_err) => {
+            dozor_state::StateError::Conflict(what) => {
+                ApiError::conflict(format!("{what} already exists"))
+            }
+            dozor_state::StateError::Query {
+                source: sqlx_err,
+                what,
+            } if is_unavailable(&sqlx_err) => {
                 tracing::warn!(error = %sqlx_err, "cannot {what}: state store unavailable");
                 ApiError::unavailable("the state store is unavailable")
             }

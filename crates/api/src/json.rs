@@ -26,7 +26,10 @@ where
             Err(rejection @ JsonRejection::JsonDataError(_)) => {
                 Err(ApiError::bad_data(rejection.body_text()))
             }
-            Err(rejection) => Err(ApiError::with_status(rejection.status(), rejection.body_text())),
+            Err(rejection) => Err(ApiError::with_status(
+                rejection.status(),
+                rejection.body_text(),
+            )),
         }
     }
 }

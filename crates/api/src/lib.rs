@@ -80,7 +80,13 @@ pub struct AppState(Arc<Inner>);
 
 impl AppState {
     /// Assembles the state.
-    pub fn new(store: Store, audit: Arc<AuditLog>, jwt: JwtKeys, settings: ApiSettings, metrics: Arc<SelfMetrics>) -> AppState {
+    pub fn new(
+        store: Store,
+        audit: Arc<AuditLog>,
+        jwt: JwtKeys,
+        settings: ApiSettings,
+        metrics: Arc<SelfMetrics>,
+    ) -> AppState {
         AppState(Arc::new(Inner {
             store,
             audit,
@@ -161,7 +167,11 @@ pub fn app(state: AppState) -> Router {
 
 /// [`app`] over the parts of a registry: its policy table and its router. Tests use this to
 /// prove that a route slipped into the router without a policy is refused.
-pub fn app_from_parts(state: AppState, policies: policy::PolicyTable, router: Router<AppState>) -> Router {
+pub fn app_from_parts(
+    state: AppState,
+    policies: policy::PolicyTable,
+    router: Router<AppState>,
+) -> Router {
     let auth = auth::AuthLayer {
         app: state.clone(),
         policies,
@@ -185,7 +195,10 @@ pub async fn serve(
     router: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }

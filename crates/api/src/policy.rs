@@ -72,13 +72,22 @@ impl Registry {
     /// # Panics
     /// If the same method and path are registered twice (a programming error, caught by
     /// every test that builds the router).
-    pub fn route<H, T>(mut self, method: Method, path: &'static str, policy: Policy, handler: H) -> Registry
+    pub fn route<H, T>(
+        mut self,
+        method: Method,
+        path: &'static str,
+        policy: Policy,
+        handler: H,
+    ) -> Registry
     where
         H: Handler<T, AppState>,
         T: 'static,
     {
         assert!(
-            !self.specs.iter().any(|s| s.method == method && s.path == path),
+            !self
+                .specs
+                .iter()
+                .any(|s| s.method == method && s.path == path),
             "BUG: route {method} {path} registered twice"
         );
         let filter = MethodFilter::try_from(method.clone())
@@ -90,7 +99,11 @@ impl Registry {
             None => method_router,
         };
         self.routes.insert(path, merged);
-        self.specs.push(RouteSpec { method, path, policy });
+        self.specs.push(RouteSpec {
+            method,
+            path,
+            policy,
+        });
         self
     }
 
@@ -103,7 +116,10 @@ impl Registry {
     pub fn into_parts(self) -> (PolicyTable, Router<AppState>) {
         let mut table: HashMap<&'static str, Vec<(Method, Policy)>> = HashMap::new();
         for s in &self.specs {
-            table.entry(s.path).or_default().push((s.method.clone(), s.policy));
+            table
+                .entry(s.path)
+                .or_default()
+                .push((s.method.clone(), s.policy));
         }
         let router = self
             .routes
@@ -116,7 +132,11 @@ impl Registry {
 /// The policy for a matched request; `HEAD` is served by `GET` handlers and shares their
 /// policy. `None` means the route is not in the registry: refuse it.
 pub fn lookup(table: &PolicyTable, method: &Method, path: &str) -> Option<Policy> {
-    let method = if method == Method::HEAD { &Method::GET } else { method };
+    let method = if method == Method::HEAD {
+        &Method::GET
+    } else {
+        method
+    };
     table
         .get(path)?
         .iter()

@@ -78,12 +78,22 @@ impl SelfMetricsBuilder {
     }
 
     /// Keeps a short history of `read()`'s value for the UI chart.
-    pub fn track_gauge(&mut self, name: &'static str, help: &'static str, read: impl Fn() -> f64 + Send + Sync + 'static) {
+    pub fn track_gauge(
+        &mut self,
+        name: &'static str,
+        help: &'static str,
+        read: impl Fn() -> f64 + Send + Sync + 'static,
+    ) {
         self.push(name, help, Reading::Gauge(Box::new(read)));
     }
 
     /// Keeps a short history of the per-second rate of the counter `read()` returns.
-    pub fn track_rate(&mut self, name: &'static str, help: &'static str, read: impl Fn() -> f64 + Send + Sync + 'static) {
+    pub fn track_rate(
+        &mut self,
+        name: &'static str,
+        help: &'static str,
+        read: impl Fn() -> f64 + Send + Sync + 'static,
+    ) {
         self.push(name, help, Reading::Rate(Box::new(read)));
     }
 
@@ -108,24 +118,53 @@ impl SelfMetricsBuilder {
         let start = FloatGauge::default();
         start.set(now_ms() as f64 / 1000.0);
         let r = &mut self.registry;
-        r.register("dozor_http_requests", "HTTP requests answered, by route and status code", http_requests.clone());
-        r.register("dozor_http_request_duration_seconds", "Time to answer HTTP requests, by route", http_duration.clone());
-        r.register("process_resident_memory_bytes", "Resident memory of the Dozor process", rss.clone());
-        r.register("process_cpu_seconds", "CPU time used by the Dozor process", cpu.clone());
-        r.register("process_start_time_seconds", "When the Dozor process started, seconds since the epoch", start);
+        r.register(
+            "dozor_http_requests",
+            "HTTP requests answered, by route and status code",
+            http_requests.clone(),
+        );
+        r.register(
+            "dozor_http_request_duration_seconds",
+            "Time to answer HTTP requests, by route",
+            http_duration.clone(),
+        );
+        r.register(
+            "process_resident_memory_bytes",
+            "Resident memory of the Dozor process",
+            rss.clone(),
+        );
+        r.register(
+            "process_cpu_seconds",
+            "CPU time used by the Dozor process",
+            cpu.clone(),
+        );
+        r.register(
+            "process_start_time_seconds",
+            "When the Dozor process started, seconds since the epoch",
+            start,
+        );
         r.register(
             "dozor_build",
             "Dozor build information",
-            Info::new(vec![("version".to_owned(), env!("CARGO_PKG_VERSION").to_owned())]),
+            Info::new(vec![(
+                "version".to_owned(),
+                env!("CARGO_PKG_VERSION").to_owned(),
+            )]),
         );
         // A `Family` cannot be summed without encoding it, so the middleware also keeps a total.
         let total_requests = Arc::new(AtomicU64::new(0));
         let requests = Arc::clone(&total_requests);
         let rss_reading = rss.clone();
-        self.track_gauge("process_resident_memory_bytes", "Resident memory of the Dozor process", move || rss_reading.get());
-        self.track_rate("dozor_http_requests_per_second", "HTTP requests answered per second", move || {
-            requests.load(Ordering::Relaxed) as f64
-        });
+        self.track_gauge(
+            "process_resident_memory_bytes",
+            "Resident memory of the Dozor process",
+            move || rss_reading.get(),
+        );
+        self.track_rate(
+            "dozor_http_requests_per_second",
+            "HTTP requests answered per second",
+            move || requests.load(Ordering::Relaxed) as f64,
+        );
         Arc::new(SelfMetrics {
             registry: self.registry,
             http_requests,
@@ -198,7 +237,11 @@ impl SelfMetrics {
                     let raw = read();
                     let rate = t.last_raw.map(|(at, prev)| {
                         let secs = instant.duration_since(at).as_secs_f64();
-                        if secs > 0.0 && raw >= prev { (raw - prev) / secs } else { 0.0 }
+                        if secs > 0.0 && raw >= prev {
+                            (raw - prev) / secs
+                        } else {
+                            0.0
+                        }
                     });
                     t.last_raw = Some((instant, raw));
                     rate
@@ -227,7 +270,11 @@ impl SelfMetrics {
     }
 
     /// Samples every `interval` until `shutdown` resolves.
-    pub async fn run_sampler(self: Arc<Self>, interval: Duration, shutdown: impl std::future::Future<Output = ()>) {
+    pub async fn run_sampler(
+        self: Arc<Self>,
+        interval: Duration,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) {
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::pin!(shutdown);
@@ -261,7 +308,11 @@ fn read_proc_self() -> Option<(f64, f64)> {
 
 /// Middleware: counts every answered request by route pattern (never the raw path, which
 /// would explode cardinality) and times it.
-pub async fn track_http(State(metrics): State<Arc<SelfMetrics>>, request: Request, next: Next) -> Response {
+pub async fn track_http(
+    State(metrics): State<Arc<SelfMetrics>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let route = request
         .extensions()
         .get::<MatchedPath>()
@@ -271,7 +322,9 @@ pub async fn track_http(State(metrics): State<Arc<SelfMetrics>>, request: Reques
     let response = next.run(request).await;
     metrics
         .http_duration
-        .get_or_create(&RouteLabels { route: route.clone() })
+        .get_or_create(&RouteLabels {
+            route: route.clone(),
+        })
         .observe(started.elapsed().as_secs_f64());
     metrics
         .http_requests

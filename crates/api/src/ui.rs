@@ -15,17 +15,28 @@ struct Assets;
 
 /// Path prefixes that belong to APIs and protocols, never to the UI.
 pub const NON_UI_PREFIXES: &[&str] = &[
-    "/api/", "/insert/", "/loki/", "/prometheus/", "/metrics", "/healthz", "/readyz", "/ws/",
+    "/api/",
+    "/insert/",
+    "/loki/",
+    "/prometheus/",
+    "/metrics",
+    "/healthz",
+    "/readyz",
+    "/ws/",
 ];
 
 /// Serves an embedded file, or `index.html` for UI routes, or a JSON 404.
 pub async fn fallback(method: Method, uri: Uri) -> Response {
     let path = uri.path();
-    if NON_UI_PREFIXES.iter().any(|p| path.starts_with(p) || path == p.trim_end_matches('/')) {
+    if NON_UI_PREFIXES
+        .iter()
+        .any(|p| path.starts_with(p) || path == p.trim_end_matches('/'))
+    {
         return ApiError::not_found(format!("no route {path}")).into_response();
     }
     if method != Method::GET && method != Method::HEAD {
-        return ApiError::with_status(StatusCode::METHOD_NOT_ALLOWED, "the UI serves GET only").into_response();
+        return ApiError::with_status(StatusCode::METHOD_NOT_ALLOWED, "the UI serves GET only")
+            .into_response();
     }
     let file = path.trim_start_matches('/');
     if let Some(response) = serve(file) {
@@ -36,7 +47,8 @@ pub async fn fallback(method: Method, uri: Uri) -> Response {
     if last.contains('.') {
         return ApiError::not_found(format!("no file {path}")).into_response();
     }
-    serve("index.html").unwrap_or_else(|| ApiError::not_found("the UI is not built").into_response())
+    serve("index.html")
+        .unwrap_or_else(|| ApiError::not_found("the UI is not built").into_response())
 }
 
 fn serve(file: &str) -> Option<Response> {
@@ -55,7 +67,10 @@ fn serve(file: &str) -> Option<Response> {
         headers.insert(header::CONTENT_TYPE, v);
     }
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     Some(response)
 }

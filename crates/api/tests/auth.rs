@@ -1,5 +1,7 @@
 //! Login, tokens, expiry, revocation, refresh rotation, and their audit records.
 
+#![allow(clippy::unwrap_used)] // Test helpers: a panic is the failure report.
+
 mod common;
 
 use axum::http::StatusCode;
@@ -20,9 +22,23 @@ async fn login_returns_tokens_that_identify_the_user_and_tenant() {
     let auth = format!("Bearer {}", data["access_token"].as_str().unwrap());
     let (status, me) = app.call("GET", "/api/v1/auth/me", Some(&auth), None).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!((me["data"]["actor"].as_str(), me["data"]["tenant"].as_str(), me["data"]["role"].as_str()), (Some("admin"), Some("default"), Some("admin")));
-    let login = app.audit_records().into_iter().find(|r| r["action"] == "auth.login").unwrap();
-    assert_eq!((login["outcome"].as_str(), login["actor"].as_str()), (Some("success"), Some("admin")));
+    assert_eq!(
+        (
+            me["data"]["actor"].as_str(),
+            me["data"]["tenant"].as_str(),
+            me["data"]["role"].as_str()
+        ),
+        (Some("admin"), Some("default"), Some("admin"))
+    );
+    let login = app
+        .audit_records()
+        .into_iter()
+        .find(|r| r["action"] == "auth.login")
+        .unwrap();
+    assert_eq!(
+        (login["outcome"].as_str(), login["actor"].as_str()),
+        (Some("success"), Some("admin"))
+    );
 }
 
 #[tokio::test]
@@ -30,7 +46,12 @@ async fn a_wrong_password_is_refused_and_audited() {
     let app = common::app().await;
     for (user, password) in [("admin", "wrong-password"), ("nobody", "whatever")] {
         let (status, body) = app
-            .call("POST", "/api/v1/auth/login", None, Some(json!({"username": user, "password": password})))
+            .call(
+                "POST",
+                "/api/v1/auth/login",
+                None,
+                Some(json!({"username": user, "password": password})),
+            )
             .await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
         // One message for both: the answer does not reveal which users exist.
@@ -44,73 +65,162 @@ async fn a_wrong_password_is_refused_and_audited() {
         .collect();
     assert_eq!(failures, ["admin", "nobody"]);
     let text = std::fs::read_to_string(app.dir.path().join("audit/chain.jsonl")).unwrap();
-    assert!(!text.contains("wrong-password"), "passwords never reach the audit chain");
+    assert!(
+        !text.contains("wrong-password"),
+        "passwords never reach the audit chain"
+    );
 }
 
 #[tokio::test]
 async fn malformed_login_bodies_get_400_naming_the_field() {
     let app = common::app().await;
-    let (status, body) = app.call("POST", "/api/v1/auth/login", None, Some(json!({"username": "admin"}))).await;
+    let (status, body) = app
+        .call(
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"username": "admin"})),
+        )
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(body["error"].as_str().unwrap().contains("password"), "{body}");
-    let (status, _, _) = app.call_raw("POST", "/api/v1/auth/login", None, Some("{not json".into())).await;
+    assert!(
+        body["error"].as_str().unwrap().contains("password"),
+        "{body}"
+    );
+    let (status, _, _) = app
+        .call_raw("POST", "/api/v1/auth/login", None, Some("{not json".into()))
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let huge = json!({"username": "a".repeat(100_000), "password": "x"}).to_string();
-    let (status, _, _) = app.call_raw("POST", "/api/v1/auth/login", None, Some(huge)).await;
+    let (status, _, _) = app
+        .call_raw("POST", "/api/v1/auth/login", None, Some(huge))
+        .await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
 }
 
 #[tokio::test]
 async fn an_expired_access_token_is_refused() {
     let app = common::app().await;
-    let user = app.state.store().user_by_name("admin").await.unwrap().unwrap();
+    let user = app
+        .state
+        .store()
+        .user_by_name("admin")
+        .await
+        .unwrap()
+        .unwrap();
     let issued_long_ago = now_ms() - 3_600_000;
     let stale = app.state.jwt().issue(&user, issued_long_ago).unwrap();
-    let (status, _) = app.call("GET", "/api/v1/auth/me", Some(&format!("Bearer {stale}")), None).await;
+    let (status, _) = app
+        .call(
+            "GET",
+            "/api/v1/auth/me",
+            Some(&format!("Bearer {stale}")),
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let fresh = app.state.jwt().issue(&user, now_ms()).unwrap();
-    let (status, _) = app.call("GET", "/api/v1/auth/me", Some(&format!("Bearer {fresh}")), None).await;
+    let (status, _) = app
+        .call(
+            "GET",
+            "/api/v1/auth/me",
+            Some(&format!("Bearer {fresh}")),
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     // A token signed with another secret is refused too.
-    let other = dozor_api::JwtKeys::new(b"another-secret-another-secret-xx", std::time::Duration::from_secs(900));
+    let other = dozor_api::JwtKeys::new(
+        b"another-secret-another-secret-xx",
+        std::time::Duration::from_secs(900),
+    );
     let forged = other.issue(&user, now_ms()).unwrap();
-    let (status, _) = app.call("GET", "/api/v1/auth/me", Some(&format!("Bearer {forged}")), None).await;
+    let (status, _) = app
+        .call(
+            "GET",
+            "/api/v1/auth/me",
+            Some(&format!("Bearer {forged}")),
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 
-async fn create_token(app: &common::TestApp, auth: &str, body: serde_json::Value) -> (StatusCode, serde_json::Value) {
-    app.call("POST", "/api/v1/tokens", Some(auth), Some(body)).await
+async fn create_token(
+    app: &common::TestApp,
+    auth: &str,
+    body: serde_json::Value,
+) -> (StatusCode, serde_json::Value) {
+    app.call("POST", "/api/v1/tokens", Some(auth), Some(body))
+        .await
 }
 
 #[tokio::test]
 async fn api_tokens_work_as_bearer_and_basic_until_revoked() {
     let app = common::app().await;
     let admin = app.bearer("admin", ADMIN_PASSWORD).await;
-    let (status, created) = create_token(&app, &admin, json!({"name": "grafana", "scopes": ["read"]})).await;
+    let (status, created) =
+        create_token(&app, &admin, json!({"name": "grafana", "scopes": ["read"]})).await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     let secret = created["data"]["token"].as_str().unwrap().to_owned();
     let id = created["data"]["id"].as_str().unwrap().to_owned();
     let bearer = format!("Bearer {secret}");
-    let basic = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("promtool:{secret}")));
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("promtool:{secret}"))
+    );
     for auth in [&bearer, &basic] {
-        assert_eq!(app.call("GET", "/api/v1/status", Some(auth), None).await.0, StatusCode::OK);
+        assert_eq!(
+            app.call("GET", "/api/v1/status", Some(auth), None).await.0,
+            StatusCode::OK
+        );
     }
     // A read token cannot manage tokens.
-    assert_eq!(app.call("GET", "/api/v1/tokens", Some(&bearer), None).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(
+        app.call("GET", "/api/v1/tokens", Some(&bearer), None)
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
     // The list shows the token without its secret.
     let (_, list) = app.call("GET", "/api/v1/tokens", Some(&admin), None).await;
     assert!(!list.to_string().contains(&secret));
     assert_eq!(list["data"][0]["id"], id);
 
-    let (status, _) = app.call("DELETE", &format!("/api/v1/tokens/{id}"), Some(&admin), None).await;
+    let (status, _) = app
+        .call(
+            "DELETE",
+            &format!("/api/v1/tokens/{id}"),
+            Some(&admin),
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     for auth in [&bearer, &basic] {
-        assert_eq!(app.call("GET", "/api/v1/status", Some(auth), None).await.0, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            app.call("GET", "/api/v1/status", Some(auth), None).await.0,
+            StatusCode::UNAUTHORIZED
+        );
     }
-    let (status, _) = app.call("DELETE", &format!("/api/v1/tokens/{id}"), Some(&admin), None).await;
+    let (status, _) = app
+        .call(
+            "DELETE",
+            &format!("/api/v1/tokens/{id}"),
+            Some(&admin),
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let actions: Vec<_> = app.audit_records().into_iter().map(|r| r["action"].as_str().unwrap().to_owned()).collect();
-    assert!(actions.contains(&"token.create".to_owned()) && actions.contains(&"token.revoke".to_owned()), "{actions:?}");
+    let actions: Vec<_> = app
+        .audit_records()
+        .into_iter()
+        .map(|r| r["action"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        actions.contains(&"token.create".to_owned())
+            && actions.contains(&"token.revoke".to_owned()),
+        "{actions:?}"
+    );
 }
 
 #[tokio::test]
@@ -129,30 +239,50 @@ async fn an_expired_api_token_is_refused() {
         })
         .await
         .unwrap();
-    let (status, _) = app.call("GET", "/api/v1/status", Some(&format!("Bearer {secret}")), None).await;
+    let (status, _) = app
+        .call(
+            "GET",
+            "/api/v1/status",
+            Some(&format!("Bearer {secret}")),
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
 async fn tokens_cannot_exceed_their_creators_scopes_and_viewers_cannot_create_them() {
     let app = common::app().await;
-    app.add_user("default", "viv", "viewer-password", Role::Viewer).await;
+    app.add_user("default", "viv", "viewer-password", Role::Viewer)
+        .await;
     let viewer = app.bearer("viv", "viewer-password").await;
     let (status, _) = create_token(&app, &viewer, json!({"name": "x", "scopes": ["read"]})).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 
     let admin = app.bearer("admin", ADMIN_PASSWORD).await;
-    let (_, created) = create_token(&app, &admin, json!({"name": "writer", "scopes": ["write", "read"]})).await;
+    let (_, created) = create_token(
+        &app,
+        &admin,
+        json!({"name": "writer", "scopes": ["write", "read"]}),
+    )
+    .await;
     let writer = format!("Bearer {}", created["data"]["token"].as_str().unwrap());
     // A token without admin cannot reach the token routes at all.
     let (status, _) = create_token(&app, &writer, json!({"name": "y", "scopes": ["admin"]})).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 
-    let (status, body) = create_token(&app, &admin, json!({"name": "bad", "scopes": ["root"]})).await;
+    let (status, body) =
+        create_token(&app, &admin, json!({"name": "bad", "scopes": ["root"]})).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(body["error"].as_str().unwrap().contains("root"), "{body}");
     let (status, body) = create_token(&app, &admin, json!({"name": "none", "scopes": []})).await;
-    assert_eq!((status, body["error"].as_str().unwrap().starts_with("scopes")), (StatusCode::BAD_REQUEST, true));
+    assert_eq!(
+        (
+            status,
+            body["error"].as_str().unwrap().starts_with("scopes")
+        ),
+        (StatusCode::BAD_REQUEST, true)
+    );
 }
 
 #[tokio::test]
@@ -160,40 +290,74 @@ async fn refresh_rotates_and_logout_revokes() {
     let app = common::app().await;
     let first = app.login("admin", ADMIN_PASSWORD).await;
     let refresh = |t: &serde_json::Value| json!({"refresh_token": t["refresh_token"]});
-    let (status, second) = app.call("POST", "/api/v1/auth/refresh", None, Some(refresh(&first))).await;
+    let (status, second) = app
+        .call("POST", "/api/v1/auth/refresh", None, Some(refresh(&first)))
+        .await;
     assert_eq!(status, StatusCode::OK, "{second}");
     let second = second["data"].clone();
     assert_ne!(second["refresh_token"], first["refresh_token"]);
     // The first refresh token was rotated away.
-    let (status, _) = app.call("POST", "/api/v1/auth/refresh", None, Some(refresh(&first))).await;
+    let (status, _) = app
+        .call("POST", "/api/v1/auth/refresh", None, Some(refresh(&first)))
+        .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 
     let auth = format!("Bearer {}", second["access_token"].as_str().unwrap());
-    let (status, _) = app.call("POST", "/api/v1/auth/logout", Some(&auth), Some(refresh(&second))).await;
+    let (status, _) = app
+        .call(
+            "POST",
+            "/api/v1/auth/logout",
+            Some(&auth),
+            Some(refresh(&second)),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
-    let (status, _) = app.call("POST", "/api/v1/auth/refresh", None, Some(refresh(&second))).await;
+    let (status, _) = app
+        .call("POST", "/api/v1/auth/refresh", None, Some(refresh(&second)))
+        .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
 async fn users_are_created_in_the_admins_tenant_only() {
     let app = common::app().await;
-    app.add_user("other", "olga", "olga-password", Role::Admin).await;
+    app.add_user("other", "olga", "olga-password", Role::Admin)
+        .await;
     let admin = app.bearer("admin", ADMIN_PASSWORD).await;
     let (status, _) = app
-        .call("POST", "/api/v1/users", Some(&admin), Some(json!({"name": "ops", "password": "ops-password", "role": "operator"})))
+        .call(
+            "POST",
+            "/api/v1/users",
+            Some(&admin),
+            Some(json!({"name": "ops", "password": "ops-password", "role": "operator"})),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED);
     let (_, list) = app.call("GET", "/api/v1/users", Some(&admin), None).await;
-    let names: Vec<_> = list["data"].as_array().unwrap().iter().map(|u| u["name"].as_str().unwrap()).collect();
+    let names: Vec<_> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["admin", "ops"], "olga lives in another tenant");
     let (status, body) = app
-        .call("POST", "/api/v1/users", Some(&admin), Some(json!({"name": "x", "password": "short", "role": "viewer"})))
+        .call(
+            "POST",
+            "/api/v1/users",
+            Some(&admin),
+            Some(json!({"name": "x", "password": "short", "role": "viewer"})),
+        )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(body["error"].as_str().unwrap().starts_with("password"));
     let (status, _) = app
-        .call("POST", "/api/v1/users", Some(&admin), Some(json!({"name": "ops", "password": "ops-password", "role": "viewer"})))
+        .call(
+            "POST",
+            "/api/v1/users",
+            Some(&admin),
+            Some(json!({"name": "ops", "password": "ops-password", "role": "viewer"})),
+        )
         .await;
     assert_eq!(status, StatusCode::CONFLICT);
     // The new operator logs in and lands in the admin's tenant.
@@ -205,14 +369,26 @@ async fn users_are_created_in_the_admins_tenant_only() {
 async fn the_audit_chain_verifies_over_the_api_and_metrics_count_requests() {
     let app = common::app().await;
     let admin = app.bearer("admin", ADMIN_PASSWORD).await;
-    let (status, body) = app.call("GET", "/api/v1/audit/verify", Some(&admin), None).await;
+    let (status, body) = app
+        .call("GET", "/api/v1/audit/verify", Some(&admin), None)
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["data"]["problem"], serde_json::Value::Null);
     assert!(body["data"]["records"].as_u64().unwrap() >= 1);
     let (status, headers, metrics) = app.call_raw("GET", "/metrics", Some(&admin), None).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(headers["content-type"].to_str().unwrap().starts_with("application/openmetrics-text"));
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text")
+    );
     let text = String::from_utf8(metrics).unwrap();
-    assert!(text.contains("dozor_http_requests_total{method=\"POST\",route=\"/api/v1/auth/login\",code=\"200\"} 1"), "{text}");
+    assert!(
+        text.contains(
+            "dozor_http_requests_total{method=\"POST\",route=\"/api/v1/auth/login\",code=\"200\"} 1"
+        ),
+        "{text}"
+    );
     assert!(text.contains("dozor_build_info{version="), "{text}");
 }

@@ -1,6 +1,8 @@
 //! Every route has the policy the fixture says, every non-public route refuses anonymous
 //! callers, and a route that bypassed the registry is refused even to an administrator.
 
+#![allow(clippy::unwrap_used)] // Test helpers: a panic is the failure report.
+
 mod common;
 
 use std::collections::BTreeSet;
@@ -24,7 +26,13 @@ fn registered() -> BTreeSet<(String, String, String)> {
     dozor_api::routes::registry()
         .specs()
         .iter()
-        .map(|s| (s.method.to_string(), s.path.to_owned(), s.policy.to_string()))
+        .map(|s| {
+            (
+                s.method.to_string(),
+                s.path.to_owned(),
+                s.policy.to_string(),
+            )
+        })
         .collect()
 }
 
@@ -34,8 +42,14 @@ fn every_registered_route_matches_the_fixture() {
     let registered = registered();
     let unlisted: Vec<_> = registered.difference(&fixture).collect();
     let missing: Vec<_> = fixture.difference(&registered).collect();
-    assert!(unlisted.is_empty(), "routes registered but not in fixtures/route_policies.txt (or with another policy): {unlisted:?}");
-    assert!(missing.is_empty(), "routes in the fixture but not registered: {missing:?}");
+    assert!(
+        unlisted.is_empty(),
+        "routes registered but not in fixtures/route_policies.txt (or with another policy): {unlisted:?}"
+    );
+    assert!(
+        missing.is_empty(),
+        "routes in the fixture but not registered: {missing:?}"
+    );
 }
 
 /// Only health checks and the endpoints that hand out credentials are public.
@@ -46,7 +60,15 @@ fn the_public_routes_are_exactly_the_expected_few() {
         .filter(|(_, _, p)| p == "public")
         .map(|(m, p, _)| format!("{m} {p}"))
         .collect();
-    assert_eq!(public, ["GET /healthz", "GET /readyz", "POST /api/v1/auth/login", "POST /api/v1/auth/refresh"]);
+    assert_eq!(
+        public,
+        [
+            "GET /healthz",
+            "GET /readyz",
+            "POST /api/v1/auth/login",
+            "POST /api/v1/auth/refresh"
+        ]
+    );
 }
 
 #[tokio::test]
@@ -55,12 +77,22 @@ async fn every_non_public_route_refuses_anonymous_requests() {
     let mut checked = 0;
     for (method, path, policy) in registered() {
         let concrete = path.replace("{id}", "0123456789abcdef");
-        let (status, headers, body) = app.call_raw(&method, &concrete, None, Some("{}".into())).await;
+        let (status, headers, body) = app
+            .call_raw(&method, &concrete, None, Some("{}".into()))
+            .await;
         if policy == "public" {
-            assert_ne!(status, StatusCode::UNAUTHORIZED, "{method} {path} is public");
+            assert_ne!(
+                status,
+                StatusCode::UNAUTHORIZED,
+                "{method} {path} is public"
+            );
             continue;
         }
-        assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path} answered {status} to an anonymous caller");
+        assert_eq!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "{method} {path} answered {status} to an anonymous caller"
+        );
         assert!(headers.contains_key("www-authenticate"), "{method} {path}");
         let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(body["errorType"], "unauthorized");
@@ -77,9 +109,18 @@ async fn garbage_credentials_are_refused_on_every_non_public_route() {
             continue;
         }
         let concrete = path.replace("{id}", "x");
-        for auth in ["Bearer not.a.jwt", "Bearer dzr_unknown", "Basic Zm9vOmJhcg==", "Token abc"] {
+        for auth in [
+            "Bearer not.a.jwt",
+            "Bearer dzr_unknown",
+            "Basic Zm9vOmJhcg==",
+            "Token abc",
+        ] {
             let (status, _, _) = app.call_raw(&method, &concrete, Some(auth), None).await;
-            assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path} with {auth:?}");
+            assert_eq!(
+                status,
+                StatusCode::UNAUTHORIZED,
+                "{method} {path} with {auth:?}"
+            );
         }
     }
 }
@@ -96,17 +137,30 @@ async fn a_route_that_bypassed_the_registry_is_refused_even_to_an_admin() {
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert!(body["error"].as_str().unwrap().contains("no access policy"));
     // The registered routes still work for the same admin.
-    assert_eq!(app.call("GET", "/api/v1/status", Some(&admin), None).await.0, StatusCode::OK);
+    assert_eq!(
+        app.call("GET", "/api/v1/status", Some(&admin), None)
+            .await
+            .0,
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]
 async fn unknown_api_paths_get_json_404_and_ui_paths_get_html() {
     let app = common::app().await;
     let (status, body) = app.call("GET", "/api/v1/does-not-exist", None, None).await;
-    assert_eq!((status, body["errorType"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
+    assert_eq!(
+        (status, body["errorType"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
     let (status, headers, _) = app.call_raw("GET", "/status", None, None).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(headers[axum::http::header::CONTENT_TYPE].to_str().unwrap().starts_with("text/html"));
+    assert!(
+        headers[axum::http::header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
     let (status, _, _) = app.call_raw("GET", "/assets/missing.js", None, None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }

@@ -30,7 +30,9 @@ pub struct AuditLog {
 
 impl std::fmt::Debug for AuditLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuditLog").field("dir", &self.dir).finish_non_exhaustive()
+        f.debug_struct("AuditLog")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
     }
 }
 
@@ -163,7 +165,10 @@ fn cut_torn_tail(file: &mut File, path: &Path) -> Result<(), AuditError> {
     if contents.last() == Some(&b'\n') {
         return Ok(());
     }
-    let keep = contents.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let keep = contents
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
     tracing_free_warn(path, len - keep as u64);
     file.set_len(keep as u64)
         .and_then(|()| file.sync_all())
@@ -201,7 +206,13 @@ mod tests {
     use crate::Outcome;
 
     fn entry(n: u32) -> Entry {
-        Entry::new("default", "alice", "test.act", format!("thing/{n}"), Outcome::Success)
+        Entry::new(
+            "default",
+            "alice",
+            "test.act",
+            format!("thing/{n}"),
+            Outcome::Success,
+        )
     }
 
     #[test]
@@ -246,6 +257,9 @@ mod tests {
             .lines()
             .map(|l| serde_json::from_str::<Checkpoint>(l).unwrap().seq)
             .collect();
-        assert_eq!(seqs, [AuditLog::CHECKPOINT_EVERY, AuditLog::CHECKPOINT_EVERY + 3]);
+        assert_eq!(
+            seqs,
+            [AuditLog::CHECKPOINT_EVERY, AuditLog::CHECKPOINT_EVERY + 3]
+        );
     }
 }

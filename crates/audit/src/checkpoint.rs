@@ -47,8 +47,11 @@ impl Checkpoint {
         let Ok(sig) = Signature::from_slice(&bytes) else {
             return false;
         };
-        key.verify(Self::message(self.seq, &self.hash, self.ts_ms).as_bytes(), &sig)
-            .is_ok()
+        key.verify(
+            Self::message(self.seq, &self.hash, self.ts_ms).as_bytes(),
+            &sig,
+        )
+        .is_ok()
     }
 }
 
@@ -73,7 +76,9 @@ pub(crate) fn load_or_create_key(dir: &Path) -> Result<SigningKey, AuditError> {
     opts.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let mut file = opts.open(&key_path).map_err(AuditError::io("create", &key_path))?;
+    let mut file = opts
+        .open(&key_path)
+        .map_err(AuditError::io("create", &key_path))?;
     file.write_all(hex::encode(seed).as_bytes())
         .and_then(|()| file.sync_all())
         .map_err(AuditError::io("write", &key_path))?;

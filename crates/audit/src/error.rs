@@ -21,7 +21,9 @@ pub enum AuditError {
     #[error("cannot load the audit signing key {0}: not 64 hex digits")]
     BadKey(PathBuf),
     /// The last record on disk does not parse, so the chain cannot continue from it.
-    #[error("cannot resume the audit chain: its last record does not parse ({0}); run `dozor audit verify`")]
+    #[error(
+        "cannot resume the audit chain: its last record does not parse ({0}); run `dozor audit verify`"
+    )]
     BadTail(String),
     /// The OS random source failed.
     #[error("cannot generate the audit signing key: {0}")]
@@ -29,7 +31,10 @@ pub enum AuditError {
 }
 
 impl AuditError {
-    pub(crate) fn io(what: &'static str, path: &std::path::Path) -> impl FnOnce(std::io::Error) -> AuditError {
+    pub(crate) fn io(
+        what: &'static str,
+        path: &std::path::Path,
+    ) -> impl FnOnce(std::io::Error) -> AuditError {
         let path = path.to_owned();
         move |source| AuditError::Io { what, path, source }
     }

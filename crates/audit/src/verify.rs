@@ -82,18 +82,47 @@ pub fn verify(data_dir: &Path) -> Result<Report, AuditError> {
         let record: Record = match serde_json::from_str(&line) {
             Ok(r) => r,
             Err(e) => {
-                report.problem = Some(problem(ProblemKind::Unparsable, format!("not a record: {e}")));
+                report.problem = Some(problem(
+                    ProblemKind::Unparsable,
+                    format!("not a record: {e}"),
+                ));
                 return Ok(report);
             }
         };
         let found = if record.hash != record.compute_hash() {
-            Some((ProblemKind::Edited, format!("record {} does not match its hash: it was edited", record.seq)))
+            Some((
+                ProblemKind::Edited,
+                format!(
+                    "record {} does not match its hash: it was edited",
+                    record.seq
+                ),
+            ))
         } else if record.seq > expected {
-            Some((ProblemKind::Missing, format!("record {expected} is missing (found {} next): records were deleted", record.seq)))
+            Some((
+                ProblemKind::Missing,
+                format!(
+                    "record {expected} is missing (found {} next): records were deleted",
+                    record.seq
+                ),
+            ))
         } else if record.seq < expected {
-            Some((ProblemKind::Reordered, format!("record {} comes after record {}: records were reordered", record.seq, expected - 1)))
+            Some((
+                ProblemKind::Reordered,
+                format!(
+                    "record {} comes after record {}: records were reordered",
+                    record.seq,
+                    expected - 1
+                ),
+            ))
         } else if record.prev != prev_hash {
-            Some((ProblemKind::BrokenLink, format!("record {} does not link to record {}", record.seq, expected - 1)))
+            Some((
+                ProblemKind::BrokenLink,
+                format!(
+                    "record {} does not link to record {}",
+                    record.seq,
+                    expected - 1
+                ),
+            ))
         } else {
             None
         };
@@ -135,11 +164,29 @@ fn check_checkpoints(
             return Ok(());
         };
         let problem = if !cp.is_signed_by(&key) {
-            Some(bad(ProblemKind::CheckpointMismatch, cp.seq, format!("checkpoint at record {} has a bad signature", cp.seq)))
+            Some(bad(
+                ProblemKind::CheckpointMismatch,
+                cp.seq,
+                format!("checkpoint at record {} has a bad signature", cp.seq),
+            ))
         } else {
             match hashes.get(&cp.seq) {
-                None => Some(bad(ProblemKind::Truncated, cp.seq, format!("checkpoint covers record {} but the chain ends at {}: records were deleted", cp.seq, report.records))),
-                Some(h) if *h != cp.hash => Some(bad(ProblemKind::CheckpointMismatch, cp.seq, format!("record {} differs from the signed checkpoint: the chain was rewritten", cp.seq))),
+                None => Some(bad(
+                    ProblemKind::Truncated,
+                    cp.seq,
+                    format!(
+                        "checkpoint covers record {} but the chain ends at {}: records were deleted",
+                        cp.seq, report.records
+                    ),
+                )),
+                Some(h) if *h != cp.hash => Some(bad(
+                    ProblemKind::CheckpointMismatch,
+                    cp.seq,
+                    format!(
+                        "record {} differs from the signed checkpoint: the chain was rewritten",
+                        cp.seq
+                    ),
+                )),
                 Some(_) => None,
             }
         };

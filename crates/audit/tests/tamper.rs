@@ -1,5 +1,7 @@
 //! `verify` finds every way of tampering with the chain on disk.
 
+#![allow(clippy::unwrap_used)] // Test helpers: a panic is the failure report.
+
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -10,8 +12,14 @@ fn chain_of(n: u32) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let log = AuditLog::open(dir.path()).unwrap();
     for i in 1..=n {
-        let entry = Entry::new("default", "alice", "auth.login", format!("user/u{i}"), Outcome::Success)
-            .detail("n", i);
+        let entry = Entry::new(
+            "default",
+            "alice",
+            "auth.login",
+            format!("user/u{i}"),
+            Outcome::Success,
+        )
+        .detail("n", i);
         log.append(entry).unwrap();
     }
     log.close().unwrap();
@@ -20,7 +28,11 @@ fn chain_of(n: u32) -> (tempfile::TempDir, PathBuf) {
 }
 
 fn lines(path: &Path) -> Vec<String> {
-    fs::read_to_string(path).unwrap().lines().map(str::to_owned).collect()
+    fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
 }
 
 fn write_lines(path: &Path, lines: &[String]) {
@@ -31,7 +43,10 @@ fn write_lines(path: &Path, lines: &[String]) {
 fn an_untouched_chain_verifies() {
     let (dir, _) = chain_of(5);
     let report = verify(dir.path()).unwrap();
-    assert_eq!((report.records, report.checkpoints, report.problem), (5, 1, None));
+    assert_eq!(
+        (report.records, report.checkpoints, report.problem),
+        (5, 1, None)
+    );
 }
 
 #[test]
@@ -41,7 +56,10 @@ fn an_edited_record_is_reported_at_its_line() {
     l[2] = l[2].replace("\"actor\":\"alice\"", "\"actor\":\"mallory\"");
     write_lines(&chain, &l);
     let problem = verify(dir.path()).unwrap().problem.unwrap();
-    assert_eq!((problem.kind, problem.line, problem.seq), (ProblemKind::Edited, 3, 3));
+    assert_eq!(
+        (problem.kind, problem.line, problem.seq),
+        (ProblemKind::Edited, 3, 3)
+    );
 }
 
 #[test]
@@ -51,7 +69,10 @@ fn a_deleted_record_is_reported_as_missing() {
     l.remove(1);
     write_lines(&chain, &l);
     let problem = verify(dir.path()).unwrap().problem.unwrap();
-    assert_eq!((problem.kind, problem.line, problem.seq), (ProblemKind::Missing, 2, 2));
+    assert_eq!(
+        (problem.kind, problem.line, problem.seq),
+        (ProblemKind::Missing, 2, 2)
+    );
 }
 
 #[test]
@@ -99,7 +120,10 @@ fn a_rewritten_chain_with_recomputed_hashes_fails_the_signed_checkpoint() {
     let report = verify(dir.path()).unwrap();
     let problem = report.problem.unwrap();
     assert_eq!(report.records, 4, "the records themselves are consistent");
-    assert_eq!((problem.kind, problem.seq), (ProblemKind::CheckpointMismatch, 4));
+    assert_eq!(
+        (problem.kind, problem.seq),
+        (ProblemKind::CheckpointMismatch, 4)
+    );
 }
 
 #[test]

@@ -24,12 +24,16 @@ pub struct Config {
     /// Where Dozor keeps its data: state.db, audit chain, later TSDB blocks and log segments.
     pub data_dir: PathBuf,
     /// The HTTP server.
+    #[serde(deserialize_with = "null_is_default")]
     pub server: ServerConfig,
     /// The state store.
+    #[serde(deserialize_with = "null_is_default")]
     pub state: StateConfig,
     /// Authentication.
+    #[serde(deserialize_with = "null_is_default")]
     pub auth: AuthConfig,
     /// Dozor's own logging.
+    #[serde(deserialize_with = "null_is_default")]
     pub log: LogConfig,
 }
 
@@ -47,7 +51,7 @@ pub struct ServerConfig {
 }
 
 /// `state:`: the relational store for users, tokens, rules, dashboards…
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StateConfig {
     /// `sqlite://PATH` or `postgres://USER@HOST/DB`; empty means `<data_dir>/state.db`.
@@ -124,8 +128,14 @@ impl Secret {
 
 /// Reads a secret file, dropping one trailing newline.
 pub fn read_secret_file(path: &Path) -> Result<String, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::plain(format!("cannot read secret file {}: {e}", path.display())))?;
-    Ok(text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&text).to_owned())
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigError::plain(format!("cannot read secret file {}: {e}", path.display()))
+    })?;
+    Ok(text
+        .strip_suffix('\n')
+        .map(|t| t.strip_suffix('\r').unwrap_or(t))
+        .unwrap_or(&text)
+        .to_owned())
 }
 
 impl Default for Config {
@@ -147,12 +157,6 @@ impl Default for ServerConfig {
             max_body_bytes: 16 << 20,
             shutdown_grace: Duration::from_secs(30),
         }
-    }
-}
-
-impl Default for StateConfig {
-    fn default() -> StateConfig {
-        StateConfig { url: None }
     }
 }
 
@@ -232,7 +236,10 @@ impl Config {
     /// Loads `file` (or only defaults when `None`) and applies `env` overrides
     /// (`DOZOR_*` pairs; pass `std::env::vars()`). Returns warnings (unknown `DOZOR_`
     /// variables) beside the config.
-    pub fn load(file: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<(Config, Vec<String>), ConfigError> {
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(Config, Vec<String>), ConfigError> {
         let config = match file {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
@@ -253,7 +260,10 @@ impl Config {
             .map_err(|e| yaml_error(&e, text, name))
     }
 
-    fn with_env(self, env: impl IntoIterator<Item = (String, String)>) -> Result<(Config, Vec<String>), ConfigError> {
+    fn with_env(
+        self,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(Config, Vec<String>), ConfigError> {
         let mut overrides: Vec<(String, String)> = env
             .into_iter()
             .filter(|(k, _)| k.starts_with("DOZOR_") && !RESERVED_ENV.contains(&k.as_str()))
@@ -266,9 +276,15 @@ impl Config {
             .map_err(|e| ConfigError::plain(format!("BUG: config does not serialize: {e}")))?;
         let mut warnings = Vec::new();
         for (name, value) in &overrides {
-            let path: Vec<String> = name["DOZOR_".len()..].split("__").map(str::to_lowercase).collect();
+            let path: Vec<String> = name["DOZOR_".len()..]
+                .split("__")
+                .map(str::to_lowercase)
+                .collect();
             let Some(slot) = lookup_mut(&mut tree, &path) else {
-                warnings.push(format!("ignoring {name}: no configuration key {}", path.join(".")));
+                warnings.push(format!(
+                    "ignoring {name}: no configuration key {}",
+                    path.join(".")
+                ));
                 continue;
             };
             *slot = env_value(value);
@@ -280,7 +296,8 @@ impl Config {
                 message: e.to_string(),
             })?;
         }
-        let config = serde_json::from_value(tree).map_err(|e| ConfigError::plain(format!("environment overrides: {e}")))?;
+        let config = serde_json::from_value(tree)
+            .map_err(|e| ConfigError::plain(format!("environment overrides: {e}")))?;
         Ok((config, warnings))
     }
 
@@ -288,7 +305,10 @@ impl Config {
     pub fn state_url(&self) -> Result<String, ConfigError> {
         match &self.state.url {
             Some(s) => s.reveal(),
-            None => Ok(format!("sqlite://{}", self.data_dir.join("state.db").display())),
+            None => Ok(format!(
+                "sqlite://{}",
+                self.data_dir.join("state.db").display()
+            )),
         }
     }
 }
@@ -306,8 +326,12 @@ fn env_value(raw: &str) -> serde_json::Value {
     }
 }
 
-fn lookup_mut<'a>(tree: &'a mut serde_json::Value, path: &[String]) -> Option<&'a mut serde_json::Value> {
-    path.iter().try_fold(tree, |node, key| node.as_object_mut()?.get_mut(key))
+fn lookup_mut<'a>(
+    tree: &'a mut serde_json::Value,
+    path: &[String],
+) -> Option<&'a mut serde_json::Value> {
+    path.iter()
+        .try_fold(tree, |node, key| node.as_object_mut()?.get_mut(key))
 }
 
 /// Turns a YAML error into one naming file, line and key.
@@ -334,6 +358,15 @@ fn yaml_error(e: &serde_saphyr::Error, text: &str, name: &str) -> ConfigError {
     }
 }
 
+/// A section written as `state:` with every key commented out is YAML null: take defaults.
+fn null_is_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Option::<T>::deserialize(d).map(Option::unwrap_or_default)
+}
+
 /// Durations written as humans do: `30s`, `15m`, `7d`, `1h 30m`.
 mod human_duration {
     use std::time::Duration;
@@ -346,8 +379,11 @@ mod human_duration {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let text = String::deserialize(d)?;
-        humantime::parse_duration(&text)
-            .map_err(|e| serde::de::Error::custom(format!("invalid duration {text:?} ({e}); write e.g. 30s, 15m, 7d")))
+        humantime::parse_duration(&text).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "invalid duration {text:?} ({e}); write e.g. 30s, 15m, 7d"
+            ))
+        })
     }
 }
 
@@ -360,7 +396,10 @@ mod tests {
     }
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     #[test]
@@ -376,33 +415,65 @@ mod tests {
     #[test]
     fn an_empty_or_comment_only_file_is_all_defaults() {
         assert_eq!(Config::parse("", "f").unwrap(), Config::default());
-        assert_eq!(Config::parse("# nothing\n", "f").unwrap(), Config::default());
+        assert_eq!(
+            Config::parse("# nothing\n", "f").unwrap(),
+            Config::default()
+        );
+    }
+
+    #[test]
+    fn a_section_with_every_key_commented_out_is_defaults() {
+        let c = Config::parse("state:\n  # url: postgres://x\nauth:\n", "f").unwrap();
+        assert_eq!(c, Config::default());
     }
 
     #[test]
     fn a_partial_file_keeps_defaults_for_the_rest() {
-        let c = Config::parse("server:\n  listen: 0.0.0.0:9000\nauth:\n  access_token_ttl: 5m\n", "f").unwrap();
+        let c = Config::parse(
+            "server:\n  listen: 0.0.0.0:9000\nauth:\n  access_token_ttl: 5m\n",
+            "f",
+        )
+        .unwrap();
         assert_eq!(c.server.listen.to_string(), "0.0.0.0:9000");
-        assert_eq!(c.server.max_body_bytes, ServerConfig::default().max_body_bytes);
+        assert_eq!(
+            c.server.max_body_bytes,
+            ServerConfig::default().max_body_bytes
+        );
         assert_eq!(c.auth.access_token_ttl, Duration::from_secs(300));
-        assert_eq!(c.auth.refresh_token_ttl, AuthConfig::default().refresh_token_ttl);
+        assert_eq!(
+            c.auth.refresh_token_ttl,
+            AuthConfig::default().refresh_token_ttl
+        );
     }
 
     #[test]
     fn unknown_keys_are_errors_naming_file_line_and_key() {
-        let err = Config::parse("data_dir: /x\nserver:\n  listen: 127.0.0.1:1\n  listn: 2\n", "dozor.yml").unwrap_err();
+        let err = Config::parse(
+            "data_dir: /x\nserver:\n  listen: 127.0.0.1:1\n  listn: 2\n",
+            "dozor.yml",
+        )
+        .unwrap_err();
         assert_eq!(err.line, Some(4));
         assert_eq!(err.key.as_deref(), Some("listn"));
         let text = err.to_string();
-        assert!(text.starts_with("dozor.yml:4: key `listn`: unknown field `listn`"), "{text}");
+        assert!(
+            text.starts_with("dozor.yml:4: key `listn`: unknown field `listn`"),
+            "{text}"
+        );
     }
 
     #[test]
     fn bad_types_are_errors_naming_line_and_key() {
         let err = Config::parse("server:\n  max_body_bytes: lots\n", "dozor.yml").unwrap_err();
-        assert_eq!((err.line, err.key.as_deref()), (Some(2), Some("max_body_bytes")));
+        assert_eq!(
+            (err.line, err.key.as_deref()),
+            (Some(2), Some("max_body_bytes"))
+        );
         let err = Config::parse("auth:\n  refresh_token_ttl: forever\n", "dozor.yml").unwrap_err();
-        assert_eq!((err.line, err.key.as_deref()), (Some(2), Some("refresh_token_ttl")));
+        assert_eq!(
+            (err.line, err.key.as_deref()),
+            (Some(2), Some("refresh_token_ttl"))
+        );
         assert!(err.message.contains("invalid duration"), "{err}");
         let err = Config::parse("server:\n  listen: not-an-address\n", "dozor.yml").unwrap_err();
         assert_eq!((err.line, err.key.as_deref()), (Some(2), Some("listen")));
@@ -439,9 +510,14 @@ mod tests {
         let err = Config::default()
             .with_env(env(&[("DOZOR_SERVER__MAX_BODY_BYTES", "lots")]))
             .unwrap_err();
-        assert_eq!(err.source.as_deref(), Some("environment variable DOZOR_SERVER__MAX_BODY_BYTES"));
+        assert_eq!(
+            err.source.as_deref(),
+            Some("environment variable DOZOR_SERVER__MAX_BODY_BYTES")
+        );
         assert_eq!(err.key.as_deref(), Some("server.max_body_bytes"));
-        let (_, warnings) = Config::default().with_env(env(&[("DOZOR_SERVR__LISTEN", "x")])).unwrap();
+        let (_, warnings) = Config::default()
+            .with_env(env(&[("DOZOR_SERVR__LISTEN", "x")]))
+            .unwrap();
         assert_eq!(warnings.len(), 1);
         assert!(warnings[0].contains("servr.listen"), "{warnings:?}");
     }
@@ -451,17 +527,26 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("pg-url");
         std::fs::write(&file, "postgres://dozor:s3cret@db/dozor\n").unwrap();
-        let yaml = format!("state:\n  url:\n    file: {}\nauth:\n  jwt_secret: inline-s3cret\n", file.display());
+        let yaml = format!(
+            "state:\n  url:\n    file: {}\nauth:\n  jwt_secret: inline-s3cret\n",
+            file.display()
+        );
         let c = Config::parse(&yaml, "f").unwrap();
         assert_eq!(c.state_url().unwrap(), "postgres://dozor:s3cret@db/dozor");
-        assert_eq!(c.auth.jwt_secret.as_ref().unwrap().reveal().unwrap(), "inline-s3cret");
+        assert_eq!(
+            c.auth.jwt_secret.as_ref().unwrap().reveal().unwrap(),
+            "inline-s3cret"
+        );
         let debug = format!("{c:?}");
         assert!(!debug.contains("s3cret"), "{debug}");
     }
 
     #[test]
     fn the_documented_example_parses() {
-        let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/dozor.example.yml");
+        let example = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../deploy/dozor.example.yml"
+        );
         let text = std::fs::read_to_string(example).unwrap();
         Config::parse(&text, example).unwrap();
     }

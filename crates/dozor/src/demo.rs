@@ -53,25 +53,53 @@ impl Generators {
             mem_available: FloatGauge::default(),
         };
         let r = metrics.registry_mut();
-        r.register("dozor_demo_log_lines", "Demo shop log lines written, by service and level", g.lines.clone());
-        r.register("node_cpu_busy_ratio", "Share of CPU time not idle on this host", g.cpu_busy.clone());
-        r.register("node_load1", "1-minute load average of this host", g.load1.clone());
-        r.register("node_memory_MemAvailable_bytes", "Memory available on this host", g.mem_available.clone());
+        r.register(
+            "dozor_demo_log_lines",
+            "Demo shop log lines written, by service and level",
+            g.lines.clone(),
+        );
+        r.register(
+            "node_cpu_busy_ratio",
+            "Share of CPU time not idle on this host",
+            g.cpu_busy.clone(),
+        );
+        r.register(
+            "node_load1",
+            "1-minute load average of this host",
+            g.load1.clone(),
+        );
+        r.register(
+            "node_memory_MemAvailable_bytes",
+            "Memory available on this host",
+            g.mem_available.clone(),
+        );
         let cpu = g.cpu_busy.clone();
-        metrics.track_gauge("node_cpu_busy_ratio", "Share of CPU time not idle on this host", move || cpu.get());
+        metrics.track_gauge(
+            "node_cpu_busy_ratio",
+            "Share of CPU time not idle on this host",
+            move || cpu.get(),
+        );
         let load = g.load1.clone();
-        metrics.track_gauge("node_load1", "1-minute load average of this host", move || load.get());
+        metrics.track_gauge(
+            "node_load1",
+            "1-minute load average of this host",
+            move || load.get(),
+        );
         let total = Arc::clone(&g.lines_total);
-        metrics.track_rate("demo_shop_log_lines_per_second", "Demo shop log lines written per second", move || {
-            total.load(std::sync::atomic::Ordering::Relaxed) as f64
-        });
+        metrics.track_rate(
+            "demo_shop_log_lines_per_second",
+            "Demo shop log lines written per second",
+            move || total.load(std::sync::atomic::Ordering::Relaxed) as f64,
+        );
         g
     }
 
     /// Runs until `shutdown` resolves.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
-        if let Some(dir) = self.log_path.parent() {
-            if let Err(e) = std::fs::create_dir_all(dir) {
+        if let Some(dir) = self.log_path.parent()
+            && let Err(e) = std::fs::create_dir_all(dir)
+        {
+            {
                 tracing::error!(error = %e, "cannot create the demo log directory; demo logs disabled");
             }
         }
@@ -107,7 +135,10 @@ impl Generators {
         if std::fs::metadata(&self.log_path).is_ok_and(|m| m.len() > MAX_LOG_BYTES) {
             std::fs::write(&self.log_path, b"")?;
         }
-        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&self.log_path)?;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)?;
         let mut buf = Vec::with_capacity(batch.len() * 160);
         for (labels, line) in batch {
             buf.extend_from_slice(line.as_bytes());
@@ -115,7 +146,8 @@ impl Generators {
             self.lines.get_or_create(labels).inc();
         }
         file.write_all(&buf)?;
-        self.lines_total.fetch_add(batch.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        self.lines_total
+            .fetch_add(batch.len() as u64, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 }
@@ -128,21 +160,64 @@ struct ShopLog {
 }
 
 const SERVICES: &[(&str, &[&str])] = &[
-    ("shop-web", &["GET /catalog/{id} 200", "GET /cart 200", "POST /cart/items 201", "GET /search?q={word} 200"]),
-    ("checkout", &["order {order} created, {n} items, total {sum} RUB", "order {order} paid via card", "order {order} handed to delivery"]),
-    ("payments", &["authorised payment {order} amount {sum} RUB", "capture ok for {order}"]),
-    ("mes", &["line {n}: batch {order} started", "line {n}: batch {order} finished, yield {pct}%", "line {n}: sensor temperature {n}.{n} C"]),
-    ("crm", &["customer {id} profile updated", "ticket {order} opened by customer {id}", "ticket {order} resolved"]),
+    (
+        "shop-web",
+        &[
+            "GET /catalog/{id} 200",
+            "GET /cart 200",
+            "POST /cart/items 201",
+            "GET /search?q={word} 200",
+        ],
+    ),
+    (
+        "checkout",
+        &[
+            "order {order} created, {n} items, total {sum} RUB",
+            "order {order} paid via card",
+            "order {order} handed to delivery",
+        ],
+    ),
+    (
+        "payments",
+        &[
+            "authorised payment {order} amount {sum} RUB",
+            "capture ok for {order}",
+        ],
+    ),
+    (
+        "mes",
+        &[
+            "line {n}: batch {order} started",
+            "line {n}: batch {order} finished, yield {pct}%",
+            "line {n}: sensor temperature {n}.{n} C",
+        ],
+    ),
+    (
+        "crm",
+        &[
+            "customer {id} profile updated",
+            "ticket {order} opened by customer {id}",
+            "ticket {order} resolved",
+        ],
+    ),
 ];
 
 const ERRORS: &[(&str, &str)] = &[
-    ("payments", "payment {order} failed: acquirer timeout after 30s"),
-    ("checkout", "order {order} failed: stock reservation conflict"),
+    (
+        "payments",
+        "payment {order} failed: acquirer timeout after 30s",
+    ),
+    (
+        "checkout",
+        "order {order} failed: stock reservation conflict",
+    ),
     ("mes", "line {n}: PLC connection lost, retrying"),
     ("shop-web", "GET /catalog/{id} 502 upstream unavailable"),
 ];
 
-const WORDS: &[&str] = &["milk", "bread", "coffee", "tea", "cheese", "apples", "phone", "charger"];
+const WORDS: &[&str] = &[
+    "milk", "bread", "coffee", "tea", "cheese", "apples", "phone", "charger",
+];
 
 impl ShopLog {
     fn new(rng: fastrand::Rng) -> ShopLog {
@@ -154,7 +229,9 @@ impl ShopLog {
         let mut rest = template;
         while let Some(start) = rest.find('{') {
             out.push_str(&rest[..start]);
-            let Some(len) = rest[start..].find('}') else { break };
+            let Some(len) = rest[start..].find('}') else {
+                break;
+            };
             let value = match &rest[start + 1..start + len] {
                 "id" => self.rng.u32(1000..99_999).to_string(),
                 "order" => format!("A-{}", self.rng.u32(100_000..999_999)),
@@ -184,7 +261,11 @@ impl ShopLog {
             let (service, templates) = SERVICES[self.rng.usize(..SERVICES.len())];
             let template = templates[self.rng.usize(..templates.len())];
             let message = self.fill(template);
-            let level = if self.rng.u32(0..50) == 0 { "warn" } else { "info" };
+            let level = if self.rng.u32(0..50) == 0 {
+                "warn"
+            } else {
+                "info"
+            };
             batch.push(line(now_ms, service, level, &message));
         }
         if self.burst_left > 0 || self.rng.u32(0..60) == 0 {
@@ -197,7 +278,12 @@ impl ShopLog {
     }
 }
 
-fn line(ts_ms: i64, service: &'static str, level: &'static str, message: &str) -> (LogLabels, String) {
+fn line(
+    ts_ms: i64,
+    service: &'static str,
+    level: &'static str,
+    message: &str,
+) -> (LogLabels, String) {
     let json = serde_json::json!({"ts": ts_ms, "service": service, "level": level, "msg": message});
     (LogLabels { service, level }, json.to_string())
 }
@@ -219,6 +305,10 @@ mod tests {
                 levels.insert(labels.level);
             }
         }
-        assert_eq!(levels.len(), 3, "info, warn and error all occur: {levels:?}");
+        assert_eq!(
+            levels.len(),
+            3,
+            "info, warn and error all occur: {levels:?}"
+        );
     }
 }

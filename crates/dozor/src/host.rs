@@ -36,7 +36,13 @@ impl HostReading {
             .map(|v| v.parse().unwrap_or(0))
             .collect();
         let mem = |key: &str| -> Option<f64> {
-            let kib: f64 = meminfo.lines().find_map(|l| l.strip_prefix(key))?.split_whitespace().next()?.parse().ok()?;
+            let kib: f64 = meminfo
+                .lines()
+                .find_map(|l| l.strip_prefix(key))?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()?;
             Some(kib * 1024.0)
         };
         Some(HostReading {
@@ -52,7 +58,11 @@ impl HostReading {
     pub fn cpu_busy_since(&self, earlier: &HostReading) -> f64 {
         let total = self.cpu_total.saturating_sub(earlier.cpu_total);
         let idle = self.cpu_idle.saturating_sub(earlier.cpu_idle);
-        if total == 0 { 0.0 } else { (total - idle.min(total)) as f64 / total as f64 }
+        if total == 0 {
+            0.0
+        } else {
+            (total - idle.min(total)) as f64 / total as f64
+        }
     }
 }
 
@@ -62,20 +72,28 @@ mod tests {
 
     const STAT: &str = "cpu  100 0 100 700 100 0 0 0 0 0\ncpu0 1 2 3\n";
     const LOAD: &str = "0.52 0.40 0.30 1/200 12345\n";
-    const MEM: &str = "MemTotal:       2048 kB\nMemFree:         100 kB\nMemAvailable:    1024 kB\n";
+    const MEM: &str =
+        "MemTotal:       2048 kB\nMemFree:         100 kB\nMemAvailable:    1024 kB\n";
 
     #[test]
     fn parses_proc_files() {
         let r = HostReading::parse(STAT, LOAD, MEM).unwrap();
         assert_eq!((r.cpu_total, r.cpu_idle), (1000, 800));
         assert_eq!(r.load1, 0.52);
-        assert_eq!((r.mem_available, r.mem_total), (1024.0 * 1024.0, 2048.0 * 1024.0));
+        assert_eq!(
+            (r.mem_available, r.mem_total),
+            (1024.0 * 1024.0, 2048.0 * 1024.0)
+        );
     }
 
     #[test]
     fn busy_share_is_the_non_idle_part_of_the_delta() {
         let a = HostReading::parse(STAT, LOAD, MEM).unwrap();
-        let b = HostReading { cpu_total: 1100, cpu_idle: 875, ..a };
+        let b = HostReading {
+            cpu_total: 1100,
+            cpu_idle: 875,
+            ..a
+        };
         assert!((b.cpu_busy_since(&a) - 0.25).abs() < 1e-9);
         assert_eq!(a.cpu_busy_since(&a), 0.0);
     }

@@ -123,12 +123,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{}: ok", file.display());
             Ok(ExitCode::SUCCESS)
         }
-        Command::User(UserCommand::Add { target, name, role, tenant, password_file }) => {
+        Command::User(UserCommand::Add {
+            target,
+            name,
+            role,
+            tenant,
+            password_file,
+        }) => {
             let password = match password_file {
                 Some(f) => config::read_secret_file(&f)?,
                 None => {
                     let mut line = String::new();
-                    std::io::stdin().read_to_string(&mut line).context("cannot read the password from standard input")?;
+                    std::io::stdin()
+                        .read_to_string(&mut line)
+                        .context("cannot read the password from standard input")?;
                     line.lines().next().unwrap_or("").to_owned()
                 }
             };
@@ -141,11 +149,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else if let Some(p) = &report.problem {
-                println!("audit chain BROKEN at line {} (record {}): {}", p.line, p.seq, p.message);
+                println!(
+                    "audit chain BROKEN at line {} (record {}): {}",
+                    p.line, p.seq, p.message
+                );
             } else {
-                println!("audit chain ok: {} records, {} signed checkpoints", report.records, report.checkpoints);
+                println!(
+                    "audit chain ok: {} records, {} signed checkpoints",
+                    report.records, report.checkpoints
+                );
             }
-            Ok(if report.problem.is_none() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+            Ok(if report.problem.is_none() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
         Command::Version => {
             println!("dozor {}", env!("CARGO_PKG_VERSION"));

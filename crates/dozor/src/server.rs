@@ -45,7 +45,9 @@ fn init_logging(config: &Config) {
         eprintln!("warning: bad log filter {filter:?} ({e}); using info");
         tracing_subscriber::EnvFilter::new("info")
     });
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match config.log.format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -64,7 +66,9 @@ async fn open_stores(config: &Config) -> anyhow::Result<(Store, Arc<AuditLog>)> 
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
     let audit = AuditLog::open(&config.data_dir).context("cannot open the audit chain")?;
-    let store = Store::open(&config.state_url()?).await.context("cannot open the state store")?;
+    let store = Store::open(&config.state_url()?)
+        .await
+        .context("cannot open the state store")?;
     Ok((store, Arc::new(audit)))
 }
 
@@ -82,23 +86,38 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
         Some(f) => hex::encode(Sha256::digest(std::fs::read(f).unwrap_or_default())),
         None => "defaults".to_owned(),
     };
-    let entry = Entry::new(TenantId::DEFAULT, "system", "config.load", config_file.map_or("defaults".into(), |f| f.display().to_string()), Outcome::Success)
-        .detail("sha256", config_digest)
-        .detail("version", env!("CARGO_PKG_VERSION"));
+    let entry = Entry::new(
+        TenantId::DEFAULT,
+        "system",
+        "config.load",
+        config_file.map_or("defaults".into(), |f| f.display().to_string()),
+        Outcome::Success,
+    )
+    .detail("sha256", config_digest)
+    .detail("version", env!("CARGO_PKG_VERSION"));
     audit.append(entry)?;
 
     let jwt_secret = match &config.auth.jwt_secret {
         Some(s) => s.reveal()?,
         None => {
             store
-                .setting_or_init("auth.jwt_secret", || Ok(hex::encode(dozor_state::random_bytes::<32>()?)))
+                .setting_or_init("auth.jwt_secret", || {
+                    Ok(hex::encode(dozor_state::random_bytes::<32>()?))
+                })
                 .await?
         }
     };
     bootstrap(&store, &audit, demo).await?;
 
     let mut metrics = SelfMetrics::builder();
-    let generators = if demo { Some(crate::demo::Generators::register(&mut metrics, &config.data_dir)) } else { None };
+    let generators = if demo {
+        Some(crate::demo::Generators::register(
+            &mut metrics,
+            &config.data_dir,
+        ))
+    } else {
+        None
+    };
     let metrics = metrics.build();
 
     let state = AppState::new(
@@ -117,7 +136,10 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "dozor listening");
-    println!("Dozor {} is listening on http://{addr}", env!("CARGO_PKG_VERSION"));
+    println!(
+        "Dozor {} is listening on http://{addr}",
+        env!("CARGO_PKG_VERSION")
+    );
     if demo {
         println!("Demo login: user {DEMO_USER}, password {DEMO_PASSWORD}");
     }
@@ -126,7 +148,9 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    tokio::spawn(Arc::clone(&metrics).run_sampler(Duration::from_secs(2), stopped(stop_rx.clone())));
+    tokio::spawn(
+        Arc::clone(&metrics).run_sampler(Duration::from_secs(2), stopped(stop_rx.clone())),
+    );
     if let Some(g) = generators {
         tokio::spawn(g.run(stopped(stop_rx.clone())));
     }
@@ -152,7 +176,13 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
         } => tracing::warn!("requests still in flight after {grace:?}; exiting anyway"),
     }
 
-    audit.append(Entry::new(TenantId::DEFAULT, "system", "server.stop", "server", Outcome::Success))?;
+    audit.append(Entry::new(
+        TenantId::DEFAULT,
+        "system",
+        "server.stop",
+        "server",
+        Outcome::Success,
+    ))?;
     audit.close()?;
     store.close().await;
     tracing::info!("stopped");
@@ -207,18 +237,37 @@ async fn bootstrap(store: &Store, audit: &AuditLog, demo: bool) -> anyhow::Resul
         None if demo => Some(DEMO_PASSWORD.to_owned()),
         None => None,
     };
-    if let Some(password) = password {
-        if store.user_by_name(&name).await?.is_none() {
-            let hash = tokio::task::spawn_blocking(move || dozor_api::auth::hash_password(&password)).await?
-                .map_err(|e| anyhow::anyhow!("cannot hash the admin password: {e:?}"))?;
-            store.create_user(&tenant, &name, &hash, Role::Admin).await?;
-            audit.append(Entry::new(tenant.as_str(), "system", "user.create", format!("user/{name}"), Outcome::Success).detail("role", "admin").detail("bootstrap", true))?;
+    if let Some(password) = password
+        && store.user_by_name(&name).await?.is_none()
+    {
+        {
+            let hash =
+                tokio::task::spawn_blocking(move || dozor_api::auth::hash_password(&password))
+                    .await?
+                    .map_err(|e| anyhow::anyhow!("cannot hash the admin password: {e:?}"))?;
+            store
+                .create_user(&tenant, &name, &hash, Role::Admin)
+                .await?;
+            audit.append(
+                Entry::new(
+                    tenant.as_str(),
+                    "system",
+                    "user.create",
+                    format!("user/{name}"),
+                    Outcome::Success,
+                )
+                .detail("role", "admin")
+                .detail("bootstrap", true),
+            )?;
             tracing::info!(user = %name, "created the first administrator");
         }
     }
     if let Some(token) = env_secret("DOZOR_ADMIN_TOKEN")? {
         if !token.starts_with(dozor_api::auth::API_TOKEN_PREFIX) {
-            bail!("DOZOR_ADMIN_TOKEN must start with {}", dozor_api::auth::API_TOKEN_PREFIX);
+            bail!(
+                "DOZOR_ADMIN_TOKEN must start with {}",
+                dozor_api::auth::API_TOKEN_PREFIX
+            );
         }
         let hash = dozor_api::auth::token_hash(&token);
         if store.api_token_by_hash(&hash).await?.is_none() {
@@ -232,24 +281,54 @@ async fn bootstrap(store: &Store, audit: &AuditLog, demo: bool) -> anyhow::Resul
                     token_hash: &hash,
                 })
                 .await?;
-            audit.append(Entry::new(tenant.as_str(), "system", "token.create", format!("token/{}", t.id), Outcome::Success).detail("bootstrap", true))?;
+            audit.append(
+                Entry::new(
+                    tenant.as_str(),
+                    "system",
+                    "token.create",
+                    format!("token/{}", t.id),
+                    Outcome::Success,
+                )
+                .detail("bootstrap", true),
+            )?;
         }
     }
     Ok(())
 }
 
 /// `dozor user add`.
-pub fn add_user(args: &ServeArgs, name: &str, role: Role, tenant: &TenantId, password: &str) -> anyhow::Result<()> {
-    dozor_api::routes::check_user_name(name).map_err(|_| anyhow::anyhow!("user name must be 1 to 64 visible ASCII characters without ':'"))?;
+pub fn add_user(
+    args: &ServeArgs,
+    name: &str,
+    role: Role,
+    tenant: &TenantId,
+    password: &str,
+) -> anyhow::Result<()> {
+    dozor_api::routes::check_user_name(name).map_err(|_| {
+        anyhow::anyhow!("user name must be 1 to 64 visible ASCII characters without ':'")
+    })?;
     if password.chars().count() < dozor_api::routes::MIN_PASSWORD_LEN {
-        bail!("the password must have at least {} characters", dozor_api::routes::MIN_PASSWORD_LEN);
+        bail!(
+            "the password must have at least {} characters",
+            dozor_api::routes::MIN_PASSWORD_LEN
+        );
     }
     let config = load_config(args, false)?;
     runtime()?.block_on(async {
         let (store, audit) = open_stores(&config).await?;
-        let hash = dozor_api::auth::hash_password(password).map_err(|e| anyhow::anyhow!("cannot hash the password: {e:?}"))?;
+        let hash = dozor_api::auth::hash_password(password)
+            .map_err(|e| anyhow::anyhow!("cannot hash the password: {e:?}"))?;
         store.create_user(tenant, name, &hash, role).await?;
-        audit.append(Entry::new(tenant.as_str(), "cli", "user.create", format!("user/{name}"), Outcome::Success).detail("role", role.as_str()))?;
+        audit.append(
+            Entry::new(
+                tenant.as_str(),
+                "cli",
+                "user.create",
+                format!("user/{name}"),
+                Outcome::Success,
+            )
+            .detail("role", role.as_str()),
+        )?;
         audit.close()?;
         store.close().await;
         Ok(())

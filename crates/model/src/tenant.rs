@@ -39,7 +39,9 @@ pub enum ParseTenantError {
     #[error("tenant name is longer than {MAX_TENANT_LEN} characters")]
     TooLong,
     /// The name holds a character outside `a-z0-9_-`, or starts with `-`/`_`.
-    #[error("tenant name {0:?} may hold only a-z, 0-9, '-' and '_', and must start with a letter or digit")]
+    #[error(
+        "tenant name {0:?} may hold only a-z, 0-9, '-' and '_', and must start with a letter or digit"
+    )]
     BadCharacter(String),
 }
 
@@ -92,7 +94,13 @@ mod tests {
 
     #[test]
     fn accepts_lowercase_digits_dash_underscore() {
-        for ok in ["default", "shop-42", "a", "0_x", &"z".repeat(MAX_TENANT_LEN)] {
+        for ok in [
+            "default",
+            "shop-42",
+            "a",
+            "0_x",
+            &"z".repeat(MAX_TENANT_LEN),
+        ] {
             assert_eq!(ok.parse::<TenantId>().map(|t| t.0), Ok(ok.to_owned()));
         }
     }
@@ -106,7 +114,10 @@ mod tests {
         );
         for bad in ["Shop", "../etc", "a b", "-x", "_x", "ténant", "a/b"] {
             assert!(
-                matches!(bad.parse::<TenantId>(), Err(ParseTenantError::BadCharacter(_))),
+                matches!(
+                    bad.parse::<TenantId>(),
+                    Err(ParseTenantError::BadCharacter(_))
+                ),
                 "{bad:?} must be refused"
             );
         }

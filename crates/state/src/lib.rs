@@ -27,10 +27,10 @@ mod error;
 pub mod sessions;
 pub mod settings;
 pub mod tenants;
-pub mod tokens;
-pub mod users;
 #[cfg(feature = "test-support")]
 pub mod test_support;
+pub mod tokens;
+pub mod users;
 
 use std::time::Duration;
 
@@ -64,7 +64,9 @@ pub struct Store {
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never print the URL: it may hold a password.
-        f.debug_struct("Store").field("backend", &self.backend).finish()
+        f.debug_struct("Store")
+            .field("backend", &self.backend)
+            .finish()
     }
 }
 

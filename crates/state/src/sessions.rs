@@ -64,12 +64,14 @@ impl Store {
         .fetch_optional(self.pool())
         .await
         .map_err(StateError::query("find refresh token"))?;
-        Ok(row.map(|(id, user_id, expires_ms, revoked_ms)| RefreshToken {
-            id,
-            user_id,
-            expires_ms,
-            revoked_ms,
-        }))
+        Ok(
+            row.map(|(id, user_id, expires_ms, revoked_ms)| RefreshToken {
+                id,
+                user_id,
+                expires_ms,
+                revoked_ms,
+            }),
+        )
     }
 
     /// Revokes a live refresh token. Returns `false` if it was already revoked, so that of

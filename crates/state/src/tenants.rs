@@ -25,7 +25,10 @@ impl Store {
             .await
             .map_err(StateError::query("list tenants"))?;
         rows.into_iter()
-            .map(|(id,)| id.parse().map_err(|e| StateError::Corrupt(format!("tenant id: {e}"))))
+            .map(|(id,)| {
+                id.parse()
+                    .map_err(|e| StateError::Corrupt(format!("tenant id: {e}")))
+            })
             .collect()
     }
 }

@@ -55,7 +55,16 @@ pub struct NewApiToken<'a> {
     pub token_hash: &'a str,
 }
 
-type TokenRow = (String, String, String, String, String, i64, Option<i64>, Option<i64>);
+type TokenRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    Option<i64>,
+    Option<i64>,
+);
 
 const TOKEN_COLUMNS: &str =
     "id, tenant_id, name, scopes, created_by, created_ms, expires_ms, revoked_ms";
@@ -111,7 +120,10 @@ impl Store {
     }
 
     /// The token whose secret hashes to `token_hash`, live or not.
-    pub async fn api_token_by_hash(&self, token_hash: &str) -> Result<Option<ApiToken>, StateError> {
+    pub async fn api_token_by_hash(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<ApiToken>, StateError> {
         let row: Option<TokenRow> = sqlx::query_as(&format!(
             "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE token_hash = $1"
         ))

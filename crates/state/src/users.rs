@@ -129,7 +129,11 @@ impl Store {
     }
 
     /// Replaces a user's password hash. Returns whether the user exists.
-    pub async fn set_password(&self, user_id: &str, password_hash: &str) -> Result<bool, StateError> {
+    pub async fn set_password(
+        &self,
+        user_id: &str,
+        password_hash: &str,
+    ) -> Result<bool, StateError> {
         let done = sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
             .bind(password_hash)
             .bind(user_id)

@@ -1,5 +1,7 @@
 //! The state store against both engines: embedded SQLite and the machine's PostgreSQL.
 
+#![allow(clippy::unwrap_used)] // Test helpers: a panic is the failure report.
+
 use dozor_model::{Role, Scope, ScopeSet, TenantId};
 use dozor_state::test_support::TempDatabase;
 use dozor_state::tokens::NewApiToken;
@@ -21,7 +23,9 @@ macro_rules! on_both_engines {
 
             #[tokio::test]
             async fn postgres() {
-                let db = dozor_state::test_support::TempDatabase::create().await.unwrap();
+                let db = dozor_state::test_support::TempDatabase::create()
+                    .await
+                    .unwrap();
                 let store = dozor_state::Store::open(db.url()).await.unwrap();
                 assert_eq!(store.backend(), dozor_state::Backend::Postgres);
                 super::$check(&store).await;
@@ -43,15 +47,30 @@ on_both_engines!(users_are_unique_and_tenant_scoped);
 async fn users_are_unique_and_tenant_scoped(store: &Store) {
     let shop: TenantId = "shop".parse().unwrap();
     let mes: TenantId = "mes".parse().unwrap();
-    let alice = store.create_user(&shop, "alice", "$argon2id$x", Role::Operator).await.unwrap();
-    store.create_user(&mes, "bob", "$argon2id$y", Role::Viewer).await.unwrap();
+    let alice = store
+        .create_user(&shop, "alice", "$argon2id$x", Role::Operator)
+        .await
+        .unwrap();
+    store
+        .create_user(&mes, "bob", "$argon2id$y", Role::Viewer)
+        .await
+        .unwrap();
 
     let again = store.create_user(&mes, "alice", "h", Role::Viewer).await;
     assert!(matches!(again, Err(StateError::Conflict(_))), "{again:?}");
 
     let found = store.user_by_name("alice").await.unwrap().unwrap();
-    assert_eq!((found.id.as_str(), found.role, &found.tenant), (alice.id.as_str(), Role::Operator, &shop));
-    let names: Vec<_> = store.list_users(&shop).await.unwrap().into_iter().map(|u| u.name).collect();
+    assert_eq!(
+        (found.id.as_str(), found.role, &found.tenant),
+        (alice.id.as_str(), Role::Operator, &shop)
+    );
+    let names: Vec<_> = store
+        .list_users(&shop)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.name)
+        .collect();
     assert_eq!(names, ["alice"]);
     assert_eq!(store.count_users().await.unwrap(), 2);
     assert_eq!(store.list_tenants().await.unwrap(), [mes, shop]);
@@ -75,12 +94,21 @@ async fn api_tokens_revoke_only_within_their_tenant(store: &Store) {
         .await
         .unwrap();
     let found = store.api_token_by_hash("abc123").await.unwrap().unwrap();
-    assert_eq!((found.id.as_str(), found.scopes), (token.id.as_str(), scopes));
+    assert_eq!(
+        (found.id.as_str(), found.scopes),
+        (token.id.as_str(), scopes)
+    );
     assert!(found.is_live(0));
 
-    assert!(!store.revoke_api_token(&other, &token.id).await.unwrap(), "cross-tenant revoke must fail");
+    assert!(
+        !store.revoke_api_token(&other, &token.id).await.unwrap(),
+        "cross-tenant revoke must fail"
+    );
     assert!(store.revoke_api_token(&shop, &token.id).await.unwrap());
-    assert!(!store.revoke_api_token(&shop, &token.id).await.unwrap(), "second revoke is a no-op");
+    assert!(
+        !store.revoke_api_token(&shop, &token.id).await.unwrap(),
+        "second revoke is a no-op"
+    );
     let revoked = store.api_token_by_hash("abc123").await.unwrap().unwrap();
     assert!(!revoked.is_live(0));
     assert_eq!(store.list_api_tokens(&shop).await.unwrap().len(), 1);
@@ -91,18 +119,49 @@ on_both_engines!(refresh_tokens_revoke_once);
 async fn refresh_tokens_revoke_once(store: &Store) {
     let t = TenantId::default_tenant();
     let user = store.create_user(&t, "u", "h", Role::Viewer).await.unwrap();
-    let rt = store.create_refresh_token(&user.id, "hash1", 1_000).await.unwrap();
-    assert_eq!(store.refresh_token_by_hash("hash1").await.unwrap().unwrap().id, rt.id);
+    let rt = store
+        .create_refresh_token(&user.id, "hash1", 1_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .refresh_token_by_hash("hash1")
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        rt.id
+    );
     assert!(store.revoke_refresh_token(&rt.id).await.unwrap());
     assert!(!store.revoke_refresh_token(&rt.id).await.unwrap());
-    assert!(store.refresh_token_by_hash("hash1").await.unwrap().unwrap().revoked_ms.is_some());
+    assert!(
+        store
+            .refresh_token_by_hash("hash1")
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_ms
+            .is_some()
+    );
 }
 
 on_both_engines!(settings_keep_the_first_value);
 async fn settings_keep_the_first_value(store: &Store) {
     assert_eq!(store.setting("k").await.unwrap(), None);
-    assert_eq!(store.setting_or_init("k", || Ok("one".into())).await.unwrap(), "one");
-    assert_eq!(store.setting_or_init("k", || Ok("two".into())).await.unwrap(), "one");
+    assert_eq!(
+        store
+            .setting_or_init("k", || Ok("one".into()))
+            .await
+            .unwrap(),
+        "one"
+    );
+    assert_eq!(
+        store
+            .setting_or_init("k", || Ok("two".into()))
+            .await
+            .unwrap(),
+        "one"
+    );
 }
 
 #[tokio::test]
@@ -110,11 +169,17 @@ async fn reopening_sqlite_keeps_data_and_does_not_remigrate() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("state.db").display());
     let store = Store::open(&url).await.unwrap();
-    store.create_user(&TenantId::default_tenant(), "kept", "h", Role::Admin).await.unwrap();
+    store
+        .create_user(&TenantId::default_tenant(), "kept", "h", Role::Admin)
+        .await
+        .unwrap();
     store.close().await;
     let store = Store::open(&url).await.unwrap();
     assert!(store.user_by_name("kept").await.unwrap().is_some());
-    assert_eq!(store.applied_migrations().await.unwrap(), Store::known_migrations());
+    assert_eq!(
+        store.applied_migrations().await.unwrap(),
+        Store::known_migrations()
+    );
 }
 
 #[tokio::test]

@@ -12,7 +12,12 @@ use crate::policy::{Policy, Registry};
 use crate::{ApiError, AppState, ClientAddr, Principal};
 
 pub(crate) fn register(r: Registry) -> Registry {
-    r.route(Method::GET, "/api/v1/audit/verify", Policy::Scope(Scope::Admin), verify)
+    r.route(
+        Method::GET,
+        "/api/v1/audit/verify",
+        Policy::Scope(Scope::Admin),
+        verify,
+    )
 }
 
 async fn verify(
@@ -24,10 +29,20 @@ async fn verify(
     let report = tokio::task::spawn_blocking(move || dozor_audit::verify(&data_dir))
         .await
         .map_err(ApiError::internal)??;
-    let outcome = if report.problem.is_none() { Outcome::Success } else { Outcome::Failure };
-    let entry = Entry::new(principal.tenant.as_str(), principal.actor.as_str(), "audit.verify", "audit/chain", outcome)
-        .source(source)
-        .detail("records", report.records);
+    let outcome = if report.problem.is_none() {
+        Outcome::Success
+    } else {
+        Outcome::Failure
+    };
+    let entry = Entry::new(
+        principal.tenant.as_str(),
+        principal.actor.as_str(),
+        "audit.verify",
+        "audit/chain",
+        outcome,
+    )
+    .source(source)
+    .detail("records", report.records);
     state.audit_entry(entry).await?;
     Ok(success(report))
 }

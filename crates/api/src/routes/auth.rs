@@ -21,8 +21,18 @@ use crate::{ApiError, AppState, ClientAddr, Principal};
 
 pub(crate) fn register(r: Registry) -> Registry {
     r.route(Method::POST, "/api/v1/auth/login", Policy::Public, login)
-        .route(Method::POST, "/api/v1/auth/refresh", Policy::Public, refresh)
-        .route(Method::POST, "/api/v1/auth/logout", Policy::Authenticated, logout)
+        .route(
+            Method::POST,
+            "/api/v1/auth/refresh",
+            Policy::Public,
+            refresh,
+        )
+        .route(
+            Method::POST,
+            "/api/v1/auth/logout",
+            Policy::Authenticated,
+            logout,
+        )
         .route(Method::GET, "/api/v1/auth/me", Policy::Authenticated, me)
 }
 
@@ -75,11 +85,24 @@ async fn login(
     let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
         .await
         .map_err(ApiError::internal)?;
-    let tenant = user.as_ref().map_or(dozor_model::TenantId::DEFAULT, |u| u.tenant.as_str());
-    let entry = Entry::new(tenant, req.username.as_str(), "auth.login", format!("user/{}", req.username), Outcome::Success)
-        .source(source);
+    let tenant = user
+        .as_ref()
+        .map_or(dozor_model::TenantId::DEFAULT, |u| u.tenant.as_str());
+    let entry = Entry::new(
+        tenant,
+        req.username.as_str(),
+        "auth.login",
+        format!("user/{}", req.username),
+        Outcome::Success,
+    )
+    .source(source);
     let Some(user) = user.filter(|_| ok) else {
-        state.audit_best_effort(Entry { outcome: Outcome::Failure, ..entry }).await;
+        state
+            .audit_best_effort(Entry {
+                outcome: Outcome::Failure,
+                ..entry
+            })
+            .await;
         return Err(ApiError::unauthorized(BAD_LOGIN));
     };
     let session = issue_session(&state, &user).await?;
@@ -110,8 +133,14 @@ async fn refresh(
         .filter(|u| u.disabled_ms.is_none())
         .ok_or_else(invalid)?;
     let session = issue_session(&state, &user).await?;
-    let entry = Entry::new(user.tenant.as_str(), user.name.as_str(), "auth.refresh", format!("user/{}", user.name), Outcome::Success)
-        .source(source);
+    let entry = Entry::new(
+        user.tenant.as_str(),
+        user.name.as_str(),
+        "auth.refresh",
+        format!("user/{}", user.name),
+        Outcome::Success,
+    )
+    .source(source);
     state.audit_entry(entry).await?;
     Ok(success(session))
 }
@@ -129,8 +158,14 @@ async fn logout(
         .filter(|t| principal.user_id.as_deref() == Some(t.user_id.as_str()))
         .ok_or_else(|| ApiError::not_found("no such session for this user"))?;
     state.store().revoke_refresh_token(&stored.id).await?;
-    let entry = Entry::new(principal.tenant.as_str(), principal.actor.as_str(), "auth.logout", format!("session/{}", stored.id), Outcome::Success)
-        .source(source);
+    let entry = Entry::new(
+        principal.tenant.as_str(),
+        principal.actor.as_str(),
+        "auth.logout",
+        format!("session/{}", stored.id),
+        Outcome::Success,
+    )
+    .source(source);
     state.audit_entry(entry).await?;
     Ok(success(json!({"revoked": stored.id})))
 }

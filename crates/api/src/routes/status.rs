@@ -12,16 +12,29 @@ use crate::policy::{Policy, Registry};
 use crate::{ApiError, AppState, Principal};
 
 pub(crate) fn register(r: Registry) -> Registry {
-    r.route(Method::GET, "/api/v1/status", Policy::Scope(Scope::Read), status)
-        .route(Method::GET, "/api/v1/status/history", Policy::Scope(Scope::Read), history)
-        .route(Method::GET, "/metrics", Policy::Scope(Scope::Read), metrics)
+    r.route(
+        Method::GET,
+        "/api/v1/status",
+        Policy::Scope(Scope::Read),
+        status,
+    )
+    .route(
+        Method::GET,
+        "/api/v1/status/history",
+        Policy::Scope(Scope::Read),
+        history,
+    )
+    .route(Method::GET, "/metrics", Policy::Scope(Scope::Read), metrics)
 }
 
 fn file_size(path: &std::path::Path) -> u64 {
     std::fs::metadata(path).map_or(0, |m| m.len())
 }
 
-async fn status(State(state): State<AppState>, principal: Principal) -> Result<impl IntoResponse, ApiError> {
+async fn status(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<impl IntoResponse, ApiError> {
     let data_dir = state.data_dir();
     let state_db = data_dir.join("state.db");
     let audit_chain = dozor_audit::files::audit_dir(data_dir).join(dozor_audit::files::CHAIN);

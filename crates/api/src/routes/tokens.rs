@@ -17,9 +17,24 @@ use crate::policy::{Policy, Registry};
 use crate::{ApiError, AppState, ClientAddr, Principal};
 
 pub(crate) fn register(r: Registry) -> Registry {
-    r.route(Method::GET, "/api/v1/tokens", Policy::Scope(Scope::Admin), list)
-        .route(Method::POST, "/api/v1/tokens", Policy::Scope(Scope::Admin), create)
-        .route(Method::DELETE, "/api/v1/tokens/{id}", Policy::Scope(Scope::Admin), revoke)
+    r.route(
+        Method::GET,
+        "/api/v1/tokens",
+        Policy::Scope(Scope::Admin),
+        list,
+    )
+    .route(
+        Method::POST,
+        "/api/v1/tokens",
+        Policy::Scope(Scope::Admin),
+        create,
+    )
+    .route(
+        Method::DELETE,
+        "/api/v1/tokens/{id}",
+        Policy::Scope(Scope::Admin),
+        revoke,
+    )
 }
 
 #[derive(Deserialize)]
@@ -40,7 +55,10 @@ fn describe(t: &ApiToken) -> serde_json::Value {
     })
 }
 
-async fn list(State(state): State<AppState>, principal: Principal) -> Result<impl IntoResponse, ApiError> {
+async fn list(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<impl IntoResponse, ApiError> {
     let tokens = state.store().list_api_tokens(&principal.tenant).await?;
     Ok(success(tokens.iter().map(describe).collect::<Vec<_>>()))
 }
@@ -57,14 +75,20 @@ async fn create(
     }
     let scopes = ScopeSet::from_iter(req.scopes);
     if scopes.is_empty() {
-        return Err(ApiError::bad_data("scopes: at least one of ingest, read, write, admin"));
+        return Err(ApiError::bad_data(
+            "scopes: at least one of ingest, read, write, admin",
+        ));
     }
     if !principal.scopes.is_superset(scopes) {
-        return Err(ApiError::forbidden("scopes: a token cannot have scopes its creator lacks"));
+        return Err(ApiError::forbidden(
+            "scopes: a token cannot have scopes its creator lacks",
+        ));
     }
     let expires_ms = match req.expires_in_seconds {
         Some(0) => return Err(ApiError::bad_data("expires_in_seconds: must be positive")),
-        Some(s) => Some(now_ms().saturating_add(i64::try_from(s).unwrap_or(i64::MAX).saturating_mul(1000))),
+        Some(s) => {
+            Some(now_ms().saturating_add(i64::try_from(s).unwrap_or(i64::MAX).saturating_mul(1000)))
+        }
         None => None,
     };
     let secret = new_secret(API_TOKEN_PREFIX)?;
@@ -79,10 +103,16 @@ async fn create(
             token_hash: &token_hash(&secret),
         })
         .await?;
-    let entry = Entry::new(principal.tenant.as_str(), principal.actor.as_str(), "token.create", format!("token/{}", token.id), Outcome::Success)
-        .source(source)
-        .detail("scopes", scopes.to_string())
-        .detail("name", name);
+    let entry = Entry::new(
+        principal.tenant.as_str(),
+        principal.actor.as_str(),
+        "token.create",
+        format!("token/{}", token.id),
+        Outcome::Success,
+    )
+    .source(source)
+    .detail("scopes", scopes.to_string())
+    .detail("name", name);
     state.audit_entry(entry).await?;
     let mut body = describe(&token);
     body["token"] = json!(secret);
@@ -95,11 +125,21 @@ async fn revoke(
     ClientAddr(source): ClientAddr,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    if !state.store().revoke_api_token(&principal.tenant, &id).await? {
+    if !state
+        .store()
+        .revoke_api_token(&principal.tenant, &id)
+        .await?
+    {
         return Err(ApiError::not_found(format!("no live token {id}")));
     }
-    let entry = Entry::new(principal.tenant.as_str(), principal.actor.as_str(), "token.revoke", format!("token/{id}"), Outcome::Success)
-        .source(source);
+    let entry = Entry::new(
+        principal.tenant.as_str(),
+        principal.actor.as_str(),
+        "token.revoke",
+        format!("token/{id}"),
+        Outcome::Success,
+    )
+    .source(source);
     state.audit_entry(entry).await?;
     Ok(success(json!({"revoked": id})))
 }

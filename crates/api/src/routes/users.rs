@@ -15,8 +15,18 @@ use crate::policy::{Policy, Registry};
 use crate::{ApiError, AppState, ClientAddr, Principal};
 
 pub(crate) fn register(r: Registry) -> Registry {
-    r.route(Method::GET, "/api/v1/users", Policy::Scope(Scope::Admin), list)
-        .route(Method::POST, "/api/v1/users", Policy::Scope(Scope::Admin), create)
+    r.route(
+        Method::GET,
+        "/api/v1/users",
+        Policy::Scope(Scope::Admin),
+        list,
+    )
+    .route(
+        Method::POST,
+        "/api/v1/users",
+        Policy::Scope(Scope::Admin),
+        create,
+    )
 }
 
 /// Shortest password accepted (the full password policy arrives with the security issue).
@@ -38,11 +48,16 @@ pub fn check_user_name(name: &str) -> Result<(), ApiError> {
     if ok {
         Ok(())
     } else {
-        Err(ApiError::bad_data("name: 1 to 64 visible ASCII characters, no ':'"))
+        Err(ApiError::bad_data(
+            "name: 1 to 64 visible ASCII characters, no ':'",
+        ))
     }
 }
 
-async fn list(State(state): State<AppState>, principal: Principal) -> Result<impl IntoResponse, ApiError> {
+async fn list(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<impl IntoResponse, ApiError> {
     let users = state.store().list_users(&principal.tenant).await?;
     Ok(success(
         users
@@ -60,16 +75,30 @@ async fn create(
 ) -> Result<impl IntoResponse, ApiError> {
     check_user_name(&req.name)?;
     if req.password.chars().count() < MIN_PASSWORD_LEN {
-        return Err(ApiError::bad_data(format!("password: at least {MIN_PASSWORD_LEN} characters")));
+        return Err(ApiError::bad_data(format!(
+            "password: at least {MIN_PASSWORD_LEN} characters"
+        )));
     }
     let password = req.password;
     let hash = tokio::task::spawn_blocking(move || hash_password(&password))
         .await
         .map_err(ApiError::internal)??;
-    let user = state.store().create_user(&principal.tenant, &req.name, &hash, req.role).await?;
-    let entry = Entry::new(principal.tenant.as_str(), principal.actor.as_str(), "user.create", format!("user/{}", user.name), Outcome::Success)
-        .source(source)
-        .detail("role", user.role.as_str());
+    let user = state
+        .store()
+        .create_user(&principal.tenant, &req.name, &hash, req.role)
+        .await?;
+    let entry = Entry::new(
+        principal.tenant.as_str(),
+        principal.actor.as_str(),
+        "user.create",
+        format!("user/{}", user.name),
+        Outcome::Success,
+    )
+    .source(source)
+    .detail("role", user.role.as_str());
     state.audit_entry(entry).await?;
-    Ok((StatusCode::CREATED, success(json!({"id": user.id, "name": user.name, "role": user.role}))))
+    Ok((
+        StatusCode::CREATED,
+        success(json!({"id": user.id, "name": user.name, "role": user.role})),
+    ))
 }

@@ -1,7 +1,7 @@
 //! A Dozor API in process, on a fresh SQLite state store and audit chain, driven with
 //! `tower::ServiceExt::oneshot` (no sockets needed for routing and policy checks).
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)] // Shared by several test crates; a panic is the failure report.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,7 +32,10 @@ pub async fn app_on(store: Store) -> TestApp {
     let state = AppState::new(
         store,
         audit,
-        JwtKeys::new(b"test-secret-test-secret-test-sec", Duration::from_secs(900)),
+        JwtKeys::new(
+            b"test-secret-test-secret-test-sec",
+            Duration::from_secs(900),
+        ),
         ApiSettings {
             data_dir: dir.path().to_owned(),
             max_body_bytes: 64 * 1024,
@@ -42,7 +45,8 @@ pub async fn app_on(store: Store) -> TestApp {
     );
     let router = dozor_api::app(state.clone());
     let app = TestApp { dir, state, router };
-    app.add_user("default", "admin", ADMIN_PASSWORD, Role::Admin).await;
+    app.add_user("default", "admin", ADMIN_PASSWORD, Role::Admin)
+        .await;
     app
 }
 
@@ -60,37 +64,69 @@ impl TestApp {
     pub async fn add_user(&self, tenant: &str, name: &str, password: &str, role: Role) {
         let tenant: TenantId = tenant.parse().unwrap();
         let hash = dozor_api::auth::hash_password(password).unwrap();
-        self.state.store().create_user(&tenant, name, &hash, role).await.unwrap();
+        self.state
+            .store()
+            .create_user(&tenant, name, &hash, role)
+            .await
+            .unwrap();
     }
 
     /// Sends a request; `auth` is a full `Authorization` header value.
-    pub async fn call(&self, method: &str, path: &str, auth: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
-        let (status, _, bytes) = self.call_raw(method, path, auth, body.map(|b| b.to_string())).await;
-        let json = serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        auth: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let (status, _, bytes) = self
+            .call_raw(method, path, auth, body.map(|b| b.to_string()))
+            .await;
+        let json = serde_json::from_slice(&bytes)
+            .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into_owned()));
         (status, json)
     }
 
-    pub async fn call_raw(&self, method: &str, path: &str, auth: Option<&str>, body: Option<String>) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
+    pub async fn call_raw(
+        &self,
+        method: &str,
+        path: &str,
+        auth: Option<&str>,
+        body: Option<String>,
+    ) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
         let mut req = Request::builder().method(method).uri(path);
         if let Some(a) = auth {
             req = req.header(header::AUTHORIZATION, a);
         }
         let req = match body {
-            Some(b) => req.header(header::CONTENT_TYPE, "application/json").body(Body::from(b)),
+            Some(b) => req
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(b)),
             None => req.body(Body::empty()),
         }
         .unwrap();
         let response = self.router.clone().oneshot(req).await.unwrap();
         let status = response.status();
         let headers = response.headers().clone();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes().to_vec();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec();
         (status, headers, bytes)
     }
 
     /// Logs in; returns the whole `data` object.
     pub async fn login(&self, user: &str, password: &str) -> Value {
         let (status, body) = self
-            .call("POST", "/api/v1/auth/login", None, Some(serde_json::json!({"username": user, "password": password})))
+            .call(
+                "POST",
+                "/api/v1/auth/login",
+                None,
+                Some(serde_json::json!({"username": user, "password": password})),
+            )
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         body["data"].clone()
@@ -98,12 +134,20 @@ impl TestApp {
 
     /// `Bearer <access token>` of a fresh login.
     pub async fn bearer(&self, user: &str, password: &str) -> String {
-        format!("Bearer {}", self.login(user, password).await["access_token"].as_str().unwrap())
+        format!(
+            "Bearer {}",
+            self.login(user, password).await["access_token"]
+                .as_str()
+                .unwrap()
+        )
     }
 
     /// The audit records appended so far, as JSON values.
     pub fn audit_records(&self) -> Vec<Value> {
-        let text = std::fs::read_to_string(self.dir.path().join("audit/chain.jsonl")).unwrap_or_default();
-        text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+        let text =
+            std::fs::read_to_string(self.dir.path().join("audit/chain.jsonl")).unwrap_or_default();
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
     }
 }

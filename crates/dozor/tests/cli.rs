@@ -1,0 +1,367 @@
+//! The `dozor` binary as users run it: commands, exit codes, graceful shutdown, restarts.
+
+#![allow(clippy::unwrap_used)] // Test helpers: a panic is the failure report.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_dozor");
+const PASSWORD: &str = "cli-test-password";
+
+fn dozor() -> Command {
+    let mut c = Command::new(BIN);
+    c.env_remove("DOZOR_ADMIN_PASSWORD")
+        .env_remove("DOZOR_ADMIN_TOKEN")
+        .env("DOZOR_LOG", "warn");
+    c
+}
+
+/// A running `dozor serve` and the address it listens on.
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Server {
+    fn start(data_dir: &Path, extra_env: &[(&str, &str)]) -> Server {
+        let mut cmd = dozor();
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .env("DOZOR_ADMIN_PASSWORD", PASSWORD)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let addr = loop {
+            let line = lines
+                .next()
+                .expect("dozor exited before listening")
+                .unwrap();
+            if let Some(rest) = line.split("listening on http://").nth(1) {
+                break rest.trim().to_owned();
+            }
+        };
+        Server { child, addr }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    fn signal(&self, name: &str) {
+        let ok = Command::new("kill")
+            .args(["-s", name, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+
+    fn wait(mut self, limit: Duration) -> std::process::ExitStatus {
+        let until = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < until,
+                "dozor did not exit within {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+async fn login(server: &Server, user: &str, password: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(server.url("/api/v1/auth/login"))
+        .json(&serde_json::json!({"username": user, "password": password}))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[test]
+fn version_prints_the_package_version() {
+    let out = dozor().arg("version").output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap().trim(),
+        format!("dozor {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn check_config_names_file_line_and_key_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("dozor.yml");
+    std::fs::write(&bad, "server:\n  listen: 127.0.0.1:9470\n  lisen: 1\n").unwrap();
+    let out = dozor()
+        .args(["check", "config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains(&format!("{}:3: key `lisen`", bad.display())),
+        "{err}"
+    );
+
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../deploy/dozor.example.yml"
+    );
+    let out = dozor().args(["check", "config", example]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = dozor()
+        .args(["check", "config", "/nonexistent/dozor.yml"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
+}
+
+#[test]
+fn audit_verify_exits_nonzero_and_names_the_edited_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    block_on(async {
+        assert_eq!(login(&server, "admin", "wrong").await.status(), 401);
+        assert_eq!(login(&server, "admin", PASSWORD).await.status(), 200);
+    });
+    server.signal("TERM");
+    assert!(server.wait(Duration::from_secs(10)).success());
+
+    let verify = || {
+        dozor()
+            .args(["audit", "verify", "--data-dir"])
+            .arg(dir.path())
+            .output()
+            .unwrap()
+    };
+    let out = verify();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("audit chain ok"));
+
+    let chain = dir.path().join("audit/chain.jsonl");
+    let text = std::fs::read_to_string(&chain).unwrap();
+    let failure_line = text
+        .lines()
+        .position(|l| l.contains("\"failure\""))
+        .unwrap();
+    std::fs::write(&chain, text.replacen("\"failure\"", "\"success\"", 1)).unwrap();
+    let out = verify();
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stdout.contains(&format!("line {}", failure_line + 1)) && stdout.contains("edited"),
+        "{stdout}"
+    );
+}
+
+/// SIGTERM while a request is half sent: the server stops accepting, finishes that request,
+/// answers it, and exits 0.
+#[test]
+fn sigterm_finishes_in_flight_requests_then_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let body = serde_json::json!({"username": "admin", "password": PASSWORD}).to_string();
+    let (head, tail) = body.split_at(10);
+    let mut conn = TcpStream::connect(&server.addr).unwrap();
+    write!(
+        conn,
+        "POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{head}",
+        body.len()
+    )
+    .unwrap();
+    conn.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    server.signal("TERM");
+    std::thread::sleep(Duration::from_millis(300));
+    // Still finishing our request: new connections are no longer accepted.
+    let refused =
+        TcpStream::connect_timeout(&server.addr.parse().unwrap(), Duration::from_millis(500))
+            .and_then(|mut c| {
+                c.set_read_timeout(Some(Duration::from_millis(500)))?;
+                c.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")?;
+                let mut buf = [0u8; 64];
+                let n = c.read(&mut buf)?;
+                Ok(n)
+            });
+    assert!(
+        matches!(refused, Err(_) | Ok(0)),
+        "a new request was served during shutdown: {refused:?}"
+    );
+    conn.write_all(tail.as_bytes()).unwrap();
+    let mut response = String::new();
+    conn.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("access_token"));
+    let status = server.wait(Duration::from_secs(10));
+    assert!(status.success(), "{status}");
+    // The shutdown was recorded and the chain closed with a signed checkpoint.
+    let chain = std::fs::read_to_string(dir.path().join("audit/chain.jsonl")).unwrap();
+    assert!(chain.lines().last().unwrap().contains("server.stop"));
+    assert!(dir.path().join("audit/checkpoints.jsonl").exists());
+}
+
+/// What was acknowledged survives `kill -9`: users, tokens and audit records.
+#[test]
+fn acknowledged_changes_survive_kill_9_and_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = "dzr_bootstrap-token-for-the-kill-test";
+    for round in 0..3 {
+        let server = Server::start(dir.path(), &[("DOZOR_ADMIN_TOKEN", token)]);
+        block_on(async {
+            let client = reqwest::Client::new();
+            // Everything created in earlier rounds is still there.
+            let users = client
+                .get(server.url("/api/v1/users"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(users.status(), 200);
+            let users: serde_json::Value = users.json().await.unwrap();
+            assert_eq!(
+                users["data"].as_array().unwrap().len(),
+                1 + round,
+                "round {round}: {users}"
+            );
+            let created = client
+                .post(server.url("/api/v1/users"))
+                .bearer_auth(token)
+                .json(&serde_json::json!({"name": format!("user{round}"), "password": "password-123", "role": "viewer"}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(created.status(), 201);
+        });
+        server.signal("KILL");
+        assert!(!server.wait(Duration::from_secs(10)).success());
+    }
+    let out = dozor()
+        .args(["audit", "verify", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let chain = std::fs::read_to_string(dir.path().join("audit/chain.jsonl")).unwrap();
+    assert_eq!(
+        chain.matches("\"user.create\"").count(),
+        4,
+        "bootstrap admin + three users"
+    );
+}
+
+#[test]
+fn user_add_creates_a_user_who_can_log_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = dozor()
+        .args([
+            "user",
+            "add",
+            "--name",
+            "olga",
+            "--role",
+            "operator",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"olga-password\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let again = dozor()
+        .args([
+            "user",
+            "add",
+            "--name",
+            "olga",
+            "--password-file",
+            "/dev/null",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        !again.status.success(),
+        "short password from file must be refused"
+    );
+
+    let server = Server::start(dir.path(), &[]);
+    block_on(async {
+        let res = login(&server, "olga", "olga-password").await;
+        assert_eq!(res.status(), 200);
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body["data"]["user"]["role"], "operator");
+    });
+}
+
+#[test]
+fn bad_flags_and_bad_environment_fail_with_a_message() {
+    let out = dozor()
+        .args(["serve", "--listen", "not-an-address"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--listen"));
+    let dir = tempfile::tempdir().unwrap();
+    let out = dozor()
+        .args(["serve", "--data-dir"])
+        .arg(dir.path())
+        .env("DOZOR_SERVER__MAX_BODY_BYTES", "lots")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("DOZOR_SERVER__MAX_BODY_BYTES"));
+}

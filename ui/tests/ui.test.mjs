@@ -1,0 +1,111 @@
+// Browser test of the UI against a real `dozor serve`: log in, see the status page, and see
+// the live chart draw real data. Playwright (playwright-core) drives Debian's Chromium.
+//
+// Needs DOZOR_BIN (the dozor binary to run) and /usr/bin/chromium (or CHROMIUM_PATH).
+// Screenshots go to target/ui-screenshots/.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { chromium } from "playwright-core";
+
+const root = resolve(import.meta.dirname, "../..");
+const bin = process.env.DOZOR_BIN ?? join(root, "target/debug/dozor");
+const shots = join(root, "target/ui-screenshots");
+const password = "ui-test-password";
+let server, browser, base, dataDir;
+
+async function waitForReady(url, ms) {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    try {
+      if ((await fetch(url + "/readyz")).ok) return;
+    } catch {}
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`dozor did not become ready at ${url}`);
+}
+
+before(async () => {
+  mkdirSync(shots, { recursive: true });
+  dataDir = mkdtempSync(join(tmpdir(), "dozor-ui-"));
+  server = spawn(bin, ["serve", "--data-dir", dataDir, "--listen", "127.0.0.1:0"], {
+    env: { ...process.env, DOZOR_ADMIN_PASSWORD: password, DOZOR_LOG: "warn" },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  base = await new Promise((resolveAddr, reject) => {
+    let out = "";
+    server.stdout.on("data", (d) => {
+      out += d;
+      const m = out.match(/listening on (http:\/\/[\d.:]+)/);
+      if (m) resolveAddr(m[1]);
+    });
+    server.on("exit", (code) => reject(new Error(`dozor exited early with ${code}`)));
+  });
+  await waitForReady(base, 10_000);
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  server?.kill("SIGTERM");
+  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+});
+
+test("a wrong password shows an error and stays on the login page", async () => {
+  const page = await browser.newPage();
+  await page.goto(base + "/");
+  await page.fill("input[name=username]", "admin");
+  await page.fill("input[name=password]", "not-the-password");
+  await page.click("button[type=submit]");
+  await page.getByRole("alert").waitFor();
+  assert.match(await page.getByRole("alert").innerText(), /invalid username or password/);
+  assert.equal(new URL(page.url()).pathname, "/login");
+  await page.close();
+});
+
+test("logging in shows status and a live chart with real points", async () => {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  await page.goto(base + "/");
+  await page.fill("input[name=username]", "admin");
+  await page.fill("input[name=password]", password);
+  await page.click("button[type=submit]");
+  await page.waitForURL(base + "/status");
+  await page.getByText("Audit records").waitFor();
+  assert.match(await page.locator(".cards").innerText(), /0\.1\.0/);
+
+  // The sampler adds a point every 2 s: wait for a line, not a lone dot.
+  const chart = page.getByTestId("live-chart");
+  await page.waitForFunction(() => Number(document.querySelector("[data-testid=live-chart]")?.dataset.points ?? 0) >= 3, null, { timeout: 20_000 });
+  const painted = await chart.locator("canvas").evaluate((c) => {
+    const { data } = c.getContext("2d").getImageData(0, 0, c.width, c.height);
+    let n = 0;
+    // Count pixels of the series' blue stroke (#2f7df6), allowing for anti-aliasing.
+    for (let i = 0; i < data.length; i += 4) {
+      if (data[i + 3] > 200 && data[i + 2] > 180 && data[i] < 120) n++;
+    }
+    return n;
+  });
+  assert.ok(painted > 50, `the chart drew only ${painted} line pixels`);
+  await page.screenshot({ path: join(shots, "status.png"), fullPage: true });
+
+  // A reload keeps the session; logging out returns to the login page.
+  await page.reload();
+  await page.getByText("Audit records").waitFor();
+  await page.getByRole("button", { name: "Log out" }).click();
+  await page.locator("input[name=username]").waitFor();
+  await page.close();
+});
+
+test("the UI's API calls are refused without a session", async () => {
+  const res = await fetch(base + "/api/v1/status");
+  assert.equal(res.status, 401);
+  const html = await fetch(base + "/some/deep/ui/link");
+  assert.equal(html.status, 200);
+  assert.match(await html.text(), /<div id="app">/);
+});
