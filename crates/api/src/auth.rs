@@ -204,14 +204,21 @@ impl JwtKeys {
 }
 
 /// What the `Authorization` header carried.
-enum Credentials<'a> {
+#[derive(Debug, PartialEq, Eq)]
+pub enum Credentials<'a> {
+    /// A JWT access token (not yet checked).
     Jwt(&'a str),
+    /// An API token secret (not yet looked up), from `Bearer` or basic auth's password.
     ApiToken(String),
 }
 
-fn parse_authorization(value: &str) -> Option<Credentials<'_>> {
+/// Parses an `Authorization` header value; `None` for schemes and shapes we do not accept.
+pub fn parse_authorization(value: &str) -> Option<Credentials<'_>> {
     let (scheme, rest) = value.split_once(' ')?;
     let rest = rest.trim();
+    if rest.is_empty() {
+        return None;
+    }
     if scheme.eq_ignore_ascii_case("bearer") {
         if rest.starts_with(API_TOKEN_PREFIX) {
             return Some(Credentials::ApiToken(rest.to_owned()));
@@ -355,6 +362,7 @@ mod tests {
         ));
         assert!(parse_authorization("Digest x").is_none());
         assert!(parse_authorization("Bearer").is_none());
+        assert!(parse_authorization("Bearer  ").is_none());
     }
 
     #[test]

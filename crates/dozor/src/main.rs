@@ -1,11 +1,6 @@
 //! `dozor`: the one binary. This file is the command line only: it parses arguments and
-//! hands over to [`server`] (serve, demo), [`config`] (check config), or the small
-//! administrative commands (user add, audit verify).
-
-mod config;
-mod demo;
-mod host;
-mod server;
+//! hands over to the library: `server` (serve, demo, user add), `config` (check config) or
+//! the audit crate (audit verify).
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -13,6 +8,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use dozor::config;
+use dozor::server::{self, Overrides};
 use dozor_model::{Role, TenantId};
 
 /// Dozor watches a business end to end: metrics, logs, events, alerts, audit.
@@ -44,7 +41,7 @@ enum Command {
 
 /// Flags shared by `serve` and `demo`; each wins over the file and the environment.
 #[derive(Args, Clone, Default)]
-pub struct ServeArgs {
+struct ServeArgs {
     /// Configuration file (see deploy/dozor.example.yml); without it, defaults and DOZOR_* variables.
     #[arg(long, short = 'c', value_name = "FILE")]
     config: Option<PathBuf>,
@@ -100,6 +97,16 @@ enum AuditCommand {
     },
 }
 
+impl ServeArgs {
+    fn overrides(&self) -> Overrides {
+        Overrides {
+            config: self.config.clone(),
+            data_dir: self.data_dir.clone(),
+            listen: self.listen,
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
@@ -113,8 +120,8 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Serve(args) => server::run(&args, false),
-        Command::Demo(args) => server::run(&args, true),
+        Command::Serve(args) => server::run(&args.overrides(), false),
+        Command::Demo(args) => server::run(&args.overrides(), true),
         Command::Check(CheckCommand::Config { file }) => {
             let (_, warnings) = config::Config::load(Some(&file), std::env::vars())?;
             for w in warnings {
@@ -140,7 +147,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     line.lines().next().unwrap_or("").to_owned()
                 }
             };
-            server::add_user(&target, &name, role, &tenant, &password)?;
+            server::add_user(&target.overrides(), &name, role, &tenant, &password)?;
             println!("created user {name} ({role}) in tenant {tenant}");
             Ok(ExitCode::SUCCESS)
         }

@@ -14,15 +14,25 @@ use dozor_state::Store;
 use dozor_state::tokens::NewApiToken;
 use sha2::{Digest, Sha256};
 
-use crate::ServeArgs;
 use crate::config::{Config, LogFormat, read_secret_file};
+
+/// Command-line flags that win over the file and the environment.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// The configuration file, if any.
+    pub config: Option<std::path::PathBuf>,
+    /// `--data-dir`.
+    pub data_dir: Option<std::path::PathBuf>,
+    /// `--listen`.
+    pub listen: Option<std::net::SocketAddr>,
+}
 
 /// The demo's login, printed at start.
 const DEMO_USER: &str = "admin";
 const DEMO_PASSWORD: &str = "dozor-demo";
 
 /// Loads the configuration with flags applied on top.
-fn load_config(args: &ServeArgs, demo: bool) -> anyhow::Result<Config> {
+fn load_config(args: &Overrides, demo: bool) -> anyhow::Result<Config> {
     let (mut config, warnings) = Config::load(args.config.as_deref(), std::env::vars())?;
     for w in warnings {
         eprintln!("warning: {w}");
@@ -73,7 +83,7 @@ async fn open_stores(config: &Config) -> anyhow::Result<(Store, Arc<AuditLog>)> 
 }
 
 /// `dozor serve` and `dozor demo`.
-pub fn run(args: &ServeArgs, demo: bool) -> anyhow::Result<ExitCode> {
+pub fn run(args: &Overrides, demo: bool) -> anyhow::Result<ExitCode> {
     let config = load_config(args, demo)?;
     init_logging(&config);
     runtime()?.block_on(serve(config, demo, args.config.as_deref()))?;
@@ -298,7 +308,7 @@ async fn bootstrap(store: &Store, audit: &AuditLog, demo: bool) -> anyhow::Resul
 
 /// `dozor user add`.
 pub fn add_user(
-    args: &ServeArgs,
+    args: &Overrides,
     name: &str,
     role: Role,
     tenant: &TenantId,

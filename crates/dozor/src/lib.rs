@@ -1,0 +1,16 @@
+//! The `dozor` binary's library half: configuration and wiring, kept out of `main.rs` so the
+//! command line stays thin and the parsers can be fuzzed and tested.
+//!
+//! - [`config`]: `dozor.yml` → a validated [`config::Config`] (defaults, `DOZOR_*`
+//!   overrides, secrets from files, line-numbered errors).
+//! - [`server`]: opens the stores, bootstraps the first administrator, builds the API and
+//!   serves it until SIGTERM/SIGINT.
+//! - [`demo`] and [`host`]: the generators of `dozor demo`.
+//!
+//! Architecture invariant: nothing here implements storage, queries or HTTP handling; it only
+//! connects the engine crates.
+
+pub mod config;
+pub mod demo;
+pub mod host;
+pub mod server;
