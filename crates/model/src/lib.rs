@@ -7,6 +7,8 @@
 //! - [`Role`] and [`Scope`]: who a principal is and what it may do. Routes declare the
 //!   [`Scope`] they need; a role grants a fixed set of scopes ([`Role::scopes`]); an API token
 //!   carries an explicit subset.
+//! - [`Labels`], [`Sample`] and [`Matcher`]: series identity, data points and selectors,
+//!   with Prometheus' semantics (sorted labels, staleness marker, anchored regexes).
 //! - [`time`]: milliseconds since the Unix epoch, the one time unit of storage and APIs.
 //!
 //! Architecture invariant: a `TenantId` or `Role` value is valid by construction; code that
@@ -21,8 +23,12 @@
 //! ```
 
 mod access;
+pub mod labels;
+mod matcher;
 mod tenant;
 pub mod time;
 
 pub use access::{ParseAccessError, Role, Scope, ScopeSet};
+pub use labels::{Label, Labels, LabelsError, Sample};
+pub use matcher::{BadRegex, MatchOp, Matcher};
 pub use tenant::{ParseTenantError, TenantId};

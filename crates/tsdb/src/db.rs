@@ -1,0 +1,492 @@
+//! [`Db`]: one tenant's metrics — a WAL, the in-memory head and the on-disk blocks — and
+//! the maintenance that moves data between them (cut, compaction, retention).
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use dozor_model::{Labels, Matcher, Sample};
+
+use crate::block::{self, Block};
+use crate::files::{BLOCKS_DIR, DELETE_SUFFIX, TMP_SUFFIX, WAL_DIR, block_name};
+use crate::head::{Head, Rejected};
+use crate::record::{Record, SeriesRef};
+use crate::wal::{self, Wal};
+use crate::{Options, Queryable, Series, TsdbError};
+
+/// What an append did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AppendStats {
+    /// Samples stored.
+    pub accepted: u64,
+    /// Samples refused as older than the out-of-order window.
+    pub out_of_order: u64,
+    /// Samples refused as older than data already in blocks.
+    pub too_old: u64,
+    /// Series seen for the first time.
+    pub new_series: u64,
+}
+
+/// Running totals, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct DbCounters {
+    /// Samples stored.
+    pub samples: AtomicU64,
+    /// Samples refused (out of order or too old).
+    pub rejected: AtomicU64,
+    /// Blocks written by head cuts.
+    pub cuts: AtomicU64,
+    /// Compactions done.
+    pub compactions: AtomicU64,
+    /// Blocks deleted by retention.
+    pub retention_deletions: AtomicU64,
+}
+
+/// One tenant's metric store.
+#[derive(Debug)]
+pub struct Db {
+    dir: PathBuf,
+    opts: Options,
+    head: Head,
+    wal: Mutex<Wal>,
+    blocks: RwLock<Vec<Arc<Block>>>,
+    /// Appends hold it shared; a head cut holds it exclusively so the WAL checkpoint sees
+    /// every appended sample.
+    gate: RwLock<()>,
+    /// Serializes maintenance (cuts, compactions, retention).
+    maintenance: Mutex<()>,
+    block_seq: AtomicU64,
+    /// Totals since start.
+    pub counters: DbCounters,
+}
+
+impl Db {
+    /// Opens (or creates) the store in `dir`: loads blocks, replays the WAL into the head.
+    pub fn open(dir: &Path, opts: Options) -> Result<Db, TsdbError> {
+        let blocks_dir = dir.join(BLOCKS_DIR);
+        fs::create_dir_all(&blocks_dir).map_err(TsdbError::io("create", &blocks_dir))?;
+        let mut blocks = Vec::new();
+        for entry in fs::read_dir(&blocks_dir).map_err(TsdbError::io("list", &blocks_dir))? {
+            let path = entry.map_err(TsdbError::io("list", &blocks_dir))?.path();
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default()
+                .to_owned();
+            if name.ends_with(TMP_SUFFIX) || name.ends_with(DELETE_SUFFIX) {
+                // An unfinished write or delete from before a crash.
+                fs::remove_dir_all(&path).map_err(TsdbError::io("remove", &path))?;
+                continue;
+            }
+            blocks.push(Arc::new(Block::open(&path)?));
+        }
+        blocks.sort_by_key(|b| (b.meta().mint, b.meta().maxt));
+        let head = Head::default();
+        if let Some(maxt) = blocks.iter().map(|b| b.meta().maxt).max() {
+            head.set_min_valid_t(maxt + 1);
+        }
+        let wal_dir = dir.join(WAL_DIR);
+        replay_into(&wal_dir, &head)?;
+        let wal = Wal::open(&wal_dir, opts.fsync)?;
+        let seq = blocks.len() as u64;
+        Ok(Db {
+            dir: dir.to_owned(),
+            opts,
+            head,
+            wal: Mutex::new(wal),
+            blocks: RwLock::new(blocks),
+            gate: RwLock::new(()),
+            maintenance: Mutex::new(()),
+            block_seq: AtomicU64::new(seq),
+            counters: DbCounters::default(),
+        })
+    }
+
+    /// Appends samples; returns once they are in the WAL (durable under the fsync policy).
+    pub fn append(&self, batch: &[(Labels, Vec<Sample>)]) -> Result<AppendStats, TsdbError> {
+        let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
+        let mut stats = AppendStats::default();
+        let mut new_series = Vec::new();
+        let mut accepted = Vec::with_capacity(batch.iter().map(|(_, s)| s.len()).sum());
+        for (labels, samples) in batch {
+            let (r, series, created) = self.head.get_or_create(labels);
+            if created {
+                new_series.push((r, labels.clone()));
+            }
+            for s in samples {
+                match self
+                    .head
+                    .append(&series, *s, Some(self.opts.out_of_order_window_ms))
+                {
+                    Ok(()) => accepted.push((r, *s)),
+                    Err(Rejected::OutOfOrder) => stats.out_of_order += 1,
+                    Err(Rejected::TooOld) => stats.too_old += 1,
+                }
+            }
+        }
+        stats.accepted = accepted.len() as u64;
+        stats.new_series = new_series.len() as u64;
+        let mut payload = Vec::new();
+        {
+            let mut wal = self.wal.lock().unwrap_or_else(|p| p.into_inner());
+            if !new_series.is_empty() {
+                Record::Series(new_series).encode(&mut payload);
+                wal.append(&payload)?;
+            }
+            if !accepted.is_empty() {
+                payload.clear();
+                Record::Samples(accepted).encode(&mut payload);
+                wal.append(&payload)?;
+            }
+        }
+        self.counters
+            .samples
+            .fetch_add(stats.accepted, Ordering::Relaxed);
+        self.counters
+            .rejected
+            .fetch_add(stats.out_of_order + stats.too_old, Ordering::Relaxed);
+        Ok(stats)
+    }
+
+    /// `fsync`s the WAL if the interval policy says so (call periodically).
+    pub fn sync_if_due(&self) -> Result<(), TsdbError> {
+        self.wal
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .sync_if_due()
+    }
+
+    /// `fsync`s the WAL now (shutdown).
+    pub fn sync(&self) -> Result<(), TsdbError> {
+        self.wal.lock().unwrap_or_else(|p| p.into_inner()).sync()
+    }
+
+    /// Cuts the head into blocks when it spans 1.5 block durations, compacts one group of
+    /// finished blocks, and applies retention. Call every few seconds.
+    pub fn maintain(&self, now_ms: i64) -> Result<(), TsdbError> {
+        let _m = self.maintenance.lock().unwrap_or_else(|p| p.into_inner());
+        let range = self.opts.block_duration_ms;
+        while let Some((min, max)) = self.head.time_range() {
+            let start = min.div_euclid(range) * range;
+            if max < start + range + range / 2 {
+                break;
+            }
+            self.cut(start + range)?;
+        }
+        self.compact_once()?;
+        self.apply_retention(now_ms)
+    }
+
+    /// Moves everything in the head into a block now (tests, benchmarks, shutdown).
+    pub fn flush(&self) -> Result<(), TsdbError> {
+        let _m = self.maintenance.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, max)) = self.head.time_range() {
+            self.cut(max + 1)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the head's samples before `before` as a block, then rewrites the WAL as a
+    /// checkpoint of what stayed in the head.
+    fn cut(&self, before: i64) -> Result<(), TsdbError> {
+        let _gate = self.gate.write().unwrap_or_else(|p| p.into_inner());
+        let result = self.head.cut_before(before);
+        if !result.cut.is_empty() {
+            self.write_block(result.cut, 0)?;
+            self.counters.cuts.fetch_add(1, Ordering::Relaxed);
+        }
+        let mut wal = self.wal.lock().unwrap_or_else(|p| p.into_inner());
+        let first_new = wal.cut()?;
+        let mut payload = Vec::new();
+        for chunk in result.kept.chunks(10_000) {
+            payload.clear();
+            Record::Series(chunk.iter().map(|(r, l, _)| (*r, l.clone())).collect())
+                .encode(&mut payload);
+            wal.append(&payload)?;
+            let samples: Vec<(SeriesRef, Sample)> = chunk
+                .iter()
+                .flat_map(|(r, _, s)| s.iter().map(move |x| (*r, *x)))
+                .collect();
+            if !samples.is_empty() {
+                payload.clear();
+                Record::Samples(samples).encode(&mut payload);
+                wal.append(&payload)?;
+            }
+        }
+        wal.sync()?;
+        wal.truncate_before(first_new)?;
+        Ok(())
+    }
+
+    fn write_block(
+        &self,
+        series: Vec<(Labels, Vec<Sample>)>,
+        level: u32,
+    ) -> Result<Arc<Block>, TsdbError> {
+        let mint = series
+            .iter()
+            .filter_map(|(_, s)| s.first())
+            .map(|s| s.t)
+            .min()
+            .unwrap_or(0);
+        let maxt = series
+            .iter()
+            .filter_map(|(_, s)| s.last())
+            .map(|s| s.t)
+            .max()
+            .unwrap_or(0);
+        let seq = self.block_seq.fetch_add(1, Ordering::Relaxed);
+        let path = self.dir.join(BLOCKS_DIR).join(block_name(mint, maxt, seq));
+        block::write(&path, series, level)?;
+        let opened = Arc::new(Block::open(&path)?);
+        let mut blocks = self.blocks.write().unwrap_or_else(|p| p.into_inner());
+        blocks.push(Arc::clone(&opened));
+        blocks.sort_by_key(|b| (b.meta().mint, b.meta().maxt));
+        Ok(opened)
+    }
+
+    /// Merges the blocks of one finished time window (3, 9 or 27 block durations) into one.
+    fn compact_once(&self) -> Result<(), TsdbError> {
+        let blocks = self.blocks();
+        let horizon = self.head.min_valid_t();
+        for k in 1..=3u32 {
+            let window = self.opts.block_duration_ms.saturating_mul(3i64.pow(k));
+            let mut groups: BTreeMap<i64, Vec<Arc<Block>>> = BTreeMap::new();
+            for b in &blocks {
+                let w = b.meta().mint.div_euclid(window);
+                if b.meta().maxt.div_euclid(window) == w && b.meta().level < k {
+                    groups.entry(w).or_default().push(Arc::clone(b));
+                }
+            }
+            for (w, group) in groups {
+                let end = (w + 1).saturating_mul(window);
+                if group.len() < 2 || end > horizon {
+                    continue;
+                }
+                let mut merged: BTreeMap<Labels, Vec<Sample>> = BTreeMap::new();
+                for b in &group {
+                    for (labels, samples) in b.all()? {
+                        merged.entry(labels).or_default().extend(samples);
+                    }
+                }
+                let series = merged
+                    .into_iter()
+                    .map(|(l, s)| (l, dedup_sorted(s)))
+                    .collect();
+                self.write_block(series, k)?;
+                self.remove_blocks(&group)?;
+                self.counters.compactions.fetch_add(1, Ordering::Relaxed);
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    fn remove_blocks(&self, doomed: &[Arc<Block>]) -> Result<(), TsdbError> {
+        {
+            let mut blocks = self.blocks.write().unwrap_or_else(|p| p.into_inner());
+            blocks.retain(|b| !doomed.iter().any(|d| Arc::ptr_eq(b, d)));
+        }
+        for b in doomed {
+            // Rename first: a crash mid-delete leaves a `.deleted` directory, removed at open.
+            let gone = b
+                .dir()
+                .with_extension(DELETE_SUFFIX.trim_start_matches('.'));
+            fs::rename(b.dir(), &gone).map_err(TsdbError::io("rename", b.dir()))?;
+            fs::remove_dir_all(&gone).map_err(TsdbError::io("remove", &gone))?;
+        }
+        Ok(())
+    }
+
+    fn apply_retention(&self, now_ms: i64) -> Result<(), TsdbError> {
+        let blocks = self.blocks();
+        let mut doomed: Vec<Arc<Block>> = Vec::new();
+        if let Some(keep) = self.opts.retention_ms {
+            doomed.extend(
+                blocks
+                    .iter()
+                    .filter(|b| b.meta().maxt < now_ms.saturating_sub(keep))
+                    .cloned(),
+            );
+        }
+        if let Some(max_bytes) = self.opts.retention_bytes {
+            let mut total: u64 = blocks
+                .iter()
+                .map(|b| b.meta().chunk_bytes + b.meta().index_bytes)
+                .sum();
+            for b in &blocks {
+                if total <= max_bytes {
+                    break;
+                }
+                total -= b.meta().chunk_bytes + b.meta().index_bytes;
+                if !doomed.iter().any(|d| Arc::ptr_eq(d, b)) {
+                    doomed.push(Arc::clone(b));
+                }
+            }
+        }
+        if !doomed.is_empty() {
+            self.counters
+                .retention_deletions
+                .fetch_add(doomed.len() as u64, Ordering::Relaxed);
+            self.remove_blocks(&doomed)?;
+        }
+        Ok(())
+    }
+
+    /// The current blocks, oldest first.
+    pub fn blocks(&self) -> Vec<Arc<Block>> {
+        self.blocks
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The head.
+    pub fn head(&self) -> &Head {
+        &self.head
+    }
+
+    /// Bytes on disk: blocks and WAL.
+    pub fn disk_bytes(&self) -> u64 {
+        dir_size(&self.dir)
+    }
+}
+
+fn dir_size(path: &Path) -> u64 {
+    let Ok(entries) = fs::read_dir(path) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_size(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// Sorts by time and keeps the last sample of each timestamp.
+fn dedup_sorted(mut s: Vec<Sample>) -> Vec<Sample> {
+    s.sort_by_key(|x| x.t);
+    let mut out: Vec<Sample> = Vec::with_capacity(s.len());
+    for x in s {
+        match out.last_mut() {
+            Some(last) if last.t == x.t => *last = x,
+            _ => out.push(x),
+        }
+    }
+    out
+}
+
+/// Replays the WAL in `dir` into `head`. Samples may precede their series record (two
+/// appenders racing), so they wait until it appears; samples older than the blocks are
+/// skipped.
+fn replay_into(dir: &Path, head: &Head) -> Result<(), TsdbError> {
+    let mut pending: HashMap<SeriesRef, Vec<Sample>> = HashMap::new();
+    let apply = |r: SeriesRef, s: Sample, pending: &mut HashMap<SeriesRef, Vec<Sample>>| match head
+        .by_ref(r)
+    {
+        Some(series) => {
+            let _ = head.append(&series, s, None);
+        }
+        None => pending.entry(r).or_default().push(s),
+    };
+    wal::replay(dir, |payload| {
+        match Record::decode(payload)? {
+            Record::Series(series) => {
+                for (r, labels) in series {
+                    head.restore_series(r, labels);
+                    if let Some(waiting) = pending.remove(&r) {
+                        for s in waiting {
+                            apply(r, s, &mut HashMap::new());
+                        }
+                    }
+                }
+            }
+            Record::Samples(samples) => {
+                for (r, s) in samples {
+                    apply(r, s, &mut pending);
+                }
+            }
+        }
+        Ok(())
+    })?;
+    if !pending.is_empty() {
+        tracing::warn!(
+            series = pending.len(),
+            "WAL samples without a series record were dropped"
+        );
+    }
+    Ok(())
+}
+
+impl Queryable for Db {
+    fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<Vec<Series>, TsdbError> {
+        let mut merged: BTreeMap<Labels, Vec<Sample>> = BTreeMap::new();
+        for b in self.blocks() {
+            for (labels, samples) in b.select(matchers, mint, maxt)? {
+                merged.entry(labels).or_default().extend(samples);
+            }
+        }
+        for (labels, samples) in self.head.select(matchers, mint, maxt) {
+            merged.entry(labels).or_default().extend(samples);
+        }
+        Ok(merged
+            .into_iter()
+            .map(|(labels, samples)| Series {
+                labels,
+                samples: dedup_sorted(samples),
+            })
+            .collect())
+    }
+
+    fn label_names(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<String>, TsdbError> {
+        let mut names: Vec<String> = if matchers.is_empty() {
+            let mut n = self.head.label_names();
+            for b in self.blocks() {
+                n.extend(b.label_names());
+            }
+            n
+        } else {
+            self.select(matchers, mint, maxt)?
+                .into_iter()
+                .flat_map(|s| s.labels.iter().map(|l| l.name.clone()).collect::<Vec<_>>())
+                .collect()
+        };
+        names.sort_unstable();
+        names.dedup();
+        Ok(names)
+    }
+
+    fn label_values(
+        &self,
+        name: &str,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<String>, TsdbError> {
+        let mut values: Vec<String> = if matchers.is_empty() {
+            let mut v = self.head.label_values(name);
+            for b in self.blocks() {
+                v.extend(b.label_values(name));
+            }
+            v
+        } else {
+            self.select(matchers, mint, maxt)?
+                .into_iter()
+                .filter_map(|s| s.labels.get(name).map(str::to_owned))
+                .collect()
+        };
+        values.sort_unstable();
+        values.dedup();
+        Ok(values)
+    }
+}

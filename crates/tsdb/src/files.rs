@@ -1,0 +1,34 @@
+//! Every on-disk name of the tsdb, in one place. Layout: `docs/format/tsdb.md`.
+//!
+//! ```text
+//! <root>/<tenant>/wal/00000042          WAL segments
+//! <root>/<tenant>/blocks/<id>/meta.json block metadata (written last: its presence = complete)
+//! <root>/<tenant>/blocks/<id>/index     series, labels and chunk offsets
+//! <root>/<tenant>/blocks/<id>/chunks    compressed samples
+//! <root>/<tenant>/blocks/<id>.tmp/      a block being written (removed at open)
+//! ```
+
+/// Directory of WAL segments.
+pub const WAL_DIR: &str = "wal";
+/// Directory of blocks.
+pub const BLOCKS_DIR: &str = "blocks";
+/// Block metadata file.
+pub const META: &str = "meta.json";
+/// Block index file.
+pub const INDEX: &str = "index";
+/// Block chunks file.
+pub const CHUNKS: &str = "chunks";
+/// Suffix of a block directory still being written.
+pub const TMP_SUFFIX: &str = ".tmp";
+/// Suffix of a block directory being deleted.
+pub const DELETE_SUFFIX: &str = ".deleted";
+
+/// The file name of WAL segment `n`.
+pub fn segment_name(n: u64) -> String {
+    format!("{n:08}")
+}
+
+/// The directory name of a block: its time range and a sequence number, sortable.
+pub fn block_name(mint: i64, maxt: i64, seq: u64) -> String {
+    format!("{mint:016x}-{maxt:016x}-{seq:04}")
+}

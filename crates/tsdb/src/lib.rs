@@ -1,0 +1,191 @@
+//! Dozor's metric storage engine.
+//!
+//! The design follows Prometheus' TSDB with a denser encoding. Per tenant ([`Db`]):
+//!
+//! - a **WAL** ([`wal`]): CRC-framed records in numbered segments; an append returns once its
+//!   record is written (durable against a process crash; against power loss per
+//!   [`FsyncPolicy`]);
+//! - the **head** ([`head`]): recent samples in memory, series interned by label set, a
+//!   postings index for matchers (regexes included), out-of-order samples accepted within a
+//!   window;
+//! - **blocks** ([`block`]): immutable directories covering a time range (2 h by default),
+//!   each series stored as one [`chunk`] — regular timestamps as a rule, irregular ones and
+//!   values with `pco` — plus an index and `meta.json`. When the head spans 1.5 block
+//!   durations its oldest range is cut into a block and the WAL is rewritten as a
+//!   checkpoint of what stayed. Finished windows of 3, 9 and 27 block durations are
+//!   compacted into one block; retention deletes whole blocks by age and by total size.
+//!
+//! [`Tsdb`] keeps one [`Db`] per tenant in `<root>/<tenant>/`. Readers use the [`Queryable`]
+//! trait, which the PromQL engine evaluates against. File layouts: `docs/format/tsdb.md`;
+//! every file name: [`files`].
+//!
+//! Architecture invariants:
+//! - A sample acknowledged by [`Db::append`] is in the WAL or in a block, and [`Db::open`]
+//!   brings it back.
+//! - Blocks are never modified; they are written under a temporary name and renamed.
+//! - Tenants never share a directory, a head or a block.
+//!
+//! ```
+//! use dozor_model::{Labels, Matcher, Sample};
+//! use dozor_tsdb::{Options, Queryable, Tsdb};
+//! let dir = tempfile::tempdir().unwrap();
+//! let tsdb = Tsdb::open(dir.path(), Options::default()).unwrap();
+//! let db = tsdb.tenant(&"shop".parse().unwrap()).unwrap();
+//! let up = Labels::from_pairs([("__name__", "up"), ("job", "api")]).unwrap();
+//! db.append(&[(up, vec![Sample { t: 1_000, v: 1.0 }])]).unwrap();
+//! let found = db.select(&[Matcher::equal("job", "api")], 0, 2_000).unwrap();
+//! assert_eq!(found[0].samples, [Sample { t: 1_000, v: 1.0 }]);
+//! ```
+
+pub mod block;
+pub mod chunk;
+mod db;
+pub mod encoding;
+mod error;
+pub mod files;
+pub mod head;
+pub mod postings;
+pub mod record;
+pub mod wal;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use dozor_model::{Labels, Matcher, Sample, TenantId};
+use serde::{Deserialize, Serialize};
+
+pub use db::{AppendStats, Db, DbCounters};
+pub use error::TsdbError;
+pub use wal::FsyncPolicy;
+
+/// Storage settings (the `tsdb:` section of `dozor.yml`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Options {
+    /// Time range of a block cut from the head, ms.
+    pub block_duration_ms: i64,
+    /// How far behind a series' newest sample an older one is still accepted, ms.
+    pub out_of_order_window_ms: i64,
+    /// Delete blocks whose newest sample is older than this, ms (`None`: keep forever).
+    pub retention_ms: Option<i64>,
+    /// Delete the oldest blocks while all blocks together exceed this many bytes.
+    pub retention_bytes: Option<u64>,
+    /// When the WAL is `fsync`ed.
+    pub fsync: FsyncPolicy,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            block_duration_ms: 2 * 3600 * 1000,
+            out_of_order_window_ms: 10 * 60 * 1000,
+            retention_ms: Some(15 * 24 * 3600 * 1000),
+            retention_bytes: None,
+            fsync: FsyncPolicy::Interval(Duration::from_secs(1)),
+        }
+    }
+}
+
+/// A series and its samples, sorted by time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    /// The series' labels.
+    pub labels: Labels,
+    /// Its samples in the asked range, sorted, one per timestamp.
+    pub samples: Vec<Sample>,
+}
+
+/// Read access to stored series: what the PromQL engine and the export API query.
+pub trait Queryable: Send + Sync {
+    /// Series matching every matcher, with their samples in `[mint, maxt]`; series without
+    /// samples in the range are left out.
+    fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<Vec<Series>, TsdbError>;
+    /// Label names of the matching series (all series when `matchers` is empty).
+    fn label_names(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<String>, TsdbError>;
+    /// Values of `name` among the matching series (all series when `matchers` is empty).
+    fn label_values(
+        &self,
+        name: &str,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<String>, TsdbError>;
+}
+
+/// The metric store of every tenant, under one root directory.
+#[derive(Debug)]
+pub struct Tsdb {
+    root: PathBuf,
+    opts: Options,
+    dbs: RwLock<HashMap<TenantId, Arc<Db>>>,
+}
+
+impl Tsdb {
+    /// Opens `root`, and every tenant already stored there (replaying their WALs).
+    pub fn open(root: &Path, opts: Options) -> Result<Tsdb, TsdbError> {
+        std::fs::create_dir_all(root).map_err(TsdbError::io("create", root))?;
+        let mut dbs = HashMap::new();
+        for entry in std::fs::read_dir(root).map_err(TsdbError::io("list", root))? {
+            let entry = entry.map_err(TsdbError::io("list", root))?;
+            let Some(tenant) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<TenantId>().ok())
+            else {
+                continue;
+            };
+            if entry.path().is_dir() {
+                dbs.insert(tenant, Arc::new(Db::open(&entry.path(), opts)?));
+            }
+        }
+        Ok(Tsdb {
+            root: root.to_owned(),
+            opts,
+            dbs: RwLock::new(dbs),
+        })
+    }
+
+    /// The store of `tenant`, created on first use.
+    pub fn tenant(&self, tenant: &TenantId) -> Result<Arc<Db>, TsdbError> {
+        if let Some(db) = self.existing(tenant) {
+            return Ok(db);
+        }
+        let mut dbs = self.dbs.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(db) = dbs.get(tenant) {
+            return Ok(Arc::clone(db));
+        }
+        let db = Arc::new(Db::open(&self.root.join(tenant.as_str()), self.opts)?);
+        dbs.insert(tenant.clone(), Arc::clone(&db));
+        Ok(db)
+    }
+
+    /// The store of `tenant` if it has any data (reads never create a tenant).
+    pub fn existing(&self, tenant: &TenantId) -> Option<Arc<Db>> {
+        self.dbs
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(tenant)
+            .cloned()
+    }
+
+    /// Every open tenant store.
+    pub fn all(&self) -> Vec<(TenantId, Arc<Db>)> {
+        self.dbs
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(t, d)| (t.clone(), Arc::clone(d)))
+            .collect()
+    }
+
+    /// The storage settings.
+    pub fn options(&self) -> &Options {
+        &self.opts
+    }
+}
