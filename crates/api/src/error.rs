@@ -56,6 +56,11 @@ impl ApiError {
         e
     }
 
+    /// 507: the disk is full; nothing was stored.
+    pub fn insufficient_storage(message: impl Into<String>) -> ApiError {
+        Self::new(StatusCode::INSUFFICIENT_STORAGE, "unavailable", message)
+    }
+
     /// 503: a dependency (the state store) is down.
     pub fn unavailable(message: impl Into<String>) -> ApiError {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)

@@ -41,8 +41,10 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::from_fn_with_state;
 use dozor_audit::{AuditLog, Entry};
+pub use dozor_ingest::Limits as IngestLimits;
 use dozor_model::time::{Millis, now_ms};
 use dozor_state::Store;
+use dozor_tsdb::Tsdb;
 use tower_http::compression::CompressionLayer;
 use tower_http::trace::TraceLayer;
 
@@ -62,10 +64,27 @@ pub struct ApiSettings {
     pub max_body_bytes: usize,
     /// How long a refresh token lives.
     pub refresh_ttl: Duration,
+    /// Per-request limits of the ingest decoders.
+    pub ingest_limits: IngestLimits,
+    /// Ingest requests served at once; more get 429.
+    pub max_concurrent_ingest: usize,
+}
+
+/// The stores the API serves.
+#[derive(Debug, Clone)]
+pub struct Engines {
+    /// Users, tokens, settings.
+    pub store: Store,
+    /// The audit chain.
+    pub audit: Arc<AuditLog>,
+    /// Metrics.
+    pub tsdb: Arc<Tsdb>,
 }
 
 struct Inner {
     store: Store,
+    tsdb: Arc<Tsdb>,
+    ingest_permits: tokio::sync::Semaphore,
     audit: Arc<AuditLog>,
     jwt: JwtKeys,
     settings: ApiSettings,
@@ -81,14 +100,16 @@ pub struct AppState(Arc<Inner>);
 impl AppState {
     /// Assembles the state.
     pub fn new(
-        store: Store,
-        audit: Arc<AuditLog>,
+        engines: Engines,
         jwt: JwtKeys,
         settings: ApiSettings,
         metrics: Arc<SelfMetrics>,
     ) -> AppState {
+        let Engines { store, audit, tsdb } = engines;
         AppState(Arc::new(Inner {
             store,
+            tsdb,
+            ingest_permits: tokio::sync::Semaphore::new(settings.max_concurrent_ingest.max(1)),
             audit,
             jwt,
             settings,
@@ -101,6 +122,21 @@ impl AppState {
     /// The state store.
     pub fn store(&self) -> &Store {
         &self.0.store
+    }
+
+    /// The metric store.
+    pub fn tsdb(&self) -> &Arc<Tsdb> {
+        &self.0.tsdb
+    }
+
+    /// Permits for concurrent ingest requests.
+    pub fn ingest_permits(&self) -> &tokio::sync::Semaphore {
+        &self.0.ingest_permits
+    }
+
+    /// The decoders' per-request limits.
+    pub fn ingest_limits(&self) -> IngestLimits {
+        self.0.settings.ingest_limits
     }
 
     /// The audit chain.

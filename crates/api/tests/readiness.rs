@@ -38,17 +38,7 @@ async fn readyz_fails_when_nothing_listens_at_the_state_url() {
         .port();
     let store = Store::open_lazy(&format!("postgres://postgres@127.0.0.1:{port}/none")).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let state = dozor_api::AppState::new(
-        store,
-        std::sync::Arc::new(dozor_audit::AuditLog::open(dir.path()).unwrap()),
-        dozor_api::JwtKeys::new(b"k", std::time::Duration::from_secs(60)),
-        dozor_api::ApiSettings {
-            data_dir: dir.path().to_owned(),
-            max_body_bytes: 1024,
-            refresh_ttl: std::time::Duration::from_secs(60),
-        },
-        dozor_api::SelfMetrics::builder().build(),
-    );
+    let state = common::state_on(store, dir.path());
     let app = common::TestApp {
         router: dozor_api::app(state.clone()),
         state,

@@ -35,6 +35,116 @@ pub struct Config {
     /// Dozor's own logging.
     #[serde(deserialize_with = "null_is_default")]
     pub log: LogConfig,
+    /// The metric store.
+    #[serde(deserialize_with = "null_is_default")]
+    pub tsdb: TsdbConfig,
+    /// Ingest limits.
+    #[serde(deserialize_with = "null_is_default")]
+    pub ingest: IngestConfig,
+}
+
+/// `tsdb:`: where and how long metrics are kept.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TsdbConfig {
+    /// Delete data older than this (`0s`: keep forever).
+    #[serde(with = "human_duration")]
+    pub retention: Duration,
+    /// Delete the oldest blocks while all blocks together exceed this many bytes (0: no limit).
+    pub retention_bytes: u64,
+    /// Time range of one block cut from memory.
+    #[serde(with = "human_duration")]
+    pub block_duration: Duration,
+    /// How far behind a series' newest sample an older one is still accepted.
+    #[serde(with = "human_duration")]
+    pub out_of_order_window: Duration,
+    /// When the WAL is synced to disk: `always` (before every acknowledgement), `interval`
+    /// (every `fsync_interval`) or `never` (left to the OS). Every policy survives a crash of
+    /// the process; they differ for a crash of the machine.
+    pub fsync: FsyncMode,
+    /// The interval of `fsync: interval`.
+    #[serde(with = "human_duration")]
+    pub fsync_interval: Duration,
+}
+
+/// `tsdb.fsync`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FsyncMode {
+    /// Before every acknowledgement.
+    Always,
+    /// Every `fsync_interval`.
+    Interval,
+    /// Left to the OS.
+    Never,
+}
+
+impl Default for TsdbConfig {
+    fn default() -> TsdbConfig {
+        TsdbConfig {
+            retention: Duration::from_secs(15 * 24 * 3600),
+            retention_bytes: 0,
+            block_duration: Duration::from_secs(2 * 3600),
+            out_of_order_window: Duration::from_secs(10 * 60),
+            fsync: FsyncMode::Interval,
+            fsync_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+impl TsdbConfig {
+    /// The engine's options.
+    pub fn options(&self) -> dozor_tsdb::Options {
+        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        dozor_tsdb::Options {
+            block_duration_ms: ms(self.block_duration).max(60_000),
+            out_of_order_window_ms: ms(self.out_of_order_window),
+            retention_ms: (!self.retention.is_zero()).then(|| ms(self.retention)),
+            retention_bytes: (self.retention_bytes > 0).then_some(self.retention_bytes),
+            fsync: match self.fsync {
+                FsyncMode::Always => dozor_tsdb::FsyncPolicy::Always,
+                FsyncMode::Interval => dozor_tsdb::FsyncPolicy::Interval(self.fsync_interval),
+                FsyncMode::Never => dozor_tsdb::FsyncPolicy::Never,
+            },
+        }
+    }
+}
+
+/// `ingest:`: per-request limits and concurrency of the ingest endpoints.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// Ingest requests served at once; more are answered 429 with `Retry-After`.
+    pub max_concurrent_requests: usize,
+    /// Most series in one request.
+    pub max_series_per_request: usize,
+    /// Most samples in one request.
+    pub max_samples_per_request: usize,
+    /// Largest decompressed remote_write body, bytes.
+    pub max_decoded_bytes: usize,
+}
+
+impl Default for IngestConfig {
+    fn default() -> IngestConfig {
+        let d = dozor_ingest::Limits::default();
+        IngestConfig {
+            max_concurrent_requests: 16,
+            max_series_per_request: d.max_series,
+            max_samples_per_request: d.max_samples,
+            max_decoded_bytes: d.max_decoded_bytes,
+        }
+    }
+}
+
+impl IngestConfig {
+    /// The decoders' limits.
+    pub fn limits(&self) -> dozor_ingest::Limits {
+        dozor_ingest::Limits {
+            max_decoded_bytes: self.max_decoded_bytes,
+            max_series: self.max_series_per_request,
+            max_samples: self.max_samples_per_request,
+        }
+    }
 }
 
 /// `server:`: the HTTP listener.
@@ -146,6 +256,8 @@ impl Default for Config {
             state: StateConfig::default(),
             auth: AuthConfig::default(),
             log: LogConfig::default(),
+            tsdb: TsdbConfig::default(),
+            ingest: IngestConfig::default(),
         }
     }
 }
@@ -419,6 +531,21 @@ mod tests {
             Config::parse("# nothing\n", "f").unwrap(),
             Config::default()
         );
+    }
+
+    #[test]
+    fn tsdb_settings_map_to_engine_options() {
+        let c = Config::parse(
+            "tsdb:\n  retention: 0s\n  fsync: always\n  out_of_order_window: 1m\n",
+            "f",
+        )
+        .unwrap();
+        let o = c.tsdb.options();
+        assert_eq!(o.retention_ms, None);
+        assert_eq!(o.fsync, dozor_tsdb::FsyncPolicy::Always);
+        assert_eq!(o.out_of_order_window_ms, 60_000);
+        let err = Config::parse("tsdb:\n  fsync: sometimes\n", "dozor.yml").unwrap_err();
+        assert_eq!((err.line, err.key.as_deref()), (Some(2), Some("fsync")));
     }
 
     #[test]

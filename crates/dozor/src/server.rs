@@ -7,11 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use dozor_api::{ApiSettings, AppState, JwtKeys, SelfMetrics};
+use dozor_api::{ApiSettings, AppState, Engines, JwtKeys, SelfMetrics};
 use dozor_audit::{AuditLog, Entry, Outcome};
 use dozor_model::{Role, Scope, ScopeSet, TenantId};
 use dozor_state::Store;
 use dozor_state::tokens::NewApiToken;
+use dozor_tsdb::Tsdb;
 use sha2::{Digest, Sha256};
 
 use crate::config::{Config, LogFormat, read_secret_file};
@@ -130,14 +131,25 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
     };
     let metrics = metrics.build();
 
+    let tsdb_dir = config.data_dir.join("tsdb");
+    let tsdb_opts = config.tsdb.options();
+    let tsdb = tokio::task::spawn_blocking(move || Tsdb::open(&tsdb_dir, tsdb_opts))
+        .await?
+        .context("cannot open the metric store")?;
+    let tsdb = Arc::new(tsdb);
     let state = AppState::new(
-        store.clone(),
-        Arc::clone(&audit),
+        Engines {
+            store: store.clone(),
+            audit: Arc::clone(&audit),
+            tsdb: Arc::clone(&tsdb),
+        },
         JwtKeys::new(jwt_secret.as_bytes(), config.auth.access_token_ttl),
         ApiSettings {
             data_dir: config.data_dir.clone(),
             max_body_bytes: config.server.max_body_bytes,
             refresh_ttl: config.auth.refresh_token_ttl,
+            ingest_limits: config.ingest.limits(),
+            max_concurrent_ingest: config.ingest.max_concurrent_requests,
         },
         Arc::clone(&metrics),
     );
@@ -164,6 +176,10 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
     if let Some(g) = generators {
         tokio::spawn(g.run(stopped(stop_rx.clone())));
     }
+    let maintenance = tokio::spawn(run_tsdb_maintenance(
+        Arc::clone(&tsdb),
+        stopped(stop_rx.clone()),
+    ));
 
     let shutdown_signal = {
         let stop_tx = stop_tx.clone();
@@ -186,6 +202,20 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
         } => tracing::warn!("requests still in flight after {grace:?}; exiting anyway"),
     }
 
+    // The maintenance task stops with the shutdown signal; wait for it so no cut is
+    // half-done, then make the WAL durable whatever the fsync policy.
+    if let Err(e) = maintenance.await {
+        tracing::error!(error = %e, "tsdb maintenance task failed");
+    }
+    let flushed = Arc::clone(&tsdb);
+    tokio::task::spawn_blocking(move || {
+        for (tenant, db) in flushed.all() {
+            if let Err(e) = db.sync() {
+                tracing::error!(%tenant, error = %e, "cannot sync the metric WAL at shutdown");
+            }
+        }
+    })
+    .await?;
     audit.append(Entry::new(
         TenantId::DEFAULT,
         "system",
@@ -197,6 +227,40 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Syncs WALs on their interval and runs tsdb maintenance (head cuts, compaction,
+/// retention) every 30 s, off the async workers.
+async fn run_tsdb_maintenance(tsdb: Arc<Tsdb>, shutdown: impl std::future::Future<Output = ()>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(shutdown);
+    let mut last_maintenance = std::time::Instant::now();
+    loop {
+        tokio::select! {
+            () = &mut shutdown => return,
+            _ = tick.tick() => {}
+        }
+        let maintain = last_maintenance.elapsed() >= Duration::from_secs(30);
+        if maintain {
+            last_maintenance = std::time::Instant::now();
+        }
+        let tsdb = Arc::clone(&tsdb);
+        let done = tokio::task::spawn_blocking(move || {
+            for (tenant, db) in tsdb.all() {
+                if let Err(e) = db.sync_if_due() {
+                    tracing::error!(%tenant, error = %e, "cannot sync the metric WAL");
+                }
+                if maintain && let Err(e) = db.maintain(dozor_model::time::now_ms()) {
+                    tracing::error!(%tenant, error = %e, "tsdb maintenance failed");
+                }
+            }
+        })
+        .await;
+        if let Err(e) = done {
+            tracing::error!(error = %e, "tsdb maintenance task panicked");
+        }
+    }
 }
 
 async fn wait_for_signal() {

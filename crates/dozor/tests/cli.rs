@@ -365,3 +365,96 @@ fn bad_flags_and_bad_environment_fail_with_a_message() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("DOZOR_SERVER__MAX_BODY_BYTES"));
 }
+
+/// Samples acknowledged with 2xx survive `kill -9` at random moments of a steady ingest,
+/// across several crash/restart cycles (the benchmark script runs 100 cycles).
+#[test]
+fn acknowledged_samples_survive_kill_9_during_ingest() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = "dzr_kill-test-token-0123456789";
+    let mut acked: Vec<(String, i64)> = Vec::new();
+    let mut rng = 0x9e37_79b9_u64;
+    for cycle in 0..3 {
+        let server = Server::start(dir.path(), &[("DOZOR_ADMIN_TOKEN", token)]);
+        // Kill after a pseudo-random number of batches, while more are in flight.
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let kill_after = 5 + (rng % 20) as usize;
+        let url = server.url("/api/v1/write");
+        let acked_now = block_on(async {
+            let client = reqwest::Client::new();
+            let mut ok = Vec::new();
+            for batch in 0..kill_after + 10 {
+                let job = format!("cycle{cycle}");
+                let t = 1_700_000_000_000 + (batch as i64) * 1000;
+                let labels = dozor_model::Labels::from_pairs([
+                    ("__name__", "kill_test"),
+                    ("job", job.as_str()),
+                ])
+                .unwrap();
+                let body = dozor_ingest::remote_write::encode(&vec![(
+                    labels,
+                    vec![dozor_model::Sample { t, v: batch as f64 }],
+                )]);
+                if batch == kill_after {
+                    // SIGKILL mid-stream: this and later requests may or may not be acked.
+                    let _ = Command::new("kill")
+                        .args(["-9", &server.child.id().to_string()])
+                        .status();
+                }
+                let sent = client
+                    .post(&url)
+                    .bearer_auth(token)
+                    .header("content-type", "application/x-protobuf")
+                    .header("content-encoding", "snappy")
+                    .body(body)
+                    .send()
+                    .await;
+                if let Ok(r) = sent
+                    && r.status().is_success()
+                {
+                    ok.push((job, t));
+                }
+            }
+            ok
+        });
+        assert!(
+            acked_now.len() >= kill_after,
+            "cycle {cycle}: only {} acks",
+            acked_now.len()
+        );
+        acked.extend(acked_now);
+        drop(server);
+    }
+    let server = Server::start(dir.path(), &[("DOZOR_ADMIN_TOKEN", token)]);
+    let stored: std::collections::HashSet<(String, i64)> = block_on(async {
+        let body = reqwest::Client::new()
+            .get(server.url("/api/v1/export?match[]=kill_test"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        body.lines()
+            .flat_map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                let job = v["metric"]["job"].as_str().unwrap().to_owned();
+                v["timestamps"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|t| (job.clone(), t.as_i64().unwrap()))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    });
+    let lost: Vec<_> = acked.iter().filter(|a| !stored.contains(a)).collect();
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged samples lost: {lost:?}",
+        lost.len()
+    );
+}

@@ -70,3 +70,49 @@ fn audit_record_corpus_never_panics() {
     }
     assert_eq!(records, 2);
 }
+
+#[test]
+fn remote_write_corpus_decodes_or_errors() {
+    let limits = dozor_ingest::Limits::default();
+    let mut ok = 0;
+    for (_, data) in corpus("remote_write") {
+        ok += usize::from(dozor_ingest::remote_write::decode(&data, &limits).is_ok());
+        ok += usize::from(dozor_ingest::remote_write::decode_protobuf(&data, &limits).is_ok());
+    }
+    assert!(ok >= 2, "the snappy and the raw protobuf seeds decode");
+}
+
+#[test]
+fn exposition_corpus_parses_or_errors_with_a_line() {
+    let limits = dozor_ingest::Limits::default();
+    for (path, data) in corpus("exposition") {
+        if let Ok(text) = std::str::from_utf8(&data) {
+            for format in [
+                dozor_ingest::exposition::Format::Prometheus,
+                dozor_ingest::exposition::Format::OpenMetrics,
+            ] {
+                if let Err(e) = dozor_ingest::exposition::parse(text, format, 0, &limits) {
+                    assert!(
+                        e.field.starts_with("line ") || e.field == "body",
+                        "{}: {e}",
+                        path.display()
+                    );
+                }
+            }
+        }
+        let _ = dozor_ingest::json::parse(&data, 0, &limits);
+    }
+}
+
+#[test]
+fn wal_and_block_corpora_never_panic() {
+    let mut decoded = 0;
+    for (_, data) in corpus("wal_record") {
+        decoded += usize::from(dozor_tsdb::record::Record::decode(&data).is_ok());
+    }
+    for (_, data) in corpus("block_chunk") {
+        decoded += usize::from(dozor_tsdb::chunk::decode(&data, &mut Vec::new()).is_ok());
+        decoded += usize::from(dozor_tsdb::block::check_index(&data).is_ok());
+    }
+    assert!(decoded >= 6, "the generated seeds decode ({decoded})");
+}

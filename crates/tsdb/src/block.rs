@@ -225,6 +225,12 @@ impl Block {
     }
 }
 
+/// Decodes an index file's bytes and returns how many series it lists (validation; used by
+/// the fuzz targets and by tools that check a block).
+pub fn check_index(index: &[u8]) -> Result<usize, TsdbError> {
+    decode_index(index).map(|s| s.len())
+}
+
 fn decode_index(index: &[u8]) -> Result<Vec<BlockSeries>, TsdbError> {
     if index.len() < 9 || &index[..4] != INDEX_MAGIC {
         return Err(TsdbError::Corrupt("bad index magic".into()));

@@ -4,10 +4,13 @@
 mod audit;
 mod auth;
 mod health;
+mod ingest;
+mod series;
 mod status;
 mod tokens;
 mod users;
 
+pub use series::{parse_selector, parse_time};
 pub use users::{MIN_PASSWORD_LEN, check_user_name};
 
 use crate::policy::Registry;
@@ -20,5 +23,7 @@ pub fn registry() -> Registry {
     let r = auth::register(r);
     let r = tokens::register(r);
     let r = users::register(r);
+    let r = ingest::register(r);
+    let r = series::register(r);
     audit::register(r)
 }

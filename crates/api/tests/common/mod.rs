@@ -28,26 +28,42 @@ pub struct TestApp {
 /// An app over `store`, with an admin `admin` in tenant `default`.
 pub async fn app_on(store: Store) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
-    let audit = Arc::new(AuditLog::open(dir.path()).unwrap());
-    let state = AppState::new(
-        store,
-        audit,
-        JwtKeys::new(
-            b"test-secret-test-secret-test-sec",
-            Duration::from_secs(900),
-        ),
-        ApiSettings {
-            data_dir: dir.path().to_owned(),
-            max_body_bytes: 64 * 1024,
-            refresh_ttl: Duration::from_secs(3600),
-        },
-        SelfMetrics::builder().build(),
-    );
+    let state = state_on(store, dir.path());
     let router = dozor_api::app(state.clone());
     let app = TestApp { dir, state, router };
     app.add_user("default", "admin", ADMIN_PASSWORD, Role::Admin)
         .await;
     app
+}
+
+/// Test settings: small bodies, default limits.
+pub fn settings(dir: &std::path::Path) -> ApiSettings {
+    ApiSettings {
+        data_dir: dir.to_owned(),
+        max_body_bytes: 64 * 1024,
+        refresh_ttl: Duration::from_secs(3600),
+        ingest_limits: dozor_api::IngestLimits::default(),
+        max_concurrent_ingest: 4,
+    }
+}
+
+/// State over `store`, with the audit chain and tsdb in `dir`.
+pub fn state_on(store: Store, dir: &std::path::Path) -> AppState {
+    let audit = Arc::new(AuditLog::open(dir).unwrap());
+    let tsdb_opts = dozor_tsdb::Options {
+        fsync: dozor_tsdb::FsyncPolicy::Never,
+        ..dozor_tsdb::Options::default()
+    };
+    let tsdb = Arc::new(dozor_tsdb::Tsdb::open(&dir.join("tsdb"), tsdb_opts).unwrap());
+    AppState::new(
+        dozor_api::Engines { store, audit, tsdb },
+        JwtKeys::new(
+            b"test-secret-test-secret-test-sec",
+            Duration::from_secs(900),
+        ),
+        settings(dir),
+        SelfMetrics::builder().build(),
+    )
 }
 
 /// An app on a fresh SQLite store.

@@ -1,0 +1,134 @@
+//! Metric ingest: Prometheus remote_write, text exposition push and JSON push. Each needs the
+//! `ingest` scope and writes into the caller's tenant only.
+//!
+//! A body is decoded whole before anything is stored, so a bad request (400, naming the
+//! field or line) changes nothing. Concurrent ingest requests are bounded; past the bound the
+//! answer is 429 with `Retry-After`, not a growing queue.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use dozor_ingest::{Batch, IngestError, exposition, json, remote_write};
+use dozor_model::Scope;
+use dozor_model::time::now_ms;
+use serde_json::json;
+
+use crate::error::success;
+use crate::policy::{Policy, Registry};
+use crate::{ApiError, AppState, Principal};
+
+pub(crate) fn register(r: Registry) -> Registry {
+    r.route(
+        Method::POST,
+        "/api/v1/write",
+        Policy::Scope(Scope::Ingest),
+        write,
+    )
+    .route(
+        Method::POST,
+        "/api/v1/import/prometheus",
+        Policy::Scope(Scope::Ingest),
+        import_prometheus,
+    )
+    .route(
+        Method::POST,
+        "/api/v1/metrics",
+        Policy::Scope(Scope::Ingest),
+        push_json,
+    )
+}
+
+impl From<IngestError> for ApiError {
+    fn from(e: IngestError) -> ApiError {
+        ApiError::bad_data(e.to_string())
+    }
+}
+
+/// Stores a decoded batch in the principal's tenant, off the async workers (the WAL write
+/// may `fsync`).
+async fn store(
+    state: &AppState,
+    principal: &Principal,
+    batch: Batch,
+) -> Result<dozor_tsdb::AppendStats, ApiError> {
+    let Ok(_permit) = state.ingest_permits().try_acquire() else {
+        return Err(ApiError::too_many_requests(
+            "too many concurrent ingest requests",
+            1,
+        ));
+    };
+    let db = state
+        .tsdb()
+        .tenant(&principal.tenant)
+        .map_err(ApiError::internal)?;
+    let stats = tokio::task::spawn_blocking(move || db.append(&batch))
+        .await
+        .map_err(ApiError::internal)?;
+    stats.map_err(|e| {
+        if e.is_disk_full() {
+            tracing::error!(error = %e, "disk full: refusing samples");
+            ApiError::insufficient_storage("the disk is full; samples were not stored")
+        } else {
+            ApiError::internal(e)
+        }
+    })
+}
+
+async fn write(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let limits = state.ingest_limits();
+    let compressed = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|v| v.eq_ignore_ascii_case("snappy"));
+    let (batch, _extras) = if compressed {
+        remote_write::decode(&body, &limits)?
+    } else {
+        remote_write::decode_protobuf(&body, &limits)?
+    };
+    store(&state, &principal, batch).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn import_prometheus(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let text = std::str::from_utf8(&body)
+        .map_err(|e| ApiError::bad_data(format!("body: not UTF-8 ({e})")))?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let mut format = exposition::Format::from_content_type(content_type);
+    if text.trim_end().ends_with("# EOF") {
+        format = exposition::Format::OpenMetrics;
+    }
+    let batch = exposition::parse(text, format, now_ms(), &state.ingest_limits())?;
+    store(&state, &principal, batch).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn push_json(
+    State(state): State<AppState>,
+    principal: Principal,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let batch = json::parse(&body, now_ms(), &state.ingest_limits())?;
+    let stats = store(&state, &principal, batch).await?;
+    Ok((
+        StatusCode::OK,
+        success(json!({
+            "accepted": stats.accepted,
+            "rejectedOutOfOrder": stats.out_of_order,
+            "rejectedTooOld": stats.too_old,
+        })),
+    )
+        .into_response())
+}

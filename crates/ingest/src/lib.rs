@@ -1,0 +1,67 @@
+//! Dozor's protocol decoders: untrusted bytes in, validated series out.
+//!
+//! Each decoder turns a request body into a [`Batch`] — `(Labels, samples)` pairs ready for
+//! the tsdb — or an [`IngestError`] that names the offending field or line, so the API can
+//! answer 400 with a message a client can act on. Nothing is stored when a body fails to
+//! decode: a batch is all or nothing.
+//!
+//! - [`remote_write`]: Prometheus remote_write 1.0 (protobuf, snappy block format).
+//! - [`exposition`]: Prometheus text exposition format 0.0.4 and OpenMetrics text.
+//! - [`json`]: the JSON push of seed 004: `{name, value, labels, timestamp}`, one or many.
+//!
+//! Architecture invariants: decoders do no I/O, never panic on any input (each has a fuzz
+//! target in `fuzz/`), and bound the memory they allocate by [`Limits`].
+
+pub mod exposition;
+pub mod json;
+pub mod remote_write;
+
+use dozor_model::{Labels, Sample};
+
+/// Decoded series with their samples.
+pub type Batch = Vec<(Labels, Vec<Sample>)>;
+
+/// Per-request limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest decompressed body, bytes.
+    pub max_decoded_bytes: usize,
+    /// Most series in one request.
+    pub max_series: usize,
+    /// Most samples in one request.
+    pub max_samples: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_decoded_bytes: 64 << 20,
+            max_series: 200_000,
+            max_samples: 2_000_000,
+        }
+    }
+}
+
+/// A body that does not decode, with the place of the fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct IngestError {
+    /// Where: `timeseries[3].labels[1].name`, `line 12`, `metrics[0].value`, `body`.
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl IngestError {
+    pub(crate) fn new(field: impl Into<String>, message: impl Into<String>) -> IngestError {
+        IngestError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Counts the samples of a batch.
+pub fn sample_count(batch: &Batch) -> usize {
+    batch.iter().map(|(_, s)| s.len()).sum()
+}
