@@ -41,6 +41,36 @@ pub struct Config {
     /// Ingest limits.
     #[serde(deserialize_with = "null_is_default")]
     pub ingest: IngestConfig,
+    /// Prometheus-style scrape jobs.
+    #[serde(deserialize_with = "null_is_default")]
+    pub scrape_configs: Vec<dozor_ingest::scrape::ScrapeConfig>,
+    /// Dozor's own collectors.
+    #[serde(deserialize_with = "null_is_default")]
+    pub collectors: CollectorsConfig,
+}
+
+/// `collectors:`: metrics Dozor gathers itself.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CollectorsConfig {
+    /// Store Dozor's own metrics (`job="dozor"`) in the default tenant.
+    pub self_metrics: bool,
+    /// Store this host's CPU, memory, load, disk and network metrics under node_exporter's
+    /// names (`job="node"`) in the default tenant.
+    pub host: bool,
+    /// How often both collect.
+    #[serde(with = "dozor_model::duration")]
+    pub interval: Duration,
+}
+
+impl Default for CollectorsConfig {
+    fn default() -> CollectorsConfig {
+        CollectorsConfig {
+            self_metrics: true,
+            host: true,
+            interval: Duration::from_secs(15),
+        }
+    }
 }
 
 /// `tsdb:`: where and how long metrics are kept.
@@ -48,22 +78,22 @@ pub struct Config {
 #[serde(deny_unknown_fields, default)]
 pub struct TsdbConfig {
     /// Delete data older than this (`0s`: keep forever).
-    #[serde(with = "human_duration")]
+    #[serde(with = "dozor_model::duration")]
     pub retention: Duration,
     /// Delete the oldest blocks while all blocks together exceed this many bytes (0: no limit).
     pub retention_bytes: u64,
     /// Time range of one block cut from memory.
-    #[serde(with = "human_duration")]
+    #[serde(with = "dozor_model::duration")]
     pub block_duration: Duration,
     /// How far behind a series' newest sample an older one is still accepted.
-    #[serde(with = "human_duration")]
+    #[serde(with = "dozor_model::duration")]
     pub out_of_order_window: Duration,
     /// When the WAL is synced to disk: `always` (before every acknowledgement), `interval`
     /// (every `fsync_interval`) or `never` (left to the OS). Every policy survives a crash of
     /// the process; they differ for a crash of the machine.
     pub fsync: FsyncMode,
     /// The interval of `fsync: interval`.
-    #[serde(with = "human_duration")]
+    #[serde(with = "dozor_model::duration")]
     pub fsync_interval: Duration,
 }
 
@@ -156,7 +186,7 @@ pub struct ServerConfig {
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
     /// How long to wait for in-flight requests at shutdown before giving up.
-    #[serde(with = "human_duration")]
+    #[serde(with = "dozor_model::duration")]
     pub shutdown_grace: Duration,
 }
 
@@ -173,10 +203,10 @@ pub struct StateConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
     /// Lifetime of access tokens (JWT).
-    #[serde(with = "human_duration")]
+    #[serde(with = "dozor_model::duration")]
     pub access_token_ttl: Duration,
     /// Lifetime of refresh tokens.
-    #[serde(with = "human_duration")]
+    #[serde(with = "dozor_model::duration")]
     pub refresh_token_ttl: Duration,
     /// HS256 secret for access tokens; by default generated once and kept in the state
     /// store, so every node sharing it accepts the same tokens.
@@ -258,6 +288,8 @@ impl Default for Config {
             log: LogConfig::default(),
             tsdb: TsdbConfig::default(),
             ingest: IngestConfig::default(),
+            scrape_configs: Vec::new(),
+            collectors: CollectorsConfig::default(),
         }
     }
 }
@@ -367,9 +399,30 @@ impl Config {
 
     /// Parses YAML text; `name` names the source in errors.
     pub fn parse(text: &str, name: &str) -> Result<Config, ConfigError> {
-        serde_saphyr::from_str::<Option<Config>>(text)
+        let config = serde_saphyr::from_str::<Option<Config>>(text)
             .map(Option::unwrap_or_default)
-            .map_err(|e| yaml_error(&e, text, name))
+            .map_err(|e| yaml_error(&e, text, name))?;
+        config.scrape_jobs().map_err(|e| ConfigError {
+            source: Some(name.to_owned()),
+            line: None,
+            key: Some("scrape_configs".into()),
+            message: e,
+        })?;
+        Ok(config)
+    }
+
+    /// The scrape jobs, checked and compiled.
+    pub fn scrape_jobs(&self) -> Result<Vec<dozor_ingest::scrape::Job>, String> {
+        let mut names = std::collections::HashSet::new();
+        self.scrape_configs
+            .iter()
+            .map(|c| {
+                if !names.insert(c.job_name.clone()) {
+                    return Err(format!("job_name {:?} appears twice", c.job_name));
+                }
+                dozor_ingest::scrape::Job::new(c.clone())
+            })
+            .collect()
     }
 
     fn with_env(
@@ -479,26 +532,6 @@ where
     Option::<T>::deserialize(d).map(Option::unwrap_or_default)
 }
 
-/// Durations written as humans do: `30s`, `15m`, `7d`, `1h 30m`.
-mod human_duration {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&humantime::format_duration(*d))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let text = String::deserialize(d)?;
-        humantime::parse_duration(&text).map_err(|e| {
-            serde::de::Error::custom(format!(
-                "invalid duration {text:?} ({e}); write e.g. 30s, 15m, 7d"
-            ))
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -530,6 +563,24 @@ mod tests {
         assert_eq!(
             Config::parse("# nothing\n", "f").unwrap(),
             Config::default()
+        );
+    }
+
+    #[test]
+    fn scrape_configs_are_checked() {
+        let ok = "scrape_configs:\n  - job_name: node\n    static_configs: [{targets: ['127.0.0.1:9100']}]\n";
+        assert_eq!(
+            Config::parse(ok, "f").unwrap().scrape_jobs().unwrap().len(),
+            1
+        );
+        let dup = "scrape_configs:\n  - job_name: a\n  - job_name: a\n";
+        let err = Config::parse(dup, "f").unwrap_err();
+        assert_eq!(err.key.as_deref(), Some("scrape_configs"));
+        let typo = "scrape_configs:\n  - job_name: a\n    scrape_intervall: 5s\n";
+        let err = Config::parse(typo, "f").unwrap_err();
+        assert_eq!(
+            (err.line, err.key.as_deref()),
+            (Some(3), Some("scrape_intervall"))
         );
     }
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use dozor_api::{ApiSettings, AppState, Engines, JwtKeys, SelfMetrics};
 use dozor_audit::{AuditLog, Entry, Outcome};
+use dozor_ingest::scrape::Appender;
 use dozor_model::{Role, Scope, ScopeSet, TenantId};
 use dozor_state::Store;
 use dozor_state::tokens::NewApiToken;
@@ -180,6 +181,21 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
         Arc::clone(&tsdb),
         stopped(stop_rx.clone()),
     ));
+    let appender: Arc<dyn Appender> = Arc::new(TsdbAppender(Arc::clone(&tsdb)));
+    let scrape_jobs = config
+        .scrape_jobs()
+        .map_err(|e| anyhow::anyhow!("scrape_configs: {e}"))?;
+    let scraping = tokio::spawn(dozor_ingest::scrape::run(
+        scrape_jobs,
+        Arc::clone(&appender),
+        stop_rx.clone(),
+    ));
+    tokio::spawn(run_collectors(
+        config.collectors.clone(),
+        Arc::clone(&metrics),
+        Arc::clone(&appender),
+        stopped(stop_rx.clone()),
+    ));
 
     let shutdown_signal = {
         let stop_tx = stop_tx.clone();
@@ -202,6 +218,10 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
         } => tracing::warn!("requests still in flight after {grace:?}; exiting anyway"),
     }
 
+    // Scrape loops write staleness markers for their targets as they stop.
+    if let Err(e) = scraping.await {
+        tracing::error!(error = %e, "scrape engine failed");
+    }
     // The maintenance task stops with the shutdown signal; wait for it so no cut is
     // half-done, then make the WAL durable whatever the fsync policy.
     if let Err(e) = maintenance.await {
@@ -227,6 +247,80 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Delivers scraped and collected samples to the tsdb.
+struct TsdbAppender(Arc<Tsdb>);
+
+impl Appender for TsdbAppender {
+    fn append(&self, tenant: &TenantId, batch: dozor_ingest::Batch) -> Result<(), String> {
+        let db = self.0.tenant(tenant).map_err(|e| e.to_string())?;
+        db.append(&batch).map(|_| ()).map_err(|e| e.to_string())
+    }
+}
+
+/// Stores Dozor's own metrics (`job="dozor"`) and this host's (`job="node"`) in the default
+/// tenant every `interval`.
+async fn run_collectors(
+    config: crate::config::CollectorsConfig,
+    metrics: Arc<SelfMetrics>,
+    appender: Arc<dyn Appender>,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    if !config.self_metrics && !config.host {
+        return;
+    }
+    let instance = dozor_ingest::host::hostname();
+    let tenant = TenantId::default_tenant();
+    let mut tick = tokio::time::interval(config.interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => return,
+            _ = tick.tick() => {}
+        }
+        let t = dozor_model::time::now_ms();
+        let mut batch = Vec::new();
+        if config.host {
+            let files = tokio::task::spawn_blocking(dozor_ingest::host::ProcFiles::read)
+                .await
+                .unwrap_or_default();
+            batch.extend(dozor_ingest::host::collect(&files, &instance, t));
+        }
+        if config.self_metrics {
+            let text = metrics.encode();
+            let parsed = dozor_ingest::exposition::parse(
+                &text,
+                dozor_ingest::exposition::Format::OpenMetrics,
+                t,
+                &dozor_ingest::Limits::default(),
+            );
+            match parsed {
+                Ok(series) => batch.extend(series.into_iter().filter_map(|(l, s)| {
+                    let l = l
+                        .with("job", "dozor")
+                        .and_then(|l| l.with("instance", &instance))
+                        .ok()?;
+                    // Self metrics carry no timestamps: stamp them with this collection.
+                    Some((
+                        l,
+                        s.into_iter()
+                            .map(|x| dozor_model::Sample { t, v: x.v })
+                            .collect(),
+                    ))
+                })),
+                Err(e) => tracing::error!(error = %e, "BUG: cannot parse our own metrics"),
+            }
+        }
+        let appender = Arc::clone(&appender);
+        let tenant = tenant.clone();
+        match tokio::task::spawn_blocking(move || appender.append(&tenant, batch)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot store collected metrics"),
+            Err(e) => tracing::error!(error = %e, "collector task failed"),
+        }
+    }
 }
 
 /// Syncs WALs on their interval and runs tsdb maintenance (head cuts, compaction,

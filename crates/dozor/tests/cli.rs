@@ -27,8 +27,14 @@ struct Server {
 
 impl Server {
     fn start(data_dir: &Path, extra_env: &[(&str, &str)]) -> Server {
+        Server::start_with(data_dir, extra_env, &[])
+    }
+
+    fn start_with(data_dir: &Path, extra_env: &[(&str, &str)], extra_args: &[&str]) -> Server {
         let mut cmd = dozor();
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        cmd.args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra_args)
+            .arg("--data-dir")
             .arg(data_dir)
             .env("DOZOR_ADMIN_PASSWORD", PASSWORD)
             .stdout(Stdio::piped())
@@ -457,4 +463,112 @@ fn acknowledged_samples_survive_kill_9_during_ingest() {
         "{} acknowledged samples lost: {lost:?}",
         lost.len()
     );
+}
+
+/// `dozor serve` scrapes a real node_exporter, collects its host and itself, and marks the
+/// scraped series stale when it stops.
+#[test]
+fn serve_scrapes_targets_and_collects_host_and_self_metrics() {
+    let bin = "/usr/bin/prometheus-node-exporter";
+    assert!(
+        Path::new(bin).exists(),
+        "{bin} is missing: ./scripts/test installs prometheus-node-exporter"
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let exporter = Command::new(bin)
+        .args([
+            format!("--web.listen-address=127.0.0.1:{port}").as_str(),
+            "--collector.disable-defaults",
+            "--collector.loadavg",
+        ])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _exporter = KillOnDrop(exporter);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("dozor.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "collectors: {{interval: 200ms}}\nscrape_configs:\n  - job_name: exporters\n    scrape_interval: 200ms\n    scrape_timeout: 150ms\n    static_configs: [{{targets: ['127.0.0.1:{port}']}}]\n"
+        ),
+    )
+    .unwrap();
+    let token = "dzr_scrape-test-token-0123456789";
+    let data = dir.path().join("data");
+    let server = Server::start_with(
+        &data,
+        &[("DOZOR_ADMIN_TOKEN", token)],
+        &["--config", config.to_str().unwrap()],
+    );
+    let export = |server: &Server, selector: &str| -> Vec<serde_json::Value> {
+        block_on(async {
+            let q = format!("/api/v1/export?match[]={}", selector);
+            let body = reqwest::Client::new()
+                .get(server.url(&q))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            body.lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect()
+        })
+    };
+    let until = Instant::now() + Duration::from_secs(15);
+    loop {
+        let up = export(&server, "up");
+        let load = export(&server, "node_load1");
+        let own = export(&server, "process_resident_memory_bytes");
+        let has_job =
+            |rows: &[serde_json::Value], job: &str| rows.iter().any(|r| r["metric"]["job"] == job);
+        if has_job(&up, "exporters")
+            && has_job(&load, "exporters")
+            && has_job(&load, "node")
+            && has_job(&own, "dozor")
+        {
+            assert!(
+                up[0]["values"]
+                    .as_array()
+                    .unwrap()
+                    .contains(&serde_json::json!(1.0))
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "scraped and collected series did not appear: up={up:?} load={load:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    server.signal("TERM");
+    assert!(server.wait(Duration::from_secs(10)).success());
+    let server = Server::start_with(
+        &data,
+        &[("DOZOR_ADMIN_TOKEN", token)],
+        &["--config", config.to_str().unwrap()],
+    );
+    let up = export(&server, "up{job=\"exporters\"}");
+    let values = up[0]["values"].as_array().unwrap();
+    assert!(
+        values.contains(&serde_json::json!("NaN")),
+        "a stopped scrape leaves a staleness marker: {values:?}"
+    );
+}
+
+/// Kills a helper process when the test ends, pass or fail.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

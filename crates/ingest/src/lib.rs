@@ -9,12 +9,20 @@
 //! - [`exposition`]: Prometheus text exposition format 0.0.4 and OpenMetrics text.
 //! - [`json`]: the JSON push of seed 004: `{name, value, labels, timestamp}`, one or many.
 //!
+//! - [`relabel`]: Prometheus relabeling rules.
+//! - [`scrape`]: the scrape engine, the one part here that does I/O: it pulls exposition text
+//!   from targets and hands batches to an [`scrape::Appender`].
+//!
 //! Architecture invariants: decoders do no I/O, never panic on any input (each has a fuzz
-//! target in `fuzz/`), and bound the memory they allocate by [`Limits`].
+//! target in `fuzz/`), and bound the memory they allocate by [`Limits`]. The crate knows no
+//! store: connectors deliver through the `Appender` trait.
 
 pub mod exposition;
+pub mod host;
 pub mod json;
+pub mod relabel;
 pub mod remote_write;
+pub mod scrape;
 
 use dozor_model::{Labels, Sample};
 

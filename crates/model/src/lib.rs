@@ -23,6 +23,7 @@
 //! ```
 
 mod access;
+pub mod duration;
 pub mod labels;
 mod matcher;
 mod tenant;
