@@ -290,3 +290,40 @@ async fn selectors_and_times_are_validated() {
         );
     }
 }
+
+#[tokio::test]
+async fn flushing_moves_the_head_to_blocks_without_changing_answers() {
+    let app = common::app().await;
+    let admin = app.bearer("admin", ADMIN_PASSWORD).await;
+    let body = dozor_ingest::remote_write::encode(&up_batch("api", 1_700_000_000_000));
+    assert_eq!(
+        send(
+            &app,
+            "/api/v1/write",
+            &admin,
+            "application/x-protobuf",
+            body
+        )
+        .await
+        .0,
+        StatusCode::NO_CONTENT
+    );
+    let before = export(&app, &admin, "up").await;
+    let (status, body) = app
+        .call("POST", "/api/v1/admin/tsdb/flush", Some(&admin), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let db = app
+        .state
+        .tsdb()
+        .existing(&dozor_model::TenantId::default_tenant())
+        .unwrap();
+    assert_eq!(db.blocks().len(), 1);
+    assert_eq!(db.head().num_series(), 0);
+    assert_eq!(export(&app, &admin, "up").await, before);
+    assert!(
+        app.audit_records()
+            .iter()
+            .any(|r| r["action"] == "tsdb.flush")
+    );
+}

@@ -380,7 +380,11 @@ fn acknowledged_samples_survive_kill_9_during_ingest() {
     let token = "dzr_kill-test-token-0123456789";
     let mut acked: Vec<(String, i64)> = Vec::new();
     let mut rng = 0x9e37_79b9_u64;
-    for cycle in 0..3 {
+    let cycles: usize = std::env::var("DOZOR_KILL_CYCLES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(3);
+    for cycle in 0..cycles {
         let server = Server::start(dir.path(), &[("DOZOR_ADMIN_TOKEN", token)]);
         // Kill after a pseudo-random number of batches, while more are in flight.
         rng ^= rng << 13;

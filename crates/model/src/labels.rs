@@ -101,7 +101,10 @@ impl Labels {
                 )));
             }
         }
-        labels.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        // Senders usually send sorted labels (remote_write requires it): check before sorting.
+        if !labels.windows(2).all(|w| w[0].name <= w[1].name) {
+            labels.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        }
         if let Some(w) = labels.windows(2).find(|w| w[0].name == w[1].name) {
             return Err(LabelsError::Duplicate(w[0].name.clone()));
         }

@@ -386,29 +386,29 @@ fn dedup_sorted(mut s: Vec<Sample>) -> Vec<Sample> {
 /// skipped.
 fn replay_into(dir: &Path, head: &Head) -> Result<(), TsdbError> {
     let mut pending: HashMap<SeriesRef, Vec<Sample>> = HashMap::new();
-    let apply = |r: SeriesRef, s: Sample, pending: &mut HashMap<SeriesRef, Vec<Sample>>| match head
-        .by_ref(r)
-    {
-        Some(series) => {
-            let _ = head.append(&series, s, None);
-        }
-        None => pending.entry(r).or_default().push(s),
-    };
+    // Looking a series up in the head takes a lock; replay touches each series many times.
+    let mut known: HashMap<SeriesRef, Arc<crate::head::MemSeries>, foldhash::fast::RandomState> =
+        HashMap::default();
     wal::replay(dir, |payload| {
         match Record::decode(payload)? {
             Record::Series(series) => {
                 for (r, labels) in series {
                     head.restore_series(r, labels);
-                    if let Some(waiting) = pending.remove(&r) {
-                        for s in waiting {
-                            apply(r, s, &mut HashMap::new());
-                        }
+                    let Some(s) = head.by_ref(r) else { continue };
+                    for x in pending.remove(&r).unwrap_or_default() {
+                        let _ = head.append(&s, x, None);
                     }
+                    known.insert(r, s);
                 }
             }
             Record::Samples(samples) => {
-                for (r, s) in samples {
-                    apply(r, s, &mut pending);
+                for (r, x) in samples {
+                    match known.get(&r) {
+                        Some(s) => {
+                            let _ = head.append(s, x, None);
+                        }
+                        None => pending.entry(r).or_default().push(x),
+                    }
                 }
             }
         }

@@ -24,12 +24,16 @@ pub struct MemSeries {
     pub samples: Mutex<Vec<Sample>>,
 }
 
+/// The head's maps are keyed by data we produce or validate ourselves, so a fast
+/// non-cryptographic hash is safe here; SipHash showed up in ingest profiles.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 #[derive(Debug, Default)]
 struct Index {
-    by_labels: HashMap<Labels, SeriesRef>,
+    by_labels: FastMap<Labels, SeriesRef>,
     /// Slot `i` holds the series with postings id `i`; `None` after it was dropped.
     slots: Vec<Option<(SeriesRef, std::sync::Arc<MemSeries>)>>,
-    by_ref: HashMap<SeriesRef, u32>,
+    by_ref: FastMap<SeriesRef, u32>,
     postings: Postings,
     next_ref: SeriesRef,
 }

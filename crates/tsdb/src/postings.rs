@@ -9,7 +9,7 @@ use dozor_model::{Labels, MatchOp, Matcher};
 /// Label name → value → sorted series ids (ids are positions in the owner's series table).
 #[derive(Debug, Default, Clone)]
 pub struct Postings {
-    by_name: HashMap<String, BTreeMap<String, Vec<u32>>>,
+    by_name: HashMap<String, BTreeMap<String, Vec<u32>>, foldhash::fast::RandomState>,
     all: Vec<u32>,
 }
 

@@ -1,6 +1,7 @@
 //! Every route of the API, registered with its policy. One file per area; each exposes
 //! `register(Registry) -> Registry`.
 
+mod admin;
 mod audit;
 mod auth;
 mod health;
@@ -25,5 +26,6 @@ pub fn registry() -> Registry {
     let r = users::register(r);
     let r = ingest::register(r);
     let r = series::register(r);
+    let r = admin::register(r);
     audit::register(r)
 }
