@@ -445,8 +445,12 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A row of the table: label, how to compute it from a measurement, samples and series, and
+/// whether higher is better.
+type Row = (&'static str, fn(&Measured, f64, f64) -> f64, bool);
+
 fn print_table(results: &[(&str, Measured)], samples: f64, series: f64) {
-    let rows: [(&str, fn(&Measured, f64, f64) -> f64, bool); 4] = [
+    let rows: [Row; 5] = [
         (
             "disk bytes/sample",
             |m, samples, _| m.disk_bytes / samples,
@@ -463,6 +467,7 @@ fn print_table(results: &[(&str, Measured)], samples: f64, series: f64) {
             false,
         ),
         ("restart seconds", |m, _, _| m.restart_seconds, false),
+        ("ingest wall seconds", |m, _, _| m.wall_seconds, false),
     ];
     print!("{:<22}", "metric");
     for (name, _) in results {
