@@ -160,7 +160,7 @@ impl System {
                 if !r.status().is_success() {
                     bail!("dozor flush: HTTP {}", r.status());
                 }
-                Ok(dir_size(&self.data.join("tsdb")) as f64)
+                Ok(dozor_tsdb::files::dir_size(&self.data.join("tsdb")) as f64)
             }
             "prometheus" => {
                 // A snapshot writes the head as a block; its size is what the data takes once
@@ -172,30 +172,19 @@ impl System {
                     .json()
                     .await?;
                 let name = r["data"]["name"].as_str().context("snapshot name")?;
-                Ok(dir_size(&self.data.join("tsdb/snapshots").join(name)) as f64)
+                Ok(
+                    dozor_tsdb::files::dir_size(&self.data.join("tsdb/snapshots").join(name))
+                        as f64,
+                )
             }
             _ => {
                 client.get(self.url("/internal/force_flush")).send().await?;
                 // Give background merges a moment, as VictoriaMetrics' own docs suggest.
                 tokio::time::sleep(Duration::from_secs(5)).await;
-                Ok(dir_size(&self.data.join("data")) as f64)
+                Ok(dozor_tsdb::files::dir_size(&self.data.join("data")) as f64)
             }
         }
     }
-}
-
-fn dir_size(path: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(path) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => dir_size(&e.path()),
-            Ok(m) => m.len(),
-            Err(_) => 0,
-        })
-        .sum()
 }
 
 /// CPU seconds (user + system) a process has used.

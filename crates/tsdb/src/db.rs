@@ -350,22 +350,8 @@ impl Db {
 
     /// Bytes on disk: blocks and WAL.
     pub fn disk_bytes(&self) -> u64 {
-        dir_size(&self.dir)
+        crate::files::dir_size(&self.dir)
     }
-}
-
-fn dir_size(path: &Path) -> u64 {
-    let Ok(entries) = fs::read_dir(path) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => dir_size(&e.path()),
-            Ok(m) => m.len(),
-            Err(_) => 0,
-        })
-        .sum()
 }
 
 /// Sorts by time and keeps the last sample of each timestamp.

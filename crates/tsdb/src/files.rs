@@ -32,3 +32,18 @@ pub fn segment_name(n: u64) -> String {
 pub fn block_name(mint: i64, maxt: i64, seq: u64) -> String {
     format!("{mint:016x}-{maxt:016x}-{seq:04}")
 }
+
+/// Bytes of every file under `path`, recursively (0 for what cannot be read).
+pub fn dir_size(path: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_size(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}

@@ -158,25 +158,73 @@ async fn audit_read(
     state.audit_entry(entry).await
 }
 
+/// The series the request's selectors match in the caller's tenant, after recording the
+/// read in the audit chain; export and series share it.
+async fn selected(
+    state: &AppState,
+    principal: &Principal,
+    source: String,
+    what: &str,
+    q: Option<&str>,
+) -> Result<Vec<Series>, ApiError> {
+    let p = parse_params(q)?;
+    if p.selectors.is_empty() {
+        return Err(ApiError::bad_data(
+            "match[]: at least one series selector is required",
+        ));
+    }
+    audit_read(state, principal, source, what, q).await?;
+    let Some(db) = state.tsdb().existing(&principal.tenant) else {
+        return Ok(Vec::new());
+    };
+    tokio::task::spawn_blocking(move || select_all(db.as_ref(), &p))
+        .await
+        .map_err(ApiError::internal)?
+}
+
+/// Label names or values (`list`) of the series each selector matches (all series without
+/// one), merged, sorted and deduplicated; labels and label values share it.
+async fn listed(
+    state: &AppState,
+    principal: &Principal,
+    source: String,
+    what: &str,
+    q: Option<&str>,
+    list: impl Fn(&dyn Queryable, &[Matcher], i64, i64) -> Result<Vec<String>, dozor_tsdb::TsdbError>
+    + Send
+    + 'static,
+) -> Result<Vec<String>, ApiError> {
+    let p = parse_params(q)?;
+    audit_read(state, principal, source, what, q).await?;
+    let Some(db) = state.tsdb().existing(&principal.tenant) else {
+        return Ok(Vec::new());
+    };
+    tokio::task::spawn_blocking(move || {
+        let no_selector = [Vec::new()];
+        let selectors: &[Vec<Matcher>] = if p.selectors.is_empty() {
+            &no_selector
+        } else {
+            &p.selectors
+        };
+        let mut all = Vec::new();
+        for ms in selectors {
+            all.extend(list(db.as_ref(), ms, p.start, p.end).map_err(ApiError::internal)?);
+        }
+        all.sort_unstable();
+        all.dedup();
+        Ok(all)
+    })
+    .await
+    .map_err(ApiError::internal)?
+}
+
 async fn export(
     State(state): State<AppState>,
     principal: Principal,
     ClientAddr(source): ClientAddr,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
-    let p = parse_params(q.as_deref())?;
-    if p.selectors.is_empty() {
-        return Err(ApiError::bad_data(
-            "match[]: at least one series selector is required",
-        ));
-    }
-    audit_read(&state, &principal, source, "export", q.as_deref()).await?;
-    let Some(db) = state.tsdb().existing(&principal.tenant) else {
-        return Ok(jsonl(String::new()));
-    };
-    let found = tokio::task::spawn_blocking(move || select_all(db.as_ref(), &p))
-        .await
-        .map_err(ApiError::internal)??;
+    let found = selected(&state, &principal, source, "export", q.as_deref()).await?;
     let mut out = String::new();
     for s in found {
         let values: Vec<serde_json::Value> = s.samples.iter().map(|x| json_float(x.v)).collect();
@@ -187,7 +235,12 @@ async fn export(
         );
         out.push('\n');
     }
-    Ok(jsonl(out))
+    let mut r = out.into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-ndjson"),
+    );
+    Ok(r)
 }
 
 /// Floats as JSON numbers, with NaN and infinities as strings (JSON has no literal for them).
@@ -203,34 +256,13 @@ fn json_float(v: f64) -> serde_json::Value {
     }
 }
 
-fn jsonl(body: String) -> Response {
-    let mut r = body.into_response();
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/x-ndjson"),
-    );
-    r
-}
-
 async fn series(
     State(state): State<AppState>,
     principal: Principal,
     ClientAddr(source): ClientAddr,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
-    let p = parse_params(q.as_deref())?;
-    if p.selectors.is_empty() {
-        return Err(ApiError::bad_data(
-            "match[]: at least one series selector is required",
-        ));
-    }
-    audit_read(&state, &principal, source, "series", q.as_deref()).await?;
-    let Some(db) = state.tsdb().existing(&principal.tenant) else {
-        return Ok(success(Vec::<()>::new()).into_response());
-    };
-    let found = tokio::task::spawn_blocking(move || select_all(db.as_ref(), &p))
-        .await
-        .map_err(ApiError::internal)??;
+    let found = selected(&state, &principal, source, "series", q.as_deref()).await?;
     Ok(success(found.into_iter().map(|s| s.labels).collect::<Vec<_>>()).into_response())
 }
 
@@ -240,30 +272,15 @@ async fn labels(
     ClientAddr(source): ClientAddr,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
-    let p = parse_params(q.as_deref())?;
-    audit_read(&state, &principal, source, "labels", q.as_deref()).await?;
-    let Some(db) = state.tsdb().existing(&principal.tenant) else {
-        return Ok(success(Vec::<String>::new()).into_response());
-    };
-    let names = tokio::task::spawn_blocking(move || -> Result<Vec<String>, ApiError> {
-        if p.selectors.is_empty() {
-            return db
-                .label_names(&[], p.start, p.end)
-                .map_err(ApiError::internal);
-        }
-        let mut all = Vec::new();
-        for ms in &p.selectors {
-            all.extend(
-                db.label_names(ms, p.start, p.end)
-                    .map_err(ApiError::internal)?,
-            );
-        }
-        all.sort_unstable();
-        all.dedup();
-        Ok(all)
-    })
-    .await
-    .map_err(ApiError::internal)??;
+    let names = listed(
+        &state,
+        &principal,
+        source,
+        "labels",
+        q.as_deref(),
+        |db, ms, start, end| db.label_names(ms, start, end),
+    )
+    .await?;
     Ok(success(names).into_response())
 }
 
@@ -274,30 +291,15 @@ async fn label_values(
     Path(name): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
-    let p = parse_params(q.as_deref())?;
-    audit_read(&state, &principal, source, "label_values", q.as_deref()).await?;
-    let Some(db) = state.tsdb().existing(&principal.tenant) else {
-        return Ok(success(Vec::<String>::new()).into_response());
-    };
-    let values = tokio::task::spawn_blocking(move || -> Result<Vec<String>, ApiError> {
-        if p.selectors.is_empty() {
-            return db
-                .label_values(&name, &[], p.start, p.end)
-                .map_err(ApiError::internal);
-        }
-        let mut all = Vec::new();
-        for ms in &p.selectors {
-            all.extend(
-                db.label_values(&name, ms, p.start, p.end)
-                    .map_err(ApiError::internal)?,
-            );
-        }
-        all.sort_unstable();
-        all.dedup();
-        Ok(all)
-    })
-    .await
-    .map_err(ApiError::internal)??;
+    let values = listed(
+        &state,
+        &principal,
+        source,
+        "label_values",
+        q.as_deref(),
+        move |db, ms, start, end| db.label_values(&name, ms, start, end),
+    )
+    .await?;
     Ok(success(values).into_response())
 }
 
