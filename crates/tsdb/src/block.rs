@@ -10,10 +10,10 @@ use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use dozor_model::{Label, Labels, Matcher, Sample};
+use dozor_model::{Labels, Matcher, Sample};
 use serde::{Deserialize, Serialize};
 
-use crate::encoding::{Reader, put_bytes, put_uvarint, put_varint};
+use crate::encoding::{Reader, put_labels, put_uvarint, put_varint};
 use crate::files::{CHUNKS, INDEX, META, TMP_SUFFIX};
 use crate::postings::Postings;
 use crate::wal::sync_dir;
@@ -90,11 +90,7 @@ pub fn write(
         mint = mint.min(first);
         maxt = maxt.max(last);
         samples += s.len() as u64;
-        put_uvarint(&mut index, labels.len() as u64);
-        for l in labels.iter() {
-            put_bytes(&mut index, l.name.as_bytes());
-            put_bytes(&mut index, l.value.as_bytes());
-        }
+        put_labels(&mut index, labels);
         put_varint(&mut index, first);
         put_varint(&mut index, last);
         put_uvarint(&mut index, offset);
@@ -247,14 +243,7 @@ fn decode_index(index: &[u8]) -> Result<Vec<BlockSeries>, TsdbError> {
     let n = r.len(body.len())?;
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
-        let nl = r.len(Labels::MAX_LABELS)?;
-        let mut labels = Vec::with_capacity(nl);
-        for _ in 0..nl {
-            let name = r.str()?.to_owned();
-            let value = r.str()?.to_owned();
-            labels.push(Label { name, value });
-        }
-        let labels = Labels::new(labels).map_err(|e| TsdbError::Corrupt(e.to_string()))?;
+        let labels = r.labels()?;
         let mint = r.varint()?;
         let maxt = r.varint()?;
         let offset = r.uvarint()?;

@@ -26,6 +26,15 @@ pub fn put_bytes(buf: &mut Vec<u8>, b: &[u8]) {
     buf.extend_from_slice(b);
 }
 
+/// Appends a label set: `nlabels:uvarint { name:bytes value:bytes }`.
+pub fn put_labels(buf: &mut Vec<u8>, labels: &dozor_model::Labels) {
+    put_uvarint(buf, labels.len() as u64);
+    for l in labels.iter() {
+        put_bytes(buf, l.name.as_bytes());
+        put_bytes(buf, l.value.as_bytes());
+    }
+}
+
 /// A cursor over bytes that refuses to read past the end.
 #[derive(Debug, Clone)]
 pub struct Reader<'a> {
@@ -97,6 +106,18 @@ impl<'a> Reader<'a> {
     /// Reads a length-prefixed UTF-8 string.
     pub fn str(&mut self) -> Result<&'a str, Corrupt> {
         std::str::from_utf8(self.bytes()?).map_err(|_| Corrupt("invalid UTF-8"))
+    }
+
+    /// Reads a label set written by [`put_labels`], validating it.
+    pub fn labels(&mut self) -> Result<dozor_model::Labels, Corrupt> {
+        let n = self.len(dozor_model::Labels::MAX_LABELS)?;
+        let mut labels = Vec::with_capacity(n);
+        for _ in 0..n {
+            let name = self.str()?.to_owned();
+            let value = self.str()?.to_owned();
+            labels.push(dozor_model::Label { name, value });
+        }
+        dozor_model::Labels::new(labels).map_err(|_| Corrupt("invalid labels"))
     }
 
     /// Reads a little-endian `u64`.

@@ -6,9 +6,9 @@
 //! ```
 //! `dt` is relative to `base_t`, the first sample's time.
 
-use dozor_model::{Label, Labels, Sample};
+use dozor_model::{Labels, Sample};
 
-use crate::encoding::{Corrupt, Reader, put_bytes, put_uvarint, put_varint};
+use crate::encoding::{Corrupt, Reader, put_labels, put_uvarint, put_varint};
 
 /// A series' id in the head: assigned at first sight, stable until the series is dropped.
 pub type SeriesRef = u64;
@@ -34,11 +34,7 @@ impl Record {
                 put_uvarint(buf, series.len() as u64);
                 for (r, labels) in series {
                     put_uvarint(buf, *r);
-                    put_uvarint(buf, labels.len() as u64);
-                    for l in labels.iter() {
-                        put_bytes(buf, l.name.as_bytes());
-                        put_bytes(buf, l.value.as_bytes());
-                    }
+                    put_labels(buf, labels);
                 }
             }
             Record::Samples(samples) => {
@@ -65,17 +61,7 @@ impl Record {
                 let mut out = Vec::with_capacity(n);
                 for _ in 0..n {
                     let sref = r.uvarint()?;
-                    let nl = r.len(Labels::MAX_LABELS)?;
-                    let mut labels = Vec::with_capacity(nl);
-                    for _ in 0..nl {
-                        let name = r.str()?.to_owned();
-                        let value = r.str()?.to_owned();
-                        labels.push(Label { name, value });
-                    }
-                    out.push((
-                        sref,
-                        Labels::new(labels).map_err(|_| Corrupt("invalid labels"))?,
-                    ));
+                    out.push((sref, r.labels()?));
                 }
                 Ok(Record::Series(out))
             }
