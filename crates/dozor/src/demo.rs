@@ -114,7 +114,7 @@ impl Generators {
             }
             if let Some(now) = HostReading::read() {
                 if let Some(before) = previous {
-                    if now.cpu_total > before.cpu_total + 50 {
+                    if now.cpu_total > before.cpu_total + 0.5 {
                         self.cpu_busy.set(now.cpu_busy_since(&before));
                         previous = Some(now);
                     }

@@ -5,7 +5,8 @@
 //!   overrides, secrets from files, line-numbered errors).
 //! - [`server`]: opens the stores, bootstraps the first administrator, builds the API and
 //!   serves it until SIGTERM/SIGINT.
-//! - [`demo`] and [`host`]: the generators of `dozor demo`.
+//! - [`demo`] and [`host`]: the generators of `dozor demo` (host readings come from the
+//!   ingest crate's host collector).
 //!
 //! Architecture invariant: nothing here implements storage, queries or HTTP handling; it only
 //! connects the engine crates.
