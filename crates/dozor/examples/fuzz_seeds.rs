@@ -71,6 +71,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         dozor_tsdb::chunk::encode(&samples, &mut buf)?;
         write("block_chunk", name, &buf)?;
     }
+    let aggregates = dozor_tsdb::downsample::aggregate(
+        &(0..40)
+            .map(|i| Sample {
+                t: i * 15_000,
+                v: (i % 7) as f64,
+            })
+            .collect::<Vec<_>>(),
+        300_000,
+    );
+    buf.clear();
+    dozor_tsdb::chunk::encode_aggregates(&aggregates, &mut buf)?;
+    write("block_chunk", "aggregate", &buf)?;
     let dir = std::env::temp_dir().join(format!("dozor-fuzz-seed-{}", std::process::id()));
     dozor_tsdb::block::write(
         &dir,

@@ -95,6 +95,15 @@ pub struct TsdbConfig {
     /// The interval of `fsync: interval`.
     #[serde(with = "dozor_model::duration")]
     pub fsync_interval: Duration,
+    /// Keep 5-minute and 1-hour aggregates (min, max, sum, count, last) of data whose
+    /// compaction is final; long-range queries read them instead of raw samples.
+    pub downsample: bool,
+    /// Delete 5-minute aggregates older than this (`0s`: keep forever).
+    #[serde(with = "dozor_model::duration")]
+    pub retention_5m: Duration,
+    /// Delete 1-hour aggregates older than this (`0s`: keep forever).
+    #[serde(with = "dozor_model::duration")]
+    pub retention_1h: Duration,
 }
 
 /// `tsdb.fsync`.
@@ -118,6 +127,9 @@ impl Default for TsdbConfig {
             out_of_order_window: Duration::from_secs(10 * 60),
             fsync: FsyncMode::Interval,
             fsync_interval: Duration::from_secs(1),
+            downsample: true,
+            retention_5m: Duration::from_secs(60 * 24 * 3600),
+            retention_1h: Duration::from_secs(365 * 24 * 3600),
         }
     }
 }
@@ -136,6 +148,9 @@ impl TsdbConfig {
                 FsyncMode::Interval => dozor_tsdb::FsyncPolicy::Interval(self.fsync_interval),
                 FsyncMode::Never => dozor_tsdb::FsyncPolicy::Never,
             },
+            downsample: self.downsample,
+            retention_5m_ms: (!self.retention_5m.is_zero()).then(|| ms(self.retention_5m)),
+            retention_1h_ms: (!self.retention_1h.is_zero()).then(|| ms(self.retention_1h)),
         }
     }
 }

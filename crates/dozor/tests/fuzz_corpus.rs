@@ -111,7 +111,11 @@ fn wal_and_block_corpora_never_panic() {
         decoded += usize::from(dozor_tsdb::record::Record::decode(&data).is_ok());
     }
     for (_, data) in corpus("block_chunk") {
-        decoded += usize::from(dozor_tsdb::chunk::decode(&data, &mut Vec::new()).is_ok());
+        let max = dozor_tsdb::chunk::MAX_CHUNK_SAMPLES;
+        decoded += usize::from(dozor_tsdb::chunk::decode(&data, max, &mut Vec::new()).is_ok());
+        for which in dozor_tsdb::Aggregate::ALL {
+            let _ = dozor_tsdb::chunk::decode_aggregate(&data, which, max, &mut Vec::new());
+        }
         decoded += usize::from(dozor_tsdb::block::check_index(&data).is_ok());
     }
     assert!(decoded >= 6, "the generated seeds decode ({decoded})");

@@ -2,7 +2,8 @@
 //!
 //! A block directory holds `chunks` (each series' [`crate::chunk`] back to back), `index`
 //! (the series table: labels, time range, sample count and the chunk's place) and
-//! `meta.json`. Byte layout: `docs/format/tsdb.md`. A block is written under a `.tmp` name,
+//! `meta.json`. A downsampled block ([`crate::downsample`]) has the same files; its chunks
+//! are aggregate chunks and its meta names the resolution and the raw range it summarises. Byte layout: `docs/format/tsdb.md`. A block is written under a `.tmp` name,
 //! synced and renamed, so a directory without the suffix is always complete.
 
 use std::fs::{self, File};
@@ -20,7 +21,8 @@ use crate::wal::sync_dir;
 use crate::{TsdbError, chunk};
 
 const INDEX_MAGIC: &[u8; 4] = b"DZTI";
-const INDEX_VERSION: u8 = 1;
+/// Version 2 added each series' sample count (version 1 is still read).
+const INDEX_VERSION: u8 = 2;
 
 /// `meta.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,6 +43,24 @@ pub struct BlockMeta {
     pub index_bytes: u64,
     /// 0 for blocks cut from the head; n+1 for a compaction of level-n blocks.
     pub level: u32,
+    /// 0 for raw samples; the bucket width in ms for a downsampled block.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub resolution_ms: i64,
+    /// For a downsampled block: the time range of the raw block it summarises.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<[i64; 2]>,
+}
+
+fn is_zero(v: &i64) -> bool {
+    *v == 0
+}
+
+impl BlockMeta {
+    /// The raw time range the block answers for: its own for a raw block, its source's for
+    /// a downsampled one.
+    pub fn covers(&self) -> (i64, i64) {
+        self.source.map_or((self.mint, self.maxt), |[a, b]| (a, b))
+    }
 }
 
 #[derive(Debug)]
@@ -48,6 +68,7 @@ struct BlockSeries {
     labels: Labels,
     mint: i64,
     maxt: i64,
+    samples: u64,
     offset: u64,
     len: u64,
 }
@@ -62,7 +83,8 @@ pub struct Block {
     chunks: File,
 }
 
-/// Writes `series` (each sorted by time, none empty) as the block `dir` and returns its meta.
+/// Writes `series` (each sorted by time, none empty) as the raw block `dir` and returns its
+/// meta.
 pub fn write(
     dir: &Path,
     mut series: Vec<(Labels, Vec<Sample>)>,
@@ -70,55 +92,115 @@ pub fn write(
 ) -> Result<BlockMeta, TsdbError> {
     series.retain(|(_, s)| !s.is_empty());
     series.sort_by(|a, b| a.0.cmp(&b.0));
-    let tmp = dir.with_file_name(format!(
-        "{}{TMP_SUFFIX}",
-        dir.file_name().and_then(|n| n.to_str()).unwrap_or("block")
-    ));
-    let _ = fs::remove_dir_all(&tmp);
-    fs::create_dir_all(&tmp).map_err(TsdbError::io("create", &tmp))?;
-
-    let mut chunks = Vec::new();
-    let mut index = Vec::with_capacity(series.len() * 64);
-    index.extend_from_slice(INDEX_MAGIC);
-    index.push(INDEX_VERSION);
-    put_uvarint(&mut index, series.len() as u64);
-    let (mut mint, mut maxt, mut samples) = (i64::MAX, i64::MIN, 0u64);
+    let mut w = Writer::default();
     for (labels, s) in &series {
-        let offset = chunks.len() as u64;
-        chunk::encode(s, &mut chunks)?;
-        let (first, last) = (s[0].t, s[s.len() - 1].t);
-        mint = mint.min(first);
-        maxt = maxt.max(last);
-        samples += s.len() as u64;
-        put_labels(&mut index, labels);
-        put_varint(&mut index, first);
-        put_varint(&mut index, last);
-        put_uvarint(&mut index, offset);
-        put_uvarint(&mut index, chunks.len() as u64 - offset);
+        let offset = w.chunks.len();
+        chunk::encode(s, &mut w.chunks)?;
+        w.add(labels, s[0].t, s[s.len() - 1].t, s.len(), offset);
     }
-    let crc = crc32c::crc32c(&index);
-    index.extend_from_slice(&crc.to_le_bytes());
-    let meta = BlockMeta {
-        version: 1,
-        mint,
-        maxt,
-        series: series.len() as u64,
-        samples,
-        chunk_bytes: chunks.len() as u64,
-        index_bytes: index.len() as u64,
-        level,
-    };
-    write_synced(&tmp.join(CHUNKS), &chunks)?;
-    write_synced(&tmp.join(INDEX), &index)?;
-    let meta_json =
-        serde_json::to_vec_pretty(&meta).map_err(|e| TsdbError::Corrupt(e.to_string()))?;
-    write_synced(&tmp.join(META), &meta_json)?;
-    sync_dir(&tmp)?;
-    fs::rename(&tmp, dir).map_err(TsdbError::io("rename", &tmp))?;
-    if let Some(parent) = dir.parent() {
-        sync_dir(parent)?;
+    w.finish(dir, level, 0, None)
+}
+
+/// Writes the aggregates of `series` (sorted by labels; empty ones are skipped) at
+/// `resolution_ms` as the downsampled block `dir`, summarising the raw range `source`.
+pub fn write_downsampled(
+    dir: &Path,
+    series: &[(Labels, chunk::Aggregates)],
+    resolution_ms: i64,
+    source: [i64; 2],
+) -> Result<BlockMeta, TsdbError> {
+    let mut w = Writer::default();
+    for (labels, a) in series.iter().filter(|(_, a)| !a.times.is_empty()) {
+        let offset = w.chunks.len();
+        chunk::encode_aggregates(a, &mut w.chunks)?;
+        let (first, last) = (a.times[0], a.times[a.times.len() - 1]);
+        w.add(labels, first, last, a.times.len(), offset);
     }
-    Ok(meta)
+    w.finish(dir, 0, resolution_ms, Some(source))
+}
+
+/// Builds a block's `chunks` and `index` in memory, then writes the directory.
+struct Writer {
+    chunks: Vec<u8>,
+    index: Vec<u8>,
+    series: u64,
+    samples: u64,
+    mint: i64,
+    maxt: i64,
+}
+
+impl Default for Writer {
+    fn default() -> Writer {
+        Writer {
+            chunks: Vec::new(),
+            index: Vec::new(),
+            series: 0,
+            samples: 0,
+            mint: i64::MAX,
+            maxt: i64::MIN,
+        }
+    }
+}
+
+impl Writer {
+    /// Records the series whose chunk was just appended at `offset`.
+    fn add(&mut self, labels: &Labels, mint: i64, maxt: i64, samples: usize, offset: usize) {
+        self.mint = self.mint.min(mint);
+        self.maxt = self.maxt.max(maxt);
+        self.series += 1;
+        self.samples += samples as u64;
+        put_labels(&mut self.index, labels);
+        put_varint(&mut self.index, mint);
+        put_varint(&mut self.index, maxt);
+        put_uvarint(&mut self.index, samples as u64);
+        put_uvarint(&mut self.index, offset as u64);
+        put_uvarint(&mut self.index, (self.chunks.len() - offset) as u64);
+    }
+
+    fn finish(
+        self,
+        dir: &Path,
+        level: u32,
+        resolution_ms: i64,
+        source: Option<[i64; 2]>,
+    ) -> Result<BlockMeta, TsdbError> {
+        let tmp = dir.with_file_name(format!(
+            "{}{TMP_SUFFIX}",
+            dir.file_name().and_then(|n| n.to_str()).unwrap_or("block")
+        ));
+        let _ = fs::remove_dir_all(&tmp);
+        fs::create_dir_all(&tmp).map_err(TsdbError::io("create", &tmp))?;
+        let mut index = Vec::with_capacity(self.index.len() + 16);
+        index.extend_from_slice(INDEX_MAGIC);
+        index.push(INDEX_VERSION);
+        put_uvarint(&mut index, self.series);
+        index.extend_from_slice(&self.index);
+        let crc = crc32c::crc32c(&index);
+        index.extend_from_slice(&crc.to_le_bytes());
+        let meta = BlockMeta {
+            version: 1,
+            mint: self.mint,
+            maxt: self.maxt,
+            series: self.series,
+            samples: self.samples,
+            chunk_bytes: self.chunks.len() as u64,
+            index_bytes: index.len() as u64,
+            level,
+            resolution_ms,
+            source,
+        };
+        write_synced(&tmp.join(CHUNKS), &self.chunks)?;
+        write_synced(&tmp.join(INDEX), &index)?;
+        let meta_json =
+            serde_json::to_vec_pretty(&meta).map_err(|e| TsdbError::Corrupt(e.to_string()))?;
+        write_synced(&tmp.join(META), &meta_json)?;
+        sync_dir(&tmp)?;
+        fs::rename(&tmp, dir).map_err(TsdbError::io("rename", &tmp))?;
+        if let Some(parent) = dir.parent() {
+            sync_dir(parent)?;
+        }
+        Ok(meta)
+    }
 }
 
 fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), TsdbError> {
@@ -149,6 +231,19 @@ impl Block {
         }
         let chunks_path = dir.join(CHUNKS);
         let chunks = File::open(&chunks_path).map_err(TsdbError::io("open", &chunks_path))?;
+        let size = chunks
+            .metadata()
+            .map_err(TsdbError::io("stat", &chunks_path))?
+            .len();
+        if series
+            .iter()
+            .any(|s| s.offset.checked_add(s.len).is_none_or(|end| end > size))
+        {
+            return Err(TsdbError::Corrupt(format!(
+                "{}: a series points past the end of its chunks",
+                index_path.display()
+            )));
+        }
         Ok(Block {
             dir: dir.to_owned(),
             meta,
@@ -168,12 +263,38 @@ impl Block {
         &self.dir
     }
 
-    /// Series matching `matchers` with their samples in `[mint, maxt]`.
+    /// Series matching `matchers` with their samples in `[mint, maxt]` (a raw block).
     pub fn select(
         &self,
         matchers: &[Matcher],
         mint: i64,
         maxt: i64,
+    ) -> Result<Vec<(Labels, Vec<Sample>)>, TsdbError> {
+        self.read(matchers, mint, maxt, |bytes, n, out| {
+            chunk::decode(bytes, n, out)
+        })
+    }
+
+    /// One aggregate column of the matching series in `[mint, maxt]` (a downsampled block).
+    pub fn select_aggregate(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+        which: crate::Aggregate,
+    ) -> Result<Vec<(Labels, Vec<Sample>)>, TsdbError> {
+        self.read(matchers, mint, maxt, |bytes, n, out| {
+            chunk::decode_aggregate(bytes, which, n, out)
+        })
+    }
+
+    /// Reads the chunks of the matching series with `decode(bytes, max_samples, out)`.
+    fn read(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+        decode: impl Fn(&[u8], usize, &mut Vec<Sample>) -> Result<(), TsdbError>,
     ) -> Result<Vec<(Labels, Vec<Sample>)>, TsdbError> {
         if maxt < self.meta.mint || mint > self.meta.maxt {
             return Ok(Vec::new());
@@ -196,7 +317,11 @@ impl Block {
                 .read_exact_at(&mut buf, s.offset)
                 .map_err(TsdbError::io("read", &self.dir.join(CHUNKS)))?;
             let mut samples = Vec::new();
-            chunk::decode(&buf, &mut samples)?;
+            decode(
+                &buf,
+                usize::try_from(s.samples).unwrap_or(usize::MAX),
+                &mut samples,
+            )?;
             samples.retain(|x| x.t >= mint && x.t <= maxt);
             if !samples.is_empty() {
                 out.push((s.labels.clone(), samples));
@@ -237,7 +362,8 @@ fn decode_index(index: &[u8]) -> Result<Vec<BlockSeries>, TsdbError> {
         return Err(TsdbError::Corrupt("index checksum mismatch".into()));
     }
     let mut r = Reader::new(&body[4..]);
-    if r.u8()? != INDEX_VERSION {
+    let version = r.u8()?;
+    if version != 1 && version != INDEX_VERSION {
         return Err(TsdbError::Corrupt("unknown index version".into()));
     }
     let n = r.len(body.len())?;
@@ -246,12 +372,18 @@ fn decode_index(index: &[u8]) -> Result<Vec<BlockSeries>, TsdbError> {
         let labels = r.labels()?;
         let mint = r.varint()?;
         let maxt = r.varint()?;
+        let samples = if version == 1 {
+            chunk::MAX_CHUNK_SAMPLES as u64
+        } else {
+            r.uvarint()?
+        };
         let offset = r.uvarint()?;
         let len = r.uvarint()?;
         out.push(BlockSeries {
             labels,
             mint,
             maxt,
+            samples,
             offset,
             len,
         });

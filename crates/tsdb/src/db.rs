@@ -1,5 +1,5 @@
 //! [`Db`]: one tenant's metrics — a WAL, the in-memory head and the on-disk blocks — and
-//! the maintenance that moves data between them (cut, compaction, retention).
+//! the maintenance that moves data between them (cut, compaction, downsampling, retention).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
@@ -10,11 +10,12 @@ use std::sync::{Arc, Mutex, RwLock};
 use dozor_model::{Labels, Matcher, Sample};
 
 use crate::block::{self, Block};
+use crate::downsample::{self, RESOLUTIONS};
 use crate::files::{BLOCKS_DIR, DELETE_SUFFIX, TMP_SUFFIX, WAL_DIR, block_name};
 use crate::head::{Head, Rejected};
 use crate::record::{Record, SeriesRef};
 use crate::wal::{self, Wal};
-use crate::{Options, Queryable, Series, TsdbError};
+use crate::{Aggregate, Options, Queryable, SelectHints, Selection, Series, TsdbError};
 
 /// What an append did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -42,6 +43,8 @@ pub struct DbCounters {
     pub compactions: AtomicU64,
     /// Blocks deleted by retention.
     pub retention_deletions: AtomicU64,
+    /// Raw blocks summarised into downsampled blocks.
+    pub downsamplings: AtomicU64,
 }
 
 /// One tenant's metric store.
@@ -84,7 +87,12 @@ impl Db {
         }
         blocks.sort_by_key(|b| (b.meta().mint, b.meta().maxt));
         let head = Head::default();
-        if let Some(maxt) = blocks.iter().map(|b| b.meta().maxt).max() {
+        if let Some(maxt) = blocks
+            .iter()
+            .filter(|b| b.meta().resolution_ms == 0)
+            .map(|b| b.meta().maxt)
+            .max()
+        {
             head.set_min_valid_t(maxt + 1);
         }
         let wal_dir = dir.join(WAL_DIR);
@@ -164,7 +172,8 @@ impl Db {
     }
 
     /// Cuts the head into blocks when it spans 1.5 block durations, compacts one group of
-    /// finished blocks, and applies retention. Call every few seconds.
+    /// finished blocks — or, when none is left to compact, downsamples one finished raw
+    /// block — and applies retention. Call every few seconds.
     pub fn maintain(&self, now_ms: i64) -> Result<(), TsdbError> {
         let _m = self.maintenance.lock().unwrap_or_else(|p| p.into_inner());
         let range = self.opts.block_duration_ms;
@@ -175,7 +184,9 @@ impl Db {
             }
             self.cut(start + range)?;
         }
-        self.compact_once()?;
+        if !self.compact_once()? {
+            self.downsample_once(now_ms)?;
+        }
         self.apply_retention(now_ms)
     }
 
@@ -241,15 +252,20 @@ impl Db {
         let path = self.dir.join(BLOCKS_DIR).join(block_name(mint, maxt, seq));
         block::write(&path, series, level)?;
         let opened = Arc::new(Block::open(&path)?);
-        let mut blocks = self.blocks.write().unwrap_or_else(|p| p.into_inner());
-        blocks.push(Arc::clone(&opened));
-        blocks.sort_by_key(|b| (b.meta().mint, b.meta().maxt));
+        self.add_block(Arc::clone(&opened));
         Ok(opened)
     }
 
-    /// Merges the blocks of one finished time window (3, 9 or 27 block durations) into one.
-    fn compact_once(&self) -> Result<(), TsdbError> {
-        let blocks = self.blocks();
+    fn add_block(&self, block: Arc<Block>) {
+        let mut blocks = self.blocks.write().unwrap_or_else(|p| p.into_inner());
+        blocks.push(block);
+        blocks.sort_by_key(|b| (b.meta().mint, b.meta().maxt));
+    }
+
+    /// Merges the blocks of one finished time window (3, 9 or 27 block durations) into one;
+    /// returns whether it did.
+    fn compact_once(&self) -> Result<bool, TsdbError> {
+        let blocks = self.raw_blocks();
         let horizon = self.head.min_valid_t();
         for k in 1..=3u32 {
             let window = self.opts.block_duration_ms.saturating_mul(3i64.pow(k));
@@ -278,10 +294,59 @@ impl Db {
                 self.write_block(series, k)?;
                 self.remove_blocks(&group)?;
                 self.counters.compactions.fetch_add(1, Ordering::Relaxed);
-                return Ok(());
+                return Ok(true);
             }
         }
-        Ok(())
+        Ok(false)
+    }
+
+    /// Writes the 5 m and 1 h aggregates of one raw block that no compaction will change
+    /// any more (its largest compaction window lies behind the head) or that retention is
+    /// about to delete, unless they exist. Returns whether it did.
+    fn downsample_once(&self, now_ms: i64) -> Result<bool, TsdbError> {
+        if !self.opts.downsample {
+            return Ok(false);
+        }
+        let all = self.blocks();
+        let final_window = self.opts.block_duration_ms.saturating_mul(27);
+        let horizon = self.head.min_valid_t();
+        let expiring = |b: &Block| {
+            self.opts
+                .retention_ms
+                .is_some_and(|keep| b.meta().maxt < now_ms.saturating_sub(keep))
+        };
+        for raw in all.iter().filter(|b| b.meta().resolution_ms == 0) {
+            let (mint, maxt) = (raw.meta().mint, raw.meta().maxt);
+            let window_end = mint
+                .div_euclid(final_window)
+                .saturating_add(1)
+                .saturating_mul(final_window);
+            if window_end > horizon && !expiring(raw) {
+                continue;
+            }
+            let missing: Vec<i64> = RESOLUTIONS
+                .into_iter()
+                .filter(|r| !summarised(&all, raw, *r))
+                .collect();
+            if missing.is_empty() {
+                continue;
+            }
+            let series = raw.all()?;
+            for res in missing {
+                let aggregates: Vec<(Labels, crate::Aggregates)> = series
+                    .iter()
+                    .map(|(l, s)| (l.clone(), downsample::aggregate(s, res)))
+                    .collect();
+                let seq = self.block_seq.fetch_add(1, Ordering::Relaxed);
+                let name = format!("{}-{}m", block_name(mint, maxt, seq), res / 60_000);
+                let path = self.dir.join(BLOCKS_DIR).join(name);
+                block::write_downsampled(&path, &aggregates, res, [mint, maxt])?;
+                self.add_block(Arc::new(Block::open(&path)?));
+            }
+            self.counters.downsamplings.fetch_add(1, Ordering::Relaxed);
+            return Ok(true);
+        }
+        Ok(false)
     }
 
     fn remove_blocks(&self, doomed: &[Arc<Block>]) -> Result<(), TsdbError> {
@@ -300,27 +365,40 @@ impl Db {
         Ok(())
     }
 
+    /// Deletes blocks past their tier's age limit, then the oldest blocks — raw first, then
+    /// 5 m, then 1 h aggregates — while all of them exceed the size limit.
     fn apply_retention(&self, now_ms: i64) -> Result<(), TsdbError> {
         let blocks = self.blocks();
-        let mut doomed: Vec<Arc<Block>> = Vec::new();
-        if let Some(keep) = self.opts.retention_ms {
-            doomed.extend(
-                blocks
-                    .iter()
-                    .filter(|b| b.meta().maxt < now_ms.saturating_sub(keep))
-                    .cloned(),
-            );
-        }
+        let keep_for = |res: i64| match res {
+            0 => self.opts.retention_ms,
+            downsample::RESOLUTION_5M => self.opts.retention_5m_ms,
+            _ => self.opts.retention_1h_ms,
+        };
+        // A raw block waits for its aggregates before it expires.
+        let pending = |b: &Block| {
+            self.opts.downsample
+                && b.meta().resolution_ms == 0
+                && RESOLUTIONS.iter().any(|r| !summarised(&blocks, b, *r))
+        };
+        let mut doomed: Vec<Arc<Block>> = blocks
+            .iter()
+            .filter(|b| {
+                keep_for(b.meta().resolution_ms)
+                    .is_some_and(|keep| b.meta().maxt < now_ms.saturating_sub(keep))
+                    && !pending(b)
+            })
+            .cloned()
+            .collect();
         if let Some(max_bytes) = self.opts.retention_bytes {
-            let mut total: u64 = blocks
-                .iter()
-                .map(|b| b.meta().chunk_bytes + b.meta().index_bytes)
-                .sum();
-            for b in &blocks {
+            let size = |b: &Block| b.meta().chunk_bytes + b.meta().index_bytes;
+            let mut total: u64 = blocks.iter().map(|b| size(b)).sum();
+            let mut by_tier = blocks.clone();
+            by_tier.sort_by_key(|b| b.meta().resolution_ms); // stable: oldest first per tier
+            for b in &by_tier {
                 if total <= max_bytes {
                     break;
                 }
-                total -= b.meta().chunk_bytes + b.meta().index_bytes;
+                total -= size(b);
                 if !doomed.iter().any(|d| Arc::ptr_eq(d, b)) {
                     doomed.push(Arc::clone(b));
                 }
@@ -335,12 +413,51 @@ impl Db {
         Ok(())
     }
 
-    /// The current blocks, oldest first.
+    /// Raw samples of the matching series from blocks and head, merged and deduplicated,
+    /// leaving out samples inside the `skip` time ranges.
+    fn select_raw(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+        skip: &[(i64, i64)],
+    ) -> Result<BTreeMap<Labels, Vec<Sample>>, TsdbError> {
+        let mut merged: BTreeMap<Labels, Vec<Sample>> = BTreeMap::new();
+        for b in self.raw_blocks() {
+            let (from, to) = b.meta().covers();
+            if inside(skip, from) && inside(skip, to) {
+                continue;
+            }
+            for (labels, samples) in b.select(matchers, mint, maxt)? {
+                merged.entry(labels).or_default().extend(samples);
+            }
+        }
+        for (labels, samples) in self.head.select(matchers, mint, maxt) {
+            merged.entry(labels).or_default().extend(samples);
+        }
+        for samples in merged.values_mut() {
+            *samples = dedup_sorted(std::mem::take(samples));
+            if !skip.is_empty() {
+                samples.retain(|x| !inside(skip, x.t));
+            }
+        }
+        merged.retain(|_, s| !s.is_empty());
+        Ok(merged)
+    }
+
+    /// The current blocks, raw and downsampled, oldest first.
     pub fn blocks(&self) -> Vec<Arc<Block>> {
         self.blocks
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// The current raw blocks, oldest first.
+    pub fn raw_blocks(&self) -> Vec<Arc<Block>> {
+        let mut blocks = self.blocks();
+        blocks.retain(|b| b.meta().resolution_ms == 0);
+        blocks
     }
 
     /// The head.
@@ -352,6 +469,20 @@ impl Db {
     pub fn disk_bytes(&self) -> u64 {
         crate::files::dir_size(&self.dir)
     }
+}
+
+/// Whether a downsampled block at `res` among `blocks` covers the raw block `raw`.
+fn summarised(blocks: &[Arc<Block>], raw: &Block, res: i64) -> bool {
+    let (mint, maxt) = (raw.meta().mint, raw.meta().maxt);
+    blocks.iter().any(|d| {
+        let (a, b) = d.meta().covers();
+        d.meta().resolution_ms == res && a <= mint && maxt <= b
+    })
+}
+
+/// Whether `t` lies in one of `ranges` (inclusive).
+fn inside(ranges: &[(i64, i64)], t: i64) -> bool {
+    ranges.iter().any(|&(a, b)| a <= t && t <= b)
 }
 
 /// Sorts by time and keeps the last sample of each timestamp.
@@ -411,22 +542,66 @@ fn replay_into(dir: &Path, head: &Head) -> Result<(), TsdbError> {
 
 impl Queryable for Db {
     fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<Vec<Series>, TsdbError> {
-        let mut merged: BTreeMap<Labels, Vec<Sample>> = BTreeMap::new();
-        for b in self.blocks() {
-            for (labels, samples) in b.select(matchers, mint, maxt)? {
-                merged.entry(labels).or_default().extend(samples);
+        Ok(self
+            .select_raw(matchers, mint, maxt, &[])?
+            .into_iter()
+            .map(|(labels, samples)| Series { labels, samples })
+            .collect())
+    }
+
+    fn select_downsampled(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+        hints: &SelectHints,
+    ) -> Result<Selection, TsdbError> {
+        let which = hints.aggregate;
+        // Coarsest accepted resolution first; each tier answers only for raw time ranges
+        // that no coarser tier covered.
+        let mut covered: Vec<(i64, i64)> = Vec::new();
+        let mut aggregated: BTreeMap<Labels, Vec<Sample>> = BTreeMap::new();
+        let mut resolution_ms = 0;
+        let blocks = self.blocks();
+        for res in RESOLUTIONS.into_iter().rev() {
+            if res > hints.max_resolution_ms {
+                continue;
+            }
+            let mut newly = Vec::new();
+            for b in blocks.iter().filter(|b| b.meta().resolution_ms == res) {
+                let (from, to) = b.meta().covers();
+                if to < mint || from > maxt || inside(&covered, from) && inside(&covered, to) {
+                    continue;
+                }
+                for (labels, rows) in b.select_aggregate(matchers, mint, maxt, which)? {
+                    aggregated.entry(labels).or_default().extend(rows);
+                }
+                newly.push((from, to));
+                resolution_ms = resolution_ms.max(res);
+            }
+            covered.extend(newly);
+        }
+        let mut merged = self.select_raw(matchers, mint, maxt, &covered)?;
+        if which == Aggregate::Count {
+            for x in merged.values_mut().flatten() {
+                if !dozor_model::labels::is_stale_nan(x.v) {
+                    x.v = 1.0;
+                }
             }
         }
-        for (labels, samples) in self.head.select(matchers, mint, maxt) {
-            merged.entry(labels).or_default().extend(samples);
+        for (labels, rows) in aggregated {
+            let entry = merged.entry(labels).or_default();
+            entry.extend(downsample::combine(rows, which));
+            entry.sort_by_key(|x| x.t);
         }
-        Ok(merged
-            .into_iter()
-            .map(|(labels, samples)| Series {
-                labels,
-                samples: dedup_sorted(samples),
-            })
-            .collect())
+        merged.retain(|_, s| !s.is_empty());
+        Ok(Selection {
+            series: merged
+                .into_iter()
+                .map(|(labels, samples)| Series { labels, samples })
+                .collect(),
+            resolution_ms,
+        })
     }
 
     fn label_names(

@@ -14,6 +14,10 @@
 //!   durations its oldest range is cut into a block and the WAL is rewritten as a
 //!   checkpoint of what stayed. Finished windows of 3, 9 and 27 block durations are
 //!   compacted into one block; retention deletes whole blocks by age and by total size.
+//! - **downsampled blocks** ([`downsample`]): once a raw block's compaction is final it is
+//!   also summarised at 5 m and 1 h resolution (min, max, sum, count, last per bucket),
+//!   kept longer than raw data and read by
+//!   [`Queryable::select_downsampled`] when a long-range query accepts coarser data.
 //!
 //! [`Tsdb`] keeps one [`Db`] per tenant in `<root>/<tenant>/`. Readers use the [`Queryable`]
 //! trait, which the PromQL engine evaluates against. File layouts: `docs/format/tsdb.md`;
@@ -40,6 +44,7 @@
 pub mod block;
 pub mod chunk;
 mod db;
+pub mod downsample;
 pub mod encoding;
 mod error;
 pub mod files;
@@ -53,9 +58,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use dozor_model::labels::is_stale_nan;
 use dozor_model::{Labels, Matcher, Sample, TenantId};
 use serde::{Deserialize, Serialize};
 
+pub use chunk::Aggregates;
 pub use db::{AppendStats, Db, DbCounters};
 pub use error::TsdbError;
 pub use wal::FsyncPolicy;
@@ -73,6 +80,12 @@ pub struct Options {
     pub retention_bytes: Option<u64>,
     /// When the WAL is `fsync`ed.
     pub fsync: FsyncPolicy,
+    /// Write 5 m and 1 h aggregates of raw blocks whose compaction is final.
+    pub downsample: bool,
+    /// Delete 5 m aggregates older than this, ms (`None`: keep forever).
+    pub retention_5m_ms: Option<i64>,
+    /// Delete 1 h aggregates older than this, ms (`None`: keep forever).
+    pub retention_1h_ms: Option<i64>,
 }
 
 impl Default for Options {
@@ -83,6 +96,9 @@ impl Default for Options {
             retention_ms: Some(15 * 24 * 3600 * 1000),
             retention_bytes: None,
             fsync: FsyncPolicy::Interval(Duration::from_secs(1)),
+            downsample: true,
+            retention_5m_ms: Some(60 * 24 * 3600 * 1000),
+            retention_1h_ms: Some(365 * 24 * 3600 * 1000),
         }
     }
 }
@@ -96,11 +112,85 @@ pub struct Series {
     pub samples: Vec<Sample>,
 }
 
+/// One column of a downsampled series. The discriminant is the column's place in an
+/// aggregate chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Aggregate {
+    /// The smallest value of each bucket (`min_over_time`).
+    Min = 0,
+    /// The largest value (`max_over_time`).
+    Max = 1,
+    /// The sum of the values (`sum_over_time`, and with [`Aggregate::Count`] the average).
+    Sum = 2,
+    /// How many samples the bucket had (`count_over_time` sums this column).
+    Count = 3,
+    /// The bucket's last value (instant selectors, `rate`, `last_over_time`…).
+    #[default]
+    Last = 4,
+}
+
+impl Aggregate {
+    /// Every aggregate, in column order.
+    pub const ALL: [Aggregate; 5] = [
+        Aggregate::Min,
+        Aggregate::Max,
+        Aggregate::Sum,
+        Aggregate::Count,
+        Aggregate::Last,
+    ];
+}
+
+/// What a reader accepts in place of raw samples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SelectHints {
+    /// The coarsest resolution acceptable, ms (0: raw samples only). A range query with
+    /// step `s` typically accepts `s / 5`.
+    pub max_resolution_ms: i64,
+    /// Which aggregate the reader applies over time.
+    pub aggregate: Aggregate,
+}
+
+/// The answer of [`Queryable::select_downsampled`].
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Selection {
+    /// The series; where downsampled data was used, each sample is one bucket's
+    /// [`SelectHints::aggregate`], stamped with the bucket's last millisecond, and raw
+    /// samples stand in for the rest (as value 1 each when the aggregate is
+    /// [`Aggregate::Count`]).
+    pub series: Vec<Series>,
+    /// The coarsest resolution used, ms (0: raw only). Readers widen their lookback to it.
+    pub resolution_ms: i64,
+}
+
 /// Read access to stored series: what the PromQL engine and the export API query.
 pub trait Queryable: Send + Sync {
     /// Series matching every matcher, with their samples in `[mint, maxt]`; series without
     /// samples in the range are left out.
     fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<Vec<Series>, TsdbError>;
+
+    /// Like [`Queryable::select`], but answered from downsampled aggregates where the store
+    /// has them at a resolution `hints` accepts (the coarsest such, falling back to finer
+    /// ones and to raw samples where they are missing). The default has no aggregates.
+    fn select_downsampled(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+        hints: &SelectHints,
+    ) -> Result<Selection, TsdbError> {
+        let mut series = self.select(matchers, mint, maxt)?;
+        if hints.aggregate == Aggregate::Count {
+            for s in &mut series {
+                for x in s.samples.iter_mut().filter(|x| !is_stale_nan(x.v)) {
+                    x.v = 1.0;
+                }
+            }
+        }
+        Ok(Selection {
+            series,
+            resolution_ms: 0,
+        })
+    }
     /// Label names of the matching series (all series when `matchers` is empty).
     fn label_names(
         &self,

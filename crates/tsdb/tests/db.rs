@@ -4,7 +4,8 @@
 #![allow(clippy::unwrap_used)] // Test helpers: a panic is the failure report.
 
 use dozor_model::{Labels, MatchOp, Matcher, Sample, TenantId};
-use dozor_tsdb::{Db, FsyncPolicy, Options, Queryable, Series, Tsdb};
+use dozor_tsdb::downsample::{RESOLUTION_1H, RESOLUTION_5M};
+use dozor_tsdb::{Aggregate, Db, FsyncPolicy, Options, Queryable, SelectHints, Series, Tsdb};
 
 const HOUR: i64 = 3600 * 1000;
 
@@ -12,6 +13,7 @@ fn opts() -> Options {
     Options {
         fsync: FsyncPolicy::Never,
         retention_ms: None,
+        downsample: false,
         ..Options::default()
     }
 }
@@ -264,4 +266,125 @@ fn label_names_and_values_come_from_head_and_blocks() {
             .unwrap(),
         ["db"]
     );
+}
+
+/// Options for downsampling tests: 10-minute blocks, so compaction is final after 4.5 h.
+fn downsampling_opts() -> Options {
+    Options {
+        block_duration_ms: 10 * 60_000,
+        downsample: true,
+        ..opts()
+    }
+}
+
+/// Runs maintenance until nothing changes.
+fn settle(db: &Db, now: i64) {
+    for _ in 0..200 {
+        let before: Vec<_> = db.blocks().iter().map(|b| b.dir().to_owned()).collect();
+        db.maintain(now).unwrap();
+        let after: Vec<_> = db.blocks().iter().map(|b| b.dir().to_owned()).collect();
+        if before == after {
+            return;
+        }
+    }
+    panic!("maintenance did not settle");
+}
+
+/// What `*_over_time` over the whole range gives, per series.
+fn fold(series: &[Series], which: Aggregate) -> Vec<(String, f64)> {
+    series
+        .iter()
+        .map(|s| {
+            let v = s.samples.iter().map(|x| x.v);
+            let folded = match which {
+                Aggregate::Min => v.fold(f64::INFINITY, f64::min),
+                Aggregate::Max => v.fold(f64::NEG_INFINITY, f64::max),
+                Aggregate::Sum | Aggregate::Count => v.sum(),
+                Aggregate::Last => s.samples.last().unwrap().v,
+            };
+            (s.labels.to_string(), folded)
+        })
+        .collect()
+}
+
+#[test]
+fn downsampled_reads_give_the_raw_answers_from_fewer_samples() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), downsampling_opts()).unwrap();
+    fill(&db, 0, 16 * HOUR);
+    settle(&db, 16 * HOUR);
+    let tiers = |res: i64| {
+        db.blocks()
+            .iter()
+            .filter(|b| b.meta().resolution_ms == res)
+            .count()
+    };
+    assert!(tiers(RESOLUTION_5M) >= 2, "5 m blocks: {}", tiers(RESOLUTION_5M));
+    assert_eq!(tiers(RESOLUTION_5M), tiers(RESOLUTION_1H));
+
+    let raw = everything(&db);
+    let job = [Matcher::new(MatchOp::Regex, "job", ".+").unwrap()];
+    for res in [RESOLUTION_5M, RESOLUTION_1H] {
+        for which in Aggregate::ALL {
+            let hints = SelectHints {
+                max_resolution_ms: res,
+                aggregate: which,
+            };
+            let got = db
+                .select_downsampled(&job, i64::MIN, i64::MAX, &hints)
+                .unwrap();
+            assert_eq!(got.resolution_ms, res);
+            let rows: usize = got.series.iter().map(|s| s.samples.len()).sum();
+            let raw_rows: usize = raw.iter().map(|s| s.samples.len()).sum();
+            assert!(rows * 3 < raw_rows, "{res} ms {which:?}: {rows} of {raw_rows}");
+            let expect = if which == Aggregate::Count {
+                raw.iter()
+                    .map(|s| (s.labels.to_string(), s.samples.len() as f64))
+                    .collect()
+            } else {
+                fold(&raw, which)
+            };
+            assert_eq!(fold(&got.series, which), expect, "{res} ms {which:?}");
+        }
+    }
+    // Raw reads stay raw, and a hint that accepts nothing coarse changes nothing.
+    let exact = db
+        .select_downsampled(&job, i64::MIN, i64::MAX, &SelectHints::default())
+        .unwrap();
+    assert_eq!((exact.series, exact.resolution_ms), (raw, 0));
+}
+
+#[test]
+fn aggregates_outlive_raw_retention_and_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = Options {
+        retention_ms: Some(6 * HOUR),
+        retention_5m_ms: Some(30 * HOUR),
+        retention_1h_ms: None,
+        ..downsampling_opts()
+    };
+    let db = Db::open(dir.path(), o).unwrap();
+    fill(&db, 0, 16 * HOUR);
+    settle(&db, 16 * HOUR);
+    let first_raw = everything(&db)[0].samples[0].t;
+    assert!(first_raw >= 9 * HOUR, "raw data before 10 h is gone ({first_raw})");
+    let hints = SelectHints {
+        max_resolution_ms: RESOLUTION_5M,
+        aggregate: Aggregate::Count,
+    };
+    let job = [Matcher::equal("job", "api")];
+    let count = |db: &Db| {
+        let got = db.select_downsampled(&job, 0, 16 * HOUR, &hints).unwrap();
+        fold(&got.series, Aggregate::Count)
+    };
+    let counted = count(&db);
+    assert_eq!(counted.len(), 5);
+    // Every sample ever written is still counted: 4 per minute for 16 h.
+    assert!(counted.iter().all(|(_, c)| *c == (16 * 60 * 4) as f64), "{counted:?}");
+    drop(db);
+    let db = Db::open(dir.path(), o).unwrap();
+    assert_eq!(count(&db), counted);
+    // Past the 5 m retention only the hourly tier remains.
+    settle(&db, 60 * HOUR);
+    assert!(db.blocks().iter().all(|b| b.meta().resolution_ms == RESOLUTION_1H));
 }
