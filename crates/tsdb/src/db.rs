@@ -113,29 +113,34 @@ impl Db {
     }
 
     /// Appends samples; returns once they are in the WAL (durable under the fsync policy).
+    ///
+    /// As in Prometheus, samples are checked against the head, written to the WAL, and only
+    /// then added to the head: a failed WAL write (a full disk) leaves the head untouched,
+    /// so what the caller was told is not stored is not visible either.
     pub fn append(&self, batch: &[(Labels, Vec<Sample>)]) -> Result<AppendStats, TsdbError> {
         let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
         let mut stats = AppendStats::default();
         let mut new_series = Vec::new();
         let mut accepted = Vec::with_capacity(batch.iter().map(|(_, s)| s.len()).sum());
+        let mut targets = Vec::with_capacity(batch.len());
+        let window = self.opts.out_of_order_window_ms;
+        let mut unlogged = Vec::new();
         for (labels, samples) in batch {
             let (r, series, created) = self.head.get_or_create(labels);
-            if created {
+            stats.new_series += u64::from(created);
+            if !series.logged.load(Ordering::Acquire) {
                 new_series.push((r, labels.clone()));
+                unlogged.push(Arc::clone(&series));
             }
             for s in samples {
-                match self
-                    .head
-                    .append(&series, *s, Some(self.opts.out_of_order_window_ms))
-                {
+                match self.head.check(&series, *s, window) {
                     Ok(()) => accepted.push((r, *s)),
                     Err(Rejected::OutOfOrder) => stats.out_of_order += 1,
                     Err(Rejected::TooOld) => stats.too_old += 1,
                 }
             }
+            targets.push((r, series));
         }
-        stats.accepted = accepted.len() as u64;
-        stats.new_series = new_series.len() as u64;
         let mut payload = Vec::new();
         {
             let mut wal = self.wal.lock().unwrap_or_else(|p| p.into_inner());
@@ -145,10 +150,28 @@ impl Db {
             }
             if !accepted.is_empty() {
                 payload.clear();
-                Record::Samples(accepted).encode(&mut payload);
+                Record::encode_samples(&accepted, &mut payload);
                 wal.append(&payload)?;
             }
         }
+        for series in unlogged {
+            series.logged.store(true, Ordering::Release);
+        }
+        // `accepted` follows batch order: each series' samples are one run.
+        let mut next = accepted.iter().peekable();
+        let mut late = 0u64;
+        for (r, series) in &targets {
+            while let Some(&&(_, s)) = next.peek().filter(|(nr, _)| nr == r) {
+                next.next();
+                // A concurrent writer may have moved the series on since the check; the
+                // sample is in the WAL either way and replay sorts it in.
+                if self.head.append(series, s, Some(window)).is_err() {
+                    late += 1;
+                }
+            }
+        }
+        stats.accepted = accepted.len() as u64 - late;
+        stats.out_of_order += late;
         self.counters
             .samples
             .fetch_add(stats.accepted, Ordering::Relaxed);

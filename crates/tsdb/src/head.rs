@@ -22,6 +22,10 @@ pub struct MemSeries {
     pub labels: Labels,
     /// Its samples, sorted by time.
     pub samples: Mutex<Vec<Sample>>,
+    /// Whether a WAL series record for it was written. Until then every append that
+    /// touches it writes one (duplicates are harmless at replay), so a failed write cannot
+    /// leave later samples pointing at a series the WAL never named.
+    pub logged: std::sync::atomic::AtomicBool,
 }
 
 /// The head's maps are keyed by data we produce or validate ourselves, so a fast
@@ -98,6 +102,7 @@ impl Head {
         let series = std::sync::Arc::new(MemSeries {
             labels: labels.clone(),
             samples: Mutex::new(Vec::new()),
+            logged: std::sync::atomic::AtomicBool::new(false),
         });
         Self::insert_locked(&mut idx, r, &series);
         (r, series, true)
@@ -130,6 +135,7 @@ impl Head {
         let series = std::sync::Arc::new(MemSeries {
             labels,
             samples: Mutex::new(Vec::new()),
+            logged: std::sync::atomic::AtomicBool::new(true),
         });
         Self::insert_locked(&mut idx, r, &series);
     }
@@ -141,6 +147,19 @@ impl Head {
         idx.slots[slot as usize]
             .as_ref()
             .map(|(_, s)| std::sync::Arc::clone(s))
+    }
+
+    /// Whether [`Head::append`] would accept `s` now (it may still refuse it later if
+    /// another writer appends newer samples in between).
+    pub fn check(&self, series: &MemSeries, s: Sample, ooo_window: i64) -> Result<(), Rejected> {
+        if s.t < self.min_valid_t() {
+            return Err(Rejected::TooOld);
+        }
+        let samples = series.samples.lock().unwrap_or_else(|p| p.into_inner());
+        match samples.last() {
+            Some(last) if s.t < last.t.saturating_sub(ooo_window) => Err(Rejected::OutOfOrder),
+            _ => Ok(()),
+        }
     }
 
     /// Appends one sample to `series`, honouring the out-of-order window (`ooo_window` ms;

@@ -37,17 +37,20 @@ impl Record {
                     put_labels(buf, labels);
                 }
             }
-            Record::Samples(samples) => {
-                buf.push(SAMPLES);
-                put_uvarint(buf, samples.len() as u64);
-                let base = samples.first().map_or(0, |(_, s)| s.t);
-                put_varint(buf, base);
-                for (r, s) in samples {
-                    put_uvarint(buf, *r);
-                    put_varint(buf, s.t.wrapping_sub(base));
-                    buf.extend_from_slice(&s.v.to_bits().to_le_bytes());
-                }
-            }
+            Record::Samples(samples) => Record::encode_samples(samples, buf),
+        }
+    }
+
+    /// Appends a samples record of `samples` to `buf` (without building a [`Record`]).
+    pub fn encode_samples(samples: &[(SeriesRef, Sample)], buf: &mut Vec<u8>) {
+        buf.push(SAMPLES);
+        put_uvarint(buf, samples.len() as u64);
+        let base = samples.first().map_or(0, |(_, s)| s.t);
+        put_varint(buf, base);
+        for (r, s) in samples {
+            put_uvarint(buf, *r);
+            put_varint(buf, s.t.wrapping_sub(base));
+            buf.extend_from_slice(&s.v.to_bits().to_le_bytes());
         }
     }
 

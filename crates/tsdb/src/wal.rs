@@ -63,6 +63,9 @@ pub struct Wal {
     last_sync: Instant,
     dirty: bool,
     frame: Vec<u8>,
+    /// A failed write could not be undone: appends are refused until the WAL is reopened
+    /// (replay then cuts the torn frame), so nothing is ever written after garbage.
+    broken: bool,
 }
 
 /// Lists the segment numbers in `dir`, ascending.
@@ -104,6 +107,7 @@ impl Wal {
             last_sync: Instant::now(),
             dirty: false,
             frame: Vec::new(),
+            broken: false,
         })
     }
 
@@ -129,6 +133,13 @@ impl Wal {
                 payload.len()
             )));
         }
+        if self.broken {
+            return Err(TsdbError::Io {
+                what: "append to",
+                path: self.dir.join(segment_name(self.segment)),
+                source: std::io::Error::other("an earlier failed write could not be undone"),
+            });
+        }
         if self.size > 0 && self.size + payload.len() as u64 + 8 > SEGMENT_BYTES {
             self.cut()?;
         }
@@ -139,9 +150,14 @@ impl Wal {
             .extend_from_slice(&crc32c::crc32c(payload).to_le_bytes());
         self.frame.extend_from_slice(payload);
         let path = self.dir.join(segment_name(self.segment));
-        self.file
-            .write_all(&self.frame)
-            .map_err(TsdbError::io("append to", &path))?;
+        if let Err(e) = self.file.write_all(&self.frame) {
+            // A partial frame (disk full mid-write) must not precede later records: cut it
+            // off, or refuse every later append.
+            if self.file.set_len(self.size).is_err() {
+                self.broken = true;
+            }
+            return Err(TsdbError::io("append to", &path)(e));
+        }
         self.size += self.frame.len() as u64;
         self.dirty = true;
         match self.policy {
