@@ -171,9 +171,7 @@ fn decode_values(r: &mut Reader<'_>, n: usize) -> Result<Vec<f64>, TsdbError> {
             if r.remaining() < n.saturating_mul(8) {
                 return Err(TsdbError::Corrupt("chunk values truncated".into()));
             }
-            (0..n)
-                .map(|_| Ok(f64::from_bits(r.u64_le()?)))
-                .collect()
+            (0..n).map(|_| Ok(f64::from_bits(r.u64_le()?))).collect()
         }
         _ => Err(TsdbError::Corrupt("unknown chunk value encoding".into())),
     }

@@ -121,9 +121,18 @@ mod tests {
     #[test]
     fn split_buckets_combine_per_aggregate() {
         let rows = vec![s(10, 4.0), s(20, 1.0), s(10, 2.0)];
-        assert_eq!(combine(rows.clone(), Aggregate::Min), [s(10, 2.0), s(20, 1.0)]);
-        assert_eq!(combine(rows.clone(), Aggregate::Max), [s(10, 4.0), s(20, 1.0)]);
-        assert_eq!(combine(rows.clone(), Aggregate::Sum), [s(10, 6.0), s(20, 1.0)]);
+        assert_eq!(
+            combine(rows.clone(), Aggregate::Min),
+            [s(10, 2.0), s(20, 1.0)]
+        );
+        assert_eq!(
+            combine(rows.clone(), Aggregate::Max),
+            [s(10, 4.0), s(20, 1.0)]
+        );
+        assert_eq!(
+            combine(rows.clone(), Aggregate::Sum),
+            [s(10, 6.0), s(20, 1.0)]
+        );
         assert_eq!(combine(rows, Aggregate::Last), [s(10, 2.0), s(20, 1.0)]);
     }
 }

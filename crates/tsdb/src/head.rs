@@ -12,6 +12,7 @@ use std::sync::{Mutex, RwLock};
 
 use dozor_model::{Labels, Matcher, Sample};
 
+use crate::memchunk::SeriesSamples;
 use crate::postings::Postings;
 use crate::record::SeriesRef;
 
@@ -20,8 +21,8 @@ use crate::record::SeriesRef;
 pub struct MemSeries {
     /// Its labels.
     pub labels: Labels,
-    /// Its samples, sorted by time.
-    pub samples: Mutex<Vec<Sample>>,
+    /// Its samples, sorted by time (the newest raw, the rest compressed).
+    pub samples: Mutex<SeriesSamples>,
     /// Whether a WAL series record for it was written. Until then every append that
     /// touches it writes one (duplicates are harmless at replay), so a failed write cannot
     /// leave later samples pointing at a series the WAL never named.
@@ -34,12 +35,97 @@ type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 #[derive(Debug, Default)]
 struct Index {
-    by_labels: FastMap<Labels, SeriesRef>,
+    /// Series by label-set hash (the labels themselves live once, in the series).
+    by_labels: LabelIndex,
     /// Slot `i` holds the series with postings id `i`; `None` after it was dropped.
     slots: Vec<Option<(SeriesRef, std::sync::Arc<MemSeries>)>>,
     by_ref: FastMap<SeriesRef, u32>,
     postings: Postings,
     next_ref: SeriesRef,
+}
+
+/// Finds a series' ref by its labels without keeping a second copy of every label set:
+/// keyed by a hash, confirmed against the series' own labels. Colliding label sets (rare)
+/// go to a side table.
+#[derive(Debug, Default)]
+struct LabelIndex {
+    hasher: foldhash::quality::RandomState,
+    first: FastMap<u64, SeriesRef>,
+    collided: FastMap<u64, Vec<SeriesRef>>,
+    len: usize,
+}
+
+impl LabelIndex {
+    fn hash(&self, labels: &Labels) -> u64 {
+        use std::hash::BuildHasher;
+        self.hasher.hash_one(labels)
+    }
+
+    /// The ref of `labels`; `labels_of` answers a candidate's labels.
+    fn get<'a>(
+        &self,
+        labels: &Labels,
+        labels_of: impl Fn(SeriesRef) -> Option<&'a Labels>,
+    ) -> Option<SeriesRef> {
+        let h = self.hash(labels);
+        let is = |r: &SeriesRef| labels_of(*r).is_some_and(|l| l == labels);
+        self.first
+            .get(&h)
+            .filter(|r| is(r))
+            .or_else(|| self.collided.get(&h)?.iter().find(|r| is(r)))
+            .copied()
+    }
+
+    fn insert(&mut self, labels: &Labels, r: SeriesRef) {
+        let h = self.hash(labels);
+        match self.first.entry(h) {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(r);
+            }
+            std::collections::hash_map::Entry::Occupied(_) => {
+                self.collided.entry(h).or_default().push(r);
+            }
+        }
+        self.len += 1;
+    }
+
+    fn remove(&mut self, labels: &Labels, r: SeriesRef) {
+        let h = self.hash(labels);
+        if self.first.get(&h) == Some(&r) {
+            self.first.remove(&h);
+            if let Some(more) = self.collided.get_mut(&h) {
+                if let Some(next) = more.pop() {
+                    self.first.insert(h, next);
+                }
+                if more.is_empty() {
+                    self.collided.remove(&h);
+                }
+            }
+            self.len -= 1;
+        } else if let Some(more) = self.collided.get_mut(&h)
+            && let Some(i) = more.iter().position(|x| *x == r)
+        {
+            more.swap_remove(i);
+            if more.is_empty() {
+                self.collided.remove(&h);
+            }
+            self.len -= 1;
+        }
+    }
+}
+
+impl Index {
+    fn labels_of(&self, r: SeriesRef) -> Option<&Labels> {
+        let slot = *self.by_ref.get(&r)?;
+        self.slots
+            .get(slot as usize)?
+            .as_ref()
+            .map(|(_, s)| &s.labels)
+    }
+
+    fn ref_of(&self, labels: &Labels) -> Option<SeriesRef> {
+        self.by_labels.get(labels, |r| self.labels_of(r))
+    }
 }
 
 /// Why a sample was not appended.
@@ -91,7 +177,7 @@ impl Head {
             return (found.0, found.1, false);
         }
         let mut idx = self.write();
-        if let Some(&r) = idx.by_labels.get(labels) {
+        if let Some(r) = idx.ref_of(labels) {
             let slot = idx.by_ref[&r];
             if let Some((_, s)) = &idx.slots[slot as usize] {
                 return (r, std::sync::Arc::clone(s), false);
@@ -101,7 +187,7 @@ impl Head {
         idx.next_ref += 1;
         let series = std::sync::Arc::new(MemSeries {
             labels: labels.clone(),
-            samples: Mutex::new(Vec::new()),
+            samples: Mutex::new(SeriesSamples::default()),
             logged: std::sync::atomic::AtomicBool::new(false),
         });
         Self::insert_locked(&mut idx, r, &series);
@@ -112,14 +198,14 @@ impl Head {
         let slot = u32::try_from(idx.slots.len()).unwrap_or(u32::MAX);
         idx.slots.push(Some((r, std::sync::Arc::clone(series))));
         idx.by_ref.insert(r, slot);
-        idx.by_labels.insert(series.labels.clone(), r);
+        idx.by_labels.insert(&series.labels, r);
         idx.postings.add(slot, &series.labels);
         idx.next_ref = idx.next_ref.max(r + 1);
     }
 
     fn lookup(&self, labels: &Labels) -> Option<(SeriesRef, std::sync::Arc<MemSeries>)> {
         let idx = self.read();
-        let r = *idx.by_labels.get(labels)?;
+        let r = idx.ref_of(labels)?;
         let slot = *idx.by_ref.get(&r)?;
         idx.slots[slot as usize]
             .as_ref()
@@ -129,12 +215,12 @@ impl Head {
     /// Re-creates a series with a known ref (WAL replay).
     pub(crate) fn restore_series(&self, r: SeriesRef, labels: Labels) {
         let mut idx = self.write();
-        if idx.by_ref.contains_key(&r) || idx.by_labels.contains_key(&labels) {
+        if idx.by_ref.contains_key(&r) || idx.ref_of(&labels).is_some() {
             return;
         }
         let series = std::sync::Arc::new(MemSeries {
             labels,
-            samples: Mutex::new(Vec::new()),
+            samples: Mutex::new(SeriesSamples::default()),
             logged: std::sync::atomic::AtomicBool::new(true),
         });
         Self::insert_locked(&mut idx, r, &series);
@@ -156,8 +242,8 @@ impl Head {
             return Err(Rejected::TooOld);
         }
         let samples = series.samples.lock().unwrap_or_else(|p| p.into_inner());
-        match samples.last() {
-            Some(last) if s.t < last.t.saturating_sub(ooo_window) => Err(Rejected::OutOfOrder),
+        match samples.last_t() {
+            Some(last) if s.t < last.saturating_sub(ooo_window) => Err(Rejected::OutOfOrder),
             _ => Ok(()),
         }
     }
@@ -174,21 +260,12 @@ impl Head {
             return Err(Rejected::TooOld);
         }
         let mut samples = series.samples.lock().unwrap_or_else(|p| p.into_inner());
-        match samples.last() {
-            None => samples.push(s),
-            Some(last) if s.t > last.t => samples.push(s),
-            Some(last) => {
-                if let Some(w) = ooo_window
-                    && s.t < last.t.saturating_sub(w)
-                {
-                    return Err(Rejected::OutOfOrder);
-                }
-                match samples.binary_search_by(|x| x.t.cmp(&s.t)) {
-                    Ok(i) => samples[i] = s,
-                    Err(i) => samples.insert(i, s),
-                }
-            }
+        if let (Some(w), Some(last)) = (ooo_window, samples.last_t())
+            && s.t < last.saturating_sub(w)
+        {
+            return Err(Rejected::OutOfOrder);
         }
+        samples.insert(s);
         Ok(())
     }
 
@@ -209,11 +286,13 @@ impl Head {
         };
         let mut out = Vec::new();
         for s in chosen {
-            let samples = s.samples.lock().unwrap_or_else(|p| p.into_inner());
-            let from = samples.partition_point(|x| x.t < mint);
-            let to = samples.partition_point(|x| x.t <= maxt);
-            if from < to {
-                out.push((s.labels.clone(), samples[from..to].to_vec()));
+            let mut found = Vec::new();
+            s.samples
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .range(mint, maxt, &mut found);
+            if !found.is_empty() {
+                out.push((s.labels.clone(), found));
             }
         }
         out
@@ -231,7 +310,7 @@ impl Head {
 
     /// Number of series in the head.
     pub fn num_series(&self) -> usize {
-        self.read().by_labels.len()
+        self.read().by_labels.len
     }
 
     /// The head's time range `(min, max)` over all samples, if any.
@@ -240,10 +319,10 @@ impl Head {
         let mut range: Option<(i64, i64)> = None;
         for (_, s) in idx.slots.iter().flatten() {
             let samples = s.samples.lock().unwrap_or_else(|p| p.into_inner());
-            if let (Some(first), Some(last)) = (samples.first(), samples.last()) {
+            if let (Some(first), Some(last)) = (samples.first_t(), samples.last_t()) {
                 range = Some(match range {
-                    None => (first.t, last.t),
-                    Some((a, b)) => (a.min(first.t), b.max(last.t)),
+                    None => (first, last),
+                    Some((a, b)) => (a.min(first), b.max(last)),
                 });
             }
         }
@@ -261,20 +340,20 @@ impl Head {
         for (slot, entry) in idx.slots.iter().enumerate() {
             let Some((r, s)) = entry else { continue };
             let mut samples = s.samples.lock().unwrap_or_else(|p| p.into_inner());
-            let split = samples.partition_point(|x| x.t < before);
-            if split > 0 {
-                cut.push((s.labels.clone(), samples.drain(..split).collect::<Vec<_>>()));
+            let gone = samples.split_before(before);
+            if !gone.is_empty() {
+                cut.push((s.labels.clone(), gone));
             }
             if samples.is_empty() {
                 emptied.push((slot, *r, s.labels.clone()));
             } else {
-                kept.push((*r, s.labels.clone(), samples.clone()));
+                kept.push((*r, s.labels.clone(), samples.to_vec()));
             }
         }
         for (slot, r, labels) in emptied {
             idx.slots[slot] = None;
+            idx.by_labels.remove(&labels, r);
             idx.by_ref.remove(&r);
-            idx.by_labels.remove(&labels);
             idx.postings.remove(slot as u32, &labels);
         }
         drop(idx);
@@ -359,5 +438,29 @@ mod tests {
                 .len(),
             1
         );
+    }
+
+    #[test]
+    fn label_index_resolves_hash_collisions_by_comparing_labels() {
+        // Two refs under one hash, as a collision would file them.
+        let (a, b) = (up("a"), up("b"));
+        let mut ix = LabelIndex::default();
+        ix.insert(&a, 1);
+        ix.insert(&a, 2);
+        let labels_of = |r: SeriesRef| match r {
+            1 => Some(&b),
+            2 => Some(&a),
+            _ => None,
+        };
+        assert_eq!(ix.get(&a, labels_of), Some(2));
+        assert_eq!(ix.len, 2);
+        ix.remove(&a, 1);
+        assert_eq!(
+            (ix.first.get(&ix.hash(&a)), ix.collided.len()),
+            (Some(&2), 0)
+        );
+        assert_eq!(ix.get(&a, labels_of), Some(2));
+        ix.remove(&a, 2);
+        assert_eq!((ix.len, ix.get(&a, labels_of)), (0, None));
     }
 }

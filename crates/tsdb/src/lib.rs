@@ -49,6 +49,7 @@ pub mod encoding;
 mod error;
 pub mod files;
 pub mod head;
+pub mod memchunk;
 pub mod postings;
 pub mod record;
 pub mod wal;

@@ -319,7 +319,11 @@ fn downsampled_reads_give_the_raw_answers_from_fewer_samples() {
             .filter(|b| b.meta().resolution_ms == res)
             .count()
     };
-    assert!(tiers(RESOLUTION_5M) >= 2, "5 m blocks: {}", tiers(RESOLUTION_5M));
+    assert!(
+        tiers(RESOLUTION_5M) >= 2,
+        "5 m blocks: {}",
+        tiers(RESOLUTION_5M)
+    );
     assert_eq!(tiers(RESOLUTION_5M), tiers(RESOLUTION_1H));
 
     let raw = everything(&db);
@@ -336,7 +340,10 @@ fn downsampled_reads_give_the_raw_answers_from_fewer_samples() {
             assert_eq!(got.resolution_ms, res);
             let rows: usize = got.series.iter().map(|s| s.samples.len()).sum();
             let raw_rows: usize = raw.iter().map(|s| s.samples.len()).sum();
-            assert!(rows * 3 < raw_rows, "{res} ms {which:?}: {rows} of {raw_rows}");
+            assert!(
+                rows * 3 < raw_rows,
+                "{res} ms {which:?}: {rows} of {raw_rows}"
+            );
             let expect = if which == Aggregate::Count {
                 raw.iter()
                     .map(|s| (s.labels.to_string(), s.samples.len() as f64))
@@ -367,7 +374,10 @@ fn aggregates_outlive_raw_retention_and_survive_reopen() {
     fill(&db, 0, 16 * HOUR);
     settle(&db, 16 * HOUR);
     let first_raw = everything(&db)[0].samples[0].t;
-    assert!(first_raw >= 9 * HOUR, "raw data before 10 h is gone ({first_raw})");
+    assert!(
+        first_raw >= 9 * HOUR,
+        "raw data before 10 h is gone ({first_raw})"
+    );
     let hints = SelectHints {
         max_resolution_ms: RESOLUTION_5M,
         aggregate: Aggregate::Count,
@@ -380,11 +390,18 @@ fn aggregates_outlive_raw_retention_and_survive_reopen() {
     let counted = count(&db);
     assert_eq!(counted.len(), 5);
     // Every sample ever written is still counted: 4 per minute for 16 h.
-    assert!(counted.iter().all(|(_, c)| *c == (16 * 60 * 4) as f64), "{counted:?}");
+    assert!(
+        counted.iter().all(|(_, c)| *c == (16 * 60 * 4) as f64),
+        "{counted:?}"
+    );
     drop(db);
     let db = Db::open(dir.path(), o).unwrap();
     assert_eq!(count(&db), counted);
     // Past the 5 m retention only the hourly tier remains.
     settle(&db, 60 * HOUR);
-    assert!(db.blocks().iter().all(|b| b.meta().resolution_ms == RESOLUTION_1H));
+    assert!(
+        db.blocks()
+            .iter()
+            .all(|b| b.meta().resolution_ms == RESOLUTION_1H)
+    );
 }

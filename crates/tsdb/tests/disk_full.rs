@@ -63,7 +63,7 @@ fn a_full_disk_refuses_appends_and_keeps_what_was_acknowledged() {
     assert!(acked > 0);
     let by_batch = |db: &Db, b: usize| {
         db.select(
-            &[Matcher::equal("batch", &b.to_string())],
+            &[Matcher::equal("batch", b.to_string())],
             i64::MIN,
             i64::MAX,
         )
@@ -79,9 +79,10 @@ fn a_full_disk_refuses_appends_and_keeps_what_was_acknowledged() {
         .status()
         .unwrap();
     assert!(grown.success());
-    let retry = Labels::from_pairs([("__name__", "fill"), ("batch", acked.to_string().as_str())])
+    let retry =
+        Labels::from_pairs([("__name__", "fill"), ("batch", acked.to_string().as_str())]).unwrap();
+    db.append(&[(retry, vec![Sample { t: 1, v: 42.0 }])])
         .unwrap();
-    db.append(&[(retry, vec![Sample { t: 1, v: 42.0 }])]).unwrap();
     drop(db);
     let db = Db::open(fs.0.path(), opts).unwrap();
     assert_eq!(by_batch(&db, acked)[0].samples, [Sample { t: 1, v: 42.0 }]);
