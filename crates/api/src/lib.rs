@@ -3,7 +3,7 @@
 //!
 //! Overview:
 //! - [`AppState`] is what every handler shares: the state [`Store`], the [`AuditLog`], the JWT
-//!   keys, settings and [`SelfMetrics`].
+//!   keys, settings, [`SelfMetrics`] and the [`ProbeRegistry`] behind the health routes.
 //! - [`routes::registry`] lists every route with its [`Policy`]; [`app`] turns it into a
 //!   router whose [`auth::authorize`] middleware enforces the policies (deny by default) and
 //!   hands handlers a [`Principal`] carrying the request's [`TenantId`].
@@ -42,6 +42,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::middleware::from_fn_with_state;
 use dozor_audit::{AuditLog, Entry};
 pub use dozor_ingest::Limits as IngestLimits;
+pub use dozor_ingest::probe::ProbeRegistry;
 use dozor_model::time::{Millis, now_ms};
 use dozor_state::Store;
 use dozor_tsdb::Tsdb;
@@ -84,6 +85,7 @@ pub struct Engines {
 struct Inner {
     store: Store,
     tsdb: Arc<Tsdb>,
+    probes: ProbeRegistry,
     ingest_permits: tokio::sync::Semaphore,
     audit: Arc<AuditLog>,
     jwt: JwtKeys,
@@ -109,6 +111,7 @@ impl AppState {
         AppState(Arc::new(Inner {
             store,
             tsdb,
+            probes: ProbeRegistry::new(),
             ingest_permits: tokio::sync::Semaphore::new(settings.max_concurrent_ingest.max(1)),
             audit,
             jwt,
@@ -127,6 +130,12 @@ impl AppState {
     /// The metric store.
     pub fn tsdb(&self) -> &Arc<Tsdb> {
         &self.0.tsdb
+    }
+
+    /// The latest outcome of every probe, filled by the probe collector and read by the
+    /// health routes. Starts empty; the binary hands a clone to `dozor_ingest::probe::run`.
+    pub fn probes(&self) -> &ProbeRegistry {
+        &self.0.probes
     }
 
     /// Permits for concurrent ingest requests.

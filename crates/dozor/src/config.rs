@@ -15,6 +15,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use dozor_ingest::probe::{Hidden, Probe, ProbeKind, ProbeSpec, TlsSettings};
+use dozor_model::TenantId;
 use serde::{Deserialize, Serialize};
 
 /// The whole configuration.
@@ -47,6 +49,130 @@ pub struct Config {
     /// Dozor's own collectors.
     #[serde(deserialize_with = "null_is_default")]
     pub collectors: CollectorsConfig,
+    /// Checks that services answer (HTTP, TLS, TCP, PostgreSQL, Redis, JSON-RPC), stored as
+    /// blackbox_exporter-style metrics and read by the health routes.
+    #[serde(deserialize_with = "null_is_default")]
+    pub probes: Vec<ProbeConfig>,
+}
+
+/// One `probes:` entry. Fields beyond the common ones belong to one kind each; a field
+/// given for another kind is an error. Its `Debug` hides the password of a target URL.
+#[derive(Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeConfig {
+    /// Unique name (the `probe` label).
+    pub name: String,
+    /// `http`, `tcp`, `tls`, `postgres`, `redis` or `jsonrpc`.
+    pub kind: ProbeKind,
+    /// `http(s)://…` for http and jsonrpc, `postgres://user@host:port/db` for postgres,
+    /// `host:port` for tcp, tls and redis.
+    pub target: String,
+    /// The logical service (the `service` label; the health routes group by it); default:
+    /// the name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// How often to check.
+    #[serde(default = "default_probe_interval", with = "dozor_model::duration")]
+    pub interval: Duration,
+    /// Give up on a check after this long.
+    #[serde(default = "default_probe_timeout", with = "dozor_model::duration")]
+    pub timeout: Duration,
+    /// Listed by `GET /api/v1/health/dependencies`; default: true for postgres and redis.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dependency: Option<bool>,
+    /// The tenant the samples and statuses belong to.
+    #[serde(default = "TenantId::default_tenant")]
+    pub tenant: TenantId,
+    /// postgres, redis: the password (inline or `{file: PATH}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<Secret>,
+    /// http, jsonrpc: sent as `Authorization: Bearer …`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bearer_token: Option<Secret>,
+    /// http: status codes that count as success (default: any 2xx).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expected_status: Vec<u16>,
+    /// http: a regex the body must match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_regex: Option<String>,
+    /// http, jsonrpc (https URLs) and tls: `ca_file`, `insecure_skip_verify`,
+    /// `server_name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSettings>,
+    /// jsonrpc: the method to call (`getHealth`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// jsonrpc: its params (default `[]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub params: Option<serde_json::Value>,
+    /// jsonrpc: the result that counts as success (default: any result without `error`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_result: Option<serde_json::Value>,
+}
+
+impl fmt::Debug for ProbeConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProbeConfig")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("target", &dozor_ingest::probe::display_target(&self.target))
+            .field("service", &self.service)
+            .field("interval", &self.interval)
+            .field("timeout", &self.timeout)
+            .field("dependency", &self.dependency)
+            .field("tenant", &self.tenant)
+            .field("password", &self.password)
+            .field("bearer_token", &self.bearer_token)
+            .field("expected_status", &self.expected_status)
+            .field("body_regex", &self.body_regex)
+            .field("tls", &self.tls)
+            .field("method", &self.method)
+            .field("params", &self.params)
+            .field("expected_result", &self.expected_result)
+            .finish()
+    }
+}
+
+fn default_probe_interval() -> Duration {
+    dozor_ingest::probe::DEFAULT_INTERVAL
+}
+
+fn default_probe_timeout() -> Duration {
+    dozor_ingest::probe::DEFAULT_TIMEOUT
+}
+
+impl ProbeConfig {
+    /// The probe's spec; secrets are read only when `reveal` (otherwise a placeholder keeps
+    /// their presence for checking).
+    fn spec(&self, reveal: bool) -> Result<ProbeSpec, ConfigError> {
+        let secret = |s: &Option<Secret>| -> Result<Option<Hidden>, ConfigError> {
+            match s {
+                None => Ok(None),
+                Some(_) if !reveal => Ok(Some(Hidden::new(""))),
+                Some(s) => s.reveal().map(|v| Some(Hidden::new(v))),
+            }
+        };
+        Ok(ProbeSpec {
+            name: self.name.clone(),
+            service: self.service.clone().unwrap_or_else(|| self.name.clone()),
+            kind: self.kind,
+            target: self.target.clone(),
+            interval: self.interval,
+            timeout: self.timeout,
+            dependency: self
+                .dependency
+                .unwrap_or_else(|| self.kind.is_dependency_by_default()),
+            tenant: self.tenant.clone(),
+            password: secret(&self.password)?,
+            bearer_token: secret(&self.bearer_token)?,
+            expected_status: self.expected_status.clone(),
+            body_regex: self.body_regex.clone(),
+            tls: self.tls.clone(),
+            method: self.method.clone(),
+            params: self.params.clone(),
+            expected_result: self.expected_result.clone(),
+        })
+    }
 }
 
 /// `collectors:`: metrics Dozor gathers itself.
@@ -305,6 +431,7 @@ impl Default for Config {
             ingest: IngestConfig::default(),
             scrape_configs: Vec::new(),
             collectors: CollectorsConfig::default(),
+            probes: Vec::new(),
         }
     }
 }
@@ -423,7 +550,43 @@ impl Config {
             key: Some("scrape_configs".into()),
             message: e,
         })?;
+        config.check_probes().map_err(|e| ConfigError {
+            source: Some(name.to_owned()),
+            line: None,
+            key: Some("probes".into()),
+            message: e,
+        })?;
         Ok(config)
+    }
+
+    /// Checks the probes without reading secrets or CA files: unique names, fields that fit
+    /// each kind, targets, regexes.
+    fn check_probes(&self) -> Result<(), String> {
+        let mut names = std::collections::HashSet::new();
+        for p in &self.probes {
+            if !names.insert(p.name.as_str()) {
+                return Err(format!("probe name {:?} appears twice", p.name));
+            }
+            p.spec(false).map_err(|e| e.message)?.check()?;
+        }
+        Ok(())
+    }
+
+    /// The probes, ready to run: checked, secrets read, TLS configured (CA files read).
+    pub fn probes(&self) -> Result<Vec<Probe>, ConfigError> {
+        self.check_probes().map_err(|e| ConfigError {
+            key: Some("probes".into()),
+            ..ConfigError::plain(e)
+        })?;
+        self.probes
+            .iter()
+            .map(|p| {
+                Probe::new(p.spec(true)?).map_err(|e| ConfigError {
+                    key: Some("probes".into()),
+                    ..ConfigError::plain(e)
+                })
+            })
+            .collect()
     }
 
     /// The scrape jobs, checked and compiled.
@@ -596,6 +759,91 @@ mod tests {
         assert_eq!(
             (err.line, err.key.as_deref()),
             (Some(3), Some("scrape_intervall"))
+        );
+    }
+
+    #[test]
+    fn probes_are_checked_and_get_their_secrets_at_wiring() {
+        let dir = tempfile::tempdir().unwrap();
+        let pw = dir.path().join("pg-password");
+        std::fs::write(&pw, "pr0be-s3cret\n").unwrap();
+        let yaml = format!(
+            "probes:\n\
+             \x20 - name: shop-api\n\
+             \x20   kind: http\n\
+             \x20   target: https://shop.example/healthz\n\
+             \x20   service: shop\n\
+             \x20   interval: 10s\n\
+             \x20   expected_status: [200, 204]\n\
+             \x20   body_regex: '\"status\":\"ok\"'\n\
+             \x20   tls: {{insecure_skip_verify: true}}\n\
+             \x20 - name: shop-db\n\
+             \x20   kind: postgres\n\
+             \x20   target: postgres://shop:url-s3cret@db:5432/shop\n\
+             \x20   password: {{file: {}}}\n\
+             \x20 - name: solana\n\
+             \x20   kind: jsonrpc\n\
+             \x20   target: http://127.0.0.1:8899\n\
+             \x20   method: getSlot\n\
+             \x20   params: [{{commitment: finalized}}]\n\
+             \x20   expected_result: ok\n",
+            pw.display()
+        );
+        let c = Config::parse(&yaml, "f").unwrap();
+        let debug = format!("{c:?}");
+        assert!(
+            !debug.contains("pr0be-s3cret") && !debug.contains("url-s3cret"),
+            "{debug}"
+        );
+        let probes = c.probes().unwrap();
+        let specs: Vec<&ProbeSpec> = probes.iter().map(Probe::spec).collect();
+        assert_eq!(specs[0].service, "shop");
+        assert_eq!(specs[0].interval, Duration::from_secs(10));
+        assert_eq!(specs[0].timeout, dozor_ingest::probe::DEFAULT_TIMEOUT);
+        assert_eq!(specs[0].expected_status, [200, 204]);
+        assert!(!specs[0].dependency);
+        assert_eq!(specs[1].service, "shop-db");
+        assert!(specs[1].dependency, "postgres is a dependency by default");
+        assert_eq!(specs[1].password.as_ref().unwrap().expose(), "pr0be-s3cret");
+        assert_eq!(
+            specs[2].params,
+            Some(serde_json::json!([{"commitment": "finalized"}]))
+        );
+        assert_eq!(specs[2].expected_result, Some(serde_json::json!("ok")));
+        // Environment overrides round-trip the whole configuration, probes included.
+        let (again, _) = c
+            .clone()
+            .with_env(env(&[("DOZOR_SERVER__LISTEN", "127.0.0.1:2")]))
+            .unwrap();
+        assert_eq!(again.probes, c.probes);
+
+        let wrong = "probes:\n  - name: db\n    kind: postgres\n    target: postgres://u@h/d\n    method: getHealth\n";
+        let err = Config::parse(wrong, "f").unwrap_err();
+        assert_eq!(err.key.as_deref(), Some("probes"));
+        assert_eq!(
+            err.message,
+            "probes[db].method: only for kind jsonrpc, not postgres"
+        );
+        let dup = "probes:\n  - {name: a, kind: tcp, target: 'h:1'}\n  - {name: a, kind: tcp, target: 'h:2'}\n";
+        assert!(
+            Config::parse(dup, "f")
+                .unwrap_err()
+                .message
+                .contains("twice")
+        );
+        let typo = "probes:\n  - name: a\n    kind: tcp\n    target: h:1\n    intervall: 5s\n";
+        let err = Config::parse(typo, "f").unwrap_err();
+        assert_eq!((err.line, err.key.as_deref()), (Some(5), Some("intervall")));
+        let kind = "probes:\n  - name: a\n    kind: smtp\n    target: h:1\n";
+        let err = Config::parse(kind, "f").unwrap_err();
+        assert_eq!((err.line, err.key.as_deref()), (Some(3), Some("kind")));
+        let missing_ca = "probes:\n  - name: a\n    kind: tls\n    target: h:443\n    tls: {ca_file: /nonexistent/ca.pem}\n";
+        let c = Config::parse(missing_ca, "f").unwrap();
+        assert!(
+            c.probes()
+                .unwrap_err()
+                .message
+                .contains("cannot read CA file")
         );
     }
 

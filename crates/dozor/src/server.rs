@@ -1,5 +1,6 @@
 //! Wiring: configuration → stores → API → serve, with bootstrap of the first administrator
-//! and graceful shutdown.
+//! and graceful shutdown. Scrape jobs, probes and the collectors run beside the server and
+//! store through one tsdb appender; the probes also fill the API's probe registry.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -154,6 +155,8 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
         },
         Arc::clone(&metrics),
     );
+    // Probes are checked before listening, so a bad CA file or secret stops start-up.
+    let probes = config.probes()?;
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;
@@ -190,6 +193,12 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
         Arc::clone(&appender),
         stop_rx.clone(),
     ));
+    let probing = tokio::spawn(dozor_ingest::probe::run(
+        probes,
+        Arc::clone(&appender),
+        state.probes().clone(),
+        stop_rx.clone(),
+    ));
     tokio::spawn(run_collectors(
         config.collectors.clone(),
         Arc::clone(&metrics),
@@ -218,9 +227,12 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
         } => tracing::warn!("requests still in flight after {grace:?}; exiting anyway"),
     }
 
-    // Scrape loops write staleness markers for their targets as they stop.
+    // Scrape and probe loops write staleness markers for their series as they stop.
     if let Err(e) = scraping.await {
         tracing::error!(error = %e, "scrape engine failed");
+    }
+    if let Err(e) = probing.await {
+        tracing::error!(error = %e, "probe collector failed");
     }
     // The maintenance task stops with the shutdown signal; wait for it so no cut is
     // half-done, then make the WAL durable whatever the fsync policy.

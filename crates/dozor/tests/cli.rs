@@ -576,3 +576,245 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// Exports `selector` and returns (series labels as text, sample count) pairs.
+async fn exported(server: &Server, token: &str, selector: &str) -> Vec<(String, usize)> {
+    let query = serde_urlencoded::to_string([("match[]", selector)]).unwrap();
+    let body = reqwest::Client::new()
+        .get(server.url(&format!("/api/v1/export?{query}")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    body.lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["metric"].to_string(),
+                v["timestamps"].as_array().unwrap().len(),
+            )
+        })
+        .collect()
+}
+
+/// Sends the start of a request, then closes the connection before the body is complete.
+fn send_and_break(addr: &str, token: &str, head_extra: &str, body: &[u8]) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "POST /api/v1/import/prometheus HTTP/1.1\r\nHost: {addr}\r\n\
+         Authorization: Bearer {token}\r\nContent-Type: text/plain\r\n{head_extra}\r\n"
+    )
+    .unwrap();
+    s.write_all(body).unwrap();
+    s.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    drop(s);
+}
+
+#[test]
+fn broken_connections_store_nothing_and_the_server_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = "dzr_broken-connection-token-01234";
+    let server = Server::start(dir.path(), &[("DOZOR_ADMIN_TOKEN", token)]);
+    let lines: String = (0..200)
+        .map(|i| format!("broken_metric{{n=\"{i}\"}} {i}\n"))
+        .collect();
+    // A Content-Length the client never delivers.
+    send_and_break(
+        &server.addr,
+        token,
+        "Content-Length: 100000\r\n",
+        lines.as_bytes(),
+    );
+    // A chunked body without its final chunk.
+    let chunk = format!("{:x}\r\n{lines}\r\n", lines.len());
+    send_and_break(
+        &server.addr,
+        token,
+        "Transfer-Encoding: chunked\r\n",
+        chunk.as_bytes(),
+    );
+    block_on(async {
+        let ok = reqwest::Client::new()
+            .post(server.url("/api/v1/import/prometheus"))
+            .bearer_auth(token)
+            .body("whole_metric 1\n")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(ok.status(), reqwest::StatusCode::NO_CONTENT);
+        assert!(
+            exported(&server, token, "broken_metric").await.is_empty(),
+            "nothing of a broken request is stored"
+        );
+        assert_eq!(exported(&server, token, "whole_metric").await.len(), 1);
+    });
+}
+
+/// Mounts a tmpfs of `size` (needs root; `None` elsewhere).
+fn tmpfs(size: &str) -> Option<(tempfile::TempDir, impl Drop)> {
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ok = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+        .arg(dir.path())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    let guard = Unmount(dir.path().to_owned());
+    ok.then_some((dir, guard))
+}
+
+#[test]
+fn a_full_disk_answers_507_keeps_serving_and_loses_nothing_acknowledged() {
+    let Some((dir, _mount)) = tmpfs("3m") else {
+        eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+        return;
+    };
+    let token = "dzr_disk-full-token-0123456789ab";
+    let server = Server::start(dir.path(), &[("DOZOR_ADMIN_TOKEN", token)]);
+    let (acked, refused) = block_on(async {
+        let client = reqwest::Client::new();
+        let mut acked = 0usize;
+        for batch in 0..1000usize {
+            let series: Vec<_> = (0..200)
+                .map(|i| {
+                    let n = (batch * 200 + i).to_string();
+                    let labels = dozor_model::Labels::from_pairs([
+                        ("__name__", "fill_metric"),
+                        ("n", n.as_str()),
+                        ("padding", "x".repeat(64).as_str()),
+                    ])
+                    .unwrap();
+                    (labels, vec![dozor_model::Sample { t: 1_000, v: 1.0 }])
+                })
+                .collect();
+            let res = client
+                .post(server.url("/api/v1/write"))
+                .bearer_auth(token)
+                .header("content-encoding", "snappy")
+                .body(dozor_ingest::remote_write::encode(&series))
+                .send()
+                .await
+                .unwrap();
+            if res.status().is_success() {
+                acked += 200;
+                continue;
+            }
+            let status = res.status();
+            let body: serde_json::Value = res.json().await.unwrap();
+            return (acked, (status, body));
+        }
+        panic!("3 MiB never filled up");
+    });
+    assert_eq!(
+        refused.0,
+        reqwest::StatusCode::INSUFFICIENT_STORAGE,
+        "{}",
+        refused.1
+    );
+    assert!(
+        refused.1["error"]
+            .as_str()
+            .unwrap()
+            .contains("disk is full"),
+        "{}",
+        refused.1
+    );
+    assert!(acked > 0, "something fit before the disk filled");
+    block_on(async {
+        // Reads and health still work on a full disk.
+        let health = reqwest::get(server.url("/healthz")).await.unwrap();
+        assert!(health.status().is_success());
+        let n: usize = exported(&server, token, "fill_metric")
+            .await
+            .iter()
+            .map(|(_, c)| c)
+            .sum();
+        assert_eq!(n, acked);
+    });
+    // Crash, make room, restart: every acknowledged sample is there.
+    let _ = Command::new("kill")
+        .args(["-9", &server.child.id().to_string()])
+        .status();
+    drop(server);
+    let grown = Command::new("mount")
+        .args(["-o", "remount,size=64m"])
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(grown.success());
+    let server = Server::start(dir.path(), &[("DOZOR_ADMIN_TOKEN", token)]);
+    block_on(async {
+        let series = exported(&server, token, "fill_metric").await;
+        assert_eq!(series.len(), acked, "every acknowledged series is back");
+    });
+}
+
+#[test]
+fn serve_runs_probes_and_answers_the_health_routes_from_them() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let up = listener.local_addr().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("dozor.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "collectors: {{self_metrics: false, host: false}}\n\
+             probes:\n\
+             \x20 - {{name: queue, kind: tcp, target: '{up}', interval: 200ms, timeout: 150ms}}\n\
+             \x20 - {{name: cache, kind: redis, target: '{closed}', interval: 200ms, timeout: 150ms}}\n"
+        ),
+    )
+    .unwrap();
+    let token = "dzr_probe-test-token-0123456789";
+    let server = Server::start_with(
+        &dir.path().join("data"),
+        &[("DOZOR_ADMIN_TOKEN", token)],
+        &["--config", config.to_str().unwrap()],
+    );
+    let get = |path: &str| -> serde_json::Value {
+        block_on(async {
+            reqwest::Client::new()
+                .get(server.url(path))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap()
+        })
+    };
+    let until = Instant::now() + Duration::from_secs(15);
+    let deps = loop {
+        let deps = get("/api/v1/health/dependencies");
+        if deps["data"]["status"] == "down" && get("/api/v1/health/queue")["data"]["status"] == "ok"
+        {
+            break deps;
+        }
+        assert!(Instant::now() < until, "probes did not report: {deps}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(deps["data"]["dependencies"][0]["name"], "cache");
+    let overall = get("/api/v1/health");
+    assert_eq!(overall["data"]["status"], "degraded", "{overall}");
+    let rows = block_on(exported(&server, token, "probe_success"));
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    server.signal("TERM");
+    assert!(server.wait(Duration::from_secs(10)).success());
+    drop(listener);
+}

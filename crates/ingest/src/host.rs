@@ -6,10 +6,14 @@
 //! `/proc/meminfo` field), `node_network_{receive,transmit}_{bytes,packets,errs,drop}_total`,
 //! `node_disk_{reads,writes}_completed_total`, `node_disk_{read,written}_bytes_total`,
 //! `node_disk_io_time_seconds_total`, `node_boot_time_seconds`,
-//! `node_context_switches_total`, `node_forks_total`, `node_procs_{running,blocked}`.
-//! Not yet: filesystems (they need `statvfs`) and hardware sensors.
+//! `node_context_switches_total`, `node_forks_total`, `node_procs_{running,blocked}`,
+//! `node_filesystem_{size,free,avail}_bytes`, `node_filesystem_files{,_free}` and
+//! `node_filesystem_readonly` (labels `device`, `fstype`, `mountpoint`; the pseudo file
+//! systems and mount points node_exporter leaves out by default are left out here too).
+//! Not yet: hardware sensors.
 //!
-//! Parsing is separate from reading, so every parser is tested on fixed text.
+//! Parsing is separate from reading, so every parser is tested on fixed text; only
+//! [`ProcFiles::read`] touches the system (`/proc` files and one `statvfs` per mount).
 
 use dozor_model::{Label, Labels, Sample};
 
@@ -28,6 +32,131 @@ pub struct ProcFiles {
     pub netdev: String,
     /// `/proc/diskstats`.
     pub diskstats: String,
+    /// `statvfs` of every mount [`mounts`] keeps from `/proc/self/mounts`.
+    pub filesystems: Vec<Filesystem>,
+}
+
+/// One mounted file system and its `statvfs` answer.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Filesystem {
+    /// What is mounted (`/dev/vda1`).
+    pub device: String,
+    /// Where.
+    pub mountpoint: String,
+    /// File system type (`ext4`).
+    pub fstype: String,
+    /// Size in bytes.
+    pub size: f64,
+    /// Free bytes, including those reserved for root.
+    pub free: f64,
+    /// Bytes available to unprivileged users.
+    pub avail: f64,
+    /// Inodes.
+    pub files: f64,
+    /// Free inodes.
+    pub files_free: f64,
+    /// Mounted read-only.
+    pub readonly: bool,
+}
+
+/// File system types node_exporter skips by default (pseudo and virtual file systems).
+const IGNORED_FSTYPES: &[&str] = &[
+    "autofs",
+    "binfmt_misc",
+    "bpf",
+    "cgroup",
+    "cgroup2",
+    "configfs",
+    "debugfs",
+    "devpts",
+    "devtmpfs",
+    "erofs",
+    "fusectl",
+    "hugetlbfs",
+    "iso9660",
+    "mqueue",
+    "nsfs",
+    "overlay",
+    "proc",
+    "procfs",
+    "pstore",
+    "rpc_pipefs",
+    "securityfs",
+    "selinuxfs",
+    "squashfs",
+    "sysfs",
+    "tracefs",
+];
+
+/// Mount points node_exporter skips by default.
+fn ignored_mountpoint(m: &str) -> bool {
+    let under = |root: &str| m == root || m.starts_with(&format!("{root}/"));
+    under("/dev")
+        || under("/proc")
+        || under("/sys")
+        || m.starts_with("/run/credentials/")
+        || m.starts_with("/var/lib/docker/")
+        || m.starts_with("/var/lib/containers/storage/")
+}
+
+/// The mounts of a `/proc/self/mounts` text worth reporting, as (device, mount point,
+/// type), each mount point once (the last mount over it wins, as the kernel shows it).
+pub fn mounts(text: &str) -> Vec<(String, String, String)> {
+    let mut out: Vec<(String, String, String)> = Vec::new();
+    for line in text.lines() {
+        let mut f = line.split_whitespace();
+        let (Some(device), Some(mountpoint), Some(fstype)) = (f.next(), f.next(), f.next())
+        else {
+            continue;
+        };
+        let mountpoint = unescape_mount(mountpoint);
+        if IGNORED_FSTYPES.contains(&fstype) || ignored_mountpoint(&mountpoint) {
+            continue;
+        }
+        out.retain(|(_, m, _)| *m != mountpoint);
+        out.push((unescape_mount(device), mountpoint, fstype.to_owned()));
+    }
+    out
+}
+
+/// `/proc/self/mounts` writes space, tab, newline and backslash as octal escapes (`\040`).
+fn unescape_mount(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('\\') {
+        out.push_str(&rest[..i]);
+        let code = rest.get(i + 1..i + 4).and_then(|o| u8::from_str_radix(o, 8).ok());
+        match code {
+            Some(c) => {
+                out.push(char::from(c));
+                rest = &rest[i + 4..];
+            }
+            None => {
+                out.push('\\');
+                rest = &rest[i + 1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `statvfs` of one mount; `None` when it cannot be read (permissions, a vanished mount).
+/// Like node_exporter without its mount timeout, a hung network mount would block here.
+fn statvfs(device: String, mountpoint: String, fstype: String) -> Option<Filesystem> {
+    let st = rustix::fs::statvfs(mountpoint.as_str()).ok()?;
+    let frag = st.f_frsize as f64;
+    Some(Filesystem {
+        device,
+        mountpoint,
+        fstype,
+        size: st.f_blocks as f64 * frag,
+        free: st.f_bfree as f64 * frag,
+        avail: st.f_bavail as f64 * frag,
+        files: st.f_files as f64,
+        files_free: st.f_ffree as f64,
+        readonly: st.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY),
+    })
 }
 
 impl ProcFiles {
@@ -40,6 +169,10 @@ impl ProcFiles {
             meminfo: r("/proc/meminfo"),
             netdev: r("/proc/net/dev"),
             diskstats: r("/proc/diskstats"),
+            filesystems: mounts(&r("/proc/self/mounts"))
+                .into_iter()
+                .filter_map(|(d, m, t)| statvfs(d, m, t))
+                .collect(),
         }
     }
 }
@@ -68,6 +201,23 @@ pub fn collect(files: &ProcFiles, instance: &str, t: i64) -> Batch {
     parse_meminfo(&files.meminfo, &mut out);
     parse_netdev(&files.netdev, &mut out);
     parse_diskstats(&files.diskstats, &mut out);
+    for fs in &files.filesystems {
+        let labels = [
+            ("device", fs.device.as_str()),
+            ("fstype", fs.fstype.as_str()),
+            ("mountpoint", fs.mountpoint.as_str()),
+        ];
+        out.push("node_filesystem_size_bytes", &labels, fs.size);
+        out.push("node_filesystem_free_bytes", &labels, fs.free);
+        out.push("node_filesystem_avail_bytes", &labels, fs.avail);
+        out.push("node_filesystem_files", &labels, fs.files);
+        out.push("node_filesystem_files_free", &labels, fs.files_free);
+        out.push(
+            "node_filesystem_readonly",
+            &labels,
+            f64::from(u8::from(fs.readonly)),
+        );
+    }
     out.batch
 }
 
@@ -249,6 +399,17 @@ mod tests {
             meminfo: "MemTotal:       2048 kB\nActive(anon):     10 kB\nHugePages_Total:       0\n".into(),
             netdev: "Inter-|   Receive\n face |bytes\n  eth0: 1000 10 0 0 0 0 0 0 2000 20 1 0 0 0 0 0\n".into(),
             diskstats: "   8       0 sda 100 0 800 0 50 0 400 0 0 1500 0\n   8       1 sda1 1 0 8 0 0 0 0 0 0 1 0\n   7       0 loop0 1 0 2 0 0 0 0 0 0 0 0\n".into(),
+            filesystems: vec![Filesystem {
+                device: "/dev/vda1".into(),
+                mountpoint: "/".into(),
+                fstype: "ext4".into(),
+                size: 1000.0,
+                free: 300.0,
+                avail: 250.0,
+                files: 64.0,
+                files_free: 60.0,
+                readonly: false,
+            }],
         }
     }
 
@@ -317,6 +478,20 @@ mod tests {
             find(&b, "node_boot_time_seconds{instance=\"h1\", job=\"node\"}"),
             Some(1.7e9)
         );
+        assert_eq!(
+            find(
+                &b,
+                "node_filesystem_avail_bytes{device=\"/dev/vda1\", fstype=\"ext4\", instance=\"h1\", job=\"node\", mountpoint=\"/\"}"
+            ),
+            Some(250.0)
+        );
+        assert_eq!(
+            find(
+                &b,
+                "node_filesystem_readonly{device=\"/dev/vda1\", fstype=\"ext4\", instance=\"h1\", job=\"node\", mountpoint=\"/\"}"
+            ),
+            Some(0.0)
+        );
         assert!(b.iter().all(|(_, s)| s[0].t == 5));
         // The aggregate "cpu" line is not a CPU.
         assert!(b.iter().all(|(l, _)| l.get("cpu") != Some("")));
@@ -330,9 +505,32 @@ mod tests {
             meminfo: ":::\nX:\n".into(),
             netdev: "x:\n".into(),
             diskstats: "1 2\n".into(),
+            filesystems: Vec::new(),
         };
         assert!(collect(&junk, "h", 0).is_empty());
         assert!(collect(&ProcFiles::default(), "h", 0).is_empty());
+    }
+
+    #[test]
+    fn mounts_skip_pseudo_file_systems_and_unescape_paths() {
+        let text = "proc /proc proc rw 0 0\n\
+            /dev/vda / ext4 rw,relatime 0 0\n\
+            tmpfs /dev/shm tmpfs rw 0 0\n\
+            cgroup2 /sys/fs/cgroup/unified cgroup2 rw 0 0\n\
+            /dev/vdb /mnt/my\\040data xfs ro 0 0\n\
+            overlay /var/lib/docker/overlay2/x/merged overlay rw 0 0\n\
+            tmpfs /run tmpfs rw 0 0\n\
+            /dev/vdc / ext4 rw 0 0\n\
+            short line\n";
+        assert_eq!(
+            mounts(text),
+            [
+                ("/dev/vdb".into(), "/mnt/my data".into(), "xfs".into()),
+                ("tmpfs".into(), "/run".into(), "tmpfs".into()),
+                ("/dev/vdc".into(), "/".into(), "ext4".into()),
+            ]
+        );
+        assert_eq!(unescape_mount("a\\134b\\0"), "a\\b\\0");
     }
 
     #[test]
@@ -343,5 +541,16 @@ mod tests {
             b.iter()
                 .any(|(l, _)| l.metric_name() == Some("node_memory_MemTotal_bytes"))
         );
+        // The root file system is a real one on every machine we run on; its size is the
+        // kernel's answer for "/".
+        let root = b
+            .iter()
+            .find(|(l, _)| {
+                l.metric_name() == Some("node_filesystem_size_bytes")
+                    && l.get("mountpoint") == Some("/")
+            })
+            .map(|(_, s)| s[0].v);
+        let st = rustix::fs::statvfs("/").unwrap();
+        assert_eq!(root, Some((st.f_blocks * st.f_frsize) as f64));
     }
 }

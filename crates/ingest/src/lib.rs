@@ -10,8 +10,14 @@
 //! - [`json`]: the JSON push of seed 004: `{name, value, labels, timestamp}`, one or many.
 //!
 //! - [`relabel`]: Prometheus relabeling rules.
-//! - [`scrape`]: the scrape engine, the one part here that does I/O: it pulls exposition text
-//!   from targets and hands batches to an [`scrape::Appender`].
+//! - [`scrape`]: the scrape engine: it pulls exposition text from targets and hands batches
+//!   to an [`scrape::Appender`].
+//! - [`probe`]: the probe collector (blackbox_exporter's checks: HTTP(S), TLS expiry, TCP,
+//!   PostgreSQL, Redis, JSON-RPC), delivering through the same `Appender` and keeping the
+//!   latest outcome of each probe in a [`probe::ProbeRegistry`] for the health routes.
+//! - [`host`]: this machine's `/proc` under node_exporter's names.
+//!
+//! Only `scrape`, `probe` and `host` do I/O.
 //!
 //! Architecture invariants: decoders do no I/O, never panic on any input (each has a fuzz
 //! target in `fuzz/`), and bound the memory they allocate by [`Limits`]. The crate knows no
@@ -20,6 +26,7 @@
 pub mod exposition;
 pub mod host;
 pub mod json;
+pub mod probe;
 pub mod relabel;
 pub mod remote_write;
 pub mod scrape;

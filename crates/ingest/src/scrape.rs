@@ -2,7 +2,8 @@
 //! Prometheus' own scrape manager, and hands the samples to an [`Appender`].
 //!
 //! Per job: targets come from `static_configs` and `file_sd_configs` (JSON or YAML files,
-//! re-read every `refresh_interval`), pass through `relabel_configs` (with `__address__`,
+//! whose last path element may be a glob such as `targets/*.json` as in Prometheus,
+//! re-read every `refresh_interval`; their targets carry `__meta_filepath`), pass through `relabel_configs` (with `__address__`,
 //! `__scheme__`, `__metrics_path__`, `job`), and each gets its own loop. A scrape attaches
 //! the target's labels (on a clash, the scraped label becomes `exported_<name>` unless
 //! `honor_labels`), applies `metric_relabel_configs`, and adds the synthetic series `up`,
@@ -107,7 +108,8 @@ pub struct TargetGroup {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileSdConfig {
-    /// Files (`.json`, `.yml`, `.yaml`) holding lists of target groups.
+    /// Files (`.json`, `.yml`, `.yaml`) holding lists of target groups; the last path
+    /// element may be a glob (`*`, `?`, `[abc]`).
     pub files: Vec<PathBuf>,
     /// How often to re-read them.
     #[serde(default = "default_refresh", with = "dozor_model::duration")]
@@ -145,6 +147,24 @@ impl Job {
         if config.scrape_interval < Duration::from_millis(100) {
             return Err(at("scrape_interval", "must be at least 100ms".into()));
         }
+        for (i, sd) in config.file_sd_configs.iter().enumerate() {
+            for file in &sd.files {
+                let dir = file.parent().map(|d| d.to_string_lossy().into_owned());
+                if dir.is_some_and(|d| d.contains(['*', '?', '['])) {
+                    return Err(at(
+                        &format!("file_sd_configs[{i}].files"),
+                        format!("{}: only the file name may be a pattern", file.display()),
+                    ));
+                }
+                let name = file.file_name().map(|n| n.to_string_lossy().into_owned());
+                if let Some(Err(e)) = name.map(|n| glob::Pattern::new(&n)) {
+                    return Err(at(
+                        &format!("file_sd_configs[{i}].files"),
+                        format!("{}: {e}", file.display()),
+                    ));
+                }
+            }
+        }
         let relabel =
             relabel::compile_all(&config.relabel_configs).map_err(|e| at("relabel_configs", e))?;
         let metric_relabel = relabel::compile_all(&config.metric_relabel_configs)
@@ -161,13 +181,18 @@ impl Job {
         &self.config.job_name
     }
 
-    /// Current target groups: static ones and those read from the files now.
+    /// Current target groups: static ones and those read from the files now (with
+    /// `__meta_filepath`).
     fn groups(&self) -> Vec<TargetGroup> {
         let mut groups = self.config.static_configs.clone();
         for sd in &self.config.file_sd_configs {
-            for file in &sd.files {
-                match read_target_file(file) {
-                    Ok(g) => groups.extend(g),
+            for file in sd.files.iter().flat_map(|f| expand(f)) {
+                match read_target_file(&file) {
+                    Ok(g) => groups.extend(g.into_iter().map(|mut g| {
+                        g.labels
+                            .insert("__meta_filepath".into(), file.display().to_string());
+                        g
+                    })),
                     Err(e) => {
                         tracing::warn!(job = %self.config.job_name, file = %file.display(), error = %e, "cannot read targets")
                     }
@@ -218,6 +243,32 @@ impl Job {
         out.dedup_by(|a, b| a.labels == b.labels);
         out
     }
+}
+
+/// The files a `file_sd_configs` entry names now: the path itself, or, when its file name
+/// is a pattern, the matching files of its directory in name order.
+fn expand(path: &std::path::Path) -> Vec<PathBuf> {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+    let Some(pattern) = name
+        .filter(|n| n.contains(['*', '?', '[']))
+        .and_then(|n| glob::Pattern::new(&n).ok())
+    else {
+        return vec![path.to_owned()];
+    };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| pattern.matches(&e.file_name().to_string_lossy()))
+        .map(|e| e.path())
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    files
 }
 
 fn read_target_file(path: &PathBuf) -> Result<Vec<TargetGroup>, String> {

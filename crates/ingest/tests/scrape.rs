@@ -186,6 +186,62 @@ async fn file_sd_targets_come_and_go() {
 }
 
 #[test]
+fn file_sd_globs_match_file_names_and_tag_targets_with_their_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, addr: &str| {
+        std::fs::write(
+            dir.path().join(name),
+            format!(r#"[{{"targets":["{addr}"]}}]"#),
+        )
+        .unwrap();
+    };
+    write("pos-a.json", "10.0.0.1:9100");
+    write("pos-b.json", "10.0.0.2:9100");
+    write("other.json", "10.0.0.3:9100");
+    std::fs::write(
+        dir.path().join("pos-c.yml"),
+        "- targets: ['10.0.0.4:9100']\n",
+    )
+    .unwrap();
+    let j = job(&format!(
+        "job_name: sd\nfile_sd_configs: [{{files: ['{}/pos-*.json', '{}/*.yml']}}]\n\
+         relabel_configs:\n- source_labels: [__meta_filepath]\n  regex: '.*/(.*)'\n  target_label: file\n",
+        dir.path().display(),
+        dir.path().display()
+    ));
+    let found: Vec<(String, String)> = j
+        .targets()
+        .iter()
+        .map(|t| {
+            (
+                t.labels.get("instance").unwrap().to_owned(),
+                t.labels.get("file").unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("10.0.0.1:9100".to_owned(), "pos-a.json".to_owned()),
+            ("10.0.0.2:9100".to_owned(), "pos-b.json".to_owned()),
+            ("10.0.0.4:9100".to_owned(), "pos-c.yml".to_owned()),
+        ]
+    );
+    assert!(
+        j.targets()
+            .iter()
+            .all(|t| t.labels.get("__meta_filepath").is_none()),
+        "meta labels are dropped after relabeling"
+    );
+    let bad = Job::new(
+        serde_saphyr::from_str::<ScrapeConfig>("job_name: x\nfile_sd_configs: [{files: ['/a/*/t.json']}]\n")
+            .unwrap(),
+    )
+    .unwrap_err();
+    assert!(bad.contains("file_sd_configs[0].files"), "{bad}");
+}
+
+#[test]
 fn bad_jobs_are_refused_with_the_field() {
     let bad =
         |yaml: &str| Job::new(serde_saphyr::from_str::<ScrapeConfig>(yaml).unwrap()).unwrap_err();
