@@ -105,8 +105,7 @@ pub fn mounts(text: &str) -> Vec<(String, String, String)> {
     let mut out: Vec<(String, String, String)> = Vec::new();
     for line in text.lines() {
         let mut f = line.split_whitespace();
-        let (Some(device), Some(mountpoint), Some(fstype)) = (f.next(), f.next(), f.next())
-        else {
+        let (Some(device), Some(mountpoint), Some(fstype)) = (f.next(), f.next(), f.next()) else {
             continue;
         };
         let mountpoint = unescape_mount(mountpoint);
@@ -125,7 +124,9 @@ fn unescape_mount(s: &str) -> String {
     let mut rest = s;
     while let Some(i) = rest.find('\\') {
         out.push_str(&rest[..i]);
-        let code = rest.get(i + 1..i + 4).and_then(|o| u8::from_str_radix(o, 8).ok());
+        let code = rest
+            .get(i + 1..i + 4)
+            .and_then(|o| u8::from_str_radix(o, 8).ok());
         match code {
             Some(c) => {
                 out.push(char::from(c));

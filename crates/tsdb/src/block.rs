@@ -299,8 +299,8 @@ impl Block {
         if maxt < self.meta.mint || mint > self.meta.maxt {
             return Ok(Vec::new());
         }
-        let ids = self.postings.select(matchers, |id| {
-            self.series.get(id as usize).map(|s| &s.labels)
+        let ids = self.postings.select(matchers, |id, name| {
+            self.series.get(id as usize)?.labels.get(name)
         });
         let mut out = Vec::new();
         let mut buf = Vec::new();

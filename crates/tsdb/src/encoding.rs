@@ -35,6 +35,55 @@ pub fn put_labels(buf: &mut Vec<u8>, labels: &dozor_model::Labels) {
     }
 }
 
+/// A label set packed into one allocation with [`put_labels`]' encoding: how the head keeps
+/// labels (a `Labels` costs two heap strings per label; this, one buffer per series).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PackedLabels(Box<[u8]>);
+
+impl PackedLabels {
+    /// Packs `labels`.
+    pub fn new(labels: &dozor_model::Labels) -> PackedLabels {
+        let mut buf = Vec::with_capacity(labels.byte_size() + 2 * labels.len() + 1);
+        put_labels(&mut buf, labels);
+        PackedLabels(buf.into_boxed_slice())
+    }
+
+    /// The label set (empty if the bytes were damaged, which only a bug could cause: they
+    /// are ours, in memory).
+    pub fn unpack(&self) -> dozor_model::Labels {
+        Reader::new(&self.0).labels().unwrap_or_default()
+    }
+
+    /// Whether these are exactly `labels`, without unpacking.
+    pub fn equals(&self, labels: &dozor_model::Labels) -> bool {
+        let mut r = Reader::new(&self.0);
+        if r.uvarint().ok() != Some(labels.len() as u64) {
+            return false;
+        }
+        labels.iter().all(|l| {
+            r.bytes().ok() == Some(l.name.as_bytes()) && r.bytes().ok() == Some(l.value.as_bytes())
+        })
+    }
+
+    /// The value of label `name`, if present.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        let mut r = Reader::new(&self.0);
+        let n = r.uvarint().ok()?;
+        for _ in 0..n {
+            let (k, v) = (r.str().ok()?, r.str().ok()?);
+            if k == name {
+                return Some(v);
+            }
+        }
+        None
+    }
+
+    /// Heap bytes held.
+    pub fn heap_bytes(&self) -> usize {
+        self.0.len()
+    }
+}
+
 /// A cursor over bytes that refuses to read past the end.
 #[derive(Debug, Clone)]
 pub struct Reader<'a> {

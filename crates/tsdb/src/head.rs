@@ -12,6 +12,7 @@ use std::sync::{Mutex, RwLock};
 
 use dozor_model::{Labels, Matcher, Sample};
 
+use crate::encoding::PackedLabels;
 use crate::memchunk::SeriesSamples;
 use crate::postings::Postings;
 use crate::record::SeriesRef;
@@ -19,14 +20,21 @@ use crate::record::SeriesRef;
 /// One series in the head.
 #[derive(Debug)]
 pub struct MemSeries {
-    /// Its labels.
-    pub labels: Labels,
+    /// Its labels, packed.
+    labels: PackedLabels,
     /// Its samples, sorted by time (the newest raw, the rest compressed).
     pub samples: Mutex<SeriesSamples>,
     /// Whether a WAL series record for it was written. Until then every append that
     /// touches it writes one (duplicates are harmless at replay), so a failed write cannot
     /// leave later samples pointing at a series the WAL never named.
     pub logged: std::sync::atomic::AtomicBool,
+}
+
+impl MemSeries {
+    /// Its labels.
+    pub fn labels(&self) -> Labels {
+        self.labels.unpack()
+    }
 }
 
 /// The head's maps are keyed by data we produce or validate ourselves, so a fast
@@ -61,14 +69,10 @@ impl LabelIndex {
         self.hasher.hash_one(labels)
     }
 
-    /// The ref of `labels`; `labels_of` answers a candidate's labels.
-    fn get<'a>(
-        &self,
-        labels: &Labels,
-        labels_of: impl Fn(SeriesRef) -> Option<&'a Labels>,
-    ) -> Option<SeriesRef> {
+    /// The ref of `labels`; `has(r, labels)` tells whether candidate `r` has them.
+    fn get(&self, labels: &Labels, has: impl Fn(SeriesRef, &Labels) -> bool) -> Option<SeriesRef> {
         let h = self.hash(labels);
-        let is = |r: &SeriesRef| labels_of(*r).is_some_and(|l| l == labels);
+        let is = |r: &SeriesRef| has(*r, labels);
         self.first
             .get(&h)
             .filter(|r| is(r))
@@ -115,16 +119,16 @@ impl LabelIndex {
 }
 
 impl Index {
-    fn labels_of(&self, r: SeriesRef) -> Option<&Labels> {
-        let slot = *self.by_ref.get(&r)?;
-        self.slots
-            .get(slot as usize)?
-            .as_ref()
-            .map(|(_, s)| &s.labels)
+    fn has(&self, r: SeriesRef, labels: &Labels) -> bool {
+        let series = self
+            .by_ref
+            .get(&r)
+            .and_then(|slot| self.slots.get(*slot as usize)?.as_ref());
+        series.is_some_and(|(_, s)| s.labels.equals(labels))
     }
 
     fn ref_of(&self, labels: &Labels) -> Option<SeriesRef> {
-        self.by_labels.get(labels, |r| self.labels_of(r))
+        self.by_labels.get(labels, |r, l| self.has(r, l))
     }
 }
 
@@ -186,20 +190,25 @@ impl Head {
         let r = idx.next_ref;
         idx.next_ref += 1;
         let series = std::sync::Arc::new(MemSeries {
-            labels: labels.clone(),
+            labels: PackedLabels::new(labels),
             samples: Mutex::new(SeriesSamples::default()),
             logged: std::sync::atomic::AtomicBool::new(false),
         });
-        Self::insert_locked(&mut idx, r, &series);
+        Self::insert_locked(&mut idx, r, &series, labels);
         (r, series, true)
     }
 
-    fn insert_locked(idx: &mut Index, r: SeriesRef, series: &std::sync::Arc<MemSeries>) {
+    fn insert_locked(
+        idx: &mut Index,
+        r: SeriesRef,
+        series: &std::sync::Arc<MemSeries>,
+        labels: &Labels,
+    ) {
         let slot = u32::try_from(idx.slots.len()).unwrap_or(u32::MAX);
         idx.slots.push(Some((r, std::sync::Arc::clone(series))));
         idx.by_ref.insert(r, slot);
-        idx.by_labels.insert(&series.labels, r);
-        idx.postings.add(slot, &series.labels);
+        idx.by_labels.insert(labels, r);
+        idx.postings.add(slot, labels);
         idx.next_ref = idx.next_ref.max(r + 1);
     }
 
@@ -219,11 +228,11 @@ impl Head {
             return;
         }
         let series = std::sync::Arc::new(MemSeries {
-            labels,
+            labels: PackedLabels::new(&labels),
             samples: Mutex::new(SeriesSamples::default()),
             logged: std::sync::atomic::AtomicBool::new(true),
         });
-        Self::insert_locked(&mut idx, r, &series);
+        Self::insert_locked(&mut idx, r, &series, &labels);
     }
 
     /// The series with ref `r`.
@@ -273,8 +282,8 @@ impl Head {
     pub fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<(Labels, Vec<Sample>)> {
         let chosen: Vec<std::sync::Arc<MemSeries>> = {
             let idx = self.read();
-            let ids = idx.postings.select(matchers, |id| {
-                idx.slots.get(id as usize)?.as_ref().map(|(_, s)| &s.labels)
+            let ids = idx.postings.select(matchers, |id, name| {
+                idx.slots.get(id as usize)?.as_ref()?.1.labels.get(name)
             });
             ids.into_iter()
                 .filter_map(|id| {
@@ -292,7 +301,7 @@ impl Head {
                 .unwrap_or_else(|p| p.into_inner())
                 .range(mint, maxt, &mut found);
             if !found.is_empty() {
-                out.push((s.labels.clone(), found));
+                out.push((s.labels.unpack(), found));
             }
         }
         out
@@ -341,13 +350,14 @@ impl Head {
             let Some((r, s)) = entry else { continue };
             let mut samples = s.samples.lock().unwrap_or_else(|p| p.into_inner());
             let gone = samples.split_before(before);
-            if !gone.is_empty() {
-                cut.push((s.labels.clone(), gone));
-            }
+            let labels = s.labels.unpack();
             if samples.is_empty() {
-                emptied.push((slot, *r, s.labels.clone()));
+                emptied.push((slot, *r, labels.clone()));
             } else {
-                kept.push((*r, s.labels.clone(), samples.to_vec()));
+                kept.push((*r, labels.clone(), samples.to_vec()));
+            }
+            if !gone.is_empty() {
+                cut.push((labels, gone));
             }
         }
         for (slot, r, labels) in emptied {
@@ -447,10 +457,10 @@ mod tests {
         let mut ix = LabelIndex::default();
         ix.insert(&a, 1);
         ix.insert(&a, 2);
-        let labels_of = |r: SeriesRef| match r {
-            1 => Some(&b),
-            2 => Some(&a),
-            _ => None,
+        let labels_of = |r: SeriesRef, l: &Labels| match r {
+            1 => &b == l,
+            2 => &a == l,
+            _ => false,
         };
         assert_eq!(ix.get(&a, labels_of), Some(2));
         assert_eq!(ix.len, 2);

@@ -2,7 +2,10 @@
 //!
 //! Raw samples cost 16 bytes each; a 2-hour head at a 15 s interval is 480 samples per
 //! series, which made samples the largest part of the head's memory. So a series keeps at
-//! most [`OPEN_SAMPLES`] raw samples ("open"); when they fill up they are encoded with
+//! most [`OPEN_SAMPLES`] raw samples ("open"), in a buffer allocated once at full size and
+//! reused: a buffer that grew by doubling and was freed at every close left every size
+//! class behind in the allocator's free lists (all series grow in step), which cost more
+//! than the samples. When the open samples fill up they are encoded with
 //! [`crate::chunk::encode`] (regular timestamps in a few bytes, values with `pco`) and merged
 //! into the previous closed chunk while that one holds fewer than [`CLOSED_SAMPLES`], since
 //! `pco`'s fixed cost (~80 bytes) makes small chunks expensive. Reads decode only the
@@ -16,7 +19,7 @@ use dozor_model::Sample;
 use crate::chunk;
 
 /// Raw samples kept before they are compressed.
-pub const OPEN_SAMPLES: usize = 32;
+pub const OPEN_SAMPLES: usize = 16;
 /// Closed chunks grow by merging up to this many samples.
 pub const CLOSED_SAMPLES: usize = 128;
 
@@ -96,7 +99,12 @@ impl SeriesSamples {
                         Err(i) => self.open.insert(i, s),
                     }
                 }
-                _ => self.open.push(s),
+                _ => {
+                    if self.open.capacity() == 0 {
+                        self.open.reserve_exact(OPEN_SAMPLES);
+                    }
+                    self.open.push(s);
+                }
             }
             if self.open.len() >= OPEN_SAMPLES {
                 self.close();
@@ -120,19 +128,27 @@ impl SeriesSamples {
     /// Compresses the open samples, merging them into the last closed chunk while it is
     /// small.
     fn close(&mut self) {
-        let mut samples = std::mem::take(&mut self.open);
-        if let Some(prev) = self.closed.last()
-            && (prev.len as usize) + samples.len() <= CLOSED_SAMPLES
-        {
-            let mut merged = Vec::with_capacity(prev.len as usize + samples.len());
-            prev.decode(&mut merged);
-            merged.append(&mut samples);
-            samples = merged;
-            self.closed.pop();
-        }
-        match Closed::encode(&samples) {
-            Some(c) => self.closed.push(c),
-            None => self.open = samples,
+        let merge = self
+            .closed
+            .last()
+            .is_some_and(|prev| prev.len as usize + self.open.len() <= CLOSED_SAMPLES);
+        let encoded = if merge {
+            let mut merged = Vec::with_capacity(CLOSED_SAMPLES);
+            if let Some(prev) = self.closed.last() {
+                prev.decode(&mut merged);
+            }
+            merged.extend_from_slice(&self.open);
+            Closed::encode(&merged)
+        } else {
+            Closed::encode(&self.open)
+        };
+        // On an encoding failure (a codec bug) the samples simply stay open.
+        if let Some(c) = encoded {
+            if merge {
+                self.closed.pop();
+            }
+            self.closed.push(c);
+            self.open.clear();
         }
     }
 

@@ -49,12 +49,12 @@ impl Postings {
         }
     }
 
-    /// Ids of the series matching every matcher; `labels_of` gives a series' labels for the
-    /// matchers the index cannot answer alone.
+    /// Ids of the series matching every matcher; `label_value(id, name)` gives a series'
+    /// label value for the matchers the index cannot answer alone.
     pub fn select<'a>(
         &self,
         matchers: &[Matcher],
-        labels_of: impl Fn(u32) -> Option<&'a Labels>,
+        label_value: impl Fn(u32, &str) -> Option<&'a str>,
     ) -> Vec<u32> {
         // Matchers that cannot match "" narrow through the index; the others filter.
         let (narrowing, filtering): (Vec<&Matcher>, Vec<&Matcher>) =
@@ -76,11 +76,9 @@ impl Postings {
         }
         ids.into_iter()
             .filter(|&id| {
-                labels_of(id).is_some_and(|l| {
-                    filtering
-                        .iter()
-                        .all(|m| m.matches(l.get(&m.name).unwrap_or("")))
-                })
+                filtering
+                    .iter()
+                    .all(|m| m.matches(label_value(id, &m.name).unwrap_or("")))
             })
             .collect()
     }
@@ -160,7 +158,7 @@ mod tests {
     }
 
     fn sel(p: &Postings, series: &[Labels], ms: &[Matcher]) -> Vec<u32> {
-        p.select(ms, |id| series.get(id as usize))
+        p.select(ms, |id, name| series.get(id as usize)?.get(name))
     }
 
     #[test]
