@@ -234,8 +234,10 @@ fn file_sd_globs_match_file_names_and_tag_targets_with_their_file() {
         "meta labels are dropped after relabeling"
     );
     let bad = Job::new(
-        serde_saphyr::from_str::<ScrapeConfig>("job_name: x\nfile_sd_configs: [{files: ['/a/*/t.json']}]\n")
-            .unwrap(),
+        serde_saphyr::from_str::<ScrapeConfig>(
+            "job_name: x\nfile_sd_configs: [{files: ['/a/*/t.json']}]\n",
+        )
+        .unwrap(),
     )
     .unwrap_err();
     assert!(bad.contains("file_sd_configs[0].files"), "{bad}");
