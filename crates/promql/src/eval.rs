@@ -8,7 +8,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use dozor_model::labels::{METRIC_NAME, is_stale_nan};
 use dozor_model::{MatchOp, Matcher, Sample};
-use dozor_tsdb::Queryable;
+use dozor_tsdb::{Aggregate, Queryable, SelectHints};
 use promql_parser::parser::{AtModifier, Expr, Offset, SubqueryExpr, VectorSelector};
 
 use crate::PromqlError;
@@ -30,6 +30,8 @@ pub(crate) struct Evaluator<'a> {
     pub(crate) query_end: i64,
     /// The query's step (0 for an instant query), for `step()`.
     pub(crate) query_step: i64,
+    /// Whether selectors may read downsampled aggregates (see `EngineOptions`).
+    pub(crate) downsampling: bool,
     pub(crate) warnings: Vec<String>,
     pub(crate) infos: Vec<String>,
     /// Samples currently held, for the max-samples limit.
@@ -46,6 +48,9 @@ pub(crate) struct RangeInput {
     /// The selector's matchers, when the argument is a plain matrix selector (for
     /// `absent_over_time`'s labels).
     pub(crate) selector: Option<VectorSelector>,
+    /// 0 for raw samples; else the resolution of the downsampled aggregates the points
+    /// are (see `Evaluator::range_input_as`).
+    pub(crate) resolution_ms: i64,
 }
 
 impl RangeInput {
@@ -60,6 +65,9 @@ impl RangeInput {
         (end.saturating_sub(self.range), end)
     }
 }
+
+/// Series read from the store, with their raw samples, sorted by labels.
+type Selected = Vec<(Lset, Vec<Sample>)>;
 
 /// Milliseconds of a parser duration.
 pub(crate) fn duration_ms(d: &std::time::Duration) -> i64 {
@@ -232,27 +240,27 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    /// Reads the series a selector matches, samples in `[mint, maxt]`, sorted by labels.
-    fn select(
-        &mut self,
-        vs: &VectorSelector,
-        mint: i64,
-        maxt: i64,
-    ) -> Result<Vec<(Lset, Vec<Sample>)>> {
-        let groups = selector_matchers(vs).map_err(PromqlError::BadData)?;
-        self.select_groups(&groups, mint, maxt)
-    }
-
-    /// Reads the series matching any of the matcher groups, sorted by labels.
-    pub(crate) fn select_groups(
+    /// Reads the series matching any of the matcher groups, sorted by labels, accepting
+    /// downsampled aggregates per `hints`; also returns the coarsest resolution the store
+    /// used (0: raw samples only).
+    fn select_hinted(
         &mut self,
         groups: &[Vec<Matcher>],
         mint: i64,
         maxt: i64,
-    ) -> Result<Vec<(Lset, Vec<Sample>)>> {
+        hints: &SelectHints,
+    ) -> Result<(Selected, i64)> {
         let mut out: Vec<(Lset, Vec<Sample>)> = Vec::new();
+        let mut resolution = 0;
         for ms in groups {
-            for s in self.q.select(ms, mint, maxt)? {
+            let found = if hints.max_resolution_ms > 0 {
+                let sel = self.q.select_downsampled(ms, mint, maxt, hints)?;
+                resolution = resolution.max(sel.resolution_ms);
+                sel.series
+            } else {
+                self.q.select(ms, mint, maxt)?
+            };
+            for s in found {
                 out.push((Lset::from_labels(&s.labels), s.samples));
             }
         }
@@ -261,7 +269,17 @@ impl<'a> Evaluator<'a> {
             out.dedup_by(|a, b| a.0 == b.0);
         }
         self.check()?;
-        Ok(out)
+        Ok((out, resolution))
+    }
+
+    /// The coarsest resolution a selector may read, given the window it is evaluated over
+    /// (the step for instant selectors, also the range for range functions): a fifth of
+    /// it, as Thanos' auto-downsampling does, so every window spans at least 5 buckets.
+    fn max_resolution(&self, window: i64) -> i64 {
+        if !self.downsampling || self.query_step <= 0 {
+            return 0;
+        }
+        window.min(self.query_step) / 5
     }
 
     /// An instant-vector selector at every step: the newest sample within the lookback
@@ -291,11 +309,23 @@ impl<'a> Evaluator<'a> {
     ) -> Result<Vec<Series>> {
         let lmin = at.unwrap_or(g.start).saturating_sub(off);
         let lmax = at.unwrap_or(g.end).saturating_sub(off);
-        let found = self.select_groups(
+        let hints = SelectHints {
+            max_resolution_ms: if at.is_some() {
+                0
+            } else {
+                self.max_resolution(i64::MAX)
+            },
+            aggregate: Aggregate::Last,
+        };
+        // A bucket stands for a whole resolution: look back at least that far.
+        let lookback = self.lookback.max(hints.max_resolution_ms);
+        let (found, resolution) = self.select_hinted(
             groups,
-            lmin.saturating_sub(self.lookback).saturating_add(1),
+            lmin.saturating_sub(lookback).saturating_add(1),
             lmax,
+            &hints,
         )?;
+        let lookback = self.lookback.max(resolution);
         let n = g.len();
         let mut out = Vec::with_capacity(found.len());
         for (metric, samples) in found {
@@ -316,7 +346,7 @@ impl<'a> Evaluator<'a> {
                     continue;
                 }
                 let s = samples[j - 1];
-                if s.t <= l.saturating_sub(self.lookback) || is_stale_nan(s.v) {
+                if s.t <= l.saturating_sub(lookback) || is_stale_nan(s.v) {
                     continue;
                 }
                 let v = if orig_t { s.t as f64 / 1000.0 } else { s.v };
@@ -337,8 +367,20 @@ impl<'a> Evaluator<'a> {
     /// Evaluates a range-vector argument (matrix selector or subquery, possibly in
     /// parentheses) for all steps of `g`.
     pub(crate) fn range_input(&mut self, e: &Expr, g: Grid) -> Result<RangeInput> {
+        self.range_input_as(e, g, None)
+    }
+
+    /// [`Evaluator::range_input`] for a function that can be answered from the store's
+    /// `aggregate` column of downsampled data; the result's `resolution_ms` says whether it
+    /// was (then the points of `count_over_time` are counts, to be summed).
+    pub(crate) fn range_input_as(
+        &mut self,
+        e: &Expr,
+        g: Grid,
+        aggregate: Option<Aggregate>,
+    ) -> Result<RangeInput> {
         match e {
-            Expr::Paren(p) => self.range_input(&p.expr, g),
+            Expr::Paren(p) => self.range_input_as(&p.expr, g, aggregate),
             Expr::MatrixSelector(ms) => {
                 let vs = &ms.vs;
                 let at = self.at_ms(&vs.at);
@@ -346,7 +388,20 @@ impl<'a> Evaluator<'a> {
                 let range = duration_ms(&ms.range);
                 let lmin = at.unwrap_or(g.start).saturating_sub(off);
                 let lmax = at.unwrap_or(g.end).saturating_sub(off);
-                let found = self.select(vs, lmin.saturating_sub(range).saturating_add(1), lmax)?;
+                let hints = match aggregate {
+                    Some(aggregate) if at.is_none() => SelectHints {
+                        max_resolution_ms: self.max_resolution(range),
+                        aggregate,
+                    },
+                    _ => SelectHints::default(),
+                };
+                let groups = selector_matchers(vs).map_err(PromqlError::BadData)?;
+                let (found, resolution_ms) = self.select_hinted(
+                    &groups,
+                    lmin.saturating_sub(range).saturating_add(1),
+                    lmax,
+                    &hints,
+                )?;
                 let mut series = Vec::with_capacity(found.len());
                 for (metric, samples) in found {
                     let points: Vec<Point> = samples
@@ -369,6 +424,7 @@ impl<'a> Evaluator<'a> {
                     offset: off,
                     at,
                     selector: Some(vs.clone()),
+                    resolution_ms,
                 })
             }
             Expr::Subquery(sq) => self.subquery(sq, g),
@@ -430,6 +486,7 @@ impl<'a> Evaluator<'a> {
             offset: off,
             at,
             selector: None,
+            resolution_ms: 0,
         })
     }
 

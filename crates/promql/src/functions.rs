@@ -6,6 +6,7 @@
 use std::f64::consts::PI;
 
 use dozor_model::labels::{METRIC_NAME, is_valid_label_name};
+use dozor_tsdb::Aggregate;
 use promql_parser::parser::{Call, Expr};
 
 use crate::PromqlError;
@@ -66,8 +67,25 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, g: Grid) -> Result<Val> {
         | "ts_of_min_over_time"
         | "ts_of_first_over_time"
         | "ts_of_last_over_time" => {
-            let input = ev.range_input(arg(0)?, g)?;
-            let out = crate::range_functions::range_function(ev, name, &input, g)?;
+            // What the store may answer from downsampled aggregates instead of samples.
+            let aggregate = match name {
+                "rate" | "increase" | "delta" | "last_over_time" | "present_over_time" => {
+                    Some(Aggregate::Last)
+                }
+                "min_over_time" => Some(Aggregate::Min),
+                "max_over_time" => Some(Aggregate::Max),
+                "sum_over_time" => Some(Aggregate::Sum),
+                "count_over_time" => Some(Aggregate::Count),
+                _ => None,
+            };
+            let input = ev.range_input_as(arg(0)?, g, aggregate)?;
+            // Downsampled counts add up to the count of samples.
+            let f = if input.resolution_ms > 0 && name == "count_over_time" {
+                "sum_over_time"
+            } else {
+                name
+            };
+            let out = crate::range_functions::range_function(ev, f, &input, g)?;
             ev.release(input.samples());
             Ok(Val::Vector(out))
         }

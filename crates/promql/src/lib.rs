@@ -69,6 +69,7 @@ use promql_parser::parser::{Expr, value::ValueType};
 
 pub use error::PromqlError;
 pub use eval::selector_matchers;
+pub use quantile::format_float;
 
 /// Engine limits and defaults.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +83,12 @@ pub struct EngineOptions {
     /// Step of subqueries written without one (`x[1h:]`), ms (Prometheus: the global
     /// evaluation interval, 1 m by default).
     pub default_subquery_step_ms: i64,
+    /// Let range queries read the store's downsampled aggregates where the step (and the
+    /// range of `[…]`) is at least 5 times their resolution: instant selectors and `rate`,
+    /// `increase`, `delta`, `last_over_time`, `present_over_time` read each bucket's last
+    /// value, `min_`/`max_`/`sum_`/`count_over_time` the matching aggregate. Other
+    /// functions, instant queries and short steps always read raw samples.
+    pub downsampling: bool,
 }
 
 impl Default for EngineOptions {
@@ -91,6 +98,7 @@ impl Default for EngineOptions {
             max_samples: 50_000_000,
             timeout: Duration::from_secs(120),
             default_subquery_step_ms: 60 * 1000,
+            downsampling: true,
         }
     }
 }
@@ -301,6 +309,7 @@ impl Engine {
             query_start: query.start,
             query_end: end,
             query_step: if query.instant { 0 } else { query.step },
+            downsampling: self.opts.downsampling,
             warnings: Vec::new(),
             infos: Vec::new(),
             current: 0,

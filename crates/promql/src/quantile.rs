@@ -230,8 +230,10 @@ pub(crate) fn bucket_fraction(lower: f64, upper: f64, mut buckets: Vec<Bucket>) 
     (upper_rank - lower_rank) / count
 }
 
-/// Formats like Go's `strconv.FormatFloat(v, 'f', -1, 64)` (used for `count_values`).
-pub(crate) fn format_float(v: f64) -> String {
+/// Formats like Go's `strconv.FormatFloat(v, 'f', -1, 64)` (used for `count_values`, and by
+/// the HTTP API for sample values): shortest round-trip digits, never an exponent, `NaN`,
+/// `+Inf`, `-Inf`.
+pub fn format_float(v: f64) -> String {
     if v.is_nan() {
         "NaN".into()
     } else if v == f64::INFINITY {
