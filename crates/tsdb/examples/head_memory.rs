@@ -1,7 +1,8 @@
 //! Measures the head's resident memory per series: appends `SERIES` node_exporter-like
 //! series with `SAMPLES` samples each (15 s apart, counters with jitter-free timestamps)
 //! straight into a `Db` and prints the growth of the process' RSS divided by the series
-//! count. Usage: `cargo run --release -p dozor-tsdb --example head_memory [SERIES] [SAMPLES]`.
+//! count, the append rate, and how long reopening (WAL replay) takes. Usage:
+//! `cargo run --release -p dozor-tsdb --example head_memory [SERIES] [SAMPLES]`.
 
 use dozor_model::{Labels, Sample};
 use dozor_tsdb::{Db, FsyncPolicy, Options};
@@ -37,6 +38,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         })
         .collect::<Result<_, _>>()?;
     let before = rss_bytes();
+    let started = std::time::Instant::now();
     let t0 = 1_700_000_000_000i64;
     for step in 0..samples {
         for chunk in labels.chunks(1000) {
@@ -58,10 +60,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let grown = rss_bytes().saturating_sub(before);
+    let total = series as f64 * samples as f64;
     println!(
-        "{series} series x {samples} samples: head RSS {:.0} bytes/series ({:.2} bytes/sample)",
+        "{series} series x {samples} samples: head RSS {:.0} bytes/series ({:.2} bytes/sample), \
+         {:.0} k samples/s appended",
         grown as f64 / series as f64,
-        grown as f64 / (series as f64 * samples as f64)
+        grown as f64 / total,
+        total / started.elapsed().as_secs_f64() / 1000.0
+    );
+    let started = std::time::Instant::now();
+    drop(db);
+    let db = Db::open(dir.path(), opts)?;
+    println!(
+        "reopen (WAL replay): {:.2} s for {} series",
+        started.elapsed().as_secs_f64(),
+        db.head().num_series()
     );
     Ok(())
 }
