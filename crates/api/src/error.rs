@@ -86,6 +86,33 @@ impl ApiError {
         Self::new(status, kind, message)
     }
 
+    /// A failed query, typed as Prometheus types it: `bad_data` 400, `execution` 422,
+    /// `timeout` and `canceled` 503, a storage failure 500 (detail logged only).
+    pub fn query(e: dozor_promql::PromqlError) -> ApiError {
+        let kind = e.kind();
+        match kind {
+            "bad_data" => Self::new(
+                StatusCode::BAD_REQUEST,
+                "bad_data",
+                format!("invalid parameter \"query\": {e}"),
+            ),
+            "execution" => Self::new(StatusCode::UNPROCESSABLE_ENTITY, "execution", e.to_string()),
+            "timeout" => Self::new(StatusCode::SERVICE_UNAVAILABLE, "timeout", e.to_string()),
+            "canceled" => Self::new(StatusCode::SERVICE_UNAVAILABLE, "canceled", e.to_string()),
+            _ => ApiError::internal(e),
+        }
+    }
+
+    /// The error type (`bad_data`, `execution`…).
+    pub fn kind(&self) -> &'static str {
+        self.kind
+    }
+
+    /// The message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         self.status
@@ -94,8 +121,13 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"status": "error", "errorType": self.kind, "error": self.message});
-        let mut response = (self.status, axum::Json(body)).into_response();
+        // Prometheus' key order, which serde_json's maps would sort away.
+        let mut body = String::from("{\"status\":\"error\",\"errorType\":");
+        crate::promjson::push_str(&mut body, self.kind);
+        body.push_str(",\"error\":");
+        crate::promjson::push_str(&mut body, &self.message);
+        body.push('}');
+        let mut response = (self.status, crate::promjson::response(body)).into_response();
         let headers = response.headers_mut();
         if self.status == StatusCode::UNAUTHORIZED {
             headers.insert(

@@ -7,6 +7,9 @@
 //! - [`routes::registry`] lists every route with its [`Policy`]; [`app`] turns it into a
 //!   router whose [`auth::authorize`] middleware enforces the policies (deny by default) and
 //!   hands handlers a [`Principal`] carrying the request's [`TenantId`].
+//! - The metric read routes include Prometheus' query API, answered by `dozor_promql` with
+//!   the limits of [`ApiSettings::query`]: [`params`] reads Prometheus' parameters (query
+//!   string or form body), and the private `promjson` writes Prometheus' JSON byte for byte.
 //! - [`serve`] runs the router until a shutdown signal, then finishes in-flight requests.
 //!
 //! Requests enter through [`serve`]; data leaves only through the stores passed in
@@ -27,7 +30,9 @@
 pub mod auth;
 mod error;
 mod json;
+pub mod params;
 pub mod policy;
+mod promjson;
 pub mod routes;
 pub mod self_metrics;
 mod ui;
@@ -51,6 +56,7 @@ use tower_http::trace::TraceLayer;
 
 pub use auth::{ClientAddr, JwtKeys, Principal};
 pub use dozor_model::TenantId;
+pub use dozor_promql::EngineOptions as QueryLimits;
 pub use error::ApiError;
 pub use json::JsonBody;
 pub use policy::{Policy, Registry, RouteSpec};
@@ -69,6 +75,9 @@ pub struct ApiSettings {
     pub ingest_limits: IngestLimits,
     /// Ingest requests served at once; more get 429.
     pub max_concurrent_ingest: usize,
+    /// Limits and defaults of PromQL queries (`query:` in `dozor.yml`): max samples,
+    /// timeout, lookback.
+    pub query: QueryLimits,
 }
 
 /// The stores the API serves.

@@ -285,7 +285,10 @@ async fn selectors_and_times_are_validated() {
             .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{q}");
         assert!(
-            body["error"].as_str().unwrap().starts_with(needle),
+            body["error"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("invalid parameter \"{needle}\"")),
             "{q}: {body}"
         );
     }

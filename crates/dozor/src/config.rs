@@ -43,6 +43,9 @@ pub struct Config {
     /// Ingest limits.
     #[serde(deserialize_with = "null_is_default")]
     pub ingest: IngestConfig,
+    /// PromQL query limits.
+    #[serde(deserialize_with = "null_is_default")]
+    pub query: QueryConfig,
     /// Prometheus-style scrape jobs.
     #[serde(deserialize_with = "null_is_default")]
     pub scrape_configs: Vec<dozor_ingest::scrape::ScrapeConfig>,
@@ -318,6 +321,47 @@ impl IngestConfig {
     }
 }
 
+/// `query:`: limits and defaults of PromQL queries (`/api/v1/query`, `/api/v1/query_range`,
+/// the Grafana routes), as Prometheus' `--query.*` flags.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueryConfig {
+    /// Most samples one query may hold in memory at once; more is an `execution` error.
+    pub max_samples: usize,
+    /// Longest a query may run; a request's `timeout` parameter can only lower it.
+    #[serde(with = "dozor_model::duration")]
+    pub timeout: Duration,
+    /// How far back an instant selector looks for a sample; a request's `lookback_delta`
+    /// parameter overrides it.
+    #[serde(with = "dozor_model::duration")]
+    pub lookback_delta: Duration,
+}
+
+impl Default for QueryConfig {
+    fn default() -> QueryConfig {
+        let d = dozor_api::QueryLimits::default();
+        QueryConfig {
+            max_samples: d.max_samples,
+            timeout: d.timeout,
+            lookback_delta: Duration::from_millis(d.lookback_ms.unsigned_abs()),
+        }
+    }
+}
+
+impl QueryConfig {
+    /// The engine's limits.
+    pub fn limits(&self) -> dozor_api::QueryLimits {
+        dozor_api::QueryLimits {
+            max_samples: self.max_samples.max(1),
+            timeout: self.timeout,
+            lookback_ms: i64::try_from(self.lookback_delta.as_millis())
+                .unwrap_or(i64::MAX)
+                .max(1),
+            ..dozor_api::QueryLimits::default()
+        }
+    }
+}
+
 /// `server:`: the HTTP listener.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -429,6 +473,7 @@ impl Default for Config {
             log: LogConfig::default(),
             tsdb: TsdbConfig::default(),
             ingest: IngestConfig::default(),
+            query: QueryConfig::default(),
             scrape_configs: Vec::new(),
             collectors: CollectorsConfig::default(),
             probes: Vec::new(),
@@ -989,6 +1034,26 @@ mod tests {
             "/../../deploy/dozor.example.yml"
         );
         let text = std::fs::read_to_string(example).unwrap();
-        Config::parse(&text, example).unwrap();
+        let c = Config::parse(&text, example).unwrap();
+        assert_eq!(c.query, QueryConfig::default());
+    }
+
+    #[test]
+    fn query_limits_come_from_the_query_section() {
+        let c = Config::parse(
+            "query:\n  max_samples: 1000\n  timeout: 30s\n  lookback_delta: 1m\n",
+            "f",
+        )
+        .unwrap();
+        let l = c.query.limits();
+        assert_eq!(l.max_samples, 1000);
+        assert_eq!(l.timeout, Duration::from_secs(30));
+        assert_eq!(l.lookback_ms, 60_000);
+        assert_eq!(
+            Config::default().query.limits(),
+            dozor_api::QueryLimits::default()
+        );
+        let err = Config::parse("query:\n  max_sample: 1\n", "f").unwrap_err();
+        assert_eq!(err.key.as_deref(), Some("max_sample"));
     }
 }

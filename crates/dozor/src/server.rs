@@ -152,6 +152,7 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
             refresh_ttl: config.auth.refresh_token_ttl,
             ingest_limits: config.ingest.limits(),
             max_concurrent_ingest: config.ingest.max_concurrent_requests,
+            query: config.query.limits(),
         },
         Arc::clone(&metrics),
     );

@@ -2,101 +2,15 @@
 
 #![allow(clippy::unwrap_used)] // Test helpers: a panic is the failure report.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_dozor");
-const PASSWORD: &str = "cli-test-password";
+mod common;
 
-fn dozor() -> Command {
-    let mut c = Command::new(BIN);
-    c.env_remove("DOZOR_ADMIN_PASSWORD")
-        .env_remove("DOZOR_ADMIN_TOKEN")
-        .env("DOZOR_LOG", "warn");
-    c
-}
-
-/// A running `dozor serve` and the address it listens on.
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Server {
-    fn start(data_dir: &Path, extra_env: &[(&str, &str)]) -> Server {
-        Server::start_with(data_dir, extra_env, &[])
-    }
-
-    fn start_with(data_dir: &Path, extra_env: &[(&str, &str)], extra_args: &[&str]) -> Server {
-        let mut cmd = dozor();
-        cmd.args(["serve", "--listen", "127.0.0.1:0"])
-            .args(extra_args)
-            .arg("--data-dir")
-            .arg(data_dir)
-            .env("DOZOR_ADMIN_PASSWORD", PASSWORD)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        for (k, v) in extra_env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let addr = loop {
-            let line = lines
-                .next()
-                .expect("dozor exited before listening")
-                .unwrap();
-            if let Some(rest) = line.split("listening on http://").nth(1) {
-                break rest.trim().to_owned();
-            }
-        };
-        Server { child, addr }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    fn signal(&self, name: &str) {
-        let ok = Command::new("kill")
-            .args(["-s", name, &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(ok.success());
-    }
-
-    fn wait(mut self, limit: Duration) -> std::process::ExitStatus {
-        let until = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                Instant::now() < until,
-                "dozor did not exit within {limit:?}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(f)
-}
+use common::{PASSWORD, Server, block_on, dozor};
 
 async fn login(server: &Server, user: &str, password: &str) -> reqwest::Response {
     reqwest::Client::new()

@@ -4,14 +4,18 @@
 mod admin;
 mod audit;
 mod auth;
+mod grafana;
 mod health;
 mod ingest;
+mod metrics;
+mod query;
 mod series;
 mod status;
 mod tokens;
 mod users;
 
-pub use series::{parse_selector, parse_time};
+pub use crate::params::parse_time;
+pub use series::parse_selector;
 pub use users::{MIN_PASSWORD_LEN, check_user_name};
 
 use crate::policy::Registry;
@@ -26,6 +30,9 @@ pub fn registry() -> Registry {
     let r = users::register(r);
     let r = ingest::register(r);
     let r = series::register(r);
+    let r = query::register(r);
+    let r = metrics::register(r);
+    let r = grafana::register(r);
     let r = admin::register(r);
     audit::register(r)
 }

@@ -1,135 +1,88 @@
 //! Reading stored series: `GET /api/v1/export` (VictoriaMetrics' JSON-lines export) and the
-//! Prometheus metadata routes `series`, `labels` and `label/{name}/values`. Each needs the
-//! `read` scope, sees only the caller's tenant, and is recorded in the audit chain.
+//! Prometheus metadata routes `series`, `labels` and `label/{name}/values` (GET, and POST
+//! with a form body as Prometheus allows). Each needs the `read` scope, sees only the
+//! caller's tenant, and is recorded in the audit chain.
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
 use dozor_audit::{Entry, Outcome};
-use dozor_model::{MatchOp, Matcher, Scope};
+use dozor_model::{Matcher, Scope};
 use dozor_tsdb::{Queryable, Series};
 
-use crate::error::success;
+use crate::params::Params;
 use crate::policy::{Policy, Registry};
+use crate::promjson;
 use crate::{ApiError, AppState, ClientAddr, Principal};
 
 pub(crate) fn register(r: Registry) -> Registry {
-    r.route(
-        Method::GET,
-        "/api/v1/export",
-        Policy::Scope(Scope::Read),
-        export,
-    )
-    .route(
-        Method::GET,
-        "/api/v1/series",
-        Policy::Scope(Scope::Read),
-        series,
-    )
-    .route(
-        Method::GET,
-        "/api/v1/labels",
-        Policy::Scope(Scope::Read),
-        labels,
-    )
-    .route(
-        Method::GET,
-        "/api/v1/label/{name}/values",
-        Policy::Scope(Scope::Read),
-        label_values,
-    )
+    let read = Policy::Scope(Scope::Read);
+    r.route(Method::GET, "/api/v1/export", read, export)
+        .route(Method::GET, "/api/v1/series", read, series)
+        .route(Method::POST, "/api/v1/series", read, series)
+        .route(Method::GET, "/api/v1/labels", read, labels)
+        .route(Method::POST, "/api/v1/labels", read, labels)
+        .route(
+            Method::GET,
+            "/api/v1/label/{name}/values",
+            read,
+            label_values,
+        )
+        .route(
+            Method::POST,
+            "/api/v1/label/{name}/values",
+            read,
+            label_values,
+        )
 }
 
-/// The query parameters these routes share.
-struct Params {
-    selectors: Vec<Vec<Matcher>>,
-    start: i64,
-    end: i64,
+/// The parameters these routes share.
+pub(crate) struct SeriesParams {
+    pub(crate) selectors: Vec<Vec<Matcher>>,
+    pub(crate) start: i64,
+    pub(crate) end: i64,
+    pub(crate) limit: Option<usize>,
 }
 
-fn parse_params(query: Option<&str>) -> Result<Params, ApiError> {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.unwrap_or(""))
-        .map_err(|e| ApiError::bad_data(format!("query string: {e}")))?;
-    let mut p = Params {
+pub(crate) fn parse_params(params: &Params) -> Result<SeriesParams, ApiError> {
+    let mut p = SeriesParams {
         selectors: Vec::new(),
-        start: i64::MIN,
-        end: i64::MAX,
+        start: params.time("start", i64::MIN)?,
+        end: params.time("end", i64::MAX)?,
+        limit: params.limit()?,
     };
-    for (k, v) in pairs {
-        match k.as_str() {
-            "match[]" => p.selectors.extend(parse_selector(&v)?),
-            "start" => {
-                p.start = parse_time(&v).map_err(|e| ApiError::bad_data(format!("start: {e}")))?
-            }
-            "end" => p.end = parse_time(&v).map_err(|e| ApiError::bad_data(format!("end: {e}")))?,
-            _ => {}
-        }
+    for m in params.all("match[]") {
+        p.selectors.extend(parse_selector(m)?);
     }
     if p.start > p.end {
-        return Err(ApiError::bad_data("end: must not be before start"));
+        return Err(ApiError::bad_data(
+            "invalid parameter \"end\": end timestamp must not be before start time",
+        ));
     }
     Ok(p)
 }
 
-/// Parses a time as Prometheus does: RFC 3339 or (fractional) Unix seconds. Returns ms.
-pub fn parse_time(s: &str) -> Result<i64, String> {
-    if let Ok(secs) = s.parse::<f64>() {
-        if !secs.is_finite() {
-            return Err(format!("{s:?} is not a finite time"));
-        }
-        return Ok((secs * 1000.0).round() as i64);
-    }
-    let t = humantime::parse_rfc3339_weak(s)
-        .map_err(|e| format!("{s:?} is neither RFC 3339 nor Unix seconds ({e})"))?;
-    let ms = match t.duration_since(std::time::UNIX_EPOCH) {
-        Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
-        Err(e) => -i64::try_from(e.duration().as_millis()).unwrap_or(i64::MAX),
-    };
-    Ok(ms)
-}
-
-/// Parses a series selector (`up{job="api"}`) into matcher groups (one per `or` branch).
+/// Parses a series selector (`up{job="api"}`) into matcher groups (one per `or` branch),
+/// with the PromQL engine's parser and matcher conversion.
 pub fn parse_selector(s: &str) -> Result<Vec<Vec<Matcher>>, ApiError> {
-    let bad = |m: String| ApiError::bad_data(format!("match[]: {m}"));
-    let expr = promql_parser::parser::parse(s).map_err(bad)?;
+    let bad = |m: String| ApiError::bad_data(format!("invalid parameter \"match[]\": {m}"));
+    let expr = dozor_promql::parse(s).map_err(|e| bad(e.to_string()))?;
     let promql_parser::parser::Expr::VectorSelector(vs) = expr else {
         return Err(bad(format!("{s:?} is not a series selector")));
     };
-    let groups: Vec<Vec<promql_parser::label::Matcher>> = if vs.matchers.or_matchers.is_empty() {
-        vec![vs.matchers.matchers]
-    } else {
-        vs.matchers.or_matchers
-    };
-    let mut out = Vec::new();
-    for group in groups {
-        let mut ms = Vec::with_capacity(group.len() + 1);
-        if let Some(name) = &vs.name {
-            ms.push(Matcher::equal(
-                dozor_model::labels::METRIC_NAME,
-                name.clone(),
-            ));
-        }
-        for m in group {
-            let op = match m.op {
-                promql_parser::label::MatchOp::Equal => MatchOp::Equal,
-                promql_parser::label::MatchOp::NotEqual => MatchOp::NotEqual,
-                promql_parser::label::MatchOp::Re(_) => MatchOp::Regex,
-                promql_parser::label::MatchOp::NotRe(_) => MatchOp::NotRegex,
-            };
-            ms.push(Matcher::new(op, m.name, m.value).map_err(|e| bad(e.to_string()))?);
-        }
+    let groups = dozor_promql::selector_matchers(&vs).map_err(bad)?;
+    for ms in &groups {
         if ms.iter().all(Matcher::matches_empty) {
             return Err(bad(format!(
                 "{s:?} matches every series; add a matcher that needs a value"
             )));
         }
-        out.push(ms);
     }
-    Ok(out)
+    Ok(groups)
 }
 
 /// Series matching any selector, merged.
-fn select_all(db: &dyn Queryable, p: &Params) -> Result<Vec<Series>, ApiError> {
+fn select_all(db: &dyn Queryable, p: &SeriesParams) -> Result<Vec<Series>, ApiError> {
     let mut out: Vec<Series> = Vec::new();
     for ms in &p.selectors {
         out.extend(db.select(ms, p.start, p.end).map_err(ApiError::internal)?);
@@ -139,12 +92,13 @@ fn select_all(db: &dyn Queryable, p: &Params) -> Result<Vec<Series>, ApiError> {
     Ok(out)
 }
 
-async fn audit_read(
+/// Records a read of the caller's metrics (`metrics.<what>`) with its parameters.
+pub(crate) async fn audit_read(
     state: &AppState,
     principal: &Principal,
     source: String,
     what: &str,
-    query: Option<&str>,
+    query: &str,
 ) -> Result<(), ApiError> {
     let entry = Entry::new(
         principal.tenant.as_str(),
@@ -154,7 +108,7 @@ async fn audit_read(
         Outcome::Success,
     )
     .source(source)
-    .detail("query", query.unwrap_or(""));
+    .detail("query", query);
     state.audit_entry(entry).await
 }
 
@@ -165,21 +119,23 @@ async fn selected(
     principal: &Principal,
     source: String,
     what: &str,
-    q: Option<&str>,
-) -> Result<Vec<Series>, ApiError> {
-    let p = parse_params(q)?;
+    params: &Params,
+) -> Result<(Vec<Series>, Option<usize>), ApiError> {
+    let p = parse_params(params)?;
     if p.selectors.is_empty() {
         return Err(ApiError::bad_data(
-            "match[]: at least one series selector is required",
+            "invalid parameter \"match[]\": at least one series selector is required",
         ));
     }
-    audit_read(state, principal, source, what, q).await?;
+    audit_read(state, principal, source, what, params.raw()).await?;
+    let limit = p.limit;
     let Some(db) = state.tsdb().existing(&principal.tenant) else {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), limit));
     };
-    tokio::task::spawn_blocking(move || select_all(db.as_ref(), &p))
+    let found = tokio::task::spawn_blocking(move || select_all(db.as_ref(), &p))
         .await
-        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)??;
+    Ok((found, limit))
 }
 
 /// Label names or values (`list`) of the series each selector matches (all series without
@@ -189,17 +145,18 @@ async fn listed(
     principal: &Principal,
     source: String,
     what: &str,
-    q: Option<&str>,
+    params: &Params,
     list: impl Fn(&dyn Queryable, &[Matcher], i64, i64) -> Result<Vec<String>, dozor_tsdb::TsdbError>
     + Send
     + 'static,
-) -> Result<Vec<String>, ApiError> {
-    let p = parse_params(q)?;
-    audit_read(state, principal, source, what, q).await?;
+) -> Result<(Vec<String>, Option<usize>), ApiError> {
+    let p = parse_params(params)?;
+    audit_read(state, principal, source, what, params.raw()).await?;
+    let limit = p.limit;
     let Some(db) = state.tsdb().existing(&principal.tenant) else {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), limit));
     };
-    tokio::task::spawn_blocking(move || {
+    let all = tokio::task::spawn_blocking(move || {
         let no_selector = [Vec::new()];
         let selectors: &[Vec<Matcher>] = if p.selectors.is_empty() {
             &no_selector
@@ -212,19 +169,32 @@ async fn listed(
         }
         all.sort_unstable();
         all.dedup();
-        Ok(all)
+        Ok::<_, ApiError>(all)
     })
     .await
-    .map_err(ApiError::internal)?
+    .map_err(ApiError::internal)??;
+    Ok((all, limit))
+}
+
+/// Cuts `items` to `limit`, returning Prometheus' warning when it did.
+fn truncate<T>(items: &mut Vec<T>, limit: Option<usize>) -> Vec<String> {
+    match limit {
+        Some(n) if items.len() > n => {
+            items.truncate(n);
+            vec!["results truncated due to limit".to_owned()]
+        }
+        _ => Vec::new(),
+    }
 }
 
 async fn export(
     State(state): State<AppState>,
     principal: Principal,
     ClientAddr(source): ClientAddr,
-    RawQuery(q): RawQuery,
+    params: Params,
 ) -> Result<Response, ApiError> {
-    let found = selected(&state, &principal, source, "export", q.as_deref()).await?;
+    let (mut found, limit) = selected(&state, &principal, source, "export", &params).await?;
+    truncate(&mut found, limit);
     let mut out = String::new();
     for s in found {
         let values: Vec<serde_json::Value> = s.samples.iter().map(|x| json_float(x.v)).collect();
@@ -244,7 +214,7 @@ async fn export(
 }
 
 /// Floats as JSON numbers, with NaN and infinities as strings (JSON has no literal for them).
-fn json_float(v: f64) -> serde_json::Value {
+pub(crate) fn json_float(v: f64) -> serde_json::Value {
     if v.is_finite() {
         serde_json::json!(v)
     } else if v.is_nan() {
@@ -260,28 +230,40 @@ async fn series(
     State(state): State<AppState>,
     principal: Principal,
     ClientAddr(source): ClientAddr,
-    RawQuery(q): RawQuery,
+    params: Params,
 ) -> Result<Response, ApiError> {
-    let found = selected(&state, &principal, source, "series", q.as_deref()).await?;
-    Ok(success(found.into_iter().map(|s| s.labels).collect::<Vec<_>>()).into_response())
+    let (mut found, limit) = selected(&state, &principal, source, "series", &params).await?;
+    let warnings = truncate(&mut found, limit);
+    let data = promjson::label_sets(found.iter().map(|s| &s.labels));
+    Ok(promjson::response(promjson::envelope(
+        &data,
+        &warnings,
+        &[],
+    )))
 }
 
 async fn labels(
     State(state): State<AppState>,
     principal: Principal,
     ClientAddr(source): ClientAddr,
-    RawQuery(q): RawQuery,
+    params: Params,
 ) -> Result<Response, ApiError> {
-    let names = listed(
+    let (mut names, limit) = listed(
         &state,
         &principal,
         source,
         "labels",
-        q.as_deref(),
+        &params,
         |db, ms, start, end| db.label_names(ms, start, end),
     )
     .await?;
-    Ok(success(names).into_response())
+    let warnings = truncate(&mut names, limit);
+    let data = promjson::string_list(names.iter().map(String::as_str));
+    Ok(promjson::response(promjson::envelope(
+        &data,
+        &warnings,
+        &[],
+    )))
 }
 
 async fn label_values(
@@ -289,23 +271,30 @@ async fn label_values(
     principal: Principal,
     ClientAddr(source): ClientAddr,
     Path(name): Path<String>,
-    RawQuery(q): RawQuery,
+    params: Params,
 ) -> Result<Response, ApiError> {
-    let values = listed(
+    let (mut values, limit) = listed(
         &state,
         &principal,
         source,
         "label_values",
-        q.as_deref(),
+        &params,
         move |db, ms, start, end| db.label_values(&name, ms, start, end),
     )
     .await?;
-    Ok(success(values).into_response())
+    let warnings = truncate(&mut values, limit);
+    let data = promjson::string_list(values.iter().map(String::as_str));
+    Ok(promjson::response(promjson::envelope(
+        &data,
+        &warnings,
+        &[],
+    )))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dozor_model::MatchOp;
 
     #[test]
     fn selectors_become_matchers() {
@@ -317,16 +306,6 @@ mod tests {
         assert!(parse_selector("rate(up[5m])").is_err());
         assert!(parse_selector(r#"{job=~".*"}"#).is_err());
         assert!(parse_selector("up{").is_err());
-    }
-
-    #[test]
-    fn times_are_rfc3339_or_unix_seconds() {
-        assert_eq!(parse_time("1700000000.5").unwrap(), 1_700_000_000_500);
-        assert_eq!(
-            parse_time("2023-11-14T22:13:20Z").unwrap(),
-            1_700_000_000_000
-        );
-        assert!(parse_time("yesterday").is_err());
-        assert!(parse_time("NaN").is_err());
+        assert_eq!(parse_selector(r#"{job="a" or job="b"}"#).unwrap().len(), 2);
     }
 }

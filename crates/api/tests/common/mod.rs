@@ -44,11 +44,17 @@ pub fn settings(dir: &std::path::Path) -> ApiSettings {
         refresh_ttl: Duration::from_secs(3600),
         ingest_limits: dozor_api::IngestLimits::default(),
         max_concurrent_ingest: 4,
+        query: dozor_api::QueryLimits::default(),
     }
 }
 
 /// State over `store`, with the audit chain and tsdb in `dir`.
 pub fn state_on(store: Store, dir: &std::path::Path) -> AppState {
+    state_with(store, dir, settings(dir))
+}
+
+/// State over `store` with these settings.
+pub fn state_with(store: Store, dir: &std::path::Path, settings: ApiSettings) -> AppState {
     let audit = Arc::new(AuditLog::open(dir).unwrap());
     let tsdb_opts = dozor_tsdb::Options {
         fsync: dozor_tsdb::FsyncPolicy::Never,
@@ -61,9 +67,26 @@ pub fn state_on(store: Store, dir: &std::path::Path) -> AppState {
             b"test-secret-test-secret-test-sec",
             Duration::from_secs(900),
         ),
-        settings(dir),
+        settings,
         SelfMetrics::builder().build(),
     )
+}
+
+/// An app on a fresh SQLite store whose queries have these limits.
+pub async fn app_with_query_limits(limits: dozor_api::QueryLimits) -> TestApp {
+    let db_dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", db_dir.path().join("state.db").display());
+    let store = Store::open(&url).await.unwrap();
+    std::mem::forget(db_dir);
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = settings(dir.path());
+    s.query = limits;
+    let state = state_with(store, dir.path(), s);
+    let router = dozor_api::app(state.clone());
+    let app = TestApp { dir, state, router };
+    app.add_user("default", "admin", ADMIN_PASSWORD, Role::Admin)
+        .await;
+    app
 }
 
 /// An app on a fresh SQLite store.
@@ -132,6 +155,47 @@ impl TestApp {
             .to_bytes()
             .to_vec();
         (status, headers, bytes)
+    }
+
+    /// Sends a form-encoded body (`application/x-www-form-urlencoded`); returns the status,
+    /// headers and body text.
+    pub async fn call_form(
+        &self,
+        method: &str,
+        path: &str,
+        auth: Option<&str>,
+        form: &str,
+    ) -> (StatusCode, axum::http::HeaderMap, String) {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        if let Some(a) = auth {
+            req = req.header(header::AUTHORIZATION, a);
+        }
+        let req = req.body(Body::from(form.to_owned())).unwrap();
+        let response = self.router.clone().oneshot(req).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (status, headers, String::from_utf8(bytes.to_vec()).unwrap())
+    }
+
+    /// A GET; returns the status and body text.
+    pub async fn get_text(&self, path: &str, auth: &str) -> (StatusCode, String) {
+        let (status, _, bytes) = self.call_raw("GET", path, Some(auth), None).await;
+        (status, String::from_utf8(bytes).unwrap())
+    }
+
+    /// Stores samples `(t_ms, v)` of the series `pairs` in `tenant`, directly in the tsdb.
+    pub fn append(&self, tenant: &str, pairs: &[(&str, &str)], samples: &[(i64, f64)]) {
+        let labels = dozor_model::Labels::from_pairs(pairs.iter().copied()).unwrap();
+        let samples = samples
+            .iter()
+            .map(|&(t, v)| dozor_model::Sample { t, v })
+            .collect();
+        let db = self.state.tsdb().tenant(&tenant.parse().unwrap()).unwrap();
+        db.append(&[(labels, samples)]).unwrap();
     }
 
     /// Logs in; returns the whole `data` object.
