@@ -17,6 +17,12 @@ use crate::record::{Record, SeriesRef};
 use crate::wal::{self, Wal};
 use crate::{Aggregate, Options, Queryable, SelectHints, Selection, Series, TsdbError};
 
+/// Series per series record of a WAL checkpoint.
+const CHECKPOINT_SERIES: usize = 10_000;
+/// Samples per samples record of a WAL checkpoint: at most 23 bytes each encoded, so a
+/// record stays far below the WAL's 64 MiB limit.
+const CHECKPOINT_SAMPLES: usize = 1_000_000;
+
 /// What an append did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct AppendStats {
@@ -226,26 +232,38 @@ impl Db {
     /// checkpoint of what stayed in the head.
     fn cut(&self, before: i64) -> Result<(), TsdbError> {
         let _gate = self.gate.write().unwrap_or_else(|p| p.into_inner());
-        let result = self.head.cut_before(before);
-        if !result.cut.is_empty() {
-            self.write_block(result.cut, 0)?;
+        // The block is in place before the head lets go of its samples, so a concurrent
+        // reader sees them in one or both (duplicates merge), never in neither.
+        let moving = self.head.samples_before(before);
+        if !moving.is_empty() {
+            self.write_block(moving, 0)?;
             self.counters.cuts.fetch_add(1, Ordering::Relaxed);
         }
+        let result = self.head.cut_before(before);
         let mut wal = self.wal.lock().unwrap_or_else(|p| p.into_inner());
         let first_new = wal.cut()?;
         let mut payload = Vec::new();
-        for chunk in result.kept.chunks(10_000) {
+        for chunk in result.kept.chunks(CHECKPOINT_SERIES) {
             payload.clear();
             Record::Series(chunk.iter().map(|(r, l, _)| (*r, l.clone())).collect())
                 .encode(&mut payload);
             wal.append(&payload)?;
-            let samples: Vec<(SeriesRef, Sample)> = chunk
-                .iter()
-                .flat_map(|(r, _, s)| s.iter().map(move |x| (*r, *x)))
-                .collect();
+            // Samples go in records of bounded size (a WAL record holds at most 64 MiB).
+            let mut samples: Vec<(SeriesRef, Sample)> = Vec::new();
+            for (r, _, s) in chunk {
+                for x in s {
+                    samples.push((*r, *x));
+                    if samples.len() >= CHECKPOINT_SAMPLES {
+                        payload.clear();
+                        Record::encode_samples(&samples, &mut payload);
+                        wal.append(&payload)?;
+                        samples.clear();
+                    }
+                }
+            }
             if !samples.is_empty() {
                 payload.clear();
-                Record::Samples(samples).encode(&mut payload);
+                Record::encode_samples(&samples, &mut payload);
                 wal.append(&payload)?;
             }
         }

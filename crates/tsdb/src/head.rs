@@ -338,26 +338,41 @@ impl Head {
         range
     }
 
-    /// Removes and returns, per series, the samples with `t < before`; drops series left
-    /// empty. Returns every remaining series with its ref and samples too (for the WAL
-    /// checkpoint).
+    /// Copies, per series, the samples with `t < before` (what [`Head::cut_before`] will
+    /// remove), leaving the head unchanged.
+    pub(crate) fn samples_before(&self, before: i64) -> Vec<(Labels, Vec<Sample>)> {
+        let idx = self.read();
+        let mut out = Vec::new();
+        for (_, s) in idx.slots.iter().flatten() {
+            let mut found = Vec::new();
+            s.samples.lock().unwrap_or_else(|p| p.into_inner()).range(
+                i64::MIN,
+                before.saturating_sub(1),
+                &mut found,
+            );
+            if !found.is_empty() {
+                out.push((s.labels.unpack(), found));
+            }
+        }
+        out
+    }
+
+    /// Removes, per series, the samples with `t < before` (copy them first with
+    /// [`Head::samples_before`]); drops series left empty. Returns every remaining series
+    /// with its ref and samples (for the WAL checkpoint).
     pub(crate) fn cut_before(&self, before: i64) -> CutResult {
         let mut idx = self.write();
-        let mut cut = Vec::new();
         let mut kept = Vec::new();
         let mut emptied = Vec::new();
         for (slot, entry) in idx.slots.iter().enumerate() {
             let Some((r, s)) = entry else { continue };
             let mut samples = s.samples.lock().unwrap_or_else(|p| p.into_inner());
-            let gone = samples.split_before(before);
+            samples.split_before(before);
             let labels = s.labels.unpack();
             if samples.is_empty() {
-                emptied.push((slot, *r, labels.clone()));
+                emptied.push((slot, *r, labels));
             } else {
-                kept.push((*r, labels.clone(), samples.to_vec()));
-            }
-            if !gone.is_empty() {
-                cut.push((labels, gone));
+                kept.push((*r, labels, samples.to_vec()));
             }
         }
         for (slot, r, labels) in emptied {
@@ -368,14 +383,12 @@ impl Head {
         }
         drop(idx);
         self.set_min_valid_t(before);
-        CutResult { cut, kept }
+        CutResult { kept }
     }
 }
 
-/// What [`Head::cut_before`] removed and what stayed.
+/// What stayed in the head after [`Head::cut_before`].
 pub(crate) struct CutResult {
-    /// Series with the samples that left the head.
-    pub cut: Vec<(Labels, Vec<Sample>)>,
     /// Series still in the head with their refs and remaining samples.
     pub kept: Vec<(SeriesRef, Labels, Vec<Sample>)>,
 }
@@ -426,8 +439,8 @@ mod tests {
         head.append(&a, Sample { t: 10, v: 1.0 }, None).unwrap();
         head.append(&a, Sample { t: 30, v: 1.0 }, None).unwrap();
         head.append(&b, Sample { t: 10, v: 1.0 }, None).unwrap();
+        assert_eq!(head.samples_before(20).len(), 2);
         let res = head.cut_before(20);
-        assert_eq!(res.cut.len(), 2);
         assert_eq!(res.kept.len(), 1);
         assert_eq!(head.num_series(), 1);
         assert!(

@@ -53,6 +53,7 @@ pub mod memchunk;
 pub mod postings;
 pub mod record;
 pub mod wal;
+pub mod xor;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

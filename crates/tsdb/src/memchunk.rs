@@ -1,35 +1,33 @@
-//! A head series' samples: the newest few raw, the rest in compressed chunks.
+//! A head series' samples: the newest in an XOR run, the rest in compressed chunks.
 //!
 //! Raw samples cost 16 bytes each; a 2-hour head at a 15 s interval is 480 samples per
-//! series, which made samples the largest part of the head's memory. So a series keeps at
-//! most [`OPEN_SAMPLES`] raw samples ("open"), in a buffer allocated once at full size and
-//! reused: a buffer that grew by doubling and was freed at every close left every size
-//! class behind in the allocator's free lists (all series grow in step), which cost more
-//! than the samples. When the open samples fill up they are encoded with
-//! [`crate::chunk::encode`] (regular timestamps in a few bytes, values with `pco`) and merged
-//! into the previous closed chunk while that one holds fewer than [`CLOSED_SAMPLES`], since
-//! `pco`'s fixed cost (~80 bytes) makes small chunks expensive. Reads decode only the
-//! chunks that overlap the asked range.
+//! series, which made samples the largest part of the head's memory. Compressing them with
+//! `pco` is dense (about 1–2 bytes per sample at 128 samples) but costs a fixed ~15 µs per
+//! call, too much to pay often. So a series appends its newest samples to a Gorilla XOR run
+//! ([`crate::xor`]: constant time per sample, about 2–5 bytes each), and when the run holds
+//! [`CHUNK_SAMPLES`] it is converted once into a closed `pco` chunk
+//! ([`crate::chunk::encode`]) and started over in the same buffer (no allocator churn).
+//! Reads decode only the chunks that overlap the asked range.
 //!
-//! Out-of-order samples older than the open samples re-encode the one closed chunk they fall
-//! into (rare: only within the out-of-order window).
+//! Samples at or before the newest one (out of order within the window, or a repeated
+//! timestamp) rewrite the run or the one closed chunk they fall into: rare, and bounded by
+//! one chunk.
 
 use dozor_model::Sample;
 
 use crate::chunk;
+use crate::xor::XorAppender;
 
-/// Raw samples kept before they are compressed.
-pub const OPEN_SAMPLES: usize = 16;
-/// Closed chunks grow by merging up to this many samples.
-pub const CLOSED_SAMPLES: usize = 128;
+/// Samples per closed chunk (and most samples in the XOR run).
+pub const CHUNK_SAMPLES: usize = 128;
 
 /// One series' samples in the head, sorted by time, one per timestamp.
 #[derive(Debug, Default)]
 pub struct SeriesSamples {
-    /// Compressed, sorted, non-overlapping, all older than `open`.
+    /// Compressed, sorted, non-overlapping, all older than `run`.
     closed: Vec<Closed>,
-    /// The newest samples, raw and sorted.
-    open: Vec<Sample>,
+    /// The newest samples.
+    run: XorAppender,
 }
 
 #[derive(Debug)]
@@ -67,88 +65,68 @@ impl SeriesSamples {
         self.closed
             .first()
             .map(|c| c.mint)
-            .or_else(|| self.open.first().map(|s| s.t))
+            .or_else(|| self.run.first_t())
     }
 
     /// The newest sample's time.
     pub fn last_t(&self) -> Option<i64> {
-        self.open
-            .last()
-            .map(|s| s.t)
+        self.run
+            .last_t()
             .or_else(|| self.closed.last().map(|c| c.maxt))
     }
 
     /// Whether there are no samples.
     pub fn is_empty(&self) -> bool {
-        self.closed.is_empty() && self.open.is_empty()
+        self.closed.is_empty() && self.run.is_empty()
     }
 
     /// Number of samples.
     pub fn len(&self) -> usize {
-        self.closed.iter().map(|c| c.len as usize).sum::<usize>() + self.open.len()
+        self.closed.iter().map(|c| c.len as usize).sum::<usize>() + self.run.len()
     }
 
     /// Adds `s`; a sample with an existing timestamp replaces the stored one.
     pub fn insert(&mut self, s: Sample) {
-        let after_closed = self.closed.last().is_none_or(|c| s.t > c.maxt);
-        if after_closed {
-            match self.open.last() {
-                Some(last) if s.t <= last.t => {
-                    match self.open.binary_search_by(|x| x.t.cmp(&s.t)) {
-                        Ok(i) => self.open[i] = s,
-                        Err(i) => self.open.insert(i, s),
-                    }
-                }
-                _ => {
-                    if self.open.capacity() == 0 {
-                        self.open.reserve_exact(OPEN_SAMPLES);
-                    }
-                    self.open.push(s);
-                }
-            }
-            if self.open.len() >= OPEN_SAMPLES {
+        if self.last_t().is_none_or(|last| s.t > last) {
+            self.run.append(s);
+            if self.run.len() >= CHUNK_SAMPLES {
                 self.close();
             }
             return;
         }
-        // Older than the open samples: re-encode the closed chunk it belongs in (the first
-        // one ending at or after it).
-        let i = self.closed.partition_point(|c| c.maxt < s.t);
-        let mut samples = Vec::new();
-        self.closed[i].decode(&mut samples);
-        match samples.binary_search_by(|x| x.t.cmp(&s.t)) {
-            Ok(j) => samples[j] = s,
-            Err(j) => samples.insert(j, s),
+        // Newer than every closed chunk: it belongs in the run.
+        if !self.run.is_empty() && self.closed.last().is_none_or(|c| s.t > c.maxt) {
+            let mut samples = Vec::with_capacity(self.run.len() + 1);
+            self.run.decode(&mut samples);
+            upsert(&mut samples, s);
+            self.run.clear();
+            for x in samples {
+                self.run.append(x);
+            }
+            return;
         }
+        // Otherwise re-encode the closed chunk it belongs in: the first one ending at or
+        // after it (one exists: the newest chunk ends at or after `s.t` here).
+        let i = self.closed.partition_point(|c| c.maxt < s.t);
+        let Some(c) = self.closed.get(i) else {
+            return;
+        };
+        let mut samples = Vec::with_capacity(c.len as usize + 1);
+        c.decode(&mut samples);
+        upsert(&mut samples, s);
         if let Some(c) = Closed::encode(&samples) {
             self.closed[i] = c;
         }
     }
 
-    /// Compresses the open samples, merging them into the last closed chunk while it is
-    /// small.
+    /// Converts the XOR run into a closed chunk.
     fn close(&mut self) {
-        let merge = self
-            .closed
-            .last()
-            .is_some_and(|prev| prev.len as usize + self.open.len() <= CLOSED_SAMPLES);
-        let encoded = if merge {
-            let mut merged = Vec::with_capacity(CLOSED_SAMPLES);
-            if let Some(prev) = self.closed.last() {
-                prev.decode(&mut merged);
-            }
-            merged.extend_from_slice(&self.open);
-            Closed::encode(&merged)
-        } else {
-            Closed::encode(&self.open)
-        };
-        // On an encoding failure (a codec bug) the samples simply stay open.
-        if let Some(c) = encoded {
-            if merge {
-                self.closed.pop();
-            }
+        let mut samples = Vec::with_capacity(self.run.len());
+        self.run.decode(&mut samples);
+        // On an encoding failure (a codec bug) the samples simply stay in the run.
+        if let Some(c) = Closed::encode(&samples) {
             self.closed.push(c);
-            self.open.clear();
+            self.run.clear();
         }
     }
 
@@ -164,10 +142,15 @@ impl SeriesSamples {
             c.decode(&mut buf);
             out.extend(buf.iter().filter(|x| x.t >= mint && x.t <= maxt));
         }
-        let from = self.open.partition_point(|x| x.t < mint);
-        let to = self.open.partition_point(|x| x.t <= maxt);
-        if from < to {
-            out.extend_from_slice(&self.open[from..to]);
+        if self
+            .run
+            .first_t()
+            .zip(self.run.last_t())
+            .is_some_and(|(a, b)| b >= mint && a <= maxt)
+        {
+            buf.clear();
+            self.run.decode(&mut buf);
+            out.extend(buf.iter().filter(|x| x.t >= mint && x.t <= maxt));
         }
     }
 
@@ -199,8 +182,16 @@ impl SeriesSamples {
                 }
             }
         }
-        let split = self.open.partition_point(|x| x.t < before);
-        gone.extend(self.open.drain(..split));
+        if self.run.first_t().is_some_and(|first| first < before) {
+            let mut samples = Vec::with_capacity(self.run.len());
+            self.run.decode(&mut samples);
+            let split = samples.partition_point(|x| x.t < before);
+            gone.extend(samples.drain(..split));
+            self.run.clear();
+            for x in samples {
+                self.run.append(x);
+            }
+        }
         gone
     }
 
@@ -208,7 +199,15 @@ impl SeriesSamples {
     pub fn heap_bytes(&self) -> usize {
         self.closed.capacity() * std::mem::size_of::<Closed>()
             + self.closed.iter().map(|c| c.bytes.len()).sum::<usize>()
-            + self.open.capacity() * std::mem::size_of::<Sample>()
+            + self.run.heap_bytes()
+    }
+}
+
+/// Inserts `s` into sorted `samples`, replacing a sample with the same time.
+fn upsert(samples: &mut Vec<Sample>, s: Sample) {
+    match samples.binary_search_by(|x| x.t.cmp(&s.t)) {
+        Ok(i) => samples[i] = s,
+        Err(i) => samples.insert(i, s),
     }
 }
 
@@ -218,14 +217,6 @@ mod tests {
 
     fn s(t: i64, v: f64) -> Sample {
         Sample { t, v }
-    }
-
-    /// A reference model: a sorted Vec with replace-on-equal-time.
-    fn model_insert(m: &mut Vec<Sample>, x: Sample) {
-        match m.binary_search_by(|y| y.t.cmp(&x.t)) {
-            Ok(i) => m[i] = x,
-            Err(i) => m.insert(i, x),
-        }
     }
 
     #[test]
@@ -245,7 +236,7 @@ mod tests {
             };
             let x = s((i - late) * 15_000, (rng % 1000) as f64);
             got.insert(x);
-            model_insert(&mut want, x);
+            upsert(&mut want, x);
         }
         assert_eq!(got.to_vec(), want);
         assert_eq!(got.len(), want.len());

@@ -405,3 +405,28 @@ fn aggregates_outlive_raw_retention_and_survive_reopen() {
             .all(|b| b.meta().resolution_ms == RESOLUTION_1H)
     );
 }
+
+#[test]
+fn readers_never_miss_samples_while_the_head_is_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = std::sync::Arc::new(Db::open(dir.path(), opts()).unwrap());
+    fill(&db, 0, 9 * HOUR);
+    let total: usize = everything(&db).iter().map(|s| s.samples.len()).sum();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let (db, done) = (db.clone(), done.clone());
+        std::thread::spawn(move || {
+            let mut reads = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) || reads == 0 {
+                let seen: usize = everything(&db).iter().map(|s| s.samples.len()).sum();
+                assert_eq!(seen, total, "a read during a cut saw {seen} of {total}");
+                reads += 1;
+            }
+            reads
+        })
+    };
+    db.maintain(9 * HOUR).unwrap();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(reader.join().unwrap() > 0);
+    assert!(!db.blocks().is_empty(), "the head was cut");
+}
