@@ -7,15 +7,12 @@
 //! learn which series move and how fast), replicated over `--series / template` instances,
 //! advanced `--steps` times at a 15 s interval with a few milliseconds of scrape jitter.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
 use clap::Parser;
-use dozor_ingest::Batch;
-use dozor_ingest::exposition::{Format, parse};
-use dozor_model::{Labels, Sample};
+use dozor_bench::data::{INTERVAL_MS, Scrapes, node_exporter_template};
+use dozor_bench::systems::{System, cpu_seconds, rss_bytes, send_all};
 
 #[derive(Parser)]
 #[command(about = "Dozor vs Prometheus vs VictoriaMetrics: disk, ingest CPU, memory, restart")]
@@ -53,319 +50,44 @@ struct Measured {
     restart_seconds: f64,
 }
 
-struct System {
-    name: &'static str,
-    port: u16,
-    data: PathBuf,
-    child: Option<Child>,
-}
-
-const DOZOR_TOKEN: &str = "dzr_bench-token-0123456789abcdef";
-
-impl System {
-    fn start(&mut self, dozor: &Path) -> anyhow::Result<()> {
-        let addr = format!("127.0.0.1:{}", self.port);
-        let mut cmd = match self.name {
-            "dozor" => {
-                let mut c = Command::new(dozor);
-                c.args(["serve", "--listen", &addr, "--data-dir"])
-                    .arg(&self.data);
-                c.env("DOZOR_ADMIN_TOKEN", DOZOR_TOKEN)
-                    .env("DOZOR_LOG", "warn");
-                c
-            }
-            "prometheus" => {
-                let cfg = self.data.join("prometheus.yml");
-                std::fs::create_dir_all(&self.data)?;
-                std::fs::write(&cfg, "global: {scrape_interval: 1h}\n")?;
-                let mut c = Command::new("/usr/bin/prometheus");
-                c.arg(format!("--config.file={}", cfg.display()))
-                    .arg(format!(
-                        "--storage.tsdb.path={}",
-                        self.data.join("tsdb").display()
-                    ))
-                    .arg(format!("--web.listen-address={addr}"))
-                    .args([
-                        "--web.enable-remote-write-receiver",
-                        "--web.enable-admin-api",
-                        "--log.level=warn",
-                    ]);
-                c
-            }
-            "victoria-metrics" => {
-                let mut c = Command::new("/usr/bin/victoria-metrics");
-                c.arg(format!("-storageDataPath={}", self.data.display()))
-                    .arg(format!("-httpListenAddr={addr}"))
-                    .args(["-retentionPeriod=100y", "-loggerLevel=ERROR"]);
-                c
-            }
-            other => bail!("unknown system {other}"),
-        };
-        self.child = Some(
-            cmd.stdout(Stdio::null())
-                .stderr(Stdio::inherit())
-                .spawn()
-                .with_context(|| format!("cannot start {}", self.name))?,
-        );
-        Ok(())
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.as_ref().map_or(0, Child::id)
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    fn ready_path(&self) -> &'static str {
-        match self.name {
-            "dozor" => "/readyz",
-            "prometheus" => "/-/ready",
-            _ => "/health",
-        }
-    }
-
-    async fn wait_ready(&self, client: &reqwest::Client) -> anyhow::Result<Duration> {
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(600) {
-            if let Ok(r) = client.get(self.url(self.ready_path())).send().await
-                && r.status().is_success()
-            {
-                return Ok(start.elapsed());
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        bail!("{} did not become ready", self.name)
-    }
-
-    fn stop(&mut self, signal: &str) {
-        if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-s", signal, &c.id().to_string()])
-                .status();
-            let _ = c.wait();
-        }
-    }
-
-    /// Moves in-memory data to its final on-disk form and returns the bytes it takes.
-    async fn flush_and_measure(&self, client: &reqwest::Client) -> anyhow::Result<f64> {
-        match self.name {
-            "dozor" => {
-                let r = client
-                    .post(self.url("/api/v1/admin/tsdb/flush"))
-                    .bearer_auth(DOZOR_TOKEN)
-                    .send()
-                    .await?;
-                if !r.status().is_success() {
-                    bail!("dozor flush: HTTP {}", r.status());
-                }
-                Ok(dozor_tsdb::files::dir_size(&self.data.join("tsdb")) as f64)
-            }
-            "prometheus" => {
-                // A snapshot writes the head as a block; its size is what the data takes once
-                // compacted, without the WAL.
-                let r: serde_json::Value = client
-                    .post(self.url("/api/v1/admin/tsdb/snapshot"))
-                    .send()
-                    .await?
-                    .json()
-                    .await?;
-                let name = r["data"]["name"].as_str().context("snapshot name")?;
-                Ok(
-                    dozor_tsdb::files::dir_size(&self.data.join("tsdb/snapshots").join(name))
-                        as f64,
-                )
-            }
-            _ => {
-                client.get(self.url("/internal/force_flush")).send().await?;
-                // Give background merges a moment, as VictoriaMetrics' own docs suggest.
-                tokio::time::sleep(Duration::from_secs(5)).await;
-                Ok(dozor_tsdb::files::dir_size(&self.data.join("data")) as f64)
-            }
-        }
-    }
-}
-
-/// CPU seconds (user + system) a process has used.
-fn cpu_seconds(pid: u32) -> f64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0.0;
-    };
-    let Some((_, rest)) = stat.rsplit_once(')') else {
-        return 0.0;
-    };
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / 100.0
-}
-
-fn rss_bytes(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kib| kib * 1024.0)
-}
-
-/// Two scrapes of a real node_exporter, one second apart: the template and each series' rate.
-async fn node_exporter_template() -> anyhow::Result<Vec<(Labels, f64, f64)>> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let mut child = Command::new("/usr/bin/prometheus-node-exporter")
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .stderr(Stdio::null())
-        .spawn()
-        .context(
-            "cannot start prometheus-node-exporter (apt-get install prometheus-node-exporter)",
-        )?;
-    let client = reqwest::Client::new();
-    let url = format!("http://127.0.0.1:{port}/metrics");
-    let mut texts = Vec::new();
-    for attempt in 0..100 {
-        match client.get(&url).send().await {
-            Ok(r) => {
-                texts.push(r.text().await?);
-                if texts.len() == 2 {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-            Err(_) if attempt < 99 => tokio::time::sleep(Duration::from_millis(50)).await,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    let limits = dozor_ingest::Limits::default();
-    let first = parse(&texts[0], Format::Prometheus, 0, &limits)?;
-    let second: std::collections::HashMap<Labels, f64> =
-        parse(&texts[1], Format::Prometheus, 0, &limits)?
-            .into_iter()
-            .map(|(l, s)| (l, s[0].v))
-            .collect();
-    Ok(first
-        .into_iter()
-        .filter(|(_, s)| s[0].v.is_finite())
-        .map(|(l, s)| {
-            let rate = second.get(&l).map_or(0.0, |v| v - s[0].v);
-            (l, s[0].v, rate)
-        })
-        .collect())
-}
-
-/// Builds every remote_write body up front, so generation costs nothing during the runs.
+/// Builds every remote_write body up front, so generation costs nothing during the runs:
+/// one round of bodies per scrape.
 fn build_requests(
-    template: &[(Labels, f64, f64)],
-    instances: usize,
+    scrapes: &mut Scrapes,
     steps: usize,
     per_request: usize,
-) -> anyhow::Result<(Vec<Vec<u8>>, usize)> {
-    let mut rng = fastrand::Rng::with_seed(42);
-    let start = dozor_model::time::now_ms() - (steps as i64) * 15_000;
-    let instance_labels: Vec<Vec<Labels>> = (0..instances)
-        .map(|i| {
-            template
-                .iter()
-                .map(|(l, _, _)| {
-                    l.with("instance", &format!("host-{i}:9100"))
-                        .and_then(|l| l.with("job", "node"))
-                })
-                .collect::<Result<_, _>>()
-        })
-        .collect::<Result<_, _>>()?;
-    let mut bodies = Vec::new();
+) -> (Vec<Vec<Vec<u8>>>, usize) {
+    let mut rounds = Vec::new();
     let mut samples = 0;
     for step in 0..steps {
-        for chunk in (0..instances).collect::<Vec<_>>().chunks(per_request) {
-            let mut batch: Batch = Vec::with_capacity(chunk.len() * template.len());
-            for &i in chunk {
-                // Real scrapes land a few ms off the interval.
-                let t = start + (step as i64) * 15_000 + (i as i64 % 1000) + rng.i64(0..4);
-                for (j, (_, v0, rate)) in template.iter().enumerate() {
-                    let v = if *rate == 0.0 {
-                        *v0
-                    } else if *rate > 0.0 {
-                        // Counters: the measured rate over 15 s, with noise, never decreasing.
-                        let per_step = rate * 15.0;
-                        (v0 + per_step * step as f64 * (0.9 + 0.2 * rng.f64())).round()
-                    } else {
-                        // Moving gauges: a walk around the measured value.
-                        (v0 + rate * 15.0 * (rng.f64() - 0.5)).round()
-                    };
-                    batch.push((instance_labels[i][j].clone(), vec![Sample { t, v }]));
-                    samples += 1;
-                }
-            }
+        let mut bodies = Vec::new();
+        for first in (0..scrapes.instances()).step_by(per_request.max(1)) {
+            let last = (first + per_request.max(1)).min(scrapes.instances());
+            let batch = scrapes.batch(first..last, step..step + 1);
+            samples += batch.len();
             bodies.push(dozor_ingest::remote_write::encode(&batch));
         }
+        rounds.push(bodies);
     }
-    Ok((bodies, samples))
-}
-
-async fn send_all(
-    system: &System,
-    client: &reqwest::Client,
-    bodies: &[Vec<u8>],
-    concurrency: usize,
-) -> anyhow::Result<()> {
-    // All three accept remote_write at the same path.
-    let url = system.url("/api/v1/write");
-    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let bodies = std::sync::Arc::new(bodies.to_vec());
-    let mut tasks = Vec::new();
-    for _ in 0..concurrency {
-        let (client, url, next, bodies) =
-            (client.clone(), url.clone(), next.clone(), bodies.clone());
-        let auth = system.name == "dozor";
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some(body) = bodies.get(i) else {
-                    return Ok::<(), anyhow::Error>(());
-                };
-                let mut req = client
-                    .post(&url)
-                    .header("content-type", "application/x-protobuf")
-                    .header("content-encoding", "snappy")
-                    .header("x-prometheus-remote-write-version", "0.1.0")
-                    .body(body.clone());
-                if auth {
-                    req = req.bearer_auth(DOZOR_TOKEN);
-                }
-                let r = req.send().await?;
-                if !r.status().is_success() {
-                    bail!(
-                        "remote_write answered {}: {}",
-                        r.status(),
-                        r.text().await.unwrap_or_default()
-                    );
-                }
-            }
-        }));
-    }
-    for t in tasks {
-        t.await??;
-    }
-    Ok(())
+    (rounds, samples)
 }
 
 async fn run_system(
     system: &mut System,
     args: &Args,
     client: &reqwest::Client,
-    bodies: &[Vec<u8>],
+    rounds: &[Vec<Vec<u8>>],
 ) -> anyhow::Result<Measured> {
     let _ = std::fs::remove_dir_all(&system.data);
     system.start(&args.dozor)?;
     system.wait_ready(client).await?;
     let cpu0 = cpu_seconds(system.pid());
     let wall = Instant::now();
-    send_all(system, client, bodies, args.concurrency).await?;
+    // One scrape after the other: Prometheus refuses a series' sample older than its newest
+    // (`out of order sample`), which concurrent requests of two scrapes could cause.
+    for bodies in rounds {
+        send_all(system, client, bodies, args.concurrency).await?;
+    }
     let wall_seconds = wall.elapsed().as_secs_f64();
     let cpu_seconds = cpu_seconds(system.pid()) - cpu0;
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -396,35 +118,24 @@ async fn main() -> anyhow::Result<()> {
         template.len(),
         args.steps
     );
-    let (bodies, samples) =
-        build_requests(&template, instances, args.steps, args.instances_per_request)?;
+    let start_ms = dozor_model::time::now_ms() - (args.steps as i64) * INTERVAL_MS;
+    let mut scrapes = Scrapes::new(template, instances, start_ms)?;
+    let (rounds, samples) = build_requests(&mut scrapes, args.steps, args.instances_per_request);
+    let bodies: Vec<&Vec<u8>> = rounds.iter().flatten().collect();
     eprintln!(
         "{} remote_write requests, {samples} samples, {} MiB compressed",
         bodies.len(),
-        bodies.iter().map(Vec::len).sum::<usize>() >> 20
+        bodies.iter().map(|b| b.len()).sum::<usize>() >> 20
     );
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(300))
         .build()?;
     let mut results: Vec<(&'static str, Measured)> = Vec::new();
     for (i, name) in args.systems.split(',').map(str::trim).enumerate() {
-        let name: &'static str = match name {
-            "dozor" => "dozor",
-            "prometheus" => "prometheus",
-            "victoria-metrics" => "victoria-metrics",
-            other => bail!("unknown system {other}"),
-        };
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let mut system = System {
-            name,
-            port,
-            data: args.work.join(name),
-            child: None,
-        };
+        let mut system = System::new(name, &args.work)?;
+        let name = system.name;
         eprintln!("[{}] {name}…", i + 1);
-        let m = run_system(&mut system, &args, &client, &bodies).await;
+        let m = run_system(&mut system, &args, &client, &rounds).await;
         system.stop("KILL");
         let m = m?;
         eprintln!("    {m:?}");
