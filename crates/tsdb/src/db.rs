@@ -232,8 +232,9 @@ impl Db {
     /// checkpoint of what stayed in the head.
     fn cut(&self, before: i64) -> Result<(), TsdbError> {
         let _gate = self.gate.write().unwrap_or_else(|p| p.into_inner());
-        // The block is in place before the head lets go of its samples, so a concurrent
-        // reader sees them in one or both (duplicates merge), never in neither.
+        // The block is in place before the head lets go of its samples; readers look at the
+        // head before the block list, so they see the samples in one or both (duplicates
+        // merge), never in neither.
         let moving = self.head.samples_before(before);
         if !moving.is_empty() {
             self.write_block(moving, 0)?;
@@ -463,6 +464,9 @@ impl Db {
         maxt: i64,
         skip: &[(i64, i64)],
     ) -> Result<BTreeMap<Labels, Vec<Sample>>, TsdbError> {
+        // The head first, then the block list: a cut adds its block before the head drops
+        // the samples, so in this order a concurrent cut cannot hide them from us.
+        let head = self.head.select(matchers, mint, maxt);
         let mut merged: BTreeMap<Labels, Vec<Sample>> = BTreeMap::new();
         for b in self.raw_blocks() {
             let (from, to) = b.meta().covers();
@@ -473,7 +477,7 @@ impl Db {
                 merged.entry(labels).or_default().extend(samples);
             }
         }
-        for (labels, samples) in self.head.select(matchers, mint, maxt) {
+        for (labels, samples) in head {
             merged.entry(labels).or_default().extend(samples);
         }
         for samples in merged.values_mut() {
