@@ -457,18 +457,18 @@ impl Db {
 
     /// Raw samples of the matching series from blocks and head, merged and deduplicated,
     /// leaving out samples inside the `skip` time ranges.
-    fn select_raw(
-        &self,
-        matchers: &[Matcher],
-        mint: i64,
-        maxt: i64,
+    ///
+    /// `head` must have been read before `blocks` was taken: a cut adds its block before
+    /// the head drops the samples, and retention deletes a raw block only after its
+    /// aggregates exist, so in that order nothing moving concurrently is missed.
+    fn merge_raw(
+        head: Vec<(Labels, Vec<Sample>)>,
+        blocks: &[Arc<Block>],
+        (matchers, mint, maxt): (&[Matcher], i64, i64),
         skip: &[(i64, i64)],
     ) -> Result<BTreeMap<Labels, Vec<Sample>>, TsdbError> {
-        // The head first, then the block list: a cut adds its block before the head drops
-        // the samples, so in this order a concurrent cut cannot hide them from us.
-        let head = self.head.select(matchers, mint, maxt);
         let mut merged: BTreeMap<Labels, Vec<Sample>> = BTreeMap::new();
-        for b in self.raw_blocks() {
+        for b in blocks.iter().filter(|b| b.meta().resolution_ms == 0) {
             let (from, to) = b.meta().covers();
             if inside(skip, from) && inside(skip, to) {
                 continue;
@@ -587,8 +587,9 @@ fn replay_into(dir: &Path, head: &Head) -> Result<(), TsdbError> {
 
 impl Queryable for Db {
     fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<Vec<Series>, TsdbError> {
-        Ok(self
-            .select_raw(matchers, mint, maxt, &[])?
+        let head = self.head.select(matchers, mint, maxt);
+        let blocks = self.blocks();
+        Ok(Self::merge_raw(head, &blocks, (matchers, mint, maxt), &[])?
             .into_iter()
             .map(|(labels, samples)| Series { labels, samples })
             .collect())
@@ -607,6 +608,9 @@ impl Queryable for Db {
         let mut covered: Vec<(i64, i64)> = Vec::new();
         let mut aggregated: BTreeMap<Labels, Vec<Sample>> = BTreeMap::new();
         let mut resolution_ms = 0;
+        // The head before one snapshot of the blocks, for raw and aggregates alike (see
+        // `merge_raw`).
+        let head = self.head.select(matchers, mint, maxt);
         let blocks = self.blocks();
         for res in RESOLUTIONS.into_iter().rev() {
             if res > hints.max_resolution_ms {
@@ -626,7 +630,7 @@ impl Queryable for Db {
             }
             covered.extend(newly);
         }
-        let mut merged = self.select_raw(matchers, mint, maxt, &covered)?;
+        let mut merged = Self::merge_raw(head, &blocks, (matchers, mint, maxt), &covered)?;
         if which == Aggregate::Count {
             for x in merged.values_mut().flatten() {
                 if !dozor_model::labels::is_stale_nan(x.v) {
