@@ -272,15 +272,7 @@ async fn grafana_and_metric_routes_need_read_scope_are_audited_and_tenant_scoped
         let (status, _) = app.call(method, path, None, None).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
     }
-    let (_, created) = app
-        .call(
-            "POST",
-            "/api/v1/tokens",
-            Some(&admin),
-            Some(json!({"name": "shipper", "scopes": ["ingest"]})),
-        )
-        .await;
-    let ingest = format!("Bearer {}", created["data"]["token"].as_str().unwrap());
+    let ingest = app.token_bearer(&admin, "shipper", &["ingest"]).await;
     let (status, _) = post_json(&app, &ingest, "/api/v1/grafana/search", json!({})).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, _) = app

@@ -196,16 +196,7 @@ async fn health_routes_need_credentials_and_the_read_scope() {
         assert_eq!(get(&app, path, &viewer).await.0, StatusCode::OK, "{path}");
     }
     let admin = app.bearer("admin", ADMIN_PASSWORD).await;
-    let (code, created) = app
-        .call(
-            "POST",
-            "/api/v1/tokens",
-            Some(&admin),
-            Some(json!({"name": "pusher", "scopes": ["ingest"]})),
-        )
-        .await;
-    assert_eq!(code, StatusCode::CREATED, "{created}");
-    let pusher = format!("Bearer {}", created["data"]["token"].as_str().unwrap());
+    let pusher = app.token_bearer(&admin, "pusher", &["ingest"]).await;
     for path in ROUTES {
         assert_eq!(
             get(&app, path, &pusher).await.0,

@@ -236,15 +236,7 @@ async fn tenants_see_only_their_own_series() {
 async fn ingest_tokens_write_but_cannot_read_and_reads_are_audited() {
     let app = common::app().await;
     let admin = app.bearer("admin", ADMIN_PASSWORD).await;
-    let (_, created) = app
-        .call(
-            "POST",
-            "/api/v1/tokens",
-            Some(&admin),
-            Some(json!({"name": "shipper", "scopes": ["ingest"]})),
-        )
-        .await;
-    let ingest = format!("Bearer {}", created["data"]["token"].as_str().unwrap());
+    let ingest = app.token_bearer(&admin, "shipper", &["ingest"]).await;
     let body = dozor_ingest::remote_write::encode(&up_batch("api", 1_000));
     assert_eq!(
         send(

@@ -663,15 +663,7 @@ async fn queries_need_the_read_scope_and_are_audited() {
     let (status, body) = app.call("GET", "/api/v1/query?query=up", None, None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(body["errorType"], "unauthorized");
-    let (_, created) = app
-        .call(
-            "POST",
-            "/api/v1/tokens",
-            Some(&admin),
-            Some(json!({"name": "shipper", "scopes": ["ingest"]})),
-        )
-        .await;
-    let ingest = format!("Bearer {}", created["data"]["token"].as_str().unwrap());
+    let ingest = app.token_bearer(&admin, "shipper", &["ingest"]).await;
     for path in [
         "/api/v1/query?query=up",
         "/api/v1/query_range?query=up&start=0&end=1&step=1",

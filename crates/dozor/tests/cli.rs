@@ -352,19 +352,10 @@ fn acknowledged_samples_survive_kill_9_during_ingest() {
         drop(server);
     }
     let server = Server::start(dir.path(), &[("DOZOR_ADMIN_TOKEN", token)]);
-    let stored: std::collections::HashSet<(String, i64)> = block_on(async {
-        let body = reqwest::Client::new()
-            .get(server.url("/api/v1/export?match[]=kill_test"))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        body.lines()
-            .flat_map(|l| {
-                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+    let stored: std::collections::HashSet<(String, i64)> =
+        block_on(export(&server, token, "kill_test"))
+            .iter()
+            .flat_map(|v| {
                 let job = v["metric"]["job"].as_str().unwrap().to_owned();
                 v["timestamps"]
                     .as_array()
@@ -373,8 +364,7 @@ fn acknowledged_samples_survive_kill_9_during_ingest() {
                     .map(|t| (job.clone(), t.as_i64().unwrap()))
                     .collect::<Vec<_>>()
             })
-            .collect()
-    });
+            .collect();
     let lost: Vec<_> = acked.iter().filter(|a| !stored.contains(a)).collect();
     assert!(
         lost.is_empty(),
@@ -491,8 +481,8 @@ impl Drop for KillOnDrop {
     }
 }
 
-/// Exports `selector` and returns (series labels as text, sample count) pairs.
-async fn exported(server: &Server, token: &str, selector: &str) -> Vec<(String, usize)> {
+/// `GET /api/v1/export` of `selector`: one JSON object per series.
+async fn export(server: &Server, token: &str, selector: &str) -> Vec<serde_json::Value> {
     let query = serde_urlencoded::to_string([("match[]", selector)]).unwrap();
     let body = reqwest::Client::new()
         .get(server.url(&format!("/api/v1/export?{query}")))
@@ -504,8 +494,16 @@ async fn exported(server: &Server, token: &str, selector: &str) -> Vec<(String, 
         .await
         .unwrap();
     body.lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Exports `selector` and returns (series labels as text, sample count) pairs.
+async fn exported(server: &Server, token: &str, selector: &str) -> Vec<(String, usize)> {
+    export(server, token, selector)
+        .await
+        .iter()
+        .map(|v| {
             (
                 v["metric"].to_string(),
                 v["timestamps"].as_array().unwrap().len(),

@@ -69,7 +69,7 @@ use promql_parser::parser::{Expr, value::ValueType};
 
 pub use error::PromqlError;
 pub use eval::selector_matchers;
-pub use quantile::format_float;
+pub use quantile::{almost_equal, format_float};
 
 /// Engine limits and defaults.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

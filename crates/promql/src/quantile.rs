@@ -69,7 +69,7 @@ fn sort_and_coalesce(buckets: &mut Vec<Bucket>) {
 }
 
 /// Relative equality within `epsilon`, both NaN counting as equal (Prometheus' `almost`).
-pub(crate) fn almost_equal(a: f64, b: f64, epsilon: f64) -> bool {
+pub fn almost_equal(a: f64, b: f64, epsilon: f64) -> bool {
     const MIN_NORMAL: f64 = f64::MIN_POSITIVE;
     if a.is_nan() && b.is_nan() {
         return true;

@@ -61,21 +61,9 @@ impl Status {
 
 // ---------------------------------------------------------------- running and comparing
 
+/// promqltest's tolerance (Prometheus' `almost.Equal` with its test epsilon).
 fn almost_equal(a: f64, b: f64) -> bool {
-    const EPSILON: f64 = 0.000001;
-    const MIN_NORMAL: f64 = f64::MIN_POSITIVE;
-    if a.is_nan() && b.is_nan() {
-        return true;
-    }
-    if a == b {
-        return true;
-    }
-    let abs_sum = a.abs() + b.abs();
-    let diff = (a - b).abs();
-    if a == 0.0 || b == 0.0 || abs_sum < MIN_NORMAL {
-        return diff < EPSILON * MIN_NORMAL;
-    }
-    diff / abs_sum.min(f64::MAX) < EPSILON
+    dozor_promql::almost_equal(a, b, 0.000001)
 }
 
 fn label_map(l: &Labels) -> LabelMap {

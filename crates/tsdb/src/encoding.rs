@@ -77,11 +77,6 @@ impl PackedLabels {
         }
         None
     }
-
-    /// Heap bytes held.
-    pub fn heap_bytes(&self) -> usize {
-        self.0.len()
-    }
 }
 
 /// A cursor over bytes that refuses to read past the end.

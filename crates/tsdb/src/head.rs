@@ -30,13 +30,6 @@ pub struct MemSeries {
     pub logged: std::sync::atomic::AtomicBool,
 }
 
-impl MemSeries {
-    /// Its labels.
-    pub fn labels(&self) -> Labels {
-        self.labels.unpack()
-    }
-}
-
 /// The head's maps are keyed by data we produce or validate ourselves, so a fast
 /// non-cryptographic hash is safe here; SipHash showed up in ingest profiles.
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;

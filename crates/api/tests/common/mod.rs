@@ -222,6 +222,20 @@ impl TestApp {
         )
     }
 
+    /// `Bearer <token>` of a new API token with `scopes`, created by `admin`.
+    pub async fn token_bearer(&self, admin: &str, name: &str, scopes: &[&str]) -> String {
+        let (status, created) = self
+            .call(
+                "POST",
+                "/api/v1/tokens",
+                Some(admin),
+                Some(serde_json::json!({"name": name, "scopes": scopes})),
+            )
+            .await;
+        assert!(status.is_success(), "{created}");
+        format!("Bearer {}", created["data"]["token"].as_str().unwrap())
+    }
+
     /// The audit records appended so far, as JSON values.
     pub fn audit_records(&self) -> Vec<Value> {
         let text =
