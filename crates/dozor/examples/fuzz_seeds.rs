@@ -84,12 +84,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     dozor_tsdb::chunk::encode_aggregates(&aggregates, &mut buf)?;
     write("block_chunk", "aggregate", &buf)?;
     let dir = std::env::temp_dir().join(format!("dozor-fuzz-seed-{}", std::process::id()));
+    // Two series of one target: a shared, jittered time column (the `times` file).
+    let jittered: Vec<Sample> = (0..20)
+        .map(|i| Sample {
+            t: 1_700_000_000_000 + i * 15_000 + i % 3,
+            v: i as f64,
+        })
+        .collect();
     dozor_tsdb::block::write(
         &dir,
-        vec![(labels.clone(), vec![Sample { t: 1, v: 1.0 }])],
+        vec![
+            (labels.clone(), jittered.clone()),
+            (labels.with("mode", "idle")?, jittered),
+        ],
         0,
     )?;
     write("block_chunk", "index", &std::fs::read(dir.join("index"))?)?;
+    write("block_chunk", "times", &std::fs::read(dir.join("times"))?)?;
     std::fs::remove_dir_all(&dir)?;
 
     let batch = vec![(

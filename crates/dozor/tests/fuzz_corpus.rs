@@ -117,6 +117,9 @@ fn wal_and_block_corpora_never_panic() {
             let _ = dozor_tsdb::chunk::decode_aggregate(&data, which, max, &mut Vec::new());
         }
         decoded += usize::from(dozor_tsdb::block::check_index(&data).is_ok());
+        let (file, chunk) = data.split_at(data.len() / 2);
+        let times = dozor_tsdb::chunk::SharedTimes::decode(file).unwrap_or_default();
+        let _ = dozor_tsdb::chunk::decode_in(chunk, max, Some(&times), &mut Vec::new());
     }
     assert!(decoded >= 6, "the generated seeds decode ({decoded})");
 }

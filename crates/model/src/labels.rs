@@ -144,6 +144,11 @@ impl Labels {
         self.0.iter()
     }
 
+    /// The labels as a slice, sorted by name.
+    pub fn as_slice(&self) -> &[Label] {
+        &self.0
+    }
+
     /// How many labels.
     pub fn len(&self) -> usize {
         self.0.len()

@@ -9,6 +9,8 @@
 //!   carries an explicit subset.
 //! - [`Labels`], [`Sample`] and [`Matcher`]: series identity, data points and selectors,
 //!   with Prometheus' semantics (sorted labels, staleness marker, anchored regexes).
+//! - [`SeriesBatch`] ([`packed`]): series with their samples in flat buffers, labels in the
+//!   canonical packed form the metric store keys and logs them by.
 //! - [`time`]: milliseconds since the Unix epoch, the one time unit of storage and APIs.
 //!
 //! Architecture invariant: a `TenantId` or `Role` value is valid by construction; code that
@@ -26,10 +28,12 @@ mod access;
 pub mod duration;
 pub mod labels;
 mod matcher;
+pub mod packed;
 mod tenant;
 pub mod time;
 
 pub use access::{ParseAccessError, Role, Scope, ScopeSet};
 pub use labels::{Label, Labels, LabelsError, Sample};
 pub use matcher::{BadRegex, MatchOp, Matcher};
+pub use packed::SeriesBatch;
 pub use tenant::{ParseTenantError, TenantId};

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use dozor_model::{Labels, Matcher, Sample};
+use dozor_model::{Labels, Matcher, Sample, SeriesBatch};
 
 use crate::block::{self, Block};
 use crate::downsample::{self, RESOLUTIONS};
@@ -119,39 +119,42 @@ impl Db {
     }
 
     /// Appends samples; returns once they are in the WAL (durable under the fsync policy).
+    /// See [`Db::append_batch`].
+    pub fn append(&self, batch: &[(Labels, Vec<Sample>)]) -> Result<AppendStats, TsdbError> {
+        self.append_batch(&SeriesBatch::from(batch))
+    }
+
+    /// Appends a packed batch; returns once it is in the WAL (durable under the fsync
+    /// policy).
     ///
     /// As in Prometheus, samples are checked against the head, written to the WAL, and only
     /// then added to the head: a failed WAL write (a full disk) leaves the head untouched,
     /// so what the caller was told is not stored is not visible either.
-    pub fn append(&self, batch: &[(Labels, Vec<Sample>)]) -> Result<AppendStats, TsdbError> {
+    pub fn append_batch(&self, batch: &SeriesBatch) -> Result<AppendStats, TsdbError> {
         let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
         let mut stats = AppendStats::default();
+        let targets = self.head.resolve(batch);
         let mut new_series = Vec::new();
-        let mut accepted = Vec::with_capacity(batch.iter().map(|(_, s)| s.len()).sum());
-        let mut targets = Vec::with_capacity(batch.len());
+        let mut accepted = Vec::with_capacity(batch.samples_len());
         let window = self.opts.out_of_order_window_ms;
-        let mut unlogged = Vec::new();
-        for (labels, samples) in batch {
-            let (r, series, created) = self.head.get_or_create(labels);
-            stats.new_series += u64::from(created);
+        for ((packed, samples), (r, series, created)) in batch.iter().zip(&targets) {
+            stats.new_series += u64::from(*created);
             if !series.logged.load(Ordering::Acquire) {
-                new_series.push((r, labels.clone()));
-                unlogged.push(Arc::clone(&series));
+                new_series.push((*r, packed));
             }
             for s in samples {
-                match self.head.check(&series, *s, window) {
-                    Ok(()) => accepted.push((r, *s)),
+                match self.head.check(series, *s, window) {
+                    Ok(()) => accepted.push((*r, *s)),
                     Err(Rejected::OutOfOrder) => stats.out_of_order += 1,
                     Err(Rejected::TooOld) => stats.too_old += 1,
                 }
             }
-            targets.push((r, series));
         }
         let mut payload = Vec::new();
         {
             let mut wal = self.wal.lock().unwrap_or_else(|p| p.into_inner());
             if !new_series.is_empty() {
-                Record::Series(new_series).encode(&mut payload);
+                Record::encode_series_packed(&new_series, &mut payload);
                 wal.append(&payload)?;
             }
             if !accepted.is_empty() {
@@ -160,13 +163,15 @@ impl Db {
                 wal.append(&payload)?;
             }
         }
-        for series in unlogged {
-            series.logged.store(true, Ordering::Release);
+        if !new_series.is_empty() {
+            for (_, series, _) in &targets {
+                series.logged.store(true, Ordering::Release);
+            }
         }
         // `accepted` follows batch order: each series' samples are one run.
         let mut next = accepted.iter().peekable();
         let mut late = 0u64;
-        for (r, series) in &targets {
+        for (r, series, _) in &targets {
             while let Some(&&(_, s)) = next.peek().filter(|(nr, _)| nr == r) {
                 next.next();
                 // A concurrent writer may have moved the series on since the check; the

@@ -6,33 +6,19 @@
 #[error("corrupt data: {0}")]
 pub struct Corrupt(pub &'static str);
 
-/// Appends `v` as a LEB128 varint.
-pub fn put_uvarint(buf: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        buf.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    buf.push(v as u8);
-}
+pub use dozor_model::packed::put_uvarint;
 
 /// Appends `v` zigzag-encoded as a varint.
 pub fn put_varint(buf: &mut Vec<u8>, v: i64) {
     put_uvarint(buf, ((v << 1) ^ (v >> 63)) as u64);
 }
 
-/// Appends a length-prefixed byte string.
-pub fn put_bytes(buf: &mut Vec<u8>, b: &[u8]) {
-    put_uvarint(buf, b.len() as u64);
-    buf.extend_from_slice(b);
-}
+pub use dozor_model::packed::put_bytes;
 
-/// Appends a label set: `nlabels:uvarint { name:bytes value:bytes }`.
+/// Appends a label set: `nlabels:uvarint { name:bytes value:bytes }` (the packed form of
+/// [`dozor_model::packed`]).
 pub fn put_labels(buf: &mut Vec<u8>, labels: &dozor_model::Labels) {
-    put_uvarint(buf, labels.len() as u64);
-    for l in labels.iter() {
-        put_bytes(buf, l.name.as_bytes());
-        put_bytes(buf, l.value.as_bytes());
-    }
+    dozor_model::packed::pack_labels(buf, labels);
 }
 
 /// A label set packed into one allocation with [`put_labels`]' encoding: how the head keeps
@@ -48,21 +34,20 @@ impl PackedLabels {
         PackedLabels(buf.into_boxed_slice())
     }
 
+    /// Keeps already packed, valid bytes (from a [`dozor_model::SeriesBatch`]).
+    pub fn from_packed(packed: &[u8]) -> PackedLabels {
+        PackedLabels(packed.into())
+    }
+
+    /// The packed bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
     /// The label set (empty if the bytes were damaged, which only a bug could cause: they
     /// are ours, in memory).
     pub fn unpack(&self) -> dozor_model::Labels {
-        Reader::new(&self.0).labels().unwrap_or_default()
-    }
-
-    /// Whether these are exactly `labels`, without unpacking.
-    pub fn equals(&self, labels: &dozor_model::Labels) -> bool {
-        let mut r = Reader::new(&self.0);
-        if r.uvarint().ok() != Some(labels.len() as u64) {
-            return false;
-        }
-        labels.iter().all(|l| {
-            r.bytes().ok() == Some(l.name.as_bytes()) && r.bytes().ok() == Some(l.value.as_bytes())
-        })
+        dozor_model::packed::unpack_labels(&self.0).unwrap_or_default()
     }
 
     /// The value of label `name`, if present.

@@ -5,6 +5,7 @@
 //! <root>/<tenant>/blocks/<id>/meta.json block metadata (written last: its presence = complete)
 //! <root>/<tenant>/blocks/<id>/index     series, labels and chunk offsets
 //! <root>/<tenant>/blocks/<id>/chunks    compressed samples
+//! <root>/<tenant>/blocks/<id>/times     time columns shared by several chunks
 //! <root>/<tenant>/blocks/<id>.tmp/      a block being written (removed at open)
 //! ```
 
@@ -18,6 +19,8 @@ pub const META: &str = "meta.json";
 pub const INDEX: &str = "index";
 /// Block chunks file.
 pub const CHUNKS: &str = "chunks";
+/// Block file of time columns shared by several chunks (absent when none are).
+pub const TIMES: &str = "times";
 /// Suffix of a block directory still being written.
 pub const TMP_SUFFIX: &str = ".tmp";
 /// Suffix of a block directory being deleted.

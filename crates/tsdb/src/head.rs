@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Mutex, RwLock};
 
-use dozor_model::{Labels, Matcher, Sample};
+use dozor_model::{Labels, Matcher, Sample, SeriesBatch};
 
 use crate::encoding::PackedLabels;
 use crate::memchunk::SeriesSamples;
@@ -20,6 +20,8 @@ use crate::record::SeriesRef;
 /// One series in the head.
 #[derive(Debug)]
 pub struct MemSeries {
+    /// Its ref.
+    r: SeriesRef,
     /// Its labels, packed.
     labels: PackedLabels,
     /// Its samples, sorted by time (the newest raw, the rest compressed).
@@ -39,56 +41,65 @@ struct Index {
     /// Series by label-set hash (the labels themselves live once, in the series).
     by_labels: LabelIndex,
     /// Slot `i` holds the series with postings id `i`; `None` after it was dropped.
-    slots: Vec<Option<(SeriesRef, std::sync::Arc<MemSeries>)>>,
+    slots: Vec<Option<std::sync::Arc<MemSeries>>>,
     by_ref: FastMap<SeriesRef, u32>,
     postings: Postings,
     next_ref: SeriesRef,
 }
 
-/// Finds a series' ref by its labels without keeping a second copy of every label set:
-/// keyed by a hash, confirmed against the series' own labels. Colliding label sets (rare)
-/// go to a side table.
+/// Finds a series by its packed labels without keeping a second copy of every label set:
+/// keyed by a hash of the packed bytes, confirmed against the series' own. The map holds
+/// the series itself, so a lookup touches the map, the series and its labels, nothing
+/// else (ingest is bound by these cache misses). Colliding label sets (rare) go to a side
+/// table.
 #[derive(Debug, Default)]
 struct LabelIndex {
     hasher: foldhash::quality::RandomState,
-    first: FastMap<u64, SeriesRef>,
-    collided: FastMap<u64, Vec<SeriesRef>>,
+    first: FastMap<u64, std::sync::Arc<MemSeries>>,
+    collided: FastMap<u64, Vec<std::sync::Arc<MemSeries>>>,
     len: usize,
 }
 
 impl LabelIndex {
-    fn hash(&self, labels: &Labels) -> u64 {
+    fn hash(&self, packed: &[u8]) -> u64 {
         use std::hash::BuildHasher;
-        self.hasher.hash_one(labels)
+        self.hasher.hash_one(packed)
     }
 
-    /// The ref of `labels`; `has(r, labels)` tells whether candidate `r` has them.
-    fn get(&self, labels: &Labels, has: impl Fn(SeriesRef, &Labels) -> bool) -> Option<SeriesRef> {
-        let h = self.hash(labels);
-        let is = |r: &SeriesRef| has(*r, labels);
+    fn get(&self, packed: &[u8]) -> Option<&std::sync::Arc<MemSeries>> {
+        self.get_hashed(self.hash(packed), packed)
+    }
+
+    fn get_hashed(&self, h: u64, packed: &[u8]) -> Option<&std::sync::Arc<MemSeries>> {
+        let is = |s: &&std::sync::Arc<MemSeries>| s.labels.as_bytes() == packed;
         self.first
             .get(&h)
-            .filter(|r| is(r))
-            .or_else(|| self.collided.get(&h)?.iter().find(|r| is(r)))
-            .copied()
+            .filter(is)
+            .or_else(|| self.collided.get(&h)?.iter().find(is))
     }
 
-    fn insert(&mut self, labels: &Labels, r: SeriesRef) {
-        let h = self.hash(labels);
+    fn insert(&mut self, s: std::sync::Arc<MemSeries>) {
+        self.insert_hashed(self.hash(s.labels.as_bytes()), s);
+    }
+
+    fn insert_hashed(&mut self, h: u64, s: std::sync::Arc<MemSeries>) {
         match self.first.entry(h) {
             std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert(r);
+                v.insert(s);
             }
             std::collections::hash_map::Entry::Occupied(_) => {
-                self.collided.entry(h).or_default().push(r);
+                self.collided.entry(h).or_default().push(s);
             }
         }
         self.len += 1;
     }
 
-    fn remove(&mut self, labels: &Labels, r: SeriesRef) {
-        let h = self.hash(labels);
-        if self.first.get(&h) == Some(&r) {
+    fn remove(&mut self, s: &MemSeries) {
+        self.remove_hashed(self.hash(s.labels.as_bytes()), s.r);
+    }
+
+    fn remove_hashed(&mut self, h: u64, r: SeriesRef) {
+        if self.first.get(&h).is_some_and(|s| s.r == r) {
             self.first.remove(&h);
             if let Some(more) = self.collided.get_mut(&h) {
                 if let Some(next) = more.pop() {
@@ -100,7 +111,7 @@ impl LabelIndex {
             }
             self.len -= 1;
         } else if let Some(more) = self.collided.get_mut(&h)
-            && let Some(i) = more.iter().position(|x| *x == r)
+            && let Some(i) = more.iter().position(|x| x.r == r)
         {
             more.swap_remove(i);
             if more.is_empty() {
@@ -112,18 +123,23 @@ impl LabelIndex {
 }
 
 impl Index {
-    fn has(&self, r: SeriesRef, labels: &Labels) -> bool {
-        let series = self
-            .by_ref
-            .get(&r)
-            .and_then(|slot| self.slots.get(*slot as usize)?.as_ref());
-        series.is_some_and(|(_, s)| s.labels.equals(labels))
+    /// The live series with ref `r`.
+    fn series(&self, r: SeriesRef) -> Option<&std::sync::Arc<MemSeries>> {
+        let slot = *self.by_ref.get(&r)?;
+        self.slots.get(slot as usize)?.as_ref()
     }
 
-    fn ref_of(&self, labels: &Labels) -> Option<SeriesRef> {
-        self.by_labels.get(labels, |r, l| self.has(r, l))
+    /// The series of `packed`, if the head has it.
+    fn find(&self, packed: &[u8]) -> Option<(SeriesRef, std::sync::Arc<MemSeries>)> {
+        self.by_labels
+            .get(packed)
+            .map(|s| (s.r, std::sync::Arc::clone(s)))
     }
 }
+
+/// A series of a batch, resolved in the head: its ref, the series and whether this call
+/// created it.
+pub type Resolved = (SeriesRef, std::sync::Arc<MemSeries>, bool);
 
 /// Why a sample was not appended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,72 +185,82 @@ impl Head {
     }
 
     /// The series for `labels`, creating it if needed; `true` when it was created.
-    pub fn get_or_create(&self, labels: &Labels) -> (SeriesRef, std::sync::Arc<MemSeries>, bool) {
-        if let Some(found) = self.lookup(labels) {
-            return (found.0, found.1, false);
+    pub fn get_or_create(&self, labels: &Labels) -> Resolved {
+        let mut packed = Vec::with_capacity(labels.byte_size() + 2 * labels.len() + 1);
+        dozor_model::packed::pack_labels(&mut packed, labels);
+        if let Some((r, s)) = self.read().find(&packed) {
+            return (r, s, false);
         }
         let mut idx = self.write();
-        if let Some(r) = idx.ref_of(labels) {
-            let slot = idx.by_ref[&r];
-            if let Some((_, s)) = &idx.slots[slot as usize] {
-                return (r, std::sync::Arc::clone(s), false);
+        Self::find_or_insert_locked(&mut idx, &packed)
+    }
+
+    /// The series of every entry of `batch`, in order, creating the missing ones: one
+    /// shared lock for the lookups and, only if some are new, one exclusive lock for them.
+    pub fn resolve(&self, batch: &SeriesBatch) -> Vec<Resolved> {
+        let mut out: Vec<Option<Resolved>> = {
+            let idx = self.read();
+            batch
+                .iter()
+                .map(|(packed, _)| idx.find(packed).map(|(r, s)| (r, s, false)))
+                .collect()
+        };
+        if out.iter().any(Option::is_none) {
+            let mut idx = self.write();
+            for (slot, (packed, _)) in out.iter_mut().zip(batch.iter()) {
+                if slot.is_none() {
+                    *slot = Some(Self::find_or_insert_locked(&mut idx, packed));
+                }
             }
         }
+        // Every slot is filled now.
+        out.into_iter().flatten().collect()
+    }
+
+    /// Under the write lock: the series of `packed` (valid packed labels), created if absent.
+    fn find_or_insert_locked(idx: &mut Index, packed: &[u8]) -> Resolved {
+        if let Some((r, s)) = idx.find(packed) {
+            return (r, s, false);
+        }
         let r = idx.next_ref;
-        idx.next_ref += 1;
         let series = std::sync::Arc::new(MemSeries {
-            labels: PackedLabels::new(labels),
+            r,
+            labels: PackedLabels::from_packed(packed),
             samples: Mutex::new(SeriesSamples::default()),
             logged: std::sync::atomic::AtomicBool::new(false),
         });
-        Self::insert_locked(&mut idx, r, &series, labels);
+        Self::insert_locked(idx, &series);
         (r, series, true)
     }
 
-    fn insert_locked(
-        idx: &mut Index,
-        r: SeriesRef,
-        series: &std::sync::Arc<MemSeries>,
-        labels: &Labels,
-    ) {
+    fn insert_locked(idx: &mut Index, series: &std::sync::Arc<MemSeries>) {
         let slot = u32::try_from(idx.slots.len()).unwrap_or(u32::MAX);
-        idx.slots.push(Some((r, std::sync::Arc::clone(series))));
-        idx.by_ref.insert(r, slot);
-        idx.by_labels.insert(labels, r);
-        idx.postings.add(slot, labels);
-        idx.next_ref = idx.next_ref.max(r + 1);
-    }
-
-    fn lookup(&self, labels: &Labels) -> Option<(SeriesRef, std::sync::Arc<MemSeries>)> {
-        let idx = self.read();
-        let r = idx.ref_of(labels)?;
-        let slot = *idx.by_ref.get(&r)?;
-        idx.slots[slot as usize]
-            .as_ref()
-            .map(|(r, s)| (*r, std::sync::Arc::clone(s)))
+        idx.slots.push(Some(std::sync::Arc::clone(series)));
+        idx.by_ref.insert(series.r, slot);
+        idx.by_labels.insert(std::sync::Arc::clone(series));
+        idx.postings.add(slot, &series.labels.unpack());
+        idx.next_ref = idx.next_ref.max(series.r + 1);
     }
 
     /// Re-creates a series with a known ref (WAL replay).
     pub(crate) fn restore_series(&self, r: SeriesRef, labels: Labels) {
+        let packed = PackedLabels::new(&labels);
         let mut idx = self.write();
-        if idx.by_ref.contains_key(&r) || idx.ref_of(&labels).is_some() {
+        if idx.by_ref.contains_key(&r) || idx.by_labels.get(packed.as_bytes()).is_some() {
             return;
         }
         let series = std::sync::Arc::new(MemSeries {
-            labels: PackedLabels::new(&labels),
+            r,
+            labels: packed,
             samples: Mutex::new(SeriesSamples::default()),
             logged: std::sync::atomic::AtomicBool::new(true),
         });
-        Self::insert_locked(&mut idx, r, &series, &labels);
+        Self::insert_locked(&mut idx, &series);
     }
 
     /// The series with ref `r`.
     pub(crate) fn by_ref(&self, r: SeriesRef) -> Option<std::sync::Arc<MemSeries>> {
-        let idx = self.read();
-        let slot = *idx.by_ref.get(&r)?;
-        idx.slots[slot as usize]
-            .as_ref()
-            .map(|(_, s)| std::sync::Arc::clone(s))
+        self.read().series(r).map(std::sync::Arc::clone)
     }
 
     /// Whether [`Head::append`] would accept `s` now (it may still refuse it later if
@@ -276,14 +302,10 @@ impl Head {
         let chosen: Vec<std::sync::Arc<MemSeries>> = {
             let idx = self.read();
             let ids = idx.postings.select(matchers, |id, name| {
-                idx.slots.get(id as usize)?.as_ref()?.1.labels.get(name)
+                idx.slots.get(id as usize)?.as_ref()?.labels.get(name)
             });
             ids.into_iter()
-                .filter_map(|id| {
-                    idx.slots[id as usize]
-                        .as_ref()
-                        .map(|(_, s)| std::sync::Arc::clone(s))
-                })
+                .filter_map(|id| idx.slots[id as usize].as_ref().map(std::sync::Arc::clone))
                 .collect()
         };
         let mut out = Vec::new();
@@ -319,7 +341,7 @@ impl Head {
     pub fn time_range(&self) -> Option<(i64, i64)> {
         let idx = self.read();
         let mut range: Option<(i64, i64)> = None;
-        for (_, s) in idx.slots.iter().flatten() {
+        for s in idx.slots.iter().flatten() {
             let samples = s.samples.lock().unwrap_or_else(|p| p.into_inner());
             if let (Some(first), Some(last)) = (samples.first_t(), samples.last_t()) {
                 range = Some(match range {
@@ -336,7 +358,7 @@ impl Head {
     pub(crate) fn samples_before(&self, before: i64) -> Vec<(Labels, Vec<Sample>)> {
         let idx = self.read();
         let mut out = Vec::new();
-        for (_, s) in idx.slots.iter().flatten() {
+        for s in idx.slots.iter().flatten() {
             let mut found = Vec::new();
             s.samples.lock().unwrap_or_else(|p| p.into_inner()).range(
                 i64::MIN,
@@ -358,7 +380,8 @@ impl Head {
         let mut kept = Vec::new();
         let mut emptied = Vec::new();
         for (slot, entry) in idx.slots.iter().enumerate() {
-            let Some((r, s)) = entry else { continue };
+            let Some(s) = entry else { continue };
+            let r = &s.r;
             let mut samples = s.samples.lock().unwrap_or_else(|p| p.into_inner());
             samples.split_before(before);
             let labels = s.labels.unpack();
@@ -369,8 +392,9 @@ impl Head {
             }
         }
         for (slot, r, labels) in emptied {
-            idx.slots[slot] = None;
-            idx.by_labels.remove(&labels, r);
+            if let Some(s) = idx.slots[slot].take() {
+                idx.by_labels.remove(&s);
+            }
             idx.by_ref.remove(&r);
             idx.postings.remove(slot as u32, &labels);
         }
@@ -458,25 +482,66 @@ mod tests {
 
     #[test]
     fn label_index_resolves_hash_collisions_by_comparing_labels() {
-        // Two refs under one hash, as a collision would file them.
-        let (a, b) = (up("a"), up("b"));
-        let mut ix = LabelIndex::default();
-        ix.insert(&a, 1);
-        ix.insert(&a, 2);
-        let labels_of = |r: SeriesRef, l: &Labels| match r {
-            1 => &b == l,
-            2 => &a == l,
-            _ => false,
+        let series = |r: SeriesRef, job: &str| {
+            std::sync::Arc::new(MemSeries {
+                r,
+                labels: PackedLabels::new(&up(job)),
+                samples: Mutex::default(),
+                logged: std::sync::atomic::AtomicBool::new(true),
+            })
         };
-        assert_eq!(ix.get(&a, labels_of), Some(2));
+        let (a, b) = (series(1, "a"), series(2, "b"));
+        // Both filed under one hash, as a collision would file them: b first.
+        let h = 42;
+        let mut ix = LabelIndex::default();
+        ix.insert_hashed(h, std::sync::Arc::clone(&b));
+        ix.insert_hashed(h, std::sync::Arc::clone(&a));
+        let a_bytes = a.labels.as_bytes();
+        assert_eq!(ix.get_hashed(h, a_bytes).map(|s| s.r), Some(1));
+        assert_eq!(ix.get_hashed(h, b.labels.as_bytes()).map(|s| s.r), Some(2));
         assert_eq!(ix.len, 2);
-        ix.remove(&a, 1);
+        ix.remove_hashed(h, 2);
         assert_eq!(
-            (ix.first.get(&ix.hash(&a)), ix.collided.len()),
-            (Some(&2), 0)
+            (ix.first.get(&h).map(|s| s.r), ix.collided.len()),
+            (Some(1), 0)
         );
-        assert_eq!(ix.get(&a, labels_of), Some(2));
-        ix.remove(&a, 2);
-        assert_eq!((ix.len, ix.get(&a, labels_of)), (0, None));
+        assert_eq!(ix.get_hashed(h, a_bytes).map(|s| s.r), Some(1));
+        ix.remove_hashed(h, 1);
+        assert_eq!((ix.len, ix.get_hashed(h, a_bytes).is_none()), (0, true));
+        // Unhashed use finds by content.
+        ix.insert(std::sync::Arc::clone(&a));
+        assert_eq!(ix.get(a_bytes).map(|s| s.r), Some(1));
+        ix.remove(&a);
+        assert!(ix.get(a_bytes).is_none());
+    }
+
+    #[test]
+    fn a_batch_resolves_known_and_new_series_in_order() {
+        let head = Head::default();
+        let (known, _, _) = head.get_or_create(&up("api"));
+        let mut batch = SeriesBatch::new();
+        batch.push(&up("web"), &[]);
+        batch.push(&up("api"), &[]);
+        batch.push(&up("web"), &[]);
+        let got: Vec<(SeriesRef, bool)> = head
+            .resolve(&batch)
+            .into_iter()
+            .map(|(r, _, created)| (r, created))
+            .collect();
+        assert_eq!(got.len(), 3);
+        assert_eq!(got[1], (known, false));
+        assert!(got[0].1, "web is new");
+        assert_eq!(
+            got[2],
+            (got[0].0, false),
+            "and found again in the same batch"
+        );
+        assert_eq!(head.num_series(), 2);
+        assert_eq!(
+            head.select(&[Matcher::equal("job", "web")], i64::MIN, i64::MAX)
+                .len(),
+            0,
+            "no samples yet"
+        );
     }
 }

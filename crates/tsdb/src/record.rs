@@ -41,6 +41,17 @@ impl Record {
         }
     }
 
+    /// Appends a series record of refs and packed label sets ([`dozor_model::packed`], the
+    /// record's own label encoding) to `buf`.
+    pub fn encode_series_packed(series: &[(SeriesRef, &[u8])], buf: &mut Vec<u8>) {
+        buf.push(SERIES);
+        put_uvarint(buf, series.len() as u64);
+        for (r, packed) in series {
+            put_uvarint(buf, *r);
+            buf.extend_from_slice(packed);
+        }
+    }
+
     /// Appends a samples record of `samples` to `buf` (without building a [`Record`]).
     pub fn encode_samples(samples: &[(SeriesRef, Sample)], buf: &mut Vec<u8>) {
         buf.push(SAMPLES);
@@ -116,6 +127,17 @@ mod tests {
                 _ => assert_eq!(rec, back),
             }
         }
+    }
+
+    #[test]
+    fn packed_series_records_are_the_same_bytes() {
+        let labels = Labels::from_pairs([("__name__", "up"), ("job", "api")]).unwrap();
+        let mut a = Vec::new();
+        Record::Series(vec![(3, labels.clone())]).encode(&mut a);
+        let packed = crate::encoding::PackedLabels::new(&labels);
+        let mut b = Vec::new();
+        Record::encode_series_packed(&[(3, packed.as_bytes())], &mut b);
+        assert_eq!(a, b);
     }
 
     #[test]

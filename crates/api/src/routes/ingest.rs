@@ -9,9 +9,9 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use dozor_ingest::{Batch, IngestError, exposition, json, remote_write};
-use dozor_model::Scope;
+use dozor_ingest::{IngestError, exposition, json, remote_write};
 use dozor_model::time::now_ms;
+use dozor_model::{Scope, SeriesBatch};
 use serde_json::json;
 
 use crate::error::success;
@@ -50,7 +50,7 @@ impl From<IngestError> for ApiError {
 async fn store(
     state: &AppState,
     principal: &Principal,
-    batch: Batch,
+    batch: SeriesBatch,
 ) -> Result<dozor_tsdb::AppendStats, ApiError> {
     let Ok(_permit) = state.ingest_permits().try_acquire() else {
         return Err(ApiError::too_many_requests(
@@ -62,7 +62,7 @@ async fn store(
         .tsdb()
         .tenant(&principal.tenant)
         .map_err(ApiError::internal)?;
-    let stats = tokio::task::spawn_blocking(move || db.append(&batch))
+    let stats = tokio::task::spawn_blocking(move || db.append_batch(&batch))
         .await
         .map_err(ApiError::internal)?;
     stats.map_err(|e| {
@@ -111,7 +111,7 @@ async fn import_prometheus(
         format = exposition::Format::OpenMetrics;
     }
     let batch = exposition::parse(text, format, now_ms(), &state.ingest_limits())?;
-    store(&state, &principal, batch).await?;
+    store(&state, &principal, SeriesBatch::from(&batch[..])).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -121,7 +121,7 @@ async fn push_json(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let batch = json::parse(&body, now_ms(), &state.ingest_limits())?;
-    let stats = store(&state, &principal, batch).await?;
+    let stats = store(&state, &principal, SeriesBatch::from(&batch[..])).await?;
     Ok((
         StatusCode::OK,
         success(json!({
