@@ -19,14 +19,15 @@
 //! TLS is rustls on the `ring` provider, passed to each client configuration explicitly (no
 //! process-wide provider is installed). HTTP goes over hyper's HTTP/1.1 connection directly
 //! rather than through reqwest: the probe needs the TLS session itself (for the certificate
-//! chain) and its own DNS timing, and it must not follow redirects.
+//! chain) and its own DNS timing, and it must not follow redirects. The scrape engine sends
+//! its requests through the same client (`checks::http`).
 //!
 //! Architecture invariant: no secret (a password, a bearer token, the password inside a
 //! PostgreSQL URL) reaches a label, a log line or [`ProbeStatus::error`]; the `Debug` of a
 //! [`ProbeSpec`] hides them too.
 
-mod checks;
-mod tls;
+pub(crate) mod checks;
+pub(crate) mod tls;
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
@@ -420,7 +421,7 @@ impl fmt::Debug for Probe {
 
 /// What one check learned, whether or not it succeeded.
 #[derive(Debug, Clone, Default)]
-struct Findings {
+pub(crate) struct Findings {
     status_code: Option<u16>,
     cert_expiry: Option<i64>,
     dns_seconds: Option<f64>,
@@ -569,11 +570,13 @@ impl Probe {
                     url: &spec.target,
                     body: None,
                     bearer,
+                    accept: "*/*",
                     tls: self.tls.as_ref(),
                     server_name: self.server_name(),
-                    read_body,
+                    max_body: if read_body { checks::MAX_BODY } else { 0 },
                 };
-                let (status, body) = checks::http(request, found).await?;
+                let checks::HttpResponse { status, body, .. } =
+                    checks::http(request, found).await?;
                 let ok = if spec.expected_status.is_empty() {
                     (200..300).contains(&status)
                 } else {

@@ -11,6 +11,10 @@
 //! `scrape_samples_post_metric_relabeling` and `scrape_series_added`. A series that
 //! disappears from a scrape, every series of a failed scrape, and every series of a target
 //! that goes away get a staleness marker, so queries stop seeing them at once.
+//!
+//! Targets are fetched over HTTP/1.1 with the probes' hyper client (`probe::checks`), so an
+//! `https` job verifies its targets with rustls as `tls_config` says (a CA file, a server
+//! name, or no verification) without a process-wide TLS provider.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
@@ -24,8 +28,13 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::exposition::{self, Format};
+use crate::probe::{Findings, TlsSettings, checks, tls};
 use crate::relabel::{self, LabelMap, Rule, RuleConfig};
 use crate::{Batch, Limits};
+
+/// What a scrape asks for: OpenMetrics or the text format, as Prometheus does.
+const ACCEPT: &str =
+    "application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.9,*/*;q=0.1";
 
 /// Where scraped samples go (the tsdb, in the binary).
 pub trait Appender: Send + Sync + 'static {
@@ -48,9 +57,12 @@ pub struct ScrapeConfig {
     /// The path of the metrics page.
     #[serde(default = "default_path")]
     pub metrics_path: String,
-    /// `http` (TLS targets arrive with the probes).
+    /// `http` or `https`.
     #[serde(default = "default_scheme")]
     pub scheme: String,
+    /// How `https` targets are verified: `ca_file`, `server_name`, `insecure_skip_verify`.
+    #[serde(default)]
+    pub tls_config: TlsSettings,
     /// Keep scraped labels that clash with target labels.
     #[serde(default)]
     pub honor_labels: bool,
@@ -120,24 +132,27 @@ fn default_refresh() -> Duration {
     Duration::from_secs(60)
 }
 
-/// A job ready to run: configuration checked, rules compiled.
+/// A job ready to run: configuration checked, rules compiled, TLS configured.
 #[derive(Debug, Clone)]
 pub struct Job {
     config: ScrapeConfig,
     relabel: Vec<Rule>,
     metric_relabel: Vec<Rule>,
+    /// For `https` targets (relabeling may turn any target into one).
+    tls: Arc<rustls::ClientConfig>,
 }
 
 impl Job {
     /// Checks a scrape config; errors name the job and field.
     pub fn new(config: ScrapeConfig) -> Result<Job, String> {
         let at = |f: &str, e: String| format!("scrape_configs[{}].{f}: {e}", config.job_name);
-        if config.scheme != "http" {
+        if config.scheme != "http" && config.scheme != "https" {
             return Err(at(
                 "scheme",
-                format!("{:?} is not supported yet (http only)", config.scheme),
+                format!("{:?}: must be http or https", config.scheme),
             ));
         }
+        let tls = tls::client_config(&config.tls_config, true).map_err(|e| at("tls_config", e))?;
         if config.scrape_timeout > config.scrape_interval {
             return Err(at(
                 "scrape_timeout",
@@ -173,6 +188,7 @@ impl Job {
             config,
             relabel,
             metric_relabel,
+            tls,
         })
     }
 
@@ -294,7 +310,6 @@ pub struct Target {
 struct TargetLoop {
     job: Arc<Job>,
     target: Target,
-    client: reqwest::Client,
     appender: Arc<dyn Appender>,
     previous: HashSet<Labels>,
 }
@@ -340,26 +355,28 @@ impl TargetLoop {
     }
 
     async fn fetch(&self) -> Result<(String, Format), String> {
-        let request = self
-            .client
-            .get(&self.target.url)
-            .header(
-                reqwest::header::ACCEPT,
-                "application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.9,*/*;q=0.1",
-            )
-            .timeout(self.job.config.scrape_timeout)
-            .send();
-        let response = request.await.map_err(|e| e.to_string())?;
-        if !response.status().is_success() {
-            return Err(format!("HTTP {}", response.status()));
+        let request = checks::HttpRequest {
+            url: &self.target.url,
+            body: None,
+            bearer: None,
+            accept: ACCEPT,
+            tls: Some(&self.job.tls),
+            server_name: self.job.config.tls_config.server_name.as_deref(),
+            max_body: Limits::default().max_decoded_bytes,
+        };
+        let mut found = Findings::default();
+        let response = tokio::time::timeout(
+            self.job.config.scrape_timeout,
+            checks::http(request, &mut found),
+        )
+        .await
+        .map_err(|_| "scrape timed out".to_owned())??;
+        if !(200..300).contains(&response.status) {
+            return Err(format!("HTTP {}", response.status));
         }
-        let format = Format::from_content_type(
-            response
-                .headers()
-                .get(reqwest::header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok()),
-        );
-        let text = response.text().await.map_err(|e| e.to_string())?;
+        let format = Format::from_content_type(response.content_type.as_deref());
+        let text = String::from_utf8(response.body.to_vec())
+            .map_err(|_| "the metrics page is not UTF-8".to_owned())?;
         Ok((text, format))
     }
 
@@ -480,21 +497,10 @@ async fn run_target(mut tl: TargetLoop, mut stop: watch::Receiver<bool>) {
 /// (the shortest of the job's file_sd configs), starts loops for new targets and retires
 /// those that went away.
 pub async fn run(jobs: Vec<Job>, appender: Arc<dyn Appender>, shutdown: watch::Receiver<bool>) {
-    let client = match reqwest::Client::builder()
-        .user_agent(concat!("dozor/", env!("CARGO_PKG_VERSION")))
-        .build()
-    {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot build the scrape HTTP client; scraping disabled");
-            return;
-        }
-    };
     let mut tasks = Vec::new();
     for job in jobs {
         tasks.push(tokio::spawn(run_job(
             Arc::new(job),
-            client.clone(),
             Arc::clone(&appender),
             shutdown.clone(),
         )));
@@ -504,12 +510,7 @@ pub async fn run(jobs: Vec<Job>, appender: Arc<dyn Appender>, shutdown: watch::R
     }
 }
 
-async fn run_job(
-    job: Arc<Job>,
-    client: reqwest::Client,
-    appender: Arc<dyn Appender>,
-    mut shutdown: watch::Receiver<bool>,
-) {
+async fn run_job(job: Arc<Job>, appender: Arc<dyn Appender>, mut shutdown: watch::Receiver<bool>) {
     let refresh = job
         .config
         .file_sd_configs
@@ -542,7 +543,6 @@ async fn run_job(
             let tl = TargetLoop {
                 job: Arc::clone(&job),
                 target,
-                client: client.clone(),
                 appender: Arc::clone(&appender),
                 previous: HashSet::new(),
             };

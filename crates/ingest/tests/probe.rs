@@ -14,10 +14,11 @@ use dozor_ingest::probe::{self, Hidden, Probe, ProbeKind, ProbeRegistry, ProbeSp
 use dozor_ingest::scrape::Appender;
 use dozor_model::TenantId;
 use dozor_model::labels::is_stale_nan;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
+
+mod common;
+use common::{test_cert, tls_server};
 
 /// The value of the one sample of `metric` in `batch`, if present.
 fn value(batch: &Batch, metric: &str) -> Option<f64> {
@@ -137,73 +138,6 @@ async fn http_probes_fail_on_a_closed_port_and_time_out() {
     assert!((0.3..1.0).contains(&d), "{d}");
 }
 
-/// A self-signed certificate for 127.0.0.1 and localhost expiring on 2031-05-17, and its
-/// `notAfter` in Unix seconds.
-struct TestCert {
-    cert: CertificateDer<'static>,
-    key: Vec<u8>,
-    pem: String,
-    not_after: i64,
-}
-
-fn test_cert() -> TestCert {
-    let mut params =
-        rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
-            .unwrap();
-    let not_after = rcgen::date_time_ymd(2031, 5, 17);
-    params.not_after = not_after;
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = params.self_signed(&key).unwrap();
-    TestCert {
-        cert: cert.der().clone(),
-        key: key.serialize_der(),
-        pem: cert.pem(),
-        not_after: not_after.unix_timestamp(),
-    }
-}
-
-/// A TLS server answering every request with `200 ok`; returns its address.
-async fn tls_server(cert: &TestCert) -> std::net::SocketAddr {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![cert.cert.clone()],
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.key.clone())),
-        )
-        .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                let Ok(mut tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let mut buf = vec![0u8; 4096];
-                let mut seen = Vec::new();
-                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match tls.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => seen.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let _ = tls
-                    .write_all(
-                        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
-                    )
-                    .await;
-                let _ = tls.shutdown().await;
-            });
-        }
-    });
-    addr
-}
-
 fn trusting(pem: &str, dir: &tempfile::TempDir) -> TlsSettings {
     let file = dir.path().join("ca.pem");
     std::fs::write(&file, pem).unwrap();
@@ -216,7 +150,7 @@ fn trusting(pem: &str, dir: &tempfile::TempDir) -> TlsSettings {
 #[tokio::test]
 async fn https_and_tls_probes_report_the_certificate_expiry() {
     let cert = test_cert();
-    let addr = tls_server(&cert).await;
+    let addr = tls_server(&cert, "ok").await;
     let dir = tempfile::tempdir().unwrap();
     assert_eq!(probe::not_after(&cert.cert), Some(cert.not_after));
 
@@ -249,7 +183,7 @@ async fn https_and_tls_probes_report_the_certificate_expiry() {
 #[tokio::test]
 async fn tls_probes_fail_on_an_untrusted_certificate_unless_told_to_skip_verification() {
     let cert = test_cert();
-    let addr = tls_server(&cert).await;
+    let addr = tls_server(&cert, "ok").await;
     let (status, batch) = check(spec(ProbeKind::Tls, &addr.to_string())).await;
     assert_eq!(value(&batch, "probe_success"), Some(0.0));
     let error = status.error.unwrap();

@@ -12,6 +12,8 @@ use dozor_model::TenantId;
 use dozor_model::labels::is_stale_nan;
 use tokio::sync::watch;
 
+mod common;
+
 #[derive(Default)]
 struct Recorder(Mutex<Vec<(TenantId, Batch)>>);
 
@@ -247,11 +249,68 @@ fn file_sd_globs_match_file_names_and_tag_targets_with_their_file() {
 fn bad_jobs_are_refused_with_the_field() {
     let bad =
         |yaml: &str| Job::new(serde_saphyr::from_str::<ScrapeConfig>(yaml).unwrap()).unwrap_err();
-    assert!(bad("job_name: x\nscheme: https\n").contains("scheme"));
+    assert!(bad("job_name: x\nscheme: ftp\n").contains("scheme"));
+    assert!(
+        bad("job_name: x\nscheme: https\ntls_config: {ca_file: /nonexistent/ca.pem}\n")
+            .contains("tls_config")
+    );
     assert!(
         bad("job_name: x\nscrape_interval: 5s\nscrape_timeout: 10s\n").contains("scrape_timeout")
     );
     assert!(bad("job_name: x\nrelabel_configs: [{action: keep}]\n").contains("relabel_configs"));
+}
+
+/// An `https` job against a TLS target with a self-signed certificate: trusted through
+/// `tls_config.ca_file` or `insecure_skip_verify` it scrapes; with the system's roots the
+/// handshake fails and `up` is 0.
+#[tokio::test]
+async fn scrapes_https_targets_verified_by_tls_config() {
+    let cert = common::test_cert();
+    let addr = common::tls_server(&cert, "tls_metric{side=\"server\"} 7\n").await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, &cert.pem).unwrap();
+    let https_job = |name: &str, tls: &str| {
+        job(&format!(
+            "job_name: {name}\nscheme: https\nscrape_interval: 200ms\nscrape_timeout: 150ms\n\
+             tls_config: {tls}\nstatic_configs: [{{targets: ['{addr}']}}]\n"
+        ))
+    };
+    let jobs = vec![
+        https_job("trusted", &format!("{{ca_file: '{}'}}", ca.display())),
+        https_job("skip", "{insecure_skip_verify: true}"),
+        https_job("system", "{}"),
+    ];
+    let rec = Arc::new(Recorder::default());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let run = tokio::spawn(scrape::run(jobs, rec.clone(), stop_rx));
+    wait_until("a scrape of every job", || {
+        ["trusted", "skip", "system"]
+            .iter()
+            .all(|j| !rec.values(&format!("job=\"{j}\"}}")).is_empty())
+    })
+    .await;
+    let _ = stop_tx.send(true);
+    run.await.unwrap();
+    let up = |j: &str| rec.values(&format!("up{{instance=\"{addr}\", job=\"{j}\"}}"));
+    assert!(up("trusted").contains(&1.0), "{:?}", up("trusted"));
+    assert!(up("skip").contains(&1.0));
+    // Stopping marks every series stale; before that, the system job only ever failed.
+    let system: Vec<f64> = up("system")
+        .into_iter()
+        .filter(|v| !is_stale_nan(*v))
+        .collect();
+    assert!(
+        !system.is_empty() && system.iter().all(|v| *v == 0.0),
+        "{system:?}"
+    );
+    assert_eq!(
+        rec.series_with("tls_metric"),
+        [
+            format!("tls_metric{{instance=\"{addr}\", job=\"skip\", side=\"server\"}}"),
+            format!("tls_metric{{instance=\"{addr}\", job=\"trusted\", side=\"server\"}}"),
+        ]
+    );
 }
 
 /// Scrapes Debian's node exporter, started on a free loopback port with a few collectors.

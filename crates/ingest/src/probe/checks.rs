@@ -22,12 +22,12 @@ use tokio_rustls::client::TlsStream;
 use super::Findings;
 
 /// Most bytes of a body read for a regex or a JSON-RPC answer.
-const MAX_BODY: usize = 1 << 20;
+pub(crate) const MAX_BODY: usize = 1 << 20;
 
-const USER_AGENT: &str = concat!("dozor/", env!("CARGO_PKG_VERSION"), " probe");
+const USER_AGENT: &str = concat!("dozor/", env!("CARGO_PKG_VERSION"));
 
 /// Checks an `http://` or `https://` URL with a host.
-pub(super) fn parse_http_url(url: &str) -> Result<Uri, String> {
+pub(crate) fn parse_http_url(url: &str) -> Result<Uri, String> {
     let uri: Uri = url.parse().map_err(|e| format!("bad URL: {e}"))?;
     match uri.scheme_str() {
         Some("http" | "https") => {}
@@ -55,7 +55,7 @@ pub(super) fn split_host_port(target: &str) -> Result<(String, u16), String> {
 }
 
 /// Resolves `host` (timing it) and connects to the first address that accepts.
-pub(super) async fn connect(
+pub(crate) async fn connect(
     host: &str,
     port: u16,
     found: &mut Findings,
@@ -78,7 +78,7 @@ pub(super) async fn connect(
 }
 
 /// A TLS handshake as `name`; records the earliest expiry of the chain.
-pub(super) async fn tls_handshake(
+pub(crate) async fn tls_handshake(
     tcp: TcpStream,
     name: &str,
     config: &Arc<ClientConfig>,
@@ -94,27 +94,37 @@ pub(super) async fn tls_handshake(
     Ok(stream)
 }
 
-/// One HTTP request of a probe.
-pub(super) struct HttpRequest<'a> {
+/// One HTTP request of a probe or a scrape.
+pub(crate) struct HttpRequest<'a> {
     /// `http(s)://host[:port]/path?query`.
     pub url: &'a str,
     /// A JSON body to POST; `None` for a GET.
     pub body: Option<Vec<u8>>,
     /// `Authorization: Bearer …`.
     pub bearer: Option<&'a str>,
+    /// The `Accept` header.
+    pub accept: &'a str,
     /// The TLS configuration for `https://`.
     pub tls: Option<&'a Arc<ClientConfig>>,
     /// Verify and send this name instead of the URL's host.
     pub server_name: Option<&'a str>,
-    /// Read the body (up to [`MAX_BODY`]) rather than drop it.
-    pub read_body: bool,
+    /// Read up to this many bytes of the body (a longer body is an error); 0 drops it.
+    pub max_body: usize,
+}
+
+/// What came back.
+pub(crate) struct HttpResponse {
+    pub status: u16,
+    /// The `Content-Type` header, if it is text.
+    pub content_type: Option<String>,
+    pub body: Bytes,
 }
 
 /// Sends the request (no redirects followed); returns the status and the body read.
-pub(super) async fn http(
+pub(crate) async fn http(
     req: HttpRequest<'_>,
     found: &mut Findings,
-) -> Result<(u16, Bytes), String> {
+) -> Result<HttpResponse, String> {
     let uri = parse_http_url(req.url)?;
     let https = uri.scheme_str() == Some("https");
     let host = uri.host().unwrap_or_default().to_owned();
@@ -133,7 +143,7 @@ pub(super) async fn http(
         .uri(path)
         .header(header::HOST, host_header)
         .header(header::USER_AGENT, USER_AGENT)
-        .header(header::ACCEPT, "*/*")
+        .header(header::ACCEPT, req.accept)
         .header(header::CONNECTION, "close");
     if let Some(token) = req.bearer {
         let mut value = HeaderValue::from_str(&format!("Bearer {token}"))
@@ -151,22 +161,22 @@ pub(super) async fn http(
     if https {
         let config = req
             .tls
-            .ok_or("BUG: https probe without TLS configuration")?;
+            .ok_or("BUG: https request without TLS configuration")?;
         let bare = host.trim_start_matches('[').trim_end_matches(']');
         let name = req.server_name.unwrap_or(bare);
         let tls = tls_handshake(tcp, name, config, found).await?;
-        exchange(TokioIo::new(tls), request, req.read_body, found).await
+        exchange(TokioIo::new(tls), request, req.max_body, found).await
     } else {
-        exchange(TokioIo::new(tcp), request, req.read_body, found).await
+        exchange(TokioIo::new(tcp), request, req.max_body, found).await
     }
 }
 
 async fn exchange<I>(
     io: I,
     request: Request<Full<Bytes>>,
-    read_body: bool,
+    max_body: usize,
     found: &mut Findings,
-) -> Result<(u16, Bytes), String>
+) -> Result<HttpResponse, String>
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
@@ -181,15 +191,25 @@ where
             .map_err(|e| format!("HTTP request failed: {e}"))?;
         let status = response.status().as_u16();
         found.status_code = Some(status);
-        if !read_body {
-            return Ok((status, Bytes::new()));
-        }
-        let body = Limited::new(response.into_body(), MAX_BODY)
-            .collect()
-            .await
-            .map_err(|e| format!("cannot read the body: {e}"))?
-            .to_bytes();
-        Ok((status, body))
+        let content_type = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = if max_body == 0 {
+            Bytes::new()
+        } else {
+            Limited::new(response.into_body(), max_body)
+                .collect()
+                .await
+                .map_err(|e| format!("cannot read the body: {e}"))?
+                .to_bytes()
+        };
+        Ok(HttpResponse {
+            status,
+            content_type,
+            body,
+        })
     }
     .await;
     conn.abort();
@@ -221,11 +241,16 @@ pub(super) async fn jsonrpc(call: JsonRpcCall<'_>, found: &mut Findings) -> Resu
         url: call.url,
         body: Some(body.to_string().into_bytes()),
         bearer: call.bearer,
+        accept: "application/json",
         tls: call.tls,
         server_name: call.server_name,
-        read_body: true,
+        max_body: MAX_BODY,
     };
-    let (status, bytes) = http(request, found).await?;
+    let HttpResponse {
+        status,
+        body: bytes,
+        ..
+    } = http(request, found).await?;
     if !(200..300).contains(&status) {
         return Err(format!("unexpected HTTP status {status}"));
     }

@@ -18,7 +18,7 @@ fn provider() -> Arc<CryptoProvider> {
 }
 
 /// A client configuration for `settings`; `alpn` offers HTTP/1.1.
-pub(super) fn client_config(
+pub(crate) fn client_config(
     settings: &TlsSettings,
     alpn: bool,
 ) -> Result<Arc<ClientConfig>, String> {

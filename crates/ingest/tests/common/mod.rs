@@ -1,0 +1,77 @@
+//! Helpers shared by the ingest integration tests: a self-signed certificate and a TLS
+//! server that answers every request with a fixed body.
+
+#![allow(dead_code, clippy::unwrap_used)] // Each test file uses part of it.
+
+use std::sync::Arc;
+
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A self-signed certificate for 127.0.0.1 and localhost expiring on 2031-05-17, and its
+/// `notAfter` in Unix seconds.
+pub struct TestCert {
+    pub cert: CertificateDer<'static>,
+    pub key: Vec<u8>,
+    pub pem: String,
+    pub not_after: i64,
+}
+
+pub fn test_cert() -> TestCert {
+    let mut params =
+        rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+            .unwrap();
+    let not_after = rcgen::date_time_ymd(2031, 5, 17);
+    params.not_after = not_after;
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    TestCert {
+        cert: cert.der().clone(),
+        key: key.serialize_der(),
+        pem: cert.pem(),
+        not_after: not_after.unix_timestamp(),
+    }
+}
+
+/// A TLS server answering every request with `200` and `body`; returns its address.
+pub async fn tls_server(cert: &TestCert, body: &'static str) -> std::net::SocketAddr {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.cert.clone()],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.key.clone())),
+        )
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut buf = vec![0u8; 4096];
+                let mut seen = Vec::new();
+                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tls.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4\r\n\
+                     content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = tls.write_all(response.as_bytes()).await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    addr
+}
