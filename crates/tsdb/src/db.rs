@@ -194,15 +194,16 @@ impl Db {
 
     /// `fsync`s the WAL if the interval policy says so (call periodically).
     pub fn sync_if_due(&self) -> Result<(), TsdbError> {
-        self.wal
+        Ok(self
+            .wal
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .sync_if_due()
+            .sync_if_due()?)
     }
 
     /// `fsync`s the WAL now (shutdown).
     pub fn sync(&self) -> Result<(), TsdbError> {
-        self.wal.lock().unwrap_or_else(|p| p.into_inner()).sync()
+        Ok(self.wal.lock().unwrap_or_else(|p| p.into_inner()).sync()?)
     }
 
     /// Cuts the head into blocks when it spans 1.5 block durations, compacts one group of
@@ -556,7 +557,7 @@ fn replay_into(dir: &Path, head: &Head) -> Result<(), TsdbError> {
     // Looking a series up in the head takes a lock; replay touches each series many times.
     let mut known: HashMap<SeriesRef, Arc<crate::head::MemSeries>, foldhash::fast::RandomState> =
         HashMap::default();
-    wal::replay(dir, |payload| {
+    wal::replay(dir, |payload| -> Result<(), TsdbError> {
         match Record::decode(payload)? {
             Record::Series(series) => {
                 for (r, labels) in series {

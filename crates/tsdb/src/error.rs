@@ -44,3 +44,13 @@ impl From<crate::encoding::Corrupt> for TsdbError {
         TsdbError::Corrupt(c.0.to_owned())
     }
 }
+
+impl From<dozor_wal::WalError> for TsdbError {
+    fn from(e: dozor_wal::WalError) -> TsdbError {
+        match e {
+            dozor_wal::WalError::Io { what, path, source } => TsdbError::Io { what, path, source },
+            dozor_wal::WalError::Limit(m) => TsdbError::Limit(m),
+            other => TsdbError::Corrupt(other.to_string()),
+        }
+    }
+}

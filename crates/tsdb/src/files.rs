@@ -26,10 +26,7 @@ pub const TMP_SUFFIX: &str = ".tmp";
 /// Suffix of a block directory being deleted.
 pub const DELETE_SUFFIX: &str = ".deleted";
 
-/// The file name of WAL segment `n`.
-pub fn segment_name(n: u64) -> String {
-    format!("{n:08}")
-}
+pub use dozor_wal::segment_name;
 
 /// The directory name of a block: its time range and a sequence number, sortable.
 pub fn block_name(mint: i64, maxt: i64, seq: u64) -> String {

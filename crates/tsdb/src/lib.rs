@@ -52,7 +52,6 @@ pub mod head;
 pub mod memchunk;
 pub mod postings;
 pub mod record;
-pub mod wal;
 pub mod xor;
 
 use std::collections::HashMap;
@@ -66,8 +65,10 @@ use serde::{Deserialize, Serialize};
 
 pub use chunk::Aggregates;
 pub use db::{AppendStats, Db, DbCounters};
+/// The WAL the store writes (the `dozor-wal` crate).
+pub use dozor_wal as wal;
+pub use dozor_wal::FsyncPolicy;
 pub use error::TsdbError;
-pub use wal::FsyncPolicy;
 
 /// Storage settings (the `tsdb:` section of `dozor.yml`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

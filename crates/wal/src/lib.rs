@@ -1,6 +1,8 @@
-//! The write-ahead log: numbered segment files of CRC-framed records.
+//! The write-ahead log of Dozor's stores (metrics, logs): numbered segment files of
+//! CRC-framed records.
 //!
-//! Layout (`docs/format/tsdb.md`): `wal/` holds segments named by an 8-digit decimal number.
+//! Layout (`docs/format/tsdb.md`, "WAL segment"): a WAL directory holds segments named by an
+//! 8-digit decimal number ([`segment_name`]).
 //! Each record is framed as `len:u32le crc32c:u32le payload[len]`, where the CRC covers the
 //! payload. A segment is cut at [`SEGMENT_BYTES`]. Replay reads segments in order and stops
 //! at the first torn or corrupt frame of the *last* segment (a crash mid-write), truncating
@@ -9,6 +11,24 @@
 //! Durability: [`FsyncPolicy`]. Every append is written with `write(2)` before it returns, so
 //! an acknowledged append survives a crash of the process (`kill -9`) under every policy; the
 //! policy decides when data reaches the disk for a crash of the machine.
+//!
+//! What a record holds is the caller's business: the crate frames, checks and replays
+//! opaque payloads.
+//!
+//! ```
+//! use dozor_wal::{FsyncPolicy, Wal, replay};
+//! let dir = tempfile::tempdir().unwrap();
+//! let mut wal = Wal::open(dir.path(), FsyncPolicy::Never).unwrap();
+//! wal.append(b"first").unwrap();
+//! drop(wal);
+//! let mut seen = Vec::new();
+//! replay(dir.path(), |payload| -> Result<(), dozor_wal::WalError> {
+//!     seen.push(payload.to_vec());
+//!     Ok(())
+//! })
+//! .unwrap();
+//! assert_eq!(seen, [b"first".to_vec()]);
+//! ```
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
@@ -17,8 +37,39 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::TsdbError;
-use crate::files::segment_name;
+/// An error of the WAL.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WalError {
+    /// A file operation failed.
+    #[error("cannot {what} {path}: {source}")]
+    Io {
+        /// What we tried.
+        what: &'static str,
+        /// Which file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A segment before the last is damaged.
+    #[error("corrupt WAL: {0}")]
+    Corrupt(String),
+    /// A record is larger than [`MAX_RECORD_BYTES`].
+    #[error("limit exceeded: {0}")]
+    Limit(String),
+}
+
+impl WalError {
+    fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> WalError {
+        let path = path.to_owned();
+        move |source| WalError::Io { what, path, source }
+    }
+}
+
+/// The file name of segment `n`.
+pub fn segment_name(n: u64) -> String {
+    format!("{n:08}")
+}
 
 /// A segment is cut when it grows past this size.
 pub const SEGMENT_BYTES: u64 = 128 << 20;
@@ -69,15 +120,15 @@ pub struct Wal {
 }
 
 /// Lists the segment numbers in `dir`, ascending.
-pub fn segments(dir: &Path) -> Result<Vec<u64>, TsdbError> {
+pub fn segments(dir: &Path) -> Result<Vec<u64>, WalError> {
     let mut out = Vec::new();
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-        Err(e) => return Err(TsdbError::io("list", dir)(e)),
+        Err(e) => return Err(WalError::io("list", dir)(e)),
     };
     for entry in entries {
-        let entry = entry.map_err(TsdbError::io("list", dir))?;
+        let entry = entry.map_err(WalError::io("list", dir))?;
         if let Some(n) = entry
             .file_name()
             .to_str()
@@ -93,8 +144,8 @@ pub fn segments(dir: &Path) -> Result<Vec<u64>, TsdbError> {
 impl Wal {
     /// Opens `dir` for appending to a new segment after the existing ones (replay them
     /// first with [`replay`]).
-    pub fn open(dir: &Path, policy: FsyncPolicy) -> Result<Wal, TsdbError> {
-        fs::create_dir_all(dir).map_err(TsdbError::io("create", dir))?;
+    pub fn open(dir: &Path, policy: FsyncPolicy) -> Result<Wal, WalError> {
+        fs::create_dir_all(dir).map_err(WalError::io("create", dir))?;
         let next = segments(dir)?.last().map_or(0, |n| n + 1);
         let file = Self::create_segment(dir, next)?;
         sync_dir(dir)?;
@@ -111,13 +162,13 @@ impl Wal {
         })
     }
 
-    fn create_segment(dir: &Path, n: u64) -> Result<File, TsdbError> {
+    fn create_segment(dir: &Path, n: u64) -> Result<File, WalError> {
         let path = dir.join(segment_name(n));
         OpenOptions::new()
             .create(true)
             .append(true)
             .open(&path)
-            .map_err(TsdbError::io("create", &path))
+            .map_err(WalError::io("create", &path))
     }
 
     /// The current segment's number.
@@ -126,15 +177,15 @@ impl Wal {
     }
 
     /// Appends one encoded record and applies the fsync policy.
-    pub fn append(&mut self, payload: &[u8]) -> Result<(), TsdbError> {
+    pub fn append(&mut self, payload: &[u8]) -> Result<(), WalError> {
         if payload.len() > MAX_RECORD_BYTES {
-            return Err(TsdbError::Limit(format!(
+            return Err(WalError::Limit(format!(
                 "WAL record of {} bytes",
                 payload.len()
             )));
         }
         if self.broken {
-            return Err(TsdbError::Io {
+            return Err(WalError::Io {
                 what: "append to",
                 path: self.dir.join(segment_name(self.segment)),
                 source: std::io::Error::other("an earlier failed write could not be undone"),
@@ -156,7 +207,7 @@ impl Wal {
             if self.file.set_len(self.size).is_err() {
                 self.broken = true;
             }
-            return Err(TsdbError::io("append to", &path)(e));
+            return Err(WalError::io("append to", &path)(e));
         }
         self.size += self.frame.len() as u64;
         self.dirty = true;
@@ -169,12 +220,10 @@ impl Wal {
     }
 
     /// `fsync`s the current segment if it has unsynced data.
-    pub fn sync(&mut self) -> Result<(), TsdbError> {
+    pub fn sync(&mut self) -> Result<(), WalError> {
         if self.dirty {
             let path = self.dir.join(segment_name(self.segment));
-            self.file
-                .sync_data()
-                .map_err(TsdbError::io("sync", &path))?;
+            self.file.sync_data().map_err(WalError::io("sync", &path))?;
             self.dirty = false;
         }
         self.last_sync = Instant::now();
@@ -182,7 +231,7 @@ impl Wal {
     }
 
     /// Syncs if the interval policy's time has come (called by a background ticker).
-    pub fn sync_if_due(&mut self) -> Result<(), TsdbError> {
+    pub fn sync_if_due(&mut self) -> Result<(), WalError> {
         match self.policy {
             FsyncPolicy::Interval(every) if self.dirty && self.last_sync.elapsed() >= every => {
                 self.sync()
@@ -192,7 +241,7 @@ impl Wal {
     }
 
     /// Closes the current segment (synced) and starts the next one.
-    pub fn cut(&mut self) -> Result<u64, TsdbError> {
+    pub fn cut(&mut self) -> Result<u64, WalError> {
         self.sync()?;
         let next = self.segment + 1;
         let file = Self::create_segment(&self.dir, next)?;
@@ -204,11 +253,11 @@ impl Wal {
     }
 
     /// Deletes every segment numbered below `keep_from`.
-    pub fn truncate_before(&mut self, keep_from: u64) -> Result<(), TsdbError> {
+    pub fn truncate_before(&mut self, keep_from: u64) -> Result<(), WalError> {
         for n in segments(&self.dir)? {
             if n < keep_from {
                 let path = self.dir.join(segment_name(n));
-                fs::remove_file(&path).map_err(TsdbError::io("remove", &path))?;
+                fs::remove_file(&path).map_err(WalError::io("remove", &path))?;
             }
         }
         sync_dir(&self.dir)
@@ -216,19 +265,19 @@ impl Wal {
 }
 
 /// `fsync`s a directory so that created and removed files persist.
-pub fn sync_dir(dir: &Path) -> Result<(), TsdbError> {
+pub fn sync_dir(dir: &Path) -> Result<(), WalError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
-        .map_err(TsdbError::io("sync directory", dir))
+        .map_err(WalError::io("sync directory", dir))
 }
 
 /// Reads every record of the WAL in `dir`, in order, calling `f` with each payload. A torn
 /// or corrupt tail of the last segment is cut off (it was never acknowledged); returns how
 /// many bytes were cut.
-pub fn replay(
+pub fn replay<E: From<WalError>>(
     dir: &Path,
-    mut f: impl FnMut(&[u8]) -> Result<(), TsdbError>,
-) -> Result<u64, TsdbError> {
+    mut f: impl FnMut(&[u8]) -> Result<(), E>,
+) -> Result<u64, E> {
     let segs = segments(dir)?;
     let mut cut = 0;
     for (i, &n) in segs.iter().enumerate() {
@@ -242,7 +291,7 @@ pub fn replay(
                 data.reserve_exact(usize::try_from(len).unwrap_or(0));
                 file.read_to_end(&mut data)
             })
-            .map_err(TsdbError::io("read", &path))?;
+            .map_err(WalError::io("read", &path))?;
         let mut pos = 0usize;
         while pos < data.len() {
             match frame_at(&data, pos) {
@@ -260,14 +309,15 @@ pub fn replay(
                             file.set_len(pos as u64)?;
                             file.sync_all()
                         })
-                        .map_err(TsdbError::io("truncate", &path))?;
+                        .map_err(WalError::io("truncate", &path))?;
                     break;
                 }
                 None => {
-                    return Err(TsdbError::Corrupt(format!(
+                    return Err(WalError::Corrupt(format!(
                         "WAL segment {} is corrupt at byte {pos}",
                         path.display()
-                    )));
+                    ))
+                    .into());
                 }
             }
         }
@@ -294,7 +344,7 @@ mod tests {
 
     fn collect(dir: &Path) -> (Vec<Vec<u8>>, u64) {
         let mut out = Vec::new();
-        let cut = replay(dir, |p| {
+        let cut = replay(dir, |p| -> Result<(), WalError> {
             out.push(p.to_vec());
             Ok(())
         })
@@ -353,7 +403,7 @@ mod tests {
         fs::write(&seg, bytes).unwrap();
         assert!(matches!(
             replay(dir.path(), |_| Ok(())),
-            Err(TsdbError::Corrupt(_))
+            Err(WalError::Corrupt(_))
         ));
     }
 
