@@ -11,6 +11,8 @@
 //!   with Prometheus' semantics (sorted labels, staleness marker, anchored regexes).
 //! - [`SeriesBatch`] ([`packed`]): series with their samples in flat buffers, labels in the
 //!   canonical packed form the metric store keys and logs them by.
+//! - [`LogRecord`] ([`log`]): a log line or event (nanosecond time, stream labels,
+//!   message, fields).
 //! - [`time`]: milliseconds since the Unix epoch, the one time unit of storage and APIs.
 //!
 //! Architecture invariant: a `TenantId` or `Role` value is valid by construction; code that
@@ -27,6 +29,7 @@
 mod access;
 pub mod duration;
 pub mod labels;
+pub mod log;
 mod matcher;
 pub mod packed;
 mod tenant;
@@ -34,6 +37,7 @@ pub mod time;
 
 pub use access::{ParseAccessError, Role, Scope, ScopeSet};
 pub use labels::{Label, Labels, LabelsError, Sample};
+pub use log::LogRecord;
 pub use matcher::{BadRegex, MatchOp, Matcher};
 pub use packed::SeriesBatch;
 pub use tenant::{ParseTenantError, TenantId};

@@ -7,6 +7,9 @@
 //! comparing bytes. The metric store keeps labels in this form and writes it to its WAL
 //! unchanged (`docs/format/tsdb.md`).
 //!
+//! [`Reader`] is the bounds-checked cursor every stored format is read with (metric blocks
+//! and WAL records, log parts): it never reads past the end and never panics.
+//!
 //! Decoders on the hot ingest path (remote_write) write validated labels straight into a
 //! [`SeriesBatch`] without building a `Labels` per series: a request of thousands of series
 //! costs a few buffer growths instead of thousands of string allocations.
@@ -28,6 +31,11 @@ pub fn put_bytes(buf: &mut Vec<u8>, b: &[u8]) {
     buf.extend_from_slice(b);
 }
 
+/// Appends `v` zigzag-encoded as a varint.
+pub fn put_varint(buf: &mut Vec<u8>, v: i64) {
+    put_uvarint(buf, ((v << 1) ^ (v >> 63)) as u64);
+}
+
 /// Appends the packed form of `labels`.
 pub fn pack_labels(buf: &mut Vec<u8>, labels: &Labels) {
     put_uvarint(buf, labels.len() as u64);
@@ -37,41 +45,15 @@ pub fn pack_labels(buf: &mut Vec<u8>, labels: &Labels) {
     }
 }
 
-/// Reads a LEB128 varint from the front of `buf`.
-fn take_uvarint(buf: &mut &[u8]) -> Option<u64> {
-    let mut v: u64 = 0;
-    for shift in (0..64).step_by(7) {
-        let (&b, rest) = buf.split_first()?;
-        *buf = rest;
-        v |= u64::from(b & 0x7f) << shift;
-        if b < 0x80 {
-            return Some(v);
-        }
-    }
-    None
-}
-
-fn take_str<'a>(buf: &mut &'a [u8]) -> Option<&'a str> {
-    let n = usize::try_from(take_uvarint(buf)?).ok()?;
-    if n > buf.len() {
-        return None;
-    }
-    let (s, rest) = buf.split_at(n);
-    *buf = rest;
-    std::str::from_utf8(s).ok()
-}
-
 /// The `(name, value)` pairs of a packed label set, or `None` if the bytes are not one.
-pub fn unpack_pairs(mut packed: &[u8]) -> Option<Vec<(&str, &str)>> {
-    let n = usize::try_from(take_uvarint(&mut packed)?).ok()?;
-    if n > Labels::MAX_LABELS {
-        return None;
-    }
+pub fn unpack_pairs(packed: &[u8]) -> Option<Vec<(&str, &str)>> {
+    let mut r = Reader::new(packed);
+    let n = r.len(Labels::MAX_LABELS).ok()?;
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
-        out.push((take_str(&mut packed)?, take_str(&mut packed)?));
+        out.push((r.str().ok()?, r.str().ok()?));
     }
-    packed.is_empty().then_some(out)
+    (r.remaining() == 0).then_some(out)
 }
 
 /// The label set of packed bytes, validated (`None` if they are not a valid one).
@@ -128,6 +110,105 @@ pub fn check_canonical(pairs: &[(&str, &str)]) -> Result<bool, LabelsError> {
         prev = Some(name);
     }
     Ok(canonical)
+}
+
+/// Input ended early or held an impossible value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("corrupt data: {0}")]
+pub struct Corrupt(pub &'static str);
+
+/// A cursor over bytes that refuses to read past the end.
+#[derive(Debug, Clone)]
+pub struct Reader<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    /// A reader over `buf`.
+    pub fn new(buf: &'a [u8]) -> Reader<'a> {
+        Reader { buf }
+    }
+
+    /// Bytes left.
+    pub fn remaining(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Reads one byte.
+    pub fn u8(&mut self) -> Result<u8, Corrupt> {
+        let (&b, rest) = self.buf.split_first().ok_or(Corrupt("unexpected end"))?;
+        self.buf = rest;
+        Ok(b)
+    }
+
+    /// Reads a LEB128 varint (at most 10 bytes).
+    pub fn uvarint(&mut self) -> Result<u64, Corrupt> {
+        let mut v: u64 = 0;
+        for shift in (0..64).step_by(7) {
+            let b = self.u8()?;
+            v |= u64::from(b & 0x7f) << shift;
+            if b < 0x80 {
+                return Ok(v);
+            }
+        }
+        Err(Corrupt("varint too long"))
+    }
+
+    /// Reads a zigzag varint.
+    pub fn varint(&mut self) -> Result<i64, Corrupt> {
+        let u = self.uvarint()?;
+        Ok(((u >> 1) as i64) ^ -((u & 1) as i64))
+    }
+
+    /// Reads a varint that must fit in `usize` and be at most `max`.
+    pub fn len(&mut self, max: usize) -> Result<usize, Corrupt> {
+        let n = usize::try_from(self.uvarint()?).map_err(|_| Corrupt("length overflows"))?;
+        if n > max {
+            return Err(Corrupt("length over limit"));
+        }
+        Ok(n)
+    }
+
+    /// Reads `n` raw bytes.
+    pub fn take(&mut self, n: usize) -> Result<&'a [u8], Corrupt> {
+        if n > self.buf.len() {
+            return Err(Corrupt("unexpected end"));
+        }
+        let (head, rest) = self.buf.split_at(n);
+        self.buf = rest;
+        Ok(head)
+    }
+
+    /// Reads a length-prefixed byte string.
+    pub fn bytes(&mut self) -> Result<&'a [u8], Corrupt> {
+        let n = self.len(self.buf.len())?;
+        self.take(n)
+    }
+
+    /// Reads a length-prefixed UTF-8 string.
+    pub fn str(&mut self) -> Result<&'a str, Corrupt> {
+        std::str::from_utf8(self.bytes()?).map_err(|_| Corrupt("invalid UTF-8"))
+    }
+
+    /// Reads a label set written by [`put_labels`], validating it.
+    pub fn labels(&mut self) -> Result<Labels, Corrupt> {
+        let n = self.len(Labels::MAX_LABELS)?;
+        let mut labels = Vec::with_capacity(n);
+        for _ in 0..n {
+            let name = self.str()?.to_owned();
+            let value = self.str()?.to_owned();
+            labels.push(Label { name, value });
+        }
+        Labels::new(labels).map_err(|_| Corrupt("invalid labels"))
+    }
+
+    /// Reads a little-endian `u64`.
+    pub fn u64_le(&mut self) -> Result<u64, Corrupt> {
+        let b = self.take(8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(u64::from_le_bytes(a))
+    }
 }
 
 /// Where one series of a [`SeriesBatch`] ends in its buffers.

@@ -1,17 +1,11 @@
-//! Varints, zigzag and a bounds-checked reader: the primitives of every tsdb file format.
-//! Decoding never panics on bad input; it returns [`Corrupt`].
+//! The primitives of every tsdb file format — varints, zigzag, length-prefixed bytes and
+//! the bounds-checked [`Reader`], shared with the log store through
+//! [`dozor_model::packed`] — and [`PackedLabels`], the head's label sets. Decoding never
+//! panics on bad input; it returns [`Corrupt`].
 
-/// Input ended early or held an impossible value.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("corrupt data: {0}")]
-pub struct Corrupt(pub &'static str);
+pub use dozor_model::packed::{Corrupt, Reader, put_varint};
 
 pub use dozor_model::packed::put_uvarint;
-
-/// Appends `v` zigzag-encoded as a varint.
-pub fn put_varint(buf: &mut Vec<u8>, v: i64) {
-    put_uvarint(buf, ((v << 1) ^ (v >> 63)) as u64);
-}
 
 pub use dozor_model::packed::put_bytes;
 
@@ -61,100 +55,6 @@ impl PackedLabels {
             }
         }
         None
-    }
-}
-
-/// A cursor over bytes that refuses to read past the end.
-#[derive(Debug, Clone)]
-pub struct Reader<'a> {
-    buf: &'a [u8],
-}
-
-impl<'a> Reader<'a> {
-    /// A reader over `buf`.
-    pub fn new(buf: &'a [u8]) -> Reader<'a> {
-        Reader { buf }
-    }
-
-    /// Bytes left.
-    pub fn remaining(&self) -> usize {
-        self.buf.len()
-    }
-
-    /// Reads one byte.
-    pub fn u8(&mut self) -> Result<u8, Corrupt> {
-        let (&b, rest) = self.buf.split_first().ok_or(Corrupt("unexpected end"))?;
-        self.buf = rest;
-        Ok(b)
-    }
-
-    /// Reads a LEB128 varint (at most 10 bytes).
-    pub fn uvarint(&mut self) -> Result<u64, Corrupt> {
-        let mut v: u64 = 0;
-        for shift in (0..64).step_by(7) {
-            let b = self.u8()?;
-            v |= u64::from(b & 0x7f) << shift;
-            if b < 0x80 {
-                return Ok(v);
-            }
-        }
-        Err(Corrupt("varint too long"))
-    }
-
-    /// Reads a zigzag varint.
-    pub fn varint(&mut self) -> Result<i64, Corrupt> {
-        let u = self.uvarint()?;
-        Ok(((u >> 1) as i64) ^ -((u & 1) as i64))
-    }
-
-    /// Reads a varint that must fit in `usize` and be at most `max`.
-    pub fn len(&mut self, max: usize) -> Result<usize, Corrupt> {
-        let n = usize::try_from(self.uvarint()?).map_err(|_| Corrupt("length overflows"))?;
-        if n > max {
-            return Err(Corrupt("length over limit"));
-        }
-        Ok(n)
-    }
-
-    /// Reads `n` raw bytes.
-    pub fn take(&mut self, n: usize) -> Result<&'a [u8], Corrupt> {
-        if n > self.buf.len() {
-            return Err(Corrupt("unexpected end"));
-        }
-        let (head, rest) = self.buf.split_at(n);
-        self.buf = rest;
-        Ok(head)
-    }
-
-    /// Reads a length-prefixed byte string.
-    pub fn bytes(&mut self) -> Result<&'a [u8], Corrupt> {
-        let n = self.len(self.buf.len())?;
-        self.take(n)
-    }
-
-    /// Reads a length-prefixed UTF-8 string.
-    pub fn str(&mut self) -> Result<&'a str, Corrupt> {
-        std::str::from_utf8(self.bytes()?).map_err(|_| Corrupt("invalid UTF-8"))
-    }
-
-    /// Reads a label set written by [`put_labels`], validating it.
-    pub fn labels(&mut self) -> Result<dozor_model::Labels, Corrupt> {
-        let n = self.len(dozor_model::Labels::MAX_LABELS)?;
-        let mut labels = Vec::with_capacity(n);
-        for _ in 0..n {
-            let name = self.str()?.to_owned();
-            let value = self.str()?.to_owned();
-            labels.push(dozor_model::Label { name, value });
-        }
-        dozor_model::Labels::new(labels).map_err(|_| Corrupt("invalid labels"))
-    }
-
-    /// Reads a little-endian `u64`.
-    pub fn u64_le(&mut self) -> Result<u64, Corrupt> {
-        let b = self.take(8)?;
-        let mut a = [0u8; 8];
-        a.copy_from_slice(b);
-        Ok(u64::from_le_bytes(a))
     }
 }
 
