@@ -276,9 +276,20 @@ pub fn sync_dir(dir: &Path) -> Result<(), WalError> {
 /// many bytes were cut.
 pub fn replay<E: From<WalError>>(
     dir: &Path,
+    f: impl FnMut(&[u8]) -> Result<(), E>,
+) -> Result<u64, E> {
+    replay_from(dir, 0, f)
+}
+
+/// [`replay`], skipping the segments numbered below `first` (what a store already holds
+/// elsewhere).
+pub fn replay_from<E: From<WalError>>(
+    dir: &Path,
+    first: u64,
     mut f: impl FnMut(&[u8]) -> Result<(), E>,
 ) -> Result<u64, E> {
-    let segs = segments(dir)?;
+    let mut segs = segments(dir)?;
+    segs.retain(|n| *n >= first);
     let mut cut = 0;
     for (i, &n) in segs.iter().enumerate() {
         let last = i + 1 == segs.len();

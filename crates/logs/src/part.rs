@@ -1,0 +1,384 @@
+//! A part: an immutable, sorted set of blocks of one UTC day, on disk.
+//!
+//! A part directory holds `data` (blocks back to back, [`crate::block`]), `index` and
+//! `meta.json`. The index lists the part's streams once and every block's header — its
+//! stream, time range, row count, length and [`Bloom`] filter — and is read into memory at
+//! open; blocks are read from `data` only when a query needs them. Byte layout:
+//! `docs/format/logs.md`. A part is written under a `.tmp` name, synced and renamed, so a
+//! directory without the suffix is complete.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use dozor_model::packed::{Reader, pack_labels, put_uvarint, put_varint};
+use dozor_model::{Labels, LogRecord, Matcher};
+use serde::{Deserialize, Serialize};
+
+use crate::block::{self, MAX_BLOCK_RAW, MAX_BLOCK_ROWS, Row};
+use crate::bloom::Bloom;
+use crate::files::{DATA, INDEX, META, TMP_SUFFIX};
+use crate::{LogsError, Needles};
+
+const INDEX_MAGIC: &[u8; 4] = b"DZLI";
+const INDEX_VERSION: u8 = 1;
+
+/// `meta.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartMeta {
+    /// Format version.
+    pub version: u32,
+    /// Earliest row time, ns.
+    pub min_ns: i64,
+    /// Latest row time, ns.
+    pub max_ns: i64,
+    /// Rows.
+    pub rows: u64,
+    /// Streams.
+    pub streams: u64,
+    /// Blocks.
+    pub blocks: u64,
+    /// Bytes of `data`.
+    pub data_bytes: u64,
+    /// Bytes of `index`.
+    pub index_bytes: u64,
+    /// Every record of WAL segments numbered below this is in this part or an older one.
+    pub wal_until: u64,
+    /// Uncompressed bytes of messages and fields.
+    pub raw_bytes: u64,
+}
+
+/// A block's header, from the index.
+#[derive(Debug)]
+struct BlockHeader {
+    stream: u32,
+    min_ns: i64,
+    max_ns: i64,
+    rows: u32,
+    offset: u64,
+    len: u64,
+    bloom: Bloom,
+}
+
+/// An open part.
+#[derive(Debug)]
+pub struct Part {
+    dir: PathBuf,
+    meta: PartMeta,
+    streams: Vec<Labels>,
+    blocks: Vec<BlockHeader>,
+    data: File,
+}
+
+/// What to read from a part.
+#[derive(Debug, Clone, Copy)]
+pub struct Want<'a> {
+    /// Stream selector.
+    pub matchers: &'a [Matcher],
+    /// First nanosecond, inclusive.
+    pub start_ns: i64,
+    /// Last nanosecond, inclusive.
+    pub end_ns: i64,
+    /// Substrings every message must contain.
+    pub needles: &'a Needles,
+}
+
+impl Want<'_> {
+    /// Whether `r` is wanted (the stream is checked by the caller).
+    pub fn row(&self, time_ns: i64, message: &str) -> bool {
+        time_ns >= self.start_ns && time_ns <= self.end_ns && self.needles.all_in(message)
+    }
+
+    /// Whether a stream with `labels` is selected.
+    pub fn stream(&self, labels: &Labels) -> bool {
+        self.matchers
+            .iter()
+            .all(|m| m.matches(labels.get(&m.name).unwrap_or("")))
+    }
+}
+
+/// Writes `records` (any order; all of one day) as the part `dir`, noting that WAL segments
+/// below `wal_until` are covered; returns its meta.
+pub fn write(
+    dir: &Path,
+    mut records: Vec<LogRecord>,
+    wal_until: u64,
+) -> Result<PartMeta, LogsError> {
+    records.sort_by(|a, b| a.stream.cmp(&b.stream).then(a.time_ns.cmp(&b.time_ns)));
+    let mut w = Writer::default();
+    let mut raw = 0usize;
+    for rec in records {
+        if w.streams.last() != Some(&rec.stream) {
+            w.cut_block()?;
+            raw = 0;
+            w.streams.push(rec.stream.clone());
+        }
+        let size = rec.byte_size();
+        if w.rows.len() == MAX_BLOCK_ROWS || (!w.rows.is_empty() && raw + size > MAX_BLOCK_RAW / 2)
+        {
+            w.cut_block()?;
+            raw = 0;
+        }
+        raw += size;
+        w.raw_bytes += size as u64;
+        w.rows.push(Row {
+            time_ns: rec.time_ns,
+            message: rec.message,
+            fields: rec.fields,
+        });
+    }
+    w.cut_block()?;
+    w.finish(dir, wal_until)
+}
+
+/// Builds a part's `data` and index in memory, a block at a time.
+#[derive(Default)]
+struct Writer {
+    streams: Vec<Labels>,
+    /// Rows of the block being built (all of the last stream).
+    rows: Vec<Row>,
+    data: Vec<u8>,
+    headers: Vec<u8>,
+    blocks: u64,
+    rows_total: u64,
+    raw_bytes: u64,
+    min_ns: Option<i64>,
+    max_ns: Option<i64>,
+}
+
+impl Writer {
+    /// Encodes the pending rows as a block of the last stream.
+    fn cut_block(&mut self) -> Result<(), LogsError> {
+        let (Some(first), Some(last)) = (self.rows.first(), self.rows.last()) else {
+            return Ok(());
+        };
+        let (first, last) = (first.time_ns, last.time_ns);
+        let stream = self.streams.len().saturating_sub(1) as u64;
+        let offset = self.data.len();
+        block::encode(&self.rows, &mut self.data)?;
+        let bloom = Bloom::build(self.rows.iter().map(|r| r.message.as_bytes()));
+        put_uvarint(&mut self.headers, stream);
+        put_varint(&mut self.headers, first);
+        put_uvarint(&mut self.headers, last.wrapping_sub(first) as u64);
+        put_uvarint(&mut self.headers, self.rows.len() as u64);
+        put_uvarint(&mut self.headers, (self.data.len() - offset) as u64);
+        bloom.encode(&mut self.headers);
+        self.blocks += 1;
+        self.rows_total += self.rows.len() as u64;
+        self.min_ns = Some(self.min_ns.map_or(first, |m| m.min(first)));
+        self.max_ns = Some(self.max_ns.map_or(last, |m| m.max(last)));
+        self.rows.clear();
+        Ok(())
+    }
+
+    fn finish(self, dir: &Path, wal_until: u64) -> Result<PartMeta, LogsError> {
+        let mut index = INDEX_MAGIC.to_vec();
+        index.push(INDEX_VERSION);
+        put_uvarint(&mut index, self.streams.len() as u64);
+        for s in &self.streams {
+            pack_labels(&mut index, s);
+        }
+        put_uvarint(&mut index, self.blocks);
+        index.extend_from_slice(&self.headers);
+        let crc = crc32c::crc32c(&index);
+        index.extend_from_slice(&crc.to_le_bytes());
+        let meta = PartMeta {
+            version: 1,
+            min_ns: self.min_ns.unwrap_or(0),
+            max_ns: self.max_ns.unwrap_or(0),
+            rows: self.rows_total,
+            streams: self.streams.len() as u64,
+            blocks: self.blocks,
+            data_bytes: self.data.len() as u64,
+            index_bytes: index.len() as u64,
+            wal_until,
+            raw_bytes: self.raw_bytes,
+        };
+        let tmp = dir.with_file_name(format!(
+            "{}{TMP_SUFFIX}",
+            dir.file_name().and_then(|n| n.to_str()).unwrap_or("part")
+        ));
+        let _ = fs::remove_dir_all(&tmp);
+        fs::create_dir_all(&tmp).map_err(LogsError::io("create", &tmp))?;
+        write_synced(&tmp.join(DATA), &self.data)?;
+        write_synced(&tmp.join(INDEX), &index)?;
+        let json =
+            serde_json::to_vec_pretty(&meta).map_err(|e| LogsError::Corrupt(e.to_string()))?;
+        write_synced(&tmp.join(META), &json)?;
+        dozor_wal::sync_dir(&tmp)?;
+        fs::rename(&tmp, dir).map_err(LogsError::io("rename", &tmp))?;
+        if let Some(parent) = dir.parent() {
+            dozor_wal::sync_dir(parent)?;
+        }
+        Ok(meta)
+    }
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), LogsError> {
+    let mut f = File::create(path).map_err(LogsError::io("create", path))?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .map_err(LogsError::io("write", path))
+}
+
+impl Part {
+    /// Opens a complete part directory, reading its index into memory.
+    pub fn open(dir: &Path) -> Result<Part, LogsError> {
+        let meta_path = dir.join(META);
+        let meta: PartMeta = serde_json::from_slice(
+            &fs::read(&meta_path).map_err(LogsError::io("read", &meta_path))?,
+        )
+        .map_err(|e| LogsError::Corrupt(format!("{}: {e}", meta_path.display())))?;
+        let index_path = dir.join(INDEX);
+        let index = fs::read(&index_path).map_err(LogsError::io("read", &index_path))?;
+        let (streams, blocks) = decode_index(&index)
+            .map_err(|e| LogsError::Corrupt(format!("{}: {e}", index_path.display())))?;
+        let data_path = dir.join(DATA);
+        let data = File::open(&data_path).map_err(LogsError::io("open", &data_path))?;
+        let size = data
+            .metadata()
+            .map_err(LogsError::io("stat", &data_path))?
+            .len();
+        if blocks.last().is_some_and(|b| b.offset + b.len > size) {
+            return Err(LogsError::Corrupt(format!(
+                "{}: blocks run past the end of data",
+                index_path.display()
+            )));
+        }
+        Ok(Part {
+            dir: dir.to_owned(),
+            meta,
+            streams,
+            blocks,
+            data,
+        })
+    }
+
+    /// The part's metadata.
+    pub fn meta(&self) -> &PartMeta {
+        &self.meta
+    }
+
+    /// The part's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The streams of the part.
+    pub fn streams(&self) -> &[Labels] {
+        &self.streams
+    }
+
+    /// Appends the rows `want` selects to `out`; returns how many blocks were read (the
+    /// rest were skipped by stream, time or bloom filter).
+    pub fn select(&self, want: &Want<'_>, out: &mut Vec<LogRecord>) -> Result<usize, LogsError> {
+        if want.end_ns < self.meta.min_ns || want.start_ns > self.meta.max_ns {
+            return Ok(0);
+        }
+        let chosen: Vec<bool> = self.streams.iter().map(|s| want.stream(s)).collect();
+        let mut read = 0;
+        let mut buf = Vec::new();
+        for b in &self.blocks {
+            if !chosen[b.stream as usize]
+                || b.max_ns < want.start_ns
+                || b.min_ns > want.end_ns
+                || !want.needles.may_be_in(&b.bloom)
+            {
+                continue;
+            }
+            read += 1;
+            buf.resize(
+                usize::try_from(b.len).map_err(|_| LogsError::Corrupt("block too large".into()))?,
+                0,
+            );
+            self.data
+                .read_exact_at(&mut buf, b.offset)
+                .map_err(LogsError::io("read", &self.dir.join(DATA)))?;
+            let stream = &self.streams[b.stream as usize];
+            for row in block::decode(&buf, b.rows as usize)? {
+                if want.row(row.time_ns, &row.message) {
+                    out.push(LogRecord {
+                        time_ns: row.time_ns,
+                        stream: stream.clone(),
+                        message: row.message,
+                        fields: row.fields,
+                    });
+                }
+            }
+        }
+        Ok(read)
+    }
+
+    /// Every row of the part (for merges).
+    pub fn all(&self) -> Result<Vec<LogRecord>, LogsError> {
+        let mut out = Vec::with_capacity(usize::try_from(self.meta.rows).unwrap_or(0));
+        let needles = Needles::default();
+        let want = Want {
+            matchers: &[],
+            start_ns: i64::MIN,
+            end_ns: i64::MAX,
+            needles: &needles,
+        };
+        self.select(&want, &mut out)?;
+        Ok(out)
+    }
+}
+
+/// Decodes an index file (validation; used by the fuzz targets too): the streams and the
+/// block headers.
+fn decode_index(index: &[u8]) -> Result<(Vec<Labels>, Vec<BlockHeader>), LogsError> {
+    if index.len() < 9 || &index[..4] != INDEX_MAGIC {
+        return Err(LogsError::Corrupt("bad index magic".into()));
+    }
+    let (body, crc) = index.split_at(index.len() - 4);
+    if crc32c::crc32c(body).to_le_bytes() != crc {
+        return Err(LogsError::Corrupt("index checksum mismatch".into()));
+    }
+    let mut r = Reader::new(&body[4..]);
+    if r.u8()? != INDEX_VERSION {
+        return Err(LogsError::Corrupt("unknown index version".into()));
+    }
+    let nstreams = r.len(body.len())?;
+    let mut streams = Vec::with_capacity(nstreams);
+    for _ in 0..nstreams {
+        streams.push(r.labels()?);
+    }
+    let nblocks = r.len(body.len())?;
+    let mut blocks = Vec::with_capacity(nblocks);
+    let mut offset = 0u64;
+    for _ in 0..nblocks {
+        let stream = u32::try_from(r.len(nstreams.saturating_sub(1))?)
+            .map_err(|_| LogsError::Corrupt("stream number overflows".into()))?;
+        if nstreams == 0 {
+            return Err(LogsError::Corrupt("a block without streams".into()));
+        }
+        let min_ns = r.varint()?;
+        let span = i64::try_from(r.uvarint()?)
+            .map_err(|_| LogsError::Corrupt("block span overflows".into()))?;
+        let max_ns = min_ns
+            .checked_add(span)
+            .ok_or_else(|| LogsError::Corrupt("block span overflows".into()))?;
+        let rows = u32::try_from(r.len(MAX_BLOCK_ROWS)?).unwrap_or(u32::MAX);
+        let len = r.uvarint()?;
+        let bloom = Bloom::decode(&mut r)?;
+        blocks.push(BlockHeader {
+            stream,
+            min_ns,
+            max_ns,
+            rows,
+            offset,
+            len,
+            bloom,
+        });
+        offset = offset
+            .checked_add(len)
+            .ok_or_else(|| LogsError::Corrupt("block offsets overflow".into()))?;
+    }
+    Ok((streams, blocks))
+}
+
+/// Checks an index file's bytes; returns how many blocks it lists (for the fuzz targets).
+pub fn check_index(index: &[u8]) -> Result<usize, LogsError> {
+    decode_index(index).map(|(_, b)| b.len())
+}
