@@ -123,3 +123,16 @@ fn wal_and_block_corpora_never_panic() {
     }
     assert!(decoded >= 6, "the generated seeds decode ({decoded})");
 }
+
+#[test]
+fn pii_mask_corpus_masks_without_panicking() {
+    let m = dozor_ingest::pii::Masker::new(&dozor_ingest::pii::PiiConfig::default()).unwrap();
+    let mut found = 0;
+    for (_, data) in corpus("pii_mask") {
+        let Ok(text) = std::str::from_utf8(&data) else {
+            continue;
+        };
+        found += m.mask(text, b"fuzz").counts.values().sum::<u32>();
+    }
+    assert!(found >= 8, "the seeds hold PII that is found ({found})");
+}

@@ -9,6 +9,8 @@
 //! - [`exposition`]: Prometheus text exposition format 0.0.4 and OpenMetrics text.
 //! - [`json`]: the JSON push of seed 004: `{name, value, labels, timestamp}`, one or many.
 //!
+//! - [`pii`]: PII masking of text before it is stored (e-mail, phones, cards, IBAN,
+//!   Russian passport/INN/SNILS, IPs, JWTs, secrets).
 //! - [`relabel`]: Prometheus relabeling rules.
 //! - [`scrape`]: the scrape engine: it pulls exposition text from targets and hands batches
 //!   to an [`scrape::Appender`].
@@ -26,6 +28,7 @@
 pub mod exposition;
 pub mod host;
 pub mod json;
+pub mod pii;
 pub mod probe;
 pub mod relabel;
 pub mod remote_write;
