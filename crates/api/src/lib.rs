@@ -78,6 +78,20 @@ pub struct ApiSettings {
     /// Limits and defaults of PromQL queries (`query:` in `dozor.yml`): max samples,
     /// timeout, lookback.
     pub query: QueryLimits,
+    /// What PII masking does with each kind before logs are stored (`logs.pii`).
+    pub pii: dozor_ingest::pii::PiiConfig,
+    /// The secret the PII hashes are keyed with (with the tenant).
+    pub pii_salt: Secret,
+}
+
+/// Secret bytes whose `Debug` never shows them.
+#[derive(Clone, Default)]
+pub struct Secret(pub Vec<u8>);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<secret>")
+    }
 }
 
 /// The stores the API serves.
@@ -89,11 +103,15 @@ pub struct Engines {
     pub audit: Arc<AuditLog>,
     /// Metrics.
     pub tsdb: Arc<Tsdb>,
+    /// Logs and events.
+    pub logs: Arc<dozor_logs::Logs>,
 }
 
 struct Inner {
     store: Store,
     tsdb: Arc<Tsdb>,
+    logs: Arc<dozor_logs::Logs>,
+    masker: dozor_ingest::pii::Masker,
     probes: ProbeRegistry,
     ingest_permits: tokio::sync::Semaphore,
     audit: Arc<AuditLog>,
@@ -116,10 +134,18 @@ impl AppState {
         settings: ApiSettings,
         metrics: Arc<SelfMetrics>,
     ) -> AppState {
-        let Engines { store, audit, tsdb } = engines;
+        let Engines {
+            store,
+            audit,
+            tsdb,
+            logs,
+        } = engines;
+        let masker = dozor_ingest::pii::Masker::new(&settings.pii);
         AppState(Arc::new(Inner {
             store,
             tsdb,
+            logs,
+            masker,
             probes: ProbeRegistry::new(),
             ingest_permits: tokio::sync::Semaphore::new(settings.max_concurrent_ingest.max(1)),
             audit,
@@ -139,6 +165,16 @@ impl AppState {
     /// The metric store.
     pub fn tsdb(&self) -> &Arc<Tsdb> {
         &self.0.tsdb
+    }
+
+    /// The log store.
+    pub fn logs(&self) -> &Arc<dozor_logs::Logs> {
+        &self.0.logs
+    }
+
+    /// PII masking of log records before they are stored.
+    pub fn masker(&self) -> &dozor_ingest::pii::Masker {
+        &self.0.masker
     }
 
     /// The latest outcome of every probe, filled by the probe collector and read by the

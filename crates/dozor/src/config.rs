@@ -40,6 +40,9 @@ pub struct Config {
     /// The metric store.
     #[serde(deserialize_with = "null_is_default")]
     pub tsdb: TsdbConfig,
+    /// The log store.
+    #[serde(deserialize_with = "null_is_default")]
+    pub logs: LogsConfig,
     /// Ingest limits.
     #[serde(deserialize_with = "null_is_default")]
     pub ingest: IngestConfig,
@@ -233,6 +236,43 @@ pub struct TsdbConfig {
     /// Delete 1-hour aggregates older than this (`0s`: keep forever).
     #[serde(with = "dozor_model::duration")]
     pub retention_1h: Duration,
+}
+
+/// `logs:`: how long logs are kept and how they are masked.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogsConfig {
+    /// Delete days of logs older than this (`0s`: keep forever).
+    #[serde(with = "dozor_model::duration")]
+    pub retention: Duration,
+    /// Write the in-memory head into parts at least this often.
+    #[serde(with = "dozor_model::duration")]
+    pub flush_interval: Duration,
+    /// PII masking before storage, per kind: `mask` (the default), `hash`, `drop` or
+    /// `keep`, e.g. `pii: {actions: {ipv4: keep, email: hash}}`.
+    pub pii: dozor_ingest::pii::PiiConfig,
+}
+
+impl Default for LogsConfig {
+    fn default() -> LogsConfig {
+        LogsConfig {
+            retention: Duration::from_secs(30 * 24 * 3600),
+            flush_interval: Duration::from_secs(60),
+            pii: dozor_ingest::pii::PiiConfig::default(),
+        }
+    }
+}
+
+impl LogsConfig {
+    /// The engine's options; the WAL is synced as `tsdb.fsync` says.
+    pub fn options(&self, tsdb: &TsdbConfig) -> dozor_logs::Options {
+        dozor_logs::Options {
+            fsync: tsdb.options().fsync,
+            flush_interval: self.flush_interval.max(Duration::from_secs(1)),
+            retention: (!self.retention.is_zero()).then_some(self.retention),
+            ..dozor_logs::Options::default()
+        }
+    }
 }
 
 /// `tsdb.fsync`.
@@ -472,6 +512,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             log: LogConfig::default(),
             tsdb: TsdbConfig::default(),
+            logs: LogsConfig::default(),
             ingest: IngestConfig::default(),
             query: QueryConfig::default(),
             scrape_configs: Vec::new(),

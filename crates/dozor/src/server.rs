@@ -139,11 +139,18 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
         .await?
         .context("cannot open the metric store")?;
     let tsdb = Arc::new(tsdb);
+    let logs_dir = config.data_dir.join("logs");
+    let logs_opts = config.logs.options(&config.tsdb);
+    let logs = tokio::task::spawn_blocking(move || dozor_logs::Logs::open(&logs_dir, logs_opts))
+        .await?
+        .context("cannot open the log store")?;
+    let logs = Arc::new(logs);
     let state = AppState::new(
         Engines {
             store: store.clone(),
             audit: Arc::clone(&audit),
             tsdb: Arc::clone(&tsdb),
+            logs: Arc::clone(&logs),
         },
         JwtKeys::new(jwt_secret.as_bytes(), config.auth.access_token_ttl),
         ApiSettings {
@@ -153,6 +160,8 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
             ingest_limits: config.ingest.limits(),
             max_concurrent_ingest: config.ingest.max_concurrent_requests,
             query: config.query.limits(),
+            pii: config.logs.pii.clone(),
+            pii_salt: dozor_api::Secret(jwt_secret.as_bytes().to_vec()),
         },
         Arc::clone(&metrics),
     );
@@ -181,8 +190,9 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
     if let Some(g) = generators {
         tokio::spawn(g.run(stopped(stop_rx.clone())));
     }
-    let maintenance = tokio::spawn(run_tsdb_maintenance(
+    let maintenance = tokio::spawn(run_maintenance(
         Arc::clone(&tsdb),
+        Arc::clone(&logs),
         stopped(stop_rx.clone()),
     ));
     let appender: Arc<dyn Appender> = Arc::new(TsdbAppender(Arc::clone(&tsdb)));
@@ -241,10 +251,16 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
         tracing::error!(error = %e, "tsdb maintenance task failed");
     }
     let flushed = Arc::clone(&tsdb);
+    let flushed_logs = Arc::clone(&logs);
     tokio::task::spawn_blocking(move || {
         for (tenant, db) in flushed.all() {
             if let Err(e) = db.sync() {
                 tracing::error!(%tenant, error = %e, "cannot sync the metric WAL at shutdown");
+            }
+        }
+        for (tenant, db) in flushed_logs.all() {
+            if let Err(e) = db.sync() {
+                tracing::error!(%tenant, error = %e, "cannot sync the log WAL at shutdown");
             }
         }
     })
@@ -336,9 +352,13 @@ async fn run_collectors(
     }
 }
 
-/// Syncs WALs on their interval and runs tsdb maintenance (head cuts, compaction,
-/// retention) every 30 s, off the async workers.
-async fn run_tsdb_maintenance(tsdb: Arc<Tsdb>, shutdown: impl std::future::Future<Output = ()>) {
+/// Syncs WALs on their interval and runs the stores' maintenance every 30 s (metrics: head
+/// cuts, compaction, retention; logs: flushes, merges, retention), off the async workers.
+async fn run_maintenance(
+    tsdb: Arc<Tsdb>,
+    logs: Arc<dozor_logs::Logs>,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
@@ -353,6 +373,7 @@ async fn run_tsdb_maintenance(tsdb: Arc<Tsdb>, shutdown: impl std::future::Futur
             last_maintenance = std::time::Instant::now();
         }
         let tsdb = Arc::clone(&tsdb);
+        let logs = Arc::clone(&logs);
         let done = tokio::task::spawn_blocking(move || {
             for (tenant, db) in tsdb.all() {
                 if let Err(e) = db.sync_if_due() {
@@ -362,10 +383,19 @@ async fn run_tsdb_maintenance(tsdb: Arc<Tsdb>, shutdown: impl std::future::Futur
                     tracing::error!(%tenant, error = %e, "tsdb maintenance failed");
                 }
             }
+            for (tenant, db) in logs.all() {
+                if let Err(e) = db.sync_if_due() {
+                    tracing::error!(%tenant, error = %e, "cannot sync the log WAL");
+                }
+                let now_ns = dozor_model::time::now_ms().saturating_mul(1_000_000);
+                if maintain && let Err(e) = db.maintain(now_ns) {
+                    tracing::error!(%tenant, error = %e, "log store maintenance failed");
+                }
+            }
         })
         .await;
         if let Err(e) = done {
-            tracing::error!(error = %e, "tsdb maintenance task panicked");
+            tracing::error!(error = %e, "maintenance task panicked");
         }
     }
 }

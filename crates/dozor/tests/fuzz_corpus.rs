@@ -126,7 +126,7 @@ fn wal_and_block_corpora_never_panic() {
 
 #[test]
 fn pii_mask_corpus_masks_without_panicking() {
-    let m = dozor_ingest::pii::Masker::new(&dozor_ingest::pii::PiiConfig::default()).unwrap();
+    let m = dozor_ingest::pii::Masker::new(&dozor_ingest::pii::PiiConfig::default());
     let mut found = 0;
     for (_, data) in corpus("pii_mask") {
         let Ok(text) = std::str::from_utf8(&data) else {
@@ -135,4 +135,21 @@ fn pii_mask_corpus_masks_without_panicking() {
         found += m.mask(text, b"fuzz").counts.values().sum::<u32>();
     }
     assert!(found >= 8, "the seeds hold PII that is found ({found})");
+}
+
+#[test]
+fn ndjson_corpus_decodes_or_names_the_line() {
+    let opts = dozor_ingest::ndjson::NdjsonOptions::new(0);
+    let mut decoded = 0;
+    for (path, data) in corpus("ndjson") {
+        match dozor_ingest::ndjson::parse(&data, &opts) {
+            Ok(records) => decoded += records.len(),
+            Err(e) => assert!(
+                e.field.starts_with("line ") || e.field == "body",
+                "{}: {e}",
+                path.display()
+            ),
+        }
+    }
+    assert!(decoded >= 2, "the seed's lines decode ({decoded})");
 }

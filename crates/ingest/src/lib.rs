@@ -9,6 +9,7 @@
 //! - [`exposition`]: Prometheus text exposition format 0.0.4 and OpenMetrics text.
 //! - [`json`]: the JSON push of seed 004: `{name, value, labels, timestamp}`, one or many.
 //!
+//! - [`ndjson`]: NDJSON log lines (`_msg`, `_time`, `_stream`) into `LogRecord`s.
 //! - [`pii`]: PII masking of text before it is stored (e-mail, phones, cards, IBAN,
 //!   Russian passport/INN/SNILS, IPs, JWTs, secrets).
 //! - [`relabel`]: Prometheus relabeling rules.
@@ -28,6 +29,7 @@
 pub mod exposition;
 pub mod host;
 pub mod json;
+pub mod ndjson;
 pub mod pii;
 pub mod probe;
 pub mod relabel;

@@ -18,7 +18,7 @@
 //!
 //! ```
 //! use dozor_ingest::pii::{Masker, PiiConfig};
-//! let m = Masker::new(&PiiConfig::default()).unwrap();
+//! let m = Masker::new(&PiiConfig::default());
 //! let out = m.mask("login ivan.petrov@mail.ru from 10.1.2.3, card 4111 1111 1111 1111", b"salt");
 //! assert_eq!(out.text, "login [EMAIL] from [IPV4], card [CARD]");
 //! ```
@@ -189,17 +189,17 @@ pub struct Masked<'a> {
 }
 
 impl Masker {
-    /// Compiles the detectors `config` leaves on.
-    pub fn new(config: &PiiConfig) -> Result<Masker, String> {
+    /// Compiles the detectors with the actions of `config`.
+    pub fn new(config: &PiiConfig) -> Masker {
         let detectors = PiiKind::ALL
             .iter()
             .map(|&k| {
-                Regex::new(k.pattern())
-                    .map(|re| (k, config.action(k), re))
-                    .map_err(|e| format!("BUG: the {} pattern does not compile: {e}", k.tag()))
+                // The patterns are constants, compiled by every test run.
+                let re = Regex::new(k.pattern()).expect("BUG: a PII pattern does not compile");
+                (k, config.action(k), re)
             })
-            .collect::<Result<_, _>>()?;
-        Ok(Masker { detectors })
+            .collect();
+        Masker { detectors }
     }
 
     /// Masks `text`; `salt` keys the hashes (the tenant's).
@@ -267,6 +267,69 @@ impl Masker {
         };
         Masked { text, counts, drop }
     }
+}
+
+impl Masker {
+    /// Masks a field's value: wholly, as a secret, when the field's name says it holds
+    /// one (`password`, `token`, `api_key`, `*_secret`, `authorization`, `cookie`…: the
+    /// value alone carries no `key=` for [`Masker::mask`] to see); otherwise as any text.
+    pub fn mask_field<'a>(&self, name: &str, value: &'a str, salt: &[u8]) -> Masked<'a> {
+        if value.is_empty() || !is_secret_name(name) {
+            return self.mask(value, salt);
+        }
+        let action = self
+            .detectors
+            .iter()
+            .find(|(k, _, _)| *k == PiiKind::Secret)
+            .map_or(Action::Mask, |(_, a, _)| *a);
+        let counts = BTreeMap::from([(PiiKind::Secret, 1)]);
+        let text = match action {
+            Action::Keep => Cow::Borrowed(value),
+            Action::Hash => Cow::Owned(format!("[SECRET:{}]", salted_hash(salt, value))),
+            Action::Mask | Action::Drop => Cow::Owned("[SECRET]".to_owned()),
+        };
+        Masked {
+            text,
+            counts,
+            drop: action == Action::Drop,
+        }
+    }
+}
+
+/// Whether a field of this name holds a secret (its last dotted segment, any case).
+fn is_secret_name(name: &str) -> bool {
+    const NAMES: [&str; 16] = [
+        "password",
+        "passwd",
+        "pwd",
+        "pass",
+        "secret",
+        "token",
+        "api_key",
+        "apikey",
+        "api-key",
+        "authorization",
+        "cookie",
+        "set-cookie",
+        "session_id",
+        "sessionid",
+        "private_key",
+        "пароль",
+    ];
+    let last = name.rsplit('.').next().unwrap_or(name).to_lowercase();
+    NAMES.contains(&last.as_str())
+        || [
+            "_token",
+            "_secret",
+            "_password",
+            "-token",
+            "-secret",
+            "api-key",
+            "api_key",
+            "apikey",
+        ]
+        .iter()
+        .any(|s| last.ends_with(s))
 }
 
 /// `text` with `%XX` escapes decoded, and for each decoded byte (and the end) its offset in
@@ -428,7 +491,6 @@ mod tests {
 
     fn masked(text: &str) -> String {
         Masker::new(&PiiConfig::default())
-            .unwrap()
             .mask(text, b"t")
             .text
             .into_owned()
@@ -500,12 +562,35 @@ mod tests {
     }
 
     #[test]
+    fn fields_named_for_secrets_are_masked_whole() {
+        let m = Masker::new(&PiiConfig::default());
+        for name in [
+            "password",
+            "user.Password",
+            "db_password",
+            "X-Api-Key".to_lowercase().as_str(),
+            "refresh_token",
+            "Cookie",
+        ] {
+            let out = m.mask_field(name, "hunter2 and more", b"t");
+            assert_eq!(out.text, "[SECRET]", "{name}");
+            assert_eq!(out.counts.get(&PiiKind::Secret), Some(&1));
+        }
+        assert_eq!(m.mask_field("passport_scan", "ok", b"t").text, "ok");
+        assert_eq!(
+            m.mask_field("comment", "mail a@b.io", b"t").text,
+            "mail [EMAIL]"
+        );
+        assert_eq!(m.mask_field("token", "", b"t").text, "");
+    }
+
+    #[test]
     fn actions_hash_keep_and_drop() {
         let mut config = PiiConfig::default();
         config.actions.insert(PiiKind::Email, Action::Hash);
         config.actions.insert(PiiKind::Ipv4, Action::Keep);
         config.actions.insert(PiiKind::Card, Action::Drop);
-        let m = Masker::new(&config).unwrap();
+        let m = Masker::new(&config);
         let a = m.mask("a@b.io from 10.0.0.1", b"tenant-1");
         let again = m.mask("x a@b.io", b"tenant-1");
         let other = m.mask("a@b.io", b"tenant-2");

@@ -7,6 +7,7 @@ mod auth;
 mod grafana;
 mod health;
 mod ingest;
+mod logs;
 mod metrics;
 mod query;
 mod series;
@@ -29,6 +30,7 @@ pub fn registry() -> Registry {
     let r = tokens::register(r);
     let r = users::register(r);
     let r = ingest::register(r);
+    let r = logs::register(r);
     let r = series::register(r);
     let r = query::register(r);
     let r = metrics::register(r);

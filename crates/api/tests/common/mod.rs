@@ -45,6 +45,8 @@ pub fn settings(dir: &std::path::Path) -> ApiSettings {
         ingest_limits: dozor_api::IngestLimits::default(),
         max_concurrent_ingest: 4,
         query: dozor_api::QueryLimits::default(),
+        pii: dozor_ingest::pii::PiiConfig::default(),
+        pii_salt: dozor_api::Secret(b"test-salt".to_vec()),
     }
 }
 
@@ -61,8 +63,18 @@ pub fn state_with(store: Store, dir: &std::path::Path, settings: ApiSettings) ->
         ..dozor_tsdb::Options::default()
     };
     let tsdb = Arc::new(dozor_tsdb::Tsdb::open(&dir.join("tsdb"), tsdb_opts).unwrap());
+    let logs_opts = dozor_logs::Options {
+        fsync: dozor_logs::FsyncPolicy::Never,
+        ..dozor_logs::Options::default()
+    };
+    let logs = Arc::new(dozor_logs::Logs::open(&dir.join("logs"), logs_opts).unwrap());
     AppState::new(
-        dozor_api::Engines { store, audit, tsdb },
+        dozor_api::Engines {
+            store,
+            audit,
+            tsdb,
+            logs,
+        },
         JwtKeys::new(
             b"test-secret-test-secret-test-sec",
             Duration::from_secs(900),

@@ -1,0 +1,252 @@
+//! Logs: NDJSON ingest (`POST /api/v1/logs/ingest`, scope `ingest`) and search
+//! (`GET|POST /api/v1/logs/search`, scope `read`).
+//!
+//! Ingest decodes the whole body first (a bad line is a 400 naming it, and nothing is
+//! stored), masks PII in every message and field with the tenant's salt, leaves out records
+//! a `drop` action refuses, and answers once the rest are in the WAL. Every search is
+//! recorded in the audit chain before it is answered: who read which streams with what
+//! filter, and how many lines came back (seed 002's log-access audit).
+
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::Method;
+use axum::response::{IntoResponse, Response};
+use dozor_audit::{Entry, Outcome};
+use dozor_ingest::ndjson::{self, NdjsonOptions};
+use dozor_logs::{Direction, LogQuery};
+use dozor_model::{LogRecord, Scope, TenantId};
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::error::success;
+use crate::params::Params;
+use crate::policy::{Policy, Registry};
+use crate::routes::series::parse_selector;
+use crate::{ApiError, AppState, ClientAddr, Principal};
+
+/// Most records one search returns.
+const MAX_LIMIT: usize = 10_000;
+/// Records a search returns by default.
+const DEFAULT_LIMIT: usize = 100;
+
+pub(crate) fn register(r: Registry) -> Registry {
+    r.route(
+        Method::POST,
+        "/api/v1/logs/ingest",
+        Policy::Scope(Scope::Ingest),
+        ingest,
+    )
+    .route(
+        Method::GET,
+        "/api/v1/logs/search",
+        Policy::Scope(Scope::Read),
+        search,
+    )
+    .route(
+        Method::POST,
+        "/api/v1/logs/search",
+        Policy::Scope(Scope::Read),
+        search,
+    )
+}
+
+/// The key of a tenant's PII hashes: the installation's secret and the tenant, so equal
+/// values hash alike within a tenant and differently across tenants.
+fn tenant_salt(state: &AppState, tenant: &TenantId) -> Vec<u8> {
+    let mut h = Sha256::new();
+    h.update(b"dozor pii salt\0");
+    h.update(&state.settings().pii_salt.0);
+    h.update(tenant.as_str().as_bytes());
+    h.finalize().to_vec()
+}
+
+/// Masks PII in the message and every field; returns the records to keep, how many were
+/// dropped, and the findings per kind.
+fn mask(
+    state: &AppState,
+    tenant: &TenantId,
+    records: Vec<LogRecord>,
+) -> (Vec<LogRecord>, usize, Map<String, Value>) {
+    let salt = tenant_salt(state, tenant);
+    let masker = state.masker();
+    let mut counts: std::collections::BTreeMap<&'static str, u64> = Default::default();
+    let mut dropped = 0;
+    let mut kept = Vec::with_capacity(records.len());
+    for mut r in records {
+        let mut drop = false;
+        let mut tally = |m: &dozor_ingest::pii::Masked<'_>| {
+            drop |= m.drop;
+            for (kind, n) in &m.counts {
+                *counts.entry(kind.tag()).or_default() += u64::from(*n);
+            }
+        };
+        let m = masker.mask(&r.message, &salt);
+        tally(&m);
+        if let std::borrow::Cow::Owned(text) = m.text {
+            r.message = text;
+        }
+        for (name, value) in &mut r.fields {
+            let m = masker.mask_field(name, value, &salt);
+            tally(&m);
+            if let std::borrow::Cow::Owned(text) = m.text {
+                *value = text;
+            }
+        }
+        if drop {
+            dropped += 1;
+        } else {
+            kept.push(r);
+        }
+    }
+    let counts = counts
+        .into_iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), json!(v)))
+        .collect();
+    (kept, dropped, counts)
+}
+
+async fn ingest(
+    State(state): State<AppState>,
+    principal: Principal,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let mut opts = NdjsonOptions::new(dozor_model::time::now_ms().saturating_mul(1_000_000));
+    let query = Params::parse("", query.as_deref().unwrap_or(""))?;
+    if let Some(fields) = query.get("_stream_fields") {
+        opts.stream_fields = fields
+            .split(',')
+            .map(str::trim)
+            .filter(|f| !f.is_empty())
+            .map(str::to_owned)
+            .collect();
+    }
+    let records = ndjson::parse(&body, &opts).map_err(|e| ApiError::bad_data(e.to_string()))?;
+    let Ok(_permit) = state.ingest_permits().try_acquire() else {
+        return Err(ApiError::too_many_requests(
+            "too many concurrent ingest requests",
+            1,
+        ));
+    };
+    let (records, dropped, masked) = mask(&state, &principal.tenant, records);
+    let db = state
+        .logs()
+        .tenant(&principal.tenant)
+        .map_err(ApiError::internal)?;
+    let stats = tokio::task::spawn_blocking(move || db.append(&records))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|e| match e {
+            dozor_logs::LogsError::Limit(m) => ApiError::bad_data(m),
+            e if e.is_disk_full() => {
+                tracing::error!(error = %e, "disk full: refusing log records");
+                ApiError::insufficient_storage("the disk is full; records were not stored")
+            }
+            e => ApiError::internal(e),
+        })?;
+    Ok(success(json!({
+        "accepted": stats.accepted,
+        "dropped": dropped,
+        "masked": masked,
+    }))
+    .into_response())
+}
+
+async fn search(
+    State(state): State<AppState>,
+    principal: Principal,
+    ClientAddr(source): ClientAddr,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let selector = params.required("query")?;
+    let mut groups = parse_selector(selector)
+        .map_err(|_| ApiError::bad_data(format!("invalid parameter \"query\": {selector:?} is not a stream selector such as {{service=\"shop\"}}")))?;
+    if groups.len() != 1 {
+        return Err(ApiError::bad_data(
+            "invalid parameter \"query\": one stream selector, without `or`",
+        ));
+    }
+    let now_ms = dozor_model::time::now_ms();
+    let end_ms = params.time("end", now_ms)?;
+    let start_ms = params.time("start", end_ms.saturating_sub(3_600_000))?;
+    if start_ms > end_ms {
+        return Err(ApiError::bad_data(
+            "invalid parameter \"start\": after \"end\"",
+        ));
+    }
+    let limit = params.limit()?.unwrap_or(DEFAULT_LIMIT);
+    if limit > MAX_LIMIT {
+        return Err(ApiError::bad_data(format!(
+            "invalid parameter \"limit\": at most {MAX_LIMIT}"
+        )));
+    }
+    let mut q = LogQuery::new(
+        groups.remove(0),
+        start_ms.saturating_mul(1_000_000),
+        end_ms.saturating_mul(1_000_000).saturating_add(999_999),
+    );
+    q.limit = limit;
+    for needle in params.all("contains") {
+        q = q.containing(needle);
+    }
+    q.direction = match params.get("direction") {
+        None | Some("backward") => Direction::Backward,
+        Some("forward") => Direction::Forward,
+        Some(other) => {
+            return Err(ApiError::bad_data(format!(
+                "invalid parameter \"direction\": {other:?} is neither forward nor backward"
+            )));
+        }
+    };
+    let found = match state.logs().existing(&principal.tenant) {
+        Some(db) => tokio::task::spawn_blocking(move || db.select(&q))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(ApiError::internal)?,
+        None => Vec::new(),
+    };
+    let entry = Entry::new(
+        principal.tenant.as_str(),
+        principal.actor.as_str(),
+        "logs.search",
+        "logs",
+        Outcome::Success,
+    )
+    .source(source)
+    .detail("query", params.raw())
+    .detail("lines", found.len().to_string());
+    state.audit_entry(entry).await?;
+    let records: Vec<Value> = found.iter().map(record_json).collect();
+    Ok(success(json!({ "records": records })).into_response())
+}
+
+fn record_json(r: &LogRecord) -> Value {
+    let stream: Map<String, Value> = r
+        .stream
+        .iter()
+        .map(|l| (l.name.clone(), json!(l.value)))
+        .collect();
+    let fields: Map<String, Value> = r
+        .fields
+        .iter()
+        .map(|(k, v)| (k.clone(), json!(v)))
+        .collect();
+    json!({
+        "time": rfc3339_ns(r.time_ns),
+        "time_ns": r.time_ns.to_string(),
+        "stream": stream,
+        "message": r.message,
+        "fields": fields,
+    })
+}
+
+/// RFC 3339 with nanoseconds, UTC.
+fn rfc3339_ns(ns: i64) -> String {
+    let secs = ns.div_euclid(1_000_000_000);
+    let nanos = ns.rem_euclid(1_000_000_000) as u32;
+    let Ok(secs) = u64::try_from(secs) else {
+        return ns.to_string();
+    };
+    let t = std::time::UNIX_EPOCH + std::time::Duration::new(secs, nanos);
+    humantime::format_rfc3339_nanos(t).to_string()
+}

@@ -1,0 +1,247 @@
+//! Log ingest and search over HTTP: NDJSON in with PII masked before storage (checked in
+//! the decompressed parts on disk, not only in answers), bad lines refused whole, searches
+//! by stream, needle and time, audited reads, tenants kept apart.
+
+#![allow(clippy::unwrap_used)] // Test helpers: a panic is the failure report.
+
+mod common;
+
+use axum::http::StatusCode;
+use dozor_model::{Role, TenantId};
+use serde_json::{Value, json};
+
+use common::{ADMIN_PASSWORD, TestApp};
+
+/// 2026-12-01T10:00:00Z in seconds.
+const T0: i64 = 1_796_119_200;
+
+async fn post_ndjson(app: &TestApp, auth: &str, query: &str, body: &str) -> (StatusCode, Value) {
+    let (status, _, bytes) = app
+        .call_raw(
+            "POST",
+            &format!("/api/v1/logs/ingest{query}"),
+            Some(auth),
+            Some(body.to_owned()),
+        )
+        .await;
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+async fn search(app: &TestApp, auth: &str, params: &[(&str, &str)]) -> (StatusCode, Value) {
+    let q = serde_urlencoded::to_string(params).unwrap();
+    app.call("GET", &format!("/api/v1/logs/search?{q}"), Some(auth), None)
+        .await
+}
+
+fn lines() -> String {
+    [
+        json!({"_time": T0, "service": "shop", "level": "error", "_msg": "payment failed for ivan.petrov@mail.ru card 4111 1111 1111 1111", "user": {"phone": "+7 (912) 345-67-89"}, "order": 1001}),
+        json!({"_time": T0 + 1, "service": "shop", "level": "info", "_msg": "order 1002 paid", "order": 1002}),
+        json!({"_time": T0 + 2, "service": "crm", "level": "info", "_msg": "ticket opened from 10.20.30.40", "password": "hunter2"}),
+        json!({"_time": T0 + 3, "service": "mes", "level": "warn", "_msg": "line 4 slow"}),
+    ]
+    .iter()
+    .map(Value::to_string)
+    .collect::<Vec<_>>()
+    .join("\n")
+}
+
+#[tokio::test]
+async fn ndjson_lands_masked_and_searches_by_stream_needle_and_time() {
+    let app = common::app().await;
+    let admin = app.bearer("admin", ADMIN_PASSWORD).await;
+    let shipper = app.token_bearer(&admin, "shipper", &["ingest"]).await;
+    let (status, body) = post_ndjson(&app, &shipper, "", &lines()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["accepted"], 4);
+    assert_eq!(
+        body["data"]["masked"],
+        json!({"card": 1, "email": 1, "ipv4": 1, "phone": 1, "secret": 1})
+    );
+
+    let window = [
+        ("start", &*T0.to_string()),
+        ("end", &*(T0 + 10).to_string()),
+    ];
+    let (status, found) = search(
+        &app,
+        &admin,
+        &[&[("query", "{service=\"shop\"}")][..], &window[..]].concat(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{found}");
+    let records = found["data"]["records"].as_array().unwrap();
+    assert_eq!(records.len(), 2);
+    assert_eq!(records[0]["message"], "order 1002 paid", "newest first");
+    assert_eq!(
+        records[1]["message"],
+        "payment failed for [EMAIL] card [CARD]"
+    );
+    assert_eq!(records[1]["fields"]["user.phone"], "[PHONE]");
+    assert_eq!(
+        records[1]["stream"],
+        json!({"level": "error", "service": "shop"})
+    );
+    assert_eq!(records[1]["time"], "2026-12-01T10:00:00.000000000Z");
+
+    let (_, found) = search(
+        &app,
+        &admin,
+        &[
+            &[("query", "{level=~\"info|warn\"}"), ("contains", "ticket")][..],
+            &window[..],
+        ]
+        .concat(),
+    )
+    .await;
+    let records = found["data"]["records"].as_array().unwrap();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0]["message"], "ticket opened from [IPV4]");
+    assert_eq!(records[0]["fields"]["password"], "[SECRET]");
+
+    // No PII reaches the disk either: flush the head and read the decompressed parts.
+    let tenant: TenantId = "default".parse().unwrap();
+    let db = app.state.logs().existing(&tenant).unwrap();
+    // The WAL, before the flush drops it, holds the masked text only.
+    let wal: Vec<u8> = std::fs::read_dir(app.dir.path().join("logs/default/wal"))
+        .unwrap()
+        .flat_map(|e| std::fs::read(e.unwrap().path()).unwrap())
+        .collect();
+    let wal = String::from_utf8_lossy(&wal);
+    assert!(
+        wal.contains("payment failed for [EMAIL]"),
+        "the records are in the WAL"
+    );
+    assert!(
+        !wal.contains("ivan.petrov") && !wal.contains("hunter2"),
+        "no PII in the WAL"
+    );
+    db.flush().unwrap();
+    let stored: String = db
+        .parts()
+        .iter()
+        .flat_map(|p| p.all().unwrap())
+        .map(|r| format!("{} {:?}", r.message, r.fields))
+        .collect();
+    assert!(stored.contains("payment failed"), "{stored}");
+    for pii in [
+        "ivan.petrov@mail.ru",
+        "4111",
+        "345-67-89",
+        "10.20.30.40",
+        "hunter2",
+    ] {
+        assert!(!stored.contains(pii), "{pii} is on disk: {stored}");
+    }
+
+    // The reads are in the audit chain, with the filter and the line count.
+    let audit = std::fs::read_to_string(app.dir.path().join("audit").join("chain.jsonl")).unwrap();
+    let searches: Vec<&str> = audit
+        .lines()
+        .filter(|l| l.contains("logs.search"))
+        .collect();
+    assert_eq!(searches.len(), 2, "{audit}");
+    assert!(
+        searches[0].contains("\"lines\":\"2\"") && searches[0].contains("service"),
+        "{}",
+        searches[0]
+    );
+}
+
+#[tokio::test]
+async fn bad_bodies_and_parameters_are_400s_that_store_nothing() {
+    let app = common::app().await;
+    let admin = app.bearer("admin", ADMIN_PASSWORD).await;
+    let body = format!(
+        "{}\n{{\"_msg\": oops}}\n",
+        json!({"_msg": "fine", "service": "shop"})
+    );
+    let (status, err) = post_ndjson(&app, &admin, "", &body).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        err["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("line 2: invalid JSON"),
+        "{err}"
+    );
+    let (status, _) = post_ndjson(&app, &admin, "", "{\"no\":\"message\"}").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        app.state
+            .logs()
+            .existing(&"default".parse().unwrap())
+            .is_none(),
+        "nothing was stored"
+    );
+    for (params, needle) in [
+        (vec![], "query"),
+        (vec![("query", "up + 1")], "stream selector"),
+        (
+            vec![("query", "{service=\"shop\"}"), ("limit", "100000")],
+            "limit",
+        ),
+        (
+            vec![("query", "{service=\"shop\"}"), ("direction", "sideways")],
+            "direction",
+        ),
+        (
+            vec![
+                ("query", "{service=\"shop\"}"),
+                ("start", "20"),
+                ("end", "10"),
+            ],
+            "start",
+        ),
+    ] {
+        let (status, err) = search(&app, &admin, &params).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{params:?}");
+        assert!(
+            err["error"].as_str().unwrap().contains(needle),
+            "{params:?}: {err}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn stream_fields_are_chosen_by_the_request_and_tenants_stay_apart() {
+    let app = common::app().await;
+    app.add_user("other", "olga", ADMIN_PASSWORD, Role::Admin)
+        .await;
+    let admin = app.bearer("admin", ADMIN_PASSWORD).await;
+    let olga = app.bearer("olga", ADMIN_PASSWORD).await;
+    let line = json!({"_time": T0, "app": "till", "shop": "42", "level": "info", "_msg": "receipt printed"}).to_string();
+    let (status, _) = post_ndjson(&app, &admin, "?_stream_fields=app,shop", &line).await;
+    assert_eq!(status, StatusCode::OK);
+    let params = [
+        ("query", "{app=\"till\"}"),
+        ("start", &*T0.to_string()),
+        ("end", &*(T0 + 1).to_string()),
+    ];
+    let (_, found) = search(&app, &admin, &params).await;
+    let records = found["data"]["records"].as_array().unwrap();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0]["stream"], json!({"app": "till", "shop": "42"}));
+    assert_eq!(records[0]["fields"], json!({"level": "info"}));
+    let (status, found) = search(&app, &olga, &params).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        found["data"]["records"],
+        json!([]),
+        "another tenant sees nothing"
+    );
+    // An ingest token cannot read, a reader cannot write.
+    let shipper = app.token_bearer(&admin, "shipper", &["ingest"]).await;
+    let reader = app.token_bearer(&admin, "reader", &["read"]).await;
+    assert_eq!(
+        search(&app, &shipper, &params).await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        post_ndjson(&app, &reader, "", &line).await.0,
+        StatusCode::FORBIDDEN
+    );
+}
