@@ -373,6 +373,89 @@ fn acknowledged_samples_survive_kill_9_during_ingest() {
     );
 }
 
+/// Log lines acknowledged with 2xx survive `kill -9` in the middle of a stream of NDJSON
+/// requests, across crash/restart cycles.
+#[test]
+fn acknowledged_log_lines_survive_kill_9_during_ingest() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = "dzr_kill-test-token-0123456789";
+    let mut acked: Vec<String> = Vec::new();
+    let t0 = 1_796_119_200i64;
+    for cycle in 0..3 {
+        let server = Server::start(dir.path(), &[("DOZOR_ADMIN_TOKEN", token)]);
+        let kill_after = 4 + cycle * 3;
+        let url = server.url("/api/v1/logs/ingest");
+        let acked_now = block_on(async {
+            let client = reqwest::Client::new();
+            let mut ok = Vec::new();
+            for batch in 0..kill_after + 8 {
+                let ids: Vec<String> = (0..20).map(|i| format!("c{cycle}b{batch}i{i}")).collect();
+                let body: String = ids
+                    .iter()
+                    .enumerate()
+                    .map(|(i, id)| {
+                        serde_json::json!({
+                            "_time": t0 + (cycle * 100 + batch) as i64,
+                            "service": "kill",
+                            "_msg": format!("line {id} order {i}"),
+                            "id": id,
+                        })
+                        .to_string()
+                            + "\n"
+                    })
+                    .collect();
+                if batch == kill_after {
+                    let _ = Command::new("kill")
+                        .args(["-9", &server.child.id().to_string()])
+                        .status();
+                }
+                let sent = client.post(&url).bearer_auth(token).body(body).send().await;
+                if let Ok(r) = sent
+                    && r.status().is_success()
+                {
+                    ok.extend(ids);
+                }
+            }
+            ok
+        });
+        assert!(
+            acked_now.len() >= kill_after * 20,
+            "cycle {cycle}: {} acks",
+            acked_now.len()
+        );
+        acked.extend(acked_now);
+        drop(server);
+    }
+    let server = Server::start(dir.path(), &[("DOZOR_ADMIN_TOKEN", token)]);
+    let stored: std::collections::HashSet<String> = block_on(async {
+        let url = server.url(&format!(
+            "/api/v1/logs/search?query=%7Bservice%3D%22kill%22%7D&start={}&end={}&limit=10000",
+            t0 - 1,
+            t0 + 1000
+        ));
+        let r = reqwest::Client::new()
+            .get(&url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
+        let v: serde_json::Value = r.json().await.unwrap();
+        v["data"]["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["fields"]["id"].as_str().unwrap().to_owned())
+            .collect()
+    });
+    let lost: Vec<_> = acked.iter().filter(|a| !stored.contains(*a)).collect();
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged lines lost: {lost:?}",
+        lost.len()
+    );
+}
+
 /// `dozor serve` scrapes a real node_exporter, collects its host and itself, and marks the
 /// scraped series stale when it stops.
 #[test]
