@@ -411,7 +411,7 @@ impl LogDb {
 
     /// Bytes the store takes on disk (parts and WAL).
     pub fn disk_bytes(&self) -> u64 {
-        dir_size(&self.dir)
+        dozor_wal::dir::size(&self.dir)
     }
 }
 
@@ -443,18 +443,4 @@ fn list_days(parts_dir: &Path) -> Result<Vec<(i64, PathBuf)>, LogsError> {
     }
     out.sort();
     Ok(out)
-}
-
-fn dir_size(dir: &Path) -> u64 {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => dir_size(&e.path()),
-            Ok(m) => m.len(),
-            Err(_) => 0,
-        })
-        .sum()
 }

@@ -19,7 +19,7 @@ pub const INDEX: &str = "index";
 /// Part data file.
 pub const DATA: &str = "data";
 /// Suffix of a part directory still being written.
-pub const TMP_SUFFIX: &str = ".tmp";
+pub use dozor_wal::dir::TMP_SUFFIX;
 /// Suffix of a part directory being deleted.
 pub const DELETE_SUFFIX: &str = ".deleted";
 

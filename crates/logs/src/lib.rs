@@ -49,12 +49,11 @@ pub mod files;
 pub mod part;
 pub mod record;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
-use dozor_model::{Matcher, TenantId};
+use dozor_model::{Matcher, TenantId, TenantMap};
 
 pub use db::{AppendStats, LogDb, MAX_FIELD_BYTES, MAX_MESSAGE_BYTES};
 pub use dozor_wal::FsyncPolicy;
@@ -165,64 +164,40 @@ impl LogQuery {
 pub struct Logs {
     root: PathBuf,
     opts: Options,
-    dbs: RwLock<HashMap<TenantId, Arc<LogDb>>>,
+    dbs: TenantMap<LogDb>,
 }
 
 impl Logs {
     /// Opens `root` and every tenant already stored there (replaying their WALs).
     pub fn open(root: &Path, opts: Options) -> Result<Logs, LogsError> {
         std::fs::create_dir_all(root).map_err(LogsError::io("create", root))?;
-        let mut dbs = HashMap::new();
-        for entry in std::fs::read_dir(root).map_err(LogsError::io("list", root))? {
-            let entry = entry.map_err(LogsError::io("list", root))?;
-            let Some(tenant) = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| n.parse::<TenantId>().ok())
-            else {
-                continue;
-            };
-            if entry.path().is_dir() {
-                dbs.insert(tenant, Arc::new(LogDb::open(&entry.path(), opts)?));
+        let mut dbs = Vec::new();
+        for (name, path) in dozor_wal::dir::subdirs(root)? {
+            if let Ok(tenant) = name.parse::<TenantId>() {
+                dbs.push((tenant, LogDb::open(&path, opts)?));
             }
         }
         Ok(Logs {
             root: root.to_owned(),
             opts,
-            dbs: RwLock::new(dbs),
+            dbs: TenantMap::new(dbs),
         })
     }
 
     /// The store of `tenant`, created on first use.
     pub fn tenant(&self, tenant: &TenantId) -> Result<Arc<LogDb>, LogsError> {
-        if let Some(db) = self.existing(tenant) {
-            return Ok(db);
-        }
-        let mut dbs = self.dbs.write().unwrap_or_else(|p| p.into_inner());
-        if let Some(db) = dbs.get(tenant) {
-            return Ok(Arc::clone(db));
-        }
-        let db = Arc::new(LogDb::open(&self.root.join(tenant.as_str()), self.opts)?);
-        dbs.insert(tenant.clone(), Arc::clone(&db));
-        Ok(db)
+        self.dbs.get_or_open(tenant, || {
+            LogDb::open(&self.root.join(tenant.as_str()), self.opts)
+        })
     }
 
     /// The store of `tenant` if it has any data (reads never create a tenant).
     pub fn existing(&self, tenant: &TenantId) -> Option<Arc<LogDb>> {
-        self.dbs
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(tenant)
-            .cloned()
+        self.dbs.get(tenant)
     }
 
     /// Every open tenant store.
     pub fn all(&self) -> Vec<(TenantId, Arc<LogDb>)> {
-        self.dbs
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .map(|(t, d)| (t.clone(), Arc::clone(d)))
-            .collect()
+        self.dbs.all()
     }
 }

@@ -8,7 +8,6 @@
 //! directory without the suffix is complete.
 
 use std::fs::{self, File};
-use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -18,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::block::{self, MAX_BLOCK_RAW, MAX_BLOCK_ROWS, Row};
 use crate::bloom::Bloom;
-use crate::files::{DATA, INDEX, META, TMP_SUFFIX};
+use crate::files::{DATA, INDEX, META};
 use crate::{LogsError, Needles};
 
 const INDEX_MAGIC: &[u8; 4] = b"DZLI";
@@ -195,31 +194,14 @@ impl Writer {
             wal_until,
             raw_bytes: self.raw_bytes,
         };
-        let tmp = dir.with_file_name(format!(
-            "{}{TMP_SUFFIX}",
-            dir.file_name().and_then(|n| n.to_str()).unwrap_or("part")
-        ));
-        let _ = fs::remove_dir_all(&tmp);
-        fs::create_dir_all(&tmp).map_err(LogsError::io("create", &tmp))?;
-        write_synced(&tmp.join(DATA), &self.data)?;
-        write_synced(&tmp.join(INDEX), &index)?;
         let json =
             serde_json::to_vec_pretty(&meta).map_err(|e| LogsError::Corrupt(e.to_string()))?;
-        write_synced(&tmp.join(META), &json)?;
-        dozor_wal::sync_dir(&tmp)?;
-        fs::rename(&tmp, dir).map_err(LogsError::io("rename", &tmp))?;
-        if let Some(parent) = dir.parent() {
-            dozor_wal::sync_dir(parent)?;
-        }
+        dozor_wal::dir::write_atomically(
+            dir,
+            &[(DATA, &self.data), (INDEX, &index), (META, &json)],
+        )?;
         Ok(meta)
     }
-}
-
-fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), LogsError> {
-    let mut f = File::create(path).map_err(LogsError::io("create", path))?;
-    f.write_all(bytes)
-        .and_then(|()| f.sync_all())
-        .map_err(LogsError::io("write", path))
 }
 
 impl Part {

@@ -13,6 +13,7 @@
 //!   canonical packed form the metric store keys and logs them by.
 //! - [`LogRecord`] ([`log`]): a log line or event (nanosecond time, stream labels,
 //!   message, fields).
+//! - [`TenantMap`]: one engine per tenant, opened on first use.
 //! - [`time`]: milliseconds since the Unix epoch, the one time unit of storage and APIs.
 //!
 //! Architecture invariant: a `TenantId` or `Role` value is valid by construction; code that
@@ -33,6 +34,7 @@ pub mod log;
 mod matcher;
 pub mod packed;
 mod tenant;
+mod tenant_map;
 pub mod time;
 
 pub use access::{ParseAccessError, Role, Scope, ScopeSet};
@@ -41,3 +43,4 @@ pub use log::LogRecord;
 pub use matcher::{BadRegex, MatchOp, Matcher};
 pub use packed::SeriesBatch;
 pub use tenant::{ParseTenantError, TenantId};
+pub use tenant_map::TenantMap;

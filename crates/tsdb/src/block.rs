@@ -8,7 +8,6 @@
 //! synced and renamed, so a directory without the suffix is always complete.
 
 use std::fs::{self, File};
-use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -19,9 +18,8 @@ use std::collections::HashMap;
 
 use crate::chunk::SharedTimes;
 use crate::encoding::{Reader, put_bytes, put_uvarint, put_varint};
-use crate::files::{CHUNKS, INDEX, META, TIMES, TMP_SUFFIX};
+use crate::files::{CHUNKS, INDEX, META, TIMES};
 use crate::postings::Postings;
-use crate::wal::sync_dir;
 use crate::{TsdbError, chunk};
 
 const INDEX_MAGIC: &[u8; 4] = b"DZTI";
@@ -238,12 +236,6 @@ impl<'a> Writer<'a> {
         resolution_ms: i64,
         source: Option<[i64; 2]>,
     ) -> Result<BlockMeta, TsdbError> {
-        let tmp = dir.with_file_name(format!(
-            "{}{TMP_SUFFIX}",
-            dir.file_name().and_then(|n| n.to_str()).unwrap_or("block")
-        ));
-        let _ = fs::remove_dir_all(&tmp);
-        fs::create_dir_all(&tmp).map_err(TsdbError::io("create", &tmp))?;
         let index = self.index();
         let meta = BlockMeta {
             version: 1,
@@ -257,28 +249,17 @@ impl<'a> Writer<'a> {
             resolution_ms,
             source,
         };
-        write_synced(&tmp.join(CHUNKS), &self.chunks)?;
-        if !self.times.is_empty() {
-            write_synced(&tmp.join(TIMES), &self.times.encode())?;
-        }
-        write_synced(&tmp.join(INDEX), &index)?;
         let meta_json =
             serde_json::to_vec_pretty(&meta).map_err(|e| TsdbError::Corrupt(e.to_string()))?;
-        write_synced(&tmp.join(META), &meta_json)?;
-        sync_dir(&tmp)?;
-        fs::rename(&tmp, dir).map_err(TsdbError::io("rename", &tmp))?;
-        if let Some(parent) = dir.parent() {
-            sync_dir(parent)?;
+        let times = self.times.encode();
+        let mut files: Vec<(&str, &[u8])> = vec![(CHUNKS, &self.chunks)];
+        if !self.times.is_empty() {
+            files.push((TIMES, &times));
         }
+        files.extend([(INDEX, index.as_slice()), (META, meta_json.as_slice())]);
+        dozor_wal::dir::write_atomically(dir, &files)?;
         Ok(meta)
     }
-}
-
-fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), TsdbError> {
-    let mut f = File::create(path).map_err(TsdbError::io("create", path))?;
-    f.write_all(bytes)
-        .and_then(|()| f.sync_all())
-        .map_err(TsdbError::io("write", path))
 }
 
 impl Block {

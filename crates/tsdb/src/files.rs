@@ -22,7 +22,7 @@ pub const CHUNKS: &str = "chunks";
 /// Block file of time columns shared by several chunks (absent when none are).
 pub const TIMES: &str = "times";
 /// Suffix of a block directory still being written.
-pub const TMP_SUFFIX: &str = ".tmp";
+pub use dozor_wal::dir::TMP_SUFFIX;
 /// Suffix of a block directory being deleted.
 pub const DELETE_SUFFIX: &str = ".deleted";
 
@@ -34,16 +34,4 @@ pub fn block_name(mint: i64, maxt: i64, seq: u64) -> String {
 }
 
 /// Bytes of every file under `path`, recursively (0 for what cannot be read).
-pub fn dir_size(path: &std::path::Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(path) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => dir_size(&e.path()),
-            Ok(m) => m.len(),
-            Err(_) => 0,
-        })
-        .sum()
-}
+pub use dozor_wal::dir::size as dir_size;

@@ -54,13 +54,12 @@ pub mod postings;
 pub mod record;
 pub mod xor;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use dozor_model::labels::is_stale_nan;
-use dozor_model::{Labels, Matcher, Sample, TenantId};
+use dozor_model::{Labels, Matcher, Sample, TenantId, TenantMap};
 use serde::{Deserialize, Serialize};
 
 pub use chunk::Aggregates;
@@ -216,65 +215,41 @@ pub trait Queryable: Send + Sync {
 pub struct Tsdb {
     root: PathBuf,
     opts: Options,
-    dbs: RwLock<HashMap<TenantId, Arc<Db>>>,
+    dbs: TenantMap<Db>,
 }
 
 impl Tsdb {
     /// Opens `root`, and every tenant already stored there (replaying their WALs).
     pub fn open(root: &Path, opts: Options) -> Result<Tsdb, TsdbError> {
         std::fs::create_dir_all(root).map_err(TsdbError::io("create", root))?;
-        let mut dbs = HashMap::new();
-        for entry in std::fs::read_dir(root).map_err(TsdbError::io("list", root))? {
-            let entry = entry.map_err(TsdbError::io("list", root))?;
-            let Some(tenant) = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| n.parse::<TenantId>().ok())
-            else {
-                continue;
-            };
-            if entry.path().is_dir() {
-                dbs.insert(tenant, Arc::new(Db::open(&entry.path(), opts)?));
+        let mut dbs = Vec::new();
+        for (name, path) in dozor_wal::dir::subdirs(root)? {
+            if let Ok(tenant) = name.parse::<TenantId>() {
+                dbs.push((tenant, Db::open(&path, opts)?));
             }
         }
         Ok(Tsdb {
             root: root.to_owned(),
             opts,
-            dbs: RwLock::new(dbs),
+            dbs: TenantMap::new(dbs),
         })
     }
 
     /// The store of `tenant`, created on first use.
     pub fn tenant(&self, tenant: &TenantId) -> Result<Arc<Db>, TsdbError> {
-        if let Some(db) = self.existing(tenant) {
-            return Ok(db);
-        }
-        let mut dbs = self.dbs.write().unwrap_or_else(|p| p.into_inner());
-        if let Some(db) = dbs.get(tenant) {
-            return Ok(Arc::clone(db));
-        }
-        let db = Arc::new(Db::open(&self.root.join(tenant.as_str()), self.opts)?);
-        dbs.insert(tenant.clone(), Arc::clone(&db));
-        Ok(db)
+        self.dbs.get_or_open(tenant, || {
+            Db::open(&self.root.join(tenant.as_str()), self.opts)
+        })
     }
 
     /// The store of `tenant` if it has any data (reads never create a tenant).
     pub fn existing(&self, tenant: &TenantId) -> Option<Arc<Db>> {
-        self.dbs
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(tenant)
-            .cloned()
+        self.dbs.get(tenant)
     }
 
     /// Every open tenant store.
     pub fn all(&self) -> Vec<(TenantId, Arc<Db>)> {
-        self.dbs
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .map(|(t, d)| (t.clone(), Arc::clone(d)))
-            .collect()
+        self.dbs.all()
     }
 
     /// The storage settings.

@@ -13,7 +13,8 @@
 //! policy decides when data reaches the disk for a crash of the machine.
 //!
 //! What a record holds is the caller's business: the crate frames, checks and replays
-//! opaque payloads.
+//! opaque payloads. [`dir`] holds the other durability primitive the stores share: a
+//! directory written whole or not at all.
 //!
 //! ```
 //! use dozor_wal::{FsyncPolicy, Wal, replay};
@@ -36,6 +37,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
+
+pub mod dir;
 
 /// An error of the WAL.
 #[derive(Debug, thiserror::Error)]
@@ -60,7 +63,7 @@ pub enum WalError {
 }
 
 impl WalError {
-    fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> WalError {
+    pub(crate) fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> WalError {
         let path = path.to_owned();
         move |source| WalError::Io { what, path, source }
     }
