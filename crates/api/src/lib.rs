@@ -183,9 +183,13 @@ impl AppState {
         &self.0.probes
     }
 
-    /// Permits for concurrent ingest requests.
-    pub fn ingest_permits(&self) -> &tokio::sync::Semaphore {
-        &self.0.ingest_permits
+    /// A permit for one ingest request, or 429 with `Retry-After` when
+    /// `ingest.max_concurrent_requests` are already being served.
+    pub fn ingest_permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>, ApiError> {
+        self.0
+            .ingest_permits
+            .try_acquire()
+            .map_err(|_| ApiError::too_many_requests("too many concurrent ingest requests", 1))
     }
 
     /// The decoders' per-request limits.

@@ -11,10 +11,7 @@ use std::time::Instant;
 use dozor_model::LogRecord;
 use dozor_wal::Wal;
 
-use crate::files::{
-    DELETE_SUFFIX, PARTS_DIR, TMP_SUFFIX, WAL_DIR, day_name, day_of, day_start_ns, parse_day,
-    part_name,
-};
+use crate::files::{PARTS_DIR, WAL_DIR, day_name, day_of, day_start_ns, parse_day, part_name};
 use crate::part::{self, Part, Want};
 use crate::record::{self, MAX_FIELDS};
 use crate::{Direction, LogQuery, LogsError, Options};
@@ -106,18 +103,7 @@ impl LogDb {
         let mut parts: BTreeMap<i64, Vec<Arc<Part>>> = BTreeMap::new();
         let (mut wal_until, mut next_part) = (0u64, 0u64);
         for (day, day_dir) in list_days(&parts_dir)? {
-            for entry in fs::read_dir(&day_dir).map_err(LogsError::io("list", &day_dir))? {
-                let path = entry.map_err(LogsError::io("list", &day_dir))?.path();
-                let name = path
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .unwrap_or_default()
-                    .to_owned();
-                if name.ends_with(TMP_SUFFIX) || name.ends_with(DELETE_SUFFIX) {
-                    // An unfinished write or delete from before a crash.
-                    fs::remove_dir_all(&path).map_err(LogsError::io("remove", &path))?;
-                    continue;
-                }
+            for (name, path) in dozor_wal::dir::complete_subdirs(&day_dir)? {
                 let Ok(id) = u64::from_str_radix(&name, 16) else {
                     continue;
                 };
@@ -375,7 +361,7 @@ impl LogDb {
                 day_parts.push(merged);
             }
             for p in inputs {
-                remove_dir(p.dir())?;
+                dozor_wal::dir::remove(p.dir())?;
             }
         }
         Ok(())
@@ -393,7 +379,7 @@ impl LogDb {
         };
         let parts_dir = self.dir.join(PARTS_DIR);
         for (day, _) in gone {
-            remove_dir(&parts_dir.join(day_name(day_start_ns(day))))?;
+            dozor_wal::dir::remove(&parts_dir.join(day_name(day_start_ns(day))))?;
         }
         Ok(())
     }
@@ -415,32 +401,12 @@ impl LogDb {
     }
 }
 
-/// Renames `dir` to `….deleted`, then removes it: a crash in between leaves a name that
-/// open removes, never a half-deleted part that looks whole.
-fn remove_dir(dir: &Path) -> Result<(), LogsError> {
-    let mut gone = dir.as_os_str().to_owned();
-    gone.push(DELETE_SUFFIX);
-    let gone = PathBuf::from(gone);
-    fs::rename(dir, &gone).map_err(LogsError::io("rename", dir))?;
-    fs::remove_dir_all(&gone).map_err(LogsError::io("remove", &gone))
-}
-
 /// The day directories under `parts_dir`, with their day numbers.
 fn list_days(parts_dir: &Path) -> Result<Vec<(i64, PathBuf)>, LogsError> {
-    let mut out = Vec::new();
-    for entry in fs::read_dir(parts_dir).map_err(LogsError::io("list", parts_dir))? {
-        let path = entry.map_err(LogsError::io("list", parts_dir))?.path();
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default()
-            .to_owned();
-        if name.ends_with(DELETE_SUFFIX) {
-            fs::remove_dir_all(&path).map_err(LogsError::io("remove", &path))?;
-        } else if let Some(day) = parse_day(&name) {
-            out.push((day, path));
-        }
-    }
+    let mut out: Vec<(i64, PathBuf)> = dozor_wal::dir::complete_subdirs(parts_dir)?
+        .into_iter()
+        .filter_map(|(name, path)| Some((parse_day(&name)?, path)))
+        .collect();
     out.sort();
     Ok(out)
 }

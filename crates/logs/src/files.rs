@@ -18,10 +18,10 @@ pub const META: &str = "meta.json";
 pub const INDEX: &str = "index";
 /// Part data file.
 pub const DATA: &str = "data";
+/// Suffix of a part directory being deleted.
+pub use dozor_wal::dir::DELETE_SUFFIX;
 /// Suffix of a part directory still being written.
 pub use dozor_wal::dir::TMP_SUFFIX;
-/// Suffix of a part directory being deleted.
-pub const DELETE_SUFFIX: &str = ".deleted";
 
 /// The directory name of the UTC day holding `time_ns`: `YYYY-MM-DD`.
 pub fn day_name(time_ns: i64) -> String {

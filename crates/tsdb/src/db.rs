@@ -11,7 +11,7 @@ use dozor_model::{Labels, Matcher, Sample, SeriesBatch};
 
 use crate::block::{self, Block};
 use crate::downsample::{self, RESOLUTIONS};
-use crate::files::{BLOCKS_DIR, DELETE_SUFFIX, TMP_SUFFIX, WAL_DIR, block_name};
+use crate::files::{BLOCKS_DIR, WAL_DIR, block_name};
 use crate::head::{Head, Rejected};
 use crate::record::{Record, SeriesRef};
 use crate::wal::{self, Wal};
@@ -77,18 +77,7 @@ impl Db {
         let blocks_dir = dir.join(BLOCKS_DIR);
         fs::create_dir_all(&blocks_dir).map_err(TsdbError::io("create", &blocks_dir))?;
         let mut blocks = Vec::new();
-        for entry in fs::read_dir(&blocks_dir).map_err(TsdbError::io("list", &blocks_dir))? {
-            let path = entry.map_err(TsdbError::io("list", &blocks_dir))?.path();
-            let name = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or_default()
-                .to_owned();
-            if name.ends_with(TMP_SUFFIX) || name.ends_with(DELETE_SUFFIX) {
-                // An unfinished write or delete from before a crash.
-                fs::remove_dir_all(&path).map_err(TsdbError::io("remove", &path))?;
-                continue;
-            }
+        for (_, path) in dozor_wal::dir::complete_subdirs(&blocks_dir)? {
             blocks.push(Arc::new(Block::open(&path)?));
         }
         blocks.sort_by_key(|b| (b.meta().mint, b.meta().maxt));
@@ -403,12 +392,8 @@ impl Db {
             blocks.retain(|b| !doomed.iter().any(|d| Arc::ptr_eq(b, d)));
         }
         for b in doomed {
-            // Rename first: a crash mid-delete leaves a `.deleted` directory, removed at open.
-            let gone = b
-                .dir()
-                .with_extension(DELETE_SUFFIX.trim_start_matches('.'));
-            fs::rename(b.dir(), &gone).map_err(TsdbError::io("rename", b.dir()))?;
-            fs::remove_dir_all(&gone).map_err(TsdbError::io("remove", &gone))?;
+            // Renamed to `.deleted` first: a crash mid-delete leaves a name open removes.
+            dozor_wal::dir::remove(b.dir())?;
         }
         Ok(())
     }

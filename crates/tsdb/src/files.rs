@@ -21,10 +21,10 @@ pub const INDEX: &str = "index";
 pub const CHUNKS: &str = "chunks";
 /// Block file of time columns shared by several chunks (absent when none are).
 pub const TIMES: &str = "times";
+/// Suffix of a block directory being deleted.
+pub use dozor_wal::dir::DELETE_SUFFIX;
 /// Suffix of a block directory still being written.
 pub use dozor_wal::dir::TMP_SUFFIX;
-/// Suffix of a block directory being deleted.
-pub const DELETE_SUFFIX: &str = ".deleted";
 
 pub use dozor_wal::segment_name;
 

@@ -12,6 +12,9 @@ use crate::{WalError, sync_dir};
 
 /// The suffix of a directory still being written.
 pub const TMP_SUFFIX: &str = ".tmp";
+/// The suffix of a directory being deleted (renamed first, so a crash never leaves a
+/// half-deleted directory that looks whole).
+pub const DELETE_SUFFIX: &str = ".deleted";
 
 /// `dir` with [`TMP_SUFFIX`] appended.
 pub fn tmp_path(dir: &Path) -> PathBuf {
@@ -51,6 +54,30 @@ pub fn subdirs(root: &Path) -> Result<Vec<(String, PathBuf)>, WalError> {
         }
     }
     Ok(out)
+}
+
+/// The complete subdirectories of `root`, with their names: those a crash left half
+/// written ([`TMP_SUFFIX`]) or half deleted ([`DELETE_SUFFIX`]) are removed first.
+pub fn complete_subdirs(root: &Path) -> Result<Vec<(String, PathBuf)>, WalError> {
+    let mut out = Vec::new();
+    for (name, path) in subdirs(root)? {
+        if name.ends_with(TMP_SUFFIX) || name.ends_with(DELETE_SUFFIX) {
+            fs::remove_dir_all(&path).map_err(WalError::io("remove", &path))?;
+        } else {
+            out.push((name, path));
+        }
+    }
+    Ok(out)
+}
+
+/// Deletes `dir`: renamed to `….deleted` first, then removed, so a crash in between leaves
+/// a name [`complete_subdirs`] removes, never a half-deleted directory that looks whole.
+pub fn remove(dir: &Path) -> Result<(), WalError> {
+    let mut gone = dir.as_os_str().to_owned();
+    gone.push(DELETE_SUFFIX);
+    let gone = PathBuf::from(gone);
+    fs::rename(dir, &gone).map_err(WalError::io("rename", dir))?;
+    fs::remove_dir_all(&gone).map_err(WalError::io("remove", &gone))
 }
 
 /// Bytes of every file below `path` (0 for what cannot be read).

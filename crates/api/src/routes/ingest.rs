@@ -52,12 +52,7 @@ async fn store(
     principal: &Principal,
     batch: SeriesBatch,
 ) -> Result<dozor_tsdb::AppendStats, ApiError> {
-    let Ok(_permit) = state.ingest_permits().try_acquire() else {
-        return Err(ApiError::too_many_requests(
-            "too many concurrent ingest requests",
-            1,
-        ));
-    };
+    let _permit = state.ingest_permit()?;
     let db = state
         .tsdb()
         .tenant(&principal.tenant)

@@ -122,12 +122,7 @@ async fn ingest(
             .collect();
     }
     let records = ndjson::parse(&body, &opts).map_err(|e| ApiError::bad_data(e.to_string()))?;
-    let Ok(_permit) = state.ingest_permits().try_acquire() else {
-        return Err(ApiError::too_many_requests(
-            "too many concurrent ingest requests",
-            1,
-        ));
-    };
+    let _permit = state.ingest_permit()?;
     let (records, dropped, masked) = mask(&state, &principal.tenant, records);
     let db = state
         .logs()
