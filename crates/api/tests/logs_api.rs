@@ -180,6 +180,7 @@ async fn bad_bodies_and_parameters_are_400s_that_store_nothing() {
     for (params, needle) in [
         (vec![], "query"),
         (vec![("query", "up + 1")], "stream selector"),
+        (vec![("query", "oops")], "stream selector"),
         (
             vec![("query", "{service=\"shop\"}"), ("limit", "100000")],
             "limit",

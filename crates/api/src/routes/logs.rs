@@ -154,8 +154,15 @@ async fn search(
     params: Params,
 ) -> Result<Response, ApiError> {
     let selector = params.required("query")?;
-    let mut groups = parse_selector(selector)
-        .map_err(|_| ApiError::bad_data(format!("invalid parameter \"query\": {selector:?} is not a stream selector such as {{service=\"shop\"}}")))?;
+    let not_a_selector = || {
+        ApiError::bad_data(format!(
+            "invalid parameter \"query\": {selector:?} is not a stream selector such as {{service=\"shop\"}}"
+        ))
+    };
+    if !selector.trim_start().starts_with('{') {
+        return Err(not_a_selector());
+    }
+    let mut groups = parse_selector(selector).map_err(|_| not_a_selector())?;
     if groups.len() != 1 {
         return Err(ApiError::bad_data(
             "invalid parameter \"query\": one stream selector, without `or`",
