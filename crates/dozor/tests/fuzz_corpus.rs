@@ -153,3 +153,20 @@ fn ndjson_corpus_decodes_or_names_the_line() {
     }
     assert!(decoded >= 2, "the seed's lines decode ({decoded})");
 }
+
+#[test]
+fn es_bulk_corpus_judges_items_or_names_the_line() {
+    let opts = dozor_ingest::ndjson::NdjsonOptions::new(0);
+    let mut items = 0;
+    for (path, data) in corpus("es_bulk") {
+        match dozor_ingest::es_bulk::parse(&data, None, &opts) {
+            Ok(judged) => items += judged.len(),
+            Err(e) => assert!(
+                e.field.starts_with("line ") || e.field == "body",
+                "{}: {e}",
+                path.display()
+            ),
+        }
+    }
+    assert!(items >= 3, "the seed's items are judged ({items})");
+}

@@ -9,6 +9,7 @@
 //! - [`exposition`]: Prometheus text exposition format 0.0.4 and OpenMetrics text.
 //! - [`json`]: the JSON push of seed 004: `{name, value, labels, timestamp}`, one or many.
 //!
+//! - [`es_bulk`]: Elasticsearch's `_bulk` (judged item by item, as Elasticsearch does).
 //! - [`ndjson`]: NDJSON log lines (`_msg`, `_time`, `_stream`) into `LogRecord`s.
 //! - [`pii`]: PII masking of text before it is stored (e-mail, phones, cards, IBAN,
 //!   Russian passport/INN/SNILS, IPs, JWTs, secrets).
@@ -26,6 +27,7 @@
 //! target in `fuzz/`), and bound the memory they allocate by [`Limits`]. The crate knows no
 //! store: connectors deliver through the `Appender` trait.
 
+pub mod es_bulk;
 pub mod exposition;
 pub mod host;
 pub mod json;

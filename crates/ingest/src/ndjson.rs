@@ -76,7 +76,8 @@ pub fn parse(body: &[u8], opts: &NdjsonOptions) -> Result<Vec<LogRecord>, Ingest
     Ok(out)
 }
 
-fn record(mut obj: Map<String, Value>, opts: &NdjsonOptions) -> Result<LogRecord, String> {
+/// One JSON object as a record, by the conventions above (also what `_bulk` sources become).
+pub fn record(mut obj: Map<String, Value>, opts: &NdjsonOptions) -> Result<LogRecord, String> {
     let message = MESSAGE_KEYS
         .iter()
         .find_map(|k| obj.remove(*k))

@@ -60,18 +60,17 @@ fn tenant_salt(state: &AppState, tenant: &TenantId) -> Vec<u8> {
     h.finalize().to_vec()
 }
 
-/// Masks PII in the message and every field; returns the records to keep, how many were
-/// dropped, and the findings per kind.
-fn mask(
+/// Masks PII in the message and every field of each record: `None` for a record a `drop`
+/// action refuses; and the findings per kind.
+pub(crate) fn mask(
     state: &AppState,
     tenant: &TenantId,
     records: Vec<LogRecord>,
-) -> (Vec<LogRecord>, usize, Map<String, Value>) {
+) -> (Vec<Option<LogRecord>>, Map<String, Value>) {
     let salt = tenant_salt(state, tenant);
     let masker = state.masker();
     let mut counts: std::collections::BTreeMap<&'static str, u64> = Default::default();
-    let mut dropped = 0;
-    let mut kept = Vec::with_capacity(records.len());
+    let mut out = Vec::with_capacity(records.len());
     for mut r in records {
         let mut drop = false;
         let mut tally = |m: &dozor_ingest::pii::Masked<'_>| {
@@ -92,17 +91,49 @@ fn mask(
                 *value = text;
             }
         }
-        if drop {
-            dropped += 1;
-        } else {
-            kept.push(r);
-        }
+        out.push((!drop).then_some(r));
     }
     let counts = counts
         .into_iter()
         .map(|(k, v)| (k.to_ascii_lowercase(), json!(v)))
         .collect();
-    (kept, dropped, counts)
+    (out, counts)
+}
+
+/// Appends (masked) records to the caller's tenant, off the async workers; answers once
+/// they are in the WAL.
+pub(crate) async fn store(
+    state: &AppState,
+    principal: &Principal,
+    records: Vec<LogRecord>,
+) -> Result<dozor_logs::AppendStats, ApiError> {
+    if records.is_empty() {
+        return Ok(dozor_logs::AppendStats::default());
+    }
+    let db = state
+        .logs()
+        .tenant(&principal.tenant)
+        .map_err(ApiError::internal)?;
+    tokio::task::spawn_blocking(move || db.append(&records))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|e| match e {
+            dozor_logs::LogsError::Limit(m) => ApiError::bad_data(m),
+            e if e.is_disk_full() => {
+                tracing::error!(error = %e, "disk full: refusing log records");
+                ApiError::insufficient_storage("the disk is full; records were not stored")
+            }
+            e => ApiError::internal(e),
+        })
+}
+
+/// `a,b, c` as field names.
+pub(crate) fn field_list(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|f| !f.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 async fn ingest(
@@ -114,31 +145,15 @@ async fn ingest(
     let mut opts = NdjsonOptions::new(dozor_model::time::now_ms().saturating_mul(1_000_000));
     let query = Params::parse("", query.as_deref().unwrap_or(""))?;
     if let Some(fields) = query.get("_stream_fields") {
-        opts.stream_fields = fields
-            .split(',')
-            .map(str::trim)
-            .filter(|f| !f.is_empty())
-            .map(str::to_owned)
-            .collect();
+        opts.stream_fields = field_list(fields);
     }
     let records = ndjson::parse(&body, &opts).map_err(|e| ApiError::bad_data(e.to_string()))?;
     let _permit = state.ingest_permit()?;
-    let (records, dropped, masked) = mask(&state, &principal.tenant, records);
-    let db = state
-        .logs()
-        .tenant(&principal.tenant)
-        .map_err(ApiError::internal)?;
-    let stats = tokio::task::spawn_blocking(move || db.append(&records))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(|e| match e {
-            dozor_logs::LogsError::Limit(m) => ApiError::bad_data(m),
-            e if e.is_disk_full() => {
-                tracing::error!(error = %e, "disk full: refusing log records");
-                ApiError::insufficient_storage("the disk is full; records were not stored")
-            }
-            e => ApiError::internal(e),
-        })?;
+    let total = records.len();
+    let (records, masked) = mask(&state, &principal.tenant, records);
+    let records: Vec<LogRecord> = records.into_iter().flatten().collect();
+    let dropped = total - records.len();
+    let stats = store(&state, &principal, records).await?;
     Ok(success(json!({
         "accepted": stats.accepted,
         "dropped": dropped,

@@ -4,6 +4,7 @@
 mod admin;
 mod audit;
 mod auth;
+mod elasticsearch;
 mod grafana;
 mod health;
 mod ingest;
@@ -31,6 +32,7 @@ pub fn registry() -> Registry {
     let r = users::register(r);
     let r = ingest::register(r);
     let r = logs::register(r);
+    let r = elasticsearch::register(r);
     let r = series::register(r);
     let r = query::register(r);
     let r = metrics::register(r);
