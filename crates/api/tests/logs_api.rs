@@ -246,3 +246,70 @@ async fn stream_fields_are_chosen_by_the_request_and_tenants_stay_apart() {
         StatusCode::FORBIDDEN
     );
 }
+
+#[tokio::test]
+async fn loki_pushes_in_protobuf_and_json_land_masked() {
+    let app = common::app().await;
+    let admin = app.bearer("admin", ADMIN_PASSWORD).await;
+    let shipper = app.token_bearer(&admin, "promtail", &["ingest"]).await;
+    let stream = dozor_model::Labels::from_pairs([("job", "till"), ("shop", "42")]).unwrap();
+    let mut first = dozor_model::LogRecord::new(
+        T0 * 1_000_000_000 + 5,
+        stream.clone(),
+        "receipt 17 for +7 912 345 67 89",
+    );
+    first.fields = vec![("trace_id".into(), "ab12".into())];
+    let body = dozor_ingest::loki::encode_protobuf(&[first]);
+    let req = axum::http::Request::builder()
+        .method("POST")
+        .uri("/loki/api/v1/push")
+        .header("authorization", &shipper)
+        .header("content-type", "application/x-protobuf")
+        .body(axum::body::Body::from(body))
+        .unwrap();
+    let res = tower::ServiceExt::oneshot(app.router.clone(), req)
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    let json = json!({"streams": [{"stream": {"job": "till", "shop": "42"},
+        "values": [[format!("{}", (T0 + 1) * 1_000_000_000), "shift closed by olga@shop.ru"]]}]});
+    let (status, _, _) = app
+        .call_raw(
+            "POST",
+            "/loki/api/v1/push",
+            Some(&shipper),
+            Some(json.to_string()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _, _) = app
+        .call_raw(
+            "POST",
+            "/loki/api/v1/push",
+            Some(&shipper),
+            Some("{\"streams\":[{\"stream\":{}}]}".into()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let params = [
+        ("query", "{job=\"till\"}"),
+        ("start", &*T0.to_string()),
+        ("end", &*(T0 + 2).to_string()),
+    ];
+    let (_, found) = search(&app, &admin, &params).await;
+    let messages: Vec<&str> = found["data"]["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        messages,
+        ["shift closed by [EMAIL]", "receipt 17 for [PHONE]"]
+    );
+    assert_eq!(found["data"]["records"][1]["fields"]["trace_id"], "ab12");
+    assert_eq!(
+        found["data"]["records"][1]["time_ns"],
+        (T0 * 1_000_000_000 + 5).to_string()
+    );
+}

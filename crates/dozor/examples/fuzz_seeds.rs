@@ -1,5 +1,5 @@
 //! Writes seed inputs for the fuzz corpora whose formats are binary (WAL records, block
-//! chunks and index, remote_write bodies) into `fuzz/corpus/`. Run by hand when a format
+//! chunks and index, remote_write bodies, Loki pushes) into `fuzz/corpus/`. Run by hand when a format
 //! changes: `cargo run -p dozor --example fuzz_seeds -- fuzz/corpus`.
 
 use std::path::PathBuf;
@@ -116,6 +116,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             },
         ],
     )];
+    let mut line = dozor_model::LogRecord::new(
+        1_796_119_200_000_000_005,
+        Labels::from_pairs([("job", "till"), ("shop", "42")])?,
+        "receipt 17",
+    );
+    line.fields = vec![("trace_id".into(), "ab12".into())];
+    write(
+        "loki_push",
+        "protobuf",
+        &dozor_ingest::loki::encode_protobuf(&[line]),
+    )?;
     let compressed = dozor_ingest::remote_write::encode(&batch);
     write("remote_write", "snappy", &compressed)?;
     write(

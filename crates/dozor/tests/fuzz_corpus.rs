@@ -170,3 +170,20 @@ fn es_bulk_corpus_judges_items_or_names_the_line() {
     }
     assert!(items >= 3, "the seed's items are judged ({items})");
 }
+
+#[test]
+fn loki_push_corpus_decodes_or_names_the_stream() {
+    let limits = dozor_ingest::Limits::default();
+    let mut decoded = 0;
+    for (_, data) in corpus("loki_push") {
+        decoded += dozor_ingest::loki::decode_protobuf(&data, &limits).map_or(0, |r| r.len());
+        decoded += dozor_ingest::loki::decode_json(&data).map_or(0, |r| r.len());
+        if let Ok(text) = std::str::from_utf8(&data) {
+            decoded += usize::from(dozor_ingest::loki::parse_labels(text).is_ok());
+        }
+    }
+    assert!(
+        decoded >= 3,
+        "the JSON, protobuf and label seeds decode ({decoded})"
+    );
+}

@@ -10,6 +10,7 @@
 //! - [`json`]: the JSON push of seed 004: `{name, value, labels, timestamp}`, one or many.
 //!
 //! - [`es_bulk`]: Elasticsearch's `_bulk` (judged item by item, as Elasticsearch does).
+//! - [`loki`]: Loki push, protobuf (snappy) and JSON.
 //! - [`ndjson`]: NDJSON log lines (`_msg`, `_time`, `_stream`) into `LogRecord`s.
 //! - [`pii`]: PII masking of text before it is stored (e-mail, phones, cards, IBAN,
 //!   Russian passport/INN/SNILS, IPs, JWTs, secrets).
@@ -31,9 +32,11 @@ pub mod es_bulk;
 pub mod exposition;
 pub mod host;
 pub mod json;
+pub mod loki;
 pub mod ndjson;
 pub mod pii;
 pub mod probe;
+mod protowire;
 pub mod relabel;
 pub mod remote_write;
 pub mod scrape;

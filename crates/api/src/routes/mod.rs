@@ -9,6 +9,7 @@ mod grafana;
 mod health;
 mod ingest;
 mod logs;
+mod loki;
 mod metrics;
 mod query;
 mod series;
@@ -33,6 +34,7 @@ pub fn registry() -> Registry {
     let r = ingest::register(r);
     let r = logs::register(r);
     let r = elasticsearch::register(r);
+    let r = loki::register(r);
     let r = series::register(r);
     let r = query::register(r);
     let r = metrics::register(r);
