@@ -251,6 +251,30 @@ pub struct LogsConfig {
     /// PII masking before storage, per kind: `mask` (the default), `hash`, `drop` or
     /// `keep`, e.g. `pii: {actions: {ipv4: keep, email: hash}}`.
     pub pii: dozor_ingest::pii::PiiConfig,
+    /// Syslog listeners (RFC 5424 and 3164).
+    pub syslog: SyslogConfig,
+}
+
+/// `logs.syslog`: where syslog is received, and for which tenant.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyslogConfig {
+    /// UDP address, e.g. `0.0.0.0:514` (none: no UDP listener).
+    pub udp: Option<SocketAddr>,
+    /// TCP address (octet counting or newline framing; none: no TCP listener).
+    pub tcp: Option<SocketAddr>,
+    /// The tenant received messages belong to.
+    pub tenant: TenantId,
+}
+
+impl Default for SyslogConfig {
+    fn default() -> SyslogConfig {
+        SyslogConfig {
+            udp: None,
+            tcp: None,
+            tenant: TenantId::default_tenant(),
+        }
+    }
 }
 
 impl Default for LogsConfig {
@@ -259,6 +283,7 @@ impl Default for LogsConfig {
             retention: Duration::from_secs(30 * 24 * 3600),
             flush_interval: Duration::from_secs(60),
             pii: dozor_ingest::pii::PiiConfig::default(),
+            syslog: SyslogConfig::default(),
         }
     }
 }

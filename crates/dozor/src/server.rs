@@ -171,6 +171,27 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
         .await
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;
     let addr = listener.local_addr()?;
+    // Syslog listeners are bound before Dozor says it is listening, like the HTTP one.
+    let syslog_udp = match config.logs.syslog.udp {
+        Some(a) => {
+            let socket = tokio::net::UdpSocket::bind(a)
+                .await
+                .with_context(|| format!("cannot listen for syslog on udp {a}"))?;
+            tracing::info!(addr = %socket.local_addr()?, "syslog over UDP");
+            Some(socket)
+        }
+        None => None,
+    };
+    let syslog_tcp = match config.logs.syslog.tcp {
+        Some(a) => {
+            let l = tokio::net::TcpListener::bind(a)
+                .await
+                .with_context(|| format!("cannot listen for syslog on tcp {a}"))?;
+            tracing::info!(addr = %l.local_addr()?, "syslog over TCP");
+            Some(l)
+        }
+        None => None,
+    };
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "dozor listening");
     println!(
         "Dozor {} is listening on http://{addr}",
@@ -196,6 +217,28 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
         stopped(stop_rx.clone()),
     ));
     let appender: Arc<dyn Appender> = Arc::new(TsdbAppender(Arc::clone(&tsdb)));
+    let sink: Arc<dyn dozor_ingest::syslog::LogSink> = Arc::new(LogStoreSink {
+        logs: Arc::clone(&logs),
+        masker: dozor_ingest::pii::Masker::new(&config.logs.pii),
+        secret: jwt_secret.as_bytes().to_vec(),
+    });
+    let syslog = &config.logs.syslog;
+    if let Some(socket) = syslog_udp {
+        tokio::spawn(dozor_ingest::syslog::serve_udp(
+            socket,
+            syslog.tenant.clone(),
+            Arc::clone(&sink),
+            stop_rx.clone(),
+        ));
+    }
+    if let Some(listener) = syslog_tcp {
+        tokio::spawn(dozor_ingest::syslog::serve_tcp(
+            listener,
+            syslog.tenant.clone(),
+            Arc::clone(&sink),
+            stop_rx.clone(),
+        ));
+    }
     let scrape_jobs = config
         .scrape_jobs()
         .map_err(|e| anyhow::anyhow!("scrape_configs: {e}"))?;
@@ -276,6 +319,31 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Delivers received log records (syslog) to the log store, PII masked first as the HTTP
+/// ingest routes do.
+struct LogStoreSink {
+    logs: Arc<dozor_logs::Logs>,
+    masker: dozor_ingest::pii::Masker,
+    secret: Vec<u8>,
+}
+
+impl dozor_ingest::syslog::LogSink for LogStoreSink {
+    fn append(
+        &self,
+        tenant: &TenantId,
+        records: Vec<dozor_model::LogRecord>,
+    ) -> Result<(), String> {
+        let salt = dozor_ingest::pii::tenant_salt(&self.secret, tenant);
+        let mut counts = std::collections::BTreeMap::new();
+        let kept: Vec<_> = records
+            .into_iter()
+            .filter_map(|mut r| (!self.masker.mask_record(&mut r, &salt, &mut counts)).then_some(r))
+            .collect();
+        let db = self.logs.tenant(tenant).map_err(|e| e.to_string())?;
+        db.append(&kept).map(|_| ()).map_err(|e| e.to_string())
+    }
 }
 
 /// Delivers scraped and collected samples to the tsdb.

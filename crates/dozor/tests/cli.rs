@@ -456,6 +456,129 @@ fn acknowledged_log_lines_survive_kill_9_during_ingest() {
     );
 }
 
+/// Syslog from util-linux' `logger`, over UDP (RFC 5424 and 3164) and TCP (newline and
+/// octet-counting framing), lands in the log store with its PII masked.
+#[test]
+fn logger_messages_over_udp_and_tcp_land_masked() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = "dzr_syslog-test-token-0123456789";
+    let free = |udp: bool| {
+        if udp {
+            std::net::UdpSocket::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        } else {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        }
+    };
+    let (udp, tcp) = (free(true), free(false));
+    let config = dir.path().join("dozor.yml");
+    std::fs::write(
+        &config,
+        format!("logs:\n  syslog:\n    udp: 127.0.0.1:{udp}\n    tcp: 127.0.0.1:{tcp}\n"),
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start_with(
+        &data,
+        &[("DOZOR_ADMIN_TOKEN", token)],
+        &["--config", config.to_str().unwrap()],
+    );
+    let logger = |args: &[&str]| {
+        let status = Command::new("logger")
+            .args(["--server", "127.0.0.1", "--tag", "kkt-driver"])
+            .args(args)
+            .status()
+            .unwrap();
+        assert!(status.success(), "logger {args:?}");
+    };
+    logger(&[
+        "--port",
+        &udp.to_string(),
+        "--udp",
+        "--rfc5424",
+        "--sd-id",
+        "fn@1",
+        "--sd-param",
+        "serial=\"9999\"",
+        "udp 5424 from anna@mail.ru",
+    ]);
+    logger(&[
+        "--port",
+        &udp.to_string(),
+        "--udp",
+        "--rfc3164",
+        "-p",
+        "local0.err",
+        "udp 3164",
+    ]);
+    logger(&["--port", &tcp.to_string(), "--tcp", "tcp newline"]);
+    logger(&[
+        "--port",
+        &tcp.to_string(),
+        "--tcp",
+        "--octet-count",
+        "tcp octets",
+    ]);
+    let search = || {
+        block_on(async {
+            let url = server.url(&format!(
+                "/api/v1/logs/search?{}",
+                serde_urlencoded::to_string([
+                    ("query", "{service=\"kkt-driver\"}"),
+                    ("start", "0"),
+                    ("end", "4000000000")
+                ])
+                .unwrap()
+            ));
+            let v: serde_json::Value = reqwest::Client::new()
+                .get(&url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v["data"]["records"].as_array().unwrap().clone()
+        })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut found = search();
+    while found.len() < 4 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        found = search();
+    }
+    let mut messages: Vec<&str> = found
+        .iter()
+        .map(|r| r["message"].as_str().unwrap())
+        .collect();
+    messages.sort_unstable();
+    assert_eq!(
+        messages,
+        [
+            "tcp newline",
+            "tcp octets",
+            "udp 3164",
+            "udp 5424 from [EMAIL]"
+        ]
+    );
+    let rfc5424 = found
+        .iter()
+        .find(|r| r["message"].as_str().unwrap().starts_with("udp 5424"))
+        .unwrap();
+    assert_eq!(rfc5424["fields"]["fn@1.serial"], "9999");
+    let rfc3164 = found.iter().find(|r| r["message"] == "udp 3164").unwrap();
+    assert_eq!(rfc3164["stream"]["level"], "error");
+    assert_eq!(rfc3164["fields"]["facility"], "local0");
+}
+
 /// `dozor serve` scrapes a real node_exporter, collects its host and itself, and marks the
 /// scraped series stale when it stops.
 #[test]

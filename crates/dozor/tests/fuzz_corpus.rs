@@ -187,3 +187,14 @@ fn loki_push_corpus_decodes_or_names_the_stream() {
         "the JSON, protobuf and label seeds decode ({decoded})"
     );
 }
+
+#[test]
+fn syslog_corpus_parses_or_errors() {
+    let mut parsed = 0;
+    for (_, data) in corpus("syslog") {
+        parsed += usize::from(dozor_ingest::syslog::parse(&data, 0).is_ok());
+        let mut framer = dozor_ingest::syslog::Framer::default();
+        parsed += framer.push(&data).map_or(0, |f| f.len());
+    }
+    assert!(parsed >= 3, "the seeds parse ({parsed})");
+}

@@ -12,6 +12,7 @@
 //! - [`es_bulk`]: Elasticsearch's `_bulk` (judged item by item, as Elasticsearch does).
 //! - [`loki`]: Loki push, protobuf (snappy) and JSON.
 //! - [`ndjson`]: NDJSON log lines (`_msg`, `_time`, `_stream`) into `LogRecord`s.
+//! - [`syslog`]: syslog messages (RFC 5424, RFC 3164) and TCP framing (RFC 6587).
 //! - [`pii`]: PII masking of text before it is stored (e-mail, phones, cards, IBAN,
 //!   Russian passport/INN/SNILS, IPs, JWTs, secrets).
 //! - [`relabel`]: Prometheus relabeling rules.
@@ -22,7 +23,7 @@
 //!   latest outcome of each probe in a [`probe::ProbeRegistry`] for the health routes.
 //! - [`host`]: this machine's `/proc` under node_exporter's names.
 //!
-//! Only `scrape`, `probe` and `host` do I/O.
+//! Only `scrape`, `probe`, `host` and the `syslog` listeners do I/O.
 //!
 //! Architecture invariants: decoders do no I/O, never panic on any input (each has a fuzz
 //! target in `fuzz/`), and bound the memory they allocate by [`Limits`]. The crate knows no
@@ -40,6 +41,7 @@ mod protowire;
 pub mod relabel;
 pub mod remote_write;
 pub mod scrape;
+pub mod syslog;
 
 use dozor_model::{Labels, Sample};
 

@@ -186,7 +186,7 @@ fn parse_time(v: &Value) -> Result<i64, String> {
 
 /// RFC 3339 with `Z` or a `±HH:MM` offset, to ns. humantime reads the date, time and
 /// fraction; the offset is applied here (humantime knows only UTC).
-fn parse_rfc3339_ns(s: &str) -> Result<i64, String> {
+pub(crate) fn parse_rfc3339_ns(s: &str) -> Result<i64, String> {
     let bad = |e: String| format!("time {s:?} is not RFC 3339 ({e})");
     let (local, offset_s) = match s
         .len()

@@ -296,6 +296,49 @@ impl Masker {
     }
 }
 
+impl Masker {
+    /// Masks a record's message and fields in place; returns whether a `drop` action
+    /// refuses it, and adds what was found to `counts`.
+    pub fn mask_record(
+        &self,
+        r: &mut dozor_model::LogRecord,
+        salt: &[u8],
+        counts: &mut BTreeMap<PiiKind, u64>,
+    ) -> bool {
+        let mut drop = false;
+        let mut tally = |m: &Masked<'_>| {
+            drop |= m.drop;
+            for (kind, n) in &m.counts {
+                *counts.entry(*kind).or_default() += u64::from(*n);
+            }
+        };
+        let m = self.mask(&r.message, salt);
+        tally(&m);
+        if let Cow::Owned(text) = m.text {
+            r.message = text;
+        }
+        for (name, value) in &mut r.fields {
+            let m = self.mask_field(name, value, salt);
+            tally(&m);
+            if let Cow::Owned(text) = m.text {
+                *value = text;
+            }
+        }
+        drop
+    }
+}
+
+/// The key of a tenant's PII hashes: the installation's secret and the tenant, so equal
+/// values hash alike within a tenant and differently across tenants.
+pub fn tenant_salt(secret: &[u8], tenant: &dozor_model::TenantId) -> Vec<u8> {
+    let mut h = Sha256::new();
+    h.update(b"dozor pii salt\0");
+    h.update((secret.len() as u64).to_le_bytes());
+    h.update(secret);
+    h.update(tenant.as_str().as_bytes());
+    h.finalize().to_vec()
+}
+
 /// Whether a field of this name holds a secret (its last dotted segment, any case).
 fn is_secret_name(name: &str) -> bool {
     const NAMES: [&str; 16] = [

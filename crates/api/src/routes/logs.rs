@@ -16,7 +16,6 @@ use dozor_ingest::ndjson::{self, NdjsonOptions};
 use dozor_logs::{Direction, LogQuery};
 use dozor_model::{LogRecord, Scope, TenantId};
 use serde_json::{Map, Value, json};
-use sha2::{Digest, Sha256};
 
 use crate::error::success;
 use crate::params::Params;
@@ -50,16 +49,6 @@ pub(crate) fn register(r: Registry) -> Registry {
     )
 }
 
-/// The key of a tenant's PII hashes: the installation's secret and the tenant, so equal
-/// values hash alike within a tenant and differently across tenants.
-fn tenant_salt(state: &AppState, tenant: &TenantId) -> Vec<u8> {
-    let mut h = Sha256::new();
-    h.update(b"dozor pii salt\0");
-    h.update(&state.settings().pii_salt.0);
-    h.update(tenant.as_str().as_bytes());
-    h.finalize().to_vec()
-}
-
 /// Masks PII in the message and every field of each record: `None` for a record a `drop`
 /// action refuses; and the findings per kind.
 pub(crate) fn mask(
@@ -67,35 +56,18 @@ pub(crate) fn mask(
     tenant: &TenantId,
     records: Vec<LogRecord>,
 ) -> (Vec<Option<LogRecord>>, Map<String, Value>) {
-    let salt = tenant_salt(state, tenant);
-    let masker = state.masker();
-    let mut counts: std::collections::BTreeMap<&'static str, u64> = Default::default();
-    let mut out = Vec::with_capacity(records.len());
-    for mut r in records {
-        let mut drop = false;
-        let mut tally = |m: &dozor_ingest::pii::Masked<'_>| {
-            drop |= m.drop;
-            for (kind, n) in &m.counts {
-                *counts.entry(kind.tag()).or_default() += u64::from(*n);
-            }
-        };
-        let m = masker.mask(&r.message, &salt);
-        tally(&m);
-        if let std::borrow::Cow::Owned(text) = m.text {
-            r.message = text;
-        }
-        for (name, value) in &mut r.fields {
-            let m = masker.mask_field(name, value, &salt);
-            tally(&m);
-            if let std::borrow::Cow::Owned(text) = m.text {
-                *value = text;
-            }
-        }
-        out.push((!drop).then_some(r));
-    }
+    let salt = dozor_ingest::pii::tenant_salt(&state.settings().pii_salt.0, tenant);
+    let mut counts = Default::default();
+    let out = records
+        .into_iter()
+        .map(|mut r| {
+            let drop = state.masker().mask_record(&mut r, &salt, &mut counts);
+            (!drop).then_some(r)
+        })
+        .collect();
     let counts = counts
         .into_iter()
-        .map(|(k, v)| (k.to_ascii_lowercase(), json!(v)))
+        .map(|(k, v)| (k.tag().to_ascii_lowercase(), json!(v)))
         .collect();
     (out, counts)
 }
