@@ -88,6 +88,26 @@ impl IngestError {
     }
 }
 
+/// Decompresses a snappy block-format body, refusing one that would exceed
+/// `limits.max_decoded_bytes` before allocating for it.
+pub(crate) fn snappy_decompress(body: &[u8], limits: &Limits) -> Result<Vec<u8>, IngestError> {
+    let len = snap::raw::decompress_len(body).map_err(|e| {
+        IngestError::new("body", format!("not snappy-compressed (block format): {e}"))
+    })?;
+    if len > limits.max_decoded_bytes {
+        return Err(IngestError::new(
+            "body",
+            format!(
+                "decompresses to {len} bytes, more than the limit of {}",
+                limits.max_decoded_bytes
+            ),
+        ));
+    }
+    snap::raw::Decoder::new()
+        .decompress_vec(body)
+        .map_err(|e| IngestError::new("body", format!("corrupt snappy data: {e}")))
+}
+
 /// Counts the samples of a batch.
 pub fn sample_count(batch: &Batch) -> usize {
     batch.iter().map(|(_, s)| s.len()).sum()

@@ -23,21 +23,7 @@ pub const MAX_ENTRIES: usize = 100_000;
 
 /// Decodes a snappy-compressed protobuf push.
 pub fn decode_protobuf(body: &[u8], limits: &Limits) -> Result<Vec<LogRecord>, IngestError> {
-    let len = snap::raw::decompress_len(body).map_err(|e| {
-        IngestError::new("body", format!("not snappy-compressed (block format): {e}"))
-    })?;
-    if len > limits.max_decoded_bytes {
-        return Err(IngestError::new(
-            "body",
-            format!(
-                "decompresses to {len} bytes, more than the limit of {}",
-                limits.max_decoded_bytes
-            ),
-        ));
-    }
-    let raw = snap::raw::Decoder::new()
-        .decompress_vec(body)
-        .map_err(|e| IngestError::new("body", format!("corrupt snappy data: {e}")))?;
+    let raw = crate::snappy_decompress(body, limits)?;
     let not_push = |m: String| IngestError::new("body", format!("not a Loki PushRequest: {m}"));
     let mut out = Vec::new();
     let mut wire = Wire(&raw);

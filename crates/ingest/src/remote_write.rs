@@ -73,21 +73,7 @@ pub struct Extras {
 
 /// Decodes a snappy-compressed `WriteRequest`.
 pub fn decode(body: &[u8], limits: &Limits) -> Result<(SeriesBatch, Extras), IngestError> {
-    let len = snap::raw::decompress_len(body).map_err(|e| {
-        IngestError::new("body", format!("not snappy-compressed (block format): {e}"))
-    })?;
-    if len > limits.max_decoded_bytes {
-        return Err(IngestError::new(
-            "body",
-            format!(
-                "decompresses to {len} bytes, more than the limit of {}",
-                limits.max_decoded_bytes
-            ),
-        ));
-    }
-    let raw = snap::raw::Decoder::new()
-        .decompress_vec(body)
-        .map_err(|e| IngestError::new("body", format!("corrupt snappy data: {e}")))?;
+    let raw = crate::snappy_decompress(body, limits)?;
     decode_protobuf(&raw, limits)
 }
 

@@ -17,6 +17,7 @@
 
 use std::sync::Arc;
 
+use dozor_model::time::{civil_from_days, days_from_civil};
 use dozor_model::{Label, Labels, LogRecord, TenantId};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::watch;
@@ -251,24 +252,7 @@ fn rfc3164(s: &str, now_ns: i64) -> Parsed<'_> {
 }
 
 fn civil_year(ns: i64) -> i64 {
-    // Days to a year, by the same algorithm as `days_from_civil` run backwards.
-    let z = ns.div_euclid(86_400 * 1_000_000_000) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    yoe + era * 400 + i64::from(mp >= 10)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let m = i64::from(m);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
-    era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468
+    civil_from_days(ns.div_euclid(86_400 * 1_000_000_000)).0
 }
 
 /// Splits a TCP byte stream into syslog messages (RFC 6587): octet counting (`LEN SP MSG`)

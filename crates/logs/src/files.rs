@@ -23,6 +23,8 @@ pub use dozor_wal::dir::DELETE_SUFFIX;
 /// Suffix of a part directory still being written.
 pub use dozor_wal::dir::TMP_SUFFIX;
 
+use dozor_model::time::{civil_from_days, days_from_civil};
+
 /// The directory name of the UTC day holding `time_ns`: `YYYY-MM-DD`.
 pub fn day_name(time_ns: i64) -> String {
     let (y, m, d) = civil_from_days(day_of(time_ns));
@@ -55,32 +57,6 @@ pub fn parse_day(name: &str) -> Option<i64> {
 /// The name of part `id` (a counter, zero-padded so names sort).
 pub fn part_name(id: u64) -> String {
     format!("{id:016x}")
-}
-
-// Howard Hinnant's civil calendar algorithms (public domain): days since 1970-01-01 to and
-// from a proleptic Gregorian date, exact for every i64 day we can reach. Written out here
-// rather than pulling in a date crate for two functions.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let m = i64::from(m);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 #[cfg(test)]
