@@ -313,3 +313,66 @@ async fn loki_pushes_in_protobuf_and_json_land_masked() {
         (T0 * 1_000_000_000 + 5).to_string()
     );
 }
+
+#[tokio::test]
+async fn a_pii_drop_action_keeps_the_record_out_on_every_ingest_path() {
+    use dozor_ingest::pii::{Action, PiiKind};
+    let app = common::app_with_settings(|s| {
+        s.pii.actions.insert(PiiKind::Card, Action::Drop);
+    })
+    .await;
+    let admin = app.bearer("admin", ADMIN_PASSWORD).await;
+    let body = [
+        json!({"_time": T0, "service": "shop", "_msg": "paid with 4111 1111 1111 1111"}),
+        json!({"_time": T0 + 1, "service": "shop", "_msg": "order 5 shipped"}),
+    ]
+    .iter()
+    .map(Value::to_string)
+    .collect::<Vec<_>>()
+    .join("\n");
+    let (status, answer) = post_ndjson(&app, &admin, "", &body).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(
+        (
+            answer["data"]["accepted"].as_u64(),
+            answer["data"]["dropped"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
+    let bulk = "{\"create\":{\"_index\":\"pos\"}}\n{\"@timestamp\":1796119202,\"message\":\"card 5500 0000 0000 0004\"}\n{\"create\":{\"_index\":\"pos\"}}\n{\"@timestamp\":1796119203,\"message\":\"till open\"}\n";
+    let (status, _, bytes) = app
+        .call_raw(
+            "POST",
+            "/insert/elasticsearch/_bulk",
+            Some(&admin),
+            Some(bulk.to_owned()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let answer: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(answer["errors"], false);
+    assert_eq!(answer["items"][0]["create"]["result"], "noop");
+    assert_eq!(answer["items"][1]["create"]["status"], 201);
+    let window = [
+        ("start", &*T0.to_string()),
+        ("end", &*(T0 + 10).to_string()),
+    ];
+    for (query, want) in [
+        ("{service=\"shop\"}", "order 5 shipped"),
+        ("{index=\"pos\"}", "till open"),
+    ] {
+        let (_, found) = search(
+            &app,
+            &admin,
+            &[&[("query", query)][..], &window[..]].concat(),
+        )
+        .await;
+        let messages: Vec<&str> = found["data"]["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["message"].as_str().unwrap())
+            .collect();
+        assert_eq!(messages, [want], "{query}");
+    }
+}

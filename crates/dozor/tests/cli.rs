@@ -427,27 +427,20 @@ fn acknowledged_log_lines_survive_kill_9_during_ingest() {
         drop(server);
     }
     let server = Server::start(dir.path(), &[("DOZOR_ADMIN_TOKEN", token)]);
-    let stored: std::collections::HashSet<String> = block_on(async {
-        let url = server.url(&format!(
-            "/api/v1/logs/search?query=%7Bservice%3D%22kill%22%7D&start={}&end={}&limit=10000",
-            t0 - 1,
-            t0 + 1000
-        ));
-        let r = reqwest::Client::new()
-            .get(&url)
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success());
-        let v: serde_json::Value = r.json().await.unwrap();
-        v["data"]["records"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r["fields"]["id"].as_str().unwrap().to_owned())
-            .collect()
-    });
+    let (start, end) = ((t0 - 1).to_string(), (t0 + 1000).to_string());
+    let stored: std::collections::HashSet<String> = server
+        .search_logs(
+            token,
+            &[
+                ("query", "{service=\"kill\"}"),
+                ("start", &start),
+                ("end", &end),
+                ("limit", "10000"),
+            ],
+        )
+        .iter()
+        .map(|r| r["fields"]["id"].as_str().unwrap().to_owned())
+        .collect();
     let lost: Vec<_> = acked.iter().filter(|a| !stored.contains(*a)).collect();
     assert!(
         lost.is_empty(),
@@ -527,27 +520,14 @@ fn logger_messages_over_udp_and_tcp_land_masked() {
         "tcp octets",
     ]);
     let search = || {
-        block_on(async {
-            let url = server.url(&format!(
-                "/api/v1/logs/search?{}",
-                serde_urlencoded::to_string([
-                    ("query", "{service=\"kkt-driver\"}"),
-                    ("start", "0"),
-                    ("end", "4000000000")
-                ])
-                .unwrap()
-            ));
-            let v: serde_json::Value = reqwest::Client::new()
-                .get(&url)
-                .bearer_auth(token)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            v["data"]["records"].as_array().unwrap().clone()
-        })
+        server.search_logs(
+            token,
+            &[
+                ("query", "{service=\"kkt-driver\"}"),
+                ("start", "0"),
+                ("end", "4000000000"),
+            ],
+        )
     };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let mut found = search();

@@ -48,27 +48,16 @@ fn the_official_python_client_bulk_loads_through_insert_elasticsearch() {
         serde_json::json!(["document_parsing_exception"])
     );
 
-    let found: serde_json::Value = block_on(async {
-        reqwest::Client::new()
-            .get(server.url(&format!(
-                "/api/v1/logs/search?{}",
-                serde_urlencoded::to_string([
-                    ("query", "{index=\"shop-logs\"}"),
-                    ("start", "2026-12-01T00:00:00Z"),
-                    ("end", "2026-12-02T00:00:00Z"),
-                    ("limit", "1000"),
-                ])
-                .unwrap()
-            )))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    });
-    let records = found["data"]["records"].as_array().unwrap();
+    let records = server.search_logs(
+        token,
+        &[
+            ("query", "{index=\"shop-logs\"}"),
+            ("start", "2026-12-01T00:00:00Z"),
+            ("end", "2026-12-02T00:00:00Z"),
+            ("limit", "1000"),
+        ],
+    );
+
     assert_eq!(records.len(), 50);
     assert!(
         records

@@ -163,27 +163,34 @@ async fn bulk_into(
     let items = es_bulk::parse(&body, index.as_deref(), &opts)
         .map_err(|e| ApiError::bad_data(e.to_string()))?;
     let _permit = state.ingest_permit()?;
-    let (records, outcomes): (Vec<_>, Vec<_>) = items
+    // The good documents go to masking together; each item remembers whether it was one.
+    let mut good = Vec::new();
+    let judged: Vec<_> = items
         .into_iter()
-        .map(|item| match item.outcome {
-            Ok(r) => (Some(r), (item.action, item.index, None)),
-            Err(e) => (None, (item.action, item.index, Some(e))),
+        .map(|item| {
+            let error = match item.outcome {
+                Ok(r) => {
+                    good.push(r);
+                    None
+                }
+                Err(e) => Some(e),
+            };
+            (item.action, item.index, error)
         })
-        .unzip();
-    let good: Vec<_> = records.iter().flatten().cloned().collect();
+        .collect();
     let (masked, _) = mask(&state, &principal.tenant, good);
     let mut masked = masked.into_iter();
     let mut keep = Vec::new();
-    let mut results = Vec::with_capacity(outcomes.len());
+    let mut results = Vec::with_capacity(judged.len());
     let mut errors = false;
-    for ((action, index, error), record) in outcomes.into_iter().zip(&records) {
-        let item = match (error, record) {
-            (Some((kind, reason)), _) => {
+    for (action, index, error) in judged {
+        let item = match error {
+            Some((kind, reason)) => {
                 errors = true;
                 json!({"_index": index, "status": 400,
                        "error": {"type": kind, "reason": reason}})
             }
-            (None, Some(_)) => match masked.next().flatten() {
+            None => match masked.next().flatten() {
                 Some(r) => {
                     keep.push(r);
                     json!({"_index": index, "_id": format!("dozor-{}", keep.len()),
@@ -193,7 +200,6 @@ async fn bulk_into(
                 // Refused by a PII `drop` action: not stored, not an error of the client.
                 None => json!({"_index": index, "result": "noop", "status": 200}),
             },
-            (None, None) => json!({"_index": index, "status": 500}),
         };
         results.push(json!({ action: item }));
     }

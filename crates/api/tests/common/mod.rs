@@ -86,13 +86,18 @@ pub fn state_with(store: Store, dir: &std::path::Path, settings: ApiSettings) ->
 
 /// An app on a fresh SQLite store whose queries have these limits.
 pub async fn app_with_query_limits(limits: dozor_api::QueryLimits) -> TestApp {
+    app_with_settings(|s| s.query = limits).await
+}
+
+/// An app on a fresh SQLite store, with `edit` applied to the test settings.
+pub async fn app_with_settings(edit: impl FnOnce(&mut ApiSettings)) -> TestApp {
     let db_dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", db_dir.path().join("state.db").display());
     let store = Store::open(&url).await.unwrap();
     std::mem::forget(db_dir);
     let dir = tempfile::tempdir().unwrap();
     let mut s = settings(dir.path());
-    s.query = limits;
+    edit(&mut s);
     let state = state_with(store, dir.path(), s);
     let router = dozor_api::app(state.clone());
     let app = TestApp { dir, state, router };

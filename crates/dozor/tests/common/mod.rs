@@ -60,6 +60,26 @@ impl Server {
         format!("http://{}{path}", self.addr)
     }
 
+    /// `GET /api/v1/logs/search` with `params` as `token`: the records (the answer must
+    /// be a 2xx).
+    pub fn search_logs(&self, token: &str, params: &[(&str, &str)]) -> Vec<serde_json::Value> {
+        let url = self.url(&format!(
+            "/api/v1/logs/search?{}",
+            serde_urlencoded::to_string(params).unwrap()
+        ));
+        block_on(async {
+            let r = reqwest::Client::new()
+                .get(&url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_success(), "search {params:?}: {}", r.status());
+            let v: serde_json::Value = r.json().await.unwrap();
+            v["data"]["records"].as_array().unwrap().clone()
+        })
+    }
+
     pub fn signal(&self, name: &str) {
         let ok = Command::new("kill")
             .args(["-s", name, &self.child.id().to_string()])
