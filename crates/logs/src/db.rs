@@ -8,13 +8,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
-use dozor_model::LogRecord;
+use dozor_model::{Labels, LogRecord, Matcher};
 use dozor_wal::Wal;
 
 use crate::files::{PARTS_DIR, WAL_DIR, day_name, day_of, day_start_ns, parse_day, part_name};
 use crate::part::{self, Part, Want};
 use crate::record::{self, MAX_FIELDS};
-use crate::{Direction, LogQuery, LogsError, Options};
+use crate::{Direction, LogQuery, LogsError, Options, RecordRef};
 
 /// Longest message accepted, bytes.
 pub const MAX_MESSAGE_BYTES: usize = 256 << 10;
@@ -176,42 +176,8 @@ impl LogDb {
 
     /// The records `q` selects, ordered and limited as it says.
     pub fn select(&self, q: &LogQuery) -> Result<Vec<LogRecord>, LogsError> {
-        let want = Want {
-            matchers: &q.matchers,
-            start_ns: q.start_ns,
-            end_ns: q.end_ns,
-            needles: &q.needles,
-        };
-        let take = |records: &[LogRecord], out: &mut Vec<LogRecord>| {
-            out.extend(
-                records
-                    .iter()
-                    .filter(|r| want.row(r.time_ns, &r.message) && want.stream(&r.stream))
-                    .cloned(),
-            );
-        };
         let mut out = Vec::new();
-        // The head and the state in one moment (writer, then state: the flush's order), so
-        // a record moving from the head to a part is seen once.
-        let (flushing, parts) = {
-            let w = self.writer();
-            take(&w.head, &mut out);
-            let state = self.state.read().unwrap_or_else(|p| p.into_inner());
-            let first = day_of(q.start_ns);
-            let last = day_of(q.end_ns);
-            let parts: Vec<Arc<Part>> = state
-                .parts
-                .range(first..=last)
-                .flat_map(|(_, p)| p.iter().cloned())
-                .collect();
-            (state.flushing.clone(), parts)
-        };
-        for f in &flushing {
-            take(f, &mut out);
-        }
-        for p in &parts {
-            p.select(&want, &mut out)?;
-        }
+        self.scan(q, &mut |r| out.push(r.to_record()))?;
         match q.direction {
             Direction::Backward => out.sort_by(|a, b| {
                 b.time_ns
@@ -226,6 +192,130 @@ impl LogDb {
         }
         out.truncate(q.limit);
         Ok(out)
+    }
+
+    /// Calls `f` with every record `q` selects (its limit and direction aside), in no
+    /// particular order; each record once, even while a flush or merge moves it.
+    pub fn scan(&self, q: &LogQuery, f: &mut dyn FnMut(RecordRef<'_>)) -> Result<(), LogsError> {
+        let want = Want {
+            matchers: &q.matchers,
+            start_ns: q.start_ns,
+            end_ns: q.end_ns,
+            needles: &q.needles,
+        };
+        let take = |records: &[LogRecord], out: &mut Vec<LogRecord>| {
+            out.extend(
+                records
+                    .iter()
+                    .filter(|r| want.row(r.time_ns, &r.message) && want.stream(&r.stream))
+                    .cloned(),
+            );
+        };
+        // The head and the state in one moment (writer, then state: the flush's order), so
+        // a record moving from the head to a part is seen once. What the head holds is
+        // copied out, so `f` runs without the writer's lock.
+        let mut copied = Vec::new();
+        let (flushing, parts) = {
+            let w = self.writer();
+            take(&w.head, &mut copied);
+            let state = self.state.read().unwrap_or_else(|p| p.into_inner());
+            let first = day_of(q.start_ns);
+            let last = day_of(q.end_ns);
+            let parts: Vec<Arc<Part>> = state
+                .parts
+                .range(first..=last)
+                .flat_map(|(_, p)| p.iter().cloned())
+                .collect();
+            (state.flushing.clone(), parts)
+        };
+        for fl in &flushing {
+            take(fl, &mut copied);
+        }
+        for r in &copied {
+            f(RecordRef::of(r));
+        }
+        drop(copied);
+        for p in &parts {
+            p.scan(&want, f)?;
+        }
+        Ok(())
+    }
+
+    /// Records and bytes (stored bytes for parts, message bytes for the head) a query of
+    /// `matchers` over `[start_ns, end_ns]` would read, from block headers alone.
+    pub fn estimate(&self, matchers: &[Matcher], start_ns: i64, end_ns: i64) -> (u64, u64) {
+        let needles = crate::Needles::default();
+        let want = Want {
+            matchers,
+            start_ns,
+            end_ns,
+            needles: &needles,
+        };
+        let (mut rows, mut bytes) = (0u64, 0u64);
+        let parts = {
+            let w = self.writer();
+            for r in w
+                .head
+                .iter()
+                .filter(|r| want.row(r.time_ns, "") && want.stream(&r.stream))
+            {
+                rows += 1;
+                bytes += r.message.len() as u64;
+            }
+            let state = self.state.read().unwrap_or_else(|p| p.into_inner());
+            state
+                .parts
+                .range(day_of(start_ns)..=day_of(end_ns))
+                .flat_map(|(_, p)| p.iter().cloned())
+                .collect::<Vec<Arc<Part>>>()
+        };
+        for p in &parts {
+            let (r, b) = p.estimate(&want);
+            rows += r;
+            bytes += b;
+        }
+        (rows, bytes)
+    }
+
+    /// The distinct streams with records in `[start_ns, end_ns]` that `matchers` select.
+    pub fn streams(&self, matchers: &[Matcher], start_ns: i64, end_ns: i64) -> Vec<Labels> {
+        let mut out = std::collections::BTreeSet::new();
+        let wanted = |l: &Labels| {
+            matchers
+                .iter()
+                .all(|m| m.matches(l.get(&m.name).unwrap_or("")))
+        };
+        let in_range = |r: &LogRecord| r.time_ns >= start_ns && r.time_ns <= end_ns;
+        let parts = {
+            let w = self.writer();
+            out.extend(
+                w.head
+                    .iter()
+                    .filter(|r| in_range(r) && wanted(&r.stream))
+                    .map(|r| r.stream.clone()),
+            );
+            let state = self.state.read().unwrap_or_else(|p| p.into_inner());
+            for fl in &state.flushing {
+                out.extend(
+                    fl.iter()
+                        .filter(|r| in_range(r) && wanted(&r.stream))
+                        .map(|r| r.stream.clone()),
+                );
+            }
+            state
+                .parts
+                .range(day_of(start_ns)..=day_of(end_ns))
+                .flat_map(|(_, p)| p.iter().cloned())
+                .collect::<Vec<Arc<Part>>>()
+        };
+        for p in &parts {
+            out.extend(
+                p.streams_in(start_ns, end_ns)
+                    .filter(|s| wanted(s))
+                    .cloned(),
+            );
+        }
+        out.into_iter().collect()
     }
 
     /// Runs what is due: a flush of a large or old head, merges of days with many parts,

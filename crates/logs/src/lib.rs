@@ -46,6 +46,7 @@ pub mod bloom;
 mod db;
 mod error;
 pub mod files;
+pub mod logql;
 pub mod part;
 pub mod record;
 
@@ -53,7 +54,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use dozor_model::{Matcher, TenantId, TenantMap};
+use dozor_model::{LogRecord, Matcher, TenantId, TenantMap};
 
 pub use db::{AppendStats, LogDb, MAX_FIELD_BYTES, MAX_MESSAGE_BYTES};
 pub use dozor_wal::FsyncPolicy;
@@ -108,6 +109,41 @@ impl Needles {
     /// Whether a block with this filter may hold a message containing every needle.
     pub fn may_be_in(&self, bloom: &bloom::Bloom) -> bool {
         self.0.iter().all(|f| bloom.may_contain(f.needle()))
+    }
+}
+
+/// A record as a scan sees it: borrowed from a decoded block or the head.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordRef<'a> {
+    /// Nanoseconds since the epoch.
+    pub time_ns: i64,
+    /// The stream's labels.
+    pub stream: &'a dozor_model::Labels,
+    /// The message.
+    pub message: &'a str,
+    /// Fields, sorted by name.
+    pub fields: &'a [(String, String)],
+}
+
+impl<'a> RecordRef<'a> {
+    /// A view of `r`.
+    pub fn of(r: &'a LogRecord) -> RecordRef<'a> {
+        RecordRef {
+            time_ns: r.time_ns,
+            stream: &r.stream,
+            message: &r.message,
+            fields: &r.fields,
+        }
+    }
+
+    /// An owned copy.
+    pub fn to_record(&self) -> LogRecord {
+        LogRecord {
+            time_ns: self.time_ns,
+            stream: self.stream.clone(),
+            message: self.message.to_owned(),
+            fields: self.fields.to_vec(),
+        }
     }
 }
 

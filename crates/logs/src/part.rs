@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::block::{self, MAX_BLOCK_RAW, MAX_BLOCK_ROWS, Row};
 use crate::bloom::Bloom;
 use crate::files::{DATA, INDEX, META};
-use crate::{LogsError, Needles};
+use crate::{LogsError, Needles, RecordRef};
 
 const INDEX_MAGIC: &[u8; 4] = b"DZLI";
 const INDEX_VERSION: u8 = 1;
@@ -252,9 +252,45 @@ impl Part {
         &self.streams
     }
 
+    /// Rows and stored bytes of the blocks `want` may select (its needles aside): an
+    /// estimate of what a query reads.
+    pub fn estimate(&self, want: &Want<'_>) -> (u64, u64) {
+        let chosen: Vec<bool> = self.streams.iter().map(|s| want.stream(s)).collect();
+        self.blocks
+            .iter()
+            .filter(|b| {
+                chosen[b.stream as usize] && b.max_ns >= want.start_ns && b.min_ns <= want.end_ns
+            })
+            .fold((0, 0), |(r, l), b| (r + u64::from(b.rows), l + b.len))
+    }
+
+    /// The streams with a block overlapping `[start_ns, end_ns]`.
+    pub fn streams_in(&self, start_ns: i64, end_ns: i64) -> impl Iterator<Item = &Labels> {
+        let mut seen = vec![false; self.streams.len()];
+        for b in &self.blocks {
+            if b.max_ns >= start_ns && b.min_ns <= end_ns {
+                seen[b.stream as usize] = true;
+            }
+        }
+        self.streams
+            .iter()
+            .zip(seen)
+            .filter_map(|(s, seen)| seen.then_some(s))
+    }
+
     /// Appends the rows `want` selects to `out`; returns how many blocks were read (the
     /// rest were skipped by stream, time or bloom filter).
     pub fn select(&self, want: &Want<'_>, out: &mut Vec<LogRecord>) -> Result<usize, LogsError> {
+        self.scan(want, &mut |r| out.push(r.to_record()))
+    }
+
+    /// Calls `f` with each row `want` selects, in stream then time order; returns how many
+    /// blocks were read.
+    pub fn scan(
+        &self,
+        want: &Want<'_>,
+        f: &mut dyn FnMut(RecordRef<'_>),
+    ) -> Result<usize, LogsError> {
         if want.end_ns < self.meta.min_ns || want.start_ns > self.meta.max_ns {
             return Ok(0);
         }
@@ -280,11 +316,11 @@ impl Part {
             let stream = &self.streams[b.stream as usize];
             for row in block::decode(&buf, b.rows as usize)? {
                 if want.row(row.time_ns, &row.message) {
-                    out.push(LogRecord {
+                    f(RecordRef {
                         time_ns: row.time_ns,
-                        stream: stream.clone(),
-                        message: row.message,
-                        fields: row.fields,
+                        stream,
+                        message: &row.message,
+                        fields: &row.fields,
                     });
                 }
             }

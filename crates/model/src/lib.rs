@@ -31,6 +31,7 @@ mod access;
 pub mod duration;
 pub mod labels;
 pub mod log;
+pub mod logfmt;
 mod matcher;
 pub mod packed;
 mod tenant;

@@ -10,6 +10,8 @@ mod health;
 mod ingest;
 mod logs;
 mod loki;
+mod loki_query;
+mod loki_tail;
 mod metrics;
 mod query;
 mod series;
@@ -35,6 +37,8 @@ pub fn registry() -> Registry {
     let r = logs::register(r);
     let r = elasticsearch::register(r);
     let r = loki::register(r);
+    let r = loki_query::register(r);
+    let r = loki_tail::register(r);
     let r = series::register(r);
     let r = query::register(r);
     let r = metrics::register(r);

@@ -1,0 +1,155 @@
+//! LogQL: Grafana Loki's query language over the log store, so Grafana's Loki data source,
+//! `logcli` and Loki alert rules work against Dozor unchanged.
+//!
+//! Supported (Loki 3 semantics unless noted):
+//!
+//! - stream selectors `{service="shop", level=~"error|warn"}` (at least one matcher that
+//!   does not match the empty value);
+//! - line filters `|= "x"`, `!= "x"`, `|~ "re"`, `!~ "re"`, with `or` alternatives;
+//!   single `|=` filters before any line rewrite are pushed down to the store, which skips
+//!   blocks whose trigram bloom filter rules the text out;
+//! - parsers `| json` (all members flattened as `a_b`, or `| json x="a.b[0]"`), `| logfmt`
+//!   (all keys, or `| logfmt x="key"`), `| regexp "(?P<name>…)"`, `| pattern "<ip> <_>"`,
+//!   `| unpack`; `| decolorize`;
+//! - label filters with `and`, `or`, `,` and parentheses: strings (`=`, `!=`, `=~`, `!~`)
+//!   and numbers, durations and byte sizes (`==`, `!=`, `>`, `>=`, `<`, `<=`:
+//!   `status >= 500`, `took > 1.5s`, `size < 10KB`); a numeric comparison on a missing or
+//!   unreadable value drops the line;
+//! - `| line_format "{{.a}} {{ .b | ToUpper }}"`, `| label_format dst=src, x="{{.a}}"`,
+//!   `| drop a, b="v"`, `| keep a, b`;
+//! - range aggregations `count_over_time`, `rate`, `bytes_over_time`, `bytes_rate`,
+//!   `absent_over_time`, and over `| unwrap [duration|bytes](label)`: `sum_`, `avg_`,
+//!   `min_`, `max_`, `stddev_`, `stdvar_`, `quantile_`, `first_`, `last_over_time`,
+//!   `rate`, `rate_counter`, with `offset` and (unwrapped) `by`/`without`;
+//! - vector aggregations `sum`, `avg`, `min`, `max`, `count`, `stddev`, `stdvar`, `topk`,
+//!   `bottomk`, `sort`, `sort_desc` with `by`/`without`; `vector(n)`; `label_replace`;
+//! - binary operators `+ - * / % ^`, comparisons (with `bool`), `and`, `or`, `unless`,
+//!   one-to-one matching with `on`/`ignoring`.
+//!
+//! Labels of a line are its stream labels, its fields (structured metadata) and what
+//! parsers extracted (see [`pipeline`]). Not supported, and refused
+//! with an error naming it: `group_left`/`group_right`, template control actions, and Loki's
+//! `ip()` filter and `|>` pattern line filter.
+//!
+//! ```
+//! use dozor_logs::logql::{self, QueryResult, Range};
+//! use dozor_logs::{Direction, LogDb, Options};
+//! use dozor_model::{Labels, LogRecord};
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let db = LogDb::open(dir.path(), Options::default()).unwrap();
+//! let shop = Labels::from_pairs([("service", "shop")]).unwrap();
+//! db.append(&[
+//!     LogRecord::new(1_000_000_000, shop.clone(), "level=error msg=\"card declined\" user=7"),
+//!     LogRecord::new(2_000_000_000, shop.clone(), "level=info msg=paid user=8"),
+//!     LogRecord::new(3_000_000_000, shop, "level=error msg=timeout user=7"),
+//! ]).unwrap();
+//! let q = logql::parse(r#"sum by (user) (count_over_time({service="shop"} | logfmt | level="error" [1m]))"#).unwrap();
+//! let range = Range { start_ns: 3_000_000_000, end_ns: 3_000_000_000, step_ns: 0, limit: 100, direction: Direction::Backward };
+//! let (result, _) = logql::evaluate(&db, &q, range).unwrap();
+//! let QueryResult::Vector(v) = result else { panic!("an instant metric query gives a vector") };
+//! assert_eq!(v[0].labels, vec![("user".to_owned(), "7".to_owned())]);
+//! assert_eq!(v[0].points[0].1, 2.0);
+//! ```
+
+pub mod ast;
+mod eval;
+pub mod lexer;
+pub mod parser;
+pub mod pipeline;
+pub mod template;
+
+pub use ast::Expr;
+pub use eval::{Empty, MAX_SERIES, MAX_STEPS, Range, Source, Stats, evaluate};
+pub use parser::parse;
+
+use crate::LogsError;
+
+/// Labels of a result, sorted by name.
+pub type Key = Vec<(String, String)>;
+
+/// A query that does not parse, with the byte offset of the problem.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("parse error at offset {offset}: {message}")]
+pub struct ParseError {
+    /// Byte offset in the query.
+    pub offset: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl ParseError {
+    pub(crate) fn at(offset: usize, message: impl Into<String>) -> ParseError {
+        ParseError {
+            offset,
+            message: message.into(),
+        }
+    }
+}
+
+/// A query that cannot be evaluated.
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    /// The query or its range asks for something refused (too many series or steps,
+    /// mismatched operands); the caller's fault.
+    #[error("{0}")]
+    Bad(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] LogsError),
+}
+
+/// Lines of one label set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stream {
+    /// The labels.
+    pub labels: Key,
+    /// `(time_ns, line)`, in the query's direction.
+    pub entries: Vec<(i64, String)>,
+}
+
+/// Values of one label set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    /// The labels.
+    pub labels: Key,
+    /// `(time_ns, value)` at the steps that have a value.
+    pub points: Vec<(i64, f64)>,
+}
+
+/// What a query returns.
+#[derive(Debug, Clone, PartialEq)]
+pub enum QueryResult {
+    /// A log query's lines.
+    Streams(Vec<Stream>),
+    /// A range metric query.
+    Matrix(Vec<Series>),
+    /// An instant metric query: one point per series.
+    Vector(Vec<Series>),
+    /// A number (time ns, value).
+    Scalar(i64, f64),
+}
+
+/// RFC 3339 in UTC with the fraction trimmed (Go's `RFC3339Nano`).
+pub fn rfc3339_ns(ns: i64) -> String {
+    let secs = ns.div_euclid(1_000_000_000);
+    let frac = ns.rem_euclid(1_000_000_000);
+    let (y, m, d) = dozor_model::time::civil_from_days(secs.div_euclid(86_400));
+    let s = secs.rem_euclid(86_400);
+    let mut out = format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
+        s / 3600,
+        s / 60 % 60,
+        s % 60
+    );
+    if frac > 0 {
+        let f = format!("{frac:09}");
+        out.push('.');
+        out.push_str(f.trim_end_matches('0'));
+    }
+    out.push('Z');
+    out
+}
+
+#[cfg(test)]
+mod tests;
