@@ -376,3 +376,159 @@ async fn a_pii_drop_action_keeps_the_record_out_on_every_ingest_path() {
         assert_eq!(messages, [want], "{query}");
     }
 }
+
+#[tokio::test]
+async fn search_takes_logql_pipelines_and_pages_without_gaps_or_repeats() {
+    let app = common::app().await;
+    let admin = app.bearer("admin", ADMIN_PASSWORD).await;
+    // 25 lines, several sharing a timestamp (5 per second).
+    let body: String = (0..25)
+        .map(|i| json!({"_time": T0 + i / 5, "service": "shop", "level": "info", "_msg": format!("level=info order={i} status={}", if i % 2 == 0 { 200 } else { 500 })}).to_string())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let (status, _) = post_ndjson(&app, &admin, "", &body).await;
+    assert_eq!(status, StatusCode::OK);
+    let window = [("start", T0.to_string()), ("end", (T0 + 10).to_string())];
+    for direction in ["backward", "forward"] {
+        let mut seen = Vec::new();
+        let mut cursor = String::new();
+        for _page in 0..10 {
+            let mut params: Vec<(&str, &str)> = vec![
+                ("query", r#"{service="shop"} | logfmt | status >= 500"#),
+                ("limit", "4"),
+                ("direction", direction),
+            ];
+            params.extend(window.iter().map(|(k, v)| (*k, v.as_str())));
+            if !cursor.is_empty() {
+                params.push(("cursor", &cursor));
+            }
+            let (status, page) = search(&app, &admin, &params).await;
+            assert_eq!(status, StatusCode::OK, "{page}");
+            for r in page["data"]["records"].as_array().unwrap() {
+                assert_eq!(
+                    r["fields"]["status"], "500",
+                    "the parser's labels are fields: {r}"
+                );
+                assert_eq!(r["stream"], json!({"service": "shop", "level": "info"}));
+                seen.push(
+                    r["fields"]["order"]
+                        .as_str()
+                        .unwrap()
+                        .parse::<i64>()
+                        .unwrap(),
+                );
+            }
+            match page["data"]["next"].as_str() {
+                Some(next) => cursor = next.to_owned(),
+                None => break,
+            }
+        }
+        let mut expected: Vec<i64> = (0..25).filter(|i| i % 2 == 1).collect();
+        let mut got = seen.clone();
+        got.sort();
+        assert_eq!(got, expected, "{direction}: every line once ({seen:?})");
+        expected.sort_by_key(|i| i / 5);
+        let times: Vec<i64> = seen.iter().map(|i| i / 5).collect();
+        let mut ordered = times.clone();
+        if direction == "backward" {
+            ordered.sort_by(|a, b| b.cmp(a));
+        } else {
+            ordered.sort();
+        }
+        assert_eq!(times, ordered, "{direction}: pages follow the direction");
+    }
+    let (status, err) = search(
+        &app,
+        &admin,
+        &[("query", "{service=\"shop\"}"), ("cursor", "nope")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(err["error"].as_str().unwrap().contains("cursor"), "{err}");
+}
+
+#[tokio::test]
+async fn events_land_as_typed_records_that_logql_rules_count() {
+    let app = common::app().await;
+    let admin = app.bearer("admin", ADMIN_PASSWORD).await;
+    let shipper = app.token_bearer(&admin, "payments", &["ingest"]).await;
+    let mut events: Vec<Value> = (0..6)
+        .map(|i| json!({"type": "transaction", "transaction_id": format!("tx-{i}"), "user_id": if i < 4 { "u1" } else { "u2" }, "amount": 2500 * i, "currency": "RUB", "timestamp": T0 + i * 10, "card": "4111 1111 1111 1111"}))
+        .collect();
+    events.push(json!({"eventType": "ticket-sales", "ticketId": "T-1", "price": 1500, "userId": "u2", "timestamp": T0 + 5, "source": "marketplace"}));
+    events.push(json!({"event": "user-activity", "userId": "u1", "action": "login", "ip": "10.0.0.7", "timestamp": T0 + 6}));
+    let (status, _, bytes) = app
+        .call_raw(
+            "POST",
+            "/api/v1/events",
+            Some(&shipper),
+            Some(Value::Array(events).to_string()),
+        )
+        .await;
+    let body: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["accepted"], 8);
+    assert_eq!(
+        body["data"]["masked"]["card"], 6,
+        "PII in event fields is masked: {body}"
+    );
+
+    let instant = |q: &'static str| {
+        let app = &app;
+        let admin = admin.clone();
+        async move {
+            let query =
+                serde_urlencoded::to_string([("query", q), ("time", &(T0 + 60).to_string())])
+                    .unwrap();
+            let (status, body) = app
+                .call(
+                    "GET",
+                    &format!("/loki/api/v1/query?{query}"),
+                    Some(&admin),
+                    None,
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "{q}: {body}");
+            body["data"]["result"].clone()
+        }
+    };
+    // Seed 001: amount over 10 000, and transactions per user in 5 minutes.
+    assert_eq!(
+        instant(
+            r#"sum by (user_id) (count_over_time({event="transaction"} | amount > 10000 [5m]))"#
+        )
+        .await,
+        json!([{"metric": {"user_id": "u2"}, "value": [T0 + 60, "1"]}]),
+        "amounts 10 000 and 12 500: only the second is over"
+    );
+    assert_eq!(
+        instant(r#"sum by (user_id) (count_over_time({event="transaction"}[5m])) >= 3"#).await,
+        json!([{"metric": {"user_id": "u1"}, "value": [T0 + 60, "4"]}])
+    );
+    assert_eq!(
+        instant(r#"sum(sum_over_time({event=~"ticket-sales|transaction"} | unwrap price [5m]))"#)
+            .await,
+        json!([{"metric": {}, "value": [T0 + 60, "1500"]}])
+    );
+    assert_eq!(
+        instant(r#"sum by (action) (count_over_time({event="user-activity"}[5m]))"#).await,
+        json!([{"metric": {"action": "login"}, "value": [T0 + 60, "1"]}])
+    );
+    // A wrongly typed field is a 400 naming it, and nothing of the batch is stored.
+    let bad = json!([{"type": "transaction", "user_id": "u9", "amount": 1}, {"type": "transaction", "user_id": "u9", "amount": "lots"}]);
+    let (status, err) = app
+        .call("POST", "/api/v1/events", Some(&shipper), Some(bad))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        err["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("events[1].amount: expected a number"),
+        "{err}"
+    );
+    assert_eq!(
+        instant(r#"sum(count_over_time({event="transaction"} | user_id="u9" [1h]))"#).await,
+        json!([])
+    );
+}

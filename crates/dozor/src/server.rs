@@ -289,7 +289,7 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
         tracing::error!(error = %e, "probe collector failed");
     }
     // The maintenance task stops with the shutdown signal; wait for it so no cut is
-    // half-done, then make the WAL durable whatever the fsync policy.
+    // half-done, then make the metric WAL durable whatever the fsync policy.
     if let Err(e) = maintenance.await {
         tracing::error!(error = %e, "tsdb maintenance task failed");
     }
@@ -301,9 +301,14 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
                 tracing::error!(%tenant, error = %e, "cannot sync the metric WAL at shutdown");
             }
         }
+        // The log head is small (flush_bytes at most): writing it into parts now makes
+        // the next start replay nothing.
         for (tenant, db) in flushed_logs.all() {
-            if let Err(e) = db.sync() {
-                tracing::error!(%tenant, error = %e, "cannot sync the log WAL at shutdown");
+            if let Err(e) = db.flush() {
+                tracing::warn!(%tenant, error = %e, "cannot flush the log head at shutdown; syncing its WAL");
+                if let Err(e) = db.sync() {
+                    tracing::error!(%tenant, error = %e, "cannot sync the log WAL at shutdown");
+                }
             }
         }
     })
@@ -342,7 +347,11 @@ impl dozor_ingest::syslog::LogSink for LogStoreSink {
             .filter_map(|mut r| (!self.masker.mask_record(&mut r, &salt, &mut counts)).then_some(r))
             .collect();
         let db = self.logs.tenant(tenant).map_err(|e| e.to_string())?;
-        db.append(&kept).map(|_| ()).map_err(|e| e.to_string())
+        db.append(&kept).map_err(|e| e.to_string())?;
+        if let Err(e) = db.flush_if_full() {
+            tracing::warn!(error = %e, "log head flush failed; maintenance retries it");
+        }
+        Ok(())
     }
 }
 

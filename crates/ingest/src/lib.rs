@@ -30,6 +30,7 @@
 //! store: connectors deliver through the `Appender` trait.
 
 pub mod es_bulk;
+pub mod events;
 pub mod exposition;
 pub mod host;
 pub mod json;

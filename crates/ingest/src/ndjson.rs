@@ -139,7 +139,7 @@ fn scalar(v: Value) -> String {
     }
 }
 
-fn flatten(prefix: &str, obj: Map<String, Value>, out: &mut Vec<(String, String)>) {
+pub(crate) fn flatten(prefix: &str, obj: Map<String, Value>, out: &mut Vec<(String, String)>) {
     for (k, v) in obj {
         let name = if prefix.is_empty() {
             k
@@ -155,7 +155,7 @@ fn flatten(prefix: &str, obj: Map<String, Value>, out: &mut Vec<(String, String)
 }
 
 /// An RFC 3339 string or a number of s/ms/µs/ns since the epoch, as ns.
-fn parse_time(v: &Value) -> Result<i64, String> {
+pub(crate) fn parse_time(v: &Value) -> Result<i64, String> {
     match v {
         Value::Number(n) => {
             // Seconds until 5138 (1e11), then ms (1e14), µs (1e17), ns.

@@ -341,7 +341,34 @@ impl LogDb {
     /// Writes the head into parts (one per day it spans) and drops the WAL segments they
     /// cover.
     pub fn flush(&self) -> Result<(), LogsError> {
-        let _m = self.maintenance.lock().unwrap_or_else(|p| p.into_inner());
+        let m = self.maintenance.lock().unwrap_or_else(|p| p.into_inner());
+        self.flush_locked(m)
+    }
+
+    /// Flushes when the head holds `flush_bytes` or more, so memory stays bounded however
+    /// fast records arrive (the interval check of [`LogDb::maintain`] alone lets a fast
+    /// ingest fill the head for a whole round). Called after appends: when another flush is
+    /// already running it returns at once, unless the head has grown to twice the limit —
+    /// then it waits its turn, which slows the appender down (back-pressure).
+    pub fn flush_if_full(&self) -> Result<(), LogsError> {
+        let bytes = self.writer().head_bytes;
+        if bytes < self.opts.flush_bytes {
+            return Ok(());
+        }
+        let m = match self.maintenance.try_lock() {
+            Ok(m) => m,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) if bytes < 2 * self.opts.flush_bytes => {
+                return Ok(());
+            }
+            Err(std::sync::TryLockError::WouldBlock) => {
+                self.maintenance.lock().unwrap_or_else(|p| p.into_inner())
+            }
+        };
+        self.flush_locked(m)
+    }
+
+    fn flush_locked(&self, _maintenance: std::sync::MutexGuard<'_, ()>) -> Result<(), LogsError> {
         let (taken, wal_until) = {
             let mut w = self.writer();
             if w.head.is_empty() {

@@ -1,5 +1,6 @@
-//! Replays `fuzz/corpus/log_store/` through the decoders the `log_store` fuzz target calls,
-//! so every input a fuzzer once found stays harmless, and checks the seeds still decode.
+//! Replays `fuzz/corpus/log_store/` and `fuzz/corpus/logql/` through what their fuzz
+//! targets call, so every input a fuzzer once found stays harmless, and checks the seeds
+//! still decode or parse.
 
 #![allow(clippy::unwrap_used)] // Test helpers: a panic is the failure report.
 
@@ -23,4 +24,19 @@ fn log_store_corpus_never_panics_and_the_seeds_decode() {
         decoded >= 3,
         "the record, block and index seeds decode ({decoded})"
     );
+}
+
+#[test]
+fn logql_corpus_never_panics_and_the_seeds_parse() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/logql");
+    let (mut files, mut parsed) = (0, 0);
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let data = std::fs::read(entry.unwrap().path()).unwrap();
+        files += 1;
+        if let Ok(text) = std::str::from_utf8(&data) {
+            parsed += usize::from(dozor_logs::logql::exercise(text));
+        }
+    }
+    assert!(files >= 20, "the corpus holds the seeds ({files} files)");
+    assert!(parsed >= 20, "the seed queries parse ({parsed} of {files})");
 }

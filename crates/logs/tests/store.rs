@@ -384,3 +384,45 @@ fn readers_racing_flushes_and_merges_see_every_record_once() {
     writer.join().unwrap();
     assert_eq!(all(&db).len(), 60 * 20);
 }
+
+#[test]
+fn a_full_head_is_flushed_by_the_appender_and_nothing_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let small = Options {
+        flush_bytes: 4096,
+        ..opts()
+    };
+    let db = LogDb::open(dir.path(), small).unwrap();
+    let input = records(T0, 400, &["shop", "crm"]);
+    let mut flushes = 0;
+    for chunk in input.chunks(20) {
+        db.append(chunk).unwrap();
+        let before = db.parts().len();
+        db.flush_if_full().unwrap();
+        flushes += usize::from(db.parts().len() > before);
+        assert!(
+            db.head_len() < 200,
+            "the head stays bounded ({} records)",
+            db.head_len()
+        );
+    }
+    assert!(
+        flushes >= 3,
+        "the appender flushed the head {flushes} times"
+    );
+    assert_eq!(sorted(all(&db)), sorted(input.clone()));
+    drop(db);
+    let db = LogDb::open(dir.path(), small).unwrap();
+    assert_eq!(
+        sorted(all(&db)),
+        sorted(input),
+        "everything is back after reopen"
+    );
+    // Below the threshold nothing happens.
+    let before = db.parts().len();
+    db.append(&records(T0 + 1_000 * 1_000_000_000, 1, &["shop"]))
+        .unwrap();
+    db.flush_if_full().unwrap();
+    assert_eq!(db.parts().len(), before);
+    assert_eq!(db.head_len(), 1);
+}

@@ -1,5 +1,6 @@
-//! Logs: NDJSON ingest (`POST /api/v1/logs/ingest`, scope `ingest`) and search
-//! (`GET|POST /api/v1/logs/search`, scope `read`).
+//! Logs: NDJSON ingest (`POST /api/v1/logs/ingest`, scope `ingest`), business events
+//! (`POST /api/v1/events`, scope `ingest`) and search (`GET|POST /api/v1/logs/search`,
+//! scope `read`).
 //!
 //! Ingest decodes the whole body first (a bad line is a 400 naming it, and nothing is
 //! stored), masks PII in every message and field with the tenant's salt, leaves out records
@@ -13,14 +14,18 @@ use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use dozor_audit::{Entry, Outcome};
 use dozor_ingest::ndjson::{self, NdjsonOptions};
-use dozor_logs::{Direction, LogQuery};
+use dozor_logs::Direction;
+use dozor_logs::logql::{
+    self,
+    ast::{LineFilter, LineOp, LineValue, Stage},
+    pipeline::Origin,
+};
 use dozor_model::{LogRecord, Scope, TenantId};
 use serde_json::{Map, Value, json};
 
 use crate::error::success;
 use crate::params::Params;
 use crate::policy::{Policy, Registry};
-use crate::routes::series::parse_selector;
 use crate::{ApiError, AppState, ClientAddr, Principal};
 
 /// Most records one search returns.
@@ -34,6 +39,12 @@ pub(crate) fn register(r: Registry) -> Registry {
         "/api/v1/logs/ingest",
         Policy::Scope(Scope::Ingest),
         ingest,
+    )
+    .route(
+        Method::POST,
+        "/api/v1/events",
+        Policy::Scope(Scope::Ingest),
+        events,
     )
     .route(
         Method::GET,
@@ -86,17 +97,25 @@ pub(crate) async fn store(
         .logs()
         .tenant(&principal.tenant)
         .map_err(ApiError::internal)?;
-    tokio::task::spawn_blocking(move || db.append(&records))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(|e| match e {
-            dozor_logs::LogsError::Limit(m) => ApiError::bad_data(m),
-            e if e.is_disk_full() => {
-                tracing::error!(error = %e, "disk full: refusing log records");
-                ApiError::insufficient_storage("the disk is full; records were not stored")
-            }
-            e => ApiError::internal(e),
-        })
+    tokio::task::spawn_blocking(move || {
+        let stats = db.append(&records)?;
+        // The records are durable in the WAL: a failed flush is retried by maintenance and
+        // must not turn an accepted request into an error (the client would resend).
+        if let Err(e) = db.flush_if_full() {
+            tracing::warn!(error = %e, "log head flush failed; maintenance retries it");
+        }
+        Ok::<_, dozor_logs::LogsError>(stats)
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(|e| match e {
+        dozor_logs::LogsError::Limit(m) => ApiError::bad_data(m),
+        e if e.is_disk_full() => {
+            tracing::error!(error = %e, "disk full: refusing log records");
+            ApiError::insufficient_storage("the disk is full; records were not stored")
+        }
+        e => ApiError::internal(e),
+    })
 }
 
 /// `a,b, c` as field names.
@@ -120,12 +139,33 @@ async fn ingest(
         opts.stream_fields = field_list(fields);
     }
     let records = ndjson::parse(&body, &opts).map_err(|e| ApiError::bad_data(e.to_string()))?;
+    ingest_records(&state, &principal, records).await
+}
+
+/// Business events (`dozor_ingest::events`): decoded whole, masked and stored like logs.
+async fn events(
+    State(state): State<AppState>,
+    principal: Principal,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let now_ns = dozor_model::time::now_ms().saturating_mul(1_000_000);
+    let records = dozor_ingest::events::parse(&body, now_ns)
+        .map_err(|e| ApiError::bad_data(e.to_string()))?;
+    ingest_records(&state, &principal, records).await
+}
+
+/// Masks, stores and answers `{accepted, dropped, masked}`.
+async fn ingest_records(
+    state: &AppState,
+    principal: &Principal,
+    records: Vec<LogRecord>,
+) -> Result<Response, ApiError> {
     let _permit = state.ingest_permit()?;
     let total = records.len();
-    let (records, masked) = mask(&state, &principal.tenant, records);
+    let (records, masked) = mask(state, &principal.tenant, records);
     let records: Vec<LogRecord> = records.into_iter().flatten().collect();
     let dropped = total - records.len();
-    let stats = store(&state, &principal, records).await?;
+    let stats = store(state, principal, records).await?;
     Ok(success(json!({
         "accepted": stats.accepted,
         "dropped": dropped,
@@ -140,21 +180,32 @@ async fn search(
     ClientAddr(source): ClientAddr,
     params: Params,
 ) -> Result<Response, ApiError> {
-    let selector = params.required("query")?;
-    let not_a_selector = || {
-        ApiError::bad_data(format!(
-            "invalid parameter \"query\": {selector:?} is not a stream selector such as {{service=\"shop\"}}"
-        ))
+    let query = params.required("query")?;
+    let mut log = match logql::parse(query) {
+        Ok(logql::Expr::Log(log)) => log,
+        Ok(logql::Expr::Metric(_)) => {
+            return Err(ApiError::bad_data(
+                "invalid parameter \"query\": a log query such as {service=\"shop\"} |= \"failed\", not a metric query",
+            ));
+        }
+        Err(e) => {
+            return Err(ApiError::bad_data(format!(
+                "invalid parameter \"query\": {e} (a log query is a stream selector such as {{service=\"shop\"}}, then an optional pipeline)"
+            )));
+        }
     };
-    if !selector.trim_start().starts_with('{') {
-        return Err(not_a_selector());
-    }
-    let mut groups = parse_selector(selector).map_err(|_| not_a_selector())?;
-    if groups.len() != 1 {
-        return Err(ApiError::bad_data(
-            "invalid parameter \"query\": one stream selector, without `or`",
-        ));
-    }
+    // `contains=` needles are `|=` filters in front of the pipeline.
+    let needles: Vec<Stage> = params
+        .all("contains")
+        .filter(|n| !n.is_empty())
+        .map(|n| {
+            Stage::Line(LineFilter {
+                op: LineOp::Contains,
+                values: vec![LineValue::Text(n.to_owned())],
+            })
+        })
+        .collect();
+    log.pipeline.splice(0..0, needles);
     let now_ms = dozor_model::time::now_ms();
     let end_ms = params.time("end", now_ms)?;
     let start_ms = params.time("start", end_ms.saturating_sub(3_600_000))?;
@@ -169,16 +220,7 @@ async fn search(
             "invalid parameter \"limit\": at most {MAX_LIMIT}"
         )));
     }
-    let mut q = LogQuery::new(
-        groups.remove(0),
-        start_ms.saturating_mul(1_000_000),
-        end_ms.saturating_mul(1_000_000).saturating_add(999_999),
-    );
-    q.limit = limit;
-    for needle in params.all("contains") {
-        q = q.containing(needle);
-    }
-    q.direction = match params.get("direction") {
+    let direction = match params.get("direction") {
         None | Some("backward") => Direction::Backward,
         Some("forward") => Direction::Forward,
         Some(other) => {
@@ -187,13 +229,60 @@ async fn search(
             )));
         }
     };
-    let found = match state.logs().existing(&principal.tenant) {
-        Some(db) => tokio::task::spawn_blocking(move || db.select(&q))
-            .await
-            .map_err(ApiError::internal)?
-            .map_err(ApiError::internal)?,
-        None => Vec::new(),
+    let mut range = logql::Range {
+        start_ns: start_ms.saturating_mul(1_000_000),
+        end_ns: end_ms.saturating_mul(1_000_000).saturating_add(999_999),
+        step_ns: 0,
+        limit,
+        direction,
     };
+    // A cursor `<time_ns>.<n>` continues a page: from that time on (in the direction), the
+    // first n lines at exactly that time were already returned.
+    let cursor = match params.get("cursor").filter(|c| !c.is_empty()) {
+        None => None,
+        Some(c) => Some(parse_cursor(c).ok_or_else(|| {
+            ApiError::bad_data(format!(
+                "invalid parameter \"cursor\": {c:?} is not a cursor from a previous page"
+            ))
+        })?),
+    };
+    if let Some((t, skip)) = cursor {
+        match direction {
+            Direction::Backward => range.end_ns = range.end_ns.min(t),
+            Direction::Forward => range.start_ns = range.start_ns.max(t),
+        }
+        range.limit = limit.saturating_add(skip);
+    }
+    let db = state.logs().existing(&principal.tenant);
+    let mut lines = tokio::task::spawn_blocking(move || {
+        let mut stats = logql::Stats::default();
+        match &db {
+            Some(db) => logql::select_lines(db.as_ref(), &log, range, &mut stats),
+            None => Ok(Vec::new()),
+        }
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(|e| match e {
+        logql::EvalError::Bad(m) => ApiError::bad_data(format!("invalid parameter \"query\": {m}")),
+        logql::EvalError::Store(e) => ApiError::internal(e),
+    })?;
+    if let Some((t, skip)) = cursor {
+        let at_cursor = lines.iter().take_while(|l| l.time_ns == t).count();
+        lines.drain(..skip.min(at_cursor));
+        lines.truncate(limit);
+    }
+    let next = (lines.len() == limit).then(|| {
+        let last = lines[lines.len() - 1].time_ns;
+        let mut n = lines.iter().rev().take_while(|l| l.time_ns == last).count();
+        if let Some((t, skip)) = cursor
+            && t == last
+            && n == lines.len()
+        {
+            n += skip;
+        }
+        format!("{last}.{n}")
+    });
     let entry = Entry::new(
         principal.tenant.as_str(),
         principal.actor.as_str(),
@@ -203,28 +292,33 @@ async fn search(
     )
     .source(source)
     .detail("query", params.raw())
-    .detail("lines", found.len().to_string());
+    .detail("lines", lines.len().to_string());
     state.audit_entry(entry).await?;
-    let records: Vec<Value> = found.iter().map(record_json).collect();
-    Ok(success(json!({ "records": records })).into_response())
+    let records: Vec<Value> = lines.iter().map(line_json).collect();
+    Ok(success(json!({ "records": records, "next": next })).into_response())
 }
 
-fn record_json(r: &LogRecord) -> Value {
-    let stream: Map<String, Value> = r
-        .stream
-        .iter()
-        .map(|l| (l.name.clone(), json!(l.value)))
-        .collect();
-    let fields: Map<String, Value> = r
-        .fields
-        .iter()
-        .map(|(k, v)| (k.clone(), json!(v)))
-        .collect();
+fn parse_cursor(c: &str) -> Option<(i64, usize)> {
+    let (t, n) = c.split_once('.')?;
+    Some((t.parse().ok()?, n.parse().ok()?))
+}
+
+/// A line as the search returns it: the stream's labels apart from the fields and what
+/// parsers extracted.
+fn line_json(l: &logql::pipeline::Line) -> Value {
+    let mut stream = Map::new();
+    let mut fields = Map::new();
+    for (name, value, origin) in l.labels.with_origin() {
+        match origin {
+            Origin::Stream => stream.insert(name.to_owned(), json!(value)),
+            Origin::Field | Origin::Extracted => fields.insert(name.to_owned(), json!(value)),
+        };
+    }
     json!({
-        "time": rfc3339_ns(r.time_ns),
-        "time_ns": r.time_ns.to_string(),
+        "time": rfc3339_ns(l.time_ns),
+        "time_ns": l.time_ns.to_string(),
         "stream": stream,
-        "message": r.message,
+        "message": l.line,
         "fields": fields,
     })
 }

@@ -32,6 +32,24 @@ impl Source for LogDb {
     }
 }
 
+/// Records in memory (a rule preview, a test, the fuzz target): matched as the store would.
+impl Source for Vec<dozor_model::LogRecord> {
+    fn scan(&self, q: &LogQuery, f: &mut dyn FnMut(RecordRef<'_>)) -> Result<(), LogsError> {
+        let want = crate::part::Want {
+            matchers: &q.matchers,
+            start_ns: q.start_ns,
+            end_ns: q.end_ns,
+            needles: &q.needles,
+        };
+        for r in self {
+            if want.row(r.time_ns, &r.message) && want.stream(&r.stream) {
+                f(RecordRef::of(r));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// No store (a tenant without data): every scan is empty.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Empty;
@@ -169,19 +187,25 @@ fn scan_query(log: &LogExpr, start_ns: i64, end_ns: i64) -> LogQuery {
     q
 }
 
-fn log_query(
+/// The lines a log query keeps, best first by `range.direction` (ties by line text), at
+/// most `range.limit`: what [`evaluate`] groups into streams, for callers that want the
+/// lines flat with their labels' origins (the log search API).
+pub fn select_lines(
     src: &dyn Source,
     log: &LogExpr,
     range: Range,
     stats: &mut Stats,
-) -> Result<Vec<Stream>, EvalError> {
+) -> Result<Vec<Line>, EvalError> {
     let pipeline = Pipeline::new(&log.pipeline);
     let q = scan_query(log, range.start_ns, range.end_ns);
     let limit = range.limit.max(1);
     let mut kept: Vec<Line> = Vec::new();
-    let order = |a: &Line, b: &Line| match range.direction {
-        Direction::Backward => b.time_ns.cmp(&a.time_ns),
-        Direction::Forward => a.time_ns.cmp(&b.time_ns),
+    let order = |a: &Line, b: &Line| {
+        match range.direction {
+            Direction::Backward => b.time_ns.cmp(&a.time_ns),
+            Direction::Forward => a.time_ns.cmp(&b.time_ns),
+        }
+        .then_with(|| a.line.cmp(&b.line))
     };
     src.scan(&q, &mut |r| {
         stats.lines_scanned += 1;
@@ -195,8 +219,18 @@ fn log_query(
             }
         }
     })?;
-    kept.sort_by(|a, b| order(a, b).then_with(|| a.line.cmp(&b.line)));
+    kept.sort_by(order);
     kept.truncate(limit);
+    Ok(kept)
+}
+
+fn log_query(
+    src: &dyn Source,
+    log: &LogExpr,
+    range: Range,
+    stats: &mut Stats,
+) -> Result<Vec<Stream>, EvalError> {
+    let kept = select_lines(src, log, range, stats)?;
     let mut streams: Vec<Stream> = Vec::new();
     let mut index: HashMap<Key, usize> = HashMap::new();
     for l in kept {

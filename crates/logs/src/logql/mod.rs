@@ -60,7 +60,7 @@ pub mod pipeline;
 pub mod template;
 
 pub use ast::Expr;
-pub use eval::{Empty, MAX_SERIES, MAX_STEPS, Range, Source, Stats, evaluate};
+pub use eval::{Empty, MAX_SERIES, MAX_STEPS, Range, Source, Stats, evaluate, select_lines};
 pub use parser::parse;
 
 use crate::LogsError;
@@ -149,6 +149,46 @@ pub fn rfc3339_ns(ns: i64) -> String {
     }
     out.push('Z');
     out
+}
+
+/// Parses `query` and, when it parses, evaluates it as an instant and a range query over a
+/// few fixed records of several shapes (JSON, logfmt, plain, with fields); whether it parsed.
+/// For the LogQL fuzz target and the replay of its corpus: neither may ever panic.
+pub fn exercise(query: &str) -> bool {
+    let Ok(expr) = parse(query) else {
+        return false;
+    };
+    let stream = |svc: &str| {
+        dozor_model::Labels::from_pairs([("service", svc), ("level", "error")]).unwrap_or_default()
+    };
+    let mut with_fields =
+        dozor_model::LogRecord::new(3_000_000_000, stream("b"), "plain text 42 ms");
+    with_fields.fields = vec![("took".into(), "1.5s".into()), ("user".into(), "7".into())];
+    let records = vec![
+        dozor_model::LogRecord::new(
+            1_000_000_000,
+            stream("a"),
+            r#"{"a":{"b":[1,2]},"n":3.5,"s":"x"}"#,
+        ),
+        dozor_model::LogRecord::new(
+            2_000_000_000,
+            stream("a"),
+            "level=warn msg=\"q\" n=2 size=10KB",
+        ),
+        with_fields,
+        dozor_model::LogRecord::new(4_000_000_000, stream("c"), "\u{1b}[31mred\u{1b}[0m <tag> ж"),
+    ];
+    for step_ns in [0, 1_000_000_000] {
+        let range = Range {
+            start_ns: 0,
+            end_ns: 5_000_000_000,
+            step_ns,
+            limit: 10,
+            direction: crate::Direction::Forward,
+        };
+        let _ = evaluate(&records, &expr, range);
+    }
+    true
 }
 
 #[cfg(test)]

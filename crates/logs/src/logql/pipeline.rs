@@ -103,6 +103,14 @@ impl LabelSet {
             .collect()
     }
 
+    /// Every label with a value and where it came from.
+    pub fn with_origin(&self) -> impl Iterator<Item = (&str, &str, Origin)> {
+        self.0
+            .iter()
+            .filter(|(_, v, _)| !v.is_empty())
+            .map(|(n, v, o)| (n.as_str(), v.as_str(), *o))
+    }
+
     /// Every label with a value, fields included.
     pub fn all(&self) -> impl Iterator<Item = (&str, &str)> {
         self.0
