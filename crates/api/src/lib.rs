@@ -82,6 +82,8 @@ pub struct ApiSettings {
     pub pii: dozor_ingest::pii::PiiConfig,
     /// The secret the PII hashes are keyed with (with the tenant).
     pub pii_salt: Secret,
+    /// The parsing rules and level normalisation every log record passes (`logs.pipeline`).
+    pub pipeline: Arc<dozor_ingest::pipeline::Pipeline>,
 }
 
 /// Secret bytes whose `Debug` never shows them.

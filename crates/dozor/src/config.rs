@@ -253,6 +253,9 @@ pub struct LogsConfig {
     pub pii: dozor_ingest::pii::PiiConfig,
     /// Syslog listeners (RFC 5424 and 3164).
     pub syslog: SyslogConfig,
+    /// Parsing rules by stream (`match`, `parse: json|logfmt|regex`, `regex`, `message`,
+    /// `time`, `level`); levels are normalised for every record whatever the rules.
+    pub pipeline: Vec<dozor_ingest::pipeline::RuleConfig>,
 }
 
 /// `logs.syslog`: where syslog is received, and for which tenant.
@@ -284,6 +287,7 @@ impl Default for LogsConfig {
             flush_interval: Duration::from_secs(60),
             pii: dozor_ingest::pii::PiiConfig::default(),
             syslog: SyslogConfig::default(),
+            pipeline: Vec::new(),
         }
     }
 }
@@ -667,7 +671,19 @@ impl Config {
             key: Some("probes".into()),
             message: e,
         })?;
+        config.log_pipeline().map_err(|e| ConfigError {
+            source: Some(name.to_owned()),
+            ..e
+        })?;
         Ok(config)
+    }
+
+    /// The compiled log pipeline (`logs.pipeline`).
+    pub fn log_pipeline(&self) -> Result<dozor_ingest::pipeline::Pipeline, ConfigError> {
+        dozor_ingest::pipeline::Pipeline::compile(&self.logs.pipeline).map_err(|e| ConfigError {
+            key: Some("logs.pipeline".into()),
+            ..ConfigError::plain(e)
+        })
     }
 
     /// Checks the probes without reading secrets or CA files: unique names, fields that fit

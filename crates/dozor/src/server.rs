@@ -110,6 +110,7 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
     .detail("version", env!("CARGO_PKG_VERSION"));
     audit.append(entry)?;
 
+    let pipeline = Arc::new(config.log_pipeline()?);
     let jwt_secret = match &config.auth.jwt_secret {
         Some(s) => s.reveal()?,
         None => {
@@ -162,6 +163,7 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
             query: config.query.limits(),
             pii: config.logs.pii.clone(),
             pii_salt: dozor_api::Secret(jwt_secret.as_bytes().to_vec()),
+            pipeline: Arc::clone(&pipeline),
         },
         Arc::clone(&metrics),
     );
@@ -220,6 +222,7 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
     let sink: Arc<dyn dozor_ingest::syslog::LogSink> = Arc::new(LogStoreSink {
         logs: Arc::clone(&logs),
         masker: dozor_ingest::pii::Masker::new(&config.logs.pii),
+        pipeline: Arc::clone(&pipeline),
         secret: jwt_secret.as_bytes().to_vec(),
     });
     let syslog = &config.logs.syslog;
@@ -331,6 +334,7 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
 struct LogStoreSink {
     logs: Arc<dozor_logs::Logs>,
     masker: dozor_ingest::pii::Masker,
+    pipeline: Arc<dozor_ingest::pipeline::Pipeline>,
     secret: Vec<u8>,
 }
 
@@ -344,7 +348,10 @@ impl dozor_ingest::syslog::LogSink for LogStoreSink {
         let mut counts = std::collections::BTreeMap::new();
         let kept: Vec<_> = records
             .into_iter()
-            .filter_map(|mut r| (!self.masker.mask_record(&mut r, &salt, &mut counts)).then_some(r))
+            .filter_map(|mut r| {
+                self.pipeline.apply(&mut r);
+                (!self.masker.mask_record(&mut r, &salt, &mut counts)).then_some(r)
+            })
             .collect();
         let db = self.logs.tenant(tenant).map_err(|e| e.to_string())?;
         db.append(&kept).map_err(|e| e.to_string())?;

@@ -37,6 +37,7 @@ pub mod json;
 pub mod loki;
 pub mod ndjson;
 pub mod pii;
+pub mod pipeline;
 pub mod probe;
 mod protowire;
 pub mod relabel;

@@ -60,8 +60,9 @@ pub(crate) fn register(r: Registry) -> Registry {
     )
 }
 
-/// Masks PII in the message and every field of each record: `None` for a record a `drop`
-/// action refuses; and the findings per kind.
+/// Parses each record by the pipeline (`logs.pipeline`, level normalisation), then masks
+/// PII in the message and every field: `None` for a record a `drop` action refuses; and the
+/// findings per kind.
 pub(crate) fn mask(
     state: &AppState,
     tenant: &TenantId,
@@ -72,6 +73,7 @@ pub(crate) fn mask(
     let out = records
         .into_iter()
         .map(|mut r| {
+            state.settings().pipeline.apply(&mut r);
             let drop = state.masker().mask_record(&mut r, &salt, &mut counts);
             (!drop).then_some(r)
         })

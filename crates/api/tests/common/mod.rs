@@ -47,6 +47,7 @@ pub fn settings(dir: &std::path::Path) -> ApiSettings {
         query: dozor_api::QueryLimits::default(),
         pii: dozor_ingest::pii::PiiConfig::default(),
         pii_salt: dozor_api::Secret(b"test-salt".to_vec()),
+        pipeline: Default::default(),
     }
 }
 
