@@ -229,11 +229,11 @@ fn apply_rule(rule: &Rule, r: &mut LogRecord) -> bool {
             message = Some(v);
             continue;
         }
-        if rule.time.as_deref() == Some(k.as_str()) {
-            if let Some(t) = parse_time(&v) {
-                r.time_ns = t;
-                continue;
-            }
+        if rule.time.as_deref() == Some(k.as_str())
+            && let Some(t) = parse_time(&v)
+        {
+            r.time_ns = t;
+            continue;
         }
         // What the sender sent as fields wins over what parsing found.
         if !fields.iter().any(|(n, _)| *n == k) {
