@@ -256,6 +256,48 @@ pub struct LogsConfig {
     /// Parsing rules by stream (`match`, `parse: json|logfmt|regex`, `regex`, `message`,
     /// `time`, `level`); levels are normalised for every record whatever the rules.
     pub pipeline: Vec<dozor_ingest::pipeline::RuleConfig>,
+    /// Hot/warm/cold retention tiers (none: `retention` alone decides).
+    pub tiers: Option<TiersConfig>,
+    /// When the volume holding the data directory is fuller than this fraction, the oldest
+    /// hot logs are moved to warm early, then the oldest days deleted (never today's, never
+    /// the audit chain). `1` turns it off.
+    pub watermark: f64,
+    /// A file holding the AES-256-GCM key log parts are encrypted with (32 raw bytes, 64
+    /// hex characters or base64); none: parts are not encrypted. The WAL stays plaintext.
+    pub encryption_key_file: Option<PathBuf>,
+}
+
+/// `logs.tiers`: seed 002's hot/warm/cold policy.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TiersConfig {
+    /// Days younger than this keep every record.
+    #[serde(with = "dozor_model::duration")]
+    pub hot: Duration,
+    /// Until when, and which records, days stay warm.
+    #[serde(default)]
+    pub warm: Option<TierConfig>,
+    /// Until when, and which records, days stay cold.
+    #[serde(default)]
+    pub cold: Option<TierConfig>,
+    /// Whether warm and cold days keep per-minute line counts of every stream.
+    #[serde(default = "yes")]
+    pub aggregates: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// One tier below hot.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TierConfig {
+    /// Days older than this leave the tier.
+    #[serde(with = "dozor_model::duration")]
+    pub until: Duration,
+    /// Stream selectors of what the tier keeps (any of them).
+    pub keep: Vec<String>,
 }
 
 /// `logs.syslog`: where syslog is received, and for which tenant.
@@ -288,11 +330,55 @@ impl Default for LogsConfig {
             pii: dozor_ingest::pii::PiiConfig::default(),
             syslog: SyslogConfig::default(),
             pipeline: Vec::new(),
+            tiers: None,
+            watermark: 0.8,
+            encryption_key_file: None,
         }
     }
 }
 
 impl LogsConfig {
+    /// The retention tiers, selectors parsed; an error names the bad one.
+    pub fn tiers(&self) -> Result<Option<dozor_logs::tiers::Tiers>, String> {
+        let Some(t) = &self.tiers else {
+            return Ok(None);
+        };
+        let tier = |name: &str,
+                    c: &Option<TierConfig>,
+                    after: Duration|
+         -> Result<Option<dozor_logs::tiers::Tier>, String> {
+            let Some(c) = c else { return Ok(None) };
+            if c.until <= after {
+                return Err(format!(
+                    "logs.tiers.{name}.until must be longer than the tier before it"
+                ));
+            }
+            let keep = c
+                .keep
+                .iter()
+                .map(|sel| match dozor_logs::logql::parse(sel) {
+                    Ok(dozor_logs::logql::Expr::Log(l)) if l.pipeline.is_empty() => Ok(l.selector),
+                    Ok(_) => Err(format!(
+                        "logs.tiers.{name}.keep: {sel:?} is not a plain stream selector"
+                    )),
+                    Err(e) => Err(format!("logs.tiers.{name}.keep: {sel:?}: {e}")),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Some(dozor_logs::tiers::Tier {
+                until: c.until,
+                keep,
+            }))
+        };
+        let warm = tier("warm", &t.warm, t.hot)?;
+        let cold = tier("cold", &t.cold, warm.as_ref().map_or(t.hot, |w| w.until))?;
+        Ok(Some(dozor_logs::tiers::Tiers {
+            hot: t.hot,
+            warm,
+            cold,
+            aggregates: t.aggregates,
+        }))
+    }
+
     /// The engine's options; the WAL is synced as `tsdb.fsync` says.
     pub fn options(&self, tsdb: &TsdbConfig) -> dozor_logs::Options {
         dozor_logs::Options {
@@ -675,6 +761,20 @@ impl Config {
             source: Some(name.to_owned()),
             ..e
         })?;
+        config.logs.tiers().map_err(|e| ConfigError {
+            source: Some(name.to_owned()),
+            key: Some("logs.tiers".into()),
+            ..ConfigError::plain(e)
+        })?;
+        if !(0.0..=1.0).contains(&config.logs.watermark) || config.logs.watermark == 0.0 {
+            return Err(ConfigError {
+                source: Some(name.to_owned()),
+                key: Some("logs.watermark".into()),
+                ..ConfigError::plain(
+                    "a fraction of the volume above 0 and at most 1, e.g. 0.8".into(),
+                )
+            });
+        }
         Ok(config)
     }
 
@@ -860,6 +960,40 @@ mod tests {
         assert_eq!(c.state_url().unwrap(), "sqlite://dozor-data/state.db");
         assert_eq!(c.auth.access_token_ttl, Duration::from_secs(900));
         assert_eq!(c.log.format, LogFormat::Text);
+    }
+
+    #[test]
+    fn log_tiers_pipeline_and_watermark_are_checked() {
+        let c = Config::parse(
+            r#"
+logs:
+  tiers:
+    hot: 7d
+    warm: {until: 30d, keep: ['{level=~"critical|error|warn"}']}
+    cold: {until: 365d, keep: ['{level="critical"}', '{audit="true"}']}
+  watermark: 0.9
+  pipeline:
+    - {match: '{service="api"}', parse: logfmt}
+"#,
+            "f",
+        )
+        .unwrap();
+        let t = c.logs.tiers().unwrap().unwrap();
+        assert_eq!(t.hot, Duration::from_secs(7 * 86_400));
+        assert_eq!(t.cold.as_ref().unwrap().keep.len(), 2);
+        assert!(t.aggregates, "on by default");
+        for (yaml, key, needle) in [
+            ("logs: {tiers: {hot: 7d, warm: {until: 1d, keep: []}}}", "logs.tiers", "longer than"),
+            ("logs: {tiers: {hot: 1d, warm: {until: 2d, keep: ['{a=\"b\"} |= \"x\"']}}}", "logs.tiers", "plain stream selector"),
+            ("logs: {tiers: {hot: 1d, cold: {until: 2d, keep: ['nope']}}}", "logs.tiers", "parse error"),
+            ("logs: {watermark: 1.5}", "logs.watermark", "fraction"),
+            ("logs: {watermark: 0}", "logs.watermark", "fraction"),
+            ("logs: {pipeline: [{match: '{a=\"b\"}', parse: xml}]}", "logs.pipeline", "not json"),
+        ] {
+            let e = Config::parse(yaml, "f").unwrap_err();
+            assert_eq!(e.key.as_deref(), Some(key), "{yaml}: {e}");
+            assert!(e.to_string().contains(needle), "{yaml}: {e}");
+        }
     }
 
     #[test]

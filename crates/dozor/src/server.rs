@@ -141,7 +141,17 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
         .context("cannot open the metric store")?;
     let tsdb = Arc::new(tsdb);
     let logs_dir = config.data_dir.join("logs");
-    let logs_opts = config.logs.options(&config.tsdb);
+    let mut logs_opts = config.logs.options(&config.tsdb);
+    logs_opts.tiers = config
+        .logs
+        .tiers()
+        .map_err(anyhow::Error::msg)?
+        .map(Arc::new);
+    if let Some(path) = &config.logs.encryption_key_file {
+        let key = dozor_logs::Key::from_file(path)?;
+        tracing::info!(key_id = key.id(), "log parts are encrypted (AES-256-GCM)");
+        logs_opts.encryption = Some(Arc::new(key));
+    }
     let logs = tokio::task::spawn_blocking(move || dozor_logs::Logs::open(&logs_dir, logs_opts))
         .await?
         .context("cannot open the log store")?;
@@ -214,6 +224,7 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
         tokio::spawn(g.run(stopped(stop_rx.clone())));
     }
     let maintenance = tokio::spawn(run_maintenance(
+        config.logs.watermark,
         Arc::clone(&tsdb),
         Arc::clone(&logs),
         stopped(stop_rx.clone()),
@@ -439,6 +450,7 @@ async fn run_collectors(
 /// Syncs WALs on their interval and runs the stores' maintenance every 30 s (metrics: head
 /// cuts, compaction, retention; logs: flushes, merges, retention), off the async workers.
 async fn run_maintenance(
+    watermark: f64,
     tsdb: Arc<Tsdb>,
     logs: Arc<dozor_logs::Logs>,
     shutdown: impl std::future::Future<Output = ()>,
@@ -474,6 +486,18 @@ async fn run_maintenance(
                 let now_ns = dozor_model::time::now_ms().saturating_mul(1_000_000);
                 if maintain && let Err(e) = db.maintain(now_ns) {
                     tracing::error!(%tenant, error = %e, "log store maintenance failed");
+                }
+            }
+            if maintain && watermark < 1.0 {
+                let now_ns = dozor_model::time::now_ms().saturating_mul(1_000_000);
+                match logs.relieve_watermark(watermark, now_ns) {
+                    Ok(0) => {}
+                    Ok(steps) => tracing::warn!(
+                        steps,
+                        watermark,
+                        "disk over the watermark: old logs moved down or deleted"
+                    ),
+                    Err(e) => tracing::error!(error = %e, "log watermark check failed"),
                 }
             }
         })

@@ -12,6 +12,11 @@ use dozor_model::{Labels, LogRecord, Matcher};
 use dozor_wal::Wal;
 
 use crate::files::{PARTS_DIR, WAL_DIR, day_name, day_of, day_start_ns, parse_day, part_name};
+
+// Tier moves and the watermark rewrite parts under the maintenance lock: a child module so
+// they reach the store's state the way flushes and merges do.
+#[path = "tiers.rs"]
+pub mod tiers;
 use crate::part::{self, Part, Want};
 use crate::record::{self, MAX_FIELDS};
 use crate::{Direction, LogQuery, LogsError, Options, RecordRef};
@@ -107,7 +112,7 @@ impl LogDb {
                 let Ok(id) = u64::from_str_radix(&name, 16) else {
                     continue;
                 };
-                let part = Part::open(&path)?;
+                let part = Part::open_with_key(&path, opts.encryption.as_deref())?;
                 wal_until = wal_until.max(part.meta().wal_until);
                 next_part = next_part.max(id + 1);
                 parts.entry(day).or_default().push(Arc::new(part));
@@ -280,10 +285,17 @@ impl LogDb {
     /// The distinct streams with records in `[start_ns, end_ns]` that `matchers` select.
     pub fn streams(&self, matchers: &[Matcher], start_ns: i64, end_ns: i64) -> Vec<Labels> {
         let mut out = std::collections::BTreeSet::new();
+        let want = Want {
+            matchers,
+            start_ns,
+            end_ns,
+            needles: &crate::Needles::default(),
+        };
+        // Aggregate streams stay hidden unless asked for, also with no matcher at all.
         let wanted = |l: &Labels| {
-            matchers
-                .iter()
-                .all(|m| m.matches(l.get(&m.name).unwrap_or("")))
+            want.stream(l)
+                && (l.get(tiers::AGGREGATE_LABEL).is_none()
+                    || matchers.iter().any(|m| m.name == tiers::AGGREGATE_LABEL))
         };
         let in_range = |r: &LogRecord| r.time_ns >= start_ns && r.time_ns <= end_ns;
         let parts = {
@@ -334,6 +346,9 @@ impl LogDb {
         if let Some(keep) = self.opts.retention {
             let keep_ns = i64::try_from(keep.as_nanos()).unwrap_or(i64::MAX);
             self.delete_days_before(day_of(now_ns.saturating_sub(keep_ns)))?;
+        }
+        if let Some(tiers) = &self.opts.tiers {
+            self.apply_tiers(tiers, now_ns)?;
         }
         Ok(())
     }
@@ -437,8 +452,9 @@ impl LogDb {
         let day_dir = self.dir.join(PARTS_DIR).join(day_name(day_start_ns(day)));
         fs::create_dir_all(&day_dir).map_err(LogsError::io("create", &day_dir))?;
         let path = day_dir.join(part_name(self.next_part.fetch_add(1, Ordering::Relaxed)));
-        part::write(&path, records, wal_until)?;
-        Ok(Arc::new(Part::open(&path)?))
+        let key = self.opts.encryption.as_deref();
+        part::write_with_key(&path, records, wal_until, key)?;
+        Ok(Arc::new(Part::open_with_key(&path, key)?))
     }
 
     /// Merges the smallest parts of each day with more than `max_parts_per_day`, up to

@@ -19,6 +19,9 @@ pub enum LogsError {
     /// Stored data does not decode.
     #[error("corrupt log data: {0}")]
     Corrupt(String),
+    /// An encryption key is malformed, missing, or not the one a part was sealed with.
+    #[error("log encryption: {0}")]
+    Encryption(String),
     /// A record or request is over a limit.
     #[error("limit exceeded: {0}")]
     Limit(String),

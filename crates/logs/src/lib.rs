@@ -43,6 +43,7 @@
 
 pub mod block;
 pub mod bloom;
+pub mod crypt;
 mod db;
 mod error;
 pub mod files;
@@ -56,12 +57,14 @@ use std::time::Duration;
 
 use dozor_model::{LogRecord, Matcher, TenantId, TenantMap};
 
+pub use crypt::Key;
+pub use db::tiers;
 pub use db::{AppendStats, LogDb, MAX_FIELD_BYTES, MAX_MESSAGE_BYTES};
 pub use dozor_wal::FsyncPolicy;
 pub use error::LogsError;
 
 /// Storage settings.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Options {
     /// When the WAL is `fsync`ed.
     pub fsync: FsyncPolicy,
@@ -75,6 +78,13 @@ pub struct Options {
     pub max_merge_bytes: u64,
     /// Delete days older than this (`None`: keep everything).
     pub retention: Option<Duration>,
+    /// Seal new parts (flushes and merges) with this key (`None`: write plaintext). Parts
+    /// sealed with it, and plaintext parts, open; parts sealed with another key do not.
+    /// The WAL stays plaintext (`docs/format/logs.md`).
+    pub encryption: Option<Arc<Key>>,
+    /// Hot/warm/cold retention tiers, applied by [`LogDb::maintain`] (`None`: `retention`
+    /// alone).
+    pub tiers: Option<Arc<tiers::Tiers>>,
 }
 
 impl Default for Options {
@@ -86,6 +96,8 @@ impl Default for Options {
             max_parts_per_day: 8,
             max_merge_bytes: 512 << 20,
             retention: None,
+            encryption: None,
+            tiers: None,
         }
     }
 }
@@ -210,7 +222,7 @@ impl Logs {
         let mut dbs = Vec::new();
         for (name, path) in dozor_wal::dir::subdirs(root)? {
             if let Ok(tenant) = name.parse::<TenantId>() {
-                dbs.push((tenant, LogDb::open(&path, opts)?));
+                dbs.push((tenant, LogDb::open(&path, opts.clone())?));
             }
         }
         Ok(Logs {
@@ -223,13 +235,40 @@ impl Logs {
     /// The store of `tenant`, created on first use.
     pub fn tenant(&self, tenant: &TenantId) -> Result<Arc<LogDb>, LogsError> {
         self.dbs.get_or_open(tenant, || {
-            LogDb::open(&self.root.join(tenant.as_str()), self.opts)
+            LogDb::open(&self.root.join(tenant.as_str()), self.opts.clone())
         })
     }
 
     /// The store of `tenant` if it has any data (reads never create a tenant).
     pub fn existing(&self, tenant: &TenantId) -> Option<Arc<LogDb>> {
         self.dbs.get(tenant)
+    }
+
+    /// While the volume holding the store is fuller than `watermark` (a fraction), moves
+    /// the oldest hot day of any tenant to warm (when tiers are configured) or deletes the
+    /// oldest day (never today's); returns how many steps it took.
+    pub fn relieve_watermark(&self, watermark: f64, now_ns: i64) -> Result<usize, LogsError> {
+        let no_tiers = tiers::Tiers {
+            hot: Duration::MAX,
+            warm: None,
+            cold: None,
+            aggregates: false,
+        };
+        let policy = self.opts.tiers.as_deref().unwrap_or(&no_tiers);
+        let dbs: Vec<Arc<LogDb>> = self.all().into_iter().map(|(_, db)| db).collect();
+        let mut steps = 0;
+        // Bounded: each step moves or deletes a day, and there are finitely many.
+        while steps < 10_000 && tiers::volume_usage(&self.root)? > watermark {
+            if !tiers::relieve_one(&dbs, policy, now_ns)? {
+                tracing::warn!(
+                    watermark,
+                    "disk over the watermark, and no log day left to free but today's"
+                );
+                break;
+            }
+            steps += 1;
+        }
+        Ok(steps)
     }
 
     /// Every open tenant store.

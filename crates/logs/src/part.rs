@@ -6,6 +6,13 @@
 //! open; blocks are read from `data` only when a query needs them. Byte layout:
 //! `docs/format/logs.md`. A part is written under a `.tmp` name, synced and renamed, so a
 //! directory without the suffix is complete.
+//!
+//! With a [`Key`] the part is sealed ([`crate::crypt`]) under a key derived for it from its
+//! random id: each block of `data` on its own, bound to its place (ordinal and offset), and
+//! the whole `index`, bound to `meta.json`'s fields — so a moved block, a swapped file or
+//! an edited `meta.json` fails to authenticate instead of being read. `meta.json` stays
+//! plaintext and names the key's id, so a part opened with another key (or none) is refused
+//! by name. Plaintext parts still open when a key is configured.
 
 use std::fs::{self, File};
 use std::os::unix::fs::FileExt;
@@ -17,11 +24,19 @@ use serde::{Deserialize, Serialize};
 
 use crate::block::{self, MAX_BLOCK_RAW, MAX_BLOCK_ROWS, Row};
 use crate::bloom::Bloom;
+use crate::crypt::{self, Cipher, Key};
 use crate::files::{DATA, INDEX, META};
 use crate::{LogsError, Needles, RecordRef};
 
 const INDEX_MAGIC: &[u8; 4] = b"DZLI";
 const INDEX_VERSION: u8 = 1;
+/// Starts the associated data of everything a part seals, so it can never authenticate as
+/// something else's sealed bytes.
+const AAD_DOMAIN: &[u8] = b"dozor-logs part v1\0";
+/// Bytes of a sealed part's random id.
+const PART_ID_LEN: usize = 16;
+/// With the part's id, the HKDF `info` of a part's key.
+const PART_KEY_INFO: &[u8] = b"dozor-logs part key v1\0";
 
 /// `meta.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,6 +61,39 @@ pub struct PartMeta {
     pub wal_until: u64,
     /// Uncompressed bytes of messages and fields.
     pub raw_bytes: u64,
+    /// How `data` and `index` are sealed (`None`, and absent from the file: plaintext).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<PartEncryption>,
+}
+
+/// `meta.json`'s `encryption`: how a part is sealed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartEncryption {
+    /// `AES-256-GCM` ([`crypt::ALGORITHM`]), the only one known.
+    pub algorithm: String,
+    /// The id of the key that sealed the part ([`Key::id`]).
+    pub key_id: String,
+    /// 16 random bytes, hex: the part's key is derived from them, so blocks and indexes of
+    /// different parts cannot be swapped.
+    pub part_id: String,
+}
+
+/// What seals a part: its cipher, the id of the key it is derived from, the part's id.
+#[derive(Debug)]
+struct Sealed {
+    cipher: Cipher,
+    key_id: String,
+    part_id: [u8; PART_ID_LEN],
+}
+
+impl Sealed {
+    fn new(key: &Key, part_id: [u8; PART_ID_LEN]) -> Sealed {
+        Sealed {
+            cipher: key.derive(&[PART_KEY_INFO, &part_id].concat()),
+            key_id: key.id().to_owned(),
+            part_id,
+        }
+    }
 }
 
 /// A block's header, from the index.
@@ -68,6 +116,8 @@ pub struct Part {
     streams: Vec<Labels>,
     blocks: Vec<BlockHeader>,
     data: File,
+    /// `Some` for an encrypted part.
+    sealed: Option<Sealed>,
 }
 
 /// What to read from a part.
@@ -90,22 +140,47 @@ impl Want<'_> {
     }
 
     /// Whether a stream with `labels` is selected.
+    ///
+    /// A query (any matcher) never selects the per-minute aggregate streams of warm and
+    /// cold days unless a matcher names their label ([`crate::tiers::AGGREGATE_LABEL`]);
+    /// a whole-part read (no matchers: merges, tier moves) sees everything.
     pub fn stream(&self, labels: &Labels) -> bool {
+        if !self.matchers.is_empty()
+            && labels.get(crate::tiers::AGGREGATE_LABEL).is_some()
+            && !self
+                .matchers
+                .iter()
+                .any(|m| m.name == crate::tiers::AGGREGATE_LABEL)
+        {
+            return false;
+        }
         self.matchers
             .iter()
             .all(|m| m.matches(labels.get(&m.name).unwrap_or("")))
     }
 }
 
-/// Writes `records` (any order; all of one day) as the part `dir`, noting that WAL segments
-/// below `wal_until` are covered; returns its meta.
-pub fn write(
+/// Writes `records` (any order; all of one day) as the plaintext part `dir`, noting that
+/// WAL segments below `wal_until` are covered; returns its meta.
+pub fn write(dir: &Path, records: Vec<LogRecord>, wal_until: u64) -> Result<PartMeta, LogsError> {
+    write_with_key(dir, records, wal_until, None)
+}
+
+/// [`write()`], sealing the part with `key` when there is one.
+pub fn write_with_key(
     dir: &Path,
     mut records: Vec<LogRecord>,
     wal_until: u64,
+    key: Option<&Key>,
 ) -> Result<PartMeta, LogsError> {
     records.sort_by(|a, b| a.stream.cmp(&b.stream).then(a.time_ns.cmp(&b.time_ns)));
     let mut w = Writer::default();
+    if let Some(key) = key {
+        let mut part_id = [0u8; PART_ID_LEN];
+        getrandom::fill(&mut part_id)
+            .map_err(|e| LogsError::Encryption(format!("no random part id: {e}")))?;
+        w.sealed = Some(Sealed::new(key, part_id));
+    }
     let mut raw = 0usize;
     for rec in records {
         if w.streams.last() != Some(&rec.stream) {
@@ -134,9 +209,13 @@ pub fn write(
 /// Builds a part's `data` and index in memory, a block at a time.
 #[derive(Default)]
 struct Writer {
+    /// Set when sealing.
+    sealed: Option<Sealed>,
     streams: Vec<Labels>,
     /// Rows of the block being built (all of the last stream).
     rows: Vec<Row>,
+    /// The block being sealed (reused: blocks are encoded here, sealed into `data`).
+    plain: Vec<u8>,
     data: Vec<u8>,
     headers: Vec<u8>,
     blocks: u64,
@@ -155,7 +234,15 @@ impl Writer {
         let (first, last) = (first.time_ns, last.time_ns);
         let stream = self.streams.len().saturating_sub(1) as u64;
         let offset = self.data.len();
-        block::encode(&self.rows, &mut self.data)?;
+        match &self.sealed {
+            None => block::encode(&self.rows, &mut self.data)?,
+            Some(s) => {
+                self.plain.clear();
+                block::encode(&self.rows, &mut self.plain)?;
+                let aad = block_aad(&s.part_id, self.blocks, offset as u64);
+                s.cipher.seal(&aad, &self.plain, &mut self.data)?;
+            }
+        }
         let bloom = Bloom::build(self.rows.iter().map(|r| r.message.as_bytes()));
         put_uvarint(&mut self.headers, stream);
         put_varint(&mut self.headers, first);
@@ -182,6 +269,16 @@ impl Writer {
         index.extend_from_slice(&self.headers);
         let crc = crc32c::crc32c(&index);
         index.extend_from_slice(&crc.to_le_bytes());
+        let encryption = self.sealed.as_ref().map(|s| PartEncryption {
+            algorithm: crypt::ALGORITHM.to_owned(),
+            key_id: s.key_id.clone(),
+            part_id: hex::encode(s.part_id),
+        });
+        let sealed_bytes = if encryption.is_some() {
+            crypt::OVERHEAD
+        } else {
+            0
+        };
         let meta = PartMeta {
             version: 1,
             min_ns: self.min_ns.unwrap_or(0),
@@ -190,9 +287,19 @@ impl Writer {
             streams: self.streams.len() as u64,
             blocks: self.blocks,
             data_bytes: self.data.len() as u64,
-            index_bytes: index.len() as u64,
+            index_bytes: (index.len() + sealed_bytes) as u64,
             wal_until,
             raw_bytes: self.raw_bytes,
+            encryption,
+        };
+        let index = match &self.sealed {
+            None => index,
+            Some(s) => {
+                let mut sealed = Vec::with_capacity(index.len() + crypt::OVERHEAD);
+                s.cipher
+                    .seal(&index_aad(&meta, &s.part_id), &index, &mut sealed)?;
+                sealed
+            }
         };
         let json =
             serde_json::to_vec_pretty(&meta).map_err(|e| LogsError::Corrupt(e.to_string()))?;
@@ -205,16 +312,72 @@ impl Writer {
 }
 
 impl Part {
-    /// Opens a complete part directory, reading its index into memory.
+    /// Opens a complete plaintext part directory, reading its index into memory (an
+    /// encrypted part is an error: it needs [`Part::open_with_key`]).
     pub fn open(dir: &Path) -> Result<Part, LogsError> {
+        Part::open_with_key(dir, None)
+    }
+
+    /// Opens a complete part directory, reading its index into memory. A part sealed with
+    /// a key other than `key`, or sealed while `key` is `None`, is an
+    /// [`LogsError::Encryption`] error naming the part's key id; a plaintext part opens
+    /// whatever `key` is.
+    pub fn open_with_key(dir: &Path, key: Option<&Key>) -> Result<Part, LogsError> {
         let meta_path = dir.join(META);
         let meta: PartMeta = serde_json::from_slice(
             &fs::read(&meta_path).map_err(LogsError::io("read", &meta_path))?,
         )
         .map_err(|e| LogsError::Corrupt(format!("{}: {e}", meta_path.display())))?;
+        let sealed = match (&meta.encryption, key) {
+            (None, _) => None,
+            (Some(e), _) if e.algorithm != crypt::ALGORITHM => {
+                return Err(LogsError::Encryption(format!(
+                    "part {} is sealed with {:?}; only {} is known",
+                    dir.display(),
+                    e.algorithm,
+                    crypt::ALGORITHM
+                )));
+            }
+            (Some(e), None) => {
+                return Err(LogsError::Encryption(format!(
+                    "part {} is encrypted with key {}, and no key is configured",
+                    dir.display(),
+                    e.key_id
+                )));
+            }
+            (Some(e), Some(k)) if e.key_id != k.id() => {
+                return Err(LogsError::Encryption(format!(
+                    "part {} is encrypted with key {}, not with the configured key {}",
+                    dir.display(),
+                    e.key_id,
+                    k.id()
+                )));
+            }
+            (Some(e), Some(k)) => {
+                let mut part_id = [0u8; PART_ID_LEN];
+                hex::decode_to_slice(&e.part_id, &mut part_id).map_err(|_| {
+                    LogsError::Corrupt(format!("{}: bad part_id", meta_path.display()))
+                })?;
+                Some(Sealed::new(k, part_id))
+            }
+        };
         let index_path = dir.join(INDEX);
-        let index = fs::read(&index_path).map_err(LogsError::io("read", &index_path))?;
-        let (streams, blocks) = decode_index(&index)
+        let mut index = fs::read(&index_path).map_err(LogsError::io("read", &index_path))?;
+        let plain: &[u8] = match &sealed {
+            None => &index,
+            Some(s) => s
+                .cipher
+                .open(&index_aad(&meta, &s.part_id), &mut index)
+                .map_err(|_| {
+                    LogsError::Corrupt(format!(
+                        "{}: does not authenticate under key {} (damaged, or meta.json \
+                         altered)",
+                        index_path.display(),
+                        s.key_id
+                    ))
+                })?,
+        };
+        let (streams, blocks) = decode_index(plain)
             .map_err(|e| LogsError::Corrupt(format!("{}: {e}", index_path.display())))?;
         let data_path = dir.join(DATA);
         let data = File::open(&data_path).map_err(LogsError::io("open", &data_path))?;
@@ -234,6 +397,7 @@ impl Part {
             streams,
             blocks,
             data,
+            sealed,
         })
     }
 
@@ -297,7 +461,7 @@ impl Part {
         let chosen: Vec<bool> = self.streams.iter().map(|s| want.stream(s)).collect();
         let mut read = 0;
         let mut buf = Vec::new();
-        for b in &self.blocks {
+        for (ordinal, b) in self.blocks.iter().enumerate() {
             if !chosen[b.stream as usize]
                 || b.max_ns < want.start_ns
                 || b.min_ns > want.end_ns
@@ -313,8 +477,23 @@ impl Part {
             self.data
                 .read_exact_at(&mut buf, b.offset)
                 .map_err(LogsError::io("read", &self.dir.join(DATA)))?;
+            let plain: &[u8] = match &self.sealed {
+                None => &buf,
+                Some(s) => s
+                    .cipher
+                    .open(&block_aad(&s.part_id, ordinal as u64, b.offset), &mut buf)
+                    .map_err(|_| {
+                        LogsError::Corrupt(format!(
+                            "{}: block {ordinal} at offset {} does not authenticate under \
+                             key {}",
+                            self.dir.join(DATA).display(),
+                            b.offset,
+                            s.key_id
+                        ))
+                    })?,
+            };
             let stream = &self.streams[b.stream as usize];
-            for row in block::decode(&buf, b.rows as usize)? {
+            for row in block::decode(plain, b.rows as usize)? {
                 if want.row(row.time_ns, &row.message) {
                     f(RecordRef {
                         time_ns: row.time_ns,
@@ -330,7 +509,8 @@ impl Part {
 
     /// Every row of the part (for merges).
     pub fn all(&self) -> Result<Vec<LogRecord>, LogsError> {
-        let mut out = Vec::with_capacity(usize::try_from(self.meta.rows).unwrap_or(0));
+        // `rows` comes from meta.json: a hint, capped, never trusted for an allocation.
+        let mut out = Vec::with_capacity(usize::try_from(self.meta.rows).unwrap_or(0).min(1 << 16));
         let needles = Needles::default();
         let want = Want {
             matchers: &[],
@@ -341,6 +521,48 @@ impl Part {
         self.select(&want, &mut out)?;
         Ok(out)
     }
+}
+
+/// The associated data of a sealed part's block `ordinal`, at `offset` in `data`.
+fn block_aad(part_id: &[u8; PART_ID_LEN], ordinal: u64, offset: u64) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(AAD_DOMAIN.len() + 5 + PART_ID_LEN + 16);
+    aad.extend_from_slice(AAD_DOMAIN);
+    aad.extend_from_slice(b"data\0");
+    aad.extend_from_slice(part_id);
+    aad.extend_from_slice(&ordinal.to_le_bytes());
+    aad.extend_from_slice(&offset.to_le_bytes());
+    aad
+}
+
+/// The associated data of a sealed part's index: the part's id and every field of
+/// `meta.json`, so an edited `meta.json` (a later `wal_until` would skip WAL records at
+/// open; a narrower time range would hide the part from queries) fails to authenticate.
+fn index_aad(meta: &PartMeta, part_id: &[u8; PART_ID_LEN]) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(AAD_DOMAIN.len() + 6 + PART_ID_LEN + 100);
+    aad.extend_from_slice(AAD_DOMAIN);
+    aad.extend_from_slice(b"index\0");
+    aad.extend_from_slice(part_id);
+    aad.extend_from_slice(&meta.version.to_le_bytes());
+    aad.extend_from_slice(&meta.min_ns.to_le_bytes());
+    aad.extend_from_slice(&meta.max_ns.to_le_bytes());
+    for n in [
+        meta.rows,
+        meta.streams,
+        meta.blocks,
+        meta.data_bytes,
+        meta.index_bytes,
+        meta.wal_until,
+        meta.raw_bytes,
+    ] {
+        aad.extend_from_slice(&n.to_le_bytes());
+    }
+    if let Some(e) = &meta.encryption {
+        for s in [&e.algorithm, &e.key_id] {
+            aad.extend_from_slice(&(s.len() as u64).to_le_bytes());
+            aad.extend_from_slice(s.as_bytes());
+        }
+    }
+    aad
 }
 
 /// Decodes an index file (validation; used by the fuzz targets too): the streams and the

@@ -392,7 +392,7 @@ fn a_full_head_is_flushed_by_the_appender_and_nothing_is_lost() {
         flush_bytes: 4096,
         ..opts()
     };
-    let db = LogDb::open(dir.path(), small).unwrap();
+    let db = LogDb::open(dir.path(), small.clone()).unwrap();
     let input = records(T0, 400, &["shop", "crm"]);
     let mut flushes = 0;
     for chunk in input.chunks(20) {
