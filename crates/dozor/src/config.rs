@@ -983,12 +983,28 @@ logs:
         assert_eq!(t.cold.as_ref().unwrap().keep.len(), 2);
         assert!(t.aggregates, "on by default");
         for (yaml, key, needle) in [
-            ("logs: {tiers: {hot: 7d, warm: {until: 1d, keep: []}}}", "logs.tiers", "longer than"),
-            ("logs: {tiers: {hot: 1d, warm: {until: 2d, keep: ['{a=\"b\"} |= \"x\"']}}}", "logs.tiers", "plain stream selector"),
-            ("logs: {tiers: {hot: 1d, cold: {until: 2d, keep: ['nope']}}}", "logs.tiers", "parse error"),
+            (
+                "logs: {tiers: {hot: 7d, warm: {until: 1d, keep: []}}}",
+                "logs.tiers",
+                "longer than",
+            ),
+            (
+                "logs: {tiers: {hot: 1d, warm: {until: 2d, keep: ['{a=\"b\"} |= \"x\"']}}}",
+                "logs.tiers",
+                "plain stream selector",
+            ),
+            (
+                "logs: {tiers: {hot: 1d, cold: {until: 2d, keep: ['nope']}}}",
+                "logs.tiers",
+                "parse error",
+            ),
             ("logs: {watermark: 1.5}", "logs.watermark", "fraction"),
             ("logs: {watermark: 0}", "logs.watermark", "fraction"),
-            ("logs: {pipeline: [{match: '{a=\"b\"}', parse: xml}]}", "logs.pipeline", "not json"),
+            (
+                "logs: {pipeline: [{match: '{a=\"b\"}', parse: xml}]}",
+                "logs.pipeline",
+                "not json",
+            ),
         ] {
             let e = Config::parse(yaml, "f").unwrap_err();
             assert_eq!(e.key.as_deref(), Some(key), "{yaml}: {e}");

@@ -198,3 +198,24 @@ fn syslog_corpus_parses_or_errors() {
     }
     assert!(parsed >= 3, "the seeds parse ({parsed})");
 }
+
+#[test]
+fn events_corpus_decodes_or_names_the_field() {
+    let pipeline = dozor_ingest::pipeline::Pipeline::default();
+    let mut decoded = 0;
+    for (path, data) in corpus("events") {
+        match dozor_ingest::events::parse(&data, 0) {
+            Ok(records) => {
+                decoded += 1;
+                for mut r in records {
+                    pipeline.apply(&mut r);
+                }
+            }
+            Err(e) => assert!(!e.field.is_empty(), "{}: {e}", path.display()),
+        }
+        if let Ok(text) = std::str::from_utf8(&data) {
+            let _ = dozor_model::logfmt::parse(text);
+        }
+    }
+    assert!(decoded >= 3, "the seeds decode ({decoded})");
+}

@@ -115,7 +115,7 @@ impl PiiKind {
             PiiKind::Ipv6 => r"(?i)(?:[0-9a-f]{0,4}:){2,7}[0-9a-f]{0,4}",
             PiiKind::Jwt => r"\beyJ[\w-]{5,}\.eyJ[\w-]{5,}\.[\w-]*",
             PiiKind::Secret => concat!(
-                r#"(?i)(?:\b(?:password|passwd|pwd|pass|secret|token|api[_-]?key|access[_-]?token|пароль)"#,
+                r#"(?i)(?:(?:\b|_)(?:password|passwd|pwd|pass|secret|token|api[_-]?key|access[_-]?token|пароль)"#,
                 r#"(?:\s*[=:]\s*|=)"?(?P<v>[^\s"&,;]+)"#,
                 r#"|"(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?token|пароль)"\s*:\s*"(?P<j>[^"]*)""#,
                 r#"|\bauthorization\s*[:=]\s*(?:bearer\s+|basic\s+)?(?P<a>[\w.~+/=-]+))"#
@@ -494,7 +494,12 @@ impl Hints {
                 b'=' => h.assign = true,
                 b'J' => h.jwt += u32::from(byte(i, 2) == b'e' && byte(i, 1) == b'y'),
                 b'p' | b'P' | b's' | b'S' | b't' | b'T' | b'a' | b'A' | b'i' | b'I' => {
-                    h.words(text, i, char::from(c), !is_word_byte(byte(i, 1)));
+                    h.words(
+                        text,
+                        i,
+                        char::from(c),
+                        !is_word_byte(byte(i, 1)) || byte(i, 1) == b'_',
+                    );
                 }
                 _ => {}
             }
@@ -598,14 +603,20 @@ impl Hints {
             }
             // Whether a `\b` can be before `c`: an ASCII character says exactly; any other
             // is taken to allow one.
-            h.words(text, i, c, !u8::try_from(last).is_ok_and(is_word_byte));
+            h.words(
+                text,
+                i,
+                c,
+                !u8::try_from(last).is_ok_and(is_word_byte) || last == '_',
+            );
             (before_last, last) = (last, c);
         }
         h
     }
 
     /// Notes a keyword starting at `text[i..]`, whose first character is `c`;
-    /// `word_start`: whether a word may start there (all but `passport` need one: `\b`).
+    /// `word_start`: whether a word may start there, or an `_` is before it (all but
+    /// `passport` need one: `\b`; secrets also match after `_`, as in `db_password=`).
     fn words(&mut self, text: &str, i: usize, c: char, word_start: bool) {
         let b = text.as_bytes();
         let at = |j: usize, word: &str| {
@@ -1041,6 +1052,11 @@ mod tests {
                 "jwt [JWT]",
             ),
             ("password=hunter2&user=bob", "password=[SECRET]&user=bob"),
+            (
+                "db_password=hunter2 refresh_token=abc",
+                "db_password=[SECRET] refresh_token=[SECRET]",
+            ),
+            ("client_secret: s3cr3t", "client_secret: [SECRET]"),
             (
                 r#"{"user":{"password": "p@ss w0rd"}}"#,
                 r#"{"user":{"password": "[SECRET]"}}"#,

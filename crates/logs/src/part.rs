@@ -169,11 +169,11 @@ pub fn write(dir: &Path, records: Vec<LogRecord>, wal_until: u64) -> Result<Part
 /// [`write()`], sealing the part with `key` when there is one.
 pub fn write_with_key(
     dir: &Path,
-    mut records: Vec<LogRecord>,
+    records: Vec<LogRecord>,
     wal_until: u64,
     key: Option<&Key>,
 ) -> Result<PartMeta, LogsError> {
-    records.sort_by(|a, b| a.stream.cmp(&b.stream).then(a.time_ns.cmp(&b.time_ns)));
+    let (ranks, records) = by_stream_and_time(records);
     let mut w = Writer::default();
     if let Some(key) = key {
         let mut part_id = [0u8; PART_ID_LEN];
@@ -182,8 +182,10 @@ pub fn write_with_key(
         w.sealed = Some(Sealed::new(key, part_id));
     }
     let mut raw = 0usize;
-    for rec in records {
-        if w.streams.last() != Some(&rec.stream) {
+    let mut last_rank = None;
+    for (rank, rec) in ranks.into_iter().zip(records) {
+        if last_rank != Some(rank) {
+            last_rank = Some(rank);
             w.cut_block()?;
             raw = 0;
             w.streams.push(rec.stream.clone());
@@ -204,6 +206,46 @@ pub fn write_with_key(
     }
     w.cut_block()?;
     w.finish(dir, wal_until)
+}
+
+/// `records` ordered by stream (label order), then time, with each one's stream rank.
+///
+/// Sorting by label sets directly compares strings at every step (memcmp was the largest
+/// cost of a flush); instead the distinct streams are ranked once and records sorted by
+/// `(rank, time)`, integers only.
+fn by_stream_and_time(records: Vec<LogRecord>) -> (Vec<u32>, Vec<LogRecord>) {
+    let mut ids: std::collections::HashMap<&Labels, u32, _> =
+        std::collections::HashMap::with_hasher(foldhash::fast::FixedState::default());
+    let mut distinct: Vec<&Labels> = Vec::new();
+    let per_record: Vec<u32> = records
+        .iter()
+        .map(|r| {
+            *ids.entry(&r.stream).or_insert_with(|| {
+                distinct.push(&r.stream);
+                (distinct.len() - 1) as u32
+            })
+        })
+        .collect();
+    let mut by_labels: Vec<u32> = (0..distinct.len() as u32).collect();
+    by_labels.sort_unstable_by(|a, b| distinct[*a as usize].cmp(distinct[*b as usize]));
+    let mut rank = vec![0u32; distinct.len()];
+    for (r, id) in by_labels.into_iter().enumerate() {
+        rank[id as usize] = r as u32;
+    }
+    let mut order: Vec<(u32, i64, u32)> = per_record
+        .iter()
+        .zip(&records)
+        .enumerate()
+        .map(|(i, (id, r))| (rank[*id as usize], r.time_ns, i as u32))
+        .collect();
+    // The index keeps records of equal stream and time in arrival order.
+    order.sort_unstable();
+    let mut slots: Vec<Option<LogRecord>> = records.into_iter().map(Some).collect();
+    let records = order
+        .iter()
+        .filter_map(|(_, _, i)| slots[*i as usize].take())
+        .collect();
+    (order.into_iter().map(|(r, _, _)| r).collect(), records)
 }
 
 /// Builds a part's `data` and index in memory, a block at a time.
