@@ -93,6 +93,7 @@ impl Pipeline {
                 (Some("regex"), Some(re)) => {
                     let re = regex::RegexBuilder::new(re)
                         .size_limit(1 << 20)
+                        .nest_limit(32)
                         .build()
                         .map_err(|e| at(format!("regex: {e}")))?;
                     if re.capture_names().flatten().next().is_none() {

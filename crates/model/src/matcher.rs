@@ -50,6 +50,9 @@ impl Matcher {
             MatchOp::Regex | MatchOp::NotRegex => Some(
                 regex::RegexBuilder::new(&format!("^(?s:{value})$"))
                     .size_limit(1 << 20)
+                    // The default (250) lets `a****…` nest deep enough to overflow a
+                    // thread's stack in regex-syntax's recursion.
+                    .nest_limit(32)
                     .build()
                     .map_err(|e| BadRegex {
                         pattern: value.clone(),

@@ -19,6 +19,9 @@ use super::template::Template;
 pub const MAX_QUERY_BYTES: usize = 64 << 10;
 /// Deepest nesting of parentheses and calls.
 const MAX_DEPTH: usize = 64;
+/// Most operators (binary, unary, label-filter `and`/`or`) in one query: each is a level of
+/// the tree evaluation and drop recurse over, so a long chain must be refused up front.
+const MAX_OPERATORS: usize = 512;
 
 /// Parses a LogQL query.
 pub fn parse(src: &str) -> Result<Expr, ParseError> {
@@ -34,6 +37,7 @@ pub fn parse(src: &str) -> Result<Expr, ParseError> {
         pos: 0,
         end: src.len(),
         depth: 0,
+        operators: 0,
     };
     let e = p.expr(0)?;
     if let Some(t) = p.toks.get(p.pos) {
@@ -69,6 +73,7 @@ struct Parser {
     pos: usize,
     end: usize,
     depth: usize,
+    operators: usize,
 }
 
 fn describe(t: &Tok) -> String {
@@ -177,6 +182,14 @@ impl Parser {
         }
     }
 
+    fn operator(&mut self) -> Result<(), ParseError> {
+        self.operators += 1;
+        if self.operators > MAX_OPERATORS {
+            return self.err(format!("query has more than {MAX_OPERATORS} operators"));
+        }
+        Ok(())
+    }
+
     fn enter(&mut self) -> Result<(), ParseError> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
@@ -216,6 +229,7 @@ impl Parser {
                 break;
             }
             let at = self.offset();
+            self.operator()?;
             self.pos += 1;
             let return_bool = op.comparison().is_some() && self.is_ident("bool") && {
                 self.pos += 1;
@@ -266,6 +280,9 @@ impl Parser {
     }
 
     fn unary(&mut self) -> Result<Node, ParseError> {
+        if matches!(self.peek(), Some(Tok::Sub | Tok::Add)) {
+            self.operator()?;
+        }
         if self.eat(&Tok::Sub) {
             let at = self.offset();
             return match self.unary()? {
@@ -777,6 +794,7 @@ impl Parser {
     fn label_filter(&mut self) -> Result<LabelFilter, ParseError> {
         let mut lhs = self.label_filter_and()?;
         while self.is_ident("or") && !matches!(self.peek_at(1), Some(Tok::Str(_))) {
+            self.operator()?;
             self.pos += 1;
             let rhs = self.label_filter_and()?;
             lhs = LabelFilter::Or(Box::new(lhs), Box::new(rhs));
@@ -798,6 +816,7 @@ impl Parser {
             {
                 break;
             }
+            self.operator()?;
             let rhs = self.label_filter_atom()?;
             lhs = LabelFilter::And(Box::new(lhs), Box::new(rhs));
         }
@@ -903,6 +922,9 @@ fn is_scalar(e: &MetricExpr) -> bool {
 fn build(re: &str) -> Result<Regex, String> {
     regex::RegexBuilder::new(re)
         .size_limit(1 << 20)
+        // The default (250) lets `a****…` nest deep enough to overflow a thread's stack
+        // in regex-syntax's recursion; no real filter nests past a few levels.
+        .nest_limit(32)
         .build()
         .map_err(|e| format!("invalid regex {re:?}: {e}"))
 }

@@ -100,6 +100,30 @@ fn bad_queries_say_what_and_where() {
     }
     let deep = format!("{}vector(1){}", "(".repeat(200), ")".repeat(200));
     assert!(parse(&deep).unwrap_err().message.contains("nested deeper"));
+    // Long chains would make evaluation and drop recurse as deep: refused by count.
+    for long in [
+        format!("vector(1){}", " + 1".repeat(2000)),
+        format!("{}1", "-".repeat(2000)),
+        format!(r#"{{a="b"}} | x="1"{}"#, r#" and x="1""#.repeat(2000)),
+        format!(r#"{{a="b"}} | x="1"{}"#, r#" or x="1""#.repeat(2000)),
+    ] {
+        assert!(
+            parse(&long).unwrap_err().message.contains("operators"),
+            "{}",
+            &long[..40]
+        );
+    }
+    assert!(parse(&format!("vector(1){}", " + 1".repeat(100))).is_ok());
+    // Regexes nested past the limit (found by the fuzzer: a stack overflow in debug builds).
+    let starry = format!(r#"{{a="b"}} |~ "x{}""#, "*".repeat(300));
+    assert!(
+        parse(&starry)
+            .unwrap_err()
+            .message
+            .contains("invalid regex")
+    );
+    let starry = format!(r#"{{a=~"x{}"}}"#, "*".repeat(300));
+    assert!(parse(&starry).is_err());
 }
 
 fn shop_db(dir: &std::path::Path) -> LogDb {
