@@ -24,7 +24,7 @@ use dozor_model::{Label, Labels, LogRecord};
 use serde_json::{Map, Value};
 
 use crate::IngestError;
-use crate::ndjson::{flatten, parse_time};
+use crate::ndjson::{parse_time, with_fields};
 
 /// Most events in one request.
 pub const MAX_EVENTS: usize = 100_000;
@@ -133,16 +133,7 @@ fn event(obj: Map<String, Value>, now_ns: i64) -> Result<LogRecord, (String, Str
     }
     check_shape(&kind, &obj)?;
     let stream = Labels::new(labels).map_err(|e| ("type".to_owned(), e.to_string()))?;
-    let mut fields = Vec::new();
-    flatten("", obj, &mut fields);
-    fields.sort_by(|a, b| a.0.cmp(&b.0));
-    fields.dedup_by(|b, a| a.0 == b.0);
-    Ok(LogRecord {
-        time_ns,
-        stream,
-        message,
-        fields,
-    })
+    Ok(with_fields(time_ns, stream, message, obj))
 }
 
 /// The typed fields of the event types shipped rules use.

@@ -119,16 +119,26 @@ pub fn record(mut obj: Map<String, Value>, opts: &NdjsonOptions) -> Result<LogRe
         }];
     }
     let stream = Labels::new(labels).map_err(|e| format!("stream: {e}"))?;
+    Ok(with_fields(time_ns, stream, message, obj))
+}
+
+/// A record whose fields are the members left in `obj`, flattened, sorted and unique.
+pub(crate) fn with_fields(
+    time_ns: i64,
+    stream: Labels,
+    message: String,
+    obj: Map<String, Value>,
+) -> LogRecord {
     let mut fields = Vec::new();
     flatten("", obj, &mut fields);
     fields.sort_by(|a, b| a.0.cmp(&b.0));
     fields.dedup_by(|b, a| a.0 == b.0);
-    Ok(LogRecord {
+    LogRecord {
         time_ns,
         stream,
         message,
         fields,
-    })
+    }
 }
 
 fn scalar(v: Value) -> String {

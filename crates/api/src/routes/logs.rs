@@ -12,7 +12,6 @@ use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::Method;
 use axum::response::{IntoResponse, Response};
-use dozor_audit::{Entry, Outcome};
 use dozor_ingest::ndjson::{self, NdjsonOptions};
 use dozor_logs::Direction;
 use dozor_logs::logql::{
@@ -26,6 +25,7 @@ use serde_json::{Map, Value, json};
 use crate::error::success;
 use crate::params::Params;
 use crate::policy::{Policy, Registry};
+use crate::routes::loki_query::audit_log_read;
 use crate::{ApiError, AppState, ClientAddr, Principal};
 
 /// Most records one search returns.
@@ -285,17 +285,17 @@ async fn search(
         }
         format!("{last}.{n}")
     });
-    let entry = Entry::new(
-        principal.tenant.as_str(),
-        principal.actor.as_str(),
+    let count = lines.len() as u64;
+    audit_log_read(
+        &state,
+        &principal,
+        source,
         "logs.search",
-        "logs",
-        Outcome::Success,
+        params.raw(),
+        "lines",
+        count,
     )
-    .source(source)
-    .detail("query", params.raw())
-    .detail("lines", lines.len().to_string());
-    state.audit_entry(entry).await?;
+    .await?;
     let records: Vec<Value> = lines.iter().map(line_json).collect();
     Ok(success(json!({ "records": records, "next": next })).into_response())
 }

@@ -161,16 +161,39 @@ pub(crate) async fn audit_read(
     query: &str,
     returned: u64,
 ) -> Result<(), ApiError> {
+    audit_log_read(
+        state,
+        principal,
+        source,
+        "logs.query",
+        query,
+        "returned",
+        returned,
+    )
+    .await
+}
+
+/// Appends a read of logs to the audit chain: who, the action, the query, and how many
+/// lines or series (under `count_name`) came back.
+pub(crate) async fn audit_log_read(
+    state: &AppState,
+    principal: &Principal,
+    source: String,
+    action: &str,
+    query: &str,
+    count_name: &str,
+    count: u64,
+) -> Result<(), ApiError> {
     let entry = Entry::new(
         principal.tenant.as_str(),
         principal.actor.as_str(),
-        "logs.query",
+        action,
         "logs",
         Outcome::Success,
     )
     .source(source)
     .detail("query", query)
-    .detail("returned", returned.to_string());
+    .detail(count_name, count.to_string());
     state.audit_entry(entry).await
 }
 

@@ -125,12 +125,15 @@ impl Parser {
         if self.eat(&t) {
             Ok(())
         } else {
-            let found = self
-                .peek()
-                .map(describe)
-                .unwrap_or_else(|| "the end of the query".into());
-            self.err(format!("expected {what}, found {found}"))
+            self.err(format!("expected {what}, found {}", self.found()))
         }
+    }
+
+    /// What the next token is, for an error.
+    fn found(&self) -> String {
+        self.peek()
+            .map(describe)
+            .unwrap_or_else(|| "the end of the query".into())
     }
 
     fn is_ident(&self, name: &str) -> bool {
@@ -144,13 +147,7 @@ impl Parser {
                 self.pos += 1;
                 Ok(s)
             }
-            _ => {
-                let found = self
-                    .peek()
-                    .map(describe)
-                    .unwrap_or_else(|| "the end of the query".into());
-                self.err(format!("expected {what}, found {found}"))
-            }
+            _ => self.err(format!("expected {what}, found {}", self.found())),
         }
     }
 
@@ -161,13 +158,10 @@ impl Parser {
                 self.pos += 1;
                 Ok(s)
             }
-            _ => {
-                let found = self
-                    .peek()
-                    .map(describe)
-                    .unwrap_or_else(|| "the end of the query".into());
-                self.err(format!("expected {what} (a quoted string), found {found}"))
-            }
+            _ => self.err(format!(
+                "expected {what} (a quoted string), found {}",
+                self.found()
+            )),
         }
     }
 
