@@ -117,7 +117,7 @@ impl PiiKind {
             PiiKind::Secret => concat!(
                 r#"(?i)(?:(?:\b|_)(?:password|passwd|pwd|pass|secret|token|api[_-]?key|access[_-]?token|пароль)"#,
                 r#"(?:\s*[=:]\s*|=)"?(?P<v>[^\s"&,;]+)"#,
-                r#"|"(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?token|пароль)"\s*:\s*"(?P<j>[^"]*)""#,
+                r#"|"(?:password|passwd|pwd|pass|secret|token|api[_-]?key|access[_-]?token|authorization|пароль)"\s*:\s*"(?P<j>[^"]*)""#,
                 r#"|\bauthorization\s*[:=]\s*(?:bearer\s+|basic\s+)?(?P<a>[\w.~+/=-]+))"#
             ),
         }
@@ -1057,6 +1057,10 @@ mod tests {
                 "db_password=[SECRET] refresh_token=[SECRET]",
             ),
             ("client_secret: s3cr3t", "client_secret: [SECRET]"),
+            (
+                r#"{"pass": "p1", "authorization": "Bearer abc.def"}"#,
+                r#"{"pass": "[SECRET]", "authorization": "[SECRET]"}"#,
+            ),
             (
                 r#"{"user":{"password": "p@ss w0rd"}}"#,
                 r#"{"user":{"password": "[SECRET]"}}"#,
