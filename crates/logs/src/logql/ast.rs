@@ -314,6 +314,20 @@ impl RangeOp {
         )
     }
 
+    /// Whether the result over a merged window is the sum of the results over its parts
+    /// (so `sum by` may fold the lines of a group at once): counts, sums and rates, not
+    /// extremes, means, quantiles or counter rates.
+    pub fn is_additive(self) -> bool {
+        matches!(
+            self,
+            RangeOp::CountOverTime
+                | RangeOp::Rate
+                | RangeOp::BytesOverTime
+                | RangeOp::BytesRate
+                | RangeOp::SumOverTime
+        )
+    }
+
     /// Whether the operation refuses `| unwrap`.
     pub fn refuses_unwrap(self) -> bool {
         matches!(

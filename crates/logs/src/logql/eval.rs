@@ -313,12 +313,13 @@ impl Evaluator<'_> {
             }
             MetricExpr::Range(r) => Value::Vector(self.range(r, None)?),
             MetricExpr::Vector(v) => {
-                // `sum by (a) (range_agg(…))`: summing per-line samples by `a` directly is the
-                // same as summing the per-series results by `a`, without the series.
+                // `sum by (a) (range_agg(…))` for an additive range operation (a count, a
+                // sum, a rate): folding the lines of each `a` directly equals summing the
+                // per-series results by `a`, without building the series.
                 let pushed = match (&*v.inner, v.op, &v.grouping) {
                     (MetricExpr::Range(r), VectorOp::Sum, g)
                         if r.grouping.is_none()
-                            && r.op != RangeOp::AbsentOverTime
+                            && r.op.is_additive()
                             && g.as_ref().is_none_or(|g| !g.without) =>
                     {
                         Some(self.range(

@@ -280,6 +280,15 @@ fn check_metric_queries(db: &LogDb) {
         ),
         vec![(labels(&[("user_id", "2")]), 40.0)]
     );
+    // `sum by` over a non-additive operation sums the per-series results (one series per
+    // line here: every line has its own trace id): 5.4 s + … + 5.9 s = 33.9 s, not 5.9 s.
+    let sum_of_max = instant(
+        db,
+        r#"sum by (service) (max_over_time({service="checkout"} | logfmt | unwrap duration(took) [1m]))"#,
+        599,
+    );
+    assert_eq!(sum_of_max.len(), 1);
+    assert!((sum_of_max[0].1 - 33.9).abs() < 1e-9, "{sum_of_max:?}");
     // Unwrapped values: durations in seconds, sums, maxima, quantiles.
     assert_eq!(
         instant(
