@@ -15,11 +15,18 @@ fn pipeline() -> &'static dozor_ingest::pipeline::Pipeline {
             time: Some("ts".into()),
             level: None,
         };
-        dozor_ingest::pipeline::Pipeline::compile(&[
-            rule(r#"{event="transaction"}"#, "json", None),
-            rule(r#"{event=~"user.*"}"#, "regex", Some(r"^(?P<ts>\S+) (?P<level>\w+) (?P<msg>.*)$")),
-            rule(r#"{event=~".+"}"#, "logfmt", None),
-        ])
+        let selector = |s: &str| match dozor_logs::logql::parse(s).map_err(|e| e.to_string())? {
+            dozor_logs::logql::Expr::Log(l) => Ok(l.selector),
+            dozor_logs::logql::Expr::Metric(_) => Err("not a selector".to_owned()),
+        };
+        dozor_ingest::pipeline::Pipeline::compile(
+            &[
+                rule(r#"{event="transaction"}"#, "json", None),
+                rule(r#"{event=~"user.*"}"#, "regex", Some(r"^(?P<ts>\S+) (?P<level>\w+) (?P<msg>.*)$")),
+                rule(r#"{event=~".+"}"#, "logfmt", None),
+            ],
+            &selector,
+        )
         .unwrap_or_default()
     })
 }

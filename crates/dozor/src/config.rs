@@ -267,6 +267,16 @@ pub struct LogsConfig {
     pub encryption_key_file: Option<PathBuf>,
 }
 
+/// A plain LogQL stream selector (`{service="shop", level=~"error|warn"}`), as the log
+/// pipeline's `match` and the tiers' `keep` are written.
+fn stream_selector(sel: &str) -> Result<Vec<dozor_model::Matcher>, String> {
+    match dozor_logs::logql::parse(sel) {
+        Ok(dozor_logs::logql::Expr::Log(l)) if l.pipeline.is_empty() => Ok(l.selector),
+        Ok(_) => Err(format!("{sel:?} is not a plain stream selector")),
+        Err(e) => Err(format!("{sel:?}: {e}")),
+    }
+}
+
 /// `logs.tiers`: seed 002's hot/warm/cold policy.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -356,13 +366,7 @@ impl LogsConfig {
             let keep = c
                 .keep
                 .iter()
-                .map(|sel| match dozor_logs::logql::parse(sel) {
-                    Ok(dozor_logs::logql::Expr::Log(l)) if l.pipeline.is_empty() => Ok(l.selector),
-                    Ok(_) => Err(format!(
-                        "logs.tiers.{name}.keep: {sel:?} is not a plain stream selector"
-                    )),
-                    Err(e) => Err(format!("logs.tiers.{name}.keep: {sel:?}: {e}")),
-                })
+                .map(|sel| stream_selector(sel).map_err(|e| format!("logs.tiers.{name}.keep: {e}")))
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(Some(dozor_logs::tiers::Tier {
                 until: c.until,
@@ -780,10 +784,12 @@ impl Config {
 
     /// The compiled log pipeline (`logs.pipeline`).
     pub fn log_pipeline(&self) -> Result<dozor_ingest::pipeline::Pipeline, ConfigError> {
-        dozor_ingest::pipeline::Pipeline::compile(&self.logs.pipeline).map_err(|e| ConfigError {
-            key: Some("logs.pipeline".into()),
-            ..ConfigError::plain(e)
-        })
+        dozor_ingest::pipeline::Pipeline::compile(&self.logs.pipeline, &stream_selector).map_err(
+            |e| ConfigError {
+                key: Some("logs.pipeline".into()),
+                ..ConfigError::plain(e)
+            },
+        )
     }
 
     /// Checks the probes without reading secrets or CA files: unique names, fields that fit

@@ -798,36 +798,39 @@ pub fn tenant_salt(secret: &[u8], tenant: &dozor_model::TenantId) -> Vec<u8> {
     h.finalize().to_vec()
 }
 
+/// Field names whose values are secrets (compared with the last dotted segment).
+const SECRET_NAMES: [&str; 16] = [
+    "password",
+    "passwd",
+    "pwd",
+    "pass",
+    "secret",
+    "token",
+    "api_key",
+    "apikey",
+    "api-key",
+    "authorization",
+    "cookie",
+    "set-cookie",
+    "session_id",
+    "sessionid",
+    "private_key",
+    "пароль",
+];
+/// Endings of field names whose values are secrets.
+const SECRET_SUFFIXES: [&str; 8] = [
+    "_token",
+    "_secret",
+    "_password",
+    "-token",
+    "-secret",
+    "api-key",
+    "api_key",
+    "apikey",
+];
+
 /// Whether a field of this name holds a secret (its last dotted segment, any case).
 fn is_secret_name(name: &str) -> bool {
-    const NAMES: [&str; 16] = [
-        "password",
-        "passwd",
-        "pwd",
-        "pass",
-        "secret",
-        "token",
-        "api_key",
-        "apikey",
-        "api-key",
-        "authorization",
-        "cookie",
-        "set-cookie",
-        "session_id",
-        "sessionid",
-        "private_key",
-        "пароль",
-    ];
-    const SUFFIXES: [&str; 8] = [
-        "_token",
-        "_secret",
-        "_password",
-        "-token",
-        "-secret",
-        "api-key",
-        "api_key",
-        "apikey",
-    ];
     let last = name.rsplit('.').next().unwrap_or(name);
     if last.is_ascii() {
         // Every record has fields and most names are ASCII: compare without lowercasing
@@ -836,11 +839,11 @@ fn is_secret_name(name: &str) -> bool {
             last.len() >= s.len()
                 && last.as_bytes()[last.len() - s.len()..].eq_ignore_ascii_case(s.as_bytes())
         };
-        return NAMES.iter().any(|n| last.eq_ignore_ascii_case(n))
-            || SUFFIXES.iter().any(|s| ends_with(s));
+        return SECRET_NAMES.iter().any(|n| last.eq_ignore_ascii_case(n))
+            || SECRET_SUFFIXES.iter().any(|s| ends_with(s));
     }
     let last = last.to_lowercase();
-    NAMES.contains(&last.as_str()) || SUFFIXES.iter().any(|s| last.ends_with(s))
+    SECRET_NAMES.contains(&last.as_str()) || SECRET_SUFFIXES.iter().any(|s| last.ends_with(s))
 }
 
 /// `text` with `%XX` escapes decoded, and for each decoded byte (and the end) its offset in
@@ -1093,36 +1096,10 @@ mod tests {
     #[test]
     fn secret_names_are_told_as_by_lowercasing() {
         // `is_secret_name` as it was, lowercasing every name into a new string.
+        // The same lists: what is compared is the matching, ASCII fast path included.
         let reference = |name: &str| {
             let last = name.rsplit('.').next().unwrap_or(name).to_lowercase();
-            let names = [
-                "password",
-                "passwd",
-                "pwd",
-                "pass",
-                "secret",
-                "token",
-                "api_key",
-                "apikey",
-                "api-key",
-                "authorization",
-                "cookie",
-                "set-cookie",
-                "session_id",
-                "sessionid",
-                "private_key",
-                "пароль",
-            ];
-            let suffixes = [
-                "_token",
-                "_secret",
-                "_password",
-                "-token",
-                "-secret",
-                "api-key",
-                "api_key",
-                "apikey",
-            ];
+            let (names, suffixes) = (SECRET_NAMES, SECRET_SUFFIXES);
             names.contains(&last.as_str()) || suffixes.iter().any(|s| last.ends_with(s))
         };
         for name in [

@@ -178,32 +178,24 @@ impl Cipher {
     }
 }
 
-/// HMAC-SHA256 (RFC 2104) of the concatenation of `parts`, under a key of at most 64 bytes.
-fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
-    let (mut ipad, mut opad) = ([0x36u8; 64], [0x5cu8; 64]);
-    for (i, b) in key.iter().take(64).enumerate() {
-        ipad[i] ^= b;
-        opad[i] ^= b;
-    }
-    let mut inner = Sha256::new();
-    inner.update(ipad);
-    for p in parts {
-        inner.update(p);
-    }
-    let mut outer = Sha256::new();
-    outer.update(opad);
-    outer.update(inner.finalize());
-    outer.finalize().into()
-}
-
-/// HKDF-Extract (RFC 5869 §2.2); an empty salt is 32 zero bytes.
+/// HKDF-Extract (RFC 5869 §2.2) without a salt (RustCrypto's `hkdf`).
 fn hkdf_extract(salt: &[u8], ikm: &[u8]) -> [u8; 32] {
-    hmac_sha256(if salt.is_empty() { &[0; 32] } else { salt }, &[ikm])
+    let salt = (!salt.is_empty()).then_some(salt);
+    hkdf::Hkdf::<Sha256>::extract(salt, ikm).0.into()
 }
 
-/// HKDF-Expand (RFC 5869 §2.3) of 32 bytes: one block, `T(1) = HMAC(PRK, info || 0x01)`.
+/// HKDF-Expand (RFC 5869 §2.3) of 32 bytes.
 fn hkdf_expand_32(prk: &[u8; 32], info: &[u8]) -> [u8; 32] {
-    hmac_sha256(prk, &[info, &[1]])
+    let mut okm = [0u8; 32];
+    // A 32-byte PRK is always long enough and 32 bytes of output always fit (at most
+    // 255 × 32): neither call can fail, and a key must never silently be zeros.
+    let expanded = hkdf::Hkdf::<Sha256>::from_prk(prk)
+        .map_err(|_| ())
+        .and_then(|h| h.expand(info, &mut okm).map_err(|_| ()));
+    if expanded.is_err() {
+        unreachable!("BUG: HKDF-SHA256 refused a 32-byte PRK or a 32-byte output");
+    }
+    okm
 }
 
 /// What a key file must hold, for the error messages.

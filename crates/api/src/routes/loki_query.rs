@@ -368,6 +368,22 @@ fn meta_range(params: &Params) -> Result<(i64, i64), ApiError> {
     Ok((start, end))
 }
 
+/// The stream selectors of parameter `name` (repeatable), or a 400 naming it.
+fn selectors(params: &Params, name: &str) -> Result<Vec<Vec<dozor_model::Matcher>>, ApiError> {
+    params
+        .all(name)
+        .map(|s| match logql::parse(s) {
+            Ok(logql::Expr::Log(l)) => Ok(l.selector),
+            Ok(logql::Expr::Metric(_)) => Err(ApiError::bad_data(format!(
+                "invalid parameter \"{name}\": a stream selector such as {{service=\"shop\"}}"
+            ))),
+            Err(e) => Err(ApiError::bad_data(format!(
+                "invalid parameter \"{name}\": {e}"
+            ))),
+        })
+        .collect()
+}
+
 /// Streams of the caller's tenant in the range, selected by the `query` or `match[]`
 /// selectors (none: all).
 async fn streams(
@@ -377,20 +393,7 @@ async fn streams(
     selector_param: &str,
 ) -> Result<Vec<dozor_model::Labels>, ApiError> {
     let (start, end) = meta_range(params)?;
-    let mut selectors = Vec::new();
-    for s in params.all(selector_param) {
-        let expr = logql::parse(s).map_err(|e| {
-            ApiError::bad_data(format!("invalid parameter \"{selector_param}\": {e}"))
-        })?;
-        match expr {
-            logql::Expr::Log(l) => selectors.push(l.selector),
-            logql::Expr::Metric(_) => {
-                return Err(ApiError::bad_data(format!(
-                    "invalid parameter \"{selector_param}\": a stream selector such as {{service=\"shop\"}}"
-                )));
-            }
-        }
-    }
+    let selectors = selectors(params, selector_param)?;
     let Some(db) = state.logs().existing(&principal.tenant) else {
         return Ok(Vec::new());
     };
@@ -472,24 +475,25 @@ async fn index_stats(
     principal: Principal,
     params: Params,
 ) -> Result<Response, ApiError> {
-    let found = streams(&state, &principal, &params, "query").await?;
     let (start, end) = meta_range(&params)?;
-    let matchers = match params.get("query").filter(|q| !q.is_empty()) {
-        Some(_) => match parse_query(&params)? {
-            logql::Expr::Log(l) => l.selector,
-            logql::Expr::Metric(_) => Vec::new(),
-        },
-        None => Vec::new(),
-    };
-    let (entries, bytes) = match state.logs().existing(&principal.tenant) {
-        Some(db) => tokio::task::spawn_blocking(move || db.estimate(&matchers, start, end))
-            .await
-            .map_err(ApiError::internal)?,
-        None => (0, 0),
+    let matchers = selectors(&params, "query")?
+        .into_iter()
+        .next()
+        .unwrap_or_default();
+    let (streams, (entries, bytes)) = match state.logs().existing(&principal.tenant) {
+        Some(db) => tokio::task::spawn_blocking(move || {
+            (
+                db.streams(&matchers, start, end).len(),
+                db.estimate(&matchers, start, end),
+            )
+        })
+        .await
+        .map_err(ApiError::internal)?,
+        None => (0, (0, 0)),
     };
     Ok(axum::Json(json!({
-        "streams": found.len(),
-        "chunks": found.len(),
+        "streams": streams,
+        "chunks": streams,
         "entries": entries,
         "bytes": bytes,
     }))
