@@ -365,7 +365,7 @@ impl dozor_ingest::syslog::LogSink for LogStoreSink {
             })
             .collect();
         let db = self.logs.tenant(tenant).map_err(|e| e.to_string())?;
-        db.append(&kept).map_err(|e| e.to_string())?;
+        db.append(kept).map_err(|e| e.to_string())?;
         if let Err(e) = db.flush_if_full() {
             tracing::warn!(error = %e, "log head flush failed; maintenance retries it");
         }

@@ -5,6 +5,7 @@
 //! empty value means "no such label" in PromQL).
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Serialize, Serializer};
 
@@ -66,9 +67,11 @@ pub fn is_valid_label_name(name: &str) -> bool {
         && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
-/// A sorted, validated label set.
+/// A sorted, validated label set. Immutable and shared: a clone is a reference count, so
+/// the many records of one log stream (and the series handed between engines) hold one
+/// copy of their labels rather than a string allocation per label each.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-pub struct Labels(Vec<Label>);
+pub struct Labels(Arc<[Label]>);
 
 impl Labels {
     /// Most labels in one set.
@@ -108,7 +111,7 @@ impl Labels {
         if let Some(w) = labels.windows(2).find(|w| w[0].name == w[1].name) {
             return Err(LabelsError::Duplicate(w[0].name.clone()));
         }
-        Ok(Labels(labels))
+        Ok(Labels(labels.into()))
     }
 
     /// Builds from `(name, value)` pairs.
