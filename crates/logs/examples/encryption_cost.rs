@@ -92,7 +92,7 @@ fn round(
     let started = Instant::now();
     let mut stored = 0;
     for (i, recs) in copies.into_iter().enumerate() {
-        let meta = part::write_with_key(&dir.join(i.to_string()), recs, 0, key)?;
+        let meta = part::write_with_key(&dir.join(i.to_string()), &recs, 0, key)?;
         stored += meta.data_bytes + meta.index_bytes;
     }
     let wrote = started.elapsed();

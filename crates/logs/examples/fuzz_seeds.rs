@@ -43,7 +43,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     dozor_logs::block::encode(&rows, &mut buf)?;
     std::fs::write(dir.join("block"), &buf)?;
     let tmp = std::env::temp_dir().join(format!("dozor-log-seed-{}", std::process::id()));
-    dozor_logs::part::write(&tmp, records, 0)?;
+    dozor_logs::part::write(&tmp, &records, 0)?;
     std::fs::write(dir.join("index"), std::fs::read(tmp.join("index"))?)?;
     std::fs::remove_dir_all(&tmp)?;
     Ok(())

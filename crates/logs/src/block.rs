@@ -15,6 +15,7 @@
 
 use std::collections::BTreeSet;
 
+use dozor_model::LogRecord;
 use dozor_model::packed::{Reader, put_bytes, put_uvarint};
 
 use crate::LogsError;
@@ -38,30 +39,90 @@ pub struct Row {
     pub fields: Vec<(String, String)>,
 }
 
+/// What a block stores of a row, so records are encoded where they lie: a part writer
+/// borrows the head's [`LogRecord`]s (their stream is the part index's business), a test
+/// or a re-encode passes decoded [`Row`]s.
+pub trait BlockRow {
+    /// Nanoseconds since the epoch.
+    fn time_ns(&self) -> i64;
+    /// The message.
+    fn message(&self) -> &str;
+    /// Fields, sorted by name.
+    fn fields(&self) -> &[(String, String)];
+}
+
+impl BlockRow for Row {
+    fn time_ns(&self) -> i64 {
+        self.time_ns
+    }
+    fn message(&self) -> &str {
+        &self.message
+    }
+    fn fields(&self) -> &[(String, String)] {
+        &self.fields
+    }
+}
+
+impl BlockRow for LogRecord {
+    fn time_ns(&self) -> i64 {
+        self.time_ns
+    }
+    fn message(&self) -> &str {
+        &self.message
+    }
+    fn fields(&self) -> &[(String, String)] {
+        &self.fields
+    }
+}
+
+impl<T: BlockRow> BlockRow for &T {
+    fn time_ns(&self) -> i64 {
+        (**self).time_ns()
+    }
+    fn message(&self) -> &str {
+        (**self).message()
+    }
+    fn fields(&self) -> &[(String, String)] {
+        (**self).fields()
+    }
+}
+
 /// Encodes `rows` (sorted by time, at least one) into `buf`.
-pub fn encode(rows: &[Row], buf: &mut Vec<u8>) -> Result<(), LogsError> {
+pub fn encode<R: BlockRow>(rows: &[R], buf: &mut Vec<u8>) -> Result<(), LogsError> {
     put_uvarint(buf, rows.len() as u64);
-    let times: Vec<i64> = rows.iter().map(|r| r.time_ns).collect();
+    let times: Vec<i64> = rows.iter().map(BlockRow::time_ns).collect();
     let packed = pco::standalone::simple_compress(&times, &pco::ChunkConfig::default())
         .map_err(|e| LogsError::Corrupt(format!("cannot compress times: {e}")))?;
     put_bytes(buf, &packed);
     let mut raw = Vec::new();
     for r in rows {
-        put_bytes(&mut raw, r.message.as_bytes());
+        put_bytes(&mut raw, r.message().as_bytes());
     }
     put_zstd(buf, &raw)?;
-    let names: BTreeSet<&str> = rows
-        .iter()
-        .flat_map(|r| r.fields.iter().map(|(n, _)| n.as_str()))
-        .collect();
+    // Rows of a stream mostly carry the same field names: look at a row's names only when
+    // they differ from the row before's.
+    let mut names: BTreeSet<&str> = BTreeSet::new();
+    let mut seen: &[(String, String)] = &[];
+    for r in rows {
+        let fields = r.fields();
+        if !fields
+            .iter()
+            .map(|(n, _)| n)
+            .eq(seen.iter().map(|(n, _)| n))
+        {
+            names.extend(fields.iter().map(|(n, _)| n.as_str()));
+            seen = fields;
+        }
+    }
     put_uvarint(buf, names.len() as u64);
     for name in names {
         put_bytes(buf, name.as_bytes());
         raw.clear();
         for r in rows {
-            match r.fields.binary_search_by(|(n, _)| n.as_str().cmp(name)) {
+            let fields = r.fields();
+            match fields.binary_search_by(|(n, _)| n.as_str().cmp(name)) {
                 Ok(i) => {
-                    let v = r.fields[i].1.as_bytes();
+                    let v = fields[i].1.as_bytes();
                     put_uvarint(&mut raw, v.len() as u64 + 1);
                     raw.extend_from_slice(v);
                 }

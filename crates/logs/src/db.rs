@@ -150,21 +150,22 @@ impl LogDb {
     }
 
     /// Appends records (all or none); returns once they are in the WAL (durable under the
-    /// fsync policy).
-    pub fn append(&self, records: &[LogRecord]) -> Result<AppendStats, LogsError> {
-        for r in records {
+    /// fsync policy). The records move into the head as they are.
+    pub fn append(&self, records: Vec<LogRecord>) -> Result<AppendStats, LogsError> {
+        for r in &records {
             check(r)?;
         }
-        let mut payload = Vec::with_capacity(records.iter().map(|r| r.byte_size() + 32).sum());
-        record::encode(records, &mut payload);
         let bytes: usize = records.iter().map(LogRecord::byte_size).sum();
+        let accepted = records.len() as u64;
+        let mut payload = Vec::with_capacity(bytes + 32 * records.len());
+        record::encode(&records, &mut payload);
         let mut w = self.writer();
         w.wal.append(&payload)?;
-        w.head.extend_from_slice(records);
+        w.head.extend(records);
         w.head_bytes += bytes;
         w.head_since.get_or_insert_with(Instant::now);
         Ok(AppendStats {
-            accepted: records.len() as u64,
+            accepted,
             bytes: bytes as u64,
         })
     }
@@ -432,9 +433,9 @@ impl LogDb {
         records: &[LogRecord],
         wal_until: u64,
     ) -> Result<Vec<(i64, Arc<Part>)>, LogsError> {
-        let mut by_day: BTreeMap<i64, Vec<LogRecord>> = BTreeMap::new();
+        let mut by_day: BTreeMap<i64, Vec<&LogRecord>> = BTreeMap::new();
         for r in records {
-            by_day.entry(day_of(r.time_ns)).or_default().push(r.clone());
+            by_day.entry(day_of(r.time_ns)).or_default().push(r);
         }
         let mut out = Vec::new();
         for (day, recs) in by_day {
@@ -443,10 +444,10 @@ impl LogDb {
         Ok(out)
     }
 
-    fn write_part(
+    fn write_part<'a>(
         &self,
         day: i64,
-        records: Vec<LogRecord>,
+        records: impl IntoIterator<Item = &'a LogRecord>,
         wal_until: u64,
     ) -> Result<Arc<Part>, LogsError> {
         let day_dir = self.dir.join(PARTS_DIR).join(day_name(day_start_ns(day)));
@@ -486,7 +487,7 @@ impl LogDb {
                 records.extend(p.all()?);
             }
             let wal_until = inputs.iter().map(|p| p.meta().wal_until).max().unwrap_or(0);
-            let merged = self.write_part(day, records, wal_until)?;
+            let merged = self.write_part(day, &records, wal_until)?;
             {
                 let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
                 let day_parts = state.parts.entry(day).or_default();

@@ -33,7 +33,7 @@
 //! let dir = tempfile::tempdir().unwrap();
 //! let db = LogDb::open(dir.path(), Options::default()).unwrap();
 //! let shop = Labels::from_pairs([("service", "shop"), ("level", "error")]).unwrap();
-//! db.append(&[LogRecord::new(1_000, shop.clone(), "payment failed: card declined")]).unwrap();
+//! db.append(vec![LogRecord::new(1_000, shop.clone(), "payment failed: card declined")]).unwrap();
 //! db.flush().unwrap();
 //! let found = db
 //!     .select(&LogQuery::new(vec![Matcher::equal("service", "shop")], 0, 2_000).containing("failed"))

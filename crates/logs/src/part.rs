@@ -22,7 +22,7 @@ use dozor_model::packed::{Reader, pack_labels, put_uvarint, put_varint};
 use dozor_model::{Labels, LogRecord, Matcher};
 use serde::{Deserialize, Serialize};
 
-use crate::block::{self, MAX_BLOCK_RAW, MAX_BLOCK_ROWS, Row};
+use crate::block::{self, MAX_BLOCK_RAW, MAX_BLOCK_ROWS};
 use crate::bloom::Bloom;
 use crate::crypt::{self, Cipher, Key};
 use crate::files::{DATA, INDEX, META};
@@ -162,18 +162,23 @@ impl Want<'_> {
 
 /// Writes `records` (any order; all of one day) as the plaintext part `dir`, noting that
 /// WAL segments below `wal_until` are covered; returns its meta.
-pub fn write(dir: &Path, records: Vec<LogRecord>, wal_until: u64) -> Result<PartMeta, LogsError> {
+pub fn write<'a>(
+    dir: &Path,
+    records: impl IntoIterator<Item = &'a LogRecord>,
+    wal_until: u64,
+) -> Result<PartMeta, LogsError> {
     write_with_key(dir, records, wal_until, None)
 }
 
-/// [`write()`], sealing the part with `key` when there is one.
-pub fn write_with_key(
+/// [`write()`], sealing the part with `key` when there is one. Records are borrowed: a
+/// flush writes the head that readers still see, a merge the rows it just read.
+pub fn write_with_key<'a>(
     dir: &Path,
-    records: Vec<LogRecord>,
+    records: impl IntoIterator<Item = &'a LogRecord>,
     wal_until: u64,
     key: Option<&Key>,
 ) -> Result<PartMeta, LogsError> {
-    let (ranks, records) = by_stream_and_time(records);
+    let (ranks, records) = by_stream_and_time(records.into_iter().collect());
     let mut w = Writer::default();
     if let Some(key) = key {
         let mut part_id = [0u8; PART_ID_LEN];
@@ -198,11 +203,7 @@ pub fn write_with_key(
         }
         raw += size;
         w.raw_bytes += size as u64;
-        w.rows.push(Row {
-            time_ns: rec.time_ns,
-            message: rec.message,
-            fields: rec.fields,
-        });
+        w.rows.push(rec);
     }
     w.cut_block()?;
     w.finish(dir, wal_until)
@@ -213,17 +214,27 @@ pub fn write_with_key(
 /// Sorting by label sets directly compares strings at every step (memcmp was the largest
 /// cost of a flush); instead the distinct streams are ranked once and records sorted by
 /// `(rank, time)`, integers only.
-fn by_stream_and_time(records: Vec<LogRecord>) -> (Vec<u32>, Vec<LogRecord>) {
+fn by_stream_and_time(records: Vec<&LogRecord>) -> (Vec<u32>, Vec<&LogRecord>) {
     let mut ids: std::collections::HashMap<&Labels, u32, _> =
         std::collections::HashMap::with_hasher(foldhash::fast::FixedState::default());
     let mut distinct: Vec<&Labels> = Vec::new();
+    // Records of one stream tend to come in runs: compare with the previous record's
+    // stream before hashing the labels.
+    let mut last: Option<(&Labels, u32)> = None;
     let per_record: Vec<u32> = records
         .iter()
         .map(|r| {
-            *ids.entry(&r.stream).or_insert_with(|| {
+            if let Some((l, id)) = last
+                && *l == r.stream
+            {
+                return id;
+            }
+            let id = *ids.entry(&r.stream).or_insert_with(|| {
                 distinct.push(&r.stream);
                 (distinct.len() - 1) as u32
-            })
+            });
+            last = Some((&r.stream, id));
+            id
         })
         .collect();
     let mut by_labels: Vec<u32> = (0..distinct.len() as u32).collect();
@@ -240,22 +251,18 @@ fn by_stream_and_time(records: Vec<LogRecord>) -> (Vec<u32>, Vec<LogRecord>) {
         .collect();
     // The index keeps records of equal stream and time in arrival order.
     order.sort_unstable();
-    let mut slots: Vec<Option<LogRecord>> = records.into_iter().map(Some).collect();
-    let records = order
-        .iter()
-        .filter_map(|(_, _, i)| slots[*i as usize].take())
-        .collect();
-    (order.into_iter().map(|(r, _, _)| r).collect(), records)
+    let sorted = order.iter().map(|(_, _, i)| records[*i as usize]).collect();
+    (order.into_iter().map(|(r, _, _)| r).collect(), sorted)
 }
 
 /// Builds a part's `data` and index in memory, a block at a time.
 #[derive(Default)]
-struct Writer {
+struct Writer<'a> {
     /// Set when sealing.
     sealed: Option<Sealed>,
     streams: Vec<Labels>,
     /// Rows of the block being built (all of the last stream).
-    rows: Vec<Row>,
+    rows: Vec<&'a LogRecord>,
     /// The block being sealed (reused: blocks are encoded here, sealed into `data`).
     plain: Vec<u8>,
     data: Vec<u8>,
@@ -267,7 +274,7 @@ struct Writer {
     max_ns: Option<i64>,
 }
 
-impl Writer {
+impl Writer<'_> {
     /// Encodes the pending rows as a block of the last stream.
     fn cut_block(&mut self) -> Result<(), LogsError> {
         let (Some(first), Some(last)) = (self.rows.first(), self.rows.last()) else {

@@ -235,7 +235,7 @@ impl LogDb {
         let new = if kept.is_empty() {
             None
         } else {
-            let new = self.write_part(day, kept, part.meta().wal_until)?;
+            let new = self.write_part(day, &kept, part.meta().wal_until)?;
             write_tier(new.dir(), target)?;
             Some(new)
         };

@@ -138,7 +138,7 @@ fn with_a_key_no_file_holds_a_message_a_field_or_a_label_in_the_clear() {
     for key in [None, Some(key(1))] {
         let dir = tempfile::tempdir().unwrap();
         let db = LogDb::open(dir.path(), opts(key.clone())).unwrap();
-        db.append(&records(T0, 3000)).unwrap();
+        db.append(records(T0, 3000)).unwrap();
         db.flush().unwrap();
         assert_eq!(db.head_len(), 0);
         let found: Vec<Vec<PathBuf>> = [SECRET_MESSAGE, SECRET_FIELD, SECRET_LABEL]
@@ -182,7 +182,7 @@ fn queries_answer_the_same_encrypted_as_plaintext_after_merges_and_reopen() {
     let input = records(T0 + DAY_NS - 500_000_000_000, 2000);
     for chunk in input.chunks(400) {
         for db in [&plain, &sealed] {
-            db.append(chunk).unwrap();
+            db.append(chunk.to_vec()).unwrap();
             db.flush().unwrap();
         }
     }
@@ -210,7 +210,7 @@ fn a_wrong_key_or_no_key_is_an_open_error_naming_the_key_id() {
     let dir = tempfile::tempdir().unwrap();
     let right = key(3);
     let db = LogDb::open(dir.path(), opts(Some(Arc::clone(&right)))).unwrap();
-    db.append(&records(T0, 100)).unwrap();
+    db.append(records(T0, 100)).unwrap();
     db.flush().unwrap();
     drop(db);
     let wrong = key(4);
@@ -250,7 +250,7 @@ fn one_sealed_part(dir: &Path) -> (PathBuf, Arc<Key>) {
     for r in &mut input {
         r.message.push_str(&"x".repeat(1000));
     }
-    part::write_with_key(&path, input, 0, Some(&*k)).unwrap();
+    part::write_with_key(&path, &input, 0, Some(&*k)).unwrap();
     (path, k)
 }
 
@@ -318,7 +318,7 @@ fn data_and_index_cannot_be_moved_between_parts() {
     for r in &mut input {
         r.message.push_str(&"x".repeat(1000));
     }
-    part::write_with_key(&c, input, 0, Some(&*k)).unwrap();
+    part::write_with_key(&c, &input, 0, Some(&*k)).unwrap();
     assert_eq!(
         std::fs::metadata(a.join("data")).unwrap().len(),
         std::fs::metadata(c.join("data")).unwrap().len()
@@ -427,7 +427,7 @@ fn switching_encryption_on_keeps_plaintext_parts_readable_and_seals_new_ones() {
     let dir = tempfile::tempdir().unwrap();
     let first = records(T0, 300);
     let db = LogDb::open(dir.path(), opts(None)).unwrap();
-    db.append(&first).unwrap();
+    db.append(first.clone()).unwrap();
     db.flush().unwrap();
     let old = part_dirs(&db);
     drop(db);
@@ -440,7 +440,7 @@ fn switching_encryption_on_keeps_plaintext_parts_readable_and_seals_new_ones() {
         300,
         "plaintext parts open with a key"
     );
-    db.append(&records(T0 + 1000 * 1_000_000_000, 300)).unwrap();
+    db.append(records(T0 + 1000 * 1_000_000_000, 300)).unwrap();
     db.flush().unwrap();
     let new: Vec<PathBuf> = part_dirs(&db)
         .into_iter()
@@ -481,7 +481,7 @@ fn every_tenant_of_a_store_seals_with_the_configured_key() {
     let logs = Logs::open(dir.path(), opts(Some(Arc::clone(&k)))).unwrap();
     for name in ["acme", "globex"] {
         let db = logs.tenant(&name.parse::<TenantId>().unwrap()).unwrap();
-        db.append(&records(T0, 50)).unwrap();
+        db.append(records(T0, 50)).unwrap();
         db.flush().unwrap();
         assert!(part_dirs(&db).iter().all(|d| is_encrypted(d)));
     }
@@ -506,7 +506,13 @@ fn blocks_swapped_inside_a_part_fail_to_authenticate() {
         })
     };
     let path = dir.path().join("p");
-    part::write_with_key(&path, rows("a").chain(rows("b")).collect(), 0, Some(&*k)).unwrap();
+    part::write_with_key(
+        &path,
+        &rows("a").chain(rows("b")).collect::<Vec<_>>(),
+        0,
+        Some(&*k),
+    )
+    .unwrap();
     let data = std::fs::read(path.join("data")).unwrap();
     assert_eq!(
         Part::open_with_key(&path, Some(&*k)).unwrap().meta().blocks,

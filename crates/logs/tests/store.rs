@@ -68,7 +68,7 @@ fn records_read_the_same_from_the_head_and_from_parts() {
     let db = LogDb::open(dir.path(), opts()).unwrap();
     // Across a UTC midnight: two days, two parts.
     let input = records(T0 - 50 * 1_000_000_000, 200, &["shop", "mes", "crm"]);
-    db.append(&input).unwrap();
+    db.append(input.clone()).unwrap();
     let q = LogQuery::new(
         vec![Matcher::equal("service", "shop")],
         T0 - DAY_NS,
@@ -111,9 +111,9 @@ fn reopen_replays_only_what_the_parts_do_not_hold() {
     let second = records(T0 + 1000 * 1_000_000_000, 50, &["crm"]);
     {
         let db = LogDb::open(dir.path(), opts()).unwrap();
-        db.append(&first).unwrap();
+        db.append(first.clone()).unwrap();
         db.flush().unwrap();
-        db.append(&second).unwrap();
+        db.append(second.clone()).unwrap();
         // Dropped without a flush, as a crash would leave it.
     }
     let db = LogDb::open(dir.path(), opts()).unwrap();
@@ -131,7 +131,7 @@ fn a_crash_between_writing_a_part_and_dropping_its_wal_duplicates_nothing() {
     let saved = tempfile::tempdir().unwrap();
     {
         let db = LogDb::open(dir.path(), opts()).unwrap();
-        db.append(&input).unwrap();
+        db.append(input.clone()).unwrap();
         for e in std::fs::read_dir(&wal).unwrap() {
             let e = e.unwrap();
             std::fs::copy(e.path(), saved.path().join(e.file_name())).unwrap();
@@ -153,7 +153,7 @@ fn a_torn_wal_tail_is_cut_and_unfinished_parts_are_removed() {
     let input = records(T0, 10, &["shop"]);
     {
         let db = LogDb::open(dir.path(), opts()).unwrap();
-        db.append(&input).unwrap();
+        db.append(input.clone()).unwrap();
     }
     let wal = dir.path().join("wal");
     let last = std::fs::read_dir(&wal)
@@ -182,7 +182,7 @@ fn a_damaged_part_is_refused_at_open() {
     let dir = tempfile::tempdir().unwrap();
     {
         let db = LogDb::open(dir.path(), opts()).unwrap();
-        db.append(&records(T0, 10, &["shop"])).unwrap();
+        db.append(records(T0, 10, &["shop"])).unwrap();
         db.flush().unwrap();
     }
     let part = std::fs::read_dir(dir.path().join("parts").join("2026-12-01"))
@@ -214,7 +214,7 @@ fn merges_leave_query_results_unchanged() {
     )
     .unwrap();
     for round in 0..5 {
-        db.append(&records(
+        db.append(records(
             T0 + round * 100 * 1_000_000_000,
             40,
             &["shop", "mes"],
@@ -248,8 +248,7 @@ fn retention_deletes_whole_days_through_maintenance() {
     )
     .unwrap();
     for day in 0..4 {
-        db.append(&records(T0 + day * DAY_NS, 5, &["shop"]))
-            .unwrap();
+        db.append(records(T0 + day * DAY_NS, 5, &["shop"])).unwrap();
     }
     // 2026-12-04 12:00: keep the 2 days before (02, 03, 04 survive: 12-02 12:00 is in 12-02).
     db.maintain(T0 + 3 * DAY_NS + DAY_NS / 2).unwrap();
@@ -265,11 +264,11 @@ fn tenants_never_see_each_other() {
     let (a, b): (TenantId, TenantId) = ("shop-a".parse().unwrap(), "shop-b".parse().unwrap());
     logs.tenant(&a)
         .unwrap()
-        .append(&records(T0, 5, &["secret"]))
+        .append(records(T0, 5, &["secret"]))
         .unwrap();
     logs.tenant(&b)
         .unwrap()
-        .append(&records(T0, 3, &["public"]))
+        .append(records(T0, 3, &["public"]))
         .unwrap();
     assert!(
         all(&logs.tenant(&b).unwrap())
@@ -289,10 +288,10 @@ fn records_over_the_limits_are_refused_whole() {
     let db = LogDb::open(dir.path(), opts()).unwrap();
     let mut batch = records(T0, 3, &["shop"]);
     batch[1].message = "x".repeat(dozor_logs::MAX_MESSAGE_BYTES + 1);
-    assert!(matches!(db.append(&batch), Err(LogsError::Limit(_))));
+    assert!(matches!(db.append(batch.clone()), Err(LogsError::Limit(_))));
     let mut unsorted = records(T0, 1, &["shop"]);
     unsorted[0].fields.reverse();
-    assert!(db.append(&unsorted).is_err());
+    assert!(db.append(unsorted.clone()).is_err());
     assert!(all(&db).is_empty(), "nothing of a refused batch is stored");
 }
 
@@ -306,7 +305,7 @@ fn needle_searches_skip_blocks_their_filter_rules_out() {
         stream("crm", "warn"),
         "quota exceeded for tenant zebra-77",
     ));
-    part::write(&path, input, 0).unwrap();
+    part::write(&path, &input, 0).unwrap();
     let part = Part::open(&path).unwrap();
     let search = |needle: &str| {
         let mut needles = Needles::default();
@@ -353,7 +352,7 @@ fn readers_racing_flushes_and_merges_see_every_record_once() {
         let db = Arc::clone(&db);
         std::thread::spawn(move || {
             for round in 0..60 {
-                db.append(&records(
+                db.append(records(
                     T0 + round * 20 * 1_000_000_000,
                     20,
                     &["shop", "mes"],
@@ -396,7 +395,7 @@ fn a_full_head_is_flushed_by_the_appender_and_nothing_is_lost() {
     let input = records(T0, 400, &["shop", "crm"]);
     let mut flushes = 0;
     for chunk in input.chunks(20) {
-        db.append(chunk).unwrap();
+        db.append(chunk.to_vec()).unwrap();
         let before = db.parts().len();
         db.flush_if_full().unwrap();
         flushes += usize::from(db.parts().len() > before);
@@ -420,7 +419,7 @@ fn a_full_head_is_flushed_by_the_appender_and_nothing_is_lost() {
     );
     // Below the threshold nothing happens.
     let before = db.parts().len();
-    db.append(&records(T0 + 1_000 * 1_000_000_000, 1, &["shop"]))
+    db.append(records(T0 + 1_000 * 1_000_000_000, 1, &["shop"]))
         .unwrap();
     db.flush_if_full().unwrap();
     assert_eq!(db.parts().len(), before);

@@ -87,7 +87,7 @@ fn count(db: &LogDb, selector: &str, day_start: i64) -> usize {
 fn store(dir: &std::path::Path, days_back: &[i64]) -> LogDb {
     let db = LogDb::open(dir, opts()).unwrap();
     for d in days_back {
-        db.append(&day_records(TODAY - d * DAY)).unwrap();
+        db.append(day_records(TODAY - d * DAY)).unwrap();
     }
     db.flush().unwrap();
     db

@@ -100,7 +100,7 @@ pub(crate) async fn store(
         .tenant(&principal.tenant)
         .map_err(ApiError::internal)?;
     tokio::task::spawn_blocking(move || {
-        let stats = db.append(&records)?;
+        let stats = db.append(records)?;
         // The records are durable in the WAL: a failed flush is retried by maintenance and
         // must not turn an accepted request into an error (the client would resend).
         if let Err(e) = db.flush_if_full() {

@@ -39,7 +39,7 @@
 //! let dir = tempfile::tempdir().unwrap();
 //! let db = LogDb::open(dir.path(), Options::default()).unwrap();
 //! let shop = Labels::from_pairs([("service", "shop")]).unwrap();
-//! db.append(&[
+//! db.append(vec![
 //!     LogRecord::new(1_000_000_000, shop.clone(), "level=error msg=\"card declined\" user=7"),
 //!     LogRecord::new(2_000_000_000, shop.clone(), "level=info msg=paid user=8"),
 //!     LogRecord::new(3_000_000_000, shop, "level=error msg=timeout user=7"),

@@ -163,7 +163,7 @@ fn shop_db(dir: &std::path::Path) -> LogDb {
         stream("shop", "info"),
         "not json at all",
     ));
-    db.append(&records).unwrap();
+    db.append(records.clone()).unwrap();
     db
 }
 
