@@ -16,7 +16,11 @@
 //!
 //! A body decodes whole or not at all: an error names the line (`line 12: …`).
 
-use dozor_model::{Label, Labels, LogRecord};
+use std::borrow::Cow;
+
+use dozor_model::{Labels, LogRecord};
+use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use crate::IngestError;
@@ -54,6 +58,7 @@ pub fn parse(body: &[u8], opts: &NdjsonOptions) -> Result<Vec<LogRecord>, Ingest
     let text = std::str::from_utf8(body)
         .map_err(|e| IngestError::new("body", format!("not UTF-8 ({e})")))?;
     let mut out = Vec::new();
+    let mut streams = Streams::default();
     for (i, line) in text.lines().enumerate() {
         let at = |m: String| IngestError::new(format!("line {}", i + 1), m);
         let line = line.trim();
@@ -66,60 +71,172 @@ pub fn parse(body: &[u8], opts: &NdjsonOptions) -> Result<Vec<LogRecord>, Ingest
         if line.len() > MAX_LINE_BYTES {
             return Err(at(format!("longer than {MAX_LINE_BYTES} bytes")));
         }
-        let obj = match serde_json::from_str::<Value>(line) {
-            Ok(Value::Object(obj)) => obj,
-            Ok(_) => return Err(at("not a JSON object".into())),
-            Err(e) => return Err(at(format!("invalid JSON: {e}"))),
-        };
-        out.push(record(obj, opts).map_err(at)?);
+        if !line.starts_with('{') {
+            return Err(at("not a JSON object".into()));
+        }
+        let (reserved, fields) =
+            read_line(line, opts).map_err(|e| at(format!("invalid JSON: {e}")))?;
+        out.push(record_with(reserved, fields, opts, &mut streams).map_err(at)?);
     }
     Ok(out)
 }
 
 /// One JSON object as a record, by the conventions above (also what `_bulk` sources become).
-pub fn record(mut obj: Map<String, Value>, opts: &NdjsonOptions) -> Result<LogRecord, String> {
+pub fn record(obj: Map<String, Value>, opts: &NdjsonOptions) -> Result<LogRecord, String> {
+    let mut reserved = Vec::new();
+    let mut rest = Vec::new();
+    for (k, v) in obj {
+        if is_reserved(&k, opts) {
+            reserved.push((Cow::Owned(k), Member::from(v)));
+        } else {
+            rest.push((k, v));
+        }
+    }
+    let mut fields = Vec::new();
+    flatten("", rest, &mut fields);
+    record_with(reserved, fields, opts, &mut Streams::default())
+}
+
+/// A member that carries a convention: a string borrowed from the line where it can be
+/// (the message, a time, a stream field), anything else as its JSON value.
+#[derive(Debug)]
+enum Member<'a> {
+    Str(Cow<'a, str>),
+    Json(Value),
+}
+
+impl From<Value> for Member<'_> {
+    fn from(v: Value) -> Self {
+        match v {
+            Value::String(s) => Member::Str(Cow::Owned(s)),
+            v => Member::Json(v),
+        }
+    }
+}
+
+impl Member<'_> {
+    /// The value as a label or message: strings as they are, `null` empty, anything else
+    /// its JSON text.
+    fn text(&self) -> Cow<'_, str> {
+        match self {
+            Member::Str(s) => Cow::Borrowed(s),
+            Member::Json(Value::Null) => Cow::Borrowed(""),
+            Member::Json(v) => Cow::Owned(v.to_string()),
+        }
+    }
+}
+
+/// The last member named `key` (a JSON object's later duplicate wins), taken out.
+fn take<'a>(members: &mut Vec<(Cow<'_, str>, Member<'a>)>, key: &str) -> Option<Member<'a>> {
+    let i = members.iter().rposition(|(k, _)| k == key)?;
+    let (_, v) = members.remove(i);
+    // Earlier duplicates are shadowed, as in a map.
+    members.retain(|(k, _)| k != key);
+    Some(v)
+}
+
+/// The stream label sets of one request, so its records share them (a clone of [`Labels`]
+/// is a reference count) instead of each building its own strings.
+#[derive(Default)]
+pub struct Streams {
+    by_hash: std::collections::HashMap<u64, Vec<Labels>, foldhash::fast::FixedState>,
+}
+
+impl Streams {
+    /// The label set of `pairs` (names unique; empty values are left out, as
+    /// [`Labels::new`] does).
+    fn get(&mut self, pairs: &[(&str, &str)]) -> Result<Labels, String> {
+        use std::hash::{BuildHasher, Hash, Hasher};
+        let mut h = self.by_hash.hasher().build_hasher();
+        for (n, v) in pairs.iter().filter(|(_, v)| !v.is_empty()) {
+            (n, v).hash(&mut h);
+        }
+        let same = |l: &Labels| {
+            let mut n = 0;
+            pairs
+                .iter()
+                .filter(|(_, v)| !v.is_empty())
+                .all(|(name, v)| {
+                    n += 1;
+                    l.get(name) == Some(*v)
+                })
+                && n == l.len()
+        };
+        let bucket = self.by_hash.entry(h.finish()).or_default();
+        if let Some(l) = bucket.iter().find(|l| same(l)) {
+            return Ok(l.clone());
+        }
+        let labels =
+            Labels::from_pairs(pairs.iter().copied()).map_err(|e| format!("stream: {e}"))?;
+        bucket.push(labels.clone());
+        Ok(labels)
+    }
+}
+
+/// A record from the members that carry a convention (`reserved`: message, time, stream
+/// and stream fields) and `fields` already flattened from the others.
+fn record_with(
+    mut reserved: Vec<(Cow<'_, str>, Member<'_>)>,
+    mut fields: Vec<(String, String)>,
+    opts: &NdjsonOptions,
+    streams: &mut Streams,
+) -> Result<LogRecord, String> {
     let message = MESSAGE_KEYS
         .iter()
-        .find_map(|k| obj.remove(*k))
+        .find_map(|k| take(&mut reserved, k))
         .ok_or("no message (_msg, message or msg)")?;
     let message = match message {
-        Value::String(s) => s,
-        other => other.to_string(),
+        Member::Str(s) => s.into_owned(),
+        Member::Json(v) => v.to_string(),
     };
-    let time_ns = match TIME_KEYS.iter().find_map(|k| obj.remove(*k)) {
-        Some(v) => parse_time(&v)?,
+    let time_ns = match TIME_KEYS.iter().find_map(|k| take(&mut reserved, k)) {
+        Some(Member::Str(s)) => parse_rfc3339_ns(&s)?,
+        Some(Member::Json(v)) => parse_time(&v)?,
         None => opts.default_time_ns,
     };
-    let mut labels: Vec<Label> = Vec::new();
-    match obj.remove("_stream") {
-        Some(Value::Object(stream)) => {
-            for (name, v) in stream {
-                labels.push(Label {
-                    name,
-                    value: scalar(v),
-                });
-            }
+    let stream = match take(&mut reserved, "_stream") {
+        Some(Member::Json(Value::Object(stream))) => {
+            let values: Vec<(String, String)> =
+                stream.into_iter().map(|(n, v)| (n, scalar(v))).collect();
+            let pairs: Vec<(&str, &str)> = values
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_str()))
+                .collect();
+            stream_labels(&pairs, streams)?
         }
         Some(_) => return Err("_stream must be an object of labels".into()),
         None => {
+            let mut values: Vec<(&str, Member<'_>)> = Vec::new();
             for name in &opts.stream_fields {
-                if let Some(v) = obj.remove(name) {
-                    labels.push(Label {
-                        name: name.clone(),
-                        value: scalar(v),
-                    });
+                if let Some(v) = take(&mut reserved, name) {
+                    values.push((name, v));
                 }
             }
+            let texts: Vec<(&str, Cow<'_, str>)> =
+                values.iter().map(|(n, v)| (*n, v.text())).collect();
+            let pairs: Vec<(&str, &str)> = texts.iter().map(|(n, v)| (*n, v.as_ref())).collect();
+            stream_labels(&pairs, streams)?
         }
+    };
+    // What is left (another spelling of the message or time, stream fields beside a
+    // `_stream`) is a field like any member.
+    let rest = reserved.into_iter().map(|(k, v)| {
+        let v = match v {
+            Member::Str(s) => Value::String(s.into_owned()),
+            Member::Json(v) => v,
+        };
+        (k.into_owned(), v)
+    });
+    flatten("", rest, &mut fields);
+    Ok(finish(time_ns, stream, message, fields, Map::new()))
+}
+
+/// The stream of `pairs`, or `service="unknown"` when every value is empty.
+fn stream_labels(pairs: &[(&str, &str)], streams: &mut Streams) -> Result<Labels, String> {
+    if pairs.iter().all(|(_, v)| v.is_empty()) {
+        return streams.get(&[("service", "unknown")]);
     }
-    if labels.iter().all(|l| l.value.is_empty()) {
-        labels = vec![Label {
-            name: "service".into(),
-            value: "unknown".into(),
-        }];
-    }
-    let stream = Labels::new(labels).map_err(|e| format!("stream: {e}"))?;
-    Ok(with_fields(time_ns, stream, message, obj))
+    streams.get(pairs)
 }
 
 /// A record whose fields are the members left in `obj`, flattened, sorted and unique.
@@ -129,15 +246,272 @@ pub(crate) fn with_fields(
     message: String,
     obj: Map<String, Value>,
 ) -> LogRecord {
-    let mut fields = Vec::new();
+    finish(time_ns, stream, message, Vec::new(), obj)
+}
+
+/// `fields` and the flattened members of `obj`, sorted by name; of equal names the last
+/// one read wins, as of a JSON object's duplicate keys.
+fn finish(
+    time_ns: i64,
+    stream: Labels,
+    message: String,
+    mut fields: Vec<(String, String)>,
+    obj: Map<String, Value>,
+) -> LogRecord {
     flatten("", obj, &mut fields);
     fields.sort_by(|a, b| a.0.cmp(&b.0));
-    fields.dedup_by(|b, a| a.0 == b.0);
+    fields.dedup_by(|later, earlier| {
+        let same = later.0 == earlier.0;
+        if same {
+            std::mem::swap(&mut later.1, &mut earlier.1);
+        }
+        same
+    });
     LogRecord {
         time_ns,
         stream,
         message,
         fields,
+    }
+}
+
+/// Reads one NDJSON line (an object) in a single pass, without building a
+/// `serde_json::Value` of it: the members that carry a convention (message, time, stream,
+/// stream fields) come back as values for [`record_with`]; every other member is flattened
+/// straight into `(name, value)` fields, borrowing from the line until the strings are
+/// made. Same results as reading a `Value` and [`flatten`]ing it; decoding a whole `Value`
+/// tree (a `BTreeMap` per object, a `String` per key) was a fifth of log ingest.
+fn read_line<'l>(line: &'l str, opts: &NdjsonOptions) -> Result<Line<'l>, serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_str(line);
+    let mut out = (Vec::new(), Vec::new());
+    serde::de::Deserializer::deserialize_map(
+        &mut de,
+        LineVisitor {
+            opts,
+            out: &mut out,
+        },
+    )?;
+    de.end()?;
+    Ok(out)
+}
+
+/// A line read: its members that carry a convention, and the others as fields.
+type Line<'l> = (Vec<(Cow<'l, str>, Member<'l>)>, Vec<(String, String)>);
+
+/// Whether member `key` of a line carries a convention.
+fn is_reserved(key: &str, opts: &NdjsonOptions) -> bool {
+    MESSAGE_KEYS.contains(&key)
+        || TIME_KEYS.contains(&key)
+        || key == "_stream"
+        || opts.stream_fields.iter().any(|f| f == key)
+}
+
+struct LineVisitor<'o, 'de> {
+    opts: &'o NdjsonOptions,
+    out: &'o mut Line<'de>,
+}
+
+impl<'de> Visitor<'de> for LineVisitor<'_, 'de> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+            if is_reserved(&key, self.opts) {
+                let v = map.next_value_seed(ReservedSeed)?;
+                self.out.0.push((key, v));
+            } else {
+                map.next_value_seed(Flatten {
+                    name: &key,
+                    out: &mut self.out.1,
+                })?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads a [`Member`]: strings borrowed from the line where they have no escapes.
+struct ReservedSeed;
+
+impl<'de> DeserializeSeed<'de> for ReservedSeed {
+    type Value = Member<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Member<'de>, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ReservedSeed {
+    type Value = Member<'de>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Member<'de>, E> {
+        Ok(Member::Str(Cow::Borrowed(v)))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Member<'de>, E> {
+        Ok(Member::Str(Cow::Owned(v.to_owned())))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Member<'de>, E> {
+        Ok(Member::Str(Cow::Owned(v)))
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Member<'de>, E> {
+        Ok(Member::Json(Value::Bool(v)))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Member<'de>, E> {
+        Ok(Member::Json(Value::from(v)))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Member<'de>, E> {
+        Ok(Member::Json(Value::from(v)))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Member<'de>, E> {
+        Ok(Member::Json(Value::from(v)))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Member<'de>, E> {
+        Ok(Member::Json(Value::Null))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Member<'de>, A::Error> {
+        let mut items = Vec::new();
+        while let Some(v) = seq.next_element::<Value>()? {
+            items.push(v);
+        }
+        Ok(Member::Json(Value::Array(items)))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Member<'de>, A::Error> {
+        let mut obj = Map::new();
+        while let Some((k, v)) = map.next_entry::<String, Value>()? {
+            obj.insert(k, v);
+        }
+        Ok(Member::Json(Value::Object(obj)))
+    }
+}
+
+/// An object key, borrowed from the line unless it has escapes.
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(s)))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(s.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, s: String) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(s)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// The value of member `name`, flattened into `out` as [`flatten`] does: strings as they
+/// are, numbers and booleans as their JSON text, arrays as compact JSON, nested objects as
+/// `name.key` members, nulls left out.
+struct Flatten<'n, 'o> {
+    name: &'n str,
+    out: &'o mut Vec<(String, String)>,
+}
+
+impl Flatten<'_, '_> {
+    fn push(self, value: String) {
+        self.out.push((self.name.to_owned(), value));
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Flatten<'_, '_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Flatten<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
+        self.push(v.to_string());
+        Ok(())
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
+        self.push(v.to_string());
+        Ok(())
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
+        self.push(v.to_string());
+        Ok(())
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
+        // serde_json's own formatting of the number, as `Value::to_string` gives it.
+        self.push(Value::from(v).to_string());
+        Ok(())
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        self.push(v.to_owned());
+        Ok(())
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<(), E> {
+        self.push(v);
+        Ok(())
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut items = Vec::new();
+        while let Some(v) = seq.next_element::<Value>()? {
+            items.push(v);
+        }
+        self.push(Value::Array(items).to_string());
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut name = String::with_capacity(self.name.len() + 16);
+        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+            name.clear();
+            name.push_str(self.name);
+            name.push('.');
+            name.push_str(&key);
+            map.next_value_seed(Flatten {
+                name: &name,
+                out: self.out,
+            })?;
+        }
+        Ok(())
     }
 }
 
@@ -149,7 +523,11 @@ fn scalar(v: Value) -> String {
     }
 }
 
-pub(crate) fn flatten(prefix: &str, obj: Map<String, Value>, out: &mut Vec<(String, String)>) {
+pub(crate) fn flatten(
+    prefix: &str,
+    obj: impl IntoIterator<Item = (String, Value)>,
+    out: &mut Vec<(String, String)>,
+) {
     for (k, v) in obj {
         let name = if prefix.is_empty() {
             k
@@ -262,6 +640,88 @@ mod tests {
             (got[2].time_ns, got[2].stream.get("host")),
             (42, Some("h1"))
         );
+    }
+
+    /// The conventions applied to a whole `Value`, as ingest first did: the reference the
+    /// single-pass reader and the interned streams must equal.
+    fn reference(mut obj: Map<String, Value>, opts: &NdjsonOptions) -> LogRecord {
+        let message = match MESSAGE_KEYS.iter().find_map(|k| obj.remove(*k)).unwrap() {
+            Value::String(s) => s,
+            other => other.to_string(),
+        };
+        let time_ns = TIME_KEYS
+            .iter()
+            .find_map(|k| obj.remove(*k))
+            .map_or(opts.default_time_ns, |v| parse_time(&v).unwrap());
+        let mut labels = Vec::new();
+        match obj.remove("_stream") {
+            Some(Value::Object(stream)) => {
+                labels.extend(stream.into_iter().map(|(n, v)| (n, scalar(v))));
+            }
+            Some(_) => panic!("_stream must be an object"),
+            None => {
+                for name in &opts.stream_fields {
+                    if let Some(v) = obj.remove(name) {
+                        labels.push((name.clone(), scalar(v)));
+                    }
+                }
+            }
+        }
+        if labels.iter().all(|(_, v)| v.is_empty()) {
+            labels = vec![("service".into(), "unknown".into())];
+        }
+        let mut fields = Vec::new();
+        flatten("", obj, &mut fields);
+        fields.sort_by(|a, b| a.0.cmp(&b.0));
+        LogRecord {
+            time_ns,
+            stream: Labels::from_pairs(labels).unwrap(),
+            message,
+            fields,
+        }
+    }
+
+    /// The single-pass reader gives what reading a `Value` and applying the conventions
+    /// to it gives, for every kind of member.
+    #[test]
+    fn the_single_pass_reader_equals_the_value_path() {
+        let lines = [
+            r#"{"_msg":"a","service":"shop","n":1,"f":1.50,"e":1e3,"neg":-0.0,"big":18446744073709551615,"min":-9223372036854775808}"#,
+            r#"{"message":{"nested":true},"_msg":"wins","msg":"field too","time":1796119200,"level":"warn"}"#,
+            r#"{"_msg":"x","a":{"b":{"c":"deep","d":null},"e":[1,{"f":2}]},"t":true,"u":false,"z":null}"#,
+            r#"{"_msg":"esc \"q\" \u00e9 \ud83d\ude00","k\"ey":"v\\al","\u006bey2":"\n\t","_stream":{"service":"crm","x":{"y":1}},"host":"h"}"#,
+            r#"{"_msg":"dup","service":"a","service":"b","f":"1","f":"2"}"#,
+            r#"{ "_msg" : "spaces" , "ts" : "2026-12-01T10:00:00+03:00" , "arr" : [ ] , "obj" : { } }"#,
+            r#"{"_msg":"","host":"","level":null,"service":["s"]}"#,
+            r#"{"msg":42,"@timestamp":"2026-12-01T10:00:00.5Z","user":{"id":7,"name":"Оля"}}"#,
+        ];
+        let opts = NdjsonOptions::new(42);
+        for line in lines {
+            let Value::Object(obj) = serde_json::from_str::<Value>(line).unwrap() else {
+                panic!("{line}");
+            };
+            let want = reference(obj.clone(), &opts);
+            assert_eq!(
+                parse(line.as_bytes(), &opts).unwrap(),
+                vec![want.clone()],
+                "{line}"
+            );
+            assert_eq!(record(obj, &opts).unwrap(), want, "{line}");
+        }
+        // Errors agree too: not an object, broken JSON, trailing bytes, bad values.
+        for bad in [
+            r#"[1]"#,
+            r#"{"_msg":"a""#,
+            r#"{"_msg":"a"} x"#,
+            r#"{"_msg":"a","v":01}"#,
+            "{\"_msg\":\"a\u{1}\"}",
+        ] {
+            assert!(parse(bad.as_bytes(), &opts).is_err(), "{bad}");
+            assert!(
+                !matches!(serde_json::from_str::<Value>(bad), Ok(Value::Object(_))),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

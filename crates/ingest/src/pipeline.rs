@@ -212,14 +212,14 @@ fn parse_time(v: &str) -> Option<i64> {
 /// Sets the stream's `level` label to the normalised level found in the stream, the
 /// fields (`field` first when configured), or, for unparsed lines, the message's start.
 fn normalize(r: &mut LogRecord, field: Option<&str>, look_in_message: bool) {
-    let found = r.stream.get("level").map(str::to_owned).or_else(|| {
+    let found = r.stream.get("level").or_else(|| {
         field
             .into_iter()
             .chain(LEVEL_FIELDS)
-            .find_map(|f| r.field(f).map(str::to_owned))
+            .find_map(|f| r.field(f))
     });
     let level = match found {
-        Some(raw) => normalize_level(&raw),
+        Some(raw) => normalize_level(raw),
         None if look_in_message => level_in_message(&r.message),
         None => None,
     };
@@ -250,8 +250,13 @@ pub fn normalize_level(raw: &str) -> Option<&'static str> {
     let s = raw
         .trim()
         .trim_matches(|c: char| c == '[' || c == ']' || c == ':');
-    let lower = s.to_lowercase();
-    Some(match lower.as_str() {
+    // Most levels arrive spelled one of the usual ways already: no lower-casing copy then.
+    let lower = if s.bytes().any(|b| b.is_ascii_uppercase() || !b.is_ascii()) {
+        std::borrow::Cow::Owned(s.to_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    };
+    Some(match lower.as_ref() {
         "emerg"
         | "emergency"
         | "panic"
