@@ -51,29 +51,24 @@ pub trait BlockRow {
     fn fields(&self) -> &[(String, String)];
 }
 
-impl BlockRow for Row {
-    fn time_ns(&self) -> i64 {
-        self.time_ns
-    }
-    fn message(&self) -> &str {
-        &self.message
-    }
-    fn fields(&self) -> &[(String, String)] {
-        &self.fields
-    }
+/// Both hold a row's parts under the same names.
+macro_rules! block_row {
+    ($($t:ty),*) => {$(
+        impl BlockRow for $t {
+            fn time_ns(&self) -> i64 {
+                self.time_ns
+            }
+            fn message(&self) -> &str {
+                &self.message
+            }
+            fn fields(&self) -> &[(String, String)] {
+                &self.fields
+            }
+        }
+    )*};
 }
 
-impl BlockRow for LogRecord {
-    fn time_ns(&self) -> i64 {
-        self.time_ns
-    }
-    fn message(&self) -> &str {
-        &self.message
-    }
-    fn fields(&self) -> &[(String, String)] {
-        &self.fields
-    }
-}
+block_row!(Row, LogRecord);
 
 impl<T: BlockRow> BlockRow for &T {
     fn time_ns(&self) -> i64 {

@@ -26,6 +26,16 @@ pub const MAX_MESSAGE_BYTES: usize = 256 << 10;
 /// Longest field name or value, bytes.
 pub const MAX_FIELD_BYTES: usize = 64 << 10;
 
+thread_local! {
+    /// The WAL payload an append encodes into, kept per thread: a request's batch is
+    /// megabytes, and a fresh buffer each time came as fresh pages from the kernel, faulted
+    /// in and zeroed on every append.
+    static PAYLOAD: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Largest payload buffer kept for the next append (a rare huge batch gives its memory back).
+const MAX_KEPT_PAYLOAD: usize = 64 << 20;
+
 /// What an append did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct AppendStats {
@@ -157,13 +167,20 @@ impl LogDb {
         }
         let bytes: usize = records.iter().map(LogRecord::byte_size).sum();
         let accepted = records.len() as u64;
-        let mut payload = Vec::with_capacity(bytes + 32 * records.len());
-        record::encode(&records, &mut payload);
-        let mut w = self.writer();
-        w.wal.append(&payload)?;
-        w.head.extend(records);
-        w.head_bytes += bytes;
-        w.head_since.get_or_insert_with(Instant::now);
+        PAYLOAD.with_borrow_mut(|payload| {
+            payload.clear();
+            record::encode(&records, payload);
+            let mut w = self.writer();
+            let written = w.wal.append(payload);
+            if payload.capacity() > MAX_KEPT_PAYLOAD {
+                *payload = Vec::new();
+            }
+            written?;
+            w.head.extend(records);
+            w.head_bytes += bytes;
+            w.head_since.get_or_insert_with(Instant::now);
+            Ok::<_, LogsError>(())
+        })?;
         Ok(AppendStats {
             accepted,
             bytes: bytes as u64,
