@@ -12,7 +12,11 @@
 //!   Stream labels are few-valued by design: user ids, order numbers and the like belong in
 //!   fields.
 //! - Every other member is a field; nested objects flatten to dotted names (`user.id`),
-//!   arrays and other values keep their JSON text, strings their value.
+//!   arrays and other values keep their JSON text, strings their value. Of members with
+//!   the same name (a repeated key, or `a.b` beside `{"a":{"b":…}}`) the last one wins.
+//!
+//! Each line is read in one pass (`read_line`): no `serde_json::Value` tree is built, and
+//! the records of one request share their stream's label set.
 //!
 //! A body decodes whole or not at all: an error names the line (`line 12: …`).
 

@@ -1465,6 +1465,31 @@ mod tests {
         assert!(odd.is_empty(), "{odd:?} fold onto no keyword letter");
     }
 
+    /// Digit runs at either end, next to capitals, dots, separators and eights give the
+    /// byte loop's hints the character loop gives.
+    #[test]
+    fn digit_runs_give_the_same_hints_in_both_loops() {
+        for text in [
+            "8",
+            "12345678901234567",
+            "DE89370400440532013000",
+            "xDE8 9",
+            "AB1",
+            "10.0.0.1",
+            "ip=10.0.0.1.",
+            "1.2.3.4.5.6 and 7.8.9.10",
+            "+7 (912) 345-67-89",
+            "8 912  345 67 89",
+            "4111 1111-1111 1111",
+            "112-233-445 95",
+            "a1b22c333d4444",
+            "::1 fe80::1:2:3:4 1:2:3:4:5:6:7:8",
+            "card 5500 0000 0000 0004 exp 12/28",
+        ] {
+            assert_eq!(Hints::of_ascii(text), Hints::of_chars(text), "{text:?}");
+        }
+    }
+
     #[test]
     fn the_hints_rule_out_what_typical_lines_cannot_hold() {
         let h =
