@@ -142,7 +142,7 @@ fn take<'a>(members: &mut Vec<(Cow<'_, str>, Member<'a>)>, key: &str) -> Option<
 /// The stream label sets of one request, so its records share them (a clone of [`Labels`]
 /// is a reference count) instead of each building its own strings.
 #[derive(Default)]
-pub struct Streams {
+struct Streams {
     by_hash: std::collections::HashMap<u64, Vec<Labels>, foldhash::fast::FixedState>,
 }
 
@@ -232,7 +232,7 @@ fn record_with(
         (k.into_owned(), v)
     });
     flatten("", rest, &mut fields);
-    Ok(finish(time_ns, stream, message, fields, Map::new()))
+    Ok(finish(time_ns, stream, message, fields))
 }
 
 /// The stream of `pairs`, or `service="unknown"` when every value is empty.
@@ -250,19 +250,19 @@ pub(crate) fn with_fields(
     message: String,
     obj: Map<String, Value>,
 ) -> LogRecord {
-    finish(time_ns, stream, message, Vec::new(), obj)
+    let mut fields = Vec::new();
+    flatten("", obj, &mut fields);
+    finish(time_ns, stream, message, fields)
 }
 
-/// `fields` and the flattened members of `obj`, sorted by name; of equal names the last
-/// one read wins, as of a JSON object's duplicate keys.
+/// A record of `fields` sorted by name; of equal names the last one read wins, as of a
+/// JSON object's duplicate keys.
 fn finish(
     time_ns: i64,
     stream: Labels,
     message: String,
     mut fields: Vec<(String, String)>,
-    obj: Map<String, Value>,
 ) -> LogRecord {
-    flatten("", obj, &mut fields);
     fields.sort_by(|a, b| a.0.cmp(&b.0));
     fields.dedup_by(|later, earlier| {
         let same = later.0 == earlier.0;
@@ -388,12 +388,8 @@ impl<'de> Visitor<'de> for ReservedSeed {
         Ok(Member::Json(Value::Null))
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Member<'de>, A::Error> {
-        let mut items = Vec::new();
-        while let Some(v) = seq.next_element::<Value>()? {
-            items.push(v);
-        }
-        Ok(Member::Json(Value::Array(items)))
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Member<'de>, A::Error> {
+        Ok(Member::Json(array(seq)?))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Member<'de>, A::Error> {
@@ -403,6 +399,15 @@ impl<'de> Visitor<'de> for ReservedSeed {
         }
         Ok(Member::Json(Value::Object(obj)))
     }
+}
+
+/// The rest of an array, as a JSON value (arrays are kept whole, as their JSON text).
+fn array<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<Value, A::Error> {
+    let mut items = Vec::new();
+    while let Some(v) = seq.next_element::<Value>()? {
+        items.push(v);
+    }
+    Ok(Value::Array(items))
 }
 
 /// An object key, borrowed from the line unless it has escapes.
@@ -494,12 +499,8 @@ impl<'de> Visitor<'de> for Flatten<'_, '_> {
         Ok(())
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let mut items = Vec::new();
-        while let Some(v) = seq.next_element::<Value>()? {
-            items.push(v);
-        }
-        self.push(Value::Array(items).to_string());
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
+        self.push(array(seq)?.to_string());
         Ok(())
     }
 
