@@ -89,7 +89,10 @@ pub fn encode<R: BlockRow>(rows: &[R], buf: &mut Vec<u8>) -> Result<(), LogsErro
     let packed = pco::standalone::simple_compress(&times, &pco::ChunkConfig::default())
         .map_err(|e| LogsError::Corrupt(format!("cannot compress times: {e}")))?;
     put_bytes(buf, &packed);
-    let mut raw = Vec::new();
+    // The column buffer is kept per thread: grown fresh for every block, its pages were
+    // faulted in and zeroed again and again.
+    let mut raw = RAW_COLUMN.take();
+    raw.clear();
     for r in rows {
         put_bytes(&mut raw, r.message().as_bytes());
     }
@@ -109,27 +112,48 @@ pub fn encode<R: BlockRow>(rows: &[R], buf: &mut Vec<u8>) -> Result<(), LogsErro
             seen = fields;
         }
     }
-    put_uvarint(buf, names.len() as u64);
-    for name in names {
-        put_bytes(buf, name.as_bytes());
-        raw.clear();
-        for r in rows {
-            let fields = r.fields();
-            match fields.binary_search_by(|(n, _)| n.as_str().cmp(name)) {
-                Ok(i) => {
-                    let v = fields[i].1.as_bytes();
-                    put_uvarint(&mut raw, v.len() as u64 + 1);
-                    raw.extend_from_slice(v);
+    // All columns are filled in one walk over the rows, each row's sorted fields merged
+    // against the sorted names: a string comparison per field, where a binary search per
+    // row and column took several.
+    let names: Vec<&str> = names.into_iter().collect();
+    let mut columns = FIELD_COLUMNS.take();
+    columns.truncate(names.len());
+    columns.iter_mut().for_each(Vec::clear);
+    columns.resize_with(names.len(), Vec::new);
+    for r in rows {
+        let mut fields = r.fields().iter().peekable();
+        for (name, column) in names.iter().zip(columns.iter_mut()) {
+            // Names are unique in a record; should one repeat, the first is stored.
+            while fields.next_if(|(n, _)| n.as_str() < *name).is_some() {}
+            match fields.next_if(|(n, _)| n == name) {
+                Some((_, v)) => {
+                    put_uvarint(column, v.len() as u64 + 1);
+                    column.extend_from_slice(v.as_bytes());
                 }
-                Err(_) => put_uvarint(&mut raw, 0),
+                None => put_uvarint(column, 0),
             }
         }
-        put_zstd(buf, &raw)?;
+    }
+    put_uvarint(buf, names.len() as u64);
+    for (name, column) in names.iter().zip(&columns) {
+        put_bytes(buf, name.as_bytes());
+        put_zstd(buf, column)?;
+    }
+    columns.retain(|c| c.capacity() <= MAX_BLOCK_RAW);
+    FIELD_COLUMNS.set(columns);
+    if raw.capacity() <= MAX_BLOCK_RAW {
+        RAW_COLUMN.set(raw);
     }
     Ok(())
 }
 
 thread_local! {
+    /// [`encode`]'s column buffer.
+    static RAW_COLUMN: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+    /// [`encode`]'s field columns.
+    static FIELD_COLUMNS: std::cell::Cell<Vec<Vec<u8>>> = const { std::cell::Cell::new(Vec::new()) };
+    /// [`put_zstd`]'s output buffer.
+    static COMPRESSED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     /// One zstd context per thread, reused: `zstd::bulk::compress` allocates (and the kernel
     /// zeroes) a fresh megabyte-sized context per column, which was a tenth of ingest CPU.
     static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
@@ -140,21 +164,27 @@ thread_local! {
 }
 
 fn put_zstd(buf: &mut Vec<u8>, raw: &[u8]) -> Result<(), LogsError> {
-    let z = COMPRESSOR
-        .with(|c| {
-            let mut c = c.borrow_mut();
-            if c.is_none() {
-                *c = Some(zstd::bulk::Compressor::new(ZSTD_LEVEL)?);
-            }
-            match c.as_mut() {
-                Some(c) => c.compress(raw),
-                None => Err(std::io::Error::other("no zstd context")),
-            }
+    COMPRESSED
+        .with_borrow_mut(|z| {
+            COMPRESSOR.with_borrow_mut(|c| {
+                if c.is_none() {
+                    *c = Some(zstd::bulk::Compressor::new(ZSTD_LEVEL)?);
+                }
+                let Some(c) = c.as_mut() else {
+                    return Err(std::io::Error::other("no zstd context"));
+                };
+                z.clear();
+                z.reserve(zstd::zstd_safe::compress_bound(raw.len()));
+                c.compress_to_buffer(raw, z)?;
+                put_uvarint(buf, raw.len() as u64);
+                put_bytes(buf, z);
+                if z.capacity() > 2 * MAX_BLOCK_RAW {
+                    *z = Vec::new();
+                }
+                Ok(())
+            })
         })
-        .map_err(|e| LogsError::Corrupt(format!("cannot compress a column: {e}")))?;
-    put_uvarint(buf, raw.len() as u64);
-    put_bytes(buf, &z);
-    Ok(())
+        .map_err(|e| LogsError::Corrupt(format!("cannot compress a column: {e}")))
 }
 
 fn take_zstd(r: &mut Reader<'_>) -> Result<Vec<u8>, LogsError> {
@@ -256,6 +286,31 @@ mod tests {
             decode(&buf, 1999).is_err(),
             "more rows than the index allows"
         );
+    }
+
+    #[test]
+    fn columns_come_back_whichever_fields_each_row_lacks() {
+        // Every subset of four names, rows of all of them in turn; then a block with fewer
+        // columns on the same thread (its column buffers are reused).
+        let names = ["amount", "b", "trace", "user"];
+        let wide: Vec<Row> = (0..64)
+            .map(|i| Row {
+                time_ns: i,
+                message: format!("m{i}"),
+                fields: names
+                    .iter()
+                    .enumerate()
+                    .filter(|(k, _)| i >> k & 1 == 1)
+                    .map(|(k, n)| (n.to_string(), format!("{n}{i}{}", "x".repeat(k))))
+                    .collect(),
+            })
+            .collect();
+        let narrow = rows(10);
+        for input in [&wide, &narrow, &wide] {
+            let mut buf = Vec::new();
+            encode(input, &mut buf).unwrap();
+            assert_eq!(&decode(&buf, MAX_BLOCK_ROWS).unwrap(), input);
+        }
     }
 
     #[test]
