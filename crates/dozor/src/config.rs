@@ -59,6 +59,17 @@ pub struct Config {
     /// blackbox_exporter-style metrics and read by the health routes.
     #[serde(deserialize_with = "null_is_default")]
     pub probes: Vec<ProbeConfig>,
+    /// Connectors that pull logs and events in (file tail; later queues and topics).
+    #[serde(deserialize_with = "null_is_default")]
+    pub sources: SourcesConfig,
+}
+
+/// `sources:`: connectors by kind.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SourcesConfig {
+    /// Tailed log files (`dozor_ingest::tail`).
+    pub files: Vec<dozor_ingest::tail::FileSourceConfig>,
 }
 
 /// One `probes:` entry. Fields beyond the common ones belong to one kind each; a field
@@ -637,6 +648,7 @@ impl Default for Config {
             scrape_configs: Vec::new(),
             collectors: CollectorsConfig::default(),
             probes: Vec::new(),
+            sources: SourcesConfig::default(),
         }
     }
 }
@@ -765,6 +777,10 @@ impl Config {
             source: Some(name.to_owned()),
             ..e
         })?;
+        config.file_sources().map_err(|e| ConfigError {
+            source: Some(name.to_owned()),
+            ..e
+        })?;
         config.logs.tiers().map_err(|e| ConfigError {
             source: Some(name.to_owned()),
             key: Some("logs.tiers".into()),
@@ -818,6 +834,25 @@ impl Config {
                     key: Some("probes".into()),
                     ..ConfigError::plain(e)
                 })
+            })
+            .collect()
+    }
+
+    /// The file sources, checked (names unique across them).
+    pub fn file_sources(&self) -> Result<Vec<dozor_ingest::tail::FileSource>, ConfigError> {
+        let err = |message: String| ConfigError {
+            key: Some("sources.files".into()),
+            ..ConfigError::plain(message)
+        };
+        let mut names = std::collections::HashSet::new();
+        self.sources
+            .files
+            .iter()
+            .map(|c| {
+                if !names.insert(c.name.clone()) {
+                    return Err(err(format!("name {:?} appears twice", c.name)));
+                }
+                dozor_ingest::tail::FileSource::new(c.clone()).map_err(err)
             })
             .collect()
     }

@@ -15,3 +15,4 @@ pub mod config;
 pub mod demo;
 pub mod host;
 pub mod server;
+pub mod sources;

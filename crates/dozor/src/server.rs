@@ -145,6 +145,27 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
     } else {
         None
     };
+    let mut file_sources = config.file_sources()?;
+    if demo {
+        // The demo's shop log reaches the store as any log file would: tailed.
+        let mut c = dozor_ingest::tail::FileSourceConfig::new(
+            "demo-shop",
+            vec![
+                config
+                    .data_dir
+                    .join("demo")
+                    .join("shop.log")
+                    .display()
+                    .to_string(),
+            ],
+        );
+        c.format = dozor_ingest::tail::LineFormat::Json;
+        file_sources.push(dozor_ingest::tail::FileSource::new(c).map_err(anyhow::Error::msg)?);
+    }
+    let source_metrics = Arc::new(crate::sources::SourceMetrics::new(&file_sources));
+    metrics
+        .registry_mut()
+        .register_collector(Box::new(Arc::clone(&source_metrics)));
     let metrics = metrics.build();
 
     let tsdb_dir = config.data_dir.join("tsdb");
@@ -249,6 +270,7 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
         pipeline: Arc::clone(&pipeline),
         secret: jwt_secret.as_bytes().to_vec(),
     });
+    let tails = crate::sources::start(file_sources, &source_metrics, &sink, &store, &stop_rx);
     let syslog = &config.logs.syslog;
     if let Some(socket) = syslog_udp {
         tokio::spawn(dozor_ingest::syslog::serve_udp(
@@ -308,6 +330,12 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
         } => tracing::warn!("requests still in flight after {grace:?}; exiting anyway"),
     }
 
+    // File tails stop after their batch in flight is stored and checkpointed.
+    for t in tails {
+        if let Err(e) = t.await {
+            tracing::error!(error = %e, "file tail failed");
+        }
+    }
     // Scrape and probe loops write staleness markers for their series as they stop.
     if let Err(e) = scraping.await {
         tracing::error!(error = %e, "scrape engine failed");
@@ -383,6 +411,11 @@ impl dozor_ingest::syslog::LogSink for LogStoreSink {
             tracing::warn!(error = %e, "log head flush failed; maintenance retries it");
         }
         Ok(())
+    }
+
+    fn sync(&self, tenant: &TenantId) -> Result<(), String> {
+        let db = self.logs.tenant(tenant).map_err(|e| e.to_string())?;
+        db.sync().map_err(|e| e.to_string())
     }
 }
 

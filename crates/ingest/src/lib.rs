@@ -22,8 +22,10 @@
 //!   PostgreSQL, Redis, JSON-RPC), delivering through the same `Appender` and keeping the
 //!   latest outcome of each probe in a [`probe::ProbeRegistry`] for the health routes.
 //! - [`host`]: this machine's `/proc` under node_exporter's names.
+//! - [`tail`]: the file tail (globs, rotation, multiline, checkpoints), delivering through
+//!   the same [`syslog::LogSink`] as the syslog listeners.
 //!
-//! Only `scrape`, `probe`, `host` and the `syslog` listeners do I/O.
+//! Only `scrape`, `probe`, `host`, `tail` and the `syslog` listeners do I/O.
 //!
 //! Architecture invariants: decoders do no I/O, never panic on any input (each has a fuzz
 //! target in `fuzz/`), and bound the memory they allocate by [`Limits`]. The crate knows no
@@ -44,6 +46,7 @@ pub mod relabel;
 pub mod remote_write;
 pub mod scrape;
 pub mod syslog;
+pub mod tail;
 
 use dozor_model::{Labels, Sample};
 

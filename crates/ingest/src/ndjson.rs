@@ -62,7 +62,7 @@ pub fn parse(body: &[u8], opts: &NdjsonOptions) -> Result<Vec<LogRecord>, Ingest
     let text = std::str::from_utf8(body)
         .map_err(|e| IngestError::new("body", format!("not UTF-8 ({e})")))?;
     let mut out = Vec::new();
-    let mut streams = Streams::default();
+    let mut reader = LineReader::new(opts);
     for (i, line) in text.lines().enumerate() {
         let at = |m: String| IngestError::new(format!("line {}", i + 1), m);
         let line = line.trim();
@@ -72,17 +72,40 @@ pub fn parse(body: &[u8], opts: &NdjsonOptions) -> Result<Vec<LogRecord>, Ingest
         if out.len() == MAX_LINES {
             return Err(at(format!("more than {MAX_LINES} lines in one request")));
         }
-        if line.len() > MAX_LINE_BYTES {
-            return Err(at(format!("longer than {MAX_LINE_BYTES} bytes")));
-        }
-        if !line.starts_with('{') {
-            return Err(at("not a JSON object".into()));
-        }
-        let (reserved, fields) =
-            read_line(line, opts).map_err(|e| at(format!("invalid JSON: {e}")))?;
-        out.push(record_with(reserved, fields, opts, &mut streams).map_err(at)?);
+        out.push(reader.line(line).map_err(at)?);
     }
     Ok(out)
+}
+
+/// Reads NDJSON lines one at a time, for callers that judge each line on its own (a file
+/// tail keeps a line that is not JSON as plain text); records of one stream share their
+/// label set, as in [`parse`].
+pub struct LineReader<'o> {
+    opts: &'o NdjsonOptions,
+    streams: Streams,
+}
+
+impl<'o> LineReader<'o> {
+    /// A reader by the conventions of `opts`.
+    pub fn new(opts: &'o NdjsonOptions) -> LineReader<'o> {
+        LineReader {
+            opts,
+            streams: Streams::default(),
+        }
+    }
+
+    /// One line (without its newline) as a record, or what is wrong with it.
+    pub fn line(&mut self, line: &str) -> Result<LogRecord, String> {
+        if line.len() > MAX_LINE_BYTES {
+            return Err(format!("longer than {MAX_LINE_BYTES} bytes"));
+        }
+        if !line.starts_with('{') {
+            return Err("not a JSON object".into());
+        }
+        let (reserved, fields) =
+            read_line(line, self.opts).map_err(|e| format!("invalid JSON: {e}"))?;
+        record_with(reserved, fields, self.opts, &mut self.streams)
+    }
 }
 
 /// One JSON object as a record, by the conventions above (also what `_bulk` sources become).

@@ -307,6 +307,9 @@ impl Framer {
 pub trait LogSink: Send + Sync + 'static {
     /// Stores records for `tenant` (blocking: called off the async workers).
     fn append(&self, tenant: &TenantId, records: Vec<LogRecord>) -> Result<(), String>;
+    /// Makes what was appended for `tenant` survive power loss (`fsync`), for sources that
+    /// record how far they read (a file tail's checkpoints) only once records are durable.
+    fn sync(&self, tenant: &TenantId) -> Result<(), String>;
 }
 
 /// Most messages stored in one append.

@@ -119,8 +119,7 @@ impl Scratch {
             let a = u64::from_le_bytes(a.try_into().unwrap_or_default());
             let b = u64::from_le_bytes(b.try_into().unwrap_or_default());
             let len = word.len() as u32;
-            let h = (a ^ b.rotate_left(29) ^ u64::from(len))
-                .wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            let h = (a ^ b.rotate_left(29) ^ u64::from(len)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
             let slot = &mut self.words[(h >> 52) as usize % WORD_SLOTS];
             let entry = (self.build, len, a, b);
             if *slot == entry {

@@ -164,6 +164,37 @@ async fn settings_keep_the_first_value(store: &Store) {
     );
 }
 
+on_both_engines!(checkpoints_are_saved_and_forgotten_together);
+async fn checkpoints_are_saved_and_forgotten_together(store: &Store) {
+    assert!(store.checkpoints("files").await.unwrap().is_empty());
+    let save = |entries: &[(&str, Option<&str>)]| {
+        entries
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.map(str::to_owned)))
+            .collect::<Vec<_>>()
+    };
+    store
+        .save_checkpoints("files", &save(&[("1:2", Some("a")), ("1:3", Some("b"))]))
+        .await
+        .unwrap();
+    store
+        .save_checkpoints("other", &save(&[("1:2", Some("x"))]))
+        .await
+        .unwrap();
+    store
+        .save_checkpoints("files", &save(&[("1:2", Some("c")), ("1:3", None)]))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.checkpoints("files").await.unwrap(),
+        [("1:2".to_owned(), "c".to_owned())]
+    );
+    assert_eq!(
+        store.checkpoints("other").await.unwrap(),
+        [("1:2".to_owned(), "x".to_owned())]
+    );
+}
+
 #[tokio::test]
 async fn reopening_sqlite_keeps_data_and_does_not_remigrate() {
     let dir = tempfile::tempdir().unwrap();
