@@ -269,6 +269,8 @@ pub struct TailBatch {
     pub checkpoints: Vec<(String, Option<Checkpoint>)>,
     /// Bytes of the lines read.
     pub bytes: u64,
+    /// A file had more to read than the poll's budget: poll again at once.
+    pub more: bool,
 }
 
 impl TailBatch {
@@ -410,9 +412,9 @@ impl Tailer {
         let mut i = 0;
         while i < self.files.len() {
             let f = &mut self.files[i];
-            if batch.bytes < max_bytes
-                && let Err(e) = ctx.read(f, now, max_bytes - batch.bytes, &mut batch)
-            {
+            if batch.bytes >= max_bytes {
+                batch.more = true;
+            } else if let Err(e) = ctx.read(f, now, max_bytes - batch.bytes, &mut batch) {
                 self.stats.errors.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(
                     source = %self.source.config.name,
@@ -733,6 +735,7 @@ impl Ctx<'_> {
             f.grew = now;
             self.take(f, &buf[..n], now, batch);
         }
+        batch.more |= read >= budget;
         if read > 0 && f.fp_len < FINGERPRINT_BYTES {
             (f.fp_len, f.fp) = fingerprint(&f.file, f.read_at)?;
         }
@@ -1011,7 +1014,7 @@ pub async fn run<C: Checkpoints>(
             }
             continue;
         }
-        let full = batch.bytes >= BATCH_BYTES;
+        let full = batch.more;
         let delivered = deliver(&sink, &tenant, &mut batch, checkpoints.as_ref(), &name).await;
         match delivered {
             Ok(count) => {
