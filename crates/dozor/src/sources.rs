@@ -59,46 +59,52 @@ impl SourceMetrics {
 
 type Read = fn(&TailStats) -> u64;
 
-const COUNTERS: [(&str, &str, Read); 5] = [
+/// Every `dozor_source_*` family: type, name, help, and how to read it.
+const FAMILIES: [(MetricType, &str, &str, Read); 8] = [
     (
+        MetricType::Counter,
         "dozor_source_records",
         "Records a source delivered to the store",
         |s| s.records.load(Ordering::Relaxed),
     ),
     (
+        MetricType::Counter,
         "dozor_source_bytes",
         "Bytes of the lines a source delivered",
         |s| s.bytes.load(Ordering::Relaxed),
     ),
     (
+        MetricType::Counter,
         "dozor_source_errors",
         "Failed reads, deliveries and checkpoint saves of a source",
         |s| s.errors.load(Ordering::Relaxed),
     ),
     (
+        MetricType::Counter,
         "dozor_source_truncated_lines",
         "Lines cut at max_line_bytes or dropped beyond multiline max_lines",
         |s| s.truncated.load(Ordering::Relaxed),
     ),
     (
+        MetricType::Counter,
         "dozor_source_rotations",
         "Truncations and copytruncate rotations a file source saw",
         |s| s.rotations.load(Ordering::Relaxed),
     ),
-];
-
-const GAUGES: [(&str, &str, Read); 3] = [
     (
+        MetricType::Gauge,
         "dozor_source_lag_bytes",
         "Bytes in a source's files not yet delivered",
         |s| s.lag_bytes.load(Ordering::Relaxed),
     ),
     (
+        MetricType::Gauge,
         "dozor_source_files_open",
         "Files a file source has open",
         |s| s.files.load(Ordering::Relaxed),
     ),
     (
+        MetricType::Gauge,
         "dozor_source_last_success_timestamp_seconds",
         "When a source last delivered records (0: never)",
         |s| s.last_success_ms.load(Ordering::Relaxed) / 1000,
@@ -110,20 +116,16 @@ impl Collector for SourceMetrics {
         if self.0.is_empty() {
             return Ok(());
         }
-        for (kind, list) in [
-            (MetricType::Counter, &COUNTERS[..]),
-            (MetricType::Gauge, &GAUGES[..]),
-        ] {
-            for (name, help, read) in list {
-                let mut family = encoder.encode_descriptor(name, help, None, kind)?;
-                for (source, stats) in &self.0 {
-                    let labels = [("source", source.as_str()), ("kind", "file")];
-                    let value = read(stats);
-                    let metric = family.encode_family(&labels)?;
-                    match kind {
-                        MetricType::Counter => ConstCounter::new(value).encode(metric)?,
-                        _ => ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX))
-                            .encode(metric)?,
+        for (kind, name, help, read) in FAMILIES {
+            let mut family = encoder.encode_descriptor(name, help, None, kind)?;
+            for (source, stats) in &self.0 {
+                let labels = [("source", source.as_str()), ("kind", "file")];
+                let value = read(stats);
+                let metric = family.encode_family(&labels)?;
+                match kind {
+                    MetricType::Counter => ConstCounter::new(value).encode(metric)?,
+                    _ => {
+                        ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX)).encode(metric)?
                     }
                 }
             }

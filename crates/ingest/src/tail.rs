@@ -305,14 +305,17 @@ struct Tracked {
     pending: Option<Pending>,
     fp_len: u64,
     fp: String,
-    /// The checkpoint last saved.
+    /// The checkpoint last saved (`None`: none yet for this content: a rewind goes back
+    /// to `base`).
     saved: Option<Checkpoint>,
+    /// Where this content started being read in this run.
+    base: u64,
     /// When it last grew (or was opened).
     grew: Instant,
     /// Whether the last scan's globs matched it.
     matched: bool,
     /// The stream of its records (set with the path).
-    stream: Option<Labels>,
+    stream: Labels,
 }
 
 impl Tracked {
@@ -405,10 +408,7 @@ impl Tailer {
     pub fn poll(&mut self, now: Instant, max_bytes: u64) -> TailBatch {
         let mut batch = TailBatch::default();
         self.scan(now, &mut batch);
-        let ctx = Ctx {
-            source: &self.source,
-            stats: &self.stats,
-        };
+        let ctx = Ctx::new(&self.source, &self.stats);
         let mut i = 0;
         while i < self.files.len() {
             let f = &mut self.files[i];
@@ -458,7 +458,7 @@ impl Tailer {
     /// Forgets everything read since the last commit: the next poll reads it again.
     pub fn rewind(&mut self) {
         for f in &mut self.files {
-            f.read_at = f.saved.as_ref().map_or(0, |c| c.offset);
+            f.read_at = f.saved.as_ref().map_or(f.base, |c| c.offset);
             f.partial.clear();
             f.skipping = false;
             f.pending = None;
@@ -497,10 +497,7 @@ impl Tailer {
         for f in &mut self.files {
             f.matched = false;
         }
-        let ctx = Ctx {
-            source: &self.source,
-            stats: &self.stats,
-        };
+        let ctx = Ctx::new(&self.source, &self.stats);
         // Known inodes first, so a copy is compared with its original's latest state.
         let mut new = Vec::new();
         for (path, meta) in found {
@@ -511,12 +508,16 @@ impl Tailer {
             };
             let mut f = self.files.swap_remove(i);
             f.matched = true;
-            f.path = path;
+            f.rename(path, &self.source.config.labels);
             if meta.len() < f.read_at {
                 ctx.truncated(&mut f, &mut self.files, now, batch);
             }
             self.files.push(f);
         }
+        // After a restart every file is new: those with a checkpoint of their own resume
+        // first, so a copy made while Dozor was down is compared with a live original
+        // instead of taking its checkpoint.
+        new.sort_by_key(|(_, m)| !self.stored.contains_key(&(m.dev(), m.ino())));
         for (path, meta) in new {
             if let Err(e) = self.open(path.clone(), &meta, now, batch) {
                 self.stats.errors.fetch_add(1, Ordering::Relaxed);
@@ -549,91 +550,118 @@ impl Tailer {
         let file = File::open(&path)?;
         let len = meta.len();
         let (fp_len, fp) = fingerprint(&file, len)?;
-        let ctx = Ctx {
-            source: &self.source,
-            stats: &self.stats,
-        };
-        let mut f = Tracked::new(key, path, file, fp_len, fp, now);
-        if let Some(cp) = self.stored.remove(&key) {
-            if cp.offset <= len && fingerprint_of(&f.file, cp.fp_len)? == cp.fp {
+        let ctx = Ctx::new(&self.source, &self.stats);
+        let labels = &self.source.config.labels;
+        let mut saved = None;
+        let read_at = if let Some(cp) = self.stored.remove(&key) {
+            if cp.offset <= len && fingerprint_of(&file, cp.fp_len)? == cp.fp {
                 // The same file: resume.
-                f.read_at = cp.offset;
-                f.saved = Some(cp);
+                let offset = cp.offset;
+                saved = Some(cp);
+                offset
             } else {
                 // Truncated or replaced while Dozor was down: recover the lost tail from a
                 // copy, then read the file from the start.
                 self.stats.rotations.fetch_add(1, Ordering::Relaxed);
-                let mut old = Tracked::new(
-                    key,
-                    f.path.clone(),
-                    f.file.try_clone()?,
-                    cp.fp_len,
-                    cp.fp.clone(),
-                    now,
-                );
-                old.read_at = cp.offset;
+                let id = (key, path.clone(), file.try_clone()?);
+                let mut old = Tracked::new(id, (cp.fp_len, cp.fp), cp.offset, labels, now);
                 ctx.recover_from_copy(&mut old, &mut self.files, now, batch);
                 ctx.finish(&mut old, now, batch);
+                0
             }
         } else if let Some(cp) = self
             .stored
             .values()
-            .find(|c| c.fp_len == FINGERPRINT_BYTES && c.fp == f.fp && c.offset <= len)
+            .find(|c| c.fp_len == FINGERPRINT_BYTES && c.fp == fp && c.offset <= len)
             .cloned()
         {
-            // Renamed or copied while Dozor was down, under a name the globs match.
+            // Renamed while Dozor was down, to a name the globs match.
             self.stored.remove(&(cp.dev, cp.ino));
             batch.checkpoints.push((cp.key(), None));
-            f.read_at = cp.offset;
-        } else if f.fp_len == FINGERPRINT_BYTES
+            cp.offset
+        } else if fp_len == FINGERPRINT_BYTES
             && self.files.iter().any(|t| {
-                t.fp_len == FINGERPRINT_BYTES && t.fp == f.fp && t.path.parent() == f.path.parent()
+                t.fp_len == FINGERPRINT_BYTES && t.fp == fp && t.path.parent() == path.parent()
             })
         {
             // A copy of a file being read (copytruncate's copy before the truncation):
             // the original delivers these lines; the copy serves only to recover its
             // tail after the truncation.
-            f.read_at = len;
-        }
+            len
+        } else {
+            0
+        };
+        let mut f = Tracked::new((key, path, file), (fp_len, fp), read_at, labels, now);
+        f.saved = saved;
         self.files.push(f);
         Ok(())
     }
 }
 
 impl Tracked {
+    /// A file read from `read_at`; `labels`: the source's configured stream labels.
     fn new(
-        key: FileKey,
-        path: PathBuf,
-        file: File,
-        fp_len: u64,
-        fp: String,
+        (key, path, file): (FileKey, PathBuf, File),
+        (fp_len, fp): (u64, String),
+        read_at: u64,
+        labels: &BTreeMap<String, String>,
         now: Instant,
     ) -> Tracked {
+        let stream = file_stream(labels, &path);
         Tracked {
             key,
             path,
             file,
-            read_at: 0,
+            read_at,
             partial: Vec::new(),
             skipping: false,
             pending: None,
             fp_len,
             fp,
             saved: None,
+            base: read_at,
             grew: now,
             matched: true,
-            stream: None,
+            stream,
+        }
+    }
+
+    /// Notes the name the file is seen under now.
+    fn rename(&mut self, path: PathBuf, labels: &BTreeMap<String, String>) {
+        if path != self.path {
+            self.stream = file_stream(labels, &path);
+            self.path = path;
         }
     }
 }
 
-/// What turning bytes into records needs, borrowed from the [`Tailer`] beside its files.
+/// The stream of a file's records ([`FileSource::new`] checked the labels, with any path).
+fn file_stream(labels: &BTreeMap<String, String>, path: &std::path::Path) -> Labels {
+    stream_labels(labels, &path.display().to_string()).unwrap_or_default()
+}
+
+/// What turning bytes into records needs, borrowed from the [`Tailer`] beside its files,
+/// for one poll.
 struct Ctx<'a> {
     source: &'a FileSource,
     stats: &'a TailStats,
+    /// The time of the poll's records (ingest time: the pipeline may find theirs).
+    now_ns: i64,
+    /// NDJSON conventions, for `json` sources.
+    json: Option<NdjsonOptions>,
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
+    fn new(source: &'a FileSource, stats: &'a TailStats) -> Ctx<'a> {
+        let now_ns = dozor_model::time::now_ms().saturating_mul(1_000_000);
+        Ctx {
+            source,
+            stats,
+            now_ns,
+            json: (source.config.format == LineFormat::Json).then(|| NdjsonOptions::new(now_ns)),
+        }
+    }
+
     /// `f` was truncated (or rotated by copytruncate): read the lines it lost from its
     /// copy, deliver what was pending, and start it again from 0.
     fn truncated(
@@ -646,7 +674,10 @@ impl Ctx<'_> {
         self.stats.rotations.fetch_add(1, Ordering::Relaxed);
         self.recover_from_copy(f, others, now, batch);
         self.finish(f, now, batch);
-        f.read_at = 0;
+        // Nothing of the new content is delivered yet: a rewind starts it again at 0. (It
+        // does not read the copy again: should storing this batch fail, the lines
+        // recovered from the copy are lost.)
+        (f.read_at, f.base, f.saved) = (0, 0, None);
         f.grew = now;
         let len = f.file.metadata().map_or(0, |m| m.len());
         (f.fp_len, f.fp) = fingerprint(&f.file, len).unwrap_or((0, String::new()));
@@ -703,9 +734,9 @@ impl Ctx<'_> {
             match others.iter_mut().find(|t| t.key == key) {
                 Some(t) => t.read_at = t.read_at.max(end),
                 None => {
-                    if let Ok((fp_len, fp)) = fingerprint(&copy, end) {
-                        let mut t = Tracked::new(key, entry.path(), copy, fp_len, fp, now);
-                        t.read_at = end;
+                    if let Ok(fp) = fingerprint(&copy, end) {
+                        let id = (key, entry.path(), copy);
+                        let mut t = Tracked::new(id, fp, end, &self.source.config.labels, now);
                         t.matched = false;
                         others.push(t);
                     }
@@ -862,23 +893,15 @@ impl Ctx<'_> {
     }
 
     /// The record of one line or event.
-    fn record(&self, f: &mut Tracked, text: &[u8]) -> LogRecord {
+    fn record(&self, f: &Tracked, text: &[u8]) -> LogRecord {
         let text = String::from_utf8_lossy(text);
-        let now_ns = dozor_model::time::now_ms().saturating_mul(1_000_000);
-        let path = f.path.display().to_string();
-        if f.stream.as_ref().and_then(|s| s.get("filename")) != Some(path.as_str()) {
-            // Checked when the source was built, for any path.
-            f.stream = stream_labels(&self.source.config.labels, &path).ok();
-        }
-        let stream = f.stream.clone().unwrap_or_default();
-        if self.source.config.format == LineFormat::Plain {
-            return LogRecord::new(now_ns, stream, text);
-        }
-        let opts = NdjsonOptions::new(now_ns);
-        match LineReader::new(&opts).line(text.trim()) {
+        let Some(opts) = &self.json else {
+            return LogRecord::new(self.now_ns, f.stream.clone(), text);
+        };
+        match LineReader::new(opts).line(text.trim()) {
             Ok(mut r) => {
                 // The line's own stream labels win over the configured ones.
-                for l in stream.iter() {
+                for l in f.stream.iter() {
                     if r.stream.get(&l.name).is_none()
                         && let Ok(s) = r.stream.with(&l.name, &l.value)
                     {
@@ -888,7 +911,7 @@ impl Ctx<'_> {
                 r
             }
             Err(e) => {
-                let mut r = LogRecord::new(now_ns, stream, text);
+                let mut r = LogRecord::new(self.now_ns, f.stream.clone(), text);
                 r.fields.push(("error".into(), e));
                 r
             }
@@ -1285,6 +1308,51 @@ mod tests {
     }
 
     #[test]
+    fn a_copy_made_while_down_beside_its_live_original_is_not_read_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("kkt.log");
+        append(&log, &lines(0, 50));
+        let mut saved = BTreeMap::new();
+        let mut t = tailer(source(dir.path(), "kkt.log*", ""), vec![]);
+        assert_eq!(drain(&mut t, &mut saved), expect(0, 50));
+        drop(t);
+        append(&log, &lines(50, 60));
+        // copytruncate stopped between its copy and its truncation.
+        std::fs::copy(&log, dir.path().join("kkt.log.1")).unwrap();
+        append(&log, &lines(60, 70));
+        let src = source(dir.path(), "kkt.log*", "");
+        let mut t = tailer(src, saved.clone().into_iter().collect());
+        assert_eq!(drain(&mut t, &mut saved), expect(50, 70));
+    }
+
+    #[test]
+    fn a_rewind_reads_again_exactly_what_was_not_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("kkt.log");
+        append(&log, &lines(0, 40));
+        let mut saved = BTreeMap::new();
+        let mut t = tailer(source(dir.path(), "kkt.log*", ""), vec![]);
+        assert_eq!(drain(&mut t, &mut saved), expect(0, 40));
+        append(&log, &lines(40, 50));
+        // A copy beside it, started at its end: a rewind must not send it back to 0.
+        std::fs::copy(&log, dir.path().join("kkt.log.1")).unwrap();
+        let messages = |b: &TailBatch| {
+            b.records
+                .iter()
+                .map(|r| r.message.clone())
+                .collect::<Vec<_>>()
+        };
+        let first = t.poll(Instant::now(), 1 << 16);
+        assert_eq!(messages(&first), expect(40, 50));
+        t.rewind();
+        let again = t.poll(Instant::now(), 1 << 16);
+        assert_eq!(messages(&again), expect(40, 50));
+        t.commit(&again);
+        t.rewind();
+        assert!(t.poll(Instant::now(), 1 << 16).records.is_empty());
+    }
+
+    #[test]
     fn a_plain_truncation_starts_the_file_again() {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("a.log");
@@ -1465,15 +1533,24 @@ mod tests {
         }
     }
 
+    /// Checkpoints in memory; the first `fail_saves` saves fail.
     #[derive(Default)]
-    struct Memory(Mutex<BTreeMap<String, String>>);
+    struct Memory {
+        saved: Mutex<BTreeMap<String, String>>,
+        fail_saves: Mutex<usize>,
+    }
 
     impl Checkpoints for Memory {
         async fn load(&self, _: &str) -> Result<Vec<(String, String)>, String> {
-            Ok(self.0.lock().unwrap().clone().into_iter().collect())
+            Ok(self.saved.lock().unwrap().clone().into_iter().collect())
         }
         async fn save(&self, _: &str, entries: &[(String, Option<String>)]) -> Result<(), String> {
-            let mut m = self.0.lock().unwrap();
+            let mut fail = self.fail_saves.lock().unwrap();
+            if *fail > 0 {
+                *fail -= 1;
+                return Err("database is locked".into());
+            }
+            let mut m = self.saved.lock().unwrap();
             for (k, v) in entries {
                 match v {
                     Some(v) => m.insert(k.clone(), v.clone()),
@@ -1484,32 +1561,63 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_failing_store_gets_the_same_lines_again_until_it_takes_them() {
+    /// Runs a file of 1000 lines through [`run`] until all are checkpointed; what the
+    /// sink kept, and the statistics.
+    async fn run_until_done(sink_fails: usize, save_fails: usize) -> (Vec<String>, Arc<TailStats>) {
         let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("a.log");
-        append(&log, &lines(0, 1000));
+        append(&dir.path().join("a.log"), &lines(0, 1000));
         let sink = Arc::new(Flaky {
-            fail: Mutex::new(2),
+            fail: Mutex::new(sink_fails),
             got: Mutex::default(),
+        });
+        let checkpoints = Arc::new(Memory {
+            fail_saves: Mutex::new(save_fails),
+            ..Memory::default()
         });
         let stats = Arc::new(TailStats::default());
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(run(
             source(dir.path(), "*.log", "poll_interval: 10ms\n"),
             Arc::clone(&sink) as Arc<dyn LogSink>,
-            Arc::new(Memory::default()),
+            Arc::clone(&checkpoints),
             Arc::clone(&stats),
             stop_rx,
         ));
         let deadline = Instant::now() + Duration::from_secs(20);
-        while stats.records.load(Ordering::Relaxed) < 1000 && Instant::now() < deadline {
+        let done = |stats: &TailStats| {
+            stats.records.load(Ordering::Relaxed) >= 1000
+                && stats.lag_bytes.load(Ordering::Relaxed) == 0
+        };
+        while !done(&stats) && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         stop_tx.send(true).unwrap();
         task.await.unwrap();
-        assert_eq!(*sink.got.lock().unwrap(), expect(0, 1000));
+        let saved = checkpoints.saved.lock().unwrap().clone();
+        let cp: Checkpoint = serde_json::from_str(saved.values().next().unwrap()).unwrap();
+        assert_eq!(
+            cp.offset,
+            lines(0, 1000).len() as u64,
+            "checkpointed to the end"
+        );
+        let got = sink.got.lock().unwrap().clone();
+        (got, stats)
+    }
+
+    #[tokio::test]
+    async fn a_failing_store_gets_the_same_lines_again_until_it_takes_them() {
+        let (got, stats) = run_until_done(2, 0).await;
+        assert_eq!(got, expect(0, 1000));
         assert_eq!(stats.errors.load(Ordering::Relaxed), 2);
         assert_eq!(stats.lag_bytes.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn a_failing_checkpoint_save_repeats_only_its_batch() {
+        let (got, stats) = run_until_done(0, 1).await;
+        assert_eq!(stats.errors.load(Ordering::Relaxed), 1);
+        // The batch whose checkpoint was not saved is stored again: the whole file (it
+        // fits one batch) twice, in order each time, and nothing else.
+        assert_eq!(got, [expect(0, 1000), expect(0, 1000)].concat());
     }
 }
