@@ -32,7 +32,7 @@ fn pipeline() -> &'static dozor_ingest::pipeline::Pipeline {
 }
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    if let Ok(records) = dozor_ingest::events::parse(data, 1_796_119_200_000_000_000) {
+    if let Ok(records) = dozor_ingest::events::parse(data, 1_796_119_200_000_000_000, None) {
         for mut r in records {
             pipeline().apply(&mut r);
         }

@@ -84,6 +84,9 @@ pub struct ApiSettings {
     pub pii_salt: Secret,
     /// The parsing rules and level normalisation every log record passes (`logs.pipeline`).
     pub pipeline: Arc<dozor_ingest::pipeline::Pipeline>,
+    /// The connectors and their counters (the binary registers them; `/readyz` and
+    /// `/api/v1/health` report them).
+    pub sources: dozor_ingest::source::SourceRegistry,
 }
 
 /// Secret bytes whose `Debug` never shows them.
@@ -183,6 +186,11 @@ impl AppState {
     /// health routes. Starts empty; the binary hands a clone to `dozor_ingest::probe::run`.
     pub fn probes(&self) -> &ProbeRegistry {
         &self.0.probes
+    }
+
+    /// The connectors (file tails, Kafka, RabbitMQ, MQTT, NATS) and their counters.
+    pub fn sources(&self) -> &dozor_ingest::source::SourceRegistry {
+        &self.0.settings.sources
     }
 
     /// A permit for one ingest request, or 429 with `Retry-After` when

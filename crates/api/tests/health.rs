@@ -232,6 +232,48 @@ async fn tenants_see_only_their_own_probes() {
 }
 
 #[tokio::test]
+async fn connectors_show_in_readyz_and_in_their_tenants_health() {
+    let app = common::app().await;
+    let sources = app.state.sources();
+    let kafka = sources.register("pipeline", "kafka", &TenantId::default_tenant());
+    kafka.set_connected(true);
+    kafka.delivered(1200, 90_000);
+    let rabbit = sources.register("crm", "rabbitmq", &"acme".parse().unwrap());
+    rabbit.error("cannot connect: connection refused");
+    // Public readiness: up or down, no counters and no error text.
+    let (code, body) = app.call("GET", "/readyz", None, None).await;
+    assert_eq!(
+        code,
+        StatusCode::OK,
+        "a connector down does not make Dozor unready"
+    );
+    assert_eq!(
+        body["sources"],
+        json!([
+            {"name": "pipeline", "kind": "kafka", "status": "up"},
+            {"name": "crm", "kind": "rabbitmq", "status": "down"},
+        ])
+    );
+    // Authenticated health: the caller's tenant's sources, with counters.
+    let admin = app.bearer("admin", ADMIN_PASSWORD).await;
+    let (_, body) = get(&app, "/api/v1/health", &admin).await;
+    let listed = body["data"]["sources"].as_array().unwrap();
+    assert_eq!(listed.len(), 1, "{body}");
+    assert_eq!(listed[0]["name"], "pipeline");
+    assert_eq!(listed[0]["records"], 1200);
+    assert_eq!(listed[0]["lastError"], Value::Null);
+    app.add_user("acme", "ann", "acme-password-1", Role::Viewer)
+        .await;
+    let ann = app.bearer("ann", "acme-password-1").await;
+    let (_, body) = get(&app, "/api/v1/health", &ann).await;
+    let listed = body["data"]["sources"].as_array().unwrap();
+    assert_eq!(listed.len(), 1, "{body}");
+    assert_eq!(listed[0]["name"], "crm");
+    assert_eq!(listed[0]["status"], "down");
+    assert_eq!(listed[0]["lastError"], "cannot connect: connection refused");
+}
+
+#[tokio::test]
 async fn health_reads_are_recorded_in_the_audit_chain() {
     let app = common::app().await;
     seed(&app);

@@ -70,6 +70,43 @@ pub struct Config {
 pub struct SourcesConfig {
     /// Tailed log files (`dozor_ingest::tail`).
     pub files: Vec<dozor_ingest::tail::FileSourceConfig>,
+    /// Kafka consumer groups (`dozor_ingest::kafka`).
+    pub kafka: Vec<dozor_ingest::kafka::KafkaConfig>,
+    /// RabbitMQ queues consumed and watched (`dozor_ingest::rabbitmq`).
+    pub rabbitmq: Vec<dozor_ingest::rabbitmq::RabbitConfig>,
+    /// MQTT topic filters (`dozor_ingest::mqtt`).
+    pub mqtt: Vec<dozor_ingest::mqtt::MqttConfig>,
+    /// NATS JetStream subjects (`dozor_ingest::nats`).
+    pub nats: Vec<dozor_ingest::nats::NatsConfig>,
+}
+
+impl SourcesConfig {
+    /// Checks the bus sources: each one's own checks, and names unique within a kind.
+    pub fn check_bus(&self) -> Result<(), ConfigError> {
+        fn each<T>(
+            key: &str,
+            items: &[T],
+            name: impl Fn(&T) -> &str,
+            check: impl Fn(&T) -> Result<(), String>,
+        ) -> Result<(), ConfigError> {
+            let err = |message: String| ConfigError {
+                key: Some(format!("sources.{key}")),
+                ..ConfigError::plain(message)
+            };
+            let mut names = std::collections::HashSet::new();
+            for item in items {
+                if !names.insert(name(item)) {
+                    return Err(err(format!("name {:?} appears twice", name(item))));
+                }
+                check(item).map_err(err)?;
+            }
+            Ok(())
+        }
+        each("kafka", &self.kafka, |c| &c.name, |c| c.check())?;
+        each("rabbitmq", &self.rabbitmq, |c| &c.name, |c| c.check())?;
+        each("mqtt", &self.mqtt, |c| &c.name, |c| c.check())?;
+        each("nats", &self.nats, |c| &c.name, |c| c.check())
+    }
 }
 
 /// One `probes:` entry. Fields beyond the common ones belong to one kind each; a field
@@ -778,6 +815,10 @@ impl Config {
             ..e
         })?;
         config.file_sources().map_err(|e| ConfigError {
+            source: Some(name.to_owned()),
+            ..e
+        })?;
+        config.sources.check_bus().map_err(|e| ConfigError {
             source: Some(name.to_owned()),
             ..e
         })?;

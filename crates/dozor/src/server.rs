@@ -162,10 +162,10 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
         c.format = dozor_ingest::tail::LineFormat::Json;
         file_sources.push(dozor_ingest::tail::FileSource::new(c).map_err(anyhow::Error::msg)?);
     }
-    let source_metrics = Arc::new(crate::sources::SourceMetrics::new(&file_sources));
+    let sources = dozor_ingest::source::SourceRegistry::new();
     metrics
         .registry_mut()
-        .register_collector(Box::new(Arc::clone(&source_metrics)));
+        .register_collector(Box::new(crate::sources::SourceMetrics(sources.clone())));
     let metrics = metrics.build();
 
     let tsdb_dir = config.data_dir.join("tsdb");
@@ -208,6 +208,7 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
             pii: config.logs.pii.clone(),
             pii_salt: dozor_api::Secret(jwt_secret.as_bytes().to_vec()),
             pipeline: Arc::clone(&pipeline),
+            sources: sources.clone(),
         },
         Arc::clone(&metrics),
     );
@@ -270,7 +271,12 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
         pipeline: Arc::clone(&pipeline),
         secret: jwt_secret.as_bytes().to_vec(),
     });
-    let tails = crate::sources::start(file_sources, &source_metrics, &sink, &store, &stop_rx);
+    let tails = crate::sources::start(file_sources, &sources, &sink, &store, &stop_rx);
+    let bus_sink: Arc<dyn dozor_ingest::source::BusSink> = Arc::new(BusStore {
+        logs: Arc::clone(&sink),
+        tsdb: Arc::clone(&tsdb),
+    });
+    let buses = crate::sources::start_bus(&config.sources, &sources, &bus_sink, &stop_rx);
     let syslog = &config.logs.syslog;
     if let Some(socket) = syslog_udp {
         tokio::spawn(dozor_ingest::syslog::serve_udp(
@@ -330,10 +336,11 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
         } => tracing::warn!("requests still in flight after {grace:?}; exiting anyway"),
     }
 
-    // File tails stop after their batch in flight is stored and checkpointed.
-    for t in tails {
+    // File tails stop after their batch in flight is stored and checkpointed, bus sources
+    // after theirs is stored and acknowledged.
+    for t in tails.into_iter().chain(buses) {
         if let Err(e) = t.await {
-            tracing::error!(error = %e, "file tail failed");
+            tracing::error!(error = %e, "source failed");
         }
     }
     // Scrape and probe loops write staleness markers for their series as they stop.
@@ -416,6 +423,33 @@ impl dozor_ingest::syslog::LogSink for LogStoreSink {
     fn sync(&self, tenant: &TenantId) -> Result<(), String> {
         let db = self.logs.tenant(tenant).map_err(|e| e.to_string())?;
         db.sync().map_err(|e| e.to_string())
+    }
+}
+
+/// Where bus sources store: log records through the masking log sink, samples in the tsdb,
+/// both made durable before the source acknowledges to its broker.
+struct BusStore {
+    logs: Arc<dyn dozor_ingest::syslog::LogSink>,
+    tsdb: Arc<Tsdb>,
+}
+
+impl dozor_ingest::source::BusSink for BusStore {
+    fn store(
+        &self,
+        tenant: &TenantId,
+        logs: Vec<dozor_model::LogRecord>,
+        metrics: dozor_ingest::Batch,
+    ) -> Result<(), String> {
+        if !logs.is_empty() {
+            self.logs.append(tenant, logs)?;
+            self.logs.sync(tenant)?;
+        }
+        if !metrics.is_empty() {
+            let db = self.tsdb.tenant(tenant).map_err(|e| e.to_string())?;
+            db.append(&metrics).map_err(|e| e.to_string())?;
+            db.sync().map_err(|e| e.to_string())?;
+        }
+        Ok(())
     }
 }
 

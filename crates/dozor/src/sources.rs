@@ -1,13 +1,17 @@
 //! Connectors' wiring: each file source tails into the log store (through the same sink as
-//! syslog), saves its checkpoints in the state store, and reports its counters as
-//! `dozor_source_*` metrics.
+//! syslog) and saves its checkpoints in the state store; each bus source (Kafka, RabbitMQ,
+//! MQTT, NATS) stores through a [`BusSink`] over the log store and the tsdb; all report
+//! their counters as `dozor_source_*` metrics and in `/readyz`.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use dozor_ingest::source::{BusSink, SourceEntry, SourceRegistry, SourceStats};
 use dozor_ingest::syslog::LogSink;
-use dozor_ingest::tail::{Checkpoints, FileSource, TailStats};
+use dozor_ingest::tail::{Checkpoints, FileSource};
 use dozor_state::Store;
+
+use crate::config::SourcesConfig;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::MetricType;
@@ -35,92 +39,111 @@ impl Checkpoints for StoreCheckpoints {
 
 /// The counters of every source, encoded at each scrape of `/metrics`.
 #[derive(Debug, Default)]
-pub struct SourceMetrics(Vec<(String, Arc<TailStats>)>);
+pub struct SourceMetrics(pub SourceRegistry);
 
-impl SourceMetrics {
-    /// Counters for `sources`, in their order.
-    pub fn new(sources: &[FileSource]) -> SourceMetrics {
-        SourceMetrics(
-            sources
-                .iter()
-                .map(|s| (s.config().name.clone(), Arc::default()))
-                .collect(),
-        )
-    }
+type Read = fn(&SourceStats) -> u64;
 
-    fn stats(&self, name: &str) -> Arc<TailStats> {
-        self.0
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, s)| Arc::clone(s))
-            .unwrap_or_default()
-    }
-}
-
-type Read = fn(&TailStats) -> u64;
-
-/// Every `dozor_source_*` family: type, name, help, and how to read it.
-const FAMILIES: [(MetricType, &str, &str, Read); 8] = [
+/// Every `dozor_source_*` family: type, name, help, how to read it, and whether it
+/// applies to file sources (`Some(true)`), bus sources (`Some(false)`) or both.
+const FAMILIES: [(MetricType, &str, &str, Read, Option<bool>); 12] = [
     (
         MetricType::Counter,
         "dozor_source_records",
         "Records a source delivered to the store",
         |s| s.records.load(Ordering::Relaxed),
+        None,
     ),
     (
         MetricType::Counter,
         "dozor_source_bytes",
         "Bytes of the lines a source delivered",
         |s| s.bytes.load(Ordering::Relaxed),
+        None,
     ),
     (
         MetricType::Counter,
         "dozor_source_errors",
         "Failed reads, deliveries and checkpoint saves of a source",
         |s| s.errors.load(Ordering::Relaxed),
+        None,
     ),
     (
         MetricType::Counter,
         "dozor_source_truncated_lines",
         "Lines cut at max_line_bytes or dropped beyond multiline max_lines",
         |s| s.truncated.load(Ordering::Relaxed),
+        Some(true),
     ),
     (
         MetricType::Counter,
         "dozor_source_rotations",
         "Truncations and copytruncate rotations a file source saw",
         |s| s.rotations.load(Ordering::Relaxed),
+        Some(true),
     ),
     (
         MetricType::Gauge,
         "dozor_source_lag_bytes",
         "Bytes in a source's files not yet delivered",
-        |s| s.lag_bytes.load(Ordering::Relaxed),
+        |s| s.lag.load(Ordering::Relaxed),
+        Some(true),
     ),
     (
         MetricType::Gauge,
         "dozor_source_files_open",
         "Files a file source has open",
         |s| s.files.load(Ordering::Relaxed),
+        Some(true),
     ),
     (
         MetricType::Gauge,
         "dozor_source_last_success_timestamp_seconds",
         "When a source last delivered records (0: never)",
         |s| s.last_success_ms.load(Ordering::Relaxed) / 1000,
+        None,
+    ),
+    (
+        MetricType::Gauge,
+        "dozor_source_lag_messages",
+        "Messages waiting for a bus source (Kafka lag, JetStream pending)",
+        |s| s.lag.load(Ordering::Relaxed),
+        Some(false),
+    ),
+    (
+        MetricType::Counter,
+        "dozor_source_dead_letters",
+        "Messages that did not decode, stored as dead letters",
+        |s| s.dead_letters.load(Ordering::Relaxed),
+        Some(false),
+    ),
+    (
+        MetricType::Gauge,
+        "dozor_source_connected",
+        "1 while a bus source is connected to its broker",
+        |s| s.connected.load(Ordering::Relaxed),
+        Some(false),
+    ),
+    (
+        MetricType::Counter,
+        "dozor_source_reconnects",
+        "Connections a bus source made after its first",
+        |s| s.reconnects.load(Ordering::Relaxed),
+        Some(false),
     ),
 ];
 
 impl Collector for SourceMetrics {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        if self.0.is_empty() {
-            return Ok(());
-        }
-        for (kind, name, help, read) in FAMILIES {
+        let entries = self.0.entries();
+        for (kind, name, help, read, files) in FAMILIES {
+            let applies = |e: &&SourceEntry| files.is_none_or(|f| f == (e.kind == "file"));
+            if !entries.iter().any(|e| applies(&e)) {
+                continue;
+            }
             let mut family = encoder.encode_descriptor(name, help, None, kind)?;
-            for (source, stats) in &self.0 {
-                let labels = [("source", source.as_str()), ("kind", "file")];
-                let value = read(stats);
+            for e in entries.iter().filter(applies) {
+                let labels = [("source", e.name.as_str()), ("kind", e.kind)];
+                let value = read(&e.stats);
                 let metric = family.encode_family(&labels)?;
                 match kind {
                     MetricType::Counter => ConstCounter::new(value).encode(metric)?,
@@ -137,7 +160,7 @@ impl Collector for SourceMetrics {
 /// Starts every file source; each stops when `stop` turns true.
 pub fn start(
     sources: Vec<FileSource>,
-    metrics: &SourceMetrics,
+    registry: &SourceRegistry,
     sink: &Arc<dyn LogSink>,
     store: &Store,
     stop: &tokio::sync::watch::Receiver<bool>,
@@ -146,7 +169,8 @@ pub fn start(
     sources
         .into_iter()
         .map(|source| {
-            let stats = metrics.stats(&source.config().name);
+            let c = source.config();
+            let stats = registry.register(&c.name, "file", &c.tenant);
             tracing::info!(source = %source.config().name, paths = ?source.config().paths, "tailing files");
             tokio::spawn(dozor_ingest::tail::run(
                 source,
@@ -157,4 +181,52 @@ pub fn start(
             ))
         })
         .collect()
+}
+
+/// Starts every bus source; each stops when `stop` turns true, after its batch in flight is
+/// stored and acknowledged (or left unacknowledged for redelivery).
+pub fn start_bus(
+    config: &SourcesConfig,
+    registry: &SourceRegistry,
+    sink: &Arc<dyn BusSink>,
+    stop: &tokio::sync::watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut tasks = Vec::new();
+    for c in &config.kafka {
+        let stats = registry.register(&c.name, "kafka", &c.tenant);
+        tasks.push(tokio::spawn(dozor_ingest::kafka::run(
+            c.clone(),
+            Arc::clone(sink),
+            stats,
+            stop.clone(),
+        )));
+    }
+    for c in &config.rabbitmq {
+        let stats = registry.register(&c.name, "rabbitmq", &c.tenant);
+        tasks.push(tokio::spawn(dozor_ingest::rabbitmq::run(
+            c.clone(),
+            Arc::clone(sink),
+            stats,
+            stop.clone(),
+        )));
+    }
+    for c in &config.mqtt {
+        let stats = registry.register(&c.name, "mqtt", &c.tenant);
+        tasks.push(tokio::spawn(dozor_ingest::mqtt::run(
+            c.clone(),
+            Arc::clone(sink),
+            stats,
+            stop.clone(),
+        )));
+    }
+    for c in &config.nats {
+        let stats = registry.register(&c.name, "nats", &c.tenant);
+        tasks.push(tokio::spawn(dozor_ingest::nats::run(
+            c.clone(),
+            Arc::clone(sink),
+            stats,
+            stop.clone(),
+        )));
+    }
+    tasks
 }

@@ -204,7 +204,7 @@ fn events_corpus_decodes_or_names_the_field() {
     let pipeline = dozor_ingest::pipeline::Pipeline::default();
     let mut decoded = 0;
     for (path, data) in corpus("events") {
-        match dozor_ingest::events::parse(&data, 0) {
+        match dozor_ingest::events::parse(&data, 0, None) {
             Ok(records) => {
                 decoded += 1;
                 for mut r in records {
@@ -218,4 +218,45 @@ fn events_corpus_decodes_or_names_the_field() {
         }
     }
     assert!(decoded >= 3, "the seeds decode ({decoded})");
+}
+
+#[test]
+fn bus_message_corpus_decodes_or_leaves_a_dead_letter_with_a_reason() {
+    use dozor_ingest::source::{Format, Message, Route, decode};
+    let formats = [
+        Format::Ndjson,
+        Format::Events,
+        Format::Lines,
+        Format::Metrics,
+        Format::Record,
+        Format::RemoteWrite,
+    ];
+    let routes: Vec<Route> = formats.into_iter().map(|f| Route::new("t", f)).collect();
+    let mut dead = 0;
+    for (path, data) in corpus("bus_message") {
+        for route in 0..routes.len() {
+            let msg = Message {
+                route,
+                topic: "t",
+                position: "p".into(),
+                payload: &data,
+            };
+            let d = decode("fuzz", &routes, &[msg], 1_796_119_200_000_000_000);
+            assert!(d.dead <= 1, "{}", path.display());
+            for r in d
+                .logs
+                .iter()
+                .filter(|r| r.stream.get("dead_letter").is_some())
+            {
+                let reason = r.fields.iter().find(|(k, _)| k == "reason");
+                assert!(
+                    reason.is_some_and(|(_, v)| !v.is_empty()),
+                    "{}",
+                    path.display()
+                );
+            }
+            dead += d.dead;
+        }
+    }
+    assert!(dead > 0, "the corpus holds messages that do not decode");
 }

@@ -34,8 +34,14 @@ const TIME_KEYS: [&str; 5] = ["time", "timestamp", "_time", "ts", "created_at"];
 const MESSAGE_KEYS: [&str; 3] = ["message", "msg", "description"];
 const SERVICE_KEYS: [&str; 2] = ["service", "source"];
 
-/// Decodes a body of events; `now_ns` is the time of events without one.
-pub fn parse(body: &[u8], now_ns: i64) -> Result<Vec<LogRecord>, IngestError> {
+/// Decodes a body of events; `now_ns` is the time of events without one, `default_type`
+/// the type of events without one (a bus topic that carries one kind, such as seed 001's
+/// `transactions`; `None` on the HTTP route, where a type is required).
+pub fn parse(
+    body: &[u8],
+    now_ns: i64,
+    default_type: Option<&str>,
+) -> Result<Vec<LogRecord>, IngestError> {
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| IngestError::new("body", format!("invalid JSON: {e}")))?;
     let items = match value {
@@ -80,7 +86,7 @@ pub fn parse(body: &[u8], now_ns: i64) -> Result<Vec<LogRecord>, IngestError> {
                     "not a JSON object",
                 ));
             };
-            event(obj, now_ns).map_err(|(field, m)| {
+            event(obj, now_ns, default_type).map_err(|(field, m)| {
                 IngestError::new(
                     if field.is_empty() {
                         format!("events[{i}]")
@@ -106,13 +112,20 @@ fn text(v: Value) -> String {
 }
 
 /// One event, or the field at fault and why.
-fn event(obj: Map<String, Value>, now_ns: i64) -> Result<LogRecord, (String, String)> {
+fn event(
+    obj: Map<String, Value>,
+    now_ns: i64,
+    default_type: Option<&str>,
+) -> Result<LogRecord, (String, String)> {
     // snake_case names first, so `eventType` and `event_type` are one key.
     let mut obj: Map<String, Value> = obj.into_iter().map(|(k, v)| (snake_case(&k), v)).collect();
     let kind = match take(&mut obj, &TYPE_KEYS) {
         Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_lowercase(),
         Some(_) => return Err(("type".into(), "must be a non-empty string".into())),
-        None => return Err((String::new(), "no type (type, event_type or event)".into())),
+        None => match default_type {
+            Some(t) if !t.trim().is_empty() => t.trim().to_lowercase(),
+            _ => return Err((String::new(), "no type (type, event_type or event)".into())),
+        },
     };
     let time_ns = match take(&mut obj, &TIME_KEYS) {
         Some(v) => parse_time(&v).map_err(|m| ("time".to_owned(), m))?,
@@ -216,7 +229,7 @@ mod tests {
             {"eventType": "ticket-sales", "ticketId": "T-9", "eventId": "E-1", "userId": "u7", "price": "99.90", "venue": {"city": "Kazan"}, "source": "marketplace"},
             {"event": "user-activity", "userId": "u7", "action": "login", "ip": "10.0.0.1", "createdAt": "2026-12-01T10:00:01.5Z"}
         ]"#;
-        let r = parse(body, NOW).unwrap();
+        let r = parse(body, NOW, None).unwrap();
         assert_eq!(r.len(), 3);
         assert_eq!(
             r[0].stream,
@@ -237,7 +250,7 @@ mod tests {
         assert_eq!(r[2].field("action"), Some("login"));
         // Wrapped and single forms.
         assert_eq!(
-            parse(br#"{"events": [{"type": "order", "id": 1}]}"#, NOW)
+            parse(br#"{"events": [{"type": "order", "id": 1}]}"#, NOW, None)
                 .unwrap()
                 .len(),
             1
@@ -245,7 +258,8 @@ mod tests {
         assert_eq!(
             parse(
                 br#"{"type": "order", "id": 1, "message": "order placed"}"#,
-                NOW
+                NOW,
+                None
             )
             .unwrap()[0]
                 .message,
@@ -293,7 +307,7 @@ mod tests {
             (br#""x""#, "body", "expected"),
             (br#"{"type": "#, "body", "invalid JSON"),
         ] {
-            let e = parse(body, NOW).unwrap_err();
+            let e = parse(body, NOW, None).unwrap_err();
             assert_eq!(e.field, field, "{}: {e}", String::from_utf8_lossy(body));
             assert!(
                 e.message.contains(needle),
@@ -301,6 +315,18 @@ mod tests {
                 String::from_utf8_lossy(body)
             );
         }
+    }
+
+    #[test]
+    fn a_default_type_names_untyped_events_only() {
+        let body = br#"[{"user_id": "u1", "amount": 5}, {"type": "Refund", "user_id": "u1"}]"#;
+        let r = parse(body, NOW, Some("Transaction")).unwrap();
+        assert_eq!(r[0].stream.get("event"), Some("transaction"));
+        assert_eq!(r[1].stream.get("event"), Some("refund"));
+        assert!(parse(body, NOW, None).is_err());
+        // The default type's shape is checked like a stated one.
+        let e = parse(br#"{"user_id": "u1"}"#, NOW, Some("transaction")).unwrap_err();
+        assert_eq!(e.field, "events[0].amount");
     }
 
     #[test]

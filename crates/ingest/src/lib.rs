@@ -24,8 +24,12 @@
 //! - [`host`]: this machine's `/proc` under node_exporter's names.
 //! - [`tail`]: the file tail (globs, rotation, multiline, checkpoints), delivering through
 //!   the same [`syslog::LogSink`] as the syslog listeners.
+//! - [`source`]: what connectors share — counters, routes and formats of bus messages, dead
+//!   letters, and the store-then-acknowledge delivery of the bus sources [`kafka`],
+//!   [`rabbitmq`], [`mqtt`] and [`nats`] through a [`source::BusSink`].
 //!
-//! Only `scrape`, `probe`, `host`, `tail` and the `syslog` listeners do I/O.
+//! Only `scrape`, `probe`, `host`, `tail`, the bus sources and the `syslog` listeners do
+//! I/O.
 //!
 //! Architecture invariants: decoders do no I/O, never panic on any input (each has a fuzz
 //! target in `fuzz/`), and bound the memory they allocate by [`Limits`]. The crate knows no
@@ -36,15 +40,20 @@ pub mod events;
 pub mod exposition;
 pub mod host;
 pub mod json;
+pub mod kafka;
 pub mod loki;
+pub mod mqtt;
+pub mod nats;
 pub mod ndjson;
 pub mod pii;
 pub mod pipeline;
 pub mod probe;
 mod protowire;
+pub mod rabbitmq;
 pub mod relabel;
 pub mod remote_write;
 pub mod scrape;
+pub mod source;
 pub mod syslog;
 pub mod tail;
 

@@ -43,6 +43,7 @@ use tokio::sync::watch;
 
 use crate::Batch;
 use crate::scrape::Appender;
+use crate::source::stopped;
 
 pub use tls::not_after;
 
@@ -690,11 +691,6 @@ fn redact_target(target: &str) -> (String, Option<String>) {
         path
     };
     (format!("{scheme}://{authority}{path}"), password)
-}
-
-/// Resolves when `rx` holds `true` (or its sender is gone).
-async fn stopped(rx: &mut watch::Receiver<bool>) {
-    let _ = rx.wait_for(|s| *s).await;
 }
 
 /// Runs every probe on its interval until `shutdown` turns true, storing samples through

@@ -30,6 +30,7 @@ use tokio::sync::watch;
 use crate::exposition::{self, Format};
 use crate::probe::{Findings, TlsSettings, checks, tls};
 use crate::relabel::{self, LabelMap, Rule, RuleConfig};
+use crate::source::stopped;
 use crate::{Batch, Limits};
 
 /// What a scrape asks for: OpenMetrics or the text format, as Prometheus does.
@@ -461,11 +462,6 @@ impl TargetLoop {
         }
         self.store(batch).await;
     }
-}
-
-/// Resolves when `rx` holds `true` (or its sender is gone).
-async fn stopped(rx: &mut watch::Receiver<bool>) {
-    let _ = rx.wait_for(|s| *s).await;
 }
 
 /// Runs the loop of one target until `stop` turns true.

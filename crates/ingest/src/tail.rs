@@ -34,7 +34,7 @@ use std::fs::File;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use dozor_model::{Labels, LogRecord, TenantId};
@@ -42,6 +42,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::ndjson::{LineReader, NdjsonOptions};
+use crate::source::{SourceStats, next_backoff, sleep_or_stop};
 use crate::syslog::LogSink;
 
 /// How many leading bytes identify a file's content.
@@ -339,32 +340,11 @@ impl Tracked {
     }
 }
 
-/// Counters of one file source, shared with its metrics.
-#[derive(Debug, Default)]
-pub struct TailStats {
-    /// Records delivered.
-    pub records: AtomicU64,
-    /// Bytes of the lines delivered.
-    pub bytes: AtomicU64,
-    /// Failed reads, deliveries and checkpoint saves.
-    pub errors: AtomicU64,
-    /// Lines cut at `max_line_bytes` or dropped beyond `max_lines`.
-    pub truncated: AtomicU64,
-    /// Truncations and copytruncate rotations seen.
-    pub rotations: AtomicU64,
-    /// Bytes in the files not yet delivered.
-    pub lag_bytes: AtomicU64,
-    /// Files open.
-    pub files: AtomicU64,
-    /// Last successful delivery, ms since the epoch (0: none yet).
-    pub last_success_ms: AtomicU64,
-}
-
 /// The reading side of a file source: no threads, no store; [`run`] drives it.
 #[derive(Debug)]
 pub struct Tailer {
     source: FileSource,
-    stats: Arc<TailStats>,
+    stats: Arc<SourceStats>,
     files: Vec<Tracked>,
     /// Saved checkpoints not yet matched to a file (the first scan uses them).
     stored: HashMap<FileKey, Checkpoint>,
@@ -375,7 +355,11 @@ pub struct Tailer {
 impl Tailer {
     /// A tailer resuming from `saved` (key, checkpoint JSON) pairs; damaged entries are
     /// skipped with a warning (those files are read from the start).
-    pub fn new(source: FileSource, saved: Vec<(String, String)>, stats: Arc<TailStats>) -> Tailer {
+    pub fn new(
+        source: FileSource,
+        saved: Vec<(String, String)>,
+        stats: Arc<SourceStats>,
+    ) -> Tailer {
         let mut stored = HashMap::new();
         for (key, json) in saved {
             match serde_json::from_str::<Checkpoint>(&json) {
@@ -441,7 +425,7 @@ impl Tailer {
         self.stats
             .files
             .store(self.files.len() as u64, Ordering::Relaxed);
-        self.stats.lag_bytes.store(self.lag(), Ordering::Relaxed);
+        self.stats.lag.store(self.lag(), Ordering::Relaxed);
         batch
     }
 
@@ -452,7 +436,7 @@ impl Tailer {
                 f.saved.clone_from(cp);
             }
         }
-        self.stats.lag_bytes.store(self.lag(), Ordering::Relaxed);
+        self.stats.lag.store(self.lag(), Ordering::Relaxed);
     }
 
     /// Forgets everything read since the last commit: the next poll reads it again.
@@ -644,7 +628,7 @@ fn file_stream(labels: &BTreeMap<String, String>, path: &std::path::Path) -> Lab
 /// for one poll.
 struct Ctx<'a> {
     source: &'a FileSource,
-    stats: &'a TailStats,
+    stats: &'a SourceStats,
     /// The time of the poll's records (ingest time: the pipeline may find theirs).
     now_ns: i64,
     /// NDJSON conventions, for `json` sources.
@@ -652,7 +636,7 @@ struct Ctx<'a> {
 }
 
 impl<'a> Ctx<'a> {
-    fn new(source: &'a FileSource, stats: &'a TailStats) -> Ctx<'a> {
+    fn new(source: &'a FileSource, stats: &'a SourceStats) -> Ctx<'a> {
         let now_ns = dozor_model::time::now_ms().saturating_mul(1_000_000);
         Ctx {
             source,
@@ -919,7 +903,7 @@ impl<'a> Ctx<'a> {
     }
 }
 
-fn append_line(p: &mut Pending, text: &[u8], max_lines: usize, stats: &TailStats, now: Instant) {
+fn append_line(p: &mut Pending, text: &[u8], max_lines: usize, stats: &SourceStats, now: Instant) {
     p.since = now;
     if p.lines >= max_lines {
         stats.truncated.fetch_add(1, Ordering::Relaxed);
@@ -983,8 +967,6 @@ pub trait Checkpoints: Send + Sync + 'static {
 
 /// Most bytes of lines in one delivery.
 const BATCH_BYTES: u64 = 4 << 20;
-/// Longest wait between retries of a failed delivery.
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Tails `source` until `stop` turns true: polls, stores each batch through `sink` (made
 /// durable before anything else), then saves its checkpoints.
@@ -992,7 +974,7 @@ pub async fn run<C: Checkpoints>(
     source: FileSource,
     sink: Arc<dyn LogSink>,
     checkpoints: Arc<C>,
-    stats: Arc<TailStats>,
+    stats: Arc<SourceStats>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let name = source.config.name.clone();
@@ -1003,7 +985,7 @@ pub async fn run<C: Checkpoints>(
         match checkpoints.load(&name).await {
             Ok(saved) => break saved,
             Err(e) => {
-                stats.errors.fetch_add(1, Ordering::Relaxed);
+                stats.error(&e);
                 backoff = next_backoff(backoff);
                 tracing::warn!(source = %name, error = %e, retry_in = ?backoff, "cannot load file checkpoints");
                 if sleep_or_stop(backoff, &mut stop).await {
@@ -1042,12 +1024,7 @@ pub async fn run<C: Checkpoints>(
         match delivered {
             Ok(count) => {
                 t.commit(&batch);
-                stats.records.fetch_add(count as u64, Ordering::Relaxed);
-                stats.bytes.fetch_add(batch.bytes, Ordering::Relaxed);
-                stats.last_success_ms.store(
-                    u64::try_from(dozor_model::time::now_ms()).unwrap_or(0),
-                    Ordering::Relaxed,
-                );
+                stats.delivered(count as u64, batch.bytes);
                 backoff = Duration::ZERO;
                 tailer = Some(t);
                 // A full batch means more is waiting: read on at once.
@@ -1056,7 +1033,7 @@ pub async fn run<C: Checkpoints>(
                 }
             }
             Err(e) => {
-                stats.errors.fetch_add(1, Ordering::Relaxed);
+                stats.error(&e);
                 t.rewind();
                 tailer = Some(t);
                 backoff = next_backoff(backoff);
@@ -1100,24 +1077,6 @@ async fn deliver<C: Checkpoints>(
         .collect();
     checkpoints.save(name, &entries).await?;
     Ok(count)
-}
-
-fn next_backoff(last: Duration) -> Duration {
-    if last.is_zero() {
-        Duration::from_millis(200)
-    } else {
-        (last * 2).min(MAX_BACKOFF)
-    }
-}
-
-/// Sleeps `d`; true when `stop` turned true meanwhile.
-async fn sleep_or_stop(d: Duration, stop: &mut tokio::sync::watch::Receiver<bool>) -> bool {
-    tokio::select! {
-        () = tokio::time::sleep(d) => {}
-        // A dropped sender stops the source too.
-        _ = stop.wait_for(|s| *s) => return true,
-    }
-    *stop.borrow()
 }
 
 #[cfg(test)]
@@ -1563,7 +1522,10 @@ mod tests {
 
     /// Runs a file of 1000 lines through [`run`] until all are checkpointed; what the
     /// sink kept, and the statistics.
-    async fn run_until_done(sink_fails: usize, save_fails: usize) -> (Vec<String>, Arc<TailStats>) {
+    async fn run_until_done(
+        sink_fails: usize,
+        save_fails: usize,
+    ) -> (Vec<String>, Arc<SourceStats>) {
         let dir = tempfile::tempdir().unwrap();
         append(&dir.path().join("a.log"), &lines(0, 1000));
         let sink = Arc::new(Flaky {
@@ -1574,7 +1536,7 @@ mod tests {
             fail_saves: Mutex::new(save_fails),
             ..Memory::default()
         });
-        let stats = Arc::new(TailStats::default());
+        let stats = Arc::new(SourceStats::default());
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(run(
             source(dir.path(), "*.log", "poll_interval: 10ms\n"),
@@ -1584,9 +1546,8 @@ mod tests {
             stop_rx,
         ));
         let deadline = Instant::now() + Duration::from_secs(20);
-        let done = |stats: &TailStats| {
-            stats.records.load(Ordering::Relaxed) >= 1000
-                && stats.lag_bytes.load(Ordering::Relaxed) == 0
+        let done = |stats: &SourceStats| {
+            stats.records.load(Ordering::Relaxed) >= 1000 && stats.lag.load(Ordering::Relaxed) == 0
         };
         while !done(&stats) && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -1609,7 +1570,7 @@ mod tests {
         let (got, stats) = run_until_done(2, 0).await;
         assert_eq!(got, expect(0, 1000));
         assert_eq!(stats.errors.load(Ordering::Relaxed), 2);
-        assert_eq!(stats.lag_bytes.load(Ordering::Relaxed), 0);
+        assert_eq!(stats.lag.load(Ordering::Relaxed), 0);
     }
 
     #[tokio::test]

@@ -62,12 +62,48 @@ async fn store_ready(state: &AppState) -> Result<(), &'static str> {
     }
 }
 
+/// The connectors' state; given a tenant, only its sources with their counters and last
+/// error (`/readyz` is public and says no more than up or down).
+fn sources_json(
+    state: &AppState,
+    tenant: Option<&dozor_model::TenantId>,
+) -> Vec<serde_json::Value> {
+    let detail = tenant.is_some();
+    state
+        .sources()
+        .entries()
+        .iter()
+        .filter(|e| tenant.is_none_or(|t| *t == e.tenant))
+        .map(|e| {
+            let mut v = json!({"name": e.name, "kind": e.kind, "status": e.status()});
+            if detail {
+                let s = &e.stats;
+                let n =
+                    |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+                v["records"] = n(&s.records).into();
+                v["errors"] = n(&s.errors).into();
+                v["deadLetters"] = n(&s.dead_letters).into();
+                v["lag"] = n(&s.lag).into();
+                v["lastSuccessMs"] = n(&s.last_success_ms).into();
+                v["lastError"] = s.last_error().into();
+            }
+            v
+        })
+        .collect()
+}
+
+/// Ready when the state store answers; a connector that is down does not make Dozor
+/// unready (its HTTP ingest still works) but is listed as `down` under `sources`.
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    let sources = sources_json(&state, None);
     match store_ready(&state).await {
-        Ok(()) => (StatusCode::OK, Json(json!({"status": "ready"}))),
+        Ok(()) => (
+            StatusCode::OK,
+            Json(json!({"status": "ready", "sources": sources})),
+        ),
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "not_ready", "error": e})),
+            Json(json!({"status": "not_ready", "error": e, "sources": sources})),
         ),
     }
 }
@@ -205,6 +241,7 @@ async fn overall(
             "total": dependencies.len(),
             "status": health_of(&dependencies),
         },
+        "sources": sources_json(&state, Some(&principal.tenant)),
     })))
 }
 

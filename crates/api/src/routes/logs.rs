@@ -151,7 +151,7 @@ async fn events(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let now_ns = dozor_model::time::now_ms().saturating_mul(1_000_000);
-    let records = dozor_ingest::events::parse(&body, now_ns)
+    let records = dozor_ingest::events::parse(&body, now_ns, None)
         .map_err(|e| ApiError::bad_data(e.to_string()))?;
     ingest_records(&state, &principal, records).await
 }

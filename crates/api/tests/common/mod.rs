@@ -48,6 +48,7 @@ pub fn settings(dir: &std::path::Path) -> ApiSettings {
         pii: dozor_ingest::pii::PiiConfig::default(),
         pii_salt: dozor_api::Secret(b"test-salt".to_vec()),
         pipeline: Default::default(),
+        sources: Default::default(),
     }
 }
 

@@ -15,7 +15,10 @@ pub fn dozor() -> Command {
     let mut c = Command::new(BIN);
     c.env_remove("DOZOR_ADMIN_PASSWORD")
         .env_remove("DOZOR_ADMIN_TOKEN")
-        .env("DOZOR_LOG", "warn");
+        .env(
+            "DOZOR_LOG",
+            std::env::var("TEST_DOZOR_LOG").unwrap_or_else(|_| "warn".into()),
+        );
     c
 }
 

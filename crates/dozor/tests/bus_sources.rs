@@ -1,0 +1,757 @@
+//! The bus sources through the real binary against the real brokers of this machine:
+//! RabbitMQ (127.0.0.1:5672), Mosquitto (1883), NATS JetStream (4222) and a `tansu` Kafka
+//! broker this test starts (installed by `scripts/setup-deps`). Each test publishes
+//! numbered messages, kills Dozor with `kill -9` mid-stream, restarts it, and checks that
+//! every message is stored, that duplicates stay within the unacknowledged window, and
+//! that a poison message becomes a dead letter with a reason instead of blocking the
+//! stream. Broker connections are cut while Dozor runs (RabbitMQ: `rabbitmqctl
+//! close_all_connections`; Kafka, MQTT and NATS: every connection dropped and refused by a
+//! proxy for a few seconds), and Dozor reconnects.
+
+#![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
+
+mod common;
+
+use std::collections::HashMap;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::Server;
+
+const TOKEN: &str = "dzr_bus-test-token-0123456789abc";
+
+/// A name no other run of these tests uses.
+fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{prefix}{}x{}", std::process::id(), nanos % 1_000_000_000)
+}
+
+fn payload(service: &str, i: usize) -> String {
+    format!(r#"{{"message":"msg-{i} stored","service":"{service}","level":"info"}}"#)
+}
+
+fn start(dir: &std::path::Path, yaml: &str) -> Server {
+    let config = dir.join("dozor.yml");
+    std::fs::write(&config, yaml).unwrap();
+    Server::start_with(
+        &dir.join("data"),
+        &[("DOZOR_ADMIN_TOKEN", TOKEN)],
+        &["--config", config.to_str().unwrap()],
+    )
+}
+
+fn kill_9(server: Server) {
+    let _ = Command::new("kill")
+        .args(["-9", &server.child.id().to_string()])
+        .status();
+    drop(server);
+}
+
+/// Records matching `query` in the last hour.
+fn search(server: &Server, query: &str) -> Vec<serde_json::Value> {
+    let now = dozor_model::time::now_ms() / 1000;
+    let (start, end) = ((now - 3600).to_string(), (now + 3600).to_string());
+    server.search_logs(
+        TOKEN,
+        &[
+            ("query", query),
+            ("start", &start),
+            ("end", &end),
+            ("limit", "10000"),
+        ],
+    )
+}
+
+/// How many times each `msg-N` of `service` is stored.
+fn stored(server: &Server, service: &str) -> HashMap<usize, usize> {
+    let mut seen = HashMap::new();
+    for r in search(server, &format!("{{service=\"{service}\"}}")) {
+        let msg = r["message"].as_str().unwrap_or("");
+        if let Some(n) = msg
+            .strip_prefix("msg-")
+            .and_then(|s| s.split(' ').next())
+            .and_then(|s| s.parse::<usize>().ok())
+        {
+            *seen.entry(n).or_default() += 1;
+        }
+    }
+    seen
+}
+
+fn wait_for(server: &Server, service: &str, n: usize) -> HashMap<usize, usize> {
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        let seen = stored(server, service);
+        if seen.len() >= n || Instant::now() > until {
+            return seen;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Every one of `0..n` stored, none more than once beyond `max_twice` of them.
+fn assert_complete(seen: &HashMap<usize, usize>, n: usize, max_twice: usize) {
+    let lost: Vec<usize> = (0..n).filter(|i| !seen.contains_key(i)).collect();
+    assert!(
+        lost.is_empty(),
+        "{} messages lost, e.g. {:?}",
+        lost.len(),
+        &lost[..lost.len().min(10)]
+    );
+    let twice = seen.values().filter(|c| **c > 1).count();
+    assert!(twice <= max_twice, "{twice} messages stored twice");
+}
+
+/// Dead letters of source `name`, waiting until at least `n` are there.
+fn dead_letters(server: &Server, name: &str, n: usize) -> Vec<serde_json::Value> {
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let found = search(server, &format!("{{dead_letter=\"{name}\"}}"));
+        if found.len() >= n || Instant::now() > until {
+            return found;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn field<'a>(record: &'a serde_json::Value, name: &str) -> &'a str {
+    record["fields"][name]
+        .as_str()
+        .or_else(|| record[name].as_str())
+        .unwrap_or("")
+}
+
+/// An instant PromQL query's first value.
+fn query_value(server: &Server, promql: &str) -> Option<f64> {
+    let body: serde_json::Value = common::block_on(async {
+        reqwest::Client::new()
+            .get(server.url(&format!(
+                "/api/v1/query?{}",
+                serde_urlencoded::to_string([("query", promql)]).unwrap()
+            )))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    });
+    body["data"]["result"][0]["value"][1]
+        .as_str()
+        .and_then(|v| v.parse().ok())
+}
+
+/// A sample of Dozor's own `/metrics` whose line starts with `prefix`.
+fn self_metric(server: &Server, prefix: &str) -> Option<f64> {
+    let text = common::block_on(async {
+        reqwest::Client::new()
+            .get(server.url("/metrics"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    });
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+fn readyz(server: &Server) -> serde_json::Value {
+    common::block_on(async {
+        reqwest::get(server.url("/readyz"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    })
+}
+
+fn wait_source_up(server: &Server, name: &str) {
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = readyz(server);
+        let up = r["sources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["name"] == name && s["status"] == "up");
+        if up {
+            return;
+        }
+        assert!(Instant::now() < until, "source {name} never up: {r}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+// ------------------------------------------------------------------------- RabbitMQ
+
+mod amqp {
+    use lapin::options::{BasicPublishOptions, QueueDeclareOptions};
+    use lapin::types::FieldTable;
+    use lapin::{BasicProperties, Connection, ConnectionProperties};
+
+    pub const URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+    pub async fn channel() -> (Connection, lapin::Channel) {
+        let conn = Connection::connect(URL, ConnectionProperties::default())
+            .await
+            .unwrap();
+        let ch = conn.create_channel().await.unwrap();
+        (conn, ch)
+    }
+
+    pub async fn declare(ch: &lapin::Channel, queue: &str) {
+        let opts = QueueDeclareOptions {
+            durable: true,
+            ..QueueDeclareOptions::default()
+        };
+        ch.queue_declare(queue.into(), opts, FieldTable::default())
+            .await
+            .unwrap();
+    }
+
+    pub async fn publish(ch: &lapin::Channel, queue: &str, bodies: impl Iterator<Item = String>) {
+        for body in bodies {
+            ch.basic_publish(
+                "".into(),
+                queue.into(),
+                BasicPublishOptions::default(),
+                body.as_bytes(),
+                BasicProperties::default().with_delivery_mode(2),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        }
+    }
+
+    pub async fn delete(ch: &lapin::Channel, queue: &str) {
+        let _ = ch
+            .queue_delete(queue.into(), lapin::options::QueueDeleteOptions::default())
+            .await;
+    }
+}
+
+#[test]
+fn rabbitmq_queue_survives_kill_9_and_lost_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    // One runtime for the test's AMQP connections: they live in its tasks.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let queue = unique("dozor-test-");
+    let dlq = format!("{queue}.dlq");
+    let (conn, ch) = rt.block_on(amqp::channel());
+    rt.block_on(async {
+        amqp::declare(&ch, &queue).await;
+        amqp::declare(&ch, &dlq).await;
+        amqp::publish(&ch, &dlq, (0..3).map(|i| format!("dead {i}"))).await;
+        amqp::publish(&ch, &queue, (0..2000).map(|i| payload("rmq", i))).await;
+        amqp::publish(&ch, &queue, std::iter::once("{not json".to_owned())).await;
+    });
+    let yaml = format!(
+        "sources:\n  rabbitmq:\n    - name: rmq\n      url: {}\n      queues: [{{name: {queue}, format: ndjson}}]\n      watch: [{queue}]\n      dead_letter_queues: [{dlq}]\n      watch_interval: 1s\n      batch: 200\n",
+        amqp::URL
+    );
+    let server = start(dir.path(), &yaml);
+    let seen = wait_for(&server, "rmq", 500);
+    assert!(seen.len() >= 500);
+    // kill -9 while messages keep coming.
+    rt.block_on(amqp::publish(
+        &ch,
+        &queue,
+        (2000..3000).map(|i| payload("rmq", i)),
+    ));
+    kill_9(server);
+    rt.block_on(amqp::publish(
+        &ch,
+        &queue,
+        (3000..3500).map(|i| payload("rmq", i)),
+    ));
+    let server = start(dir.path(), &yaml);
+    wait_source_up(&server, "rmq");
+    // Every connection cut, as a broker restart would: Dozor reconnects and reads on.
+    let closed = Command::new("rabbitmqctl")
+        .args(["close_all_connections", "test: broker gone"])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(closed.success());
+    let (conn2, ch2) = rt.block_on(amqp::channel());
+    rt.block_on(amqp::publish(
+        &ch2,
+        &queue,
+        (3500..4000).map(|i| payload("rmq", i)),
+    ));
+    let seen = wait_for(&server, "rmq", 4000);
+    // At-least-once: what was delivered but not acknowledged at the kill (a batch plus
+    // the prefetch window of 400) may come twice.
+    assert_complete(&seen, 4000, 600);
+    let dead = dead_letters(&server, "rmq", 1);
+    assert!(!dead.is_empty(), "the poison message is a dead letter");
+    assert!(
+        field(&dead[0], "reason").contains("invalid JSON"),
+        "{}",
+        dead[0]
+    );
+    assert_eq!(field(&dead[0], "topic"), queue);
+    // The watch: the dead-letter queue's depth, as rabbitmq_queue_messages.
+    let until = Instant::now() + Duration::from_secs(20);
+    let dlq_depth = loop {
+        let v = query_value(
+            &server,
+            &format!("rabbitmq_queue_messages{{queue=\"{dlq}\",dead_letter=\"true\"}}"),
+        );
+        if v.is_some() || Instant::now() > until {
+            break v;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(dlq_depth, Some(3.0));
+    let r = readyz(&server);
+    assert_eq!(r["sources"][0]["kind"], "rabbitmq", "{r}");
+    let reconnects = self_metric(&server, "dozor_source_reconnects_total{source=\"rmq\"");
+    assert!(reconnects >= Some(1.0), "reconnects: {reconnects:?}");
+    let dead = self_metric(&server, "dozor_source_dead_letters_total{source=\"rmq\"");
+    // The poison message was read before the kill or after it (then counted by this run).
+    assert!(dead.is_some(), "dead letters counter missing");
+    rt.block_on(async {
+        amqp::delete(&ch2, &queue).await;
+        amqp::delete(&ch2, &dlq).await;
+        let _ = conn2.close(200, "done".into()).await;
+        let _ = conn.close(200, "done".into()).await;
+    });
+}
+
+// ------------------------------------------------------------------------- MQTT
+
+/// Publishes with QoS 1 and waits until the broker acknowledged every message.
+fn mqtt_publish(topic: &str, bodies: Vec<String>) {
+    use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, QoS};
+    common::block_on(async {
+        let mut opts = MqttOptions::new(unique("pub"), "127.0.0.1", 1883);
+        opts.set_clean_session(true);
+        let (client, mut events) = AsyncClient::new(opts, 100);
+        let n = bodies.len();
+        let publisher = {
+            let client = client.clone();
+            let topic = topic.to_owned();
+            tokio::spawn(async move {
+                for b in bodies {
+                    client
+                        .publish(topic.as_str(), QoS::AtLeastOnce, false, b)
+                        .await
+                        .unwrap();
+                }
+            })
+        };
+        let mut acked = 0;
+        while acked < n {
+            match events.poll().await.unwrap() {
+                Event::Incoming(Packet::PubAck(_)) => acked += 1,
+                Event::Outgoing(Outgoing::Disconnect) => break,
+                _ => {}
+            }
+        }
+        publisher.await.unwrap();
+        client.disconnect().await.unwrap();
+        let _ = tokio::time::timeout(Duration::from_secs(1), events.poll()).await;
+    });
+}
+
+#[test]
+fn mqtt_persistent_session_survives_kill_9_and_broker_outage() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = unique("dozor-test-");
+    // Dozor reaches Mosquitto through a proxy that can cut it off.
+    let proxy = Proxy::start(1883);
+    let yaml = format!(
+        "sources:\n  mqtt:\n    - name: devices\n      address: 127.0.0.1:{}\n      client_id: {root}\n      topics:\n        - {{name: {root}/+/telemetry, format: record, metric_prefix: device_}}\n        - {{name: {root}/+/log, format: ndjson}}\n      batch: 100\n",
+        proxy.port
+    );
+    let server = start(dir.path(), &yaml);
+    wait_source_up(&server, "devices");
+    // Subscriptions are made on connect; give the broker a moment to register them.
+    std::thread::sleep(Duration::from_millis(300));
+    let log = format!("{root}/kkt-1/log");
+    mqtt_publish(&log, (0..1000).map(|i| payload("mqtt", i)).collect());
+    mqtt_publish(
+        &format!("{root}/kkt-1/telemetry"),
+        vec![
+            r#"{"register":"kkt-1","fn_days_left":12}"#.to_owned(),
+            "oops".to_owned(),
+        ],
+    );
+    assert!(wait_for(&server, "mqtt", 300).len() >= 300);
+    kill_9(server);
+    // Published while Dozor is down: kept by the broker for the persistent session.
+    mqtt_publish(&log, (1000..1500).map(|i| payload("mqtt", i)).collect());
+    let server = start(dir.path(), &yaml);
+    let seen = wait_for(&server, "mqtt", 1500);
+    // Unacknowledged at the kill: at most the broker's in-flight window per batch.
+    assert_complete(&seen, 1500, 200);
+    let until = Instant::now() + Duration::from_secs(20);
+    while query_value(&server, "device_fn_days_left{register=\"kkt-1\"}").is_none() {
+        assert!(
+            Instant::now() < until,
+            "the telemetry record is not a metric"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        query_value(&server, "device_fn_days_left{register=\"kkt-1\"}"),
+        Some(12.0)
+    );
+    let dead = dead_letters(&server, "devices", 1);
+    assert!(
+        field(&dead[0], "reason").contains("invalid JSON"),
+        "{}",
+        dead[0]
+    );
+    // The broker unreachable for 3 s while devices publish: the session keeps their
+    // messages and Dozor reads them once it is back.
+    std::thread::scope(|s| {
+        s.spawn(|| proxy.outage(Duration::from_secs(3)));
+        std::thread::sleep(Duration::from_millis(500));
+        mqtt_publish(&log, (1500..1600).map(|i| payload("mqtt", i)).collect());
+    });
+    let seen = wait_for(&server, "mqtt", 1600);
+    assert_complete(&seen, 1600, 200);
+    drop(server);
+    // Leave no session behind on the broker.
+    common::block_on(async {
+        let mut opts = rumqttc::MqttOptions::new(root.clone(), "127.0.0.1", 1883);
+        opts.set_clean_session(true);
+        let (client, mut events) = rumqttc::AsyncClient::new(opts, 10);
+        let _ = tokio::time::timeout(Duration::from_secs(2), events.poll()).await;
+        let _ = client.disconnect().await;
+        let _ = tokio::time::timeout(Duration::from_secs(1), events.poll()).await;
+    });
+}
+
+// ------------------------------------------------------------------------- NATS
+
+fn nats_publish(subject: &str, bodies: Vec<String>) {
+    common::block_on(async {
+        let client = async_nats::connect("nats://127.0.0.1:4222").await.unwrap();
+        let js = async_nats::jetstream::new(client);
+        for b in bodies {
+            js.publish(subject.to_owned(), b.into())
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+        }
+    });
+}
+
+#[test]
+fn nats_jetstream_survives_kill_9_and_server_outage() {
+    let dir = tempfile::tempdir().unwrap();
+    let stream = unique("DOZORTEST");
+    let prefix = stream.to_lowercase();
+    let proxy = Proxy::start(4222);
+    let yaml = format!(
+        "sources:\n  nats:\n    - name: js\n      url: nats://127.0.0.1:{}\n      stream: {stream}\n      subjects:\n        - {{name: '{prefix}.events.>', format: events, event_type: sale}}\n        - {{name: '{prefix}.logs', format: ndjson}}\n      batch: 200\n      ack_wait: 3s\n",
+        proxy.port
+    );
+    let server = start(dir.path(), &yaml);
+    wait_source_up(&server, "js");
+    nats_publish(
+        &format!("{prefix}.logs"),
+        (0..1000).map(|i| payload("nats", i)).collect(),
+    );
+    nats_publish(
+        &format!("{prefix}.events.shop"),
+        vec![
+            r#"{"user_id":"u1","amount":120,"service":"shop"}"#.to_owned(),
+            r#"{"type":"transaction","user_id":"u1","amount":"ten"}"#.to_owned(),
+        ],
+    );
+    assert!(wait_for(&server, "nats", 300).len() >= 300);
+    kill_9(server);
+    nats_publish(
+        &format!("{prefix}.logs"),
+        (1000..1500).map(|i| payload("nats", i)).collect(),
+    );
+    let server = start(dir.path(), &yaml);
+    let seen = wait_for(&server, "nats", 1500);
+    assert_complete(&seen, 1500, 400);
+    // Delivered but not acknowledged at the kill: back after ack_wait.
+    let until = Instant::now() + Duration::from_secs(20);
+    let sales = loop {
+        let sales = search(&server, "{event=\"sale\"}");
+        if !sales.is_empty() || Instant::now() > until {
+            break sales;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(sales.len(), 1, "{sales:?}");
+    let dead = dead_letters(&server, "js", 1);
+    assert!(field(&dead[0], "reason").contains("amount"), "{}", dead[0]);
+    assert!(
+        field(&dead[0], "position").starts_with("stream sequence"),
+        "{}",
+        dead[0]
+    );
+    // The server unreachable for 3 s while publishers go on: JetStream keeps the messages
+    // and Dozor reads them once it is back.
+    std::thread::scope(|s| {
+        s.spawn(|| proxy.outage(Duration::from_secs(3)));
+        std::thread::sleep(Duration::from_millis(500));
+        nats_publish(
+            &format!("{prefix}.logs"),
+            (1500..1600).map(|i| payload("nats", i)).collect(),
+        );
+    });
+    let seen = wait_for(&server, "nats", 1600);
+    assert_complete(&seen, 1600, 400);
+    drop(server);
+    common::block_on(async {
+        let client = async_nats::connect("nats://127.0.0.1:4222").await.unwrap();
+        let js = async_nats::jetstream::new(client);
+        let _ = js.delete_stream(&stream).await;
+    });
+}
+
+// ------------------------------------------------------------------------- Kafka
+
+/// A `tansu` broker on a free port, in memory; stopped on drop.
+struct Tansu {
+    child: std::process::Child,
+}
+
+impl Tansu {
+    fn bin() -> std::path::PathBuf {
+        if let Ok(p) = std::env::var("DOZOR_TANSU") {
+            return p.into();
+        }
+        let tools = std::env::var("DOZOR_TOOLS").unwrap_or_else(|_| {
+            let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+            format!("{home}/.cache/dozor-tools")
+        });
+        let p = std::path::PathBuf::from(tools).join("bin/tansu");
+        assert!(
+            p.exists(),
+            "{} missing: scripts/setup-deps installs the tansu Kafka broker",
+            p.display()
+        );
+        p
+    }
+
+    /// A broker listening on `port` that tells clients to come through `advertised`.
+    fn start(port: u16, advertised: u16) -> Tansu {
+        let url = format!("tcp://127.0.0.1:{port}");
+        let advertised = format!("tcp://127.0.0.1:{advertised}");
+        let child = Command::new(Tansu::bin())
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &advertised,
+                "--storage-engine",
+                "memory://tansu/",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let until = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < until, "tansu did not listen");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Tansu { child }
+    }
+}
+
+impl Drop for Tansu {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A TCP proxy in front of the broker that can drop every connection and refuse new ones
+/// for a while: what a broker restart looks like to its clients, with its data kept (tansu
+/// keeps data in memory only, so restarting it would not be a restart of the same broker).
+struct Proxy {
+    port: u16,
+    down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl Proxy {
+    fn start(target: u16) -> Proxy {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let down = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let conns = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (d, c) = (down.clone(), conns.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                if d.load(Ordering::SeqCst) {
+                    drop(client);
+                    continue;
+                }
+                let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", target)) else {
+                    continue;
+                };
+                let mut all = c.lock().unwrap();
+                all.push(client.try_clone().unwrap());
+                all.push(server.try_clone().unwrap());
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        Proxy { port, down, conns }
+    }
+
+    /// Drops every connection and refuses new ones for `d`.
+    fn outage(&self, d: Duration) {
+        use std::sync::atomic::Ordering;
+        self.down.store(true, Ordering::SeqCst);
+        for c in self.conns.lock().unwrap().drain(..) {
+            let _ = c.shutdown(std::net::Shutdown::Both);
+        }
+        std::thread::sleep(d);
+        self.down.store(false, Ordering::SeqCst);
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn kafka_produce(port: u16, topic: &str, bodies: Vec<String>) {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let producer: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", format!("127.0.0.1:{port}"))
+        .set("message.timeout.ms", "20000")
+        .create()
+        .unwrap();
+    common::block_on(async {
+        for b in bodies {
+            producer
+                .send(
+                    FutureRecord::<(), _>::to(topic).payload(&b),
+                    Duration::from_secs(20),
+                )
+                .await
+                .unwrap();
+        }
+    });
+}
+
+fn kafka_create_topic(port: u16, topic: &str) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", format!("127.0.0.1:{port}"))
+        .create()
+        .unwrap();
+    common::block_on(async {
+        admin
+            .create_topics(
+                &[NewTopic::new(topic, 2, TopicReplication::Fixed(1))],
+                &AdminOptions::new(),
+            )
+            .await
+            .unwrap();
+    });
+}
+
+#[test]
+fn kafka_consumer_group_survives_kill_9_and_broker_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker_port = free_port();
+    let proxy = Proxy::start(broker_port);
+    let port = proxy.port;
+    let _tansu = Tansu::start(broker_port, port);
+    kafka_create_topic(port, "logs");
+    kafka_create_topic(port, "transactions");
+    let yaml = format!(
+        "sources:\n  kafka:\n    - name: pipeline\n      brokers: 127.0.0.1:{port}\n      group: {}\n      topics:\n        - {{name: logs, format: ndjson}}\n        - {{name: transactions, format: events, event_type: transaction}}\n      batch: 200\n      options: {{session.timeout.ms: '6000'}}\n",
+        unique("dozor-test-")
+    );
+    kafka_produce(
+        port,
+        "logs",
+        (0..1000).map(|i| payload("kafka", i)).collect(),
+    );
+    kafka_produce(
+        port,
+        "transactions",
+        vec![
+            r#"{"transaction_id":"t1","user_id":"u7","amount":15000,"currency":"RUB"}"#.to_owned(),
+            r#"{"transaction_id":"t2","user_id":"u7"}"#.to_owned(),
+        ],
+    );
+    let server = start(dir.path(), &yaml);
+    assert!(wait_for(&server, "kafka", 300).len() >= 300);
+    kill_9(server);
+    kafka_produce(
+        port,
+        "logs",
+        (1000..1500).map(|i| payload("kafka", i)).collect(),
+    );
+    // tansu, unlike Kafka, does not rebalance the members left when a dead one's session
+    // expires: restart once the killed member is gone (about 15 s), as an orchestrator's
+    // restart delay would.
+    std::thread::sleep(Duration::from_secs(16));
+    let server = start(dir.path(), &yaml);
+    let seen = wait_for(&server, "kafka", 1500);
+    // Repeated at most: the batches whose commit had not reached the broker.
+    assert_complete(&seen, 1500, 1000);
+    let tx = search(&server, "{event=\"transaction\"}");
+    assert_eq!(tx.len(), 1, "{tx:?}");
+    assert_eq!(field(&tx[0], "amount"), "15000");
+    let dead = dead_letters(&server, "pipeline", 1);
+    assert!(field(&dead[0], "reason").contains("amount"), "{}", dead[0]);
+    assert!(
+        field(&dead[0], "position").starts_with("partition"),
+        "{}",
+        dead[0]
+    );
+    // The broker goes away for 3 s, every connection dropped; Dozor reconnects and reads
+    // what is produced afterwards.
+    proxy.outage(Duration::from_secs(3));
+    kafka_produce(
+        port,
+        "logs",
+        (5000..5100).map(|i| payload("kafka", i)).collect(),
+    );
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        let seen = stored(&server, "kafka");
+        if (5000..5100).all(|i| seen.contains_key(&i)) {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "nothing read after the broker came back"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}

@@ -1,0 +1,378 @@
+//! RabbitMQ source (`sources.rabbitmq` in `dozor.yml`): consumes queues as log, event or
+//! metric sources and watches queue depths, dead-letter queues above all.
+//!
+//! Each queue is consumed on its own channel with a prefetch window; deliveries are
+//! gathered into batches (at most `batch` messages, waiting at most `linger` for more),
+//! stored durably through the [`BusSink`], and only then acknowledged with one
+//! `basic.ack(multiple)` of the batch's last delivery tag — one channel per queue keeps the
+//! tags of a batch contiguous, so the multiple-ack covers exactly the stored deliveries.
+//! Unacknowledged deliveries return to the queue when the connection drops, so a crash
+//! redelivers at most one batch (plus the prefetch window, never acknowledged).
+//!
+//! The watch (`watch`, `dead_letter_queues`) declares each queue passively every
+//! `watch_interval` and stores `rabbitmq_queue_messages` and `rabbitmq_queue_consumers`
+//! (the names of RabbitMQ's own Prometheus plugin) with `queue`, `source` and
+//! `dead_letter="true"` on dead-letter queues, which the shipped dead-letter alert reads.
+//! Rates come from PromQL (`deriv(rabbitmq_queue_messages[5m])`).
+//!
+//! A lost connection is retried with exponential back-off and jitter; `dozor_source_*`
+//! counts reconnections and errors and `/readyz` shows the last error.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use dozor_model::{Labels, Sample, TenantId};
+use futures_core::Stream;
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
+use lapin::{Connection, ConnectionProperties};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use crate::source::{
+    BusSink, Message, Route, SourceStats, next_backoff, next_deadline, sleep_or_stop, stopped,
+    store_batch,
+};
+
+/// One `sources.rabbitmq` entry of `dozor.yml`. Its `Debug` hides the URL's password.
+#[derive(Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RabbitConfig {
+    /// Unique name: the `source` label of its metrics and dead letters.
+    pub name: String,
+    /// `amqp://user:password@host:5672/vhost` (`%2f` is the default vhost).
+    pub url: String,
+    /// A file holding the password, which replaces the URL's (keep it out of `dozor.yml`).
+    #[serde(default)]
+    pub password_file: Option<std::path::PathBuf>,
+    /// The tenant its records belong to.
+    #[serde(default = "TenantId::default_tenant")]
+    pub tenant: TenantId,
+    /// Queues to consume and how their messages decode.
+    #[serde(default)]
+    pub queues: Vec<Route>,
+    /// Queues whose depth to watch (the consumed ones are not watched unless listed).
+    #[serde(default)]
+    pub watch: Vec<String>,
+    /// Dead-letter queues to watch; their series carry `dead_letter="true"`.
+    #[serde(default)]
+    pub dead_letter_queues: Vec<String>,
+    /// How often the watched queues are declared passively.
+    #[serde(default = "default_watch_interval", with = "dozor_model::duration")]
+    pub watch_interval: Duration,
+    /// Most messages in one stored batch (also the channel's prefetch, twice over).
+    #[serde(default = "default_batch")]
+    pub batch: usize,
+    /// Longest wait for a batch to fill once its first message came.
+    #[serde(default = "default_linger", with = "dozor_model::duration")]
+    pub linger: Duration,
+}
+
+impl std::fmt::Debug for RabbitConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RabbitConfig")
+            .field("name", &self.name)
+            .field("url", &crate::source::redact_url(&self.url))
+            .field("tenant", &self.tenant)
+            .field("queues", &self.queues)
+            .field("watch", &self.watch)
+            .field("dead_letter_queues", &self.dead_letter_queues)
+            .finish_non_exhaustive()
+    }
+}
+
+fn default_watch_interval() -> Duration {
+    Duration::from_secs(15)
+}
+
+pub(crate) fn default_batch() -> usize {
+    500
+}
+
+pub(crate) fn default_linger() -> Duration {
+    Duration::from_millis(100)
+}
+
+impl RabbitConfig {
+    /// Checks what can be checked without a broker.
+    pub fn check(&self) -> Result<(), String> {
+        if !(self.url.starts_with("amqp://") || self.url.starts_with("amqps://")) {
+            return Err(format!("{}: url must start with amqp://", self.name));
+        }
+        if self.queues.is_empty() && self.watch.is_empty() && self.dead_letter_queues.is_empty() {
+            return Err(format!("{}: no queues to consume or watch", self.name));
+        }
+        if self.batch == 0 || self.batch > 10_000 {
+            return Err(format!("{}: batch must be 1 to 10000", self.name));
+        }
+        if self.watch_interval < Duration::from_secs(1) {
+            return Err(format!("{}: watch_interval must be at least 1s", self.name));
+        }
+        Ok(())
+    }
+}
+
+/// Runs the source until `stop` turns true: one consumer per queue and the watch, each
+/// reconnecting on its own.
+pub async fn run(
+    config: RabbitConfig,
+    sink: Arc<dyn BusSink>,
+    stats: Arc<SourceStats>,
+    stop: watch::Receiver<bool>,
+) {
+    let config = Arc::new(config);
+    let mut tasks = Vec::new();
+    for i in 0..config.queues.len() {
+        tasks.push(tokio::spawn(consume(
+            Arc::clone(&config),
+            i,
+            Arc::clone(&sink),
+            Arc::clone(&stats),
+            stop.clone(),
+        )));
+    }
+    if !config.watch.is_empty() || !config.dead_letter_queues.is_empty() {
+        tasks.push(tokio::spawn(watch_queues(
+            Arc::clone(&config),
+            Arc::clone(&sink),
+            Arc::clone(&stats),
+            stop.clone(),
+        )));
+    }
+    for t in tasks {
+        if let Err(e) = t.await {
+            tracing::error!(source = %config.name, error = %e, "rabbitmq task failed");
+        }
+    }
+}
+
+async fn connect(config: &RabbitConfig) -> Result<Connection, String> {
+    let props = ConnectionProperties::default()
+        .with_connection_name(format!("dozor:{}", config.name).into());
+    let url = match &config.password_file {
+        Some(f) => crate::source::url_with_password(&config.url, &crate::source::read_secret(f)?)?,
+        None => config.url.clone(),
+    };
+    tokio::time::timeout(Duration::from_secs(10), Connection::connect(&url, props))
+        .await
+        .map_err(|_| "connection timed out after 10s".to_owned())?
+        .map_err(|e| format!("cannot connect: {e}"))
+}
+
+/// Consumes queue `route` of `config`, reconnecting until `stop`.
+async fn consume(
+    config: Arc<RabbitConfig>,
+    route: usize,
+    sink: Arc<dyn BusSink>,
+    stats: Arc<SourceStats>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let queue = config.queues[route].name.clone();
+    let mut backoff = Duration::ZERO;
+    let mut connected_before = false;
+    while !*stop.borrow() {
+        match consume_once(
+            &config,
+            route,
+            &sink,
+            &stats,
+            &mut stop,
+            &mut connected_before,
+        )
+        .await
+        {
+            Ok(()) => return,
+            Err(e) => {
+                stats.set_connected(false);
+                stats.error(&e);
+                backoff = next_backoff(backoff);
+                tracing::warn!(source = %config.name, queue, error = %e, retry_in = ?backoff, "rabbitmq consumer lost; reconnecting");
+                if sleep_or_stop(backoff, &mut stop).await {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// One connection's life: `Ok` when stopped, `Err` when the connection or channel failed.
+async fn consume_once(
+    config: &RabbitConfig,
+    route: usize,
+    sink: &Arc<dyn BusSink>,
+    stats: &SourceStats,
+    stop: &mut watch::Receiver<bool>,
+    connected_before: &mut bool,
+) -> Result<(), String> {
+    let queue = &config.queues[route].name;
+    let conn = connect(config).await?;
+    let channel = conn.create_channel().await.map_err(|e| e.to_string())?;
+    let prefetch = u16::try_from(config.batch.saturating_mul(2)).unwrap_or(u16::MAX);
+    channel
+        .basic_qos(prefetch, BasicQosOptions::default())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut consumer = channel
+        .basic_consume(
+            queue.as_str().into(),
+            format!("dozor-{}", config.name).into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(|e| format!("cannot consume {queue}: {e}"))?;
+    if std::mem::replace(connected_before, true) {
+        stats.reconnects.fetch_add(1, Ordering::Relaxed);
+    }
+    stats.set_connected(true);
+    tracing::info!(source = %config.name, queue, "consuming");
+    let mut batch: Vec<lapin::message::Delivery> = Vec::with_capacity(config.batch);
+    loop {
+        // The first delivery of a batch: wait as long as it takes (or until stopped).
+        tokio::select! {
+            d = next(&mut consumer) => batch.push(d?),
+            () = stopped(stop) => {
+                let _ = conn.close(200, "dozor stopping".into()).await;
+                return Ok(());
+            }
+        }
+        let deadline = tokio::time::Instant::now() + config.linger;
+        while batch.len() < config.batch {
+            match tokio::time::timeout_at(next_deadline(deadline), next(&mut consumer)).await {
+                Ok(d) => batch.push(d?),
+                Err(_) => break,
+            }
+        }
+        let msgs: Vec<Message<'_>> = batch
+            .iter()
+            .map(|d| Message {
+                route: 0,
+                topic: queue,
+                position: format!("delivery {}", d.delivery_tag),
+                payload: &d.data,
+            })
+            .collect();
+        let routes = std::slice::from_ref(&config.queues[route]);
+        if !store_batch(
+            &config.name,
+            &config.tenant,
+            routes,
+            &msgs,
+            sink,
+            stats,
+            stop,
+        )
+        .await
+        {
+            // Stopped before the store took them: they stay unacknowledged and return to the
+            // queue when the connection closes.
+            let _ = conn.close(200, "dozor stopping".into()).await;
+            return Ok(());
+        }
+        let last = batch.last().map_or(0, |d| d.delivery_tag);
+        channel
+            .basic_ack(last, BasicAckOptions { multiple: true })
+            .await
+            .map_err(|e| format!("cannot acknowledge: {e}"))?;
+        batch.clear();
+    }
+}
+
+async fn next(consumer: &mut lapin::Consumer) -> Result<lapin::message::Delivery, String> {
+    std::future::poll_fn(|cx| std::pin::Pin::new(&mut *consumer).poll_next(cx))
+        .await
+        .ok_or_else(|| "the broker cancelled the consumer".to_owned())?
+        .map_err(|e| e.to_string())
+}
+
+/// Declares the watched queues passively every `watch_interval` and stores their depth and
+/// consumers.
+async fn watch_queues(
+    config: Arc<RabbitConfig>,
+    sink: Arc<dyn BusSink>,
+    stats: Arc<SourceStats>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut conn: Option<(Connection, lapin::Channel)> = None;
+    let mut backoff = Duration::ZERO;
+    loop {
+        let result = watch_once(&config, &sink, &mut conn).await;
+        let wait = match result {
+            Ok(()) => {
+                backoff = Duration::ZERO;
+                config.watch_interval
+            }
+            Err(e) => {
+                conn = None;
+                stats.error(&e);
+                backoff = next_backoff(backoff);
+                tracing::warn!(source = %config.name, error = %e, retry_in = ?backoff, "rabbitmq queue watch failed");
+                backoff.min(config.watch_interval)
+            }
+        };
+        if sleep_or_stop(wait, &mut stop).await {
+            if let Some((c, _)) = conn {
+                let _ = c.close(200, "dozor stopping".into()).await;
+            }
+            return;
+        }
+    }
+}
+
+async fn watch_once(
+    config: &RabbitConfig,
+    sink: &Arc<dyn BusSink>,
+    conn: &mut Option<(Connection, lapin::Channel)>,
+) -> Result<(), String> {
+    let t = dozor_model::time::now_ms();
+    let mut batch = Vec::new();
+    let queues = config
+        .watch
+        .iter()
+        .map(|q| (q, false))
+        .chain(config.dead_letter_queues.iter().map(|q| (q, true)));
+    for (queue, dead_letter) in queues {
+        if conn.is_none() {
+            let c = connect(config).await?;
+            let ch = c.create_channel().await.map_err(|e| e.to_string())?;
+            *conn = Some((c, ch));
+        }
+        let Some((_, channel)) = conn.as_ref() else {
+            continue;
+        };
+        let passive = QueueDeclareOptions {
+            passive: true,
+            ..QueueDeclareOptions::default()
+        };
+        // A missing queue closes the channel (404): reopen it for the next queue.
+        let q = match channel
+            .queue_declare(queue.as_str().into(), passive, FieldTable::default())
+            .await
+        {
+            Ok(q) => q,
+            Err(e) => {
+                *conn = None;
+                return Err(format!("queue {queue}: {e}"));
+            }
+        };
+        let dl = if dead_letter { "true" } else { "false" };
+        for (name, v) in [
+            ("rabbitmq_queue_messages", q.message_count()),
+            ("rabbitmq_queue_consumers", q.consumer_count()),
+        ] {
+            let labels = Labels::from_pairs([
+                ("__name__", name),
+                ("dead_letter", dl),
+                ("queue", queue.as_str()),
+                ("source", config.name.as_str()),
+            ])
+            .map_err(|e| e.to_string())?;
+            batch.push((labels, vec![Sample { t, v: f64::from(v) }]));
+        }
+    }
+    let (sink, tenant) = (Arc::clone(sink), config.tenant.clone());
+    tokio::task::spawn_blocking(move || sink.store(&tenant, Vec::new(), batch))
+        .await
+        .map_err(|e| e.to_string())?
+}
