@@ -62,6 +62,18 @@ pub struct Config {
     /// Connectors that pull logs and events in (file tail; later queues and topics).
     #[serde(deserialize_with = "null_is_default")]
     pub sources: SourcesConfig,
+    /// Raw backups of what the bus sources receive.
+    #[serde(deserialize_with = "null_is_default")]
+    pub backup: BackupConfig,
+}
+
+/// `backup:`: where raw bus messages are copied.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BackupConfig {
+    /// Every message the bus sources receive, as NDJSON objects in S3
+    /// (`dozor_ingest::backup`).
+    pub s3: Option<dozor_ingest::backup::S3BackupConfig>,
 }
 
 /// `sources:`: connectors by kind.
@@ -686,6 +698,7 @@ impl Default for Config {
             collectors: CollectorsConfig::default(),
             probes: Vec::new(),
             sources: SourcesConfig::default(),
+            backup: BackupConfig::default(),
         }
     }
 }
@@ -822,6 +835,13 @@ impl Config {
             source: Some(name.to_owned()),
             ..e
         })?;
+        if let Some(s3) = &config.backup.s3 {
+            s3.check().map_err(|e| ConfigError {
+                source: Some(name.to_owned()),
+                key: Some("backup.s3".into()),
+                ..ConfigError::plain(e)
+            })?;
+        }
         config.logs.tiers().map_err(|e| ConfigError {
             source: Some(name.to_owned()),
             key: Some("logs.tiers".into()),

@@ -272,9 +272,29 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
         secret: jwt_secret.as_bytes().to_vec(),
     });
     let tails = crate::sources::start(file_sources, &sources, &sink, &store, &stop_rx);
+    let (spool, backup) = match &config.backup.s3 {
+        Some(s3) => {
+            let dir = config.data_dir.join("backup-spool");
+            let spool =
+                dozor_ingest::backup::Spool::open(&dir, s3.object_bytes, s3.max_spool_bytes)
+                    .map_err(anyhow::Error::msg)?;
+            let spool = Arc::new(spool);
+            let stats = sources.register("s3-backup", "s3", &TenantId::default_tenant());
+            tracing::info!(bucket = %s3.bucket, prefix = %s3.prefix, "raw backup of bus messages to S3");
+            let task = tokio::spawn(dozor_ingest::backup::run(
+                s3.clone(),
+                Arc::clone(&spool),
+                stats,
+                stop_rx.clone(),
+            ));
+            (Some(spool), Some(task))
+        }
+        None => (None, None),
+    };
     let bus_sink: Arc<dyn dozor_ingest::source::BusSink> = Arc::new(BusStore {
         logs: Arc::clone(&sink),
         tsdb: Arc::clone(&tsdb),
+        backup: spool,
     });
     let buses = crate::sources::start_bus(&config.sources, &sources, &bus_sink, &stop_rx);
     let syslog = &config.logs.syslog;
@@ -342,6 +362,13 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
         if let Err(e) = t.await {
             tracing::error!(error = %e, "source failed");
         }
+    }
+    // The raw backup seals its spool and makes one last upload pass once the bus sources
+    // stopped adding to it; what S3 does not take stays spooled for the next start.
+    if let Some(task) = backup
+        && let Err(e) = task.await
+    {
+        tracing::error!(error = %e, "raw backup failed");
     }
     // Scrape and probe loops write staleness markers for their series as they stop.
     if let Err(e) = scraping.await {
@@ -431,6 +458,7 @@ impl dozor_ingest::syslog::LogSink for LogStoreSink {
 struct BusStore {
     logs: Arc<dyn dozor_ingest::syslog::LogSink>,
     tsdb: Arc<Tsdb>,
+    backup: Option<Arc<dozor_ingest::backup::Spool>>,
 }
 
 impl dozor_ingest::source::BusSink for BusStore {
@@ -450,6 +478,17 @@ impl dozor_ingest::source::BusSink for BusStore {
             db.sync().map_err(|e| e.to_string())?;
         }
         Ok(())
+    }
+
+    fn backs_up(&self) -> bool {
+        self.backup.is_some()
+    }
+
+    fn backup(&self, lines: &[u8]) -> Result<(), String> {
+        match &self.backup {
+            Some(spool) => spool.append(lines),
+            None => Ok(()),
+        }
     }
 }
 

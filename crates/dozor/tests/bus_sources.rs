@@ -755,3 +755,175 @@ fn kafka_consumer_group_survives_kill_9_and_broker_restart() {
         std::thread::sleep(Duration::from_millis(300));
     }
 }
+
+// ------------------------------------------------------------------------- S3 raw backup
+
+/// moto's S3 server on `port`, in memory; stopped on drop.
+struct Moto(std::process::Child);
+
+impl Moto {
+    fn start(port: u16) -> Moto {
+        let bin = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../target/pyenv/bin/moto_server");
+        assert!(
+            bin.exists(),
+            "{} missing: scripts/setup-deps installs moto",
+            bin.display()
+        );
+        let child = Command::new(bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let until = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < until, "moto_server did not listen");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Moto(child)
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Every object under `prefix` in `bucket`: key and body, read with boto3 (installed with
+/// moto) as any S3 user would.
+fn s3_objects(port: u16, bucket: &str, prefix: &str) -> Vec<(String, String)> {
+    let python =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/pyenv/bin/python");
+    let script = r#"
+import boto3, json, sys
+s3 = boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1",
+                  aws_access_key_id="test", aws_secret_access_key="test")
+out = []
+for page in s3.get_paginator("list_objects_v2").paginate(Bucket=sys.argv[2], Prefix=sys.argv[3]):
+    for o in page.get("Contents", []):
+        body = s3.get_object(Bucket=sys.argv[2], Key=o["Key"])["Body"].read().decode()
+        out.append([o["Key"], body])
+print(json.dumps(out))
+"#;
+    let out = Command::new(python)
+        .args([
+            "-c",
+            script,
+            &format!("http://127.0.0.1:{port}"),
+            bucket,
+            prefix,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn raw_messages_are_backed_up_to_s3_and_spooled_while_it_is_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let queue = unique("dozor-backup-");
+    let (conn, ch) = rt.block_on(amqp::channel());
+    rt.block_on(async {
+        amqp::declare(&ch, &queue).await;
+        amqp::publish(&ch, &queue, (0..300).map(|i| payload("bak", i))).await;
+        amqp::publish(&ch, &queue, std::iter::once("not json at all".to_owned())).await;
+    });
+    let secret = dir.path().join("s3-secret");
+    std::fs::write(&secret, "test\n").unwrap();
+    // S3 is down when Dozor starts: nothing listens on its port yet.
+    let s3_port = free_port();
+    let yaml = format!(
+        "sources:\n  rabbitmq:\n    - name: bak\n      url: {}\n      queues: [{{name: {queue}}}]\n      batch: 100\nbackup:\n  s3:\n    bucket: raw-backup\n    prefix: seed001/raw\n    endpoint: http://127.0.0.1:{s3_port}\n    allow_http: true\n    access_key_id: test\n    secret_access_key_file: {}\n    interval: 1s\n",
+        amqp::URL,
+        secret.display()
+    );
+    let server = start(dir.path(), &yaml);
+    // The store and the broker go on without S3: every message is stored and acknowledged.
+    assert_complete(&wait_for(&server, "bak", 300), 300, 0);
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let spooled = self_metric(&server, "dozor_source_lag_messages{source=\"s3-backup\"");
+        if spooled > Some(0.0) {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "the spool holds the messages: {spooled:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let s3_status = |server: &Server| {
+        readyz(server)["sources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == "s3-backup")
+            .map(|s| s["status"].clone())
+            .unwrap()
+    };
+    assert_eq!(s3_status(&server), "down");
+    // S3 comes up: the spool drains into seed 001's layout, PREFIX/YYYYMMDD/<ms>.json.
+    let _moto = Moto::start(s3_port);
+    common::block_on(async {
+        let r = reqwest::Client::new()
+            .put(format!("http://127.0.0.1:{s3_port}/raw-backup"))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.status());
+    });
+    let until = Instant::now() + Duration::from_secs(60);
+    let lines: Vec<serde_json::Value> = loop {
+        let lines: Vec<serde_json::Value> = s3_objects(s3_port, "raw-backup", "seed001/raw/")
+            .iter()
+            .flat_map(|(k, body)| {
+                let day = k.split('/').nth(2).unwrap();
+                assert!(day.len() == 8 && day.starts_with("20"), "{k}");
+                assert!(k.ends_with(".json"), "{k}");
+                body.lines()
+                    .map(|l| serde_json::from_str(l).unwrap())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        if lines.len() >= 301 || Instant::now() > until {
+            break lines;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    let mut ids: Vec<usize> = lines
+        .iter()
+        .filter_map(|l| l["payload"]["message"].as_str())
+        .filter_map(|m| m.strip_prefix("msg-")?.split(' ').next()?.parse().ok())
+        .collect();
+    assert_eq!(s3_status(&server), "up");
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids, (0..300).collect::<Vec<_>>(), "every message backed up");
+    assert!(
+        lines.iter().any(|l| l["payload"] == "not json at all"),
+        "the poison message is backed up as text"
+    );
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["source"] == "bak" && l["topic"] == queue.as_str())
+    );
+    let until = Instant::now() + Duration::from_secs(10);
+    while self_metric(&server, "dozor_source_lag_messages{source=\"s3-backup\"") != Some(0.0) {
+        assert!(Instant::now() < until, "the spool did not drain");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    rt.block_on(async {
+        amqp::delete(&ch, &queue).await;
+        let _ = conn.close(200, "done".into()).await;
+    });
+}

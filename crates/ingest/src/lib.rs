@@ -27,6 +27,7 @@
 //! - [`source`]: what connectors share — counters, routes and formats of bus messages, dead
 //!   letters, and the store-then-acknowledge delivery of the bus sources [`kafka`],
 //!   [`rabbitmq`], [`mqtt`] and [`nats`] through a [`source::BusSink`].
+//! - [`backup`]: the raw backup of bus messages to S3, through a local spool.
 //!
 //! Only `scrape`, `probe`, `host`, `tail`, the bus sources and the `syslog` listeners do
 //! I/O.
@@ -35,6 +36,7 @@
 //! target in `fuzz/`), and bound the memory they allocate by [`Limits`]. The crate knows no
 //! store: connectors deliver through the `Appender` trait.
 
+pub mod backup;
 pub mod es_bulk;
 pub mod events;
 pub mod exposition;

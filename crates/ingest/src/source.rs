@@ -407,6 +407,18 @@ pub trait BusSink: Send + Sync + 'static {
     /// returning: the connector acknowledges to its broker only after this. Blocking:
     /// called off the async workers.
     fn store(&self, tenant: &TenantId, logs: Vec<LogRecord>, metrics: Batch) -> Result<(), String>;
+
+    /// Whether raw messages are backed up (the S3 raw backup of `backup.s3`).
+    fn backs_up(&self) -> bool {
+        false
+    }
+
+    /// Keeps the raw lines of a batch ([`crate::backup::encode`]) durably, before the batch
+    /// is stored and acknowledged. Blocking. Called only when [`BusSink::backs_up`].
+    fn backup(&self, lines: &[u8]) -> Result<(), String> {
+        let _ = lines;
+        Ok(())
+    }
 }
 
 /// Longest wait between retries.
@@ -494,8 +506,14 @@ pub async fn store_batch(
         first = false;
         let count = (decoded.logs.len() + crate::sample_count(&decoded.metrics)) as u64;
         let bytes = decoded.bytes;
+        let raw = sink
+            .backs_up()
+            .then(|| crate::backup::encode(source, msgs, now_ns / 1_000_000));
         let (sink2, tenant2) = (Arc::clone(sink), tenant.clone());
         let stored = tokio::task::spawn_blocking(move || {
+            if let Some(raw) = raw {
+                sink2.backup(&raw)?;
+            }
             sink2.store(&tenant2, decoded.logs, decoded.metrics)
         })
         .await
