@@ -5,17 +5,7 @@
 use dozor_ingest::source::{Format, Message, Route};
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    let routes: Vec<Route> = [
-        Format::Ndjson,
-        Format::Events,
-        Format::Lines,
-        Format::Metrics,
-        Format::Record,
-        Format::RemoteWrite,
-    ]
-    .into_iter()
-    .map(|f| Route::new("t", f))
-    .collect();
+    let routes: Vec<Route> = Format::ALL.into_iter().map(|f| Route::new("t", f)).collect();
     let msgs: Vec<Message<'_>> = (0..routes.len())
         .map(|route| Message { route, topic: "t", position: String::new(), payload: data })
         .collect();

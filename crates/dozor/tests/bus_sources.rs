@@ -126,20 +126,8 @@ fn field<'a>(record: &'a serde_json::Value, name: &str) -> &'a str {
 
 /// An instant PromQL query's first value.
 fn query_value(server: &Server, promql: &str) -> Option<f64> {
-    let body: serde_json::Value = common::block_on(async {
-        reqwest::Client::new()
-            .get(server.url(&format!(
-                "/api/v1/query?{}",
-                serde_urlencoded::to_string([("query", promql)]).unwrap()
-            )))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    });
+    let query = serde_urlencoded::to_string([("query", promql)]).unwrap();
+    let body = server.get_json(&format!("/api/v1/query?{query}"), TOKEN);
     body["data"]["result"][0]["value"][1]
         .as_str()
         .and_then(|v| v.parse().ok())
@@ -147,18 +135,9 @@ fn query_value(server: &Server, promql: &str) -> Option<f64> {
 
 /// A sample of Dozor's own `/metrics` whose line starts with `prefix`.
 fn self_metric(server: &Server, prefix: &str) -> Option<f64> {
-    let text = common::block_on(async {
-        reqwest::Client::new()
-            .get(server.url("/metrics"))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    });
-    text.lines()
+    server
+        .get_text("/metrics", TOKEN)
+        .lines()
         .find(|l| l.starts_with(prefix))
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())

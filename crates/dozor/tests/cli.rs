@@ -884,19 +884,7 @@ fn serve_runs_probes_and_answers_the_health_routes_from_them() {
         &[("DOZOR_ADMIN_TOKEN", token)],
         &["--config", config.to_str().unwrap()],
     );
-    let get = |path: &str| -> serde_json::Value {
-        block_on(async {
-            reqwest::Client::new()
-                .get(server.url(path))
-                .bearer_auth(token)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap()
-        })
-    };
+    let get = |path: &str| server.get_json(path, token);
     let until = Instant::now() + Duration::from_secs(15);
     let deps = loop {
         let deps = get("/api/v1/health/dependencies");

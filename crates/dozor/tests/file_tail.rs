@@ -52,20 +52,6 @@ fn stored(server: &Server) -> HashMap<usize, usize> {
     seen
 }
 
-fn metrics(server: &Server) -> String {
-    common::block_on(async {
-        reqwest::Client::new()
-            .get(server.url("/metrics"))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    })
-}
-
 /// Waits until the source has saved checkpoints for `records` records and has nothing
 /// left to read.
 fn wait_checkpointed(server: &Server, records: u64) {
@@ -77,7 +63,7 @@ fn wait_checkpointed(server: &Server, records: u64) {
             .and_then(|v| v.parse().ok())
     };
     loop {
-        let m = metrics(server);
+        let m = server.get_text("/metrics", TOKEN);
         let done = value(&m, "dozor_source_records_total").is_some_and(|r| r >= records)
             && value(&m, "dozor_source_lag_bytes") == Some(0);
         if done {

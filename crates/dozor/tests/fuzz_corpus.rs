@@ -223,15 +223,10 @@ fn events_corpus_decodes_or_names_the_field() {
 #[test]
 fn bus_message_corpus_decodes_or_leaves_a_dead_letter_with_a_reason() {
     use dozor_ingest::source::{Format, Message, Route, decode};
-    let formats = [
-        Format::Ndjson,
-        Format::Events,
-        Format::Lines,
-        Format::Metrics,
-        Format::Record,
-        Format::RemoteWrite,
-    ];
-    let routes: Vec<Route> = formats.into_iter().map(|f| Route::new("t", f)).collect();
+    let routes: Vec<Route> = Format::ALL
+        .into_iter()
+        .map(|f| Route::new("t", f))
+        .collect();
     let mut dead = 0;
     for (path, data) in corpus("bus_message") {
         for route in 0..routes.len() {

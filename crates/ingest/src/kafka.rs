@@ -28,8 +28,8 @@ use tokio::sync::watch;
 
 use crate::rabbitmq::{default_batch, default_linger};
 use crate::source::{
-    BusSink, Message, NO_ROUTE, Route, SourceStats, next_backoff, next_deadline, sleep_or_stop,
-    stopped, store_batch,
+    BusSink, Delivery, Message, NO_ROUTE, Route, SourceStats, next_backoff, next_deadline,
+    sleep_or_stop, stopped,
 };
 
 /// One `sources.kafka` entry of `dozor.yml`. Its `Debug` hides `options` (SASL passwords).
@@ -168,6 +168,13 @@ pub async fn run(
     tracing::info!(source = %config.name, group = %config.group, ?topics, "consuming Kafka");
     let mut backoff = Duration::ZERO;
     let mut was_connected = false;
+    let delivery = Delivery {
+        source: &config.name,
+        tenant: &config.tenant,
+        routes: &config.topics,
+        sink: &sink,
+        stats: &stats,
+    };
     let mut lag_checked = Instant::now();
     let mut last_commit: Option<TopicPartitionList> = None;
     loop {
@@ -224,17 +231,7 @@ pub async fn run(
                 payload: m.payload().unwrap_or_default(),
             })
             .collect();
-        if !store_batch(
-            &config.name,
-            &config.tenant,
-            &config.topics,
-            &msgs,
-            &sink,
-            &stats,
-            &mut stop,
-        )
-        .await
-        {
+        if !delivery.store(&msgs, &mut stop).await {
             break;
         }
         // The next offset of each partition read, committed now that the batch is durable.

@@ -22,8 +22,8 @@ use tokio::sync::{mpsc, watch};
 
 use crate::rabbitmq::{default_batch, default_linger};
 use crate::source::{
-    BusSink, Message, NO_ROUTE, Route, SourceStats, next_backoff, next_deadline, route_for,
-    sleep_or_stop, stopped, store_batch,
+    BusSink, Delivery, Message, NO_ROUTE, Route, SourceStats, next_backoff, next_deadline,
+    route_for, sleep_or_stop, stopped,
 };
 
 /// One `sources.mqtt` entry of `dozor.yml`. Its `Debug` hides the password.
@@ -195,6 +195,13 @@ pub async fn run(
             }
         }
     });
+    let delivery = Delivery {
+        source: &config.name,
+        tenant: &config.tenant,
+        routes: &config.topics,
+        sink: &sink,
+        stats: &stats,
+    };
     let mut batch: Vec<Publish> = Vec::with_capacity(config.batch);
     loop {
         tokio::select! {
@@ -220,17 +227,7 @@ pub async fn run(
                 payload: &p.payload,
             })
             .collect();
-        if !store_batch(
-            &config.name,
-            &config.tenant,
-            &config.topics,
-            &msgs,
-            &sink,
-            &stats,
-            &mut stop,
-        )
-        .await
-        {
+        if !delivery.store(&msgs, &mut stop).await {
             break;
         }
         for p in batch.drain(..) {

@@ -25,8 +25,8 @@ use tokio::sync::watch;
 
 use crate::rabbitmq::{default_batch, default_linger};
 use crate::source::{
-    BusSink, Message, NO_ROUTE, Route, SourceStats, next_backoff, route_for, sleep_or_stop,
-    stopped, store_batch,
+    BusSink, Delivery, Message, NO_ROUTE, Route, SourceStats, next_backoff, route_for,
+    sleep_or_stop, stopped,
 };
 
 /// One `sources.nats` entry of `dozor.yml`. Its `Debug` hides the URL's password.
@@ -202,6 +202,13 @@ async fn run_once(
     }
     stats.set_connected(true);
     tracing::info!(source = %config.name, stream = %config.stream, "reading JetStream");
+    let delivery = Delivery {
+        source: &config.name,
+        tenant: &config.tenant,
+        routes: &config.subjects,
+        sink,
+        stats,
+    };
     let mut lag_checked = Instant::now() - Duration::from_secs(60);
     let expires = config.linger.max(Duration::from_millis(50));
     loop {
@@ -247,17 +254,7 @@ async fn run_once(
                 }
             })
             .collect();
-        if !store_batch(
-            &config.name,
-            &config.tenant,
-            &config.subjects,
-            &decoded,
-            sink,
-            stats,
-            stop,
-        )
-        .await
-        {
+        if !delivery.store(&decoded, stop).await {
             return Ok(());
         }
         for m in &msgs {

@@ -31,8 +31,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::source::{
-    BusSink, Message, Route, SourceStats, next_backoff, next_deadline, sleep_or_stop, stopped,
-    store_batch,
+    BusSink, Delivery, Message, Route, SourceStats, next_backoff, next_deadline, sleep_or_stop,
+    stopped,
 };
 
 /// One `sources.rabbitmq` entry of `dozor.yml`. Its `Debug` hides the URL's password.
@@ -227,6 +227,13 @@ async fn consume_once(
     }
     stats.set_connected(true);
     tracing::info!(source = %config.name, queue, "consuming");
+    let delivery = Delivery {
+        source: &config.name,
+        tenant: &config.tenant,
+        routes: std::slice::from_ref(&config.queues[route]),
+        sink,
+        stats,
+    };
     let mut batch: Vec<lapin::message::Delivery> = Vec::with_capacity(config.batch);
     loop {
         // The first delivery of a batch: wait as long as it takes (or until stopped).
@@ -253,18 +260,7 @@ async fn consume_once(
                 payload: &d.data,
             })
             .collect();
-        let routes = std::slice::from_ref(&config.queues[route]);
-        if !store_batch(
-            &config.name,
-            &config.tenant,
-            routes,
-            &msgs,
-            sink,
-            stats,
-            stop,
-        )
-        .await
-        {
+        if !delivery.store(&msgs, stop).await {
             // Stopped before the store took them: they stay unacknowledged and return to the
             // queue when the connection closes.
             let _ = conn.close(200, "dozor stopping".into()).await;

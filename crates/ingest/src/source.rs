@@ -164,6 +164,18 @@ pub enum Format {
     RemoteWrite,
 }
 
+impl Format {
+    /// Every format.
+    pub const ALL: [Format; 6] = [
+        Format::Ndjson,
+        Format::Events,
+        Format::Lines,
+        Format::Metrics,
+        Format::Record,
+        Format::RemoteWrite,
+    ];
+}
+
 /// One subscription of a bus source: a Kafka topic, a RabbitMQ queue, an MQTT topic filter
 /// or a NATS subject, and how its messages decode.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -475,60 +487,80 @@ pub(crate) async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
 }
 
-/// Decodes `msgs` and stores them through `sink`, retrying with back-off until the store
-/// takes them; `false` when `stop` turned true first (nothing may then be acknowledged).
-pub async fn store_batch(
-    source: &str,
-    tenant: &TenantId,
-    routes: &[Route],
-    msgs: &[Message<'_>],
-    sink: &Arc<dyn BusSink>,
-    stats: &SourceStats,
-    stop: &mut tokio::sync::watch::Receiver<bool>,
-) -> bool {
-    let now_ns = dozor_model::time::now_ms().saturating_mul(1_000_000);
-    let mut backoff = Duration::ZERO;
-    let mut first = true;
-    loop {
-        // A failed store consumed the records: decode again (the same `now_ns`, the same
-        // records) rather than keep a copy of every batch for the rare retry.
-        let decoded = decode(source, routes, msgs, now_ns);
-        if first && decoded.dead > 0 {
-            stats
-                .dead_letters
-                .fetch_add(decoded.dead, Ordering::Relaxed);
-            tracing::warn!(
-                source,
-                count = decoded.dead,
-                "messages that do not decode stored as dead letters"
-            );
-        }
-        first = false;
-        let count = (decoded.logs.len() + crate::sample_count(&decoded.metrics)) as u64;
-        let bytes = decoded.bytes;
-        let raw = sink
-            .backs_up()
-            .then(|| crate::backup::encode(source, msgs, now_ns / 1_000_000));
-        let (sink2, tenant2) = (Arc::clone(sink), tenant.clone());
-        let stored = tokio::task::spawn_blocking(move || {
-            if let Some(raw) = raw {
-                sink2.backup(&raw)?;
+/// Where a bus source's batches go: its name (dead letters, logs), tenant, routes, sink
+/// and counters.
+pub struct Delivery<'a> {
+    /// The source's name.
+    pub source: &'a str,
+    /// The tenant its records belong to.
+    pub tenant: &'a TenantId,
+    /// Its subscriptions, which [`Message::route`] indexes.
+    pub routes: &'a [Route],
+    /// The store.
+    pub sink: &'a Arc<dyn BusSink>,
+    /// Its counters.
+    pub stats: &'a SourceStats,
+}
+
+impl Delivery<'_> {
+    /// Decodes `msgs` and stores them, retrying with back-off until the store takes them;
+    /// `false` when `stop` turned true first (nothing may then be acknowledged).
+    pub async fn store(
+        &self,
+        msgs: &[Message<'_>],
+        stop: &mut tokio::sync::watch::Receiver<bool>,
+    ) -> bool {
+        let Delivery {
+            source,
+            tenant,
+            routes,
+            sink,
+            stats,
+        } = *self;
+        let now_ns = dozor_model::time::now_ms().saturating_mul(1_000_000);
+        let mut backoff = Duration::ZERO;
+        let mut first = true;
+        loop {
+            // A failed store consumed the records: decode again (the same `now_ns`, the same
+            // records) rather than keep a copy of every batch for the rare retry.
+            let decoded = decode(source, routes, msgs, now_ns);
+            if first && decoded.dead > 0 {
+                stats
+                    .dead_letters
+                    .fetch_add(decoded.dead, Ordering::Relaxed);
+                tracing::warn!(
+                    source,
+                    count = decoded.dead,
+                    "messages that do not decode stored as dead letters"
+                );
             }
-            sink2.store(&tenant2, decoded.logs, decoded.metrics)
-        })
-        .await
-        .unwrap_or_else(|e| Err(format!("the store panicked: {e}")));
-        match stored {
-            Ok(()) => {
-                stats.delivered(count, bytes);
-                return true;
-            }
-            Err(e) => {
-                stats.error(&e);
-                backoff = next_backoff(backoff);
-                tracing::warn!(source, error = %e, retry_in = ?backoff, "cannot store received messages; retrying");
-                if sleep_or_stop(backoff, stop).await {
-                    return false;
+            first = false;
+            let count = (decoded.logs.len() + crate::sample_count(&decoded.metrics)) as u64;
+            let bytes = decoded.bytes;
+            let raw = sink
+                .backs_up()
+                .then(|| crate::backup::encode(source, msgs, now_ns / 1_000_000));
+            let (sink2, tenant2) = (Arc::clone(sink), tenant.clone());
+            let stored = tokio::task::spawn_blocking(move || {
+                if let Some(raw) = raw {
+                    sink2.backup(&raw)?;
+                }
+                sink2.store(&tenant2, decoded.logs, decoded.metrics)
+            })
+            .await
+            .unwrap_or_else(|e| Err(format!("the store panicked: {e}")));
+            match stored {
+                Ok(()) => {
+                    stats.delivered(count, bytes);
+                    return true;
+                }
+                Err(e) => {
+                    stats.error(&e);
+                    backoff = next_backoff(backoff);
+                    tracing::warn!(source, error = %e, retry_in = ?backoff, "cannot store received messages; retrying");
+                    if sleep_or_stop(backoff, stop).await {
+                        return false;
+                    }
                 }
             }
         }

@@ -63,6 +63,26 @@ impl Server {
         format!("http://{}{path}", self.addr)
     }
 
+    /// `GET path` as `token`: the body as text (whatever the status).
+    pub fn get_text(&self, path: &str, token: &str) -> String {
+        block_on(async {
+            reqwest::Client::new()
+                .get(self.url(path))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        })
+    }
+
+    /// `GET path` as `token`: the body as JSON.
+    pub fn get_json(&self, path: &str, token: &str) -> serde_json::Value {
+        serde_json::from_str(&self.get_text(path, token)).unwrap()
+    }
+
     /// `GET /api/v1/logs/search` with `params` as `token`: the records (the answer must
     /// be a 2xx).
     pub fn search_logs(&self, token: &str, params: &[(&str, &str)]) -> Vec<serde_json::Value> {
