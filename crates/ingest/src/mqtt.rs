@@ -7,6 +7,9 @@
 //! resend what was not acknowledged. Topic filters take MQTT's wildcards (`+`, `#`); a
 //! message goes through the first route whose filter matches its topic.
 //!
+//! `tls` connects over TLS with our rustls configuration (ring, the system's roots or a CA
+//! file), as the probes do.
+//!
 //! The broker bounds the unacknowledged messages in flight per client (Mosquitto's
 //! `max_inflight_messages`, 20 by default), and so the batch size: raise it on the broker
 //! for high rates.
@@ -16,7 +19,9 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use dozor_model::TenantId;
-use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, Publish, QoS};
+use rumqttc::{
+    AsyncClient, Event, MqttOptions, Outgoing, Packet, Publish, QoS, TlsConfiguration, Transport,
+};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
 
@@ -32,8 +37,13 @@ use crate::source::{
 pub struct MqttConfig {
     /// Unique name: the `source` label of its metrics and dead letters.
     pub name: String,
-    /// `host:port` of the broker (plain TCP).
+    /// `host:port` of the broker.
     pub address: String,
+    /// TLS (`mqtts`, usually port 8883): the CA file to trust instead of the system's
+    /// roots, or `insecure_skip_verify`. The certificate is checked against the address's
+    /// host. Absent: plain TCP.
+    #[serde(default)]
+    pub tls: Option<crate::probe::TlsSettings>,
     /// The client id of the persistent session (default `dozor-<name>`).
     #[serde(default)]
     pub client_id: Option<String>,
@@ -92,6 +102,12 @@ impl MqttConfig {
         if self.keep_alive < Duration::from_secs(1) {
             return Err(format!("{}: keep_alive must be at least 1s", self.name));
         }
+        if self.tls.as_ref().is_some_and(|t| t.server_name.is_some()) {
+            return Err(format!(
+                "{}: tls.server_name is not supported for MQTT (the address's host is verified)",
+                self.name
+            ));
+        }
         Ok(())
     }
 
@@ -130,6 +146,18 @@ pub async fn run(
         .set_manual_acks(true)
         .set_keep_alive(config.keep_alive)
         .set_max_packet_size(16 << 20, 16 << 20);
+    if let Some(tls) = &config.tls {
+        match crate::probe::tls::client_config(tls, false) {
+            Ok(c) => {
+                opts.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(c)));
+            }
+            Err(e) => {
+                stats.error(&e);
+                tracing::error!(source = %config.name, error = %e, "mqtt source not started");
+                return;
+            }
+        }
+    }
     let password = match &config.password_file {
         Some(f) => match crate::source::read_secret(f) {
             Ok(p) => Some(p),
