@@ -15,6 +15,9 @@
 //! `dead_letter="true"` on dead-letter queues, which the shipped dead-letter alert reads.
 //! Rates come from PromQL (`deriv(rabbitmq_queue_messages[5m])`).
 //!
+//! `amqps://` URLs connect over TLS (rustls with ring), verified against the system's roots
+//! or `ca_file`.
+//!
 //! A lost connection is retried with exponential back-off and jitter; `dozor_source_*`
 //! counts reconnections and errors and `/readyz` shows the last error.
 
@@ -46,6 +49,10 @@ pub struct RabbitConfig {
     /// A file holding the password, which replaces the URL's (keep it out of `dozor.yml`).
     #[serde(default)]
     pub password_file: Option<std::path::PathBuf>,
+    /// PEM file of the CA certificates an `amqps://` server is verified against, instead of
+    /// the system's roots.
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
     /// The tenant its records belong to.
     #[serde(default = "TenantId::default_tenant")]
     pub tenant: TenantId,
@@ -99,6 +106,9 @@ impl RabbitConfig {
     pub fn check(&self) -> Result<(), String> {
         if !(self.url.starts_with("amqp://") || self.url.starts_with("amqps://")) {
             return Err(format!("{}: url must start with amqp://", self.name));
+        }
+        if self.ca_file.is_some() && !self.url.starts_with("amqps://") {
+            return Err(format!("{}: ca_file needs an amqps:// url", self.name));
         }
         if self.queues.is_empty() && self.watch.is_empty() && self.dead_letter_queues.is_empty() {
             return Err(format!("{}: no queues to consume or watch", self.name));
@@ -154,10 +164,28 @@ async fn connect(config: &RabbitConfig) -> Result<Connection, String> {
         Some(f) => crate::source::url_with_password(&config.url, &crate::source::read_secret(f)?)?,
         None => config.url.clone(),
     };
-    tokio::time::timeout(Duration::from_secs(10), Connection::connect(&url, props))
+    let connecting = async {
+        match &config.ca_file {
+            Some(f) => {
+                let pem = std::fs::read_to_string(f)
+                    .map_err(|e| format!("cannot read {}: {e}", f.display()))?;
+                let tls = lapin::tcp::OwnedTLSConfig {
+                    identity: None,
+                    cert_chain: Some(pem),
+                };
+                let runtime = lapin::runtime::default_runtime().map_err(|e| e.to_string())?;
+                Connection::connect_with_config(&url, props, tls, runtime)
+                    .await
+                    .map_err(|e| format!("cannot connect: {e}"))
+            }
+            None => Connection::connect(&url, props)
+                .await
+                .map_err(|e| format!("cannot connect: {e}")),
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), connecting)
         .await
         .map_err(|_| "connection timed out after 10s".to_owned())?
-        .map_err(|e| format!("cannot connect: {e}"))
 }
 
 /// Consumes queue `route` of `config`, reconnecting until `stop`.
