@@ -295,6 +295,8 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
         logs: Arc::clone(&sink),
         tsdb: Arc::clone(&tsdb),
         backup: spool,
+        masker: dozor_ingest::pii::Masker::new(&config.logs.pii),
+        secret: jwt_secret.as_bytes().to_vec(),
     });
     let buses = crate::sources::start_bus(&config.sources, &sources, &bus_sink, &stop_rx);
     let syslog = &config.logs.syslog;
@@ -459,6 +461,8 @@ struct BusStore {
     logs: Arc<dyn dozor_ingest::syslog::LogSink>,
     tsdb: Arc<Tsdb>,
     backup: Option<Arc<dozor_ingest::backup::Spool>>,
+    masker: dozor_ingest::pii::Masker,
+    secret: Vec<u8>,
 }
 
 impl dozor_ingest::source::BusSink for BusStore {
@@ -484,11 +488,28 @@ impl dozor_ingest::source::BusSink for BusStore {
         self.backup.is_some()
     }
 
-    fn backup(&self, lines: &[u8]) -> Result<(), String> {
-        match &self.backup {
-            Some(spool) => spool.append(lines),
-            None => Ok(()),
-        }
+    fn backup(
+        &self,
+        tenant: &TenantId,
+        source: &str,
+        msgs: &[dozor_ingest::source::Message<'_>],
+        received_ms: i64,
+    ) -> Result<(), String> {
+        let Some(spool) = &self.backup else {
+            return Ok(());
+        };
+        // Raw messages leave for S3 masked like everything Dozor stores.
+        let salt = dozor_ingest::pii::tenant_salt(&self.secret, tenant);
+        let mask: &dozor_ingest::backup::MaskFn<'_> = &|text| {
+            let m = self.masker.mask(text, &salt);
+            (!m.drop).then_some(m.text)
+        };
+        spool.append(&dozor_ingest::backup::encode(
+            source,
+            msgs,
+            received_ms,
+            mask,
+        ))
     }
 }
 

@@ -141,8 +141,14 @@ impl S3BackupConfig {
     }
 }
 
-/// NDJSON lines of a batch, one per message.
-pub fn encode(source: &str, msgs: &[Message<'_>], received_ms: i64) -> Vec<u8> {
+/// How a raw payload's text is masked before it is kept: the masked text, or `None` when
+/// it holds personal data whose action is `drop` (then only the message's metadata is kept).
+pub type MaskFn<'m> = dyn Fn(&str) -> Option<std::borrow::Cow<'_, str>> + 'm;
+
+/// NDJSON lines of a batch, one per message, payloads masked by `mask` (binary payloads,
+/// kept as `payload_base64`, cannot be scanned).
+pub fn encode(source: &str, msgs: &[Message<'_>], received_ms: i64, mask: &MaskFn<'_>) -> Vec<u8> {
+    use std::borrow::Cow;
     let mut out = Vec::with_capacity(msgs.iter().map(|m| m.payload.len() + 96).sum());
     for m in msgs {
         let head = serde_json::json!({
@@ -153,23 +159,32 @@ pub fn encode(source: &str, msgs: &[Message<'_>], received_ms: i64) -> Vec<u8> {
         })
         .to_string();
         out.extend_from_slice(&head.as_bytes()[..head.len() - 1]);
-        let payload = m.payload;
-        let is_json = !payload.iter().any(|b| *b == b'\n' || *b == b'\r')
-            && serde_json::from_slice::<serde::de::IgnoredAny>(payload).is_ok();
-        if is_json {
-            out.extend_from_slice(b",\"payload\":");
-            out.extend_from_slice(payload.trim_ascii());
-        } else if let Ok(text) = std::str::from_utf8(payload) {
-            out.extend_from_slice(b",\"payload\":");
-            out.extend_from_slice(serde_json::Value::from(text).to_string().as_bytes());
-        } else {
-            out.extend_from_slice(b",\"payload_base64\":\"");
-            out.extend_from_slice(
-                base64::engine::general_purpose::STANDARD
-                    .encode(payload)
-                    .as_bytes(),
-            );
-            out.push(b'"');
+        let payload = m.payload.trim_ascii();
+        match std::str::from_utf8(payload) {
+            Ok(text) => match mask(text) {
+                None => out.extend_from_slice(b",\"payload_dropped\":\"personal data\""),
+                Some(masked) => {
+                    let one_line = !masked.contains(['\n', '\r']);
+                    let is_json =
+                        one_line && serde_json::from_str::<serde::de::IgnoredAny>(&masked).is_ok();
+                    out.extend_from_slice(b",\"payload\":");
+                    if is_json {
+                        out.extend_from_slice(masked.as_bytes());
+                    } else {
+                        let quoted = serde_json::Value::from(Cow::into_owned(masked)).to_string();
+                        out.extend_from_slice(quoted.as_bytes());
+                    }
+                }
+            },
+            Err(_) => {
+                out.extend_from_slice(b",\"payload_base64\":\"");
+                out.extend_from_slice(
+                    base64::engine::general_purpose::STANDARD
+                        .encode(m.payload)
+                        .as_bytes(),
+                );
+                out.push(b'"');
+            }
         }
         out.extend_from_slice(b"}\n");
     }
@@ -461,6 +476,7 @@ mod tests {
 
     #[test]
     fn each_message_is_one_json_line_keeping_its_payload() {
+        let keep: &MaskFn<'_> = &|t| Some(std::borrow::Cow::Borrowed(t));
         let lines = encode(
             "pipeline",
             &[
@@ -470,6 +486,7 @@ mod tests {
                 msg("logs", b"{\"a\":\n1}"),
             ],
             1_796_500_000_000,
+            keep,
         );
         let text = std::str::from_utf8(&lines).unwrap();
         let rows: Vec<serde_json::Value> = text
@@ -487,6 +504,40 @@ mod tests {
             rows[3]["payload"], "{\"a\":\n1}",
             "JSON across lines is kept as text"
         );
+    }
+
+    #[test]
+    fn payloads_are_masked_and_stay_valid_json() {
+        let masker = crate::pii::Masker::new(&crate::pii::PiiConfig::default());
+        let mask: &MaskFn<'_> = &|t| {
+            let m = masker.mask(t, b"salt");
+            (!m.drop).then_some(m.text)
+        };
+        let lines = encode(
+            "s",
+            &[
+                msg("t", br#"{"message":"paid","email":"ivan.petrov@example.ru","card":"4111 1111 1111 1111"}"#),
+                msg("t", b"login ivan.petrov@example.ru from 10.0.0.7"),
+            ],
+            0,
+            mask,
+        );
+        let text = std::str::from_utf8(&lines).unwrap();
+        assert!(!text.contains("ivan.petrov@example.ru"), "{text}");
+        assert!(!text.contains("4111 1111 1111 1111"), "{text}");
+        let rows: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(
+            rows[0]["payload"]["message"], "paid",
+            "still an object: {text}"
+        );
+        assert!(rows[1]["payload"].as_str().unwrap().starts_with("login "));
+        let dropped = encode("s", &[msg("t", b"secret stuff")], 0, &|_| None);
+        let row: serde_json::Value = serde_json::from_slice(&dropped).unwrap();
+        assert_eq!(row["payload_dropped"], "personal data");
+        assert!(row.get("payload").is_none());
     }
 
     #[test]

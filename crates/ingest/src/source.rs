@@ -425,10 +425,17 @@ pub trait BusSink: Send + Sync + 'static {
         false
     }
 
-    /// Keeps the raw lines of a batch ([`crate::backup::encode`]) durably, before the batch
-    /// is stored and acknowledged. Blocking. Called only when [`BusSink::backs_up`].
-    fn backup(&self, lines: &[u8]) -> Result<(), String> {
-        let _ = lines;
+    /// Keeps the raw messages of a batch durably — PII masked as the stores mask it
+    /// ([`crate::backup::encode`]) — before the batch is stored and acknowledged. Blocking.
+    /// Called only when [`BusSink::backs_up`].
+    fn backup(
+        &self,
+        tenant: &TenantId,
+        source: &str,
+        msgs: &[Message<'_>],
+        received_ms: i64,
+    ) -> Result<(), String> {
+        let _ = (tenant, source, msgs, received_ms);
         Ok(())
     }
 }
@@ -537,13 +544,25 @@ impl Delivery<'_> {
             first = false;
             let count = (decoded.logs.len() + crate::sample_count(&decoded.metrics)) as u64;
             let bytes = decoded.bytes;
-            let raw = sink
-                .backs_up()
-                .then(|| crate::backup::encode(source, msgs, now_ns / 1_000_000));
-            let (sink2, tenant2) = (Arc::clone(sink), tenant.clone());
+            // The backup masks and writes off the async workers: it takes its own copy.
+            let raw: Option<Vec<(String, String, Vec<u8>)>> = sink.backs_up().then(|| {
+                msgs.iter()
+                    .map(|m| (m.topic.to_owned(), m.position.clone(), m.payload.to_vec()))
+                    .collect()
+            });
+            let (sink2, tenant2, source2) = (Arc::clone(sink), tenant.clone(), source.to_owned());
             let stored = tokio::task::spawn_blocking(move || {
                 if let Some(raw) = raw {
-                    sink2.backup(&raw)?;
+                    let msgs: Vec<Message<'_>> = raw
+                        .iter()
+                        .map(|(topic, position, payload)| Message {
+                            route: 0,
+                            topic,
+                            position: position.clone(),
+                            payload,
+                        })
+                        .collect();
+                    sink2.backup(&tenant2, &source2, &msgs, now_ns / 1_000_000)?;
                 }
                 sink2.store(&tenant2, decoded.logs, decoded.metrics)
             })
