@@ -258,20 +258,14 @@ pub struct Message<'a> {
 }
 
 /// `scheme://user:password@host/…` with the password replaced by `***`, for logs and
-/// `Debug`.
+/// `Debug`; text that is not a URL comes back as it is.
 pub fn redact_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
-        return url.to_owned();
-    };
-    let rest = &url[scheme_end..];
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => {
-            let userinfo = &rest[..at];
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{}{user}:***{}", &url[..scheme_end], &rest[at..])
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
         }
-        None => url.to_owned(),
+        _ => url.to_owned(),
     }
 }
 
@@ -286,24 +280,13 @@ pub fn read_secret(path: &std::path::Path) -> Result<String, String> {
 
 /// `url` with its password replaced by `password` (percent-encoded), the user kept.
 pub fn url_with_password(url: &str, password: &str) -> Result<String, String> {
-    let scheme_end = url.find("://").map(|i| i + 3).ok_or("not a URL")?;
-    let rest = &url[scheme_end..];
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let (user, host) = match rest[..authority_end].rfind('@') {
-        Some(at) => (rest[..at].split(':').next().unwrap_or(""), &rest[at + 1..]),
-        None => return Err("the URL names no user for the password".into()),
-    };
-    let encoded: String = password
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                char::from(b).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect();
-    Ok(format!("{}{user}:{encoded}@{host}", &url[..scheme_end]))
+    let mut u = url::Url::parse(url).map_err(|e| format!("not a URL: {e}"))?;
+    if u.username().is_empty() {
+        return Err("the URL names no user for the password".into());
+    }
+    u.set_password(Some(password))
+        .map_err(|()| "this URL cannot hold a password".to_owned())?;
+    Ok(u.to_string())
 }
 
 /// The route of a message no route matches.
