@@ -7,28 +7,12 @@
 mod common;
 
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use dozor_ingest::mqtt::MqttConfig;
 use dozor_ingest::source::{BusSink, SourceStats};
-use dozor_model::{LogRecord, TenantId};
-
-#[derive(Default)]
-struct Recorder(Mutex<Vec<LogRecord>>);
-
-impl BusSink for Recorder {
-    fn store(
-        &self,
-        _tenant: &TenantId,
-        logs: Vec<LogRecord>,
-        _metrics: dozor_ingest::Batch,
-    ) -> Result<(), String> {
-        self.0.lock().unwrap().extend(logs);
-        Ok(())
-    }
-}
 
 struct Mosquitto(Child);
 
@@ -45,14 +29,6 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-async fn wait(what: &str, until: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !until() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 fn source(yaml: &str) -> MqttConfig {
@@ -96,7 +72,7 @@ async fn mqtt_over_tls_delivers_with_a_trusted_ca_and_refuses_an_unknown_one() {
     }
 
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
-    let sink = Arc::new(Recorder::default());
+    let sink = Arc::new(common::Recorder::default());
     let trusted = source(&format!(
         "name: tls\naddress: 127.0.0.1:{port}\nclient_id: dozor-tls-test\ntls: {{ca_file: {}}}\ntopics: [{{name: 'kkt/#', format: lines}}]\n",
         cert_file.display()
@@ -122,7 +98,7 @@ async fn mqtt_over_tls_delivers_with_a_trusted_ca_and_refuses_an_unknown_one() {
             stop.clone(),
         )),
     ];
-    wait("the TLS connection", || {
+    common::wait("the TLS connection", || {
         good.connected.load(Ordering::Relaxed) == 1
     })
     .await;
@@ -159,14 +135,14 @@ async fn mqtt_over_tls_delivers_with_a_trusted_ca_and_refuses_an_unknown_one() {
             acked += 1;
         }
     }
-    wait("50 records", || sink.0.lock().unwrap().len() >= 50).await;
+    common::wait("50 records", || sink.0.lock().unwrap().len() >= 50).await;
     let records = sink.0.lock().unwrap().clone();
     assert_eq!(records.len(), 50);
     assert_eq!(records[7].message, "document 7 sent");
     assert_eq!(records[7].stream.get("topic"), Some("kkt/0001/log"));
 
     // The system roots do not know the test CA: down, with the reason.
-    wait("the untrusted source's error", || {
+    common::wait("the untrusted source's error", || {
         bad.last_error().is_some()
     })
     .await;

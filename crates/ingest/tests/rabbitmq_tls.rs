@@ -7,43 +7,16 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use dozor_ingest::rabbitmq::RabbitConfig;
 use dozor_ingest::source::{BusSink, SourceStats};
-use dozor_model::{LogRecord, TenantId};
-use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
-
-#[derive(Default)]
-struct Recorder(Mutex<Vec<LogRecord>>);
-
-impl BusSink for Recorder {
-    fn store(
-        &self,
-        _tenant: &TenantId,
-        logs: Vec<LogRecord>,
-        _metrics: dozor_ingest::Batch,
-    ) -> Result<(), String> {
-        self.0.lock().unwrap().extend(logs);
-        Ok(())
-    }
-}
 
 /// Accepts TLS with `cert` and forwards the plain bytes to RabbitMQ on 5672.
 async fn tls_proxy(cert: &common::TestCert) -> u16 {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![cert.cert.clone()],
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.key.clone())),
-        )
-        .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let acceptor = common::acceptor(cert);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
@@ -61,14 +34,6 @@ async fn tls_proxy(cert: &common::TestCert) -> u16 {
         }
     });
     port
-}
-
-async fn wait(what: &str, until: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !until() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -107,7 +72,7 @@ async fn amqps_delivers_with_a_trusted_ca_and_refuses_an_unknown_one() {
     }
 
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
-    let sink = Arc::new(Recorder::default());
+    let sink = Arc::new(common::Recorder::default());
     let config = |name: &str, ca_file: &str| -> RabbitConfig {
         let c: RabbitConfig = serde_saphyr::from_str(&format!(
             "name: {name}\nurl: amqps://guest:guest@localhost:{port}/%2f\n{ca_file}queues: [{{name: {queue}, format: lines}}]\n"
@@ -136,7 +101,7 @@ async fn amqps_delivers_with_a_trusted_ca_and_refuses_an_unknown_one() {
             stop.clone(),
         )),
     ];
-    wait("40 records over amqps", || {
+    common::wait("40 records over amqps", || {
         sink.0.lock().unwrap().len() >= 40
     })
     .await;
@@ -151,7 +116,7 @@ async fn amqps_delivers_with_a_trusted_ca_and_refuses_an_unknown_one() {
     messages.sort();
     messages.dedup();
     assert_eq!(messages.len(), 40);
-    wait("the untrusted source's error", || {
+    common::wait("the untrusted source's error", || {
         bad.last_error().is_some()
     })
     .await;

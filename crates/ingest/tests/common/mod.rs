@@ -33,8 +33,8 @@ pub fn test_cert() -> TestCert {
     }
 }
 
-/// A TLS server answering every request with `200` and `body`; returns its address.
-pub async fn tls_server(cert: &TestCert, body: &'static str) -> std::net::SocketAddr {
+/// A TLS acceptor presenting `cert` (ring).
+pub fn acceptor(cert: &TestCert) -> tokio_rustls::TlsAcceptor {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -45,7 +45,40 @@ pub async fn tls_server(cert: &TestCert, body: &'static str) -> std::net::Socket
             PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.key.clone())),
         )
         .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    tokio_rustls::TlsAcceptor::from(Arc::new(config))
+}
+
+/// A bus sink that keeps the log records it is given.
+#[derive(Default)]
+pub struct Recorder(pub std::sync::Mutex<Vec<dozor_model::LogRecord>>);
+
+impl dozor_ingest::source::BusSink for Recorder {
+    fn store(
+        &self,
+        _tenant: &dozor_model::TenantId,
+        logs: Vec<dozor_model::LogRecord>,
+        _metrics: dozor_ingest::Batch,
+    ) -> Result<(), String> {
+        self.0.lock().unwrap().extend(logs);
+        Ok(())
+    }
+}
+
+/// Waits up to 20 s for `until`.
+pub async fn wait(what: &str, until: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !until() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// A TLS server answering every request with `200` and `body`; returns its address.
+pub async fn tls_server(cert: &TestCert, body: &'static str) -> std::net::SocketAddr {
+    let acceptor = acceptor(cert);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
