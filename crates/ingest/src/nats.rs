@@ -40,6 +40,10 @@ pub struct NatsConfig {
     /// A file holding the password, which replaces the URL's (keep it out of `dozor.yml`).
     #[serde(default)]
     pub password_file: Option<std::path::PathBuf>,
+    /// TLS, required when present: the CA file to trust instead of the system's roots, or
+    /// `insecure_skip_verify` (our rustls configuration, ring, as the probes use).
+    #[serde(default)]
+    pub tls: Option<crate::probe::TlsSettings>,
     /// The JetStream stream to read.
     pub stream: String,
     /// Create the stream over the route subjects when it does not exist.
@@ -98,6 +102,12 @@ impl NatsConfig {
         if self.batch == 0 || self.batch > 10_000 {
             return Err(format!("{}: batch must be 1 to 10000", self.name));
         }
+        if self.tls.as_ref().is_some_and(|t| t.server_name.is_some()) {
+            return Err(format!(
+                "{}: tls.server_name is not supported for NATS (the URL's host is verified)",
+                self.name
+            ));
+        }
         if self.ack_wait < Duration::from_secs(1) {
             return Err(format!("{}: ack_wait must be at least 1s", self.name));
         }
@@ -142,9 +152,16 @@ async fn open(config: &NatsConfig) -> Result<(async_nats::Client, PullConsumer),
         Some(f) => crate::source::url_with_password(&config.url, &crate::source::read_secret(f)?)?,
         None => config.url.clone(),
     };
-    let client = async_nats::ConnectOptions::new()
+    let mut options = async_nats::ConnectOptions::new()
         .name(format!("dozor:{}", config.name))
-        .connection_timeout(Duration::from_secs(10))
+        .connection_timeout(Duration::from_secs(10));
+    if let Some(tls) = &config.tls {
+        let tls = crate::probe::tls::client_config(tls, false)?;
+        options = options
+            .require_tls(true)
+            .tls_client_config(rustls::ClientConfig::clone(&tls));
+    }
+    let client = options
         .connect(url.as_str())
         .await
         .map_err(|e| format!("cannot connect: {e}"))?;
