@@ -43,100 +43,111 @@ pub struct SourceMetrics(pub SourceRegistry);
 
 type Read = fn(&SourceStats) -> u64;
 
-/// Every `dozor_source_*` family: type, name, help, how to read it, and whether it
-/// applies to file sources (`Some(true)`), bus sources (`Some(false)`) or both.
-const FAMILIES: [(MetricType, &str, &str, Read, Option<bool>); 12] = [
+/// Every kind of source.
+const ALL: &[&str] = &[];
+/// File tails.
+const FILE: &[&str] = &["file"];
+/// Bus sources.
+const BUS: &[&str] = &["kafka", "rabbitmq", "mqtt", "nats"];
+/// What a count of bytes waiting applies to: files not read yet, the S3 backup's spool.
+const BYTES_WAITING: &[&str] = &["file", "s3"];
+/// What holds a connection: the bus sources and the S3 backup.
+const CONNECTED: &[&str] = &["kafka", "rabbitmq", "mqtt", "nats", "s3"];
+
+/// Every `dozor_source_*` family: type, name, help, how to read it, and the kinds of
+/// source it applies to (none listed: all).
+const FAMILIES: [(MetricType, &str, &str, Read, &[&str]); 12] = [
     (
         MetricType::Counter,
         "dozor_source_records",
         "Records a source delivered to the store",
         |s| s.records.load(Ordering::Relaxed),
-        None,
+        ALL,
     ),
     (
         MetricType::Counter,
         "dozor_source_bytes",
         "Bytes of the lines a source delivered",
         |s| s.bytes.load(Ordering::Relaxed),
-        None,
+        ALL,
     ),
     (
         MetricType::Counter,
         "dozor_source_errors",
         "Failed reads, deliveries and checkpoint saves of a source",
         |s| s.errors.load(Ordering::Relaxed),
-        None,
+        ALL,
     ),
     (
         MetricType::Counter,
         "dozor_source_truncated_lines",
         "Lines cut at max_line_bytes or dropped beyond multiline max_lines",
         |s| s.truncated.load(Ordering::Relaxed),
-        Some(true),
+        FILE,
     ),
     (
         MetricType::Counter,
         "dozor_source_rotations",
         "Truncations and copytruncate rotations a file source saw",
         |s| s.rotations.load(Ordering::Relaxed),
-        Some(true),
+        FILE,
     ),
     (
         MetricType::Gauge,
         "dozor_source_lag_bytes",
-        "Bytes in a source's files not yet delivered",
+        "Bytes waiting: in a file source's files, or in the S3 backup's spool",
         |s| s.lag.load(Ordering::Relaxed),
-        Some(true),
+        BYTES_WAITING,
     ),
     (
         MetricType::Gauge,
         "dozor_source_files_open",
         "Files a file source has open",
         |s| s.files.load(Ordering::Relaxed),
-        Some(true),
+        FILE,
     ),
     (
         MetricType::Gauge,
         "dozor_source_last_success_timestamp_seconds",
         "When a source last delivered records (0: never)",
         |s| s.last_success_ms.load(Ordering::Relaxed) / 1000,
-        None,
+        ALL,
     ),
     (
         MetricType::Gauge,
         "dozor_source_lag_messages",
         "Messages waiting for a bus source (Kafka lag, JetStream pending)",
         |s| s.lag.load(Ordering::Relaxed),
-        Some(false),
+        BUS,
     ),
     (
         MetricType::Counter,
         "dozor_source_dead_letters",
         "Messages that did not decode, stored as dead letters",
         |s| s.dead_letters.load(Ordering::Relaxed),
-        Some(false),
+        BUS,
     ),
     (
         MetricType::Gauge,
         "dozor_source_connected",
-        "1 while a bus source is connected to its broker",
+        "1 while a bus source is connected to its broker (the S3 backup: to S3)",
         |s| s.connected.load(Ordering::Relaxed),
-        Some(false),
+        CONNECTED,
     ),
     (
         MetricType::Counter,
         "dozor_source_reconnects",
         "Connections a bus source made after its first",
         |s| s.reconnects.load(Ordering::Relaxed),
-        Some(false),
+        BUS,
     ),
 ];
 
 impl Collector for SourceMetrics {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let entries = self.0.entries();
-        for (kind, name, help, read, files) in FAMILIES {
-            let applies = |e: &&SourceEntry| files.is_none_or(|f| f == (e.kind == "file"));
+        for (kind, name, help, read, kinds) in FAMILIES {
+            let applies = |e: &&SourceEntry| kinds.is_empty() || kinds.contains(&e.kind);
             if !entries.iter().any(|e| applies(&e)) {
                 continue;
             }

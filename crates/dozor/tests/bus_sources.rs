@@ -833,7 +833,7 @@ fn raw_messages_are_backed_up_to_s3_and_spooled_while_it_is_down() {
     assert_complete(&wait_for(&server, "bak", 300), 300, 0);
     let until = Instant::now() + Duration::from_secs(10);
     loop {
-        let spooled = self_metric(&server, "dozor_source_lag_messages{source=\"s3-backup\"");
+        let spooled = self_metric(&server, "dozor_source_lag_bytes{source=\"s3-backup\"");
         if spooled > Some(0.0) {
             break;
         }
@@ -900,7 +900,7 @@ fn raw_messages_are_backed_up_to_s3_and_spooled_while_it_is_down() {
             .all(|l| l["source"] == "bak" && l["topic"] == queue.as_str())
     );
     let until = Instant::now() + Duration::from_secs(10);
-    while self_metric(&server, "dozor_source_lag_messages{source=\"s3-backup\"") != Some(0.0) {
+    while self_metric(&server, "dozor_source_lag_bytes{source=\"s3-backup\"") != Some(0.0) {
         assert!(Instant::now() < until, "the spool did not drain");
         std::thread::sleep(Duration::from_millis(100));
     }

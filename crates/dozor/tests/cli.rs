@@ -602,21 +602,11 @@ fn serve_scrapes_targets_and_collects_host_and_self_metrics() {
         &["--config", config.to_str().unwrap()],
     );
     let export = |server: &Server, selector: &str| -> Vec<serde_json::Value> {
-        block_on(async {
-            let q = format!("/api/v1/export?match[]={}", selector);
-            let body = reqwest::Client::new()
-                .get(server.url(&q))
-                .bearer_auth(token)
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
-            body.lines()
-                .map(|l| serde_json::from_str(l).unwrap())
-                .collect()
-        })
+        server
+            .get_text(&format!("/api/v1/export?match[]={selector}"), token)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
     };
     let until = Instant::now() + Duration::from_secs(15);
     loop {

@@ -26,10 +26,9 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use crate::rabbitmq::{default_batch, default_linger};
 use crate::source::{
-    BusSink, Delivery, Message, NO_ROUTE, Route, SourceStats, next_backoff, next_deadline,
-    sleep_or_stop, stopped,
+    BusSink, Delivery, Message, NO_ROUTE, Route, SourceStats, default_batch, default_linger,
+    next_backoff, next_deadline, sleep_or_stop, stopped,
 };
 
 /// One `sources.kafka` entry of `dozor.yml`. Its `Debug` hides `options` (SASL passwords).

@@ -25,10 +25,9 @@ use rumqttc::{
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
 
-use crate::rabbitmq::{default_batch, default_linger};
 use crate::source::{
-    BusSink, Delivery, Message, NO_ROUTE, Route, SourceStats, next_backoff, next_deadline,
-    route_for, sleep_or_stop, stopped,
+    BusSink, Delivery, Message, NO_ROUTE, Route, SourceStats, default_batch, default_linger,
+    next_backoff, next_deadline, route_for, sleep_or_stop, stopped,
 };
 
 /// One `sources.mqtt` entry of `dozor.yml`. Its `Debug` hides the password.

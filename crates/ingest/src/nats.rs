@@ -23,10 +23,9 @@ use futures_core::Stream;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use crate::rabbitmq::{default_batch, default_linger};
 use crate::source::{
-    BusSink, Delivery, Message, NO_ROUTE, Route, SourceStats, next_backoff, route_for,
-    sleep_or_stop, stopped,
+    BusSink, Delivery, Message, NO_ROUTE, Route, SourceStats, default_batch, default_linger,
+    next_backoff, route_for, sleep_or_stop, stopped,
 };
 
 /// One `sources.nats` entry of `dozor.yml`. Its `Debug` hides the URL's password.
@@ -226,14 +225,15 @@ async fn run_once(
         sink,
         stats,
     };
-    let mut lag_checked = Instant::now() - Duration::from_secs(60);
+    // None: read the lag at once (an `Instant` in the past could underflow right after boot).
+    let mut lag_checked: Option<Instant> = None;
     let expires = config.linger.max(Duration::from_millis(50));
     loop {
         if *stop.borrow() {
             return Ok(());
         }
-        if lag_checked.elapsed() >= Duration::from_secs(5) {
-            lag_checked = Instant::now();
+        if lag_checked.is_none_or(|t| t.elapsed() >= Duration::from_secs(5)) {
+            lag_checked = Some(Instant::now());
             if let Ok(info) = consumer.info().await {
                 stats.lag.store(info.num_pending, Ordering::Relaxed);
             }

@@ -34,8 +34,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::source::{
-    BusSink, Delivery, Message, Route, SourceStats, next_backoff, next_deadline, sleep_or_stop,
-    stopped,
+    BusSink, Delivery, Message, Route, SourceStats, default_batch, default_linger, next_backoff,
+    next_deadline, sleep_or_stop, stopped,
 };
 
 /// One `sources.rabbitmq` entry of `dozor.yml`. Its `Debug` hides the URL's password.
@@ -91,14 +91,6 @@ impl std::fmt::Debug for RabbitConfig {
 
 fn default_watch_interval() -> Duration {
     Duration::from_secs(15)
-}
-
-pub(crate) fn default_batch() -> usize {
-    500
-}
-
-pub(crate) fn default_linger() -> Duration {
-    Duration::from_millis(100)
 }
 
 impl RabbitConfig {

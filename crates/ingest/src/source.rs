@@ -34,8 +34,8 @@ pub struct SourceStats {
     pub truncated: AtomicU64,
     /// Truncations and copytruncate rotations seen (file tail).
     pub rotations: AtomicU64,
-    /// Data waiting: bytes not yet read (file tail), messages behind (Kafka lag, queue
-    /// depth).
+    /// Data waiting: bytes not yet read (file tail) or spooled for S3 (raw backup),
+    /// messages behind (Kafka lag, JetStream pending).
     pub lag: AtomicU64,
     /// Files open (file tail).
     pub files: AtomicU64,
@@ -423,6 +423,16 @@ pub trait BusSink: Send + Sync + 'static {
     }
 }
 
+/// Default `batch` of the bus sources: most messages in one stored batch.
+pub(crate) fn default_batch() -> usize {
+    500
+}
+
+/// Default `linger` of the bus sources: longest wait for a batch to fill.
+pub(crate) fn default_linger() -> Duration {
+    Duration::from_millis(100)
+}
+
 /// Longest wait between retries.
 pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -434,17 +444,8 @@ pub(crate) fn next_backoff(last: Duration) -> Duration {
     } else {
         (last * 2).min(MAX_BACKOFF)
     };
-    let jitter = base.mul_f64(fastrand_fraction() * 0.2);
+    let jitter = base.mul_f64(fastrand::f64() * 0.2);
     (base + jitter).min(MAX_BACKOFF)
-}
-
-/// A fraction in [0, 1) from the clock's low bits: jitter needs no better randomness.
-fn fastrand_fraction() -> f64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    f64::from(nanos % 1000) / 1000.0
 }
 
 /// Sleeps `d`; true when `stop` turned true meanwhile.

@@ -6,30 +6,11 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use dozor_ingest::mqtt::MqttConfig;
-use dozor_ingest::source::{BusSink, SourceStats};
-
-struct Mosquitto(Child);
-
-impl Drop for Mosquitto {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn source(yaml: &str) -> MqttConfig {
     let c: MqttConfig = serde_saphyr::from_str(yaml).unwrap();
@@ -41,11 +22,8 @@ fn source(yaml: &str) -> MqttConfig {
 async fn mqtt_over_tls_delivers_with_a_trusted_ca_and_refuses_an_unknown_one() {
     let dir = tempfile::tempdir().unwrap();
     let cert = common::test_cert();
-    let key = rcgen::KeyPair::try_from(cert.key.as_slice()).unwrap();
-    let (cert_file, key_file) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    std::fs::write(&cert_file, &cert.pem).unwrap();
-    std::fs::write(&key_file, key.serialize_pem()).unwrap();
-    let port = free_port();
+    let (cert_file, key_file) = common::write_cert_files(dir.path(), &cert);
+    let port = common::free_port();
     let conf = dir.path().join("mosquitto.conf");
     std::fs::write(
         &conf,
@@ -56,23 +34,10 @@ async fn mqtt_over_tls_delivers_with_a_trusted_ca_and_refuses_an_unknown_one() {
         ),
     )
     .unwrap();
-    let _broker = Mosquitto(
-        Command::new("mosquitto")
-            .arg("-c")
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("mosquitto (Debian's package) is on this machine"),
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "mosquitto did not listen");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut mosquitto = Command::new("mosquitto");
+    mosquitto.arg("-c").arg(&conf);
+    let _broker = common::start_server(mosquitto, port);
 
-    let (stop_tx, stop) = tokio::sync::watch::channel(false);
-    let sink = Arc::new(common::Recorder::default());
     let trusted = source(&format!(
         "name: tls\naddress: 127.0.0.1:{port}\nclient_id: dozor-tls-test\ntls: {{ca_file: {}}}\ntopics: [{{name: 'kkt/#', format: lines}}]\n",
         cert_file.display()
@@ -80,28 +45,8 @@ async fn mqtt_over_tls_delivers_with_a_trusted_ca_and_refuses_an_unknown_one() {
     let untrusted = source(&format!(
         "name: untrusted\naddress: 127.0.0.1:{port}\nclient_id: dozor-untrusted-test\ntls: {{}}\ntopics: [{{name: 'kkt/#'}}]\n"
     ));
-    let (good, bad) = (
-        Arc::new(SourceStats::default()),
-        Arc::new(SourceStats::default()),
-    );
-    let tasks = [
-        tokio::spawn(dozor_ingest::mqtt::run(
-            trusted,
-            Arc::clone(&sink) as Arc<dyn BusSink>,
-            Arc::clone(&good),
-            stop.clone(),
-        )),
-        tokio::spawn(dozor_ingest::mqtt::run(
-            untrusted,
-            Arc::clone(&sink) as Arc<dyn BusSink>,
-            Arc::clone(&bad),
-            stop.clone(),
-        )),
-    ];
-    common::wait("the TLS connection", || {
-        good.connected.load(Ordering::Relaxed) == 1
-    })
-    .await;
+    let pair = common::TrustPair::start(dozor_ingest::mqtt::run, trusted, untrusted);
+    pair.wait_trusted_connected().await;
     tokio::time::sleep(Duration::from_millis(300)).await; // the subscription
 
     // A device publishing over TLS, trusting the same CA.
@@ -135,6 +80,7 @@ async fn mqtt_over_tls_delivers_with_a_trusted_ca_and_refuses_an_unknown_one() {
             acked += 1;
         }
     }
+    let sink = &pair.sink;
     common::wait("50 records", || sink.0.lock().unwrap().len() >= 50).await;
     let records = sink.0.lock().unwrap().clone();
     assert_eq!(records.len(), 50);
@@ -142,19 +88,6 @@ async fn mqtt_over_tls_delivers_with_a_trusted_ca_and_refuses_an_unknown_one() {
     assert_eq!(records[7].stream.get("topic"), Some("kkt/0001/log"));
 
     // The system roots do not know the test CA: down, with the reason.
-    common::wait("the untrusted source's error", || {
-        bad.last_error().is_some()
-    })
-    .await;
-    assert_eq!(bad.connected.load(Ordering::Relaxed), 0);
-    let reason = bad.last_error().unwrap();
-    assert!(reason.to_lowercase().contains("certificate"), "{reason}");
-
-    stop_tx.send(true).unwrap();
-    for t in tasks {
-        tokio::time::timeout(Duration::from_secs(10), t)
-            .await
-            .unwrap()
-            .unwrap();
-    }
+    pair.assert_untrusted_refused().await;
+    pair.stop().await;
 }

@@ -7,12 +7,9 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use dozor_ingest::rabbitmq::RabbitConfig;
-use dozor_ingest::source::{BusSink, SourceStats};
 
 /// Accepts TLS with `cert` and forwards the plain bytes to RabbitMQ on 5672.
 async fn tls_proxy(cert: &common::TestCert) -> u16 {
@@ -71,8 +68,6 @@ async fn amqps_delivers_with_a_trusted_ca_and_refuses_an_unknown_one() {
         .unwrap();
     }
 
-    let (stop_tx, stop) = tokio::sync::watch::channel(false);
-    let sink = Arc::new(common::Recorder::default());
     let config = |name: &str, ca_file: &str| -> RabbitConfig {
         let c: RabbitConfig = serde_saphyr::from_str(&format!(
             "name: {name}\nurl: amqps://guest:guest@localhost:{port}/%2f\n{ca_file}queues: [{{name: {queue}, format: lines}}]\n"
@@ -83,29 +78,13 @@ async fn amqps_delivers_with_a_trusted_ca_and_refuses_an_unknown_one() {
     };
     let trusted = config("tls", &format!("ca_file: {}\n", ca.display()));
     let untrusted = config("untrusted", "");
-    let (good, bad) = (
-        Arc::new(SourceStats::default()),
-        Arc::new(SourceStats::default()),
-    );
-    let tasks = [
-        tokio::spawn(dozor_ingest::rabbitmq::run(
-            trusted,
-            Arc::clone(&sink) as Arc<dyn BusSink>,
-            Arc::clone(&good),
-            stop.clone(),
-        )),
-        tokio::spawn(dozor_ingest::rabbitmq::run(
-            untrusted,
-            Arc::clone(&sink) as Arc<dyn BusSink>,
-            Arc::clone(&bad),
-            stop.clone(),
-        )),
-    ];
+    let pair = common::TrustPair::start(dozor_ingest::rabbitmq::run, trusted, untrusted);
+    let sink = &pair.sink;
     common::wait("40 records over amqps", || {
         sink.0.lock().unwrap().len() >= 40
     })
     .await;
-    assert_eq!(good.connected.load(Ordering::Relaxed), 1);
+    assert_eq!(pair.trusted.connected.load(Ordering::Relaxed), 1);
     let mut messages: Vec<String> = sink
         .0
         .lock()
@@ -116,21 +95,8 @@ async fn amqps_delivers_with_a_trusted_ca_and_refuses_an_unknown_one() {
     messages.sort();
     messages.dedup();
     assert_eq!(messages.len(), 40);
-    common::wait("the untrusted source's error", || {
-        bad.last_error().is_some()
-    })
-    .await;
-    assert_eq!(bad.connected.load(Ordering::Relaxed), 0);
-    let reason = bad.last_error().unwrap();
-    assert!(reason.to_lowercase().contains("certificate"), "{reason}");
-
-    stop_tx.send(true).unwrap();
-    for t in tasks {
-        tokio::time::timeout(Duration::from_secs(10), t)
-            .await
-            .unwrap()
-            .unwrap();
-    }
+    pair.assert_untrusted_refused().await;
+    pair.stop().await;
     ch.queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
         .await
         .unwrap();

@@ -64,6 +64,135 @@ impl dozor_ingest::source::BusSink for Recorder {
     }
 }
 
+/// A child process killed (and reaped) on drop: a broker started for one test.
+pub struct ChildGuard(pub std::process::Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts `cmd` (a Debian package's server) and waits until it listens on `port`.
+pub fn start_server(mut cmd: std::process::Command, port: u16) -> ChildGuard {
+    let child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    let guard = ChildGuard(child);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{cmd:?} did not listen"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    guard
+}
+
+/// Writes the test certificate and its key as PEM files into `dir`.
+pub fn write_cert_files(
+    dir: &std::path::Path,
+    cert: &TestCert,
+) -> (std::path::PathBuf, std::path::PathBuf) {
+    let key = rcgen::KeyPair::try_from(cert.key.as_slice()).unwrap();
+    let (cert_file, key_file) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_file, &cert.pem).unwrap();
+    std::fs::write(&key_file, key.serialize_pem()).unwrap();
+    (cert_file, key_file)
+}
+
+/// Two runs of one bus source, one trusting the test CA and one the system's roots, into
+/// one recording sink.
+pub struct TrustPair {
+    pub sink: Arc<Recorder>,
+    pub trusted: Arc<dozor_ingest::source::SourceStats>,
+    pub untrusted: Arc<dozor_ingest::source::SourceStats>,
+    stop: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl TrustPair {
+    /// Spawns `run` for both configurations.
+    pub fn start<C, F, Fut>(run: F, trusted: C, untrusted: C) -> TrustPair
+    where
+        F: Fn(
+            C,
+            Arc<dyn dozor_ingest::source::BusSink>,
+            Arc<dozor_ingest::source::SourceStats>,
+            tokio::sync::watch::Receiver<bool>,
+        ) -> Fut,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let (stop, rx) = tokio::sync::watch::channel(false);
+        let sink = Arc::new(Recorder::default());
+        let stats = [Arc::default(), Arc::default()];
+        let tasks = [trusted, untrusted]
+            .into_iter()
+            .zip(&stats)
+            .map(|(c, s)| tokio::spawn(run(c, Arc::clone(&sink) as _, Arc::clone(s), rx.clone())))
+            .collect();
+        let [trusted, untrusted] = stats;
+        TrustPair {
+            sink,
+            trusted,
+            untrusted,
+            stop,
+            tasks,
+        }
+    }
+
+    /// Waits until the trusted run is connected.
+    pub async fn wait_trusted_connected(&self) {
+        wait("the TLS connection", || {
+            self.trusted
+                .connected
+                .load(std::sync::atomic::Ordering::Relaxed)
+                == 1
+        })
+        .await;
+    }
+
+    /// The untrusted run stays down, its last error naming the certificate.
+    pub async fn assert_untrusted_refused(&self) {
+        wait("the untrusted source's error", || {
+            self.untrusted.last_error().is_some()
+        })
+        .await;
+        assert_eq!(
+            self.untrusted
+                .connected
+                .load(std::sync::atomic::Ordering::Relaxed),
+            0
+        );
+        let reason = self.untrusted.last_error().unwrap();
+        assert!(reason.to_lowercase().contains("certificate"), "{reason}");
+    }
+
+    /// Stops both runs and waits for them.
+    pub async fn stop(self) {
+        self.stop.send(true).unwrap();
+        for t in self.tasks {
+            tokio::time::timeout(std::time::Duration::from_secs(15), t)
+                .await
+                .unwrap()
+                .unwrap();
+        }
+    }
+}
+
 /// Waits up to 20 s for `until`.
 pub async fn wait(what: &str, until: impl Fn() -> bool) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
