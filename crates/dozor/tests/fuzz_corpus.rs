@@ -222,7 +222,7 @@ fn events_corpus_decodes_or_names_the_field() {
 
 #[test]
 fn bus_message_corpus_decodes_or_leaves_a_dead_letter_with_a_reason() {
-    use dozor_ingest::source::{Format, Message, Route, decode};
+    use dozor_ingest::source::{Format, Message, Position, Route, decode};
     let routes: Vec<Route> = Format::ALL
         .into_iter()
         .map(|f| Route::new("t", f))
@@ -233,7 +233,7 @@ fn bus_message_corpus_decodes_or_leaves_a_dead_letter_with_a_reason() {
             let msg = Message {
                 route,
                 topic: "t",
-                position: "p".into(),
+                position: Position::Unknown,
                 payload: &data,
             };
             let d = decode("fuzz", &routes, &[msg], 1_796_119_200_000_000_000);

@@ -155,7 +155,7 @@ pub fn encode(source: &str, msgs: &[Message<'_>], received_ms: i64, mask: &MaskF
             "received_ms": received_ms,
             "source": source,
             "topic": m.topic,
-            "position": m.position,
+            "position": m.position.to_string(),
         })
         .to_string();
         out.extend_from_slice(&head.as_bytes()[..head.len() - 1]);
@@ -469,7 +469,7 @@ mod tests {
         Message {
             route: 0,
             topic,
-            position: "offset 3".into(),
+            position: crate::source::Position::Delivery(3),
             payload,
         }
     }
@@ -496,7 +496,7 @@ mod tests {
         assert_eq!(rows.len(), 4);
         assert_eq!(rows[0]["payload"]["message"], "failed");
         assert_eq!(rows[0]["source"], "pipeline");
-        assert_eq!(rows[0]["position"], "offset 3");
+        assert_eq!(rows[0]["position"], "delivery 3");
         assert_eq!(rows[0]["received_ms"], 1_796_500_000_000_i64);
         assert_eq!(rows[1]["payload"], "plain text\nsecond line");
         assert_eq!(rows[2]["payload_base64"], "/wAB");

@@ -27,8 +27,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::source::{
-    BusSink, Delivery, Message, NO_ROUTE, Route, SourceStats, default_batch, default_linger,
-    next_backoff, next_deadline, sleep_or_stop, stopped,
+    BusSink, Delivery, Message, NO_ROUTE, Position, Route, SourceStats, default_batch,
+    default_linger, next_backoff, next_deadline, sleep_or_stop, stopped,
 };
 
 /// One `sources.kafka` entry of `dozor.yml`. Its `Debug` hides `options` (SASL passwords).
@@ -226,7 +226,10 @@ pub async fn run(
             .map(|m| Message {
                 route: route_of.get(m.topic()).copied().unwrap_or(NO_ROUTE),
                 topic: m.topic(),
-                position: format!("partition {} offset {}", m.partition(), m.offset()),
+                position: Position::Offset {
+                    partition: m.partition(),
+                    offset: m.offset(),
+                },
                 payload: m.payload().unwrap_or_default(),
             })
             .collect();

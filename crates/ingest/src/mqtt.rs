@@ -26,8 +26,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
 
 use crate::source::{
-    BusSink, Delivery, Message, NO_ROUTE, Route, SourceStats, default_batch, default_linger,
-    next_backoff, next_deadline, route_for, sleep_or_stop, stopped,
+    BusSink, Delivery, Message, NO_ROUTE, Position, Route, SourceStats, default_batch,
+    default_linger, next_backoff, next_deadline, route_for, sleep_or_stop, stopped,
 };
 
 /// One `sources.mqtt` entry of `dozor.yml`. Its `Debug` hides the password.
@@ -250,7 +250,7 @@ pub async fn run(
             .map(|p| Message {
                 route: route_for(&config.topics, &p.topic, '/', "+", "#").unwrap_or(NO_ROUTE),
                 topic: &p.topic,
-                position: format!("packet {}", p.pkid),
+                position: Position::Packet(p.pkid),
                 payload: &p.payload,
             })
             .collect();

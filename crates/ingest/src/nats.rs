@@ -24,8 +24,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::source::{
-    BusSink, Delivery, Message, NO_ROUTE, Route, SourceStats, default_batch, default_linger,
-    next_backoff, route_for, sleep_or_stop, stopped,
+    BusSink, Delivery, Message, NO_ROUTE, Position, Route, SourceStats, default_batch,
+    default_linger, next_backoff, route_for, sleep_or_stop, stopped,
 };
 
 /// One `sources.nats` entry of `dozor.yml`. Its `Debug` hides the URL's password.
@@ -265,8 +265,7 @@ async fn run_once(
                     topic: subject,
                     position: m
                         .info()
-                        .map(|i| format!("stream sequence {}", i.stream_sequence))
-                        .unwrap_or_default(),
+                        .map_or(Position::Unknown, |i| Position::Sequence(i.stream_sequence)),
                     payload: &m.payload,
                 }
             })

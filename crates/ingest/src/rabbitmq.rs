@@ -34,8 +34,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::source::{
-    BusSink, Delivery, Message, Route, SourceStats, default_batch, default_linger, next_backoff,
-    next_deadline, sleep_or_stop, stopped,
+    BusSink, Delivery, Message, Position, Route, SourceStats, default_batch, default_linger,
+    next_backoff, next_deadline, sleep_or_stop, stopped,
 };
 
 /// One `sources.rabbitmq` entry of `dozor.yml`. Its `Debug` hides the URL's password.
@@ -276,7 +276,7 @@ async fn consume_once(
             .map(|d| Message {
                 route: 0,
                 topic: queue,
-                position: format!("delivery {}", d.delivery_tag),
+                position: Position::Delivery(d.delivery_tag),
                 payload: &d.data,
             })
             .collect();

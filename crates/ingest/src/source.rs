@@ -251,8 +251,8 @@ pub struct Message<'a> {
     pub route: usize,
     /// The topic, queue or subject it was published to.
     pub topic: &'a str,
-    /// Where it was (`partition 3 offset 1200`, `delivery 17`): kept with a dead letter.
-    pub position: String,
+    /// Where it was: kept with a dead letter and in the raw backup.
+    pub position: Position,
     /// The payload.
     pub payload: &'a [u8],
 }
@@ -291,6 +291,42 @@ pub fn url_with_password(url: &str, password: &str) -> Result<String, String> {
 
 /// The route of a message no route matches.
 pub const NO_ROUTE: usize = usize::MAX;
+
+/// Where a message was in its broker, written out (`partition 3 offset 1200`) only for a
+/// dead letter or the raw backup: a plain value on the path every message takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Position {
+    /// Unknown.
+    #[default]
+    Unknown,
+    /// A Kafka partition and offset.
+    Offset {
+        /// The partition.
+        partition: i32,
+        /// The offset.
+        offset: i64,
+    },
+    /// A RabbitMQ delivery tag.
+    Delivery(u64),
+    /// An MQTT packet id.
+    Packet(u16),
+    /// A JetStream stream sequence.
+    Sequence(u64),
+}
+
+impl std::fmt::Display for Position {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Position::Unknown => Ok(()),
+            Position::Offset { partition, offset } => {
+                write!(f, "partition {partition} offset {offset}")
+            }
+            Position::Delivery(tag) => write!(f, "delivery {tag}"),
+            Position::Packet(id) => write!(f, "packet {id}"),
+            Position::Sequence(seq) => write!(f, "stream sequence {seq}"),
+        }
+    }
+}
 
 /// Longest payload kept in a dead letter.
 const DEAD_LETTER_BYTES: usize = 64 << 10;
@@ -388,7 +424,7 @@ pub fn dead_letter(source: &str, m: &Message<'_>, reason: &str, now_ns: i64) -> 
     let stream = Labels::from_pairs([("dead_letter", source)]).unwrap_or_default();
     let mut r = LogRecord::new(now_ns, stream, String::from_utf8_lossy(payload));
     r.fields = vec![
-        ("position".to_owned(), m.position.clone()),
+        ("position".to_owned(), m.position.to_string()),
         ("reason".to_owned(), reason.to_owned()),
         ("topic".to_owned(), m.topic.to_owned()),
     ];
@@ -529,9 +565,9 @@ impl Delivery<'_> {
             let count = (decoded.logs.len() + crate::sample_count(&decoded.metrics)) as u64;
             let bytes = decoded.bytes;
             // The backup masks and writes off the async workers: it takes its own copy.
-            let raw: Option<Vec<(String, String, Vec<u8>)>> = sink.backs_up().then(|| {
+            let raw: Option<Vec<(String, Position, Vec<u8>)>> = sink.backs_up().then(|| {
                 msgs.iter()
-                    .map(|m| (m.topic.to_owned(), m.position.clone(), m.payload.to_vec()))
+                    .map(|m| (m.topic.to_owned(), m.position, m.payload.to_vec()))
                     .collect()
             });
             let (sink2, tenant2, source2) = (Arc::clone(sink), tenant.clone(), source.to_owned());
@@ -542,7 +578,7 @@ impl Delivery<'_> {
                         .map(|(topic, position, payload)| Message {
                             route: 0,
                             topic,
-                            position: position.clone(),
+                            position: *position,
                             payload,
                         })
                         .collect();
@@ -578,7 +614,10 @@ mod tests {
         Message {
             route,
             topic: "t",
-            position: "offset 7".into(),
+            position: Position::Offset {
+                partition: 0,
+                offset: 7,
+            },
             payload,
         }
     }
@@ -651,7 +690,7 @@ mod tests {
         assert!(
             dead.fields
                 .iter()
-                .any(|(k, v)| k == "position" && v == "offset 7")
+                .any(|(k, v)| k == "position" && v == "partition 0 offset 7")
         );
         let mut names: Vec<(String, String, f64, i64)> = d
             .metrics
