@@ -87,6 +87,9 @@ pub struct ApiSettings {
     /// The connectors and their counters (the binary registers them; `/readyz` and
     /// `/api/v1/health` report them).
     pub sources: dozor_ingest::source::SourceRegistry,
+    /// The rule groups the binary evaluates (`/api/v1/rules` and `/api/v1/alerts` read
+    /// them).
+    pub rules: dozor_rules::RuleSet,
 }
 
 /// Secret bytes whose `Debug` never shows them.
@@ -191,6 +194,11 @@ impl AppState {
     /// The connectors (file tails, Kafka, RabbitMQ, MQTT, NATS) and their counters.
     pub fn sources(&self) -> &dozor_ingest::source::SourceRegistry {
         &self.0.settings.sources
+    }
+
+    /// The rule groups and their alerts.
+    pub fn rules(&self) -> &dozor_rules::RuleSet {
+        &self.0.settings.rules
     }
 
     /// A permit for one ingest request, or 429 with `Retry-After` when

@@ -10,6 +10,7 @@
 //! `DOZOR_SERVER__LISTEN=0.0.0.0:9470`, `DOZOR_STATE__URL=postgres://…`,
 //! `DOZOR_DATA_DIR=/var/lib/dozor`. Precedence: flags > environment > file > defaults.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -65,6 +66,98 @@ pub struct Config {
     /// Raw backups of what the bus sources receive.
     #[serde(deserialize_with = "null_is_default")]
     pub backup: BackupConfig,
+    /// Prometheus rule files: recording and alerting rules.
+    #[serde(deserialize_with = "null_is_default")]
+    pub rules: RulesConfig,
+}
+
+/// `rules:`: Prometheus rule files and how they are evaluated.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RulesConfig {
+    /// Interval of the groups that set none (Prometheus' `evaluation_interval`).
+    #[serde(with = "dozor_model::duration")]
+    pub evaluation_interval: Duration,
+    /// Rule files (globs) of the default tenant; relative paths are taken from the
+    /// configuration file's directory.
+    pub files: Vec<String>,
+    /// Rule files of other tenants, by tenant.
+    pub tenants: BTreeMap<String, Vec<String>>,
+    /// Labels templates see as `$externalLabels`.
+    pub external_labels: BTreeMap<String, String>,
+    /// The URL templates see as `$externalURL`.
+    pub external_url: String,
+}
+
+impl Default for RulesConfig {
+    fn default() -> RulesConfig {
+        RulesConfig {
+            evaluation_interval: Duration::from_secs(60),
+            files: Vec::new(),
+            tenants: BTreeMap::new(),
+            external_labels: BTreeMap::new(),
+            external_url: String::new(),
+        }
+    }
+}
+
+impl RulesConfig {
+    /// Every group of every rule file, with its tenant; an error names the file, line,
+    /// group and rule of the first problem (`dozor check rules FILE` lists them all).
+    pub fn groups(&self) -> Result<Vec<(TenantId, dozor_rules::RuleGroup)>, ConfigError> {
+        let err = |message: String| ConfigError {
+            key: Some("rules".into()),
+            ..ConfigError::plain(message)
+        };
+        let mut out = Vec::new();
+        let default = TenantId::default_tenant();
+        let lists = std::iter::once((default, &self.files)).chain(
+            self.tenants
+                .iter()
+                .map(|(t, files)| {
+                    Ok((
+                        t.parse().map_err(|e| err(format!("tenant {t:?}: {e}")))?,
+                        files,
+                    ))
+                })
+                .collect::<Result<Vec<_>, ConfigError>>()?,
+        );
+        for (tenant, patterns) in lists {
+            for pattern in patterns {
+                let paths = glob::glob(pattern)
+                    .map_err(|e| err(format!("bad rule file pattern {pattern:?}: {e}")))?;
+                let mut paths: Vec<PathBuf> = paths.filter_map(Result::ok).collect();
+                if paths.is_empty() {
+                    return Err(err(format!("no rule file matches {pattern:?}")));
+                }
+                paths.sort();
+                for p in paths {
+                    let groups = dozor_rules::file::load_file(&p).map_err(|errors| {
+                        let more = match errors.len() {
+                            1 => String::new(),
+                            n => format!(" (and {} more; see `dozor check rules`)", n - 1),
+                        };
+                        err(format!("{}{more}", errors[0]))
+                    })?;
+                    out.extend(groups.into_iter().map(|g| (tenant.clone(), g)));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Makes relative rule-file patterns relative to `dir` (the configuration file's).
+    fn resolve_paths(&mut self, dir: &Path) {
+        for p in self
+            .files
+            .iter_mut()
+            .chain(self.tenants.values_mut().flatten())
+        {
+            if Path::new(p.as_str()).is_relative() {
+                *p = dir.join(&*p).display().to_string();
+            }
+        }
+    }
 }
 
 /// `backup:`: where raw bus messages are copied.
@@ -699,6 +792,7 @@ impl Default for Config {
             probes: Vec::new(),
             sources: SourcesConfig::default(),
             backup: BackupConfig::default(),
+            rules: RulesConfig::default(),
         }
     }
 }
@@ -799,7 +893,15 @@ impl Config {
                     source: Some(path.display().to_string()),
                     ..ConfigError::plain(format!("cannot read: {e}"))
                 })?;
-                Config::parse(&text, &path.display().to_string())?
+                let mut config = Config::parse(&text, &path.display().to_string())?;
+                config
+                    .rules
+                    .resolve_paths(path.parent().unwrap_or(Path::new(".")));
+                config.rules.groups().map_err(|e| ConfigError {
+                    source: Some(path.display().to_string()),
+                    ..e
+                })?;
+                config
             }
             None => Config::default(),
         };

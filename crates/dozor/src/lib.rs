@@ -5,6 +5,7 @@
 //!   overrides, secrets from files, line-numbered errors).
 //! - [`server`]: opens the stores, bootstraps the first administrator, builds the API and
 //!   serves it until SIGTERM/SIGINT.
+//! - [`rules`]: evaluates the rule groups of `rules:` on their intervals.
 //! - [`demo`] and [`host`]: the generators of `dozor demo` (host readings come from the
 //!   ingest crate's host collector).
 //!
@@ -14,5 +15,6 @@
 pub mod config;
 pub mod demo;
 pub mod host;
+pub mod rules;
 pub mod server;
 pub mod sources;

@@ -1,6 +1,6 @@
 //! `dozor`: the one binary. This file is the command line only: it parses arguments and
-//! hands over to the library: `server` (serve, demo, user add), `config` (check config) or
-//! the audit crate (audit verify).
+//! hands over to the library: `server` (serve, demo, user add), `config` (check config), the
+//! rules crate (check rules, test rules) or the audit crate (audit verify).
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -34,6 +34,9 @@ enum Command {
     /// Validate files without starting anything.
     #[command(subcommand)]
     Check(CheckCommand),
+    /// Run unit tests.
+    #[command(subcommand)]
+    Test(TestCommand),
     /// Manage users in the state store.
     #[command(subcommand)]
     User(UserCommand),
@@ -64,6 +67,23 @@ enum CheckCommand {
     Config {
         /// The file to check.
         file: PathBuf,
+    },
+    /// Check Prometheus rule files, as `promtool check rules` does. Reports every problem
+    /// with file, line, group and rule; exits non-zero if there is one.
+    Rules {
+        /// The rule files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum TestCommand {
+    /// Run rule unit tests in `promtool test rules`' format. Exits non-zero if one fails.
+    Rules {
+        /// The unit-test files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
     },
 }
 
@@ -134,6 +154,40 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             println!("{}: ok", file.display());
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Check(CheckCommand::Rules { files }) => {
+            let mut ok = true;
+            for f in &files {
+                match dozor_rules::file::load_file(f) {
+                    Ok(groups) => {
+                        let rules: usize = groups.iter().map(|g| g.rules.len()).sum();
+                        println!(
+                            "{}: ok, {rules} rules in {} groups",
+                            f.display(),
+                            groups.len()
+                        );
+                    }
+                    Err(errors) => {
+                        ok = false;
+                        for e in errors {
+                            eprintln!("{e}");
+                        }
+                    }
+                }
+            }
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Command::Test(TestCommand::Rules { files }) => {
+            let ok = dozor_rules::unit::run_files(&files, &mut std::io::stdout().lock());
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
         Command::User(UserCommand::Add {
             target,

@@ -1,6 +1,7 @@
 //! Wiring: configuration → stores → API → serve, with bootstrap of the first administrator
 //! and graceful shutdown. Scrape jobs, probes and the collectors run beside the server and
-//! store through one tsdb appender; the probes also fill the API's probe registry.
+//! store through one tsdb appender; the probes also fill the API's probe registry; rule
+//! groups evaluate against, and record into, their tenant's metric store.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -166,6 +167,18 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
     metrics
         .registry_mut()
         .register_collector(Box::new(crate::sources::SourceMetrics(sources.clone())));
+    let rule_interval_ms =
+        i64::try_from(config.rules.evaluation_interval.as_millis()).unwrap_or(i64::MAX);
+    let rule_set = dozor_rules::RuleSet::new(config.rules.groups()?.into_iter().map(|(t, g)| {
+        let g = dozor_rules::Group::new(g, rule_interval_ms).with_external(
+            config.rules.external_labels.clone(),
+            config.rules.external_url.clone(),
+        );
+        (t, g)
+    }));
+    metrics
+        .registry_mut()
+        .register_collector(Box::new(crate::rules::RuleMetrics(rule_set.clone())));
     let metrics = metrics.build();
 
     let tsdb_dir = config.data_dir.join("tsdb");
@@ -209,6 +222,7 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
             pii_salt: dozor_api::Secret(jwt_secret.as_bytes().to_vec()),
             pipeline: Arc::clone(&pipeline),
             sources: sources.clone(),
+            rules: rule_set.clone(),
         },
         Arc::clone(&metrics),
     );
@@ -264,6 +278,10 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
         Arc::clone(&logs),
         stopped(stop_rx.clone()),
     ));
+    let rule_tasks = crate::rules::start(&rule_set, &tsdb, config.query.limits(), &stop_rx);
+    if !rule_tasks.is_empty() {
+        tracing::info!(groups = rule_tasks.len(), "evaluating rule groups");
+    }
     let appender: Arc<dyn Appender> = Arc::new(TsdbAppender(Arc::clone(&tsdb)));
     let sink: Arc<dyn dozor_ingest::syslog::LogSink> = Arc::new(LogStoreSink {
         logs: Arc::clone(&logs),
@@ -378,6 +396,12 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
     }
     if let Err(e) = probing.await {
         tracing::error!(error = %e, "probe collector failed");
+    }
+    // Rule groups finish the evaluation in progress.
+    for t in rule_tasks {
+        if let Err(e) = t.await {
+            tracing::error!(error = %e, "rule evaluation failed");
+        }
     }
     // The maintenance task stops with the shutdown signal; wait for it so no cut is
     // half-done, then make the metric WAL durable whatever the fsync policy.

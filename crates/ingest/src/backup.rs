@@ -388,19 +388,31 @@ pub async fn run(
                 tracing::warn!(bucket = %config.bucket, error = %e, retry_in = ?backoff, "raw backup upload failed; the spool keeps the files");
             }
         }
-        stats
-            .lag
-            .store(spool.waiting_bytes(), std::sync::atomic::Ordering::Relaxed);
+        let report_lag = || {
+            stats
+                .lag
+                .store(spool.waiting_bytes(), std::sync::atomic::Ordering::Relaxed);
+        };
+        report_lag();
         if stopping {
             return;
         }
-        let wait = if backoff.is_zero() {
-            Duration::from_secs(1)
-        } else {
-            backoff
-        };
-        // A stop ends the wait early; the next pass is the last.
-        let _ = sleep_or_stop(wait, &mut stop).await;
+        // The back-off while S3 is down grows to half a minute; the spool keeps filling
+        // meanwhile, so its size is reported every second, not once per attempt.
+        let until = tokio::time::Instant::now()
+            + if backoff.is_zero() {
+                Duration::from_secs(1)
+            } else {
+                backoff
+            };
+        loop {
+            let left = until.saturating_duration_since(tokio::time::Instant::now());
+            // A stop ends the wait early; the next pass is the last.
+            if left.is_zero() || sleep_or_stop(left.min(Duration::from_secs(1)), &mut stop).await {
+                break;
+            }
+            report_lag();
+        }
     }
 }
 

@@ -55,6 +55,7 @@ mod eval;
 mod functions;
 mod info;
 mod lset;
+pub mod notation;
 mod quantile;
 mod range_functions;
 mod value;

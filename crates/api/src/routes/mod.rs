@@ -14,6 +14,7 @@ mod loki_query;
 mod loki_tail;
 mod metrics;
 mod query;
+mod rules;
 mod series;
 mod status;
 mod tokens;
@@ -41,6 +42,7 @@ pub fn registry() -> Registry {
     let r = loki_tail::register(r);
     let r = series::register(r);
     let r = query::register(r);
+    let r = rules::register(r);
     let r = metrics::register(r);
     let r = grafana::register(r);
     let r = admin::register(r);

@@ -49,6 +49,7 @@ pub fn settings(dir: &std::path::Path) -> ApiSettings {
         pii_salt: dozor_api::Secret(b"test-salt".to_vec()),
         pipeline: Default::default(),
         sources: Default::default(),
+        rules: Default::default(),
     }
 }
 

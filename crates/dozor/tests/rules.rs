@@ -1,0 +1,247 @@
+//! The rule engine through the binary: `dozor check rules` and `dozor test rules` on the
+//! files `promtool` is checked against (crates/rules/tests/promtool), `dozor check config`
+//! refusing a configuration whose rule file is bad, and `dozor serve` evaluating rule
+//! groups — recording into the store, alerts going pending → firing in `/api/v1/alerts`,
+//! `dozor_rule_*` metrics — with the `for` timer of a pending alert restored after
+//! `kill -9` from the `ALERTS_FOR_STATE` series the first run wrote.
+
+#![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{Server, dozor};
+
+const TOKEN: &str = "dzr_rules-test-admin-token-0123456";
+
+fn shared(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../rules/tests/promtool")
+        .join(rel)
+}
+
+fn run(args: &[&str]) -> (bool, String) {
+    let out = dozor().args(args).output().unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn check_and_test_rules_from_the_command_line() {
+    let node = shared("pass/node.yml");
+    let (ok, out) = run(&[
+        "check",
+        "rules",
+        node.to_str().unwrap(),
+        shared("pass/shop.yml").to_str().unwrap(),
+    ]);
+    assert!(ok, "{out}");
+    assert!(out.contains("node.yml: ok, 5 rules in 2 groups"), "{out}");
+
+    let bad = shared("fail/bad_rules.yml");
+    let (ok, out) = run(&["check", "rules", bad.to_str().unwrap()]);
+    assert!(!ok, "{out}");
+    assert!(out.contains("bad_rules.yml:6:15: group \"broken\", rule 1, \"HalfWritten\": could not parse expression"), "{out}");
+    assert!(
+        out.contains("rule 2, \"not a metric name\": invalid recording rule name"),
+        "{out}"
+    );
+
+    let (ok, out) = run(&[
+        "test",
+        "rules",
+        shared("pass/node_test.yml").to_str().unwrap(),
+        shared("pass/shop_test.yml").to_str().unwrap(),
+    ]);
+    assert!(ok, "{out}");
+    assert_eq!(out.matches("SUCCESS").count(), 2, "{out}");
+
+    let (ok, out) = run(&[
+        "test",
+        "rules",
+        shared("pass/node_test.yml").to_str().unwrap(),
+        shared("fail/early_alert_test.yml").to_str().unwrap(),
+    ]);
+    assert!(!ok, "{out}");
+    assert!(out.contains("SUCCESS") && out.contains("FAILED:"), "{out}");
+    assert!(out.contains("alertname: InstanceDown, time: 6m"), "{out}");
+
+    let (ok, out) = run(&["test", "rules", "/nonexistent/x_test.yml"]);
+    assert!(!ok);
+    assert!(out.contains("cannot read /nonexistent/x_test.yml"), "{out}");
+    let (ok, out) = run(&["check", "rules"]);
+    assert!(!ok, "{out}");
+}
+
+#[test]
+fn check_config_refuses_a_bad_rule_file_and_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(shared("fail/bad_rules.yml"), dir.path().join("bad.yml")).unwrap();
+    // Relative to the configuration file's directory.
+    std::fs::write(dir.path().join("dozor.yml"), "rules:\n  files: [bad.yml]\n").unwrap();
+    let (ok, out) = run(&[
+        "check",
+        "config",
+        dir.path().join("dozor.yml").to_str().unwrap(),
+    ]);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("bad.yml:6:15: group \"broken\", rule 1, \"HalfWritten\""),
+        "{out}"
+    );
+    assert!(out.contains("and 1 more; see `dozor check rules`"), "{out}");
+
+    std::fs::write(
+        dir.path().join("dozor.yml"),
+        "rules:\n  files: [missing/*.yml]\n",
+    )
+    .unwrap();
+    let (ok, out) = run(&[
+        "check",
+        "config",
+        dir.path().join("dozor.yml").to_str().unwrap(),
+    ]);
+    assert!(!ok);
+    assert!(out.contains("no rule file matches"), "{out}");
+
+    std::fs::copy(shared("pass/node.yml"), dir.path().join("node.yml")).unwrap();
+    std::fs::write(dir.path().join("dozor.yml"), "rules:\n  evaluation_interval: 15s\n  files: [node.yml]\n  tenants:\n    acme: [node.yml]\n").unwrap();
+    let (ok, out) = run(&[
+        "check",
+        "config",
+        dir.path().join("dozor.yml").to_str().unwrap(),
+    ]);
+    assert!(ok, "{out}");
+}
+
+const RULE_FILE: &str = r#"
+groups:
+  - name: queues
+    interval: 1s
+    rules:
+      - record: job:queue_depth:max
+        expr: max by (job) (queue_depth)
+      - alert: QueueBacklog
+        expr: job:queue_depth:max > 100
+        for: 12s
+        labels:
+          severity: page
+        annotations:
+          summary: "{{ $labels.job }} has {{ $value }} queued"
+"#;
+
+fn start(dir: &Path) -> Server {
+    Server::start_with(
+        &dir.join("data"),
+        &[("DOZOR_ADMIN_TOKEN", TOKEN)],
+        &["--config", dir.join("dozor.yml").to_str().unwrap()],
+    )
+}
+
+fn alerts(server: &Server) -> Vec<serde_json::Value> {
+    server.get_json("/api/v1/alerts", TOKEN)["data"]["alerts"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let until = Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < until, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn push(server: &Server, body: &str) {
+    common::block_on(async {
+        let r = reqwest::Client::new()
+            .post(server.url("/api/v1/metrics"))
+            .bearer_auth(TOKEN)
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.status());
+    });
+}
+
+#[test]
+fn serve_evaluates_rules_and_restores_for_timers_after_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("queues.yml"), RULE_FILE).unwrap();
+    std::fs::write(
+        dir.path().join("dozor.yml"),
+        "rules:\n  files: [queues.yml]\n",
+    )
+    .unwrap();
+    let server = start(dir.path());
+    push(
+        &server,
+        r#"[{"name": "queue_depth", "value": 150, "labels": {"job": "orders"}}]"#,
+    );
+
+    let pending = wait_for("a pending alert", Duration::from_secs(20), || {
+        alerts(&server)
+            .into_iter()
+            .find(|a| a["state"] == "pending")
+    });
+    assert_eq!(pending["labels"]["alertname"], "QueueBacklog");
+    assert_eq!(pending["labels"]["severity"], "page");
+    assert_eq!(pending["annotations"]["summary"], "orders has 150 queued");
+    let active_at = pending["activeAt"].as_str().unwrap().to_owned();
+
+    // The recording rule wrote its series; the group's counters are exported.
+    let q = server.get_json("/api/v1/query?query=job:queue_depth:max", TOKEN);
+    assert_eq!(q["data"]["result"][0]["value"][1], "150", "{q}");
+    let metrics = server.get_text("/metrics", TOKEN);
+    assert!(
+        metrics.contains("dozor_rule_group_rules{tenant=\"default\",rule_group=\""),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("dozor_alerts{tenant=\"default\",rule_group=\"")
+            && metrics.contains("state=\"pending\"} 1"),
+        "{metrics}"
+    );
+
+    // A few evaluations later (ALERTS_FOR_STATE is in the WAL), kill -9 while still pending.
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(alerts(&server).iter().all(|a| a["state"] == "pending"));
+    let _ = Command::new("kill")
+        .args(["-9", &server.child.id().to_string()])
+        .status();
+    drop(server);
+
+    let server = start(dir.path());
+    // After restart, the alert keeps the time it became active: its `for` goes on.
+    let restored = wait_for("the alert after restart", Duration::from_secs(20), || {
+        alerts(&server)
+            .into_iter()
+            .find(|a| a["labels"]["alertname"] == "QueueBacklog")
+    });
+    assert_eq!(restored["activeAt"], active_at.as_str(), "{restored}");
+    let firing = wait_for("the alert firing", Duration::from_secs(30), || {
+        alerts(&server).into_iter().find(|a| a["state"] == "firing")
+    });
+    assert_eq!(firing["activeAt"], active_at.as_str());
+    let rules = server.get_json("/api/v1/rules", TOKEN);
+    let rule = &rules["data"]["groups"][0]["rules"][1];
+    assert_eq!(rule["state"], "firing", "{rules}");
+    assert_eq!(rule["health"], "ok");
+    server.signal("TERM");
+    assert!(server.wait(Duration::from_secs(30)).success());
+}

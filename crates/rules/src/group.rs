@@ -1,0 +1,515 @@
+//! Evaluation of a rule group, with Prometheus' semantics (`rules/group.go`,
+//! `rules/recording.go`, `rules/alerting.go`):
+//!
+//! - rules run in order at the evaluation time minus the group's `query_offset`; what a
+//!   recording rule writes is visible to the rules after it in the same evaluation;
+//! - a recording rule's result keeps its labels, takes the rule's name as `__name__` and the
+//!   rule's labels on top;
+//! - an alerting rule's result becomes one alert per label set (the sample's labels without
+//!   `__name__`, the rule's templated labels, `alertname`); an alert is *pending* from the
+//!   first evaluation that returns it, *firing* once it has been returned for `for`,
+//!   keeps firing for `keep_firing_for` after its condition cleared, and is then
+//!   *inactive* (resolved) and kept for 15 minutes so notifiers see the resolution;
+//! - pending and firing alerts are written as `ALERTS{alertstate=…}` (value 1) and
+//!   `ALERTS_FOR_STATE` (value: when the alert became active, in seconds), from which a
+//!   restarted server restores its `for` timers ([`Group::restore_for_state`]);
+//! - a series a rule wrote at its previous evaluation and not at this one gets a staleness
+//!   marker, so queries stop seeing it at once;
+//! - a rule whose result holds two equal label sets, or more than the group's `limit`, fails
+//!   that evaluation with an error and writes nothing.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use dozor_model::labels::stale_nan;
+use dozor_model::{Labels, Matcher, Sample};
+use dozor_promql::{Engine, Query, Value};
+use dozor_tsdb::Queryable;
+
+use crate::file::{Rule, RuleGroup, RuleKind};
+use crate::template;
+
+/// How long a resolved alert is kept (and reported) after it resolved.
+pub const RESOLVED_RETENTION_MS: i64 = 15 * 60 * 1000;
+
+/// How far back [`Group::restore_for_state`] looks for `ALERTS_FOR_STATE`.
+pub const OUTAGE_TOLERANCE_MS: i64 = 60 * 60 * 1000;
+
+/// The state of an alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AlertState {
+    /// Resolved: the condition no longer holds.
+    Inactive,
+    /// The condition holds, for less than the rule's `for`.
+    Pending,
+    /// The condition has held for the rule's `for`.
+    Firing,
+}
+
+impl AlertState {
+    /// Prometheus' name for the state.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertState::Inactive => "inactive",
+            AlertState::Pending => "pending",
+            AlertState::Firing => "firing",
+        }
+    }
+}
+
+/// One alert of an alerting rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alert {
+    /// Its identifying labels, `alertname` included.
+    pub labels: Labels,
+    /// Expanded annotations.
+    pub annotations: BTreeMap<String, String>,
+    /// State.
+    pub state: AlertState,
+    /// When the condition started to hold, ms.
+    pub active_at_ms: i64,
+    /// When it started firing, ms.
+    pub fired_at_ms: Option<i64>,
+    /// When it resolved, ms.
+    pub resolved_at_ms: Option<i64>,
+    /// Since when it is kept firing by `keep_firing_for`, ms.
+    pub keep_firing_since_ms: Option<i64>,
+    /// The expression's value at the last evaluation that returned it.
+    pub value: f64,
+}
+
+/// Health of a rule after its last evaluation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    /// Not evaluated yet.
+    Unknown,
+    /// Evaluated without error.
+    Ok,
+    /// The last evaluation failed.
+    Err,
+}
+
+impl Health {
+    /// Prometheus' name for the health.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Unknown => "unknown",
+            Health::Ok => "ok",
+            Health::Err => "err",
+        }
+    }
+}
+
+/// A rule with its evaluation state.
+#[derive(Debug, Clone)]
+pub struct RuleState {
+    /// The rule.
+    pub rule: Rule,
+    /// Alerts by identifying labels (alerting rules only).
+    pub alerts: HashMap<Labels, Alert>,
+    /// Health after the last evaluation.
+    pub health: Health,
+    /// The last evaluation's error.
+    pub last_error: Option<String>,
+    /// When the rule was last evaluated, ms.
+    pub last_eval_ms: Option<i64>,
+    /// How long the last evaluation took.
+    pub last_duration: Duration,
+    /// Evaluations that failed.
+    pub failures: u64,
+    written: HashSet<Labels>,
+}
+
+impl RuleState {
+    /// Active (pending or firing) and recently resolved alerts, sorted by labels.
+    pub fn alerts_sorted(&self) -> Vec<&Alert> {
+        let mut v: Vec<&Alert> = self.alerts.values().collect();
+        v.sort_by(|a, b| a.labels.cmp(&b.labels));
+        v
+    }
+}
+
+/// A group ready to evaluate.
+#[derive(Debug, Clone)]
+pub struct Group {
+    /// The group as configured.
+    pub name: String,
+    /// The file it came from.
+    pub file: String,
+    /// Interval between evaluations, ms.
+    pub interval_ms: i64,
+    /// Evaluation offset, ms.
+    pub query_offset_ms: i64,
+    /// Most alerts or series per rule (0: unlimited).
+    pub limit: usize,
+    /// The rules and their state.
+    pub rules: Vec<RuleState>,
+    /// When the group was last evaluated, ms.
+    pub last_eval_ms: Option<i64>,
+    /// How long the last evaluation took.
+    pub last_duration: Duration,
+    /// Evaluations of the group.
+    pub evaluations: u64,
+    /// Evaluations the scheduler skipped because the previous one ran too long.
+    pub missed: u64,
+    external_labels: BTreeMap<String, String>,
+    external_url: String,
+    restored: bool,
+}
+
+/// Where evaluation writes its series (recording results, `ALERTS`, staleness markers).
+pub type WriteFn<'a> = dyn FnMut(Vec<(Labels, Vec<Sample>)>) -> Result<(), String> + 'a;
+
+impl Group {
+    /// A group from its checked definition; `default_interval_ms` applies when the group
+    /// sets none.
+    pub fn new(spec: RuleGroup, default_interval_ms: i64) -> Group {
+        Group {
+            name: spec.name,
+            file: spec.file,
+            interval_ms: spec.interval_ms.unwrap_or(default_interval_ms).max(1),
+            query_offset_ms: spec.query_offset_ms,
+            limit: spec.limit,
+            rules: spec
+                .rules
+                .into_iter()
+                .map(|rule| RuleState {
+                    rule,
+                    alerts: HashMap::new(),
+                    health: Health::Unknown,
+                    last_error: None,
+                    last_eval_ms: None,
+                    last_duration: Duration::ZERO,
+                    failures: 0,
+                    written: HashSet::new(),
+                })
+                .collect(),
+            last_eval_ms: None,
+            last_duration: Duration::ZERO,
+            evaluations: 0,
+            missed: 0,
+            external_labels: BTreeMap::new(),
+            external_url: String::new(),
+            restored: true,
+        }
+    }
+
+    /// Sets the external labels and URL templates see.
+    pub fn with_external(mut self, labels: BTreeMap<String, String>, url: String) -> Group {
+        self.external_labels = labels;
+        self.external_url = url;
+        self
+    }
+
+    /// Holds back `ALERTS` output until [`Group::restore_for_state`] has run (a server's
+    /// first evaluation after a restart).
+    pub fn await_restore(&mut self) {
+        self.restored = false;
+    }
+
+    /// Evaluates every rule at `t` (ms), writing through `write`. Errors are recorded per
+    /// rule ([`RuleState::last_error`]); evaluation goes on with the next rule.
+    pub fn eval(
+        &mut self,
+        t: i64,
+        engine: &Engine,
+        store: &dyn Queryable,
+        write: &mut WriteFn<'_>,
+    ) {
+        let started = Instant::now();
+        let ts = t - self.query_offset_ms;
+        for i in 0..self.rules.len() {
+            let rule_started = Instant::now();
+            let result = self.eval_rule(i, ts, engine, store);
+            let r = &mut self.rules[i];
+            let outcome = result.and_then(|series| {
+                // Series written last time and not now go stale.
+                let now: HashSet<Labels> = series.iter().map(|(l, _)| l.clone()).collect();
+                let mut out: Vec<(Labels, Vec<Sample>)> = series
+                    .into_iter()
+                    .map(|(l, v)| (l, vec![Sample { t: ts, v }]))
+                    .collect();
+                for gone in r.written.difference(&now) {
+                    out.push((
+                        gone.clone(),
+                        vec![Sample {
+                            t: ts,
+                            v: stale_nan(),
+                        }],
+                    ));
+                }
+                r.written = now;
+                if out.is_empty() {
+                    return Ok(());
+                }
+                write(out).map_err(|e| format!("cannot store the rule's result: {e}"))
+            });
+            let r = &mut self.rules[i];
+            r.last_eval_ms = Some(t);
+            r.last_duration = rule_started.elapsed();
+            match outcome {
+                Ok(()) => {
+                    r.health = Health::Ok;
+                    r.last_error = None;
+                }
+                Err(e) => {
+                    r.health = Health::Err;
+                    r.last_error = Some(e);
+                    r.failures += 1;
+                }
+            }
+        }
+        self.evaluations += 1;
+        self.last_eval_ms = Some(t);
+        self.last_duration = started.elapsed();
+    }
+
+    /// Evaluates rule `i` at `ts`: the series it writes (without staleness markers).
+    fn eval_rule(
+        &mut self,
+        i: usize,
+        ts: i64,
+        engine: &Engine,
+        store: &dyn Queryable,
+    ) -> Result<Vec<(Labels, f64)>, String> {
+        let rule = &self.rules[i].rule;
+        let samples = instant(engine, store, &rule.parsed, ts)?;
+        match &rule.kind {
+            RuleKind::Recording => {
+                let mut seen = HashSet::with_capacity(samples.len());
+                let mut out = Vec::with_capacity(samples.len());
+                for (labels, v) in samples {
+                    let mut map = to_map(&labels);
+                    map.insert("__name__".to_owned(), rule.name.clone());
+                    for (k, val) in &rule.labels {
+                        if val.is_empty() {
+                            map.remove(k);
+                        } else {
+                            map.insert(k.clone(), val.clone());
+                        }
+                    }
+                    let labels = Labels::from_pairs(map).map_err(|e| e.to_string())?;
+                    if !seen.insert(labels.clone()) {
+                        return Err("vector contains metrics with the same labelset after applying rule labels".into());
+                    }
+                    out.push((labels, v));
+                }
+                if self.limit > 0 && out.len() > self.limit {
+                    return Err(format!(
+                        "exceeded limit of {} with {} series",
+                        self.limit,
+                        out.len()
+                    ));
+                }
+                Ok(out)
+            }
+            RuleKind::Alerting {
+                for_ms,
+                keep_firing_for_ms,
+                annotations,
+            } => {
+                let query = |q: &str| -> Result<template::QueryRows, String> {
+                    let expr = dozor_promql::parse(q).map_err(|e| e.to_string())?;
+                    Ok(instant(engine, store, &expr, ts)?
+                        .into_iter()
+                        .map(|(l, v)| (to_map(&l), v))
+                        .collect())
+                };
+                let mut fresh: HashMap<Labels, Alert> = HashMap::with_capacity(samples.len());
+                for (labels, v) in samples {
+                    let sample_map = to_map(&labels);
+                    let cx = template::Context {
+                        labels: &sample_map,
+                        value: v,
+                        external_labels: &self.external_labels,
+                        external_url: &self.external_url,
+                        query: Some(&query),
+                    };
+                    let mut map = sample_map.clone();
+                    map.remove("__name__");
+                    for (k, t) in &rule.labels {
+                        let val = template::expand(t, &cx);
+                        if val.is_empty() {
+                            map.remove(k);
+                        } else {
+                            map.insert(k.clone(), val);
+                        }
+                    }
+                    map.insert("alertname".to_owned(), rule.name.clone());
+                    let labels = Labels::from_pairs(map).map_err(|e| e.to_string())?;
+                    let annotations = annotations
+                        .iter()
+                        .map(|(k, t)| (k.clone(), template::expand(t, &cx)))
+                        .collect();
+                    let alert = Alert {
+                        labels: labels.clone(),
+                        annotations,
+                        state: AlertState::Pending,
+                        active_at_ms: ts,
+                        fired_at_ms: None,
+                        resolved_at_ms: None,
+                        keep_firing_since_ms: None,
+                        value: v,
+                    };
+                    if fresh.insert(labels, alert).is_some() {
+                        return Err("vector contains metrics with the same labelset after applying alert labels".into());
+                    }
+                }
+                let (for_ms, keep_ms) = (*for_ms, *keep_firing_for_ms);
+                let restored = self.restored;
+                let limit = self.limit;
+                let r = &mut self.rules[i];
+                let returned: HashSet<Labels> = fresh.keys().cloned().collect();
+                for (labels, a) in fresh {
+                    match r.alerts.get_mut(&labels) {
+                        Some(old) if old.state != AlertState::Inactive => {
+                            old.value = a.value;
+                            old.annotations = a.annotations;
+                        }
+                        _ => {
+                            r.alerts.insert(labels, a);
+                        }
+                    }
+                }
+                let mut out = Vec::new();
+                let mut active = 0;
+                r.alerts.retain(|labels, a| {
+                    if returned.contains(labels) {
+                        a.keep_firing_since_ms = None;
+                    } else {
+                        let mut keep_firing = false;
+                        if a.state == AlertState::Firing && keep_ms > 0 {
+                            let since = *a.keep_firing_since_ms.get_or_insert(ts);
+                            keep_firing = ts - since < keep_ms;
+                        }
+                        let drop = a.state == AlertState::Pending
+                            || a.resolved_at_ms
+                                .is_some_and(|r| ts - r > RESOLVED_RETENTION_MS);
+                        if drop {
+                            return false;
+                        }
+                        if keep_firing {
+                            // Still firing: reported below like a returned alert.
+                        } else {
+                            if a.state != AlertState::Inactive {
+                                a.state = AlertState::Inactive;
+                                a.resolved_at_ms = Some(ts);
+                            }
+                            return true;
+                        }
+                    }
+                    active += 1;
+                    if a.state == AlertState::Pending && ts - a.active_at_ms >= for_ms {
+                        a.state = AlertState::Firing;
+                        a.fired_at_ms = Some(ts);
+                    }
+                    if restored {
+                        out.push(alerts_sample(&a.labels, a.state));
+                        out.push(for_state_sample(&a.labels, a.active_at_ms));
+                    }
+                    true
+                });
+                if limit > 0 && active > limit {
+                    r.alerts.clear();
+                    return Err(format!("exceeded limit of {limit} with {active} alerts"));
+                }
+                Ok(out.into_iter().flatten().collect())
+            }
+        }
+    }
+
+    /// Restores the `for` timers of pending alerts from the `ALERTS_FOR_STATE` series an
+    /// earlier run wrote, as Prometheus does after a restart: an alert whose condition
+    /// held before the restart keeps the time it became active (within
+    /// [`OUTAGE_TOLERANCE_MS`]), so a 10-minute `for` is not restarted by a deploy. Call
+    /// once after the first evaluation; later evaluations then write `ALERTS` again.
+    pub fn restore_for_state(&mut self, t: i64, store: &dyn Queryable) {
+        let ts = t - self.query_offset_ms;
+        for r in &mut self.rules {
+            let RuleKind::Alerting { for_ms, .. } = r.rule.kind else {
+                continue;
+            };
+            if for_ms == 0 {
+                continue;
+            }
+            for a in r.alerts.values_mut() {
+                if a.state != AlertState::Pending {
+                    continue;
+                }
+                let mut matchers = vec![Matcher::equal("__name__", "ALERTS_FOR_STATE")];
+                matchers.extend(
+                    a.labels
+                        .iter()
+                        .map(|l| Matcher::equal(l.name.clone(), l.value.clone())),
+                );
+                let Ok(series) = store.select(&matchers, ts - OUTAGE_TOLERANCE_MS, ts) else {
+                    continue;
+                };
+                // The series with exactly the alert's labels, and its newest real sample.
+                let restored = series
+                    .iter()
+                    .filter(|s| s.labels.len() == a.labels.len() + 1)
+                    .flat_map(|s| s.samples.iter())
+                    .filter(|x| !dozor_model::labels::is_stale_nan(x.v) && x.v.is_finite())
+                    .max_by_key(|x| x.t)
+                    .map(|x| (x.v * 1000.0).round() as i64);
+                if let Some(active_at) = restored.filter(|&at| at < a.active_at_ms) {
+                    a.active_at_ms = active_at;
+                }
+            }
+        }
+        self.restored = true;
+    }
+
+    /// Every alert of every alerting rule, with its rule.
+    pub fn alerts(&self) -> impl Iterator<Item = (&Rule, &Alert)> {
+        self.rules
+            .iter()
+            .flat_map(|r| r.alerts.values().map(move |a| (&r.rule, a)))
+    }
+}
+
+/// Runs `expr` at `ts` as an instant query: its samples (a scalar is one sample without
+/// labels).
+pub fn instant(
+    engine: &Engine,
+    store: &dyn Queryable,
+    expr: &promql_parser::parser::Expr,
+    ts: i64,
+) -> Result<Vec<(Labels, f64)>, String> {
+    let q = Query {
+        expr: "",
+        start: ts,
+        end: ts,
+        step: 1,
+        instant: true,
+        cancel: None,
+    };
+    let res = engine
+        .eval_expr(store, expr, &q)
+        .map_err(|e| e.to_string())?;
+    match res.value {
+        Value::Vector(v) => Ok(v.into_iter().map(|s| (s.labels, s.v)).collect()),
+        Value::Scalar { v, .. } => Ok(vec![(Labels::default(), v)]),
+        _ => Err("rule result is not a vector or scalar".into()),
+    }
+}
+
+fn to_map(l: &Labels) -> BTreeMap<String, String> {
+    l.iter()
+        .map(|x| (x.name.clone(), x.value.clone()))
+        .collect()
+}
+
+fn alerts_sample(labels: &Labels, state: AlertState) -> Option<(Labels, f64)> {
+    let mut map = to_map(labels);
+    map.insert("__name__".into(), "ALERTS".into());
+    map.insert("alertstate".into(), state.as_str().into());
+    Some((Labels::from_pairs(map).ok()?, 1.0))
+}
+
+fn for_state_sample(labels: &Labels, active_at_ms: i64) -> Option<(Labels, f64)> {
+    let mut map = to_map(labels);
+    map.insert("__name__".into(), "ALERTS_FOR_STATE".into());
+    Some((Labels::from_pairs(map).ok()?, active_at_ms as f64 / 1000.0))
+}
