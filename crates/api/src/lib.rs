@@ -29,6 +29,7 @@
 
 pub mod auth;
 mod error;
+pub mod history;
 mod json;
 pub mod params;
 pub mod policy;

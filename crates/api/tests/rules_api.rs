@@ -52,14 +52,23 @@ async fn app() -> TestApp {
     app
 }
 
-/// Evaluates every group of `tenant` at `t` against the app's store, as the server does.
-fn eval(app: &TestApp, tenant: &str, t: i64) {
+/// Evaluates every group of `tenant` at `t` against the app's store and records what
+/// fired and resolved in the alert history, as the server does.
+async fn eval(app: &TestApp, tenant: &str, t: i64) {
     let engine = Engine::new(EngineOptions::default());
-    let db = app.state.tsdb().tenant(&tenant.parse().unwrap()).unwrap();
-    for tg in app.state.rules().of_tenant(&tenant.parse().unwrap()) {
-        tg.lock().eval(t, &engine, db.as_ref(), &mut |batch| {
-            db.append(&batch).map(|_| ()).map_err(|e| e.to_string())
-        });
+    let tenant: dozor_model::TenantId = tenant.parse().unwrap();
+    let db = app.state.tsdb().tenant(&tenant).unwrap();
+    for tg in app.state.rules().of_tenant(&tenant) {
+        let (name, transitions) = {
+            let mut g = tg.lock();
+            g.eval(t, &engine, db.as_ref(), &mut |batch| {
+                db.append(&batch).map(|_| ()).map_err(|e| e.to_string())
+            });
+            (g.name.clone(), g.take_transitions())
+        };
+        dozor_api::history::record(app.state.store(), &tenant, &name, &transitions)
+            .await
+            .unwrap();
     }
 }
 
@@ -91,7 +100,7 @@ async fn rules_and_alerts_follow_evaluation_in_prometheus_shape() {
         Value::Array(vec![])
     );
 
-    eval(&app, "default", T0);
+    eval(&app, "default", T0).await;
     let (_, body) = get(&app, "/api/v1/alerts", &admin).await;
     let alerts = body["data"]["alerts"].as_array().unwrap();
     assert_eq!(alerts.len(), 1, "{body}");
@@ -105,7 +114,7 @@ async fn rules_and_alerts_follow_evaluation_in_prometheus_shape() {
     assert_eq!(a["activeAt"], "2025-11-30T10:53:20Z");
     assert_eq!(a["id"].as_str().unwrap().len(), 16);
 
-    eval(&app, "default", T0 + 30_000);
+    eval(&app, "default", T0 + 30_000).await;
     let (_, body) = get(&app, "/api/v1/rules", &admin).await;
     let rules = &body["data"]["groups"][0]["rules"];
     assert_eq!(rules[0]["type"], "recording");
@@ -203,8 +212,8 @@ async fn tenants_see_only_their_own_rules_and_alerts() {
         &[("__name__", "queue_depth"), ("job", "mail")],
         &[(T0, 0.0)],
     );
-    eval(&app, "default", T0);
-    eval(&app, "acme", T0);
+    eval(&app, "default", T0).await;
+    eval(&app, "acme", T0).await;
 
     let (_, body) = get(&app, "/api/v1/alerts", &ann).await;
     let alerts = body["data"]["alerts"].as_array().unwrap();
@@ -227,10 +236,213 @@ async fn rule_routes_need_credentials_and_the_read_scope() {
     let app = app().await;
     let admin = app.bearer("admin", ADMIN_PASSWORD).await;
     let ingest_only = app.token_bearer(&admin, "pusher", &["ingest"]).await;
-    for path in ["/api/v1/rules", "/api/v1/alerts"] {
+    for path in [
+        "/api/v1/rules",
+        "/api/v1/alerts",
+        "/api/v1/alerts/history",
+        "/api/v1/alerts/stats",
+        "/api/v1/alerts/0123456789abcdef",
+    ] {
         let (s, _) = app.call("GET", path, None, None).await;
         assert_eq!(s, StatusCode::UNAUTHORIZED, "{path}");
         let (s, _) = get(&app, path, &ingest_only).await;
         assert_eq!(s, StatusCode::FORBIDDEN, "{path}");
     }
+}
+
+async fn post(app: &TestApp, path: &str, auth: &str, body: Option<Value>) -> (StatusCode, Value) {
+    app.call("POST", path, Some(auth), body).await
+}
+
+#[tokio::test]
+async fn alerts_are_acknowledged_resolved_and_kept_in_the_history() {
+    let app = app().await;
+    app.add_user("default", "vic", "viewer-password-1", Role::Viewer)
+        .await;
+    let admin = app.bearer("admin", ADMIN_PASSWORD).await;
+    let vic = app.bearer("vic", "viewer-password-1").await;
+    let ann = app.bearer("ann", "acme-password-1").await;
+    app.append(
+        "default",
+        &[("__name__", "queue_depth"), ("job", "orders")],
+        &[(T0, 150.0), (T0 + 40_000, 150.0), (T0 + 80_000, 10.0)],
+    );
+
+    // Pending: visible, but not yet acknowledgeable.
+    eval(&app, "default", T0).await;
+    let (_, body) = get(&app, "/api/v1/alerts", &admin).await;
+    let id = body["data"]["alerts"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(body["data"]["alerts"][0]["acknowledged"], Value::Null);
+    let ack = format!("/api/v1/alerts/{id}/acknowledge");
+    let (s, body) = post(&app, &ack, &admin, None).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("pending"),
+        "{body}"
+    );
+
+    // Firing: an episode opens; a viewer may read it but not acknowledge it.
+    eval(&app, "default", T0 + 30_000).await;
+    let (s, _) = post(&app, &ack, &vic, None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, body) = post(
+        &app,
+        &ack,
+        &admin,
+        Some(serde_json::json!({"coment": "typo"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(body["error"].as_str().unwrap().contains("coment"), "{body}");
+    let (s, body) = post(
+        &app,
+        &ack,
+        &admin,
+        Some(serde_json::json!({"comment": "looking at the consumer"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["acknowledgedBy"], "admin");
+    assert_eq!(
+        body["data"]["acknowledgeComment"],
+        "looking at the consumer"
+    );
+    assert_eq!(body["data"]["state"], "firing");
+    assert_eq!(body["data"]["firedAt"], "2025-11-30T10:53:50Z");
+    let (_, body) = get(&app, "/api/v1/alerts", &vic).await;
+    let a = &body["data"]["alerts"][0];
+    assert_eq!(a["state"], "firing");
+    assert_eq!(a["acknowledged"]["by"], "admin");
+    assert_eq!(a["firedAt"], "2025-11-30T10:53:50Z");
+    let (s, body) = get(&app, &format!("/api/v1/alerts/{id}"), &vic).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["alert"]["labels"]["job"], "orders");
+    assert_eq!(body["data"]["episode"]["acknowledgedBy"], "admin");
+    assert_eq!(body["data"]["episode"]["rule"], "QueueBacklog");
+    assert_eq!(body["data"]["episode"]["severity"], "page");
+    assert_eq!(body["data"]["episode"]["service"], "orders");
+    // Another tenant does not see it.
+    let (s, _) = get(&app, &format!("/api/v1/alerts/{id}"), &ann).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    // Resolved by hand: gone from the active list at once.
+    let (s, body) = post(
+        &app,
+        &format!("/api/v1/alerts/{id}/resolve"),
+        &admin,
+        Some(serde_json::json!({"comment": "restarted the consumer"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["episode"]["resolvedBy"], "admin");
+    assert_eq!(body["data"]["alert"]["state"], "firing");
+    let (_, body) = get(&app, "/api/v1/alerts", &admin).await;
+    assert_eq!(body["data"]["alerts"], Value::Array(vec![]), "{body}");
+    let (s, _) = post(&app, &format!("/api/v1/alerts/{id}/resolve"), &admin, None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    // The condition still holds: a new alert waits out `for` again, fires, and then
+    // resolves on its own when the queue drains.
+    eval(&app, "default", T0 + 40_000).await;
+    let (_, body) = get(&app, "/api/v1/alerts", &admin).await;
+    assert_eq!(body["data"]["alerts"][0]["state"], "pending", "{body}");
+    eval(&app, "default", T0 + 70_000).await;
+    eval(&app, "default", T0 + 90_000).await;
+
+    let (_, body) = get(&app, "/api/v1/alerts/history", &admin).await;
+    let eps = body["data"]["episodes"].as_array().unwrap();
+    assert_eq!(eps.len(), 2, "{body}");
+    assert_eq!(eps[0]["firedAt"], "2025-11-30T10:54:30Z");
+    assert_eq!(eps[0]["resolvedAt"], "2025-11-30T10:54:50Z");
+    assert_eq!(eps[0]["resolvedBy"], "condition");
+    assert_eq!(eps[0]["acknowledgedBy"], Value::Null);
+    assert_eq!(eps[1]["resolvedBy"], "admin");
+    assert_eq!(eps[1]["resolveComment"], "restarted the consumer");
+    assert_eq!(eps[0]["alertId"], id.as_str());
+    assert_ne!(eps[0]["id"], eps[1]["id"]);
+    for (query, n) in [
+        ("state=open", 0),
+        ("state=resolved", 2),
+        ("rule=QueueBacklog", 2),
+        ("rule=QueueEmpty", 0),
+        ("severity=page", 2),
+        ("severity=info", 0),
+        ("limit=1", 1),
+        ("limit=1&offset=1", 1),
+        ("offset=2", 0),
+        ("start=2025-11-30T10:54:00Z", 1),
+        ("end=2025-11-30T10:54:00Z", 1),
+    ] {
+        let (s, body) = get(&app, &format!("/api/v1/alerts/history?{query}"), &vic).await;
+        assert_eq!(s, StatusCode::OK, "{query}: {body}");
+        assert_eq!(
+            body["data"]["episodes"].as_array().unwrap().len(),
+            n,
+            "{query}"
+        );
+    }
+    let (_, body) = get(&app, "/api/v1/alerts/history?limit=1&offset=1", &vic).await;
+    assert_eq!(body["data"]["episodes"][0]["resolvedBy"], "admin");
+    for bad in [
+        "state=maybe",
+        "limit=-1",
+        "limit=5000",
+        "offset=x",
+        "start=yesterday",
+    ] {
+        let (s, body) = get(&app, &format!("/api/v1/alerts/history?{bad}"), &vic).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}");
+        let field = bad.split('=').next().unwrap();
+        assert!(
+            body["error"].as_str().unwrap().contains(field),
+            "{bad}: {body}"
+        );
+    }
+
+    let (s, body) = get(
+        &app,
+        &format!(
+            "/api/v1/alerts/stats?start={}&end={}",
+            T0 / 1000,
+            T0 / 1000 + 3600
+        ),
+        &vic,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let st = &body["data"];
+    assert_eq!(st["total"], 2, "{body}");
+    assert_eq!(st["open"], 0);
+    assert_eq!(st["byRule"][0]["rule"], "QueueBacklog");
+    assert_eq!(st["byRule"][0]["count"], 2);
+    assert_eq!(st["bySeverity"][0]["severity"], "page");
+    assert_eq!(st["byService"][0]["service"], "orders");
+    assert!(st["mttaSeconds"].as_f64().unwrap() > 0.0, "{body}");
+    assert!(st["mttrSeconds"].as_f64().unwrap() > 20.0, "{body}");
+    let (s, _) = get(&app, "/api/v1/alerts/stats?start=10&end=5", &vic).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    // The other tenant's history is its own.
+    let (_, body) = get(&app, "/api/v1/alerts/history", &ann).await;
+    assert_eq!(body["data"]["episodes"], Value::Array(vec![]));
+
+    let (s, _) = get(&app, "/api/v1/alerts/0123456789abcdef", &admin).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, body) = get(&app, "/api/v1/alerts/nope", &admin).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(body["error"].as_str().unwrap().contains("id"), "{body}");
+
+    let records = app.audit_records();
+    for action in ["alert.acknowledge", "alert.resolve"] {
+        let r = records
+            .iter()
+            .find(|r| r["action"] == action)
+            .unwrap_or_else(|| panic!("no {action} in the audit chain"));
+        assert_eq!(r["actor"], "admin");
+        assert_eq!(r["target"], format!("alert/{id}"));
+    }
+    assert!(
+        records
+            .iter()
+            .any(|r| r["action"] == "metrics.alerts.history")
+    );
 }

@@ -8,13 +8,18 @@
 //! overruns skips the ticks it missed and counts them. The first evaluation after start
 //! writes no `ALERTS`; the `for` timers of its pending alerts are then restored from the
 //! `ALERTS_FOR_STATE` an earlier run wrote.
+//!
+//! Alerts that fire or resolve are recorded in the state store's alert history; after the
+//! first evaluation, episodes an earlier run left open whose alert is no longer active
+//! (its condition cleared while Dozor was down) are resolved.
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
 use dozor_promql::{Engine, EngineOptions};
-use dozor_rules::{AlertState, RuleSet, TenantGroup};
+use dozor_rules::{AlertState, RuleSet, TenantGroup, Transition};
+use dozor_state::Store;
 use dozor_tsdb::Tsdb;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -27,6 +32,7 @@ use tokio::sync::watch;
 pub fn start(
     set: &RuleSet,
     tsdb: &Arc<Tsdb>,
+    store: &Store,
     limits: EngineOptions,
     stop: &watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
@@ -37,6 +43,7 @@ pub fn start(
             tokio::spawn(run_group(
                 g,
                 Arc::clone(tsdb),
+                store.clone(),
                 Arc::clone(&engine),
                 stop.clone(),
             ))
@@ -55,6 +62,7 @@ fn offset_ms(g: &TenantGroup, interval_ms: i64) -> i64 {
 async fn run_group(
     g: TenantGroup,
     tsdb: Arc<Tsdb>,
+    store: Store,
     engine: Arc<Engine>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -84,7 +92,10 @@ async fn run_group(
             tokio::task::spawn_blocking(move || evaluate(&g2, &tsdb2, &engine2, next, restore))
                 .await;
         match done {
-            Ok(Ok(())) => first = false,
+            Ok(Ok(evaluated)) => {
+                record(&store, &g, evaluated, first).await;
+                first = false;
+            }
             Ok(Err(e)) => {
                 tracing::error!(tenant = %g.tenant, group = %g.lock().name, error = %e, "cannot evaluate a rule group");
             }
@@ -96,13 +107,23 @@ async fn run_group(
     }
 }
 
+/// What an evaluation leaves for the alert history.
+struct Evaluated {
+    group: String,
+    transitions: Vec<Transition>,
+    /// Names of the group's alerting rules.
+    alert_rules: Vec<String>,
+    /// Ids of the alerts pending or firing after the evaluation.
+    active: Vec<String>,
+}
+
 fn evaluate(
     g: &TenantGroup,
     tsdb: &Tsdb,
     engine: &Engine,
     t: i64,
     first: bool,
-) -> Result<(), String> {
+) -> Result<Evaluated, String> {
     let db = tsdb.tenant(&g.tenant).map_err(|e| e.to_string())?;
     let mut group = g.lock();
     if first {
@@ -117,7 +138,53 @@ fn evaluate(
     if first {
         group.restore_for_state(t, db.as_ref());
     }
-    Ok(())
+    Ok(Evaluated {
+        transitions: group.take_transitions(),
+        alert_rules: group
+            .rules
+            .iter()
+            .filter(|r| r.rule.is_alert())
+            .map(|r| r.rule.name.clone())
+            .collect(),
+        active: group
+            .alerts()
+            .filter(|(_, a)| a.state != AlertState::Inactive)
+            .map(|(_, a)| a.id())
+            .collect(),
+        group: group.name.clone(),
+    })
+}
+
+/// Writes the evaluation's transitions to the alert history (failures are logged: the
+/// alerts themselves live on in memory and in `ALERTS`).
+async fn record(store: &Store, g: &TenantGroup, e: Evaluated, first: bool) {
+    if let Err(err) = dozor_api::history::record(store, &g.tenant, &e.group, &e.transitions).await {
+        tracing::error!(tenant = %g.tenant, group = %e.group, error = %err, "cannot record an alert in the history");
+    }
+    if !first {
+        return;
+    }
+    // Episodes left open by an earlier run whose alert is not active any more.
+    let open = match store.open_alerts(&g.tenant).await {
+        Ok(o) => o,
+        Err(err) => {
+            tracing::error!(tenant = %g.tenant, error = %err, "cannot read open alerts");
+            return;
+        }
+    };
+    let now = dozor_model::time::now_ms();
+    for ep in open.iter().filter(|ep| {
+        ep.rule_group == e.group
+            && e.alert_rules.contains(&ep.rule)
+            && !e.active.contains(&ep.fingerprint)
+    }) {
+        if let Err(err) = store
+            .alert_resolved(&g.tenant, &ep.fingerprint, now, "condition", None)
+            .await
+        {
+            tracing::error!(tenant = %g.tenant, error = %err, "cannot resolve a stale alert");
+        }
+    }
 }
 
 /// The groups' counters, encoded at each scrape of `/metrics`.

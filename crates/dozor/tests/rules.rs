@@ -3,7 +3,8 @@
 //! refusing a configuration whose rule file is bad, and `dozor serve` evaluating rule
 //! groups — recording into the store, alerts going pending → firing in `/api/v1/alerts`,
 //! `dozor_rule_*` metrics — with the `for` timer of a pending alert restored after
-//! `kill -9` from the `ALERTS_FOR_STATE` series the first run wrote.
+//! `kill -9` from the `ALERTS_FOR_STATE` series the first run wrote, and the alert
+//! history keeping one episode per firing across restarts.
 
 #![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
 
@@ -221,10 +222,7 @@ fn serve_evaluates_rules_and_restores_for_timers_after_kill_9() {
     // A few evaluations later (ALERTS_FOR_STATE is in the WAL), kill -9 while still pending.
     std::thread::sleep(Duration::from_secs(4));
     assert!(alerts(&server).iter().all(|a| a["state"] == "pending"));
-    let _ = Command::new("kill")
-        .args(["-9", &server.child.id().to_string()])
-        .status();
-    drop(server);
+    kill_9(server);
 
     let server = start(dir.path());
     // After restart, the alert keeps the time it became active: its `for` goes on.
@@ -242,6 +240,63 @@ fn serve_evaluates_rules_and_restores_for_timers_after_kill_9() {
     let rule = &rules["data"]["groups"][0]["rules"][1];
     assert_eq!(rule["state"], "firing", "{rules}");
     assert_eq!(rule["health"], "ok");
+
+    // Firing opened one episode in the alert history.
+    let id = firing["id"].as_str().unwrap().to_owned();
+    let episodes = wait_for("the episode", Duration::from_secs(10), || {
+        let e = history(&server);
+        (!e.is_empty()).then_some(e)
+    });
+    assert_eq!(episodes.len(), 1, "{episodes:?}");
+    assert_eq!(episodes[0]["alertId"], id.as_str());
+    assert_eq!(episodes[0]["state"], "firing");
+
+    // kill -9 while firing: the restarted server fires the alert again (its `for` is
+    // restored) without opening a second episode.
+    kill_9(server);
+    let server = start(dir.path());
+    wait_for("the alert firing again", Duration::from_secs(30), || {
+        alerts(&server).into_iter().find(|a| a["state"] == "firing")
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let episodes = history(&server);
+    assert_eq!(episodes.len(), 1, "{episodes:?}");
+    assert_eq!(episodes[0]["state"], "firing");
+
+    // Down again, and the rule changes so that the alert no longer holds: the episode the
+    // earlier run left open is resolved after the first evaluation.
+    kill_9(server);
+    std::fs::write(
+        dir.path().join("queues.yml"),
+        RULE_FILE.replace("> 100", "> 1000"),
+    )
+    .unwrap();
+    let server = start(dir.path());
+    let episodes = wait_for(
+        "the stale episode resolved",
+        Duration::from_secs(20),
+        || {
+            let e = history(&server);
+            (e.first()?["state"] == "resolved").then_some(e)
+        },
+    );
+    assert_eq!(episodes.len(), 1, "{episodes:?}");
+    assert_eq!(episodes[0]["resolvedBy"], "condition");
+    assert!(alerts(&server).is_empty());
     server.signal("TERM");
     assert!(server.wait(Duration::from_secs(30)).success());
+}
+
+fn history(server: &Server) -> Vec<serde_json::Value> {
+    server.get_json("/api/v1/alerts/history", TOKEN)["data"]["episodes"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn kill_9(server: Server) {
+    let _ = Command::new("kill")
+        .args(["-9", &server.child.id().to_string()])
+        .status();
+    drop(server);
 }

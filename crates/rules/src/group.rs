@@ -78,6 +78,41 @@ pub struct Alert {
     pub value: f64,
 }
 
+impl Alert {
+    /// A stable identifier of the alert: FNV-1a of its labels, 16 hex digits (the API's
+    /// alert id, and the alert history's fingerprint).
+    pub fn id(&self) -> String {
+        fingerprint(&self.labels)
+    }
+}
+
+/// FNV-1a of a label set, 16 hex digits.
+pub fn fingerprint(l: &Labels) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for x in l.iter() {
+        for b in x
+            .name
+            .bytes()
+            .chain([0xff])
+            .chain(x.value.bytes())
+            .chain([0xff])
+        {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("{h:016x}")
+}
+
+/// A change of an alert that outlives the evaluation: what the alert history records.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Transition {
+    /// The alert started firing.
+    Fired(Alert),
+    /// A firing alert resolved because its condition cleared (after `keep_firing_for`).
+    Resolved(Alert),
+}
+
 /// Health of a rule after its last evaluation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Health {
@@ -155,6 +190,7 @@ pub struct Group {
     external_labels: BTreeMap<String, String>,
     external_url: String,
     restored: bool,
+    transitions: Vec<Transition>,
 }
 
 /// Where evaluation writes its series (recording results, `ALERTS`, staleness markers).
@@ -191,6 +227,7 @@ impl Group {
             external_labels: BTreeMap::new(),
             external_url: String::new(),
             restored: true,
+            transitions: Vec::new(),
         }
     }
 
@@ -373,6 +410,7 @@ impl Group {
                 }
                 let mut out = Vec::new();
                 let mut active = 0;
+                let mut changes = Vec::new();
                 r.alerts.retain(|labels, a| {
                     if returned.contains(labels) {
                         a.keep_firing_since_ms = None;
@@ -394,6 +432,7 @@ impl Group {
                             if a.state != AlertState::Inactive {
                                 a.state = AlertState::Inactive;
                                 a.resolved_at_ms = Some(ts);
+                                changes.push(Transition::Resolved(a.clone()));
                             }
                             return true;
                         }
@@ -402,6 +441,7 @@ impl Group {
                     if a.state == AlertState::Pending && ts - a.active_at_ms >= for_ms {
                         a.state = AlertState::Firing;
                         a.fired_at_ms = Some(ts);
+                        changes.push(Transition::Fired(a.clone()));
                     }
                     if restored {
                         out.push(alerts_sample(&a.labels, a.state));
@@ -413,6 +453,7 @@ impl Group {
                     r.alerts.clear();
                     return Err(format!("exceeded limit of {limit} with {active} alerts"));
                 }
+                self.transitions.extend(changes);
                 Ok(out.into_iter().flatten().collect())
             }
         }
@@ -459,6 +500,28 @@ impl Group {
             }
         }
         self.restored = true;
+    }
+
+    /// The alerts that fired or resolved since the last call, in order.
+    pub fn take_transitions(&mut self) -> Vec<Transition> {
+        std::mem::take(&mut self.transitions)
+    }
+
+    /// Resolves a pending or firing alert by hand (`id`: [`Alert::id`]): it becomes
+    /// inactive now; if its condition still holds, the next evaluation starts a new alert.
+    /// Returns the alert as it was, `None` when no active alert has that id.
+    pub fn resolve(&mut self, id: &str, at_ms: i64) -> Option<Alert> {
+        self.rules.iter_mut().find_map(|r| {
+            let a = r
+                .alerts
+                .values_mut()
+                .find(|a| a.state != AlertState::Inactive && a.id() == id)?;
+            let before = a.clone();
+            a.state = AlertState::Inactive;
+            a.resolved_at_ms = Some(at_ms);
+            a.keep_firing_since_ms = None;
+            Some(before)
+        })
     }
 
     /// Every alert of every alerting rule, with its rule.
@@ -512,4 +575,239 @@ fn for_state_sample(labels: &Labels, active_at_ms: i64) -> Option<(Labels, f64)>
     let mut map = to_map(labels);
     map.insert("__name__".into(), "ALERTS_FOR_STATE".into());
     Some((Labels::from_pairs(map).ok()?, active_at_ms as f64 / 1000.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mem::MemStore;
+
+    fn group(yaml: &str) -> Group {
+        let mut g = crate::file::parse(yaml, "t.yml").unwrap();
+        Group::new(g.remove(0), 10_000)
+    }
+
+    fn series(store: &MemStore, name: &str, job: &str, points: &[(i64, f64)]) {
+        store.append(
+            Labels::from_pairs([("__name__", name), ("job", job)]).unwrap(),
+            points.iter().map(|&(t, v)| Sample { t, v }),
+        );
+    }
+
+    fn eval(g: &mut Group, store: &MemStore, t: i64) -> Vec<(Labels, Vec<Sample>)> {
+        let mut written = Vec::new();
+        g.eval(t, &Engine::new(EngineOptions::default()), store, &mut |b| {
+            for (l, s) in &b {
+                store.append(l.clone(), s.iter().copied());
+            }
+            written.extend(b);
+            Ok(())
+        });
+        written
+    }
+
+    use dozor_promql::EngineOptions;
+
+    #[test]
+    fn keep_firing_for_holds_a_resolved_condition_then_resolves() {
+        let mut g = group(
+            "groups:\n- name: g\n  rules:\n  - alert: A\n    expr: x > 0\n    keep_firing_for: 20s\n",
+        );
+        let store = MemStore::new();
+        series(&store, "x", "a", &[(0, 1.0), (10_000, 0.0)]);
+        eval(&mut g, &store, 0);
+        let state = |g: &Group| {
+            g.alerts()
+                .next()
+                .map(|(_, a)| (a.state, a.keep_firing_since_ms, a.resolved_at_ms))
+        };
+        assert_eq!(state(&g), Some((AlertState::Firing, None, None)));
+        eval(&mut g, &store, 10_000);
+        assert_eq!(state(&g), Some((AlertState::Firing, Some(10_000), None)));
+        eval(&mut g, &store, 29_999);
+        assert_eq!(state(&g), Some((AlertState::Firing, Some(10_000), None)));
+        eval(&mut g, &store, 30_000);
+        assert_eq!(
+            state(&g),
+            Some((AlertState::Inactive, Some(10_000), Some(30_000)))
+        );
+        // Kept (reported as resolved) for 15 minutes, then forgotten.
+        eval(&mut g, &store, 30_000 + RESOLVED_RETENTION_MS);
+        assert!(state(&g).is_some());
+        eval(&mut g, &store, 30_001 + RESOLVED_RETENTION_MS);
+        assert!(state(&g).is_none());
+    }
+
+    #[test]
+    fn a_pending_alert_that_clears_is_dropped_and_starts_over() {
+        let mut g =
+            group("groups:\n- name: g\n  rules:\n  - alert: A\n    expr: x > 0\n    for: 20s\n");
+        let store = MemStore::new();
+        series(&store, "x", "a", &[(0, 1.0), (10_000, 0.0), (20_000, 1.0)]);
+        eval(&mut g, &store, 0);
+        eval(&mut g, &store, 10_000);
+        assert_eq!(g.alerts().count(), 0);
+        eval(&mut g, &store, 20_000);
+        let (_, a) = g.alerts().next().unwrap();
+        assert_eq!((a.state, a.active_at_ms), (AlertState::Pending, 20_000));
+    }
+
+    #[test]
+    fn duplicate_label_sets_and_limits_fail_the_rule() {
+        let mut g = group(
+            "groups:\n- name: g\n  limit: 1\n  rules:\n  - record: r\n    expr: x\n  - alert: A\n    expr: x > 0\n  - alert: B\n    expr: sum without (job) (x) > 0 or x\n",
+        );
+        let store = MemStore::new();
+        series(&store, "x", "a", &[(0, 1.0)]);
+        series(&store, "x", "b", &[(0, 1.0)]);
+        let written = eval(&mut g, &store, 0);
+        assert!(written.is_empty(), "{written:?}");
+        assert_eq!(
+            g.rules[0].last_error.as_deref(),
+            Some("exceeded limit of 1 with 2 series")
+        );
+        assert_eq!(
+            g.rules[1].last_error.as_deref(),
+            Some("exceeded limit of 1 with 2 alerts")
+        );
+        assert_eq!(g.rules[0].health, Health::Err);
+        assert_eq!(g.rules[0].failures, 1);
+        g.limit = 0;
+        eval(&mut g, &store, 10_000);
+        assert_eq!(g.rules[0].last_error, None);
+        assert_eq!(
+            g.rules[2].last_error, None,
+            "`or` keeps distinct label sets"
+        );
+        let mut g = group(
+            "groups:\n- name: g\n  rules:\n  - record: r\n    expr: x\n    labels: {job: same}\n",
+        );
+        eval(&mut g, &store, 0);
+        assert!(
+            g.rules[0]
+                .last_error
+                .as_deref()
+                .unwrap()
+                .contains("same labelset")
+        );
+    }
+
+    #[test]
+    fn query_offset_evaluates_in_the_past_and_series_go_stale() {
+        let mut g =
+            group("groups:\n- name: g\n  query_offset: 1m\n  rules:\n  - record: r\n    expr: x\n");
+        let store = MemStore::new();
+        series(&store, "x", "a", &[(0, 5.0)]);
+        let written = eval(&mut g, &store, 60_000);
+        assert_eq!(written.len(), 1);
+        assert_eq!(written[0].1, [Sample { t: 0, v: 5.0 }]);
+        // x is gone from the result once its lookback window ends: r gets a staleness marker.
+        let written = eval(&mut g, &store, 60_000 + 301_000);
+        assert_eq!(written.len(), 1);
+        assert!(dozor_model::labels::is_stale_nan(written[0].1[0].v));
+        assert!(eval(&mut g, &store, 60_000 + 302_000).is_empty());
+    }
+
+    #[test]
+    fn for_state_is_restored_from_an_earlier_run() {
+        let rules = "groups:\n- name: g\n  rules:\n  - alert: A\n    expr: x > 0\n    for: 1m\n";
+        let store = MemStore::new();
+        series(&store, "x", "a", &[(0, 1.0)]);
+        let mut first = group(rules);
+        eval(&mut first, &store, 0);
+        eval(&mut first, &store, 10_000);
+        // A new process: its first evaluation writes no ALERTS, then restores.
+        let mut second = group(rules);
+        second.await_restore();
+        let written = eval(&mut second, &store, 30_000);
+        assert!(
+            written
+                .iter()
+                .all(|(l, _)| l.metric_name() != Some("ALERTS")),
+            "{written:?}"
+        );
+        second.restore_for_state(30_000, &store);
+        assert_eq!(second.alerts().next().unwrap().1.active_at_ms, 0);
+        eval(&mut second, &store, 60_000);
+        assert_eq!(second.alerts().next().unwrap().1.state, AlertState::Firing);
+    }
+}
+
+#[cfg(test)]
+mod transition_tests {
+    use super::*;
+    use crate::mem::MemStore;
+    use dozor_promql::EngineOptions;
+
+    #[test]
+    fn firing_and_resolution_are_reported_once_and_ids_are_stable() {
+        let mut g = Group::new(
+            crate::file::parse(
+                "groups:\n- name: g\n  rules:\n  - alert: A\n    expr: x > 0\n    for: 10s\n",
+                "t.yml",
+            )
+            .unwrap()
+            .remove(0),
+            10_000,
+        );
+        let store = MemStore::new();
+        let x = Labels::from_pairs([("__name__", "x"), ("job", "a")]).unwrap();
+        store.append(
+            x,
+            [(0, 1.0), (10_000, 1.0), (20_000, 1.0), (30_000, 0.0)].map(|(t, v)| Sample { t, v }),
+        );
+        let engine = Engine::new(EngineOptions::default());
+        let step = |g: &mut Group, t| {
+            g.eval(t, &engine, &store, &mut |_| Ok(()));
+            g.take_transitions()
+        };
+        assert!(step(&mut g, 0).is_empty());
+        let fired = step(&mut g, 10_000);
+        let [Transition::Fired(a)] = fired.as_slice() else {
+            panic!("{fired:?}")
+        };
+        assert_eq!((a.active_at_ms, a.fired_at_ms), (0, Some(10_000)));
+        assert!(step(&mut g, 20_000).is_empty());
+        let resolved = step(&mut g, 30_000);
+        let [Transition::Resolved(r)] = resolved.as_slice() else {
+            panic!("{resolved:?}")
+        };
+        assert_eq!(r.id(), a.id());
+        assert_eq!(a.id().len(), 16);
+        let other = Labels::from_pairs([("alertname", "A"), ("job", "b")]).unwrap();
+        assert_ne!(fingerprint(&other), a.id());
+    }
+
+    #[test]
+    fn a_hand_resolved_alert_starts_over_while_its_condition_holds() {
+        let mut g = Group::new(
+            crate::file::parse(
+                "groups:\n- name: g\n  rules:\n  - alert: A\n    expr: x > 0\n",
+                "t.yml",
+            )
+            .unwrap()
+            .remove(0),
+            10_000,
+        );
+        let store = MemStore::new();
+        store.append(
+            Labels::from_pairs([("__name__", "x")]).unwrap(),
+            [Sample { t: 0, v: 1.0 }],
+        );
+        let engine = Engine::new(EngineOptions::default());
+        g.eval(0, &engine, &store, &mut |_| Ok(()));
+        let id = g.alerts().next().unwrap().1.id();
+        assert!(g.resolve("nope", 5_000).is_none());
+        assert_eq!(g.resolve(&id, 5_000).unwrap().state, AlertState::Firing);
+        assert!(g.resolve(&id, 6_000).is_none(), "already resolved");
+        assert_eq!(g.alerts().next().unwrap().1.state, AlertState::Inactive);
+        g.take_transitions();
+        g.eval(10_000, &engine, &store, &mut |_| Ok(()));
+        let (_, a) = g.alerts().next().unwrap();
+        assert_eq!((a.state, a.active_at_ms), (AlertState::Firing, 10_000));
+        assert!(matches!(
+            g.take_transitions().as_slice(),
+            [Transition::Fired(_)]
+        ));
+    }
 }

@@ -23,5 +23,5 @@ pub mod template;
 pub mod unit;
 
 pub use file::{Rule, RuleError, RuleGroup, RuleKind};
-pub use group::{Alert, AlertState, Group, Health, RuleState};
+pub use group::{Alert, AlertState, Group, Health, RuleState, Transition};
 pub use set::{RuleSet, TenantGroup};

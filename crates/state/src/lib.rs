@@ -7,7 +7,7 @@
 //! understand) when the store opens.
 //!
 //! Data enters through typed methods grouped by table ([`users`], [`tokens`], [`sessions`],
-//! [`tenants`], [`settings`], [`checkpoints`]) and leaves as plain structs; no SQL escapes this crate.
+//! [`tenants`], [`settings`], [`checkpoints`], [`alerts`]) and leaves as plain structs; no SQL escapes this crate.
 //!
 //! Architecture invariants:
 //! - Every method that touches tenant-owned rows takes a [`TenantId`]; there is no way to list
@@ -23,6 +23,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod alerts;
 pub mod checkpoints;
 mod error;
 pub mod sessions;

@@ -228,3 +228,152 @@ fn unknown_url_schemes_are_refused_without_echoing_the_url() {
     let err = Store::open_lazy("mysql://root:hunter2@db/x").unwrap_err();
     assert!(!err.to_string().contains("hunter2"), "{err}");
 }
+
+on_both_engines!(alert_history_records_episodes_acks_resolutions_and_stats);
+async fn alert_history_records_episodes_acks_resolutions_and_stats(store: &Store) {
+    use dozor_state::alerts::{FiredAlert, HistoryFilter};
+    let shop: TenantId = "shop".parse().unwrap();
+    let other: TenantId = "other".parse().unwrap();
+    let fire = |fp: &'static str, rule: &'static str, severity: &'static str, t: i64| {
+        let labels = serde_json::json!({"alertname": rule, "severity": severity, "job": "api"});
+        let store = store.clone();
+        let tenant = shop.clone();
+        async move {
+            store
+                .alert_fired(
+                    &tenant,
+                    &FiredAlert {
+                        fingerprint: fp,
+                        rule,
+                        rule_group: "g",
+                        labels: &labels,
+                        annotations: &serde_json::json!({"summary": "s"}),
+                        value: 3.5,
+                        active_ms: t - 60_000,
+                        fired_ms: t,
+                    },
+                )
+                .await
+                .unwrap();
+        }
+    };
+    fire("aaa", "HighCpu", "critical", 1_000_000).await;
+    // The same episode again (an evaluation retried) is one row; so is the same alert
+    // reported firing with a new start while its episode is open (a restarted server).
+    fire("aaa", "HighCpu", "critical", 1_000_000).await;
+    fire("aaa", "HighCpu", "critical", 1_010_000).await;
+    fire("bbb", "DiskFull", "warning", 2_000_000).await;
+
+    let open = store.open_alerts(&shop).await.unwrap();
+    assert_eq!(open.len(), 2);
+    assert_eq!(open[0].rule, "DiskFull", "newest first");
+    assert_eq!(open[1].id, "aaa-940000");
+    assert_eq!(open[1].service, "api");
+    assert_eq!(open[1].labels["severity"], "critical");
+    assert!(
+        store.open_alerts(&other).await.unwrap().is_empty(),
+        "tenant-scoped"
+    );
+    assert!(
+        store
+            .alert_acknowledged(&other, "aaa", 1, "x", None)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    let acked = store
+        .alert_acknowledged(&shop, "aaa", 1_030_000, "olga", Some("looking"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (acked.acked_ms, acked.acked_by.as_deref()),
+        (Some(1_030_000), Some("olga"))
+    );
+    let resolved = store
+        .alert_resolved(&shop, "aaa", 1_120_000, "condition", None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(resolved.resolved_ms, Some(1_120_000));
+    assert!(
+        store
+            .alert_resolved(&shop, "aaa", 1_130_000, "olga", None)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Firing again later is a new episode.
+    fire("aaa", "HighCpu", "critical", 3_000_000).await;
+    assert_eq!(
+        store
+            .latest_alert(&shop, "aaa")
+            .await
+            .unwrap()
+            .unwrap()
+            .fired_ms,
+        3_000_000
+    );
+    store
+        .alert_resolved(&shop, "aaa", 3_300_000, "olga", Some("fixed the fan"))
+        .await
+        .unwrap()
+        .unwrap();
+
+    let all = store
+        .alert_history(
+            &shop,
+            &HistoryFilter {
+                limit: 10,
+                ..HistoryFilter::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        all.iter().map(|e| e.fired_ms).collect::<Vec<_>>(),
+        [3_000_000, 2_000_000, 1_000_000]
+    );
+    let cpu = store
+        .alert_history(
+            &shop,
+            &HistoryFilter {
+                rule: Some("HighCpu".into()),
+                resolved: Some(true),
+                from_ms: Some(2_500_000),
+                limit: 10,
+                ..HistoryFilter::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(cpu.len(), 1);
+    assert_eq!(cpu[0].resolve_comment.as_deref(), Some("fixed the fan"));
+    let page = store
+        .alert_history(
+            &shop,
+            &HistoryFilter {
+                limit: 1,
+                offset: 1,
+                ..HistoryFilter::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(page[0].rule, "DiskFull");
+
+    let stats = store.alert_stats(&shop, 0, 10_000_000).await.unwrap();
+    assert_eq!((stats.total, stats.open), (3, 1));
+    assert_eq!(
+        stats.by_rule,
+        [("HighCpu".to_owned(), 2), ("DiskFull".to_owned(), 1)]
+    );
+    assert_eq!(stats.by_severity[0], ("critical".to_owned(), 2));
+    assert_eq!(stats.by_service, [("api".to_owned(), 3)]);
+    assert_eq!(stats.mtta_seconds, Some(30.0));
+    // (120 s + 300 s) / 2.
+    assert_eq!(stats.mttr_seconds, Some(210.0));
+    let empty = store.alert_stats(&shop, 0, 10).await.unwrap();
+    assert_eq!((empty.total, empty.mtta_seconds), (0, None));
+}

@@ -2,6 +2,7 @@
 //! `register(Registry) -> Registry`.
 
 mod admin;
+mod alerts;
 mod audit;
 mod auth;
 mod elasticsearch;
@@ -43,6 +44,7 @@ pub fn registry() -> Registry {
     let r = series::register(r);
     let r = query::register(r);
     let r = rules::register(r);
+    let r = alerts::register(r);
     let r = metrics::register(r);
     let r = grafana::register(r);
     let r = admin::register(r);

@@ -1,11 +1,10 @@
-//! Prometheus' rule and alert routes over the caller's tenant: `GET /api/v1/rules` (groups,
-//! their rules with health, last error and evaluation times, and each alerting rule's
-//! active alerts; filters `type`, `rule_name[]`, `rule_group[]`, `file[]`,
-//! `exclude_alerts`) and `GET /api/v1/alerts` (every pending and firing alert). The
-//! response shapes are Prometheus' byte for byte in field names and formats, so Grafana's
-//! alert list and `amtool`-style scripts read them; Dozor's own fields ride inside each
-//! alert (`id`: a stable fingerprint of the alert's labels). Both are reads of the
-//! tenant's data and are audited.
+//! Prometheus' rules route over the caller's tenant: `GET /api/v1/rules` (groups, their
+//! rules with health, last error and evaluation times, and each alerting rule's active
+//! alerts; filters `type`, `rule_name[]`, `rule_group[]`, `file[]`, `exclude_alerts`). The
+//! response shape is Prometheus' in field names and formats, so Grafana's alert list
+//! reads it; Dozor's own fields ride inside each alert (`id`: a stable fingerprint of the
+//! alert's labels). Alerts themselves are served by the `alerts` module. Reads are
+//! audited.
 
 use std::collections::BTreeMap;
 
@@ -29,16 +28,10 @@ pub(crate) fn register(r: Registry) -> Registry {
         Policy::Scope(Scope::Read),
         rules,
     )
-    .route(
-        Method::GET,
-        "/api/v1/alerts",
-        Policy::Scope(Scope::Read),
-        alerts,
-    )
 }
 
 /// RFC 3339 with nanoseconds (Go's `RFC3339Nano`); Prometheus' zero time when unset.
-fn time(ms: Option<i64>) -> String {
+pub(crate) fn time(ms: Option<i64>) -> String {
     ms.map_or_else(
         || "0001-01-01T00:00:00Z".to_owned(),
         |ms| dozor_logs::logql::rfc3339_ns(ms.saturating_mul(1_000_000)),
@@ -65,27 +58,9 @@ fn map(l: &Labels) -> BTreeMap<&str, &str> {
         .collect()
 }
 
-/// A stable identifier of an alert: FNV-1a of its labels, as 16 hex digits.
-fn alert_id(l: &Labels) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for x in l.iter() {
-        for b in x
-            .name
-            .bytes()
-            .chain([0xff])
-            .chain(x.value.bytes())
-            .chain([0xff])
-        {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    format!("{h:016x}")
-}
-
-fn alert_json(a: &Alert) -> Value {
+pub(crate) fn alert_json(a: &Alert) -> Value {
     let mut v = json!({
-        "id": alert_id(&a.labels),
+        "id": a.id(),
         "labels": map(&a.labels),
         "annotations": a.annotations,
         "state": a.state.as_str(),
@@ -215,23 +190,6 @@ async fn rules(
     Ok(success(json!({"groups": groups})))
 }
 
-async fn alerts(
-    State(state): State<AppState>,
-    principal: Principal,
-    ClientAddr(source): ClientAddr,
-    params: Params,
-) -> Result<impl IntoResponse, ApiError> {
-    audit_read(&state, &principal, source, "alerts", params.raw()).await?;
-    let mut out = Vec::new();
-    for tg in state.rules().of_tenant(&principal.tenant) {
-        let g = tg.lock();
-        for r in &g.rules {
-            out.extend(active(r).into_iter().map(alert_json));
-        }
-    }
-    Ok(success(json!({"alerts": out})))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -244,16 +202,5 @@ mod tests {
         assert_eq!(float_e(f64::INFINITY), "+Inf");
         assert_eq!(time(None), "0001-01-01T00:00:00Z");
         assert_eq!(time(Some(1_500)), "1970-01-01T00:00:01.5Z");
-    }
-
-    #[test]
-    fn alert_ids_depend_on_every_label() {
-        let a = Labels::from_pairs([("alertname", "A"), ("x", "1")]).unwrap();
-        let b = Labels::from_pairs([("alertname", "A"), ("x", "2")]).unwrap();
-        let c = Labels::from_pairs([("alertname", "A1"), ("x", "1")]).unwrap();
-        assert_ne!(alert_id(&a), alert_id(&b));
-        assert_ne!(alert_id(&a), alert_id(&c));
-        assert_eq!(alert_id(&a), alert_id(&a.clone()));
-        assert_eq!(alert_id(&a).len(), 16);
     }
 }
