@@ -35,7 +35,11 @@ groups:
 const T0: i64 = 1_764_500_000_000;
 
 fn groups(tenant: &str) -> Vec<(dozor_model::TenantId, Group)> {
-    dozor_rules::file::parse(RULES, &format!("{tenant}.yml"))
+    groups_of(RULES, tenant)
+}
+
+fn groups_of(rules: &str, tenant: &str) -> Vec<(dozor_model::TenantId, Group)> {
+    dozor_rules::file::parse(rules, &format!("{tenant}.yml"))
         .unwrap()
         .into_iter()
         .map(|g| (tenant.parse().unwrap(), Group::new(g, 60_000)))
@@ -445,4 +449,109 @@ async fn alerts_are_acknowledged_resolved_and_kept_in_the_history() {
             .iter()
             .any(|r| r["action"] == "metrics.alerts.history")
     );
+}
+
+const ANOMALY_RULES: &str = r#"
+groups:
+  - name: payments
+    rules:
+      - alert: LargeTransaction
+        expr: max by (user_id) (tx_amount) > 10000
+        labels:
+          severity: critical
+          anomaly_type: transactions
+        annotations:
+          summary: "User {{ $labels.user_id }}: transaction of {{ $value }}"
+      - alert: SlowCheckout
+        expr: checkout_latency_ms > 1000
+        labels:
+          anomaly_type: metrics
+      - alert: NotAnAnomaly
+        expr: tx_amount > 10000
+"#;
+
+#[tokio::test]
+async fn alerts_marked_as_anomalies_become_anomaly_events() {
+    let mut all = groups_of(ANOMALY_RULES, "default");
+    all.extend(groups_of(ANOMALY_RULES, "acme"));
+    let app = common::app_with_settings(|s| s.rules = RuleSet::new(all)).await;
+    app.add_user("acme", "ann", "acme-password-1", Role::Viewer)
+        .await;
+    let admin = app.bearer("admin", ADMIN_PASSWORD).await;
+    let ann = app.bearer("ann", "acme-password-1").await;
+    app.append(
+        "default",
+        &[("__name__", "tx_amount"), ("user_id", "u7")],
+        &[(T0, 25_000.0)],
+    );
+    app.append(
+        "default",
+        &[("__name__", "tx_amount"), ("user_id", "u3")],
+        &[(T0 + 60_000, 12_500.0)],
+    );
+    app.append(
+        "default",
+        &[("__name__", "checkout_latency_ms"), ("service", "shop")],
+        &[(T0 + 60_000, 1500.0)],
+    );
+    eval(&app, "default", T0).await;
+    eval(&app, "default", T0 + 30_000).await;
+    eval(&app, "default", T0 + 60_000).await;
+
+    let (s, body) = get(&app, "/api/v1/anomalies", &admin).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let rows = body["data"]["anomalies"].as_array().unwrap();
+    // u7 once (it stayed firing), u3, and the slow checkout; not NotAnAnomaly.
+    assert_eq!(rows.len(), 3, "{body}");
+    let u7 = rows.iter().find(|r| r["user_id"] == "u7").unwrap();
+    assert_eq!(u7["alert_type"], "transactions");
+    assert_eq!(u7["alert_level"], "critical");
+    assert_eq!(u7["alert_title"], "User u7: transaction of 25000");
+    assert_eq!(u7["alert_message"], "User u7: transaction of 25000");
+    assert_eq!(u7["is_alert"], true);
+    assert_eq!(u7["timestamp"], "2025-11-30T10:53:20Z");
+    assert_eq!(u7["tags"]["alertname"], "LargeTransaction");
+    assert_eq!(u7["metrics"]["value"], 25_000.0);
+    let slow = rows.iter().find(|r| r["alert_type"] == "metrics").unwrap();
+    assert_eq!(slow["alert_level"], "warning", "no severity label");
+    assert_eq!(slow["alert_title"], "SlowCheckout");
+    assert_eq!(slow["user_id"], Value::Null);
+
+    for (query, n) in [
+        ("type=transactions", 2),
+        ("type=logs", 0),
+        ("level=critical", 2),
+        ("user=u3", 1),
+        ("start=2025-11-30T10:54:00Z", 2),
+        ("end=2025-11-30T10:54:00Z", 1),
+        ("limit=1", 1),
+        ("limit=2&offset=2", 1),
+    ] {
+        let (s, body) = get(&app, &format!("/api/v1/anomalies?{query}"), &admin).await;
+        assert_eq!(s, StatusCode::OK, "{query}: {body}");
+        assert_eq!(
+            body["data"]["anomalies"].as_array().unwrap().len(),
+            n,
+            "{query}: {body}"
+        );
+    }
+    for bad in ["limit=x", "offset=-3", "start=soon"] {
+        let (s, body) = get(&app, &format!("/api/v1/anomalies?{bad}"), &admin).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}");
+        let field = bad.split('=').next().unwrap();
+        assert!(
+            body["error"].as_str().unwrap().contains(field),
+            "{bad}: {body}"
+        );
+    }
+    // Another tenant sees its own (none).
+    let (_, body) = get(&app, "/api/v1/anomalies", &ann).await;
+    assert_eq!(body["data"]["anomalies"], Value::Array(vec![]));
+    assert!(
+        app.audit_records()
+            .iter()
+            .any(|r| r["action"] == "metrics.anomalies")
+    );
+    let (s, _) = app.call("GET", "/api/v1/anomalies", None, None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
 }

@@ -79,7 +79,8 @@ pub struct RulesConfig {
     #[serde(with = "dozor_model::duration")]
     pub evaluation_interval: Duration,
     /// Rule files (globs) of the default tenant; relative paths are taken from the
-    /// configuration file's directory.
+    /// configuration file's directory; `pack:<name>` is a pack shipped with Dozor
+    /// (`pack:pipeline`: seed 001's rules).
     pub files: Vec<String>,
     /// Rule files of other tenants, by tenant.
     pub tenants: BTreeMap<String, Vec<String>>,
@@ -124,6 +125,18 @@ impl RulesConfig {
         );
         for (tenant, patterns) in lists {
             for pattern in patterns {
+                if let Some(name) = pattern.strip_prefix(dozor_rules::packs::PREFIX) {
+                    let text = dozor_rules::packs::get(name).ok_or_else(|| {
+                        err(format!(
+                            "no rule pack {name:?}; shipped packs: {}",
+                            dozor_rules::packs::PACKS.map(|(n, _)| n).join(", ")
+                        ))
+                    })?;
+                    let groups = dozor_rules::file::parse(text, pattern)
+                        .map_err(|errors| err(errors[0].to_string()))?;
+                    out.extend(groups.into_iter().map(|g| (tenant.clone(), g)));
+                    continue;
+                }
                 let paths = glob::glob(pattern)
                     .map_err(|e| err(format!("bad rule file pattern {pattern:?}: {e}")))?;
                 let mut paths: Vec<PathBuf> = paths.filter_map(Result::ok).collect();
@@ -153,7 +166,7 @@ impl RulesConfig {
             .iter_mut()
             .chain(self.tenants.values_mut().flatten())
         {
-            if Path::new(p.as_str()).is_relative() {
+            if Path::new(p.as_str()).is_relative() && !p.starts_with(dozor_rules::packs::PREFIX) {
                 *p = dir.join(&*p).display().to_string();
             }
         }

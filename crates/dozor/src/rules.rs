@@ -1,6 +1,7 @@
 //! Rule evaluation's wiring: one task per group evaluates it every `interval` against its
-//! tenant's metric store, writing what it records (and `ALERTS`) back to that store; the
-//! groups' counters are reported as `dozor_rule_*` metrics.
+//! tenant's metric store (and log store, for LogQL groups), writing what it records (and
+//! `ALERTS`) back to the metric store; the groups' counters are reported as `dozor_rule_*`
+//! metrics.
 //!
 //! As in Prometheus, a group's evaluations are aligned to its interval with an offset from
 //! a hash of its tenant, file and name (so groups spread over the interval instead of all
@@ -17,7 +18,9 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
+use dozor_logs::Logs;
 use dozor_promql::{Engine, EngineOptions};
+use dozor_rules::group::Sources;
 use dozor_rules::{AlertState, RuleSet, TenantGroup, Transition};
 use dozor_state::Store;
 use dozor_tsdb::Tsdb;
@@ -32,6 +35,7 @@ use tokio::sync::watch;
 pub fn start(
     set: &RuleSet,
     tsdb: &Arc<Tsdb>,
+    logs: &Arc<Logs>,
     store: &Store,
     limits: EngineOptions,
     stop: &watch::Receiver<bool>,
@@ -42,7 +46,10 @@ pub fn start(
         .map(|g| {
             tokio::spawn(run_group(
                 g,
-                Arc::clone(tsdb),
+                Stores {
+                    tsdb: Arc::clone(tsdb),
+                    logs: Arc::clone(logs),
+                },
                 store.clone(),
                 Arc::clone(&engine),
                 stop.clone(),
@@ -59,9 +66,16 @@ fn offset_ms(g: &TenantGroup, interval_ms: i64) -> i64 {
     i64::try_from(h.finish() % interval_ms.max(1).unsigned_abs()).unwrap_or(0)
 }
 
+/// The stores rules read and write.
+#[derive(Clone)]
+struct Stores {
+    tsdb: Arc<Tsdb>,
+    logs: Arc<Logs>,
+}
+
 async fn run_group(
     g: TenantGroup,
-    tsdb: Arc<Tsdb>,
+    stores: Stores,
     store: Store,
     engine: Arc<Engine>,
     mut stop: watch::Receiver<bool>,
@@ -86,10 +100,10 @@ async fn run_group(
             _ = stop.wait_for(|s| *s) => return,
         }
         last_tick = Some(next);
-        let (g2, tsdb2, engine2) = (g.clone(), Arc::clone(&tsdb), Arc::clone(&engine));
+        let (g2, stores2, engine2) = (g.clone(), stores.clone(), Arc::clone(&engine));
         let restore = first;
         let done =
-            tokio::task::spawn_blocking(move || evaluate(&g2, &tsdb2, &engine2, next, restore))
+            tokio::task::spawn_blocking(move || evaluate(&g2, &stores2, &engine2, next, restore))
                 .await;
         match done {
             Ok(Ok(evaluated)) => {
@@ -119,17 +133,26 @@ struct Evaluated {
 
 fn evaluate(
     g: &TenantGroup,
-    tsdb: &Tsdb,
+    stores: &Stores,
     engine: &Engine,
     t: i64,
     first: bool,
 ) -> Result<Evaluated, String> {
-    let db = tsdb.tenant(&g.tenant).map_err(|e| e.to_string())?;
+    let db = stores.tsdb.tenant(&g.tenant).map_err(|e| e.to_string())?;
+    let logs = stores.logs.existing(&g.tenant);
+    let src = Sources {
+        engine,
+        metrics: db.as_ref(),
+        logs: match &logs {
+            Some(l) => l.as_ref(),
+            None => &dozor_logs::logql::Empty,
+        },
+    };
     let mut group = g.lock();
     if first {
         group.await_restore();
     }
-    group.eval(t, engine, db.as_ref(), &mut |batch| {
+    group.eval_in(t, src, &mut |batch| {
         db.append(&batch).map(|_| ()).map_err(|e| e.to_string())
     });
     for r in group.rules.iter().filter(|r| r.last_error.is_some()) {

@@ -278,7 +278,14 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
         Arc::clone(&logs),
         stopped(stop_rx.clone()),
     ));
-    let rule_tasks = crate::rules::start(&rule_set, &tsdb, &store, config.query.limits(), &stop_rx);
+    let rule_tasks = crate::rules::start(
+        &rule_set,
+        &tsdb,
+        &logs,
+        &store,
+        config.query.limits(),
+        &stop_rx,
+    );
     if !rule_tasks.is_empty() {
         tracing::info!(groups = rule_tasks.len(), "evaluating rule groups");
     }

@@ -4,7 +4,9 @@
 //! groups — recording into the store, alerts going pending → firing in `/api/v1/alerts`,
 //! `dozor_rule_*` metrics — with the `for` timer of a pending alert restored after
 //! `kill -9` from the `ALERTS_FOR_STATE` series the first run wrote, and the alert
-//! history keeping one episode per firing across restarts.
+//! history keeping one episode per firing across restarts; the shipped `pack:pipeline`
+//! turning a large transaction posted to `/api/v1/events` into a row of
+//! `/api/v1/anomalies`.
 
 #![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
 
@@ -299,4 +301,60 @@ fn kill_9(server: Server) {
         .args(["-9", &server.child.id().to_string()])
         .status();
     drop(server);
+}
+
+#[test]
+fn the_pipeline_pack_turns_a_large_transaction_into_an_anomaly_event() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("dozor.yml"),
+        "rules:\n  evaluation_interval: 1s\n  files: [pack:pipeline]\n",
+    )
+    .unwrap();
+    let server = start(dir.path());
+    let groups = server.get_json("/api/v1/rules", TOKEN)["data"]["groups"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(groups, 3, "the pack's three groups are loaded");
+
+    let events = r#"[{"type": "transaction", "user_id": "u-17", "amount": 25000},
+                     {"type": "transaction", "user_id": "u-18", "amount": 40}]"#;
+    common::block_on(async {
+        let r = reqwest::Client::new()
+            .post(server.url("/api/v1/events"))
+            .bearer_auth(TOKEN)
+            .header("content-type", "application/json")
+            .body(events.to_owned())
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.status());
+    });
+
+    let rows = wait_for("an anomaly event", Duration::from_secs(30), || {
+        let rows =
+            server.get_json("/api/v1/anomalies?type=transactions", TOKEN)["data"]["anomalies"]
+                .as_array()
+                .unwrap()
+                .clone();
+        (!rows.is_empty()).then_some(rows)
+    });
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let row = &rows[0];
+    assert_eq!(row["user_id"], "u-17");
+    assert_eq!(row["alert_level"], "warning");
+    assert_eq!(row["alert_title"], "User u-17: transaction of 25000");
+    assert_eq!(row["metrics"]["value"], 25000.0);
+    assert_eq!(row["tags"]["alertname"], "LargeTransaction");
+    let firing = alerts(&server);
+    assert!(
+        firing
+            .iter()
+            .any(|a| a["labels"]["alertname"] == "LargeTransaction"
+                && a["labels"]["user_id"] == "u-17"),
+        "{firing:?}"
+    );
+    server.signal("TERM");
+    assert!(server.wait(Duration::from_secs(30)).success());
 }

@@ -3,6 +3,10 @@
 //! neither of `record`/`alert`, fields that do not belong to the rule's kind, expressions
 //! that do not parse, invalid names, templates that do not parse). Every error names the
 //! file, the line and column, the group, the rule's index and name.
+//!
+//! One extension, after vmalert: a group's `type` says which language its expressions are
+//! in — `prometheus` (the default: PromQL over metrics) or `logql` (LogQL metric queries
+//! over logs and events, as Loki's ruler takes them).
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
@@ -30,8 +34,39 @@ pub struct RuleGroup {
     pub limit: usize,
     /// Labels added to every rule of the group (Prometheus 3's group `labels`).
     pub labels: BTreeMap<String, String>,
+    /// The language of the group's expressions.
+    pub lang: Lang,
     /// The rules, in evaluation order.
     pub rules: Vec<Rule>,
+}
+
+/// The language of a group's expressions (its `type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Lang {
+    /// PromQL over the tenant's metrics.
+    #[default]
+    Promql,
+    /// LogQL metric queries over the tenant's logs and events.
+    Logql,
+}
+
+impl Lang {
+    /// The `type` that selects it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lang::Promql => "prometheus",
+            Lang::Logql => "logql",
+        }
+    }
+}
+
+/// A rule's parsed expression.
+#[derive(Debug, Clone)]
+pub enum Expression {
+    /// PromQL.
+    Promql(Expr),
+    /// A LogQL metric query.
+    Logql(dozor_logs::logql::Expr),
 }
 
 /// One rule of a group.
@@ -42,7 +77,7 @@ pub struct Rule {
     /// The PromQL expression as written.
     pub expr: String,
     /// The parsed expression.
-    pub parsed: Expr,
+    pub parsed: Expression,
     /// Labels to add or overwrite (templates for an alerting rule).
     pub labels: BTreeMap<String, String>,
     /// What kind of rule this is.
@@ -132,6 +167,8 @@ struct RawGroup {
     limit: usize,
     #[serde(default)]
     labels: BTreeMap<String, String>,
+    #[serde(default, rename = "type")]
+    lang: Option<Spanned<String>>,
     #[serde(default)]
     rules: Vec<Spanned<RawRule>>,
 }
@@ -245,6 +282,19 @@ pub fn parse(text: &str, file: &str) -> Result<Vec<RuleGroup>, Vec<RuleError>> {
                 gerr(format!("invalid label name: {k}"), gl, gc, None);
             }
         }
+        let lang = match g.lang.as_ref().map(|t| (t.value.as_str(), t)) {
+            None | Some(("prometheus" | "", _)) => Lang::Promql,
+            Some(("logql" | "loki", _)) => Lang::Logql,
+            Some((other, t)) => {
+                gerr(
+                    format!("type: {other:?} is not a rule type (prometheus or logql)"),
+                    t.referenced.line(),
+                    t.referenced.column(),
+                    None,
+                );
+                Lang::Promql
+            }
+        };
         let mut rules = Vec::new();
         for (i, r) in g.rules.into_iter().enumerate() {
             let (line, col) = (r.referenced.line(), r.referenced.column());
@@ -256,7 +306,7 @@ pub fn parse(text: &str, file: &str) -> Result<Vec<RuleGroup>, Vec<RuleError>> {
                 .unwrap_or_default();
             let at = Some((i + 1, rname.clone()));
             let mut rerr = |m: String, line: u64, col: u64| gerr(m, line, col, at.clone());
-            match check_rule(r, &g.labels) {
+            match check_rule(r, &g.labels, lang) {
                 Ok(mut rule) => {
                     rule.line = line;
                     rules.push(rule);
@@ -276,6 +326,7 @@ pub fn parse(text: &str, file: &str) -> Result<Vec<RuleGroup>, Vec<RuleError>> {
             query_offset_ms,
             limit: g.limit,
             labels: g.labels,
+            lang,
             rules,
         });
     }
@@ -288,7 +339,11 @@ pub fn parse(text: &str, file: &str) -> Result<Vec<RuleGroup>, Vec<RuleError>> {
 
 type Problems = Vec<(String, Option<(u64, u64)>)>;
 
-fn check_rule(r: RawRule, group_labels: &BTreeMap<String, String>) -> Result<Rule, Problems> {
+fn check_rule(
+    r: RawRule,
+    group_labels: &BTreeMap<String, String>,
+    lang: Lang,
+) -> Result<Rule, Problems> {
     let mut p: Problems = Vec::new();
     let name = match (&r.record, &r.alert) {
         (Some(_), Some(_)) => {
@@ -333,11 +388,22 @@ fn check_rule(r: RawRule, group_labels: &BTreeMap<String, String>) -> Result<Rul
                 Some((e.referenced.line(), e.referenced.column())),
             ));
         }
+        Some(e) if lang == Lang::Logql => {
+            let pos = Some((e.referenced.line(), e.referenced.column()));
+            match dozor_logs::logql::parse(&e.value) {
+                Ok(x @ dozor_logs::logql::Expr::Metric(_)) => parsed = Some(Expression::Logql(x)),
+                Ok(_) => p.push((
+                    "expression must be a LogQL metric query (count_over_time(...), rate(...), ...), not a log query".into(),
+                    pos,
+                )),
+                Err(err) => p.push((format!("could not parse expression: {err}"), pos)),
+            }
+        }
         Some(e) => {
             let pos = Some((e.referenced.line(), e.referenced.column()));
             match dozor_promql::parse(&e.value) {
                 Ok(x) => match x.value_type() {
-                    ValueType::Vector | ValueType::Scalar => parsed = Some(x),
+                    ValueType::Vector | ValueType::Scalar => parsed = Some(Expression::Promql(x)),
                     other => p.push((
                         format!(
                             "expression must be an instant vector or a scalar, not a {}",

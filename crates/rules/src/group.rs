@@ -26,7 +26,7 @@ use dozor_model::{Labels, Matcher, Sample};
 use dozor_promql::{Engine, Query, Value};
 use dozor_tsdb::Queryable;
 
-use crate::file::{Rule, RuleGroup, RuleKind};
+use crate::file::{Expression, Rule, RuleGroup, RuleKind};
 use crate::template;
 
 /// How long a resolved alert is kept (and reported) after it resolved.
@@ -193,6 +193,18 @@ pub struct Group {
     transitions: Vec<Transition>,
 }
 
+/// What a group reads: the PromQL engine and the tenant's metrics, and its logs for LogQL
+/// groups.
+#[derive(Clone, Copy)]
+pub struct Sources<'a> {
+    /// Runs PromQL.
+    pub engine: &'a Engine,
+    /// The tenant's metrics.
+    pub metrics: &'a dyn Queryable,
+    /// The tenant's logs and events.
+    pub logs: &'a dyn dozor_logs::logql::Source,
+}
+
 /// Where evaluation writes its series (recording results, `ALERTS`, staleness markers).
 pub type WriteFn<'a> = dyn FnMut(Vec<(Labels, Vec<Sample>)>) -> Result<(), String> + 'a;
 
@@ -244,8 +256,8 @@ impl Group {
         self.restored = false;
     }
 
-    /// Evaluates every rule at `t` (ms), writing through `write`. Errors are recorded per
-    /// rule ([`RuleState::last_error`]); evaluation goes on with the next rule.
+    /// Evaluates every rule at `t` (ms) against metrics only (a LogQL rule sees no logs),
+    /// writing through `write`: [`Group::eval_in`] without logs.
     pub fn eval(
         &mut self,
         t: i64,
@@ -253,11 +265,22 @@ impl Group {
         store: &dyn Queryable,
         write: &mut WriteFn<'_>,
     ) {
+        let src = Sources {
+            engine,
+            metrics: store,
+            logs: &dozor_logs::logql::Empty,
+        };
+        self.eval_in(t, src, write);
+    }
+
+    /// Evaluates every rule at `t` (ms), writing through `write`. Errors are recorded per
+    /// rule ([`RuleState::last_error`]); evaluation goes on with the next rule.
+    pub fn eval_in(&mut self, t: i64, src: Sources<'_>, write: &mut WriteFn<'_>) {
         let started = Instant::now();
         let ts = t - self.query_offset_ms;
         for i in 0..self.rules.len() {
             let rule_started = Instant::now();
-            let result = self.eval_rule(i, ts, engine, store);
+            let result = self.eval_rule(i, ts, src);
             let r = &mut self.rules[i];
             let outcome = result.and_then(|series| {
                 // Series written last time and not now go stale.
@@ -306,11 +329,14 @@ impl Group {
         &mut self,
         i: usize,
         ts: i64,
-        engine: &Engine,
-        store: &dyn Queryable,
+        src: Sources<'_>,
     ) -> Result<Vec<(Labels, f64)>, String> {
+        let (engine, store) = (src.engine, src.metrics);
         let rule = &self.rules[i].rule;
-        let samples = instant(engine, store, &rule.parsed, ts)?;
+        let samples = match &rule.parsed {
+            Expression::Promql(e) => instant(engine, store, e, ts)?,
+            Expression::Logql(e) => instant_logql(src.logs, e, ts)?,
+        };
         match &rule.kind {
             RuleKind::Recording => {
                 let mut seen = HashSet::with_capacity(samples.len());
@@ -555,6 +581,41 @@ pub fn instant(
         Value::Vector(v) => Ok(v.into_iter().map(|s| (s.labels, s.v)).collect()),
         Value::Scalar { v, .. } => Ok(vec![(Labels::default(), v)]),
         _ => Err("rule result is not a vector or scalar".into()),
+    }
+}
+
+/// Runs a LogQL metric query at `ts` (ms) as an instant query.
+pub fn instant_logql(
+    logs: &dyn dozor_logs::logql::Source,
+    expr: &dozor_logs::logql::Expr,
+    ts: i64,
+) -> Result<Vec<(Labels, f64)>, String> {
+    use dozor_logs::logql::{QueryResult, Range, evaluate};
+    let ns = ts.saturating_mul(1_000_000);
+    let range = Range {
+        start_ns: ns,
+        end_ns: ns,
+        step_ns: 0,
+        limit: 0,
+        direction: dozor_logs::Direction::Backward,
+    };
+    let (result, _) = evaluate(logs, expr, range).map_err(|e| e.to_string())?;
+    match result {
+        QueryResult::Vector(series) | QueryResult::Matrix(series) => series
+            .into_iter()
+            .filter_map(|s| Some((s.labels, s.points.last()?.1)))
+            .map(|(labels, v)| {
+                // `sum(...)` without `by` has no labels; `Labels::new` refuses an empty set.
+                if labels.is_empty() {
+                    return Ok((Labels::default(), v));
+                }
+                Labels::from_pairs(labels)
+                    .map(|l| (l, v))
+                    .map_err(|e| e.to_string())
+            })
+            .collect(),
+        QueryResult::Scalar(_, v) => Ok(vec![(Labels::default(), v)]),
+        QueryResult::Streams(_) => Err("rule result is a log query, not a metric query".into()),
     }
 }
 

@@ -136,20 +136,21 @@ fn episode(row: &AnyRow) -> Result<AlertEpisode, sqlx::Error> {
 }
 
 impl Store {
-    /// Records that an alert fired. While an episode of the same alert is open (it fired
-    /// before a restart, and a restarted server reports it firing again) or when the same
-    /// episode is recorded again, nothing changes.
+    /// Records that an alert fired; returns whether a new episode was opened. While an
+    /// episode of the same alert is open (it fired before a restart, and a restarted
+    /// server reports it firing again) or when the same episode is recorded again, nothing
+    /// changes.
     pub async fn alert_fired(
         &self,
         tenant: &TenantId,
         a: &FiredAlert<'_>,
-    ) -> Result<(), StateError> {
+    ) -> Result<bool, StateError> {
         let label = |name: &str| a.labels.get(name).and_then(|v| v.as_str()).unwrap_or("");
         let service = match label("service") {
             "" => label("job"),
             s => s,
         };
-        sqlx::query(
+        let done = sqlx::query(
             "INSERT INTO alert_history (tenant, id, fingerprint, rule, rule_group, severity, \
              service, labels, annotations, value, active_ms, fired_ms) \
              SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 \
@@ -172,7 +173,7 @@ impl Store {
         .execute(self.pool())
         .await
         .map_err(StateError::query("record a fired alert"))?;
-        Ok(())
+        Ok(done.rows_affected() == 1)
     }
 
     /// Closes the open episode of `fingerprint`: `by` is a user, or `condition`. Returns

@@ -234,35 +234,36 @@ async fn alert_history_records_episodes_acks_resolutions_and_stats(store: &Store
     use dozor_state::alerts::{FiredAlert, HistoryFilter};
     let shop: TenantId = "shop".parse().unwrap();
     let other: TenantId = "other".parse().unwrap();
-    let fire = |fp: &'static str, rule: &'static str, severity: &'static str, t: i64| {
-        let labels = serde_json::json!({"alertname": rule, "severity": severity, "job": "api"});
-        let store = store.clone();
-        let tenant = shop.clone();
-        async move {
-            store
-                .alert_fired(
-                    &tenant,
-                    &FiredAlert {
-                        fingerprint: fp,
-                        rule,
-                        rule_group: "g",
-                        labels: &labels,
-                        annotations: &serde_json::json!({"summary": "s"}),
-                        value: 3.5,
-                        active_ms: t - 60_000,
-                        fired_ms: t,
-                    },
-                )
-                .await
-                .unwrap();
-        }
-    };
-    fire("aaa", "HighCpu", "critical", 1_000_000).await;
+    let fire =
+        |fp: &'static str, rule: &'static str, severity: &'static str, t: i64, opens: bool| {
+            let labels = serde_json::json!({"alertname": rule, "severity": severity, "job": "api"});
+            let store = store.clone();
+            let tenant = shop.clone();
+            async move {
+                let opened = store
+                    .alert_fired(
+                        &tenant,
+                        &FiredAlert {
+                            fingerprint: fp,
+                            rule,
+                            rule_group: "g",
+                            labels: &labels,
+                            annotations: &serde_json::json!({"summary": "s"}),
+                            value: 3.5,
+                            active_ms: t - 60_000,
+                            fired_ms: t,
+                        },
+                    )
+                    .await;
+                assert_eq!(opened.unwrap(), opens, "{fp} at {t}");
+            }
+        };
+    fire("aaa", "HighCpu", "critical", 1_000_000, true).await;
     // The same episode again (an evaluation retried) is one row; so is the same alert
     // reported firing with a new start while its episode is open (a restarted server).
-    fire("aaa", "HighCpu", "critical", 1_000_000).await;
-    fire("aaa", "HighCpu", "critical", 1_010_000).await;
-    fire("bbb", "DiskFull", "warning", 2_000_000).await;
+    fire("aaa", "HighCpu", "critical", 1_000_000, false).await;
+    fire("aaa", "HighCpu", "critical", 1_010_000, false).await;
+    fire("bbb", "DiskFull", "warning", 2_000_000, true).await;
 
     let open = store.open_alerts(&shop).await.unwrap();
     assert_eq!(open.len(), 2);
@@ -305,7 +306,7 @@ async fn alert_history_records_episodes_acks_resolutions_and_stats(store: &Store
             .is_none()
     );
     // Firing again later is a new episode.
-    fire("aaa", "HighCpu", "critical", 3_000_000).await;
+    fire("aaa", "HighCpu", "critical", 3_000_000, true).await;
     assert_eq!(
         store
             .latest_alert(&shop, "aaa")
@@ -376,4 +377,111 @@ async fn alert_history_records_episodes_acks_resolutions_and_stats(store: &Store
     assert_eq!(stats.mttr_seconds, Some(210.0));
     let empty = store.alert_stats(&shop, 0, 10).await.unwrap();
     assert_eq!((empty.total, empty.mtta_seconds), (0, None));
+}
+
+on_both_engines!(anomaly_events_are_recorded_once_and_filtered);
+async fn anomaly_events_are_recorded_once_and_filtered(store: &Store) {
+    use dozor_state::anomalies::{AnomalyEvent, AnomalyFilter};
+    let shop: TenantId = "shop".parse().unwrap();
+    let other: TenantId = "other".parse().unwrap();
+    let event = |id: &str, t: i64, kind: &str, level: &str, user: Option<&str>| AnomalyEvent {
+        id: id.to_owned(),
+        timestamp_ms: t,
+        is_alert: true,
+        alert_type: kind.to_owned(),
+        alert_level: level.to_owned(),
+        alert_title: format!("{kind} at {t}"),
+        alert_message: "m".to_owned(),
+        user_id: user.map(str::to_owned),
+        tags: serde_json::json!({"alertname": "A", "user_id": user}),
+        metrics: serde_json::json!({"value": 25000.0}),
+    };
+    let rows = [
+        event("a-1", 1_000, "logs", "critical", None),
+        event("b-1", 2_000, "transactions", "warning", Some("u7")),
+        event("c-1", 3_000, "transactions", "warning", Some("u3")),
+        event("d-1", 4_000, "metrics", "warning", None),
+    ];
+    for e in &rows {
+        store.add_anomaly_event(&shop, e).await.unwrap();
+    }
+    // The same event again changes nothing.
+    store.add_anomaly_event(&shop, &rows[1]).await.unwrap();
+    let all = |f: AnomalyFilter| {
+        let store = store.clone();
+        let shop = shop.clone();
+        async move {
+            store
+                .anomaly_events(&shop, &AnomalyFilter { limit: 100, ..f })
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|e| e.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        all(AnomalyFilter::default()).await,
+        ["d-1", "c-1", "b-1", "a-1"]
+    );
+    let got = store
+        .anomaly_events(
+            &shop,
+            &AnomalyFilter {
+                limit: 1,
+                offset: 2,
+                ..AnomalyFilter::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0], rows[1], "every column round-trips");
+    assert_eq!(
+        all(AnomalyFilter {
+            alert_type: Some("transactions".into()),
+            ..AnomalyFilter::default()
+        })
+        .await,
+        ["c-1", "b-1"]
+    );
+    assert_eq!(
+        all(AnomalyFilter {
+            user_id: Some("u7".into()),
+            ..AnomalyFilter::default()
+        })
+        .await,
+        ["b-1"]
+    );
+    assert_eq!(
+        all(AnomalyFilter {
+            level: Some("critical".into()),
+            ..AnomalyFilter::default()
+        })
+        .await,
+        ["a-1"]
+    );
+    assert_eq!(
+        all(AnomalyFilter {
+            from_ms: Some(2_000),
+            to_ms: Some(3_000),
+            ..AnomalyFilter::default()
+        })
+        .await,
+        ["c-1", "b-1"]
+    );
+    assert!(
+        store
+            .anomaly_events(
+                &other,
+                &AnomalyFilter {
+                    limit: 100,
+                    ..AnomalyFilter::default()
+                }
+            )
+            .await
+            .unwrap()
+            .is_empty(),
+        "tenant-scoped"
+    );
 }

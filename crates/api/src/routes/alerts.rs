@@ -319,7 +319,7 @@ async fn resolve(
     })))
 }
 
-fn non_negative(params: &Params, name: &str, default: i64) -> Result<i64, ApiError> {
+pub(crate) fn non_negative(params: &Params, name: &str, default: i64) -> Result<i64, ApiError> {
     match params.get(name).filter(|v| !v.is_empty()) {
         None => Ok(default),
         Some(v) => v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
@@ -327,6 +327,33 @@ fn non_negative(params: &Params, name: &str, default: i64) -> Result<i64, ApiErr
                 "invalid parameter \"{name}\": {v:?} is not a non-negative integer"
             ))
         }),
+    }
+}
+
+/// A non-empty text parameter.
+pub(crate) fn text(params: &Params, name: &str) -> Option<String> {
+    params
+        .get(name)
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+}
+
+/// `limit` of a paged list: at most [`MAX_HISTORY`], default 100, 0 meaning the most.
+pub(crate) fn page_limit(params: &Params) -> Result<i64, ApiError> {
+    let limit = non_negative(params, "limit", 100)?;
+    if limit > MAX_HISTORY {
+        return Err(ApiError::bad_data(format!(
+            "invalid parameter \"limit\": at most {MAX_HISTORY}"
+        )));
+    }
+    Ok(if limit == 0 { MAX_HISTORY } else { limit })
+}
+
+/// A time parameter in ms, if present.
+pub(crate) fn optional_time(params: &Params, name: &str) -> Result<Option<i64>, ApiError> {
+    match params.get(name).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(_) => params.time(name, 0).map(Some),
     }
 }
 
@@ -358,31 +385,13 @@ async fn history(
             )));
         }
     };
-    let text = |name: &str| {
-        params
-            .get(name)
-            .filter(|v| !v.is_empty())
-            .map(str::to_owned)
-    };
-    let limit = non_negative(&params, "limit", 100)?;
-    if limit > MAX_HISTORY {
-        return Err(ApiError::bad_data(format!(
-            "invalid parameter \"limit\": at most {MAX_HISTORY}"
-        )));
-    }
     let filter = HistoryFilter {
-        rule: text("rule"),
-        severity: text("severity"),
+        rule: text(&params, "rule"),
+        severity: text(&params, "severity"),
         resolved,
-        from_ms: params
-            .get("start")
-            .map(|_| params.time("start", 0))
-            .transpose()?,
-        to_ms: params
-            .get("end")
-            .map(|_| params.time("end", 0))
-            .transpose()?,
-        limit: if limit == 0 { MAX_HISTORY } else { limit },
+        from_ms: optional_time(&params, "start")?,
+        to_ms: optional_time(&params, "end")?,
+        limit: page_limit(&params)?,
         offset: non_negative(&params, "offset", 0)?,
     };
     audit_read(&state, &principal, source, "alerts.history", params.raw()).await?;

@@ -3,6 +3,7 @@
 
 mod admin;
 mod alerts;
+mod anomalies;
 mod audit;
 mod auth;
 mod elasticsearch;
@@ -45,6 +46,7 @@ pub fn registry() -> Registry {
     let r = query::register(r);
     let r = rules::register(r);
     let r = alerts::register(r);
+    let r = anomalies::register(r);
     let r = metrics::register(r);
     let r = grafana::register(r);
     let r = admin::register(r);
