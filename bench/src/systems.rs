@@ -22,6 +22,9 @@ pub struct System {
     pub port: u16,
     /// Its data directory.
     pub data: PathBuf,
+    /// A configuration file to start with (Dozor: `--config`; Prometheus: instead of the
+    /// default one, which scrapes nothing); `None` for the defaults.
+    pub config: Option<PathBuf>,
     child: Option<Child>,
 }
 
@@ -45,6 +48,7 @@ impl System {
             name,
             port: free_port()?,
             data: work.join(name),
+            config: None,
             child: None,
         })
     }
@@ -57,14 +61,23 @@ impl System {
                 let mut c = Command::new(dozor);
                 c.args(["serve", "--listen", &addr, "--data-dir"])
                     .arg(&self.data);
+                if let Some(cfg) = &self.config {
+                    c.arg("--config").arg(cfg);
+                }
                 c.env("DOZOR_ADMIN_TOKEN", DOZOR_TOKEN)
                     .env("DOZOR_LOG", "warn");
                 c
             }
             "prometheus" => {
-                let cfg = self.data.join("prometheus.yml");
                 std::fs::create_dir_all(&self.data)?;
-                std::fs::write(&cfg, "global: {scrape_interval: 1h}\n")?;
+                let cfg = match &self.config {
+                    Some(cfg) => cfg.clone(),
+                    None => {
+                        let cfg = self.data.join("prometheus.yml");
+                        std::fs::write(&cfg, "global: {scrape_interval: 1h}\n")?;
+                        cfg
+                    }
+                };
                 let mut c = Command::new("/usr/bin/prometheus");
                 c.arg(format!("--config.file={}", cfg.display()))
                     .arg(format!(

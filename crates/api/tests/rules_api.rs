@@ -49,7 +49,7 @@ fn groups_of(rules: &str, tenant: &str) -> Vec<(dozor_model::TenantId, Group)> {
 async fn app() -> TestApp {
     let mut all = groups("default");
     all.extend(groups("acme"));
-    let set = RuleSet::new(all);
+    let set = RuleSet::new(all, 60_000);
     let app = common::app_with_settings(|s| s.rules = set).await;
     app.add_user("acme", "ann", "acme-password-1", Role::Viewer)
         .await;
@@ -474,7 +474,7 @@ groups:
 async fn alerts_marked_as_anomalies_become_anomaly_events() {
     let mut all = groups_of(ANOMALY_RULES, "default");
     all.extend(groups_of(ANOMALY_RULES, "acme"));
-    let app = common::app_with_settings(|s| s.rules = RuleSet::new(all)).await;
+    let app = common::app_with_settings(|s| s.rules = RuleSet::new(all, 60_000)).await;
     app.add_user("acme", "ann", "acme-password-1", Role::Viewer)
         .await;
     let admin = app.bearer("admin", ADMIN_PASSWORD).await;
@@ -554,4 +554,166 @@ async fn alerts_marked_as_anomalies_become_anomaly_events() {
     );
     let (s, _) = app.call("GET", "/api/v1/anomalies", None, None).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn structured_rules_are_managed_evaluated_changed_and_deleted() {
+    let app = app().await;
+    let admin = app.bearer("admin", ADMIN_PASSWORD).await;
+    let ann = app.bearer("ann", "acme-password-1").await;
+    app.append(
+        "default",
+        &[("__name__", "error_rate"), ("service", "shop")],
+        &[(T0, 7.5), (T0 + 60_000, 7.5)],
+    );
+    let rule = |value: f64| {
+        serde_json::json!({
+            "name": "high_error_rate",
+            "condition": {"type": "threshold", "metric": "error_rate", "operator": ">", "value": value},
+            "severity": "critical",
+            "description": "Error rate exceeds 5%",
+            "channels": ["email", "slack"],
+            "cooldown": 300
+        })
+    };
+
+    // Checked before anything is stored; the error names the field.
+    let mut bad = rule(5.0);
+    bad["condition"]["operator"] = "=>".into();
+    let (s, body) = app
+        .call("POST", "/api/v1/alerts/rules", Some(&admin), Some(bad))
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("invalid rule: condition.operator: unknown variant `=>`"),
+        "{body}"
+    );
+    let (s, _) = app
+        .call("POST", "/api/v1/alerts/rules", Some(&ann), Some(rule(5.0)))
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "a viewer cannot write rules");
+
+    let (s, body) = app
+        .call(
+            "POST",
+            "/api/v1/alerts/rules",
+            Some(&admin),
+            Some(rule(5.0)),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    let created = &body["data"];
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert_eq!(created["expression"], "error_rate > 5");
+    assert_eq!(
+        (created["version"].as_i64(), created["createdBy"].as_str()),
+        (Some(1), Some("admin"))
+    );
+    assert_eq!(created["rule"]["cooldown"], 300.0);
+    assert_eq!(created["state"], "inactive");
+
+    // Evaluated with the tenant's groups, shown by Prometheus' /api/v1/rules too.
+    eval(&app, "default", T0).await;
+    let (_, body) = get(&app, &format!("/api/v1/alerts/rules/{id}"), &admin).await;
+    let r = &body["data"];
+    assert_eq!(
+        (r["state"].as_str(), r["health"].as_str()),
+        (Some("firing"), Some("ok")),
+        "{body}"
+    );
+    let alert = &r["alerts"][0];
+    assert_eq!(alert["labels"]["rule_id"], id.as_str());
+    assert_eq!(alert["labels"]["severity"], "critical");
+    assert_eq!(alert["labels"]["service"], "shop");
+    assert_eq!(alert["annotations"]["channels"], "email,slack");
+    let (_, body) = get(&app, "/api/v1/rules?rule_group[]=dozor-rules", &admin).await;
+    let groups = body["data"]["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 1, "{body}");
+    assert_eq!(groups[0]["file"], "dozor:api");
+    assert_eq!(groups[0]["rules"][0]["query"], "error_rate > 5");
+
+    // Another tenant sees none of it.
+    let (_, body) = get(&app, "/api/v1/alerts/rules", &ann).await;
+    assert_eq!(body["data"]["rules"], Value::Array(vec![]));
+    let (s, _) = get(&app, &format!("/api/v1/alerts/rules/{id}"), &ann).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = app
+        .call(
+            "DELETE",
+            &format!("/api/v1/alerts/rules/{id}"),
+            Some(&ann),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+
+    // A changed condition resolves the old alert and no longer fires.
+    let (s, body) = app
+        .call(
+            "PUT",
+            &format!("/api/v1/alerts/rules/{id}"),
+            Some(&admin),
+            Some(rule(10.0)),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(
+        (
+            body["data"]["version"].as_i64(),
+            body["data"]["expression"].as_str()
+        ),
+        (Some(2), Some("error_rate > 10"))
+    );
+    eval(&app, "default", T0 + 60_000).await;
+    let (_, body) = get(&app, "/api/v1/alerts/history?rule=high_error_rate", &admin).await;
+    let episodes = body["data"]["episodes"].as_array().unwrap();
+    assert_eq!(episodes.len(), 1, "{body}");
+    assert_eq!(episodes[0]["resolvedBy"], "condition");
+    let (_, body) = get(&app, &format!("/api/v1/alerts/rules/{id}"), &admin).await;
+    assert_eq!(body["data"]["state"], "inactive");
+
+    let (s, _) = app
+        .call(
+            "PUT",
+            "/api/v1/alerts/rules/0000",
+            Some(&admin),
+            Some(rule(1.0)),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, body) = app
+        .call(
+            "DELETE",
+            &format!("/api/v1/alerts/rules/{id}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let (s, _) = get(&app, &format!("/api/v1/alerts/rules/{id}"), &admin).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (_, body) = get(&app, "/api/v1/rules?rule_group[]=dozor-rules", &admin).await;
+    assert_eq!(body["data"]["groups"][0]["rules"], Value::Array(vec![]));
+
+    let records = app.audit_records();
+    for action in [
+        "alert_rule.create",
+        "alert_rule.update",
+        "alert_rule.delete",
+    ] {
+        let r = records
+            .iter()
+            .find(|r| r["action"] == action)
+            .unwrap_or_else(|| panic!("no {action} in the audit chain"));
+        assert_eq!(r["actor"], "admin");
+        assert_eq!(r["target"], format!("alert_rule/{id}"));
+    }
+    assert!(
+        records
+            .iter()
+            .any(|r| r["action"] == "metrics.alerts.rules")
+    );
 }

@@ -31,7 +31,8 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use tokio::sync::watch;
 
-/// Starts one evaluation task per group; each stops when `stop` turns true.
+/// Starts one evaluation task per group, and picks up groups added later (a tenant's
+/// first structured rule); every task stops when `stop` turns true.
 pub fn start(
     set: &RuleSet,
     tsdb: &Arc<Tsdb>,
@@ -39,23 +40,53 @@ pub fn start(
     store: &Store,
     limits: EngineOptions,
     stop: &watch::Receiver<bool>,
-) -> Vec<tokio::task::JoinHandle<()>> {
+) -> tokio::task::JoinHandle<()> {
     let engine = Arc::new(Engine::new(limits));
-    set.all()
-        .into_iter()
-        .map(|g| {
-            tokio::spawn(run_group(
-                g,
-                Stores {
-                    tsdb: Arc::clone(tsdb),
-                    logs: Arc::clone(logs),
-                },
-                store.clone(),
-                Arc::clone(&engine),
-                stop.clone(),
-            ))
-        })
-        .collect()
+    let stores = Stores {
+        tsdb: Arc::clone(tsdb),
+        logs: Arc::clone(logs),
+    };
+    tokio::spawn(supervise(
+        set.clone(),
+        stores,
+        store.clone(),
+        engine,
+        stop.clone(),
+    ))
+}
+
+/// How often the supervisor looks for new groups.
+const SUPERVISOR_PERIOD: Duration = Duration::from_secs(1);
+
+async fn supervise(
+    set: RuleSet,
+    stores: Stores,
+    store: Store,
+    engine: Arc<Engine>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut running: Vec<(TenantGroup, tokio::task::JoinHandle<()>)> = Vec::new();
+    loop {
+        for g in set.all() {
+            if !running.iter().any(|(r, _)| Arc::ptr_eq(&r.group, &g.group)) {
+                let task = tokio::spawn(run_group(
+                    g.clone(),
+                    stores.clone(),
+                    store.clone(),
+                    Arc::clone(&engine),
+                    stop.clone(),
+                ));
+                running.push((g, task));
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(SUPERVISOR_PERIOD) => {}
+            _ = stop.wait_for(|s| *s) => break,
+        }
+    }
+    for (_, task) in running {
+        let _ = task.await;
+    }
 }
 
 /// Where in its interval a group evaluates, ms.

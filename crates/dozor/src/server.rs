@@ -169,13 +169,20 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
         .register_collector(Box::new(crate::sources::SourceMetrics(sources.clone())));
     let rule_interval_ms =
         i64::try_from(config.rules.evaluation_interval.as_millis()).unwrap_or(i64::MAX);
-    let rule_set = dozor_rules::RuleSet::new(config.rules.groups()?.into_iter().map(|(t, g)| {
-        let g = dozor_rules::Group::new(g, rule_interval_ms).with_external(
-            config.rules.external_labels.clone(),
-            config.rules.external_url.clone(),
-        );
-        (t, g)
-    }));
+    let rule_set = dozor_rules::RuleSet::new(
+        config.rules.groups()?.into_iter().map(|(t, g)| {
+            let g = dozor_rules::Group::new(g, rule_interval_ms).with_external(
+                config.rules.external_labels.clone(),
+                config.rules.external_url.clone(),
+            );
+            (t, g)
+        }),
+        rule_interval_ms,
+    )
+    .with_external(
+        config.rules.external_labels.clone(),
+        config.rules.external_url.clone(),
+    );
     metrics
         .registry_mut()
         .register_collector(Box::new(crate::rules::RuleMetrics(rule_set.clone())));
@@ -278,6 +285,15 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
         Arc::clone(&logs),
         stopped(stop_rx.clone()),
     ));
+    for tenant in store
+        .tenants_with_alert_rules()
+        .await
+        .context("cannot read the stored alert rules")?
+    {
+        dozor_api::routes::alert_rules::reload(&store, &rule_set, &tenant)
+            .await
+            .context("cannot read the stored alert rules")?;
+    }
     let rule_tasks = crate::rules::start(
         &rule_set,
         &tsdb,
@@ -286,8 +302,9 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
         config.query.limits(),
         &stop_rx,
     );
-    if !rule_tasks.is_empty() {
-        tracing::info!(groups = rule_tasks.len(), "evaluating rule groups");
+    let groups = rule_set.all().len();
+    if groups > 0 {
+        tracing::info!(groups, "evaluating rule groups");
     }
     let appender: Arc<dyn Appender> = Arc::new(TsdbAppender(Arc::clone(&tsdb)));
     let sink: Arc<dyn dozor_ingest::syslog::LogSink> = Arc::new(LogStoreSink {
@@ -405,10 +422,8 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
         tracing::error!(error = %e, "probe collector failed");
     }
     // Rule groups finish the evaluation in progress.
-    for t in rule_tasks {
-        if let Err(e) = t.await {
-            tracing::error!(error = %e, "rule evaluation failed");
-        }
+    if let Err(e) = rule_tasks.await {
+        tracing::error!(error = %e, "rule evaluation failed");
     }
     // The maintenance task stops with the shutdown signal; wait for it so no cut is
     // half-done, then make the metric WAL durable whatever the fsync policy.

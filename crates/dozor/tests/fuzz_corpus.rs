@@ -255,3 +255,34 @@ fn bus_message_corpus_decodes_or_leaves_a_dead_letter_with_a_reason() {
     }
     assert!(dead > 0, "the corpus holds messages that do not decode");
 }
+
+#[test]
+fn alert_rule_corpus_loads_or_errors_with_a_location() {
+    let (mut files, mut specs) = (0, 0);
+    for (path, data) in corpus("alert_rule") {
+        if let Ok(text) = std::str::from_utf8(&data) {
+            match dozor_rules::file::parse(text, "fuzz.yml") {
+                Ok(_) => files += 1,
+                Err(errors) => {
+                    let e = &errors[0];
+                    assert!(
+                        e.line > 0 || !e.message.is_empty(),
+                        "{}: {e}",
+                        path.display()
+                    );
+                }
+            }
+        }
+        match dozor_rules::structured::from_json(&data).and_then(|s| s.compile("fuzz")) {
+            Ok(rule) => {
+                specs += 1;
+                assert!(!rule.expr.is_empty(), "{}", path.display());
+            }
+            Err(e) => assert!(!e.message.is_empty(), "{}: {e}", path.display()),
+        }
+    }
+    assert!(
+        files >= 3 && specs >= 3,
+        "the seeds load ({files} files, {specs} rules)"
+    );
+}

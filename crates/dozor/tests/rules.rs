@@ -6,7 +6,8 @@
 //! `kill -9` from the `ALERTS_FOR_STATE` series the first run wrote, and the alert
 //! history keeping one episode per firing across restarts; the shipped `pack:pipeline`
 //! turning a large transaction posted to `/api/v1/events` into a row of
-//! `/api/v1/anomalies`.
+//! `/api/v1/anomalies`; a structured rule made through `/api/v1/alerts/rules` evaluated,
+//! reloaded from the state store after `kill -9`, and resolved when deleted.
 
 #![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
 
@@ -169,17 +170,33 @@ fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) ->
 }
 
 fn push(server: &Server, body: &str) {
+    let (status, _) = send(server, "POST", "/api/v1/metrics", body);
+    assert!(status.is_success(), "{status}");
+}
+
+/// Sends a JSON body with the admin token: the status and the answer.
+fn send(
+    server: &Server,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> (reqwest::StatusCode, serde_json::Value) {
     common::block_on(async {
         let r = reqwest::Client::new()
-            .post(server.url("/api/v1/metrics"))
+            .request(method.parse().unwrap(), server.url(path))
             .bearer_auth(TOKEN)
             .header("content-type", "application/json")
             .body(body.to_owned())
             .send()
             .await
             .unwrap();
-        assert!(r.status().is_success(), "{}", r.status());
-    });
+        let status = r.status();
+        let text = r.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+        )
+    })
 }
 
 #[test]
@@ -320,17 +337,8 @@ fn the_pipeline_pack_turns_a_large_transaction_into_an_anomaly_event() {
 
     let events = r#"[{"type": "transaction", "user_id": "u-17", "amount": 25000},
                      {"type": "transaction", "user_id": "u-18", "amount": 40}]"#;
-    common::block_on(async {
-        let r = reqwest::Client::new()
-            .post(server.url("/api/v1/events"))
-            .bearer_auth(TOKEN)
-            .header("content-type", "application/json")
-            .body(events.to_owned())
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success(), "{}", r.status());
-    });
+    let (status, _) = send(&server, "POST", "/api/v1/events", events);
+    assert!(status.is_success(), "{status}");
 
     let rows = wait_for("an anomaly event", Duration::from_secs(30), || {
         let rows =
@@ -355,6 +363,69 @@ fn the_pipeline_pack_turns_a_large_transaction_into_an_anomaly_event() {
                 && a["labels"]["user_id"] == "u-17"),
         "{firing:?}"
     );
+    server.signal("TERM");
+    assert!(server.wait(Duration::from_secs(30)).success());
+}
+
+#[test]
+fn a_rule_made_through_the_api_is_evaluated_and_survives_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("dozor.yml"),
+        "rules:\n  evaluation_interval: 1s\n",
+    )
+    .unwrap();
+    let server = start(dir.path());
+    push(
+        &server,
+        r#"[{"name": "error_rate", "value": 7.5, "labels": {"service": "shop"}}]"#,
+    );
+    let (status, body) = send(
+        &server,
+        "POST",
+        "/api/v1/alerts/rules",
+        r#"{"name": "high_error_rate", "severity": "critical", "cooldown": 300,
+            "condition": {"type": "threshold", "metric": "error_rate", "operator": ">", "value": 5}}"#,
+    );
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{body}");
+    let id = body["data"]["id"].as_str().unwrap().to_owned();
+
+    // The tenant's first structured rule starts a group, which the scheduler picks up.
+    let firing = wait_for("the rule's alert firing", Duration::from_secs(20), || {
+        alerts(&server).into_iter().find(|a| a["state"] == "firing")
+    });
+    assert_eq!(firing["labels"]["alertname"], "high_error_rate");
+    assert_eq!(firing["labels"]["rule_id"], id.as_str());
+    wait_for("the episode", Duration::from_secs(10), || {
+        (history(&server).len() == 1).then_some(())
+    });
+
+    // Loaded from the state store at start: it fires again, in the same episode.
+    kill_9(server);
+    let server = start(dir.path());
+    wait_for(
+        "the alert firing after restart",
+        Duration::from_secs(20),
+        || {
+            alerts(&server)
+                .into_iter()
+                .find(|a| a["state"] == "firing" && a["labels"]["rule_id"] == id.as_str())
+        },
+    );
+    let rule = server.get_json(&format!("/api/v1/alerts/rules/{id}"), TOKEN);
+    assert_eq!(rule["data"]["state"], "firing", "{rule}");
+    std::thread::sleep(Duration::from_secs(2));
+    let episodes = history(&server);
+    assert_eq!(episodes.len(), 1, "{episodes:?}");
+    assert_eq!(episodes[0]["state"], "firing");
+
+    // Deleted: its alert resolves and the episode closes.
+    let (status, _) = send(&server, "DELETE", &format!("/api/v1/alerts/rules/{id}"), "");
+    assert!(status.is_success(), "{status}");
+    wait_for("the episode resolved", Duration::from_secs(20), || {
+        (history(&server).first()?["state"] == "resolved").then_some(())
+    });
+    assert!(alerts(&server).is_empty());
     server.signal("TERM");
     assert!(server.wait(Duration::from_secs(30)).success());
 }

@@ -4,9 +4,11 @@
 //! that do not parse, invalid names, templates that do not parse). Every error names the
 //! file, the line and column, the group, the rule's index and name.
 //!
-//! One extension, after vmalert: a group's `type` says which language its expressions are
+//! Extensions: after vmalert, a group's `type` says which language its expressions are
 //! in — `prometheus` (the default: PromQL over metrics) or `logql` (LogQL metric queries
-//! over logs and events, as Loki's ruler takes them).
+//! over logs and events, as Loki's ruler takes them); after seed 003, an alerting rule may
+//! set `cooldown` (a duration) and `flapping` (`window`, `threshold` ≥ 2), see
+//! [`crate::group`].
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
@@ -67,6 +69,8 @@ pub enum Expression {
     Promql(Expr),
     /// A LogQL metric query.
     Logql(dozor_logs::logql::Expr),
+    /// Evaluated by Dozor itself: a structured rule's detectors and composites.
+    Native(Box<crate::structured::Native>),
 }
 
 /// One rule of a group.
@@ -97,9 +101,26 @@ pub enum RuleKind {
         for_ms: i64,
         /// How long a firing alert keeps firing after the condition cleared, ms.
         keep_firing_for_ms: i64,
+        /// After an alert resolved, how long the same alert may not fire again, ms
+        /// (seed 003's `cooldown`; a Dozor extension, 0: none).
+        cooldown_ms: i64,
+        /// When an alert counts as flapping (a Dozor extension).
+        flapping: Option<Flapping>,
         /// Annotation templates, by name.
         annotations: BTreeMap<String, String>,
     },
+}
+
+/// Flapping detection of an alerting rule: an alert whose condition has begun to hold
+/// `threshold` times within `window_ms` is *flapping*; it then stays firing (one episode,
+/// one notification) until fewer than `threshold` starts fall within the window and the
+/// condition is clear.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Flapping {
+    /// The window, ms.
+    pub window_ms: i64,
+    /// How many starts within the window make an alert flap (at least 2).
+    pub threshold: u32,
 }
 
 impl Rule {
@@ -187,9 +208,20 @@ struct RawRule {
     #[serde(default)]
     keep_firing_for: Option<String>,
     #[serde(default)]
+    cooldown: Option<String>,
+    #[serde(default)]
+    flapping: Option<RawFlapping>,
+    #[serde(default)]
     labels: Option<BTreeMap<String, String>>,
     #[serde(default)]
     annotations: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFlapping {
+    window: String,
+    threshold: u32,
 }
 
 /// Reads and checks a rule file.
@@ -372,11 +404,14 @@ fn check_rule(
         if r.for_.is_some() {
             p.push(("invalid field 'for' in recording rule".into(), None));
         }
-        if r.keep_firing_for.is_some() {
-            p.push((
-                "invalid field 'keep_firing_for' in recording rule".into(),
-                None,
-            ));
+        for (field, set) in [
+            ("keep_firing_for", r.keep_firing_for.is_some()),
+            ("cooldown", r.cooldown.is_some()),
+            ("flapping", r.flapping.is_some()),
+        ] {
+            if set {
+                p.push((format!("invalid field '{field}' in recording rule"), None));
+            }
         }
     }
     let mut parsed = None;
@@ -440,16 +475,31 @@ fn check_rule(
             }
         }
     }
-    let mut durations = [0i64; 2];
-    for (slot, (field, v)) in durations
-        .iter_mut()
-        .zip([("for", &r.for_), ("keep_firing_for", &r.keep_firing_for)])
-    {
+    let flap_window = r.flapping.as_ref().map(|f| f.window.clone());
+    let mut durations = [0i64; 4];
+    for (slot, (field, v)) in durations.iter_mut().zip([
+        ("for", &r.for_),
+        ("keep_firing_for", &r.keep_firing_for),
+        ("cooldown", &r.cooldown),
+        ("flapping.window", &flap_window),
+    ]) {
         if let Some(v) = v {
             match parse_duration(v) {
                 Ok(ms) => *slot = ms,
                 Err(e) => p.push((format!("{field}: {e}"), None)),
             }
+        }
+    }
+    let flapping = r.flapping.as_ref().map(|f| Flapping {
+        window_ms: durations[3],
+        threshold: f.threshold,
+    });
+    if let Some(f) = flapping {
+        if f.threshold < 2 {
+            p.push(("flapping.threshold: must be at least 2".into(), None));
+        }
+        if f.window_ms <= 0 {
+            p.push(("flapping.window: must be positive".into(), None));
         }
     }
     let Some(parsed) = parsed.filter(|_| p.is_empty()) else {
@@ -468,6 +518,8 @@ fn check_rule(
             RuleKind::Alerting {
                 for_ms: durations[0],
                 keep_firing_for_ms: durations[1],
+                cooldown_ms: durations[2],
+                flapping,
                 annotations,
             }
         },
@@ -560,6 +612,7 @@ groups:
             for_ms,
             keep_firing_for_ms,
             annotations,
+            ..
         } = &g[0].rules[1].kind
         else {
             panic!("alert expected");

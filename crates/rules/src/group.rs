@@ -17,8 +17,22 @@
 //!   marker, so queries stop seeing it at once;
 //! - a rule whose result holds two equal label sets, or more than the group's `limit`, fails
 //!   that evaluation with an error and writes nothing.
+//!
+//! Two Dozor extensions of alerting rules (seed 003), both per alert (label set):
+//!
+//! - `cooldown`: an alert that resolved does not fire again until `cooldown` after its
+//!   resolution; meanwhile it waits as *pending*, and fires then if its condition still
+//!   holds;
+//! - `flapping`: an alert whose condition began to hold `threshold` times within
+//!   `window` is *flapping* ([`Alert::flapping`]); it does not resolve while it flaps, so
+//!   a condition that comes and goes makes one episode, not one per swing. It resolves
+//!   once the condition is clear and fewer than `threshold` beginnings fall within the
+//!   window.
+//!
+//! What these two remember (resolution times, beginnings) lives in memory and starts
+//! empty after a restart.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use dozor_model::labels::stale_nan;
@@ -26,7 +40,10 @@ use dozor_model::{Labels, Matcher, Sample};
 use dozor_promql::{Engine, Query, Value};
 use dozor_tsdb::Queryable;
 
-use crate::file::{Expression, Rule, RuleGroup, RuleKind};
+use dozor_detect::{AnyDetector, Detector};
+
+use crate::file::{Expression, Flapping, Rule, RuleGroup, RuleKind};
+use crate::structured::{AnomalyExpr, Direction, Native, NativePart};
 use crate::template;
 
 /// How long a resolved alert is kept (and reported) after it resolved.
@@ -72,8 +89,11 @@ pub struct Alert {
     pub fired_at_ms: Option<i64>,
     /// When it resolved, ms.
     pub resolved_at_ms: Option<i64>,
-    /// Since when it is kept firing by `keep_firing_for`, ms.
+    /// Since when it is kept firing (by `keep_firing_for`, or because it flaps) though
+    /// its condition is clear, ms.
     pub keep_firing_since_ms: Option<i64>,
+    /// Whether it flaps (see the module's documentation).
+    pub flapping: bool,
     /// The expression's value at the last evaluation that returned it.
     pub value: f64,
 }
@@ -153,6 +173,64 @@ pub struct RuleState {
     /// Evaluations that failed.
     pub failures: u64,
     written: HashSet<Labels>,
+    memory: HashMap<Labels, Memory>,
+    /// The detectors of a structured anomaly rule: by anomaly part (`slot`), by series.
+    detectors: HashMap<usize, HashMap<Labels, Tracked>>,
+}
+
+/// A detector following one series.
+#[derive(Debug, Clone)]
+struct Tracked {
+    detector: AnyDetector,
+    /// The time of the last value it took, ms.
+    last_t: i64,
+}
+
+/// Most series the detectors of one anomaly part follow.
+pub const MAX_TRACKED_SERIES: usize = 10_000;
+
+/// Most numbers the detectors of one anomaly part keep (80 MB): a long window or season
+/// follows fewer series.
+pub const MAX_TRACKED_VALUES: usize = 10_000_000;
+
+/// Evaluations a series may be missing before its detector is forgotten.
+const TRACKED_GRACE_EVALUATIONS: i64 = 10;
+
+/// What cooldown and flapping detection remember of an alert, beyond its life in
+/// [`RuleState::alerts`].
+#[derive(Debug, Clone, Default)]
+struct Memory {
+    /// When it last resolved, ms.
+    resolved_at_ms: Option<i64>,
+    /// When its condition began to hold, within the flapping window, oldest first.
+    starts: VecDeque<i64>,
+}
+
+impl Memory {
+    /// Records a beginning at `ts` and drops those that left the window.
+    fn start(&mut self, ts: i64, flapping: Option<Flapping>) {
+        if let Some(f) = flapping {
+            self.starts.push_back(ts);
+            self.prune(ts, f);
+        }
+    }
+
+    fn prune(&mut self, ts: i64, f: Flapping) {
+        while self.starts.front().is_some_and(|&s| ts - s >= f.window_ms) {
+            self.starts.pop_front();
+        }
+    }
+
+    fn flapping(&mut self, ts: i64, flapping: Option<Flapping>) -> bool {
+        flapping.is_some_and(|f| {
+            self.prune(ts, f);
+            self.starts.len() >= f.threshold as usize
+        })
+    }
+
+    fn cooling(&self, ts: i64, cooldown_ms: i64) -> bool {
+        self.resolved_at_ms.is_some_and(|r| ts - r < cooldown_ms)
+    }
 }
 
 impl RuleState {
@@ -230,6 +308,8 @@ impl Group {
                     last_duration: Duration::ZERO,
                     failures: 0,
                     written: HashSet::new(),
+                    memory: HashMap::new(),
+                    detectors: HashMap::new(),
                 })
                 .collect(),
             last_eval_ms: None,
@@ -332,11 +412,16 @@ impl Group {
         src: Sources<'_>,
     ) -> Result<Vec<(Labels, f64)>, String> {
         let (engine, store) = (src.engine, src.metrics);
-        let rule = &self.rules[i].rule;
-        let samples = match &rule.parsed {
-            Expression::Promql(e) => instant(engine, store, e, ts)?,
-            Expression::Logql(e) => instant_logql(src.logs, e, ts)?,
+        let interval = self.interval_ms;
+        let samples = {
+            let r = &mut self.rules[i];
+            match &r.rule.parsed {
+                Expression::Promql(e) => instant(engine, store, e, ts)?,
+                Expression::Logql(e) => instant_logql(src.logs, e, ts)?,
+                Expression::Native(n) => eval_native(n, &mut r.detectors, src, ts, interval)?,
+            }
         };
+        let rule = &self.rules[i].rule;
         match &rule.kind {
             RuleKind::Recording => {
                 let mut seen = HashSet::with_capacity(samples.len());
@@ -369,6 +454,8 @@ impl Group {
             RuleKind::Alerting {
                 for_ms,
                 keep_firing_for_ms,
+                cooldown_ms,
+                flapping,
                 annotations,
             } => {
                 let query = |q: &str| -> Result<template::QueryRows, String> {
@@ -412,24 +499,37 @@ impl Group {
                         fired_at_ms: None,
                         resolved_at_ms: None,
                         keep_firing_since_ms: None,
+                        flapping: false,
                         value: v,
                     };
                     if fresh.insert(labels, alert).is_some() {
                         return Err("vector contains metrics with the same labelset after applying alert labels".into());
                     }
                 }
-                let (for_ms, keep_ms) = (*for_ms, *keep_firing_for_ms);
+                let (for_ms, keep_ms, cooldown_ms, flapping) =
+                    (*for_ms, *keep_firing_for_ms, *cooldown_ms, *flapping);
                 let restored = self.restored;
                 let limit = self.limit;
+                let remember = cooldown_ms > 0 || flapping.is_some();
                 let r = &mut self.rules[i];
                 let returned: HashSet<Labels> = fresh.keys().cloned().collect();
                 for (labels, a) in fresh {
                     match r.alerts.get_mut(&labels) {
                         Some(old) if old.state != AlertState::Inactive => {
+                            if remember && old.keep_firing_since_ms.is_some() {
+                                // Held firing while clear, and holding again: a new start.
+                                r.memory.entry(labels).or_default().start(ts, flapping);
+                            }
                             old.value = a.value;
                             old.annotations = a.annotations;
                         }
                         _ => {
+                            if remember {
+                                r.memory
+                                    .entry(labels.clone())
+                                    .or_default()
+                                    .start(ts, flapping);
+                            }
                             r.alerts.insert(labels, a);
                         }
                     }
@@ -437,14 +537,23 @@ impl Group {
                 let mut out = Vec::new();
                 let mut active = 0;
                 let mut changes = Vec::new();
+                let memory = &mut r.memory;
                 r.alerts.retain(|labels, a| {
+                    let mut scratch = Memory::default();
+                    if remember && !memory.contains_key(labels) {
+                        memory.insert(labels.clone(), Memory::default());
+                    }
+                    let mem = memory.get_mut(labels).unwrap_or(&mut scratch);
+                    if a.state != AlertState::Inactive {
+                        a.flapping = mem.flapping(ts, flapping);
+                    }
                     if returned.contains(labels) {
                         a.keep_firing_since_ms = None;
                     } else {
                         let mut keep_firing = false;
-                        if a.state == AlertState::Firing && keep_ms > 0 {
+                        if a.state == AlertState::Firing && (keep_ms > 0 || a.flapping) {
                             let since = *a.keep_firing_since_ms.get_or_insert(ts);
-                            keep_firing = ts - since < keep_ms;
+                            keep_firing = ts - since < keep_ms || a.flapping;
                         }
                         let drop = a.state == AlertState::Pending
                             || a.resolved_at_ms
@@ -458,13 +567,18 @@ impl Group {
                             if a.state != AlertState::Inactive {
                                 a.state = AlertState::Inactive;
                                 a.resolved_at_ms = Some(ts);
+                                a.flapping = false;
+                                mem.resolved_at_ms = Some(ts);
                                 changes.push(Transition::Resolved(a.clone()));
                             }
                             return true;
                         }
                     }
                     active += 1;
-                    if a.state == AlertState::Pending && ts - a.active_at_ms >= for_ms {
+                    if a.state == AlertState::Pending
+                        && ts - a.active_at_ms >= for_ms
+                        && !mem.cooling(ts, cooldown_ms)
+                    {
                         a.state = AlertState::Firing;
                         a.fired_at_ms = Some(ts);
                         changes.push(Transition::Fired(a.clone()));
@@ -478,6 +592,15 @@ impl Group {
                 if limit > 0 && active > limit {
                     r.alerts.clear();
                     return Err(format!("exceeded limit of {limit} with {active} alerts"));
+                }
+                if remember {
+                    let alerts = &r.alerts;
+                    r.memory.retain(|labels, m| {
+                        alerts.contains_key(labels)
+                            || m.cooling(ts, cooldown_ms)
+                            || m.flapping(ts, flapping)
+                            || !m.starts.is_empty()
+                    });
                 }
                 self.transitions.extend(changes);
                 Ok(out.into_iter().flatten().collect())
@@ -528,6 +651,44 @@ impl Group {
         self.restored = true;
     }
 
+    /// Takes over what `old` (the previous version of this group) knew: a rule with the
+    /// same name, labels and expression keeps its state (alerts, `for` timers, cooldown and
+    /// flapping memory, detectors); the active alerts of `old`'s other rules resolve at
+    /// `now_ms` (reported by [`Group::take_transitions`]), as their rule changed or went
+    /// away. Counters and transitions not yet taken carry over too.
+    pub fn adopt(&mut self, old: Group, now_ms: i64) {
+        let mut old_rules: Vec<Option<RuleState>> = old.rules.into_iter().map(Some).collect();
+        for r in &mut self.rules {
+            let same = old_rules.iter_mut().find(|o| {
+                o.as_ref().is_some_and(|o| {
+                    o.rule.name == r.rule.name
+                        && o.rule.expr == r.rule.expr
+                        && o.rule.labels == r.rule.labels
+                })
+            });
+            if let Some(prev) = same.and_then(Option::take) {
+                let rule = std::mem::replace(&mut r.rule, prev.rule.clone());
+                *r = prev;
+                r.rule = rule;
+            }
+        }
+        self.transitions = old.transitions;
+        for gone in old_rules.into_iter().flatten() {
+            for mut a in gone.alerts.into_values() {
+                if a.state == AlertState::Firing {
+                    a.state = AlertState::Inactive;
+                    a.resolved_at_ms = Some(now_ms);
+                    self.transitions.push(Transition::Resolved(a));
+                }
+            }
+        }
+        self.evaluations = old.evaluations;
+        self.missed = old.missed;
+        self.last_eval_ms = old.last_eval_ms;
+        self.last_duration = old.last_duration;
+        self.restored = old.restored;
+    }
+
     /// The alerts that fired or resolved since the last call, in order.
     pub fn take_transitions(&mut self) -> Vec<Transition> {
         std::mem::take(&mut self.transitions)
@@ -546,6 +707,10 @@ impl Group {
             a.state = AlertState::Inactive;
             a.resolved_at_ms = Some(at_ms);
             a.keep_firing_since_ms = None;
+            a.flapping = false;
+            if let Some(m) = r.memory.get_mut(&a.labels) {
+                m.resolved_at_ms = Some(at_ms);
+            }
             Some(before)
         })
     }
@@ -582,6 +747,120 @@ pub fn instant(
         Value::Scalar { v, .. } => Ok(vec![(Labels::default(), v)]),
         _ => Err("rule result is not a vector or scalar".into()),
     }
+}
+
+/// Evaluates a structured rule's native expression at `ts`: an anomaly part feeds each
+/// series' value to its detector and returns the series whose score passes, valued by the
+/// score; a composite evaluates every part (so every detector sees every value) and
+/// returns one label-less sample, its score, when the score passes.
+fn eval_native(
+    n: &Native,
+    tracked: &mut HashMap<usize, HashMap<Labels, Tracked>>,
+    src: Sources<'_>,
+    ts: i64,
+    step: i64,
+) -> Result<Vec<(Labels, f64)>, String> {
+    match n {
+        Native::Anomaly(a) => anomaly(a, tracked.entry(a.slot).or_default(), src, ts, step),
+        Native::Composite { parts, threshold } => {
+            let (mut score, mut total) = (0.0, 0.0);
+            for (weight, part) in parts {
+                let holds = match part {
+                    NativePart::Promql(e) => !instant(src.engine, src.metrics, e, ts)?.is_empty(),
+                    NativePart::Native(n) => !eval_native(n, tracked, src, ts, step)?.is_empty(),
+                };
+                total += weight;
+                if holds {
+                    score += weight;
+                }
+            }
+            let score = if total > 0.0 { score / total } else { 0.0 };
+            let passes = threshold.map_or(score > 0.0, |t| score >= t);
+            Ok(if passes {
+                vec![(Labels::default(), score)]
+            } else {
+                Vec::new()
+            })
+        }
+    }
+}
+
+/// One anomaly part at `ts`. A series seen for the first time gets a detector warmed up on
+/// the input's history at the group's step (one range query for all new series); then
+/// each evaluation feeds each series its current value.
+fn anomaly(
+    a: &AnomalyExpr,
+    series: &mut HashMap<Labels, Tracked>,
+    src: Sources<'_>,
+    ts: i64,
+    step: i64,
+) -> Result<Vec<(Labels, f64)>, String> {
+    let now = instant(src.engine, src.metrics, &a.input, ts)?;
+    let new: HashSet<&Labels> = now
+        .iter()
+        .map(|(l, _)| l)
+        .filter(|l| !series.contains_key(*l))
+        .collect();
+    let most = (MAX_TRACKED_VALUES / a.detector.memory().max(1)).min(MAX_TRACKED_SERIES);
+    if series.len() + new.len() > most {
+        return Err(format!(
+            "the detector would follow {} series; with this window or season at most {most}",
+            series.len() + new.len()
+        ));
+    }
+    let step = step.max(1);
+    let warm = i64::try_from(a.detector.history()).unwrap_or(i64::MAX);
+    let (start, end) = (ts.saturating_sub(warm.saturating_mul(step)), ts - step);
+    if !new.is_empty() && end >= start {
+        let q = Query {
+            expr: "",
+            start,
+            end,
+            step,
+            instant: false,
+            cancel: None,
+        };
+        let history = src
+            .engine
+            .eval_expr(src.metrics, &a.input, &q)
+            .map_err(|e| format!("cannot read the detector's history: {e}"))?;
+        if let Value::Matrix(m) = history.value {
+            for s in m.into_iter().filter(|s| new.contains(&s.labels)) {
+                let mut detector = a.detector.build();
+                let mut last_t = i64::MIN;
+                for p in &s.samples {
+                    detector.update(p.v);
+                    last_t = p.t;
+                }
+                series.insert(s.labels, Tracked { detector, last_t });
+            }
+        }
+    }
+    let k = a.sensitivity;
+    let mut out = Vec::new();
+    for (labels, v) in now {
+        let t = series.entry(labels.clone()).or_insert_with(|| Tracked {
+            detector: a.detector.build(),
+            last_t: i64::MIN,
+        });
+        if t.last_t >= ts {
+            continue;
+        }
+        t.last_t = ts;
+        let Some(score) = t.detector.update(v) else {
+            continue;
+        };
+        let hit = match a.side {
+            Direction::Up => score >= k,
+            Direction::Down => score <= -k,
+            Direction::Both => score.abs() >= k,
+        };
+        if hit {
+            out.push((labels, score));
+        }
+    }
+    series.retain(|_, t| ts - t.last_t <= TRACKED_GRACE_EVALUATIONS * step);
+    Ok(out)
 }
 
 /// Runs a LogQL metric query at `ts` (ms) as an instant query.
@@ -643,19 +922,19 @@ mod tests {
     use super::*;
     use crate::mem::MemStore;
 
-    fn group(yaml: &str) -> Group {
+    pub(super) fn group(yaml: &str) -> Group {
         let mut g = crate::file::parse(yaml, "t.yml").unwrap();
         Group::new(g.remove(0), 10_000)
     }
 
-    fn series(store: &MemStore, name: &str, job: &str, points: &[(i64, f64)]) {
+    pub(super) fn series(store: &MemStore, name: &str, job: &str, points: &[(i64, f64)]) {
         store.append(
             Labels::from_pairs([("__name__", name), ("job", job)]).unwrap(),
             points.iter().map(|&(t, v)| Sample { t, v }),
         );
     }
 
-    fn eval(g: &mut Group, store: &MemStore, t: i64) -> Vec<(Labels, Vec<Sample>)> {
+    pub(super) fn eval(g: &mut Group, store: &MemStore, t: i64) -> Vec<(Labels, Vec<Sample>)> {
         let mut written = Vec::new();
         g.eval(t, &Engine::new(EngineOptions::default()), store, &mut |b| {
             for (l, s) in &b {
@@ -796,6 +1075,7 @@ mod tests {
 
 #[cfg(test)]
 mod transition_tests {
+    use super::tests::{eval, group, series};
     use super::*;
     use crate::mem::MemStore;
     use dozor_promql::EngineOptions;
@@ -870,5 +1150,276 @@ mod transition_tests {
             g.take_transitions().as_slice(),
             [Transition::Fired(_)]
         ));
+    }
+
+    /// Evaluates `g` once a minute over `xs` (the value of `x` at each minute) and
+    /// returns, per minute, the alert's state and whether it flaps, and the transitions.
+    fn run_minutes(g: &mut Group, xs: &[f64]) -> (Vec<(AlertState, bool)>, Vec<String>) {
+        let store = MemStore::new();
+        let points: Vec<(i64, f64)> = xs
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| (i as i64 * 60_000, v))
+            .collect();
+        series(&store, "x", "a", &points);
+        let mut states = Vec::new();
+        let mut changes = Vec::new();
+        for i in 0..xs.len() {
+            let t = i as i64 * 60_000;
+            eval(g, &store, t);
+            assert!(
+                g.rules[0].last_error.is_none(),
+                "{:?}",
+                g.rules[0].last_error
+            );
+            states.push(
+                g.alerts()
+                    .next()
+                    .map_or((AlertState::Inactive, false), |(_, a)| {
+                        (a.state, a.flapping)
+                    }),
+            );
+            for tr in g.take_transitions() {
+                changes.push(match tr {
+                    Transition::Fired(_) => format!("fired@{i}"),
+                    Transition::Resolved(_) => format!("resolved@{i}"),
+                });
+            }
+        }
+        (states, changes)
+    }
+
+    #[test]
+    fn cooldown_holds_a_returning_alert_pending_until_it_has_passed() {
+        let yaml =
+            "groups:\n- name: g\n  rules:\n  - alert: A\n    expr: x > 0\n    cooldown: 5m\n";
+        let mut g = group(yaml);
+        // Fires, clears at 1, holds again from 2 on: cooling until 1 + 5 = 6.
+        let (states, changes) = run_minutes(&mut g, &[1., 0., 1., 1., 1., 1., 1., 1.]);
+        assert_eq!(changes, ["fired@0", "resolved@1", "fired@6"]);
+        assert_eq!(states[3], (AlertState::Pending, false));
+        assert_eq!(states[6], (AlertState::Firing, false));
+
+        // A condition that clears again during the cooldown never fires.
+        let mut g = group(yaml);
+        let (_, changes) = run_minutes(&mut g, &[1., 0., 1., 0., 1., 0., 0.]);
+        assert_eq!(changes, ["fired@0", "resolved@1"]);
+
+        // Without cooldown, every swing is an episode.
+        let mut g = group("groups:\n- name: g\n  rules:\n  - alert: A\n    expr: x > 0\n");
+        let (_, changes) = run_minutes(&mut g, &[1., 0., 1., 0.]);
+        assert_eq!(changes, ["fired@0", "resolved@1", "fired@2", "resolved@3"]);
+    }
+
+    #[test]
+    fn a_flapping_alert_stays_firing_until_it_calms_down() {
+        let mut g = group(
+            "groups:\n- name: g\n  rules:\n  - alert: A\n    expr: x > 0\n    flapping:\n      window: 10m\n      threshold: 3\n",
+        );
+        // Starts at 0, 2, 4 and 6; the third makes it flap, so it holds through 5 and
+        // 7..11 and resolves at 12, when the start at 2 has left the window.
+        let xs = [1., 0., 1., 0., 1., 0., 1., 0., 0., 0., 0., 0., 0., 0.];
+        let (states, changes) = run_minutes(&mut g, &xs);
+        assert_eq!(
+            changes,
+            [
+                "fired@0",
+                "resolved@1",
+                "fired@2",
+                "resolved@3",
+                "fired@4",
+                "resolved@12"
+            ]
+        );
+        assert_eq!(states[3], (AlertState::Inactive, false));
+        assert_eq!(states[4], (AlertState::Firing, true));
+        assert_eq!(states[5], (AlertState::Firing, true));
+        assert_eq!(states[11], (AlertState::Firing, true));
+        assert_eq!(states[12], (AlertState::Inactive, false));
+        let (_, a) = g.alerts().next().unwrap();
+        assert_eq!(a.resolved_at_ms, Some(12 * 60_000));
+        // Memory of the episode is dropped once nothing needs it.
+        assert!(g.rules[0].memory.values().all(|m| m.starts.len() < 3));
+    }
+
+    #[test]
+    fn cooldown_and_flapping_are_checked_in_rule_files() {
+        let errors = |yaml: &str| match crate::file::parse(yaml, "t.yml") {
+            Ok(_) => Vec::new(),
+            Err(e) => e.into_iter().map(|e| e.to_string()).collect(),
+        };
+        let rule = |extra: &str| {
+            format!("groups:\n- name: g\n  rules:\n  - alert: A\n    expr: x > 0\n{extra}")
+        };
+        assert!(errors(&rule("    cooldown: 5m\n")).is_empty());
+        let e = errors(&rule("    cooldown: soon\n"));
+        assert!(e[0].contains("cooldown: "), "{e:?}");
+        let e = errors(&rule(
+            "    flapping:\n      window: 10m\n      threshold: 1\n",
+        ));
+        assert!(
+            e[0].contains("flapping.threshold: must be at least 2"),
+            "{e:?}"
+        );
+        let e = errors(&rule(
+            "    flapping:\n      window: 0s\n      threshold: 3\n",
+        ));
+        assert!(e[0].contains("flapping.window: must be positive"), "{e:?}");
+        let e = errors(&rule("    flapping:\n      threshold: 3\n"));
+        assert!(!e.is_empty() && e[0].contains("window"), "{e:?}");
+        let e =
+            errors("groups:\n- name: g\n  rules:\n  - record: r\n    expr: x\n    cooldown: 5m\n");
+        assert!(
+            e[0].contains("invalid field 'cooldown' in recording rule"),
+            "{e:?}"
+        );
+    }
+
+    fn structured(json: &str) -> Group {
+        let spec = crate::structured::from_json(json.as_bytes()).unwrap();
+        let (g, failed) = crate::structured::managed_group([("r1", &spec)], None);
+        assert!(failed.is_empty(), "{failed:?}");
+        Group::new(g, 60_000)
+    }
+
+    /// `x{job="a"}` and `x{job="b"}`, a value a minute for `minutes`: 100 plus small noise,
+    /// and `a` jumps to 150 at minute 40.
+    fn noisy_store(minutes: i64) -> MemStore {
+        let store = MemStore::new();
+        for job in ["a", "b"] {
+            let points: Vec<(i64, f64)> = (0..minutes)
+                .map(|i| {
+                    let noise = ((i * 7919 + job.len() as i64 * 31) % 13) as f64 / 13.0 - 0.5;
+                    let v = if job == "a" && i == 40 {
+                        150.0
+                    } else {
+                        100.0 + noise
+                    };
+                    (i * 60_000, v)
+                })
+                .collect();
+            series(&store, "x", job, &points);
+        }
+        store
+    }
+
+    #[test]
+    fn an_anomaly_rule_warms_its_detectors_on_history_and_fires_on_the_spike() {
+        let mut g = structured(
+            r#"{"name": "Odd", "condition": {"type": "anomaly", "metric": "x", "detector": "mad", "window": 20}}"#,
+        );
+        let store = noisy_store(46);
+        let mut fired = Vec::new();
+        // Evaluation starts at minute 30: the detectors learn minutes 10..29 from history.
+        for minute in 30..46 {
+            eval(&mut g, &store, minute * 60_000);
+            assert!(
+                g.rules[0].last_error.is_none(),
+                "{:?}",
+                g.rules[0].last_error
+            );
+            if minute == 30 {
+                assert_eq!(g.rules[0].detectors[&0].len(), 2, "both series followed");
+            }
+            for tr in g.take_transitions() {
+                if let Transition::Fired(a) = tr {
+                    fired.push((minute, a));
+                }
+            }
+        }
+        assert_eq!(fired.len(), 1, "{fired:?}");
+        let (minute, a) = &fired[0];
+        assert_eq!(*minute, 40);
+        assert_eq!(a.labels.get("job"), Some("a"));
+        assert_eq!(a.labels.get("rule_id"), Some("r1"));
+        assert_eq!(a.labels.get("severity"), Some("warning"));
+        assert!(a.value > 20.0, "the score: {}", a.value);
+    }
+
+    #[test]
+    fn a_composite_with_an_anomaly_part_scores_its_parts() {
+        let mut g = structured(
+            r#"{"name": "Both", "condition": {"type": "composite", "operator": "and", "conditions": [
+                {"type": "anomaly", "metric": "x{job=\"a\"}", "detector": "ewma", "alpha": 0.2, "direction": "up"},
+                {"type": "threshold", "metric": "x", "operator": ">", "value": 120}]}}"#,
+        );
+        let store = noisy_store(46);
+        let mut fired = Vec::new();
+        for minute in 20..46 {
+            eval(&mut g, &store, minute * 60_000);
+            assert!(
+                g.rules[0].last_error.is_none(),
+                "{:?}",
+                g.rules[0].last_error
+            );
+            for tr in g.take_transitions() {
+                if let Transition::Fired(a) = tr {
+                    fired.push((minute, a.value, a.labels.get("job").map(str::to_owned)));
+                }
+            }
+        }
+        assert_eq!(fired, [(40, 1.0, None)]);
+    }
+
+    #[test]
+    fn adopting_a_new_version_keeps_unchanged_rules_and_resolves_the_others() {
+        let store = MemStore::new();
+        series(&store, "x", "a", &[(0, 5.0)]);
+        let yaml = |second: &str| {
+            format!(
+                "groups:\n- name: g\n  rules:\n  - alert: Keep\n    expr: x > 1\n    for: 1m\n  - alert: Change\n    expr: {second}\n"
+            )
+        };
+        let mut g = group(&yaml("x > 2"));
+        eval(&mut g, &store, 0);
+        eval(&mut g, &store, 30_000);
+        let fired = g.take_transitions().len();
+        assert_eq!(fired, 1, "Change fired at once, Keep waits out its for");
+        let mut next = group(&yaml("x > 3"));
+        next.adopt(g, 40_000);
+        let keep = &next.rules[0];
+        assert_eq!(keep.alerts.len(), 1, "Keep's pending alert carried over");
+        assert_eq!(keep.alerts.values().next().unwrap().active_at_ms, 0);
+        assert!(next.rules[1].alerts.is_empty(), "Change starts afresh");
+        let resolved = next.take_transitions();
+        assert!(
+            matches!(resolved.as_slice(), [Transition::Resolved(a)] if a.labels.get("alertname") == Some("Change") && a.resolved_at_ms == Some(40_000)),
+            "{resolved:?}"
+        );
+        assert_eq!(next.evaluations, 2);
+        eval(&mut next, &store, 60_000);
+        let names: Vec<String> = next
+            .take_transitions()
+            .into_iter()
+            .map(|t| match t {
+                Transition::Fired(a) => format!("fired {}", a.labels.get("alertname").unwrap()),
+                Transition::Resolved(a) => {
+                    format!("resolved {}", a.labels.get("alertname").unwrap())
+                }
+            })
+            .collect();
+        assert_eq!(
+            names,
+            ["fired Keep", "fired Change"],
+            "Keep's for timer ran on"
+        );
+    }
+
+    #[test]
+    fn detectors_are_bounded_by_the_memory_they_would_take() {
+        let mut g = structured(
+            r#"{"name": "Big", "condition": {"type": "anomaly", "metric": "x", "detector": "holt_winters", "period": 100000}}"#,
+        );
+        let store = MemStore::new();
+        for i in 0..20 {
+            series(&store, "x", &format!("job-{i}"), &[(0, 1.0)]);
+        }
+        eval(&mut g, &store, 0);
+        let err = g.rules[0].last_error.clone().unwrap_or_default();
+        assert!(
+            err.contains("would follow 20 series; with this window or season at most 16"),
+            "{err}"
+        );
+        assert_eq!(g.rules[0].detectors.get(&0).map_or(0, HashMap::len), 0);
     }
 }

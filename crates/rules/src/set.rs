@@ -1,6 +1,7 @@
 //! The rule groups a server evaluates, by tenant: shared between the scheduler, which
 //! evaluates each group under its lock, and the API, which reads their rules and alerts.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use dozor_model::TenantId;
@@ -23,32 +24,89 @@ impl TenantGroup {
     }
 }
 
-/// Every loaded group. Cheap to clone.
-#[derive(Debug, Clone, Default)]
-pub struct RuleSet(Arc<RwLock<Vec<TenantGroup>>>);
+/// Every loaded group: those of rule files, fixed at start, and each tenant's group of
+/// structured rules ([`crate::structured`]), replaced whenever they change. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct RuleSet {
+    groups: Arc<RwLock<Vec<TenantGroup>>>,
+    default_interval_ms: i64,
+    external: Arc<(BTreeMap<String, String>, String)>,
+}
+
+impl Default for RuleSet {
+    fn default() -> RuleSet {
+        RuleSet::new(Vec::new(), 60_000)
+    }
+}
 
 impl RuleSet {
-    /// A set of these groups.
-    pub fn new(groups: impl IntoIterator<Item = (TenantId, Group)>) -> RuleSet {
-        RuleSet(Arc::new(RwLock::new(
-            groups
-                .into_iter()
-                .map(|(tenant, g)| TenantGroup {
-                    tenant,
-                    group: Arc::new(Mutex::new(g)),
-                })
-                .collect(),
-        )))
+    /// A set of these groups; groups added later without an interval of their own run
+    /// every `default_interval_ms`.
+    pub fn new(
+        groups: impl IntoIterator<Item = (TenantId, Group)>,
+        default_interval_ms: i64,
+    ) -> RuleSet {
+        RuleSet {
+            groups: Arc::new(RwLock::new(
+                groups
+                    .into_iter()
+                    .map(|(tenant, g)| TenantGroup {
+                        tenant,
+                        group: Arc::new(Mutex::new(g)),
+                    })
+                    .collect(),
+            )),
+            default_interval_ms,
+            external: Arc::default(),
+        }
+    }
+
+    /// Sets the external labels and URL that the templates of groups added later see.
+    pub fn with_external(mut self, labels: BTreeMap<String, String>, url: String) -> RuleSet {
+        self.external = Arc::new((labels, url));
+        self
     }
 
     /// Every group, in load order.
     pub fn all(&self) -> Vec<TenantGroup> {
-        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.groups
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Installs a tenant's group of structured rules, built from `spec`. Rules that did
+    /// not change keep their alerts; the firing alerts of rules that changed or went away
+    /// resolve (see [`Group::adopt`]). The first such group of a tenant is added to the
+    /// set (a scheduler must pick it up); later ones replace its content in place, so
+    /// whoever holds the [`TenantGroup`] evaluates the new rules.
+    pub fn put_managed(&self, tenant: &TenantId, spec: crate::RuleGroup, now_ms: i64) {
+        let (labels, url) = &*self.external;
+        let mut fresh =
+            Group::new(spec, self.default_interval_ms).with_external(labels.clone(), url.clone());
+        let mut groups = self.groups.write().unwrap_or_else(|p| p.into_inner());
+        let existing = groups
+            .iter()
+            .find(|g| &g.tenant == tenant && g.lock().file == crate::structured::MANAGED_FILE);
+        match existing {
+            Some(tg) => {
+                let mut g = tg.lock();
+                let old = std::mem::replace(&mut *g, fresh);
+                g.adopt(old, now_ms);
+            }
+            None => {
+                fresh.await_restore();
+                groups.push(TenantGroup {
+                    tenant: tenant.clone(),
+                    group: Arc::new(Mutex::new(fresh)),
+                });
+            }
+        }
     }
 
     /// The groups of one tenant, in load order.
     pub fn of_tenant(&self, tenant: &TenantId) -> Vec<TenantGroup> {
-        self.0
+        self.groups
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .iter()

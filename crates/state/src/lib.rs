@@ -23,6 +23,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod alert_rules;
 pub mod alerts;
 pub mod anomalies;
 pub mod checkpoints;

@@ -485,3 +485,107 @@ async fn anomaly_events_are_recorded_once_and_filtered(store: &Store) {
         "tenant-scoped"
     );
 }
+
+on_both_engines!(alert_rules_are_created_updated_listed_and_deleted_per_tenant);
+async fn alert_rules_are_created_updated_listed_and_deleted_per_tenant(store: &Store) {
+    use dozor_state::alert_rules::RuleWrite;
+    let shop: TenantId = "shop".parse().unwrap();
+    let other: TenantId = "other".parse().unwrap();
+    let w = |name: &'static str, spec: &'static str, by: &'static str, at_ms| RuleWrite {
+        name,
+        spec,
+        enabled: true,
+        by,
+        at_ms,
+    };
+    let r = store
+        .create_alert_rule(&shop, w("b_rule", r#"{"n":1}"#, "olga", 1_000))
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.version, r.created_by.as_str(), r.created_at_ms),
+        (1, "olga", 1_000)
+    );
+    assert_eq!((r.updated_by.as_str(), r.updated_at_ms), ("olga", 1_000));
+    assert_eq!(r.id.len(), 32);
+    assert_eq!(
+        store.alert_rule(&shop, &r.id).await.unwrap().as_ref(),
+        Some(&r)
+    );
+    let r1 = r.id;
+    store
+        .create_alert_rule(&shop, w("a_rule", "{}", "olga", 1_500))
+        .await
+        .unwrap();
+    let theirs = store
+        .create_alert_rule(&other, w("theirs", "{}", "ivan", 1_500))
+        .await
+        .unwrap()
+        .id;
+    assert_ne!(theirs, r1);
+
+    let names = |rules: Vec<dozor_state::alert_rules::StoredRule>| {
+        rules.into_iter().map(|r| r.name).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        names(store.alert_rules(&shop).await.unwrap()),
+        ["a_rule", "b_rule"]
+    );
+    assert_eq!(names(store.alert_rules(&other).await.unwrap()), ["theirs"]);
+
+    let mut change = w("b_rule", r#"{"n":2}"#, "petr", 3_000);
+    change.enabled = false;
+    let r = store
+        .update_alert_rule(&shop, &r1, change)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (r.version, r.spec.as_str(), r.enabled),
+        (2, r#"{"n":2}"#, false)
+    );
+    assert_eq!(
+        (
+            r.created_by.as_str(),
+            r.updated_by.as_str(),
+            r.updated_at_ms
+        ),
+        ("olga", "petr", 3_000)
+    );
+    assert!(
+        store
+            .update_alert_rule(&shop, "nope", change)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .update_alert_rule(&other, &r1, change)
+            .await
+            .unwrap()
+            .is_none(),
+        "not across tenants"
+    );
+    assert_eq!(
+        store
+            .alert_rule(&other, &theirs)
+            .await
+            .unwrap()
+            .unwrap()
+            .name,
+        "theirs"
+    );
+    assert!(store.alert_rule(&other, &r1).await.unwrap().is_none());
+
+    let tenants = store.tenants_with_alert_rules().await.unwrap();
+    assert_eq!(tenants, [other.clone(), shop.clone()]);
+    assert!(
+        !store.delete_alert_rule(&other, &r1).await.unwrap(),
+        "not across tenants"
+    );
+    assert!(store.delete_alert_rule(&shop, &r1).await.unwrap());
+    assert!(!store.delete_alert_rule(&shop, &r1).await.unwrap());
+    assert!(store.alert_rule(&shop, &r1).await.unwrap().is_none());
+    assert_eq!(names(store.alert_rules(&other).await.unwrap()), ["theirs"]);
+}

@@ -2,6 +2,7 @@
 //! `register(Registry) -> Registry`.
 
 mod admin;
+pub mod alert_rules;
 mod alerts;
 mod anomalies;
 mod audit;
@@ -46,6 +47,7 @@ pub fn registry() -> Registry {
     let r = query::register(r);
     let r = rules::register(r);
     let r = alerts::register(r);
+    let r = alert_rules::register(r);
     let r = anomalies::register(r);
     let r = metrics::register(r);
     let r = grafana::register(r);

@@ -70,6 +70,9 @@ pub(crate) fn alert_json(a: &Alert) -> Value {
     if let Some(since) = a.keep_firing_since_ms {
         v["keepFiringSince"] = json!(time(Some(since)));
     }
+    if a.flapping {
+        v["flapping"] = json!(true);
+    }
     v
 }
 
@@ -97,6 +100,8 @@ fn rule_json(r: &RuleState, with_alerts: bool) -> Value {
         RuleKind::Alerting {
             for_ms,
             keep_firing_for_ms,
+            cooldown_ms,
+            flapping,
             annotations,
         } => {
             let alerts = active(r);
@@ -116,6 +121,13 @@ fn rule_json(r: &RuleState, with_alerts: bool) -> Value {
                 "keepFiringFor": *keep_firing_for_ms as f64 / 1000.0,
                 "annotations": annotations,
             }));
+            if *cooldown_ms > 0 {
+                v["cooldown"] = json!(*cooldown_ms as f64 / 1000.0);
+            }
+            if let Some(f) = flapping {
+                v["flapping"] =
+                    json!({"window": f.window_ms as f64 / 1000.0, "threshold": f.threshold});
+            }
             if with_alerts {
                 v["alerts"] = alerts.into_iter().map(alert_json).collect();
             }

@@ -1,0 +1,244 @@
+//! Anomaly detectors over one series, one sample at a time.
+//!
+//! Every detector here is *online*: [`Detector::update`] takes the next value and answers
+//! how unusual it is, as a signed score in units of the series' own spread (a robust
+//! z-score: |score| ≥ 3 is the classic "three sigma" point), from state of bounded size.
+//! The threshold adapts because the spread is re-estimated as the series goes: a noisy
+//! series needs a larger swing than a quiet one to reach the same score.
+//!
+//! - [`mad::RobustZ`]: median and median absolute deviation over a sliding window;
+//! - [`ewma::Ewma`]: exponentially weighted mean and variance;
+//! - [`holt_winters::HoltWinters`]: additive seasonal Holt-Winters forecasts with
+//!   Brutlag's seasonal deviation bands.
+//!
+//! No I/O, no clocks, no allocation after warm-up beyond the configured window: the rules
+//! engine keeps one detector per series and feeds it each evaluation's value.
+
+pub mod ewma;
+pub mod holt_winters;
+pub mod mad;
+
+/// A streaming detector.
+pub trait Detector {
+    /// Takes the next value and returns its score against what came before (positive:
+    /// above the expected value), or `None` while the detector is still learning.
+    /// Non-finite values are ignored (`None`) and do not change the state.
+    fn update(&mut self, x: f64) -> Option<f64>;
+}
+
+/// Which detector, with its parameters: what a rule names.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Spec {
+    /// [`mad::RobustZ`] over the last `window` values.
+    Mad {
+        /// Values the median and MAD are taken over.
+        window: usize,
+    },
+    /// [`ewma::Ewma`] with smoothing factor `alpha`.
+    Ewma {
+        /// Weight of the newest value, in (0, 1].
+        alpha: f64,
+    },
+    /// [`holt_winters::HoltWinters`] with a season of `period` values.
+    HoltWinters {
+        /// Values per season (for example 1440 one-minute values for a daily season).
+        period: usize,
+        /// Level smoothing.
+        alpha: f64,
+        /// Trend smoothing.
+        beta: f64,
+        /// Seasonal (and deviation) smoothing.
+        gamma: f64,
+    },
+}
+
+/// Largest window or period a detector accepts (bounds memory per series).
+pub const MAX_WINDOW: usize = 100_000;
+
+impl Spec {
+    /// Checks the parameters, naming the bad one.
+    pub fn validate(&self) -> Result<(), String> {
+        let unit = |name: &str, v: f64| {
+            if v > 0.0 && v <= 1.0 {
+                Ok(())
+            } else {
+                Err(format!("{name}: must be in (0, 1], got {v}"))
+            }
+        };
+        match *self {
+            Spec::Mad { window } => {
+                if !(3..=MAX_WINDOW).contains(&window) {
+                    return Err(format!("window: must be 3..={MAX_WINDOW}, got {window}"));
+                }
+                Ok(())
+            }
+            Spec::Ewma { alpha } => unit("alpha", alpha),
+            Spec::HoltWinters {
+                period,
+                alpha,
+                beta,
+                gamma,
+            } => {
+                if !(2..=MAX_WINDOW).contains(&period) {
+                    return Err(format!("period: must be 2..={MAX_WINDOW}, got {period}"));
+                }
+                unit("alpha", alpha)?;
+                unit("beta", beta)?;
+                unit("gamma", gamma)
+            }
+        }
+    }
+
+    /// How many past values to feed a new detector so that it scores with a full model:
+    /// a window for `mad`, about five memory spans for `ewma`, three seasons for
+    /// `holt_winters` (two to start, one to settle).
+    pub fn history(&self) -> usize {
+        match *self {
+            Spec::Mad { window } => window,
+            Spec::Ewma { alpha } => {
+                let spans = (5.0 / alpha.clamp(0.001, 1.0)).ceil() as usize;
+                spans.clamp(ewma::WARM_UP + 1, MAX_WINDOW)
+            }
+            Spec::HoltWinters { period, .. } => 3 * period,
+        }
+    }
+
+    /// About how many numbers one detector of this spec keeps (what bounds its memory).
+    pub fn memory(&self) -> usize {
+        match *self {
+            Spec::Mad { window } => 2 * window,
+            Spec::Ewma { .. } => 4,
+            Spec::HoltWinters { period, .. } => 6 * period,
+        }
+    }
+
+    /// A fresh detector (call [`Spec::validate`] first; out-of-range values are clamped).
+    pub fn build(&self) -> AnyDetector {
+        match *self {
+            Spec::Mad { window } => AnyDetector::Mad(mad::RobustZ::new(window)),
+            Spec::Ewma { alpha } => AnyDetector::Ewma(ewma::Ewma::new(alpha)),
+            Spec::HoltWinters {
+                period,
+                alpha,
+                beta,
+                gamma,
+            } => {
+                AnyDetector::HoltWinters(holt_winters::HoltWinters::new(period, alpha, beta, gamma))
+            }
+        }
+    }
+}
+
+/// One of the detectors, as a value (clonable, comparable state for the rules engine).
+#[derive(Debug, Clone)]
+pub enum AnyDetector {
+    /// Median/MAD.
+    Mad(mad::RobustZ),
+    /// EWMA.
+    Ewma(ewma::Ewma),
+    /// Holt-Winters.
+    HoltWinters(holt_winters::HoltWinters),
+}
+
+impl Detector for AnyDetector {
+    fn update(&mut self, x: f64) -> Option<f64> {
+        match self {
+            AnyDetector::Mad(d) => d.update(x),
+            AnyDetector::Ewma(d) => d.update(x),
+            AnyDetector::HoltWinters(d) => d.update(x),
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    /// A deterministic pseudo-random stream (SplitMix64) for the detectors' tests.
+    pub struct Rng(pub u64);
+
+    impl Rng {
+        pub fn next(&mut self) -> f64 {
+            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+        }
+
+        /// Roughly normal (sum of 12 uniforms, minus 6): mean 0, variance 1.
+        pub fn normal(&mut self) -> f64 {
+            (0..12).map(|_| self.next()).sum::<f64>() - 6.0
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_validate_and_name_the_bad_parameter() {
+        assert!(
+            Spec::Mad { window: 2 }
+                .validate()
+                .unwrap_err()
+                .starts_with("window:")
+        );
+        assert!(
+            Spec::Ewma { alpha: 0.0 }
+                .validate()
+                .unwrap_err()
+                .starts_with("alpha:")
+        );
+        assert!(Spec::Ewma { alpha: f64::NAN }.validate().is_err());
+        let hw = Spec::HoltWinters {
+            period: 1,
+            alpha: 0.1,
+            beta: 0.1,
+            gamma: 0.1,
+        };
+        assert!(hw.validate().unwrap_err().starts_with("period:"));
+        let hw = Spec::HoltWinters {
+            period: 24,
+            alpha: 0.1,
+            beta: 1.5,
+            gamma: 0.1,
+        };
+        assert!(hw.validate().unwrap_err().starts_with("beta:"));
+        assert_eq!(hw.history(), 72);
+        assert_eq!(Spec::Ewma { alpha: 0.1 }.history(), 50);
+        assert_eq!(Spec::Mad { window: 30 }.history(), 30);
+        assert_eq!(hw.memory(), 144);
+    }
+
+    #[test]
+    fn every_detector_scores_a_spike_and_not_the_noise_around_it() {
+        let specs = [
+            Spec::Mad { window: 60 },
+            Spec::Ewma { alpha: 0.1 },
+            Spec::HoltWinters {
+                period: 24,
+                alpha: 0.1,
+                beta: 0.01,
+                gamma: 0.1,
+            },
+        ];
+        for spec in specs {
+            spec.validate().unwrap();
+            let mut d = spec.build();
+            let mut rng = testing::Rng(7);
+            let mut false_alarms = 0;
+            for i in 0..200 {
+                let x = 100.0
+                    + 10.0 * (i as f64 * std::f64::consts::TAU / 24.0).sin() * 0.2
+                    + rng.normal();
+                if d.update(x).is_some_and(|s| s.abs() >= 4.0) {
+                    false_alarms += 1;
+                }
+            }
+            assert!(false_alarms <= 2, "{spec:?}: {false_alarms} false alarms");
+            let spike = d.update(140.0).unwrap();
+            assert!(spike >= 6.0, "{spec:?}: spike scored {spike}");
+            assert!(d.update(f64::NAN).is_none());
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! The `alert_rules` table: structured alert rules as their owners wrote them (JSON the
+//! rules engine checks and compiles), with who created and last changed them.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::{StateError, Store, TenantId};
+
+/// One stored rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredRule {
+    /// Its id.
+    pub id: String,
+    /// Its name (also inside `spec`; kept apart for listing).
+    pub name: String,
+    /// The rule as JSON.
+    pub spec: String,
+    /// Whether it is evaluated.
+    pub enabled: bool,
+    /// 1 when created, one more at each change.
+    pub version: i64,
+    /// Who created it.
+    pub created_by: String,
+    /// When, ms.
+    pub created_at_ms: i64,
+    /// Who changed it last.
+    pub updated_by: String,
+    /// When, ms.
+    pub updated_at_ms: i64,
+}
+
+/// What a create or update writes.
+#[derive(Debug, Clone, Copy)]
+pub struct RuleWrite<'a> {
+    /// The rule's name.
+    pub name: &'a str,
+    /// The rule as JSON.
+    pub spec: &'a str,
+    /// Whether it is evaluated.
+    pub enabled: bool,
+    /// Who writes.
+    pub by: &'a str,
+    /// When, ms.
+    pub at_ms: i64,
+}
+
+const COLUMNS: &str =
+    "id, name, spec, enabled, version, created_by, created_at, updated_by, updated_at";
+
+fn stored(row: &AnyRow) -> Result<StoredRule, sqlx::Error> {
+    let enabled: i32 = row.try_get("enabled")?;
+    Ok(StoredRule {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        spec: row.try_get("spec")?,
+        enabled: enabled != 0,
+        version: row.try_get("version")?,
+        created_by: row.try_get("created_by")?,
+        created_at_ms: row.try_get("created_at")?,
+        updated_by: row.try_get("updated_by")?,
+        updated_at_ms: row.try_get("updated_at")?,
+    })
+}
+
+impl Store {
+    /// Stores a new rule under a fresh random id (`version` 1, created and updated by
+    /// `w.by` at `w.at_ms`).
+    pub async fn create_alert_rule(
+        &self,
+        tenant: &TenantId,
+        w: RuleWrite<'_>,
+    ) -> Result<StoredRule, StateError> {
+        let id = crate::new_id()?;
+        sqlx::query(
+            "INSERT INTO alert_rules (tenant, id, name, spec, enabled, version, created_by, \
+             created_at, updated_by, updated_at) VALUES ($1, $2, $3, $4, $5, 1, $6, $7, $6, $7)",
+        )
+        .bind(tenant.as_str())
+        .bind(&id)
+        .bind(w.name)
+        .bind(w.spec)
+        .bind(i32::from(w.enabled))
+        .bind(w.by)
+        .bind(w.at_ms)
+        .execute(self.pool())
+        .await
+        .map_err(StateError::query("create an alert rule"))?;
+        Ok(StoredRule {
+            id,
+            name: w.name.to_owned(),
+            spec: w.spec.to_owned(),
+            enabled: w.enabled,
+            version: 1,
+            created_by: w.by.to_owned(),
+            created_at_ms: w.at_ms,
+            updated_by: w.by.to_owned(),
+            updated_at_ms: w.at_ms,
+        })
+    }
+
+    /// Replaces a rule's name, spec and switch; `None` when there is no such rule.
+    pub async fn update_alert_rule(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        w: RuleWrite<'_>,
+    ) -> Result<Option<StoredRule>, StateError> {
+        let done = sqlx::query(
+            "UPDATE alert_rules SET name = $3, spec = $4, enabled = $5, version = version + 1, \
+             updated_by = $6, updated_at = $7 WHERE tenant = $1 AND id = $2",
+        )
+        .bind(tenant.as_str())
+        .bind(id)
+        .bind(w.name)
+        .bind(w.spec)
+        .bind(i32::from(w.enabled))
+        .bind(w.by)
+        .bind(w.at_ms)
+        .execute(self.pool())
+        .await
+        .map_err(StateError::query("update an alert rule"))?;
+        if done.rows_affected() == 0 {
+            return Ok(None);
+        }
+        self.alert_rule(tenant, id).await
+    }
+
+    /// Deletes a rule; whether it existed.
+    pub async fn delete_alert_rule(&self, tenant: &TenantId, id: &str) -> Result<bool, StateError> {
+        let done = sqlx::query("DELETE FROM alert_rules WHERE tenant = $1 AND id = $2")
+            .bind(tenant.as_str())
+            .bind(id)
+            .execute(self.pool())
+            .await
+            .map_err(StateError::query("delete an alert rule"))?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// One rule.
+    pub async fn alert_rule(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+    ) -> Result<Option<StoredRule>, StateError> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM alert_rules WHERE tenant = $1 AND id = $2"
+        ))
+        .bind(tenant.as_str())
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await
+        .map_err(StateError::query("read an alert rule"))?;
+        row.as_ref()
+            .map(stored)
+            .transpose()
+            .map_err(StateError::query("read an alert rule"))
+    }
+
+    /// A tenant's rules, by name.
+    pub async fn alert_rules(&self, tenant: &TenantId) -> Result<Vec<StoredRule>, StateError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM alert_rules WHERE tenant = $1 ORDER BY name, id"
+        ))
+        .bind(tenant.as_str())
+        .fetch_all(self.pool())
+        .await
+        .map_err(StateError::query("list alert rules"))?;
+        rows.iter()
+            .map(stored)
+            .collect::<Result<_, _>>()
+            .map_err(StateError::query("list alert rules"))
+    }
+
+    /// The tenants that have rules (a server loads their rules at start).
+    pub async fn tenants_with_alert_rules(&self) -> Result<Vec<TenantId>, StateError> {
+        let rows = sqlx::query("SELECT DISTINCT tenant FROM alert_rules ORDER BY tenant")
+            .fetch_all(self.pool())
+            .await
+            .map_err(StateError::query("list alert rule tenants"))?;
+        rows.iter()
+            .map(|r| {
+                let t: String = r.try_get("tenant")?;
+                t.parse::<TenantId>()
+                    .map_err(|e| sqlx::Error::Decode(e.to_string().into()))
+            })
+            .collect::<Result<_, _>>()
+            .map_err(StateError::query("list alert rule tenants"))
+    }
+}
