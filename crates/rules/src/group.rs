@@ -1422,4 +1422,53 @@ mod transition_tests {
         );
         assert_eq!(g.rules[0].detectors.get(&0).map_or(0, HashMap::len), 0);
     }
+
+    #[test]
+    fn a_trend_rule_fires_on_a_steady_climb_and_not_on_noise_with_the_same_slope() {
+        let mut g = structured(
+            r#"{"name": "Climbing", "condition": {"type": "trend", "metric": "x", "direction": "up",
+                "min_slope": 0.01, "window": "10m"}}"#,
+        );
+        let store = MemStore::new();
+        // Both rise one unit a minute (0.0167/s); `b` swings ±30 around that line.
+        let climb: Vec<(i64, f64)> = (0..20).map(|i| (i * 60_000, 100.0 + i as f64)).collect();
+        let noisy: Vec<(i64, f64)> = (0..20)
+            .map(|i| {
+                let swing = if i % 2 == 0 { 30.0 } else { -30.0 };
+                (i * 60_000, 100.0 + i as f64 + swing)
+            })
+            .collect();
+        series(&store, "x", "a", &climb);
+        series(&store, "x", "b", &noisy);
+        eval(&mut g, &store, 15 * 60_000);
+        assert!(
+            g.rules[0].last_error.is_none(),
+            "{:?}",
+            g.rules[0].last_error
+        );
+        let firing: Vec<(String, f64)> = g
+            .alerts()
+            .map(|(_, a)| (a.labels.get("job").unwrap_or("").to_owned(), a.value))
+            .collect();
+        assert_eq!(firing.len(), 1, "{firing:?}");
+        assert_eq!(firing[0].0, "a");
+        assert!(
+            (firing[0].1 - 1.0 / 60.0).abs() < 1e-9,
+            "the value is the slope: {}",
+            firing[0].1
+        );
+
+        // Falling does not match an upward rule; a downward one sees it.
+        let mut down = structured(
+            r#"{"name": "Falling", "condition": {"type": "trend", "metric": "-x", "direction": "down",
+                "min_slope": 0.01, "window": "10m"}}"#,
+        );
+        eval(&mut down, &store, 15 * 60_000);
+        assert!(
+            down.rules[0].last_error.is_none(),
+            "{:?}",
+            down.rules[0].last_error
+        );
+        assert_eq!(down.alerts().count(), 1);
+    }
 }
