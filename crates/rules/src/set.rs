@@ -15,6 +15,9 @@ pub struct TenantGroup {
     pub tenant: TenantId,
     /// The group and its state.
     pub group: Arc<Mutex<Group>>,
+    /// Whether it is the tenant's group of structured rules (replaced in place when they
+    /// change) rather than a rule file's.
+    pub managed: bool,
 }
 
 impl TenantGroup {
@@ -53,6 +56,7 @@ impl RuleSet {
                     .map(|(tenant, g)| TenantGroup {
                         tenant,
                         group: Arc::new(Mutex::new(g)),
+                        managed: false,
                     })
                     .collect(),
             )),
@@ -82,26 +86,45 @@ impl RuleSet {
     /// whoever holds the [`TenantGroup`] evaluates the new rules.
     pub fn put_managed(&self, tenant: &TenantId, spec: crate::RuleGroup, now_ms: i64) {
         let (labels, url) = &*self.external;
-        let mut fresh =
+        let fresh =
             Group::new(spec, self.default_interval_ms).with_external(labels.clone(), url.clone());
-        let mut groups = self.groups.write().unwrap_or_else(|p| p.into_inner());
-        let existing = groups
-            .iter()
-            .find(|g| &g.tenant == tenant && g.lock().file == crate::structured::MANAGED_FILE);
-        match existing {
-            Some(tg) => {
-                let mut g = tg.lock();
-                let old = std::mem::replace(&mut *g, fresh);
-                g.adopt(old, now_ms);
-            }
+        let find = |groups: &[TenantGroup]| {
+            groups
+                .iter()
+                .find(|g| g.managed && &g.tenant == tenant)
+                .cloned()
+        };
+        // The set's lock is not held while waiting for the group's, which an evaluation in
+        // progress holds: readers of the set (the API, /metrics) are not kept waiting.
+        let existing = find(&self.groups.read().unwrap_or_else(|p| p.into_inner()));
+        let tg = match existing {
+            Some(tg) => tg,
             None => {
-                fresh.await_restore();
-                groups.push(TenantGroup {
-                    tenant: tenant.clone(),
-                    group: Arc::new(Mutex::new(fresh)),
-                });
+                let mut groups = self.groups.write().unwrap_or_else(|p| p.into_inner());
+                match find(&groups) {
+                    Some(tg) => tg,
+                    None => {
+                        // A new group waits for `for` timers to be restored, like any
+                        // group at start.
+                        let mut empty = Group::new(
+                            crate::structured::managed_group([], None).0,
+                            self.default_interval_ms,
+                        );
+                        empty.await_restore();
+                        let tg = TenantGroup {
+                            tenant: tenant.clone(),
+                            group: Arc::new(Mutex::new(empty)),
+                            managed: true,
+                        };
+                        groups.push(tg.clone());
+                        tg
+                    }
+                }
             }
-        }
+        };
+        let mut g = tg.lock();
+        let old = std::mem::replace(&mut *g, fresh);
+        g.adopt(old, now_ms);
     }
 
     /// The groups of one tenant, in load order.

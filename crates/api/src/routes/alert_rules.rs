@@ -21,7 +21,7 @@ use axum::response::IntoResponse;
 use dozor_audit::{Entry, Outcome};
 use dozor_model::Scope;
 use dozor_model::time::now_ms;
-use dozor_rules::structured::{self, MANAGED_FILE, RuleSpec};
+use dozor_rules::structured::{self, RuleSpec};
 use dozor_rules::{AlertState, RuleSet};
 use dozor_state::alert_rules::{RuleWrite, StoredRule};
 use dozor_state::{StateError, Store, TenantId};
@@ -132,11 +132,8 @@ fn rule_json(row: &StoredRule, set: &RuleSet, tenant: &TenantId) -> Value {
         "lastError": "",
         "alerts": [],
     });
-    for tg in set.of_tenant(tenant) {
+    for tg in set.of_tenant(tenant).into_iter().filter(|tg| tg.managed) {
         let g = tg.lock();
-        if g.file != MANAGED_FILE {
-            continue;
-        }
         let Some(r) = g
             .rules
             .iter()
