@@ -42,7 +42,7 @@ async fn fired(store: &Store, tenant: &TenantId, group: &str, a: &Alert) -> Resu
             },
         )
         .await?;
-    let Some(kind) = a.labels.get("anomaly_type").filter(|_| opened) else {
+    let (Some(episode), Some(kind)) = (opened, a.labels.get("anomaly_type")) else {
         return Ok(());
     };
     let annotation = |name: &str| a.annotations.get(name).filter(|s| !s.is_empty());
@@ -52,7 +52,7 @@ async fn fired(store: &Store, tenant: &TenantId, group: &str, a: &Alert) -> Resu
         .add_anomaly_event(
             tenant,
             &AnomalyEvent {
-                id: format!("{}-{}", a.id(), a.active_at_ms),
+                id: episode,
                 timestamp_ms: fired_ms,
                 is_alert: true,
                 alert_type: kind.to_owned(),

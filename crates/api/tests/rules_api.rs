@@ -9,7 +9,7 @@ mod common;
 use axum::http::StatusCode;
 use dozor_model::Role;
 use dozor_promql::{Engine, EngineOptions};
-use dozor_rules::{Group, RuleSet};
+use dozor_rules::{RuleGroup, RuleSet};
 use serde_json::Value;
 
 use common::{ADMIN_PASSWORD, TestApp};
@@ -34,22 +34,22 @@ groups:
 
 const T0: i64 = 1_764_500_000_000;
 
-fn groups(tenant: &str) -> Vec<(dozor_model::TenantId, Group)> {
+fn groups(tenant: &str) -> Vec<(dozor_model::TenantId, RuleGroup)> {
     groups_of(RULES, tenant)
 }
 
-fn groups_of(rules: &str, tenant: &str) -> Vec<(dozor_model::TenantId, Group)> {
+fn groups_of(rules: &str, tenant: &str) -> Vec<(dozor_model::TenantId, RuleGroup)> {
     dozor_rules::file::parse(rules, &format!("{tenant}.yml"))
         .unwrap()
         .into_iter()
-        .map(|g| (tenant.parse().unwrap(), Group::new(g, 60_000)))
+        .map(|g| (tenant.parse().unwrap(), g))
         .collect()
 }
 
 async fn app() -> TestApp {
     let mut all = groups("default");
     all.extend(groups("acme"));
-    let set = RuleSet::new(all, 60_000);
+    let set = RuleSet::new(all, 60_000, Default::default(), String::new());
     let app = common::app_with_settings(|s| s.rules = set).await;
     app.add_user("acme", "ann", "acme-password-1", Role::Viewer)
         .await;
@@ -474,7 +474,10 @@ groups:
 async fn alerts_marked_as_anomalies_become_anomaly_events() {
     let mut all = groups_of(ANOMALY_RULES, "default");
     all.extend(groups_of(ANOMALY_RULES, "acme"));
-    let app = common::app_with_settings(|s| s.rules = RuleSet::new(all, 60_000)).await;
+    let app = common::app_with_settings(|s| {
+        s.rules = RuleSet::new(all, 60_000, Default::default(), String::new())
+    })
+    .await;
     app.add_user("acme", "ann", "acme-password-1", Role::Viewer)
         .await;
     let admin = app.bearer("admin", ADMIN_PASSWORD).await;

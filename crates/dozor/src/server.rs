@@ -170,16 +170,8 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
     let rule_interval_ms =
         i64::try_from(config.rules.evaluation_interval.as_millis()).unwrap_or(i64::MAX);
     let rule_set = dozor_rules::RuleSet::new(
-        config.rules.groups()?.into_iter().map(|(t, g)| {
-            let g = dozor_rules::Group::new(g, rule_interval_ms).with_external(
-                config.rules.external_labels.clone(),
-                config.rules.external_url.clone(),
-            );
-            (t, g)
-        }),
+        config.rules.groups()?,
         rule_interval_ms,
-    )
-    .with_external(
         config.rules.external_labels.clone(),
         config.rules.external_url.clone(),
     );

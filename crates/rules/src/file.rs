@@ -36,30 +36,17 @@ pub struct RuleGroup {
     pub limit: usize,
     /// Labels added to every rule of the group (Prometheus 3's group `labels`).
     pub labels: BTreeMap<String, String>,
-    /// The language of the group's expressions.
-    pub lang: Lang,
-    /// The rules, in evaluation order.
+    /// The rules, in evaluation order (each rule's [`Expression`] says its language).
     pub rules: Vec<Rule>,
 }
 
-/// The language of a group's expressions (its `type`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Lang {
+/// The language of a group's expressions (its `type`), while it is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lang {
     /// PromQL over the tenant's metrics.
-    #[default]
     Promql,
     /// LogQL metric queries over the tenant's logs and events.
     Logql,
-}
-
-impl Lang {
-    /// The `type` that selects it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Lang::Promql => "prometheus",
-            Lang::Logql => "logql",
-        }
-    }
 }
 
 /// A rule's parsed expression.
@@ -358,7 +345,6 @@ pub fn parse(text: &str, file: &str) -> Result<Vec<RuleGroup>, Vec<RuleError>> {
             query_offset_ms,
             limit: g.limit,
             labels: g.labels,
-            lang,
             rules,
         });
     }

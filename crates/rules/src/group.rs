@@ -666,10 +666,10 @@ impl Group {
                         && o.rule.labels == r.rule.labels
                 })
             });
-            if let Some(prev) = same.and_then(Option::take) {
-                let rule = std::mem::replace(&mut r.rule, prev.rule.clone());
+            if let Some(mut prev) = same.and_then(Option::take) {
+                // The old state under the new rule (its `for`, annotations… may differ).
+                std::mem::swap(&mut prev.rule, &mut r.rule);
                 *r = prev;
-                r.rule = rule;
             }
         }
         self.transitions = old.transitions;
@@ -883,14 +883,12 @@ pub fn instant_logql(
         QueryResult::Vector(series) | QueryResult::Matrix(series) => series
             .into_iter()
             .filter_map(|s| Some((s.labels, s.points.last()?.1)))
-            .map(|(labels, v)| {
-                // `sum(...)` without `by` has no labels; `Labels::new` refuses an empty set.
-                if labels.is_empty() {
-                    return Ok((Labels::default(), v));
-                }
-                Labels::from_pairs(labels)
-                    .map(|l| (l, v))
-                    .map_err(|e| e.to_string())
+            .map(|(labels, v)| match Labels::from_pairs(labels) {
+                Ok(l) => Ok((l, v)),
+                // No labels left (`sum(...)`, or `sum by (user_id)` over records without
+                // one: empty values are dropped): the empty set, as PromQL has it.
+                Err(dozor_model::LabelsError::Empty) => Ok((Labels::default(), v)),
+                Err(e) => Err(e.to_string()),
             })
             .collect(),
         QueryResult::Scalar(_, v) => Ok(vec![(Labels::default(), v)]),

@@ -31,6 +31,6 @@ pub mod structured;
 pub mod template;
 pub mod unit;
 
-pub use file::{Expression, Lang, Rule, RuleError, RuleGroup, RuleKind};
+pub use file::{Expression, Rule, RuleError, RuleGroup, RuleKind};
 pub use group::{Alert, AlertState, Group, Health, RuleState, Transition};
 pub use set::{RuleSet, TenantGroup};

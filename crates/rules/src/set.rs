@@ -38,37 +38,38 @@ pub struct RuleSet {
 
 impl Default for RuleSet {
     fn default() -> RuleSet {
-        RuleSet::new(Vec::new(), 60_000)
+        RuleSet::new(Vec::new(), 60_000, BTreeMap::new(), String::new())
     }
 }
 
 impl RuleSet {
-    /// A set of these groups; groups added later without an interval of their own run
-    /// every `default_interval_ms`.
+    /// A set of the groups of rule files, by tenant; they and the groups added later run
+    /// every `default_interval_ms` unless they set an interval, and their templates see
+    /// `external_labels` and `external_url`.
     pub fn new(
-        groups: impl IntoIterator<Item = (TenantId, Group)>,
+        groups: impl IntoIterator<Item = (TenantId, crate::RuleGroup)>,
         default_interval_ms: i64,
+        external_labels: BTreeMap<String, String>,
+        external_url: String,
     ) -> RuleSet {
+        let group = |spec| {
+            Group::new(spec, default_interval_ms)
+                .with_external(external_labels.clone(), external_url.clone())
+        };
         RuleSet {
             groups: Arc::new(RwLock::new(
                 groups
                     .into_iter()
-                    .map(|(tenant, g)| TenantGroup {
+                    .map(|(tenant, spec)| TenantGroup {
                         tenant,
-                        group: Arc::new(Mutex::new(g)),
+                        group: Arc::new(Mutex::new(group(spec))),
                         managed: false,
                     })
                     .collect(),
             )),
             default_interval_ms,
-            external: Arc::default(),
+            external: Arc::new((external_labels, external_url)),
         }
-    }
-
-    /// Sets the external labels and URL that the templates of groups added later see.
-    pub fn with_external(mut self, labels: BTreeMap<String, String>, url: String) -> RuleSet {
-        self.external = Arc::new((labels, url));
-        self
     }
 
     /// Every group, in load order.

@@ -628,7 +628,6 @@ pub fn managed_group<'a>(
         query_offset_ms: 0,
         limit: 0,
         labels: BTreeMap::new(),
-        lang: crate::file::Lang::Promql,
         rules: compiled,
     };
     (group, failed)
@@ -1088,6 +1087,34 @@ mod tests {
             ),
             "cooldown: not a valid number of seconds: -5"
         );
+    }
+
+    #[test]
+    fn the_managed_group_leaves_out_disabled_rules_and_names_those_that_fail() {
+        let ok = from_json(br#"{"name": "a", "condition": {"type": "threshold", "metric": "m", "operator": ">", "value": 1}}"#).unwrap();
+        let mut off = ok.clone();
+        off.enabled = false;
+        let mut broken = ok.clone();
+        // Stored before a stricter check (or edited by hand): it no longer compiles.
+        broken.condition = Condition::Threshold(Threshold {
+            metric: "m{".into(),
+            operator: Operator::Gt,
+            value: Value::Number(1.0),
+        });
+        let (group, failed) = managed_group([("r1", &ok), ("r2", &off), ("r3", &broken)], None);
+        assert_eq!(
+            (group.name.as_str(), group.file.as_str()),
+            (MANAGED_GROUP, MANAGED_FILE)
+        );
+        let ids: Vec<&str> = group
+            .rules
+            .iter()
+            .map(|r| r.labels["rule_id"].as_str())
+            .collect();
+        assert_eq!(ids, ["r1"]);
+        assert_eq!(failed.len(), 1);
+        assert_eq!(failed[0].0, "r3");
+        assert_eq!(failed[0].1.field, "condition.metric");
     }
 
     #[test]

@@ -309,3 +309,33 @@ fn every_seed_001_rule_fires_exactly_on_its_injected_anomaly() {
         by_name["FrequentTransactions"].annotations
     );
 }
+
+/// A LogQL rule grouping by a field the records lack (`sum by (user_id)` over lines
+/// without one) gets a sample with no labels, as PromQL would, not an error.
+#[test]
+fn grouping_by_a_missing_field_gives_an_unlabelled_sample() {
+    let mut s = Streams::default();
+    for i in 0..3 {
+        s.log(T0 + i * 1000, "error", "shop", "", "disk failed");
+    }
+    let text = "groups:\n- name: g\n  type: logql\n  rules:\n  - alert: Errors\n    expr: sum by (user_id) (count_over_time({level=\"error\"}[3m])) >= 3\n";
+    let mut g = Group::new(
+        dozor_rules::file::parse(text, "t.yml").unwrap().remove(0),
+        60_000,
+    );
+    let engine = Engine::new(EngineOptions::default());
+    let src = Sources {
+        engine: &engine,
+        metrics: &s.metrics,
+        logs: &s.logs,
+    };
+    g.eval_in(T0 + MIN, src, &mut |_| Ok(()));
+    assert_eq!(g.rules[0].last_error, None);
+    let alerts: Vec<_> = g
+        .alerts()
+        .map(|(_, a)| (a.labels.clone(), a.value))
+        .collect();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0].0.get("user_id"), None);
+    assert_eq!(alerts[0].1, 3.0);
+}

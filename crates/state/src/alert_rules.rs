@@ -70,32 +70,15 @@ impl Store {
         tenant: &TenantId,
         w: RuleWrite<'_>,
     ) -> Result<StoredRule, StateError> {
-        let id = crate::new_id()?;
-        sqlx::query(
+        let sql = format!(
             "INSERT INTO alert_rules (tenant, id, name, spec, enabled, version, created_by, \
-             created_at, updated_by, updated_at) VALUES ($1, $2, $3, $4, $5, 1, $6, $7, $6, $7)",
-        )
-        .bind(tenant.as_str())
-        .bind(&id)
-        .bind(w.name)
-        .bind(w.spec)
-        .bind(i32::from(w.enabled))
-        .bind(w.by)
-        .bind(w.at_ms)
-        .execute(self.pool())
-        .await
-        .map_err(StateError::query("create an alert rule"))?;
-        Ok(StoredRule {
-            id,
-            name: w.name.to_owned(),
-            spec: w.spec.to_owned(),
-            enabled: w.enabled,
-            version: 1,
-            created_by: w.by.to_owned(),
-            created_at_ms: w.at_ms,
-            updated_by: w.by.to_owned(),
-            updated_at_ms: w.at_ms,
-        })
+             created_at, updated_by, updated_at) VALUES ($1, $2, $3, $4, $5, 1, $6, $7, $6, $7) \
+             RETURNING {COLUMNS}"
+        );
+        let what = "create an alert rule";
+        self.write_alert_rule(&sql, tenant, &crate::new_id()?, w, what)
+            .await?
+            .ok_or_else(|| StateError::query(what)(sqlx::Error::RowNotFound))
     }
 
     /// Replaces a rule's name, spec and switch; `None` when there is no such rule.
@@ -105,24 +88,40 @@ impl Store {
         id: &str,
         w: RuleWrite<'_>,
     ) -> Result<Option<StoredRule>, StateError> {
-        let done = sqlx::query(
+        let sql = format!(
             "UPDATE alert_rules SET name = $3, spec = $4, enabled = $5, version = version + 1, \
-             updated_by = $6, updated_at = $7 WHERE tenant = $1 AND id = $2",
-        )
-        .bind(tenant.as_str())
-        .bind(id)
-        .bind(w.name)
-        .bind(w.spec)
-        .bind(i32::from(w.enabled))
-        .bind(w.by)
-        .bind(w.at_ms)
-        .execute(self.pool())
-        .await
-        .map_err(StateError::query("update an alert rule"))?;
-        if done.rows_affected() == 0 {
-            return Ok(None);
-        }
-        self.alert_rule(tenant, id).await
+             updated_by = $6, updated_at = $7 WHERE tenant = $1 AND id = $2 RETURNING {COLUMNS}"
+        );
+        self.write_alert_rule(&sql, tenant, id, w, "update an alert rule")
+            .await
+    }
+
+    /// Runs `sql`, a write of one rule taking tenant, id, name, spec, enabled, by and at as
+    /// `$1`…`$7` and returning the rule's columns; the rule as written, `None` when the
+    /// statement touched no row.
+    async fn write_alert_rule(
+        &self,
+        sql: &str,
+        tenant: &TenantId,
+        id: &str,
+        w: RuleWrite<'_>,
+        what: &'static str,
+    ) -> Result<Option<StoredRule>, StateError> {
+        let row = sqlx::query(sql)
+            .bind(tenant.as_str())
+            .bind(id)
+            .bind(w.name)
+            .bind(w.spec)
+            .bind(i32::from(w.enabled))
+            .bind(w.by)
+            .bind(w.at_ms)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(StateError::query(what))?;
+        row.as_ref()
+            .map(stored)
+            .transpose()
+            .map_err(StateError::query(what))
     }
 
     /// Deletes a rule; whether it existed.

@@ -136,7 +136,8 @@ fn episode(row: &AnyRow) -> Result<AlertEpisode, sqlx::Error> {
 }
 
 impl Store {
-    /// Records that an alert fired; returns whether a new episode was opened. While an
+    /// Records that an alert fired; returns the id of the episode it opened
+    /// (`<fingerprint>-<active ms>`), `None` when it opened none. While an
     /// episode of the same alert is open (it fired before a restart, and a restarted
     /// server reports it firing again) or when the same episode is recorded again, nothing
     /// changes.
@@ -144,7 +145,8 @@ impl Store {
         &self,
         tenant: &TenantId,
         a: &FiredAlert<'_>,
-    ) -> Result<bool, StateError> {
+    ) -> Result<Option<String>, StateError> {
+        let id = format!("{}-{}", a.fingerprint, a.active_ms);
         let label = |name: &str| a.labels.get(name).and_then(|v| v.as_str()).unwrap_or("");
         let service = match label("service") {
             "" => label("job"),
@@ -159,7 +161,7 @@ impl Store {
              ON CONFLICT (tenant, id) DO NOTHING",
         )
         .bind(tenant.as_str())
-        .bind(format!("{}-{}", a.fingerprint, a.active_ms))
+        .bind(&id)
         .bind(a.fingerprint)
         .bind(a.rule)
         .bind(a.rule_group)
@@ -173,7 +175,7 @@ impl Store {
         .execute(self.pool())
         .await
         .map_err(StateError::query("record a fired alert"))?;
-        Ok(done.rows_affected() == 1)
+        Ok((done.rows_affected() == 1).then_some(id))
     }
 
     /// Closes the open episode of `fingerprint`: `by` is a user, or `condition`. Returns
