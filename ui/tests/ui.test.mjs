@@ -80,7 +80,9 @@ test("logging in shows status and a live chart with real points", async () => {
   await page.fill("input[name=password]", password);
   await page.click("button[type=submit]");
   await page.waitForURL(base + "/status");
+  // The cards render with "…" before /api/v1/status answers: wait for the answer.
   await page.getByText("Audit records").waitFor();
+  await page.locator(".cards").getByText(/0\.1\.0/).waitFor();
   assert.match(await page.locator(".cards").innerText(), /0\.1\.0/);
 
   // The sampler adds a point every 2 s: wait for a line, not a lone dot.
