@@ -310,6 +310,107 @@ fn rabbitmq_queue_survives_kill_9_and_lost_connections() {
     });
 }
 
+/// A PromQL query's first value, waiting up to 30 s until `ok` holds for it.
+fn wait_value(server: &Server, promql: &str, ok: impl Fn(f64) -> bool) -> Option<f64> {
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let v = query_value(server, promql);
+        if v.is_some_and(&ok) || Instant::now() > until {
+            return v;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+#[test]
+fn rabbitmq_management_api_gives_queue_counters() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let queue = unique("dozor-mgmt-");
+    let dlq = format!("{queue}.dlq");
+    let (conn, ch) = rt.block_on(amqp::channel());
+    rt.block_on(async {
+        amqp::declare(&ch, &queue).await;
+        amqp::declare(&ch, &dlq).await;
+        amqp::publish(&ch, &dlq, (0..4).map(|i| format!("dead {i}"))).await;
+        amqp::publish(&ch, &queue, (0..300).map(|i| payload("mgmt", i))).await;
+    });
+    let yaml = format!(
+        "sources:\n  rabbitmq:\n    - name: mgmt\n      url: {}\n      queues: [{{name: {queue}, format: ndjson}}]\n      watch: [{queue}]\n      dead_letter_queues: [{dlq}]\n      management_url: http://127.0.0.1:15672\n      watch_interval: 1s\n      batch: 100\n",
+        amqp::URL
+    );
+    let server = start(dir.path(), &yaml);
+    assert_complete(&wait_for(&server, "mgmt", 300), 300, 0);
+    // The management plugin publishes its statistics every 5 s: wait for them to count
+    // what was published, delivered and acknowledged.
+    let q = format!("{{queue=\"{queue}\",source=\"mgmt\"}}");
+    for name in [
+        "rabbitmq_queue_messages_published_total",
+        "rabbitmq_queue_messages_delivered_total",
+        "rabbitmq_queue_messages_acked_total",
+    ] {
+        let v = wait_value(&server, &format!("{name}{q}"), |v| v >= 300.0);
+        assert_eq!(v, Some(300.0), "{name}");
+    }
+    let ready = wait_value(
+        &server,
+        &format!("rabbitmq_queue_messages_ready{{queue=\"{dlq}\",dead_letter=\"true\"}}"),
+        |v| v >= 4.0,
+    );
+    assert_eq!(ready, Some(4.0), "the dead-letter queue's ready messages");
+    let depth = wait_value(
+        &server,
+        &format!("rabbitmq_queue_messages{{queue=\"{dlq}\",dead_letter=\"true\"}}"),
+        |v| v >= 4.0,
+    );
+    assert_eq!(
+        depth,
+        Some(4.0),
+        "the shipped DLQ alert's series is still there"
+    );
+    assert_eq!(
+        wait_value(&server, &format!("rabbitmq_queue_consumers{q}"), |v| v >= 1.0),
+        Some(1.0),
+        "Dozor's own consumer"
+    );
+    drop(server);
+    // A wrong password: the watch reports the refusal instead of going silent.
+    let bad = format!(
+        "sources:\n  rabbitmq:\n    - name: badlogin\n      url: amqp://guest:wrong@127.0.0.1:5672/%2f\n      watch: [{queue}]\n      management_url: http://127.0.0.1:15672\n      watch_interval: 1s\n"
+    );
+    let dir2 = tempfile::tempdir().unwrap();
+    let server = start(dir2.path(), &bad);
+    let until = Instant::now() + Duration::from_secs(20);
+    let (error, r) = loop {
+        // /api/v1/health details each of the tenant's sources, the last error among them.
+        let r: serde_json::Value = common::block_on(async {
+            reqwest::Client::new()
+                .get(server.url("/api/v1/health"))
+                .bearer_auth(TOKEN)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap()
+        });
+        let e = r["data"]["sources"][0]["lastError"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
+        if !e.is_empty() || Instant::now() > until {
+            break (e, r);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(error.contains("HTTP 401"), "{r}");
+    rt.block_on(async {
+        amqp::delete(&ch, &queue).await;
+        amqp::delete(&ch, &dlq).await;
+        let _ = conn.close(200, "done".into()).await;
+    });
+}
+
 // ------------------------------------------------------------------------- MQTT
 
 /// Publishes with QoS 1 and waits until the broker acknowledged every message.

@@ -568,6 +568,7 @@ impl Probe {
             ProbeKind::Http => {
                 let read_body = self.body_regex.is_some();
                 let request = checks::HttpRequest {
+                    basic: None,
                     url: &spec.target,
                     body: None,
                     bearer,

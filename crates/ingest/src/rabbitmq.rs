@@ -15,6 +15,14 @@
 //! `dead_letter="true"` on dead-letter queues, which the shipped dead-letter alert reads.
 //! Rates come from PromQL (`deriv(rabbitmq_queue_messages[5m])`).
 //!
+//! With `management_url` (RabbitMQ's management plugin) the watch reads each queue from
+//! `GET /api/queues/<vhost>/<queue>` instead, logging in with the AMQP URL's user and
+//! password, and adds what a passive declare cannot tell: `rabbitmq_queue_messages_ready`,
+//! `rabbitmq_queue_messages_unacked`, and the queue's message counters
+//! `rabbitmq_queue_messages_{published,delivered,acked,redelivered}_total`, whose `rate()`
+//! is the publish/deliver/ack rate (the management UI's own rates are averages over its
+//! sampling window, which PromQL can do better over the counters).
+//!
 //! `amqps://` URLs connect over TLS (rustls with ring), verified against the system's roots
 //! or `ca_file`.
 //!
@@ -65,7 +73,11 @@ pub struct RabbitConfig {
     /// Dead-letter queues to watch; their series carry `dead_letter="true"`.
     #[serde(default)]
     pub dead_letter_queues: Vec<String>,
-    /// How often the watched queues are declared passively.
+    /// RabbitMQ's management API (`http://host:15672`): the watch reads queues there,
+    /// with their message counters, instead of declaring them passively.
+    #[serde(default)]
+    pub management_url: Option<String>,
+    /// How often the watched queues are read.
     #[serde(default = "default_watch_interval", with = "dozor_model::duration")]
     pub watch_interval: Duration,
     /// Most messages in one stored batch (also the channel's prefetch, twice over).
@@ -85,6 +97,13 @@ impl std::fmt::Debug for RabbitConfig {
             .field("queues", &self.queues)
             .field("watch", &self.watch)
             .field("dead_letter_queues", &self.dead_letter_queues)
+            .field(
+                "management_url",
+                &self
+                    .management_url
+                    .as_deref()
+                    .map(crate::source::redact_url),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -107,6 +126,16 @@ impl RabbitConfig {
         }
         if self.batch == 0 || self.batch > 10_000 {
             return Err(format!("{}: batch must be 1 to 10000", self.name));
+        }
+        if let Some(m) = &self.management_url {
+            crate::probe::checks::parse_http_url(m)
+                .map_err(|e| format!("{}: management_url: {e}", self.name))?;
+            if self.watch.is_empty() && self.dead_letter_queues.is_empty() {
+                return Err(format!(
+                    "{}: management_url needs queues to watch",
+                    self.name
+                ));
+            }
         }
         if self.watch_interval < Duration::from_secs(1) {
             return Err(format!("{}: watch_interval must be at least 1s", self.name));
@@ -336,19 +365,60 @@ async fn watch_queues(
     }
 }
 
+/// The watched queues, each with whether it is a dead-letter queue.
+fn watched(config: &RabbitConfig) -> impl Iterator<Item = (&String, bool)> {
+    config
+        .watch
+        .iter()
+        .map(|q| (q, false))
+        .chain(config.dead_letter_queues.iter().map(|q| (q, true)))
+}
+
+/// Adds one sample of a watched queue's series `name` to `batch`.
+fn push_queue_sample(
+    batch: &mut crate::Batch,
+    config: &RabbitConfig,
+    queue: &str,
+    dead_letter: bool,
+    name: &str,
+    t: i64,
+    v: f64,
+) -> Result<(), String> {
+    let labels = Labels::from_pairs([
+        ("__name__", name),
+        ("dead_letter", if dead_letter { "true" } else { "false" }),
+        ("queue", queue),
+        ("source", config.name.as_str()),
+    ])
+    .map_err(|e| e.to_string())?;
+    batch.push((labels, vec![Sample { t, v }]));
+    Ok(())
+}
+
 async fn watch_once(
     config: &RabbitConfig,
     sink: &Arc<dyn BusSink>,
     conn: &mut Option<(Connection, lapin::Channel)>,
 ) -> Result<(), String> {
     let t = dozor_model::time::now_ms();
+    let batch = match &config.management_url {
+        Some(base) => management::read(config, base, t).await?,
+        None => declare_passively(config, conn, t).await?,
+    };
+    let (sink, tenant) = (Arc::clone(sink), config.tenant.clone());
+    tokio::task::spawn_blocking(move || sink.store(&tenant, Vec::new(), batch))
+        .await
+        .map_err(|e| e.to_string())?
+}
+
+/// Depth and consumers of each watched queue from a passive `queue.declare`.
+async fn declare_passively(
+    config: &RabbitConfig,
+    conn: &mut Option<(Connection, lapin::Channel)>,
+    t: i64,
+) -> Result<crate::Batch, String> {
     let mut batch = Vec::new();
-    let queues = config
-        .watch
-        .iter()
-        .map(|q| (q, false))
-        .chain(config.dead_letter_queues.iter().map(|q| (q, true)));
-    for (queue, dead_letter) in queues {
+    for (queue, dead_letter) in watched(config) {
         if conn.is_none() {
             let c = connect(config).await?;
             let ch = c.create_channel().await.map_err(|e| e.to_string())?;
@@ -372,23 +442,229 @@ async fn watch_once(
                 return Err(format!("queue {queue}: {e}"));
             }
         };
-        let dl = if dead_letter { "true" } else { "false" };
         for (name, v) in [
             ("rabbitmq_queue_messages", q.message_count()),
             ("rabbitmq_queue_consumers", q.consumer_count()),
         ] {
-            let labels = Labels::from_pairs([
-                ("__name__", name),
-                ("dead_letter", dl),
-                ("queue", queue.as_str()),
-                ("source", config.name.as_str()),
-            ])
-            .map_err(|e| e.to_string())?;
-            batch.push((labels, vec![Sample { t, v: f64::from(v) }]));
+            push_queue_sample(
+                &mut batch,
+                config,
+                queue,
+                dead_letter,
+                name,
+                t,
+                f64::from(v),
+            )?;
         }
     }
-    let (sink, tenant) = (Arc::clone(sink), config.tenant.clone());
-    tokio::task::spawn_blocking(move || sink.store(&tenant, Vec::new(), batch))
-        .await
-        .map_err(|e| e.to_string())?
+    Ok(batch)
+}
+
+/// The watch through RabbitMQ's management API.
+mod management {
+    use serde::Deserialize;
+
+    use super::{RabbitConfig, push_queue_sample, watched};
+    use crate::probe::{Findings, checks};
+
+    /// The parts of `GET /api/queues/<vhost>/<name>` we read. Fresh queues have no
+    /// statistics yet (the plugin emits them every few seconds): every field is optional.
+    #[derive(Debug, Default, Deserialize)]
+    pub(super) struct QueueInfo {
+        pub messages: Option<u64>,
+        pub messages_ready: Option<u64>,
+        pub messages_unacknowledged: Option<u64>,
+        pub consumers: Option<u64>,
+        #[serde(default)]
+        pub message_stats: MessageStats,
+    }
+
+    /// A queue's message counters since it was declared (or the node restarted).
+    #[derive(Debug, Default, Deserialize)]
+    pub(super) struct MessageStats {
+        pub publish: Option<u64>,
+        pub deliver_get: Option<u64>,
+        pub ack: Option<u64>,
+        pub redeliver: Option<u64>,
+    }
+
+    impl QueueInfo {
+        /// Each series the queue yields, by name.
+        pub(super) fn series(&self) -> impl Iterator<Item = (&'static str, u64)> {
+            let m = &self.message_stats;
+            [
+                ("rabbitmq_queue_messages", self.messages),
+                ("rabbitmq_queue_consumers", self.consumers),
+                ("rabbitmq_queue_messages_ready", self.messages_ready),
+                (
+                    "rabbitmq_queue_messages_unacked",
+                    self.messages_unacknowledged,
+                ),
+                ("rabbitmq_queue_messages_published_total", m.publish),
+                ("rabbitmq_queue_messages_delivered_total", m.deliver_get),
+                ("rabbitmq_queue_messages_acked_total", m.ack),
+                ("rabbitmq_queue_messages_redelivered_total", m.redeliver),
+            ]
+            .into_iter()
+            .filter_map(|(name, v)| Some((name, v?)))
+        }
+    }
+
+    /// The user, password and percent-encoded vhost of an AMQP URL (`%2F` for the default
+    /// vhost, as the management API names it).
+    pub(super) fn login(config: &RabbitConfig) -> Result<(String, String, String), String> {
+        let url = url::Url::parse(&config.url).map_err(|e| format!("url: {e}"))?;
+        let password = match &config.password_file {
+            Some(f) => crate::source::read_secret(f)?,
+            None => percent_decode(url.password().unwrap_or("guest"))?,
+        };
+        let user = match url.username() {
+            "" => "guest".to_owned(),
+            u => percent_decode(u)?,
+        };
+        let vhost = match url.path().trim_start_matches('/') {
+            "" => "%2F".to_owned(),
+            v => v.to_owned(),
+        };
+        Ok((user, password, vhost))
+    }
+
+    /// Undoes the percent-encoding of a URL's user or password (`url` keeps them encoded).
+    fn percent_decode(s: &str) -> Result<String, String> {
+        let bytes = s.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] == b'%' {
+                let hex = s.get(i + 1..i + 3).ok_or("url: a cut %-escape")?;
+                out.push(u8::from_str_radix(hex, 16).map_err(|_| "url: a bad %-escape")?);
+                i += 3;
+            } else {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+        String::from_utf8(out).map_err(|_| "url: credentials are not UTF-8".to_owned())
+    }
+
+    /// Reads every watched queue.
+    pub(super) async fn read(
+        config: &RabbitConfig,
+        base: &str,
+        t: i64,
+    ) -> Result<crate::Batch, String> {
+        let (user, password, vhost) = login(config)?;
+        // An https:// API is verified as the amqps:// broker is: `ca_file` or the system's roots.
+        let settings = crate::probe::TlsSettings {
+            ca_file: config.ca_file.clone(),
+            ..crate::probe::TlsSettings::default()
+        };
+        let tls = crate::probe::tls::client_config(&settings, true)?;
+        let mut batch = Vec::new();
+        for (queue, dead_letter) in watched(config) {
+            let url = format!(
+                "{}/api/queues/{vhost}/{}",
+                base.trim_end_matches('/'),
+                encode_segment(queue)
+            );
+            let request = checks::HttpRequest {
+                url: &url,
+                body: None,
+                bearer: None,
+                basic: Some((&user, &password)),
+                accept: "application/json",
+                tls: Some(&tls),
+                server_name: None,
+                max_body: checks::MAX_BODY,
+            };
+            let mut found = Findings::default();
+            let response = tokio::time::timeout(
+                std::time::Duration::from_secs(10),
+                checks::http(request, &mut found),
+            )
+            .await
+            .map_err(|_| format!("queue {queue}: the management API did not answer in 10s"))?
+            .map_err(|e| format!("queue {queue}: {e}"))?;
+            match response.status {
+                200 => {}
+                404 => return Err(format!("queue {queue}: no such queue (HTTP 404)")),
+                401 => return Err("the management API refused the login (HTTP 401)".to_owned()),
+                s => {
+                    return Err(format!(
+                        "queue {queue}: the management API answered HTTP {s}"
+                    ));
+                }
+            }
+            let info: QueueInfo = serde_json::from_slice(&response.body)
+                .map_err(|e| format!("queue {queue}: unexpected answer: {e}"))?;
+            for (name, v) in info.series() {
+                // Counters beyond 2^53 lose their last digits as f64, as in Prometheus.
+                #[allow(clippy::cast_precision_loss)]
+                push_queue_sample(&mut batch, config, queue, dead_letter, name, t, v as f64)?;
+            }
+        }
+        Ok(batch)
+    }
+
+    /// A queue name as one path segment.
+    fn encode_segment(s: &str) -> String {
+        let mut out = String::with_capacity(s.len());
+        for b in s.bytes() {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                out.push(char::from(b));
+            } else {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+        out
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        fn config(url: &str) -> RabbitConfig {
+            serde_saphyr::from_str(&format!(
+                "name: r\nurl: '{url}'\nwatch: [q]\nmanagement_url: http://127.0.0.1:15672\n"
+            ))
+            .unwrap()
+        }
+
+        #[test]
+        fn login_comes_from_the_amqp_url() {
+            let (u, p, v) = login(&config("amqp://ops:p%40ss%2Fw@h:5672/%2f")).unwrap();
+            assert_eq!(
+                (u.as_str(), p.as_str(), v.as_str()),
+                ("ops", "p@ss/w", "%2f")
+            );
+            let (u, p, v) = login(&config("amqp://h")).unwrap();
+            assert_eq!(
+                (u.as_str(), p.as_str(), v.as_str()),
+                ("guest", "guest", "%2F")
+            );
+            let (_, _, v) = login(&config("amqp://u:p@h/shop")).unwrap();
+            assert_eq!(v, "shop");
+            assert!(login(&config("amqp://u:%zz@h/")).is_err());
+            assert_eq!(encode_segment("orders.dlq/1 x"), "orders.dlq%2F1%20x");
+        }
+
+        #[test]
+        fn queue_answers_become_series_and_missing_statistics_are_skipped() {
+            let full: QueueInfo = serde_json::from_str(
+                r#"{"name":"q","messages":5,"messages_ready":3,"messages_unacknowledged":2,
+                "consumers":1,"message_stats":{"publish":40,"publish_details":{"rate":1.5},
+                "deliver_get":35,"ack":33,"redeliver":2}}"#,
+            )
+            .unwrap();
+            let series: Vec<_> = full.series().collect();
+            assert_eq!(series.len(), 8);
+            assert!(series.contains(&("rabbitmq_queue_messages_published_total", 40)));
+            assert!(series.contains(&("rabbitmq_queue_messages_unacked", 2)));
+            let fresh: QueueInfo = serde_json::from_str(r#"{"name":"q","consumers":0}"#).unwrap();
+            assert_eq!(
+                fresh.series().collect::<Vec<_>>(),
+                [("rabbitmq_queue_consumers", 0)]
+            );
+        }
+    }
 }

@@ -357,6 +357,7 @@ impl TargetLoop {
 
     async fn fetch(&self) -> Result<(String, Format), String> {
         let request = checks::HttpRequest {
+            basic: None,
             url: &self.target.url,
             body: None,
             bearer: None,

@@ -102,6 +102,8 @@ pub(crate) struct HttpRequest<'a> {
     pub body: Option<Vec<u8>>,
     /// `Authorization: Bearer …`.
     pub bearer: Option<&'a str>,
+    /// `Authorization: Basic …` from a user and a password (ignored with `bearer`).
+    pub basic: Option<(&'a str, &'a str)>,
     /// The `Accept` header.
     pub accept: &'a str,
     /// The TLS configuration for `https://`.
@@ -145,9 +147,19 @@ pub(crate) async fn http(
         .header(header::USER_AGENT, USER_AGENT)
         .header(header::ACCEPT, req.accept)
         .header(header::CONNECTION, "close");
-    if let Some(token) = req.bearer {
-        let mut value = HeaderValue::from_str(&format!("Bearer {token}"))
-            .map_err(|_| "the bearer token is not a valid header value".to_owned())?;
+    let authorization = match (req.bearer, req.basic) {
+        (Some(token), _) => Some(format!("Bearer {token}")),
+        (None, Some((user, password))) => {
+            use base64::Engine as _;
+            let pair =
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+            Some(format!("Basic {pair}"))
+        }
+        (None, None) => None,
+    };
+    if let Some(a) = authorization {
+        let mut value = HeaderValue::from_str(&a)
+            .map_err(|_| "the credentials are not a valid header value".to_owned())?;
         value.set_sensitive(true);
         builder = builder.header(header::AUTHORIZATION, value);
     }
@@ -238,6 +250,7 @@ pub(super) async fn jsonrpc(call: JsonRpcCall<'_>, found: &mut Findings) -> Resu
         "params": call.params,
     });
     let request = HttpRequest {
+        basic: None,
         url: call.url,
         body: Some(body.to_string().into_bytes()),
         bearer: call.bearer,
