@@ -91,6 +91,8 @@ pub struct ApiSettings {
     /// The rule groups the binary evaluates (`/api/v1/rules` and `/api/v1/alerts` read
     /// them).
     pub rules: dozor_rules::RuleSet,
+    /// Forwarding of ingest to Kafka (`publish.kafka[].forward`); empty: none.
+    pub forward: Arc<dozor_ingest::kafka_out::Forwarder>,
 }
 
 /// Secret bytes whose `Debug` never shows them.

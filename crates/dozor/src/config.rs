@@ -69,6 +69,47 @@ pub struct Config {
     /// Prometheus rule files: recording and alerting rules.
     #[serde(deserialize_with = "null_is_default")]
     pub rules: RulesConfig,
+    /// What Dozor publishes to other systems (Kafka topics).
+    #[serde(deserialize_with = "null_is_default")]
+    pub publish: PublishConfig,
+}
+
+/// `publish:`: producers by kind.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PublishConfig {
+    /// Kafka producers (`dozor_ingest::kafka_out`): forwarding, alerts, metric updates.
+    pub kafka: Vec<dozor_ingest::kafka_out::KafkaPublishConfig>,
+}
+
+impl PublishConfig {
+    /// Each producer's own checks, unique names, and its selectors and queries parsed.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let err = |message: String| ConfigError {
+            key: Some("publish.kafka".into()),
+            ..ConfigError::plain(message)
+        };
+        let mut names = std::collections::HashSet::new();
+        for c in &self.kafka {
+            if !names.insert(c.name.as_str()) {
+                return Err(err(format!("name {:?} appears twice", c.name)));
+            }
+            c.check().map_err(err)?;
+            for (i, a) in c.alerts.iter().enumerate() {
+                if let Some(s) = &a.selector {
+                    stream_selector(s)
+                        .map_err(|e| err(format!("{}: alerts[{i}].match: {e}", c.name)))?;
+                }
+            }
+            for (name, q) in c.metrics.iter().flat_map(|m| &m.queries) {
+                dozor_model::Labels::from_pairs([("__name__", name.as_str())])
+                    .map_err(|e| err(format!("{}: metrics.queries.{name}: {e}", c.name)))?;
+                dozor_promql::parse(q)
+                    .map_err(|e| err(format!("{}: metrics.queries.{name}: {e}", c.name)))?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `rules:`: Prometheus rule files and how they are evaluated.
@@ -431,11 +472,13 @@ pub struct LogsConfig {
     /// A file holding the AES-256-GCM key log parts are encrypted with (32 raw bytes, 64
     /// hex characters or base64); none: parts are not encrypted. The WAL stays plaintext.
     pub encryption_key_file: Option<PathBuf>,
+    /// Where days that reached the cold tier are archived as Parquet (needs `tiers.cold`).
+    pub archive: Option<ArchiveConfig>,
 }
 
 /// A plain LogQL stream selector (`{service="shop", level=~"error|warn"}`), as the log
 /// pipeline's `match` and the tiers' `keep` are written.
-fn stream_selector(sel: &str) -> Result<Vec<dozor_model::Matcher>, String> {
+pub(crate) fn stream_selector(sel: &str) -> Result<Vec<dozor_model::Matcher>, String> {
     match dozor_logs::logql::parse(sel) {
         Ok(dozor_logs::logql::Expr::Log(l)) if l.pipeline.is_empty() => Ok(l.selector),
         Ok(_) => Err(format!("{sel:?} is not a plain stream selector")),
@@ -463,6 +506,21 @@ pub struct TiersConfig {
 
 fn yes() -> bool {
     true
+}
+
+/// `logs.archive`: the cold tier's copy in S3.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArchiveConfig {
+    /// The bucket and prefix (`<prefix>/<tenant>/<YYYY-MM-DD>.parquet`).
+    pub s3: dozor_ingest::backup::S3Target,
+    /// How often cold days are looked for.
+    #[serde(default = "default_archive_interval", with = "dozor_model::duration")]
+    pub interval: Duration,
+}
+
+fn default_archive_interval() -> Duration {
+    Duration::from_secs(600)
 }
 
 /// One tier below hot.
@@ -509,6 +567,7 @@ impl Default for LogsConfig {
             tiers: None,
             watermark: 0.8,
             encryption_key_file: None,
+            archive: None,
         }
     }
 }
@@ -806,6 +865,7 @@ impl Default for Config {
             sources: SourcesConfig::default(),
             backup: BackupConfig::default(),
             rules: RulesConfig::default(),
+            publish: PublishConfig::default(),
         }
     }
 }
@@ -950,6 +1010,10 @@ impl Config {
             source: Some(name.to_owned()),
             ..e
         })?;
+        config.publish.check().map_err(|e| ConfigError {
+            source: Some(name.to_owned()),
+            ..e
+        })?;
         if let Some(s3) = &config.backup.s3 {
             s3.check().map_err(|e| ConfigError {
                 source: Some(name.to_owned()),
@@ -962,6 +1026,22 @@ impl Config {
             key: Some("logs.tiers".into()),
             ..ConfigError::plain(e)
         })?;
+        if let Some(a) = &config.logs.archive {
+            let cold = config.logs.tiers.as_ref().is_some_and(|t| t.cold.is_some());
+            a.s3.check()
+                .and_then(|()| {
+                    if cold {
+                        Ok(())
+                    } else {
+                        Err("the archive copies cold days: set logs.tiers.cold".to_owned())
+                    }
+                })
+                .map_err(|e| ConfigError {
+                    source: Some(name.to_owned()),
+                    key: Some("logs.archive".into()),
+                    ..ConfigError::plain(e)
+                })?;
+        }
         if !(0.0..=1.0).contains(&config.logs.watermark) || config.logs.watermark == 0.0 {
             return Err(ConfigError {
                 source: Some(name.to_owned()),
@@ -1214,6 +1294,31 @@ logs:
                 "logs: {tiers: {hot: 1d, cold: {until: 2d, keep: ['nope']}}}",
                 "logs.tiers",
                 "parse error",
+            ),
+            (
+                "logs: {archive: {s3: {bucket: b}}}",
+                "logs.archive",
+                "logs.tiers.cold",
+            ),
+            (
+                "logs: {tiers: {hot: 1d, cold: {until: 9d, keep: []}}, archive: {s3: {bucket: ''}}}",
+                "logs.archive",
+                "bucket is empty",
+            ),
+            (
+                "publish: {kafka: [{name: k, brokers: b, alerts: [{topic: a, match: 'x'}]}]}",
+                "publish.kafka",
+                "alerts[0].match",
+            ),
+            (
+                "publish: {kafka: [{name: k, brokers: b, metrics: {topic: m, queries: {q: 'rate('}}}]}",
+                "publish.kafka",
+                "metrics.queries.q",
+            ),
+            (
+                "publish: {kafka: [{name: k, brokers: b, alerts: [{topic: a}]}, {name: k, brokers: b, alerts: [{topic: a}]}]}",
+                "publish.kafka",
+                "twice",
             ),
             ("logs: {watermark: 1.5}", "logs.watermark", "fraction"),
             ("logs: {watermark: 0}", "logs.watermark", "fraction"),

@@ -12,9 +12,11 @@
 //! Architecture invariant: nothing here implements storage, queries or HTTP handling; it only
 //! connects the engine crates.
 
+pub mod archive;
 pub mod config;
 pub mod demo;
 pub mod host;
+pub mod publish;
 pub mod rules;
 pub mod server;
 pub mod sources;

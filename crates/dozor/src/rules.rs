@@ -12,13 +12,16 @@
 //!
 //! Alerts that fire or resolve are recorded in the state store's alert history; after the
 //! first evaluation, episodes an earlier run left open whose alert is no longer active
-//! (its condition cleared while Dozor was down) are resolved.
+//! (its condition cleared while Dozor was down) are resolved. Transitions also go to the
+//! Kafka alert streams of `publish.kafka`.
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
 use dozor_logs::Logs;
+
+use crate::publish::AlertPublisher;
 use dozor_promql::{Engine, EngineOptions};
 use dozor_rules::group::Sources;
 use dozor_rules::{AlertState, RuleSet, TenantGroup, Transition};
@@ -38,6 +41,7 @@ pub fn start(
     tsdb: &Arc<Tsdb>,
     logs: &Arc<Logs>,
     store: &Store,
+    alerts: &Arc<AlertPublisher>,
     limits: EngineOptions,
     stop: &watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
@@ -45,6 +49,7 @@ pub fn start(
     let stores = Stores {
         tsdb: Arc::clone(tsdb),
         logs: Arc::clone(logs),
+        alerts: Arc::clone(alerts),
     };
     tokio::spawn(supervise(
         set.clone(),
@@ -102,6 +107,8 @@ fn offset_ms(g: &TenantGroup, interval_ms: i64) -> i64 {
 struct Stores {
     tsdb: Arc<Tsdb>,
     logs: Arc<Logs>,
+    /// Kafka topics the transitions go to (`publish.kafka[].alerts`).
+    alerts: Arc<AlertPublisher>,
 }
 
 async fn run_group(
@@ -192,8 +199,10 @@ fn evaluate(
     if first {
         group.restore_for_state(t, db.as_ref());
     }
+    let transitions = group.take_transitions();
+    stores.alerts.publish(&g.tenant, &group.name, &transitions);
     Ok(Evaluated {
-        transitions: group.take_transitions(),
+        transitions,
         alert_rules: group
             .rules
             .iter()

@@ -202,6 +202,9 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
         .await?
         .context("cannot open the log store")?;
     let logs = Arc::new(logs);
+    let publishing = crate::publish::Publishing::open(&config.publish.kafka, &config.data_dir)?;
+    let forward = Arc::clone(&publishing.forward);
+    let alert_publisher = Arc::clone(&publishing.alerts);
     let state = AppState::new(
         Engines {
             store: store.clone(),
@@ -222,6 +225,7 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
             pipeline: Arc::clone(&pipeline),
             sources: sources.clone(),
             rules: rule_set.clone(),
+            forward: Arc::clone(&forward),
         },
         Arc::clone(&metrics),
     );
@@ -291,9 +295,11 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
         &tsdb,
         &logs,
         &store,
+        &alert_publisher,
         config.query.limits(),
         &stop_rx,
     );
+    let producers = publishing.start(&sources, &tsdb, config.query.limits(), &stop_rx);
     let groups = rule_set.all().len();
     if groups > 0 {
         tracing::info!(groups, "evaluating rule groups");
@@ -304,6 +310,7 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
         masker: dozor_ingest::pii::Masker::new(&config.logs.pii),
         pipeline: Arc::clone(&pipeline),
         secret: jwt_secret.as_bytes().to_vec(),
+        forward: Arc::clone(&forward),
     });
     let tails = crate::sources::start(file_sources, &sources, &sink, &store, &stop_rx);
     let (spool, backup) = match &config.backup.s3 {
@@ -325,10 +332,23 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
         }
         None => (None, None),
     };
+    let archive = config.logs.archive.as_ref().map(|a| {
+        let stats = sources.register("cold-archive", "s3", &TenantId::default_tenant());
+        tracing::info!(bucket = %a.s3.bucket, prefix = %a.s3.prefix, "cold log days archived to S3 as Parquet");
+        tokio::spawn(crate::archive::run(
+            a.s3.clone(),
+            a.interval,
+            Arc::clone(&logs),
+            store.clone(),
+            stats,
+            stop_rx.clone(),
+        ))
+    });
     let bus_sink: Arc<dyn dozor_ingest::source::BusSink> = Arc::new(BusStore {
         logs: Arc::clone(&sink),
         tsdb: Arc::clone(&tsdb),
         backup: spool,
+        forward: Arc::clone(&forward),
         masker: dozor_ingest::pii::Masker::new(&config.logs.pii),
         secret: jwt_secret.as_bytes().to_vec(),
     });
@@ -406,6 +426,11 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
     {
         tracing::error!(error = %e, "raw backup failed");
     }
+    if let Some(task) = archive
+        && let Err(e) = task.await
+    {
+        tracing::error!(error = %e, "cold archive failed");
+    }
     // Scrape and probe loops write staleness markers for their series as they stop.
     if let Err(e) = scraping.await {
         tracing::error!(error = %e, "scrape engine failed");
@@ -416,6 +441,18 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
     // Rule groups finish the evaluation in progress.
     if let Err(e) = rule_tasks.await {
         tracing::error!(error = %e, "rule evaluation failed");
+    }
+    // Kafka producers make a last pass over their outboxes once nothing adds to them; what
+    // Kafka does not take stays there for the next start.
+    for p in producers {
+        if tokio::time::timeout(crate::publish::STOP_GRACE, p)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "a Kafka producer's last pass did not finish; its outbox keeps the rest"
+            );
+        }
     }
     // The maintenance task stops with the shutdown signal; wait for it so no cut is
     // half-done, then make the metric WAL durable whatever the fsync policy.
@@ -462,6 +499,7 @@ struct LogStoreSink {
     masker: dozor_ingest::pii::Masker,
     pipeline: Arc<dozor_ingest::pipeline::Pipeline>,
     secret: Vec<u8>,
+    forward: Arc<dozor_ingest::kafka_out::Forwarder>,
 }
 
 impl dozor_ingest::syslog::LogSink for LogStoreSink {
@@ -479,6 +517,8 @@ impl dozor_ingest::syslog::LogSink for LogStoreSink {
                 (!self.masker.mask_record(&mut r, &salt, &mut counts)).then_some(r)
             })
             .collect();
+        // Forwarded records are in the Kafka outbox before they are stored and acknowledged.
+        self.forward.logs(tenant, &kept)?;
         let db = self.logs.tenant(tenant).map_err(|e| e.to_string())?;
         db.append(kept).map_err(|e| e.to_string())?;
         if let Err(e) = db.flush_if_full() {
@@ -499,6 +539,7 @@ struct BusStore {
     logs: Arc<dyn dozor_ingest::syslog::LogSink>,
     tsdb: Arc<Tsdb>,
     backup: Option<Arc<dozor_ingest::backup::Spool>>,
+    forward: Arc<dozor_ingest::kafka_out::Forwarder>,
     masker: dozor_ingest::pii::Masker,
     secret: Vec<u8>,
 }
@@ -515,6 +556,15 @@ impl dozor_ingest::source::BusSink for BusStore {
             self.logs.sync(tenant)?;
         }
         if !metrics.is_empty() {
+            self.forward.series(tenant, || {
+                metrics.iter().map(|(l, s)| {
+                    let pairs = l
+                        .iter()
+                        .map(|x| (x.name.as_ref(), x.value.as_ref()))
+                        .collect();
+                    (pairs, s.as_slice())
+                })
+            })?;
             let db = self.tsdb.tenant(tenant).map_err(|e| e.to_string())?;
             db.append(&metrics).map_err(|e| e.to_string())?;
             db.sync().map_err(|e| e.to_string())?;

@@ -49,10 +49,11 @@ const ALL: &[&str] = &[];
 const FILE: &[&str] = &["file"];
 /// Bus sources.
 const BUS: &[&str] = &["kafka", "rabbitmq", "mqtt", "nats"];
-/// What a count of bytes waiting applies to: files not read yet, the S3 backup's spool.
-const BYTES_WAITING: &[&str] = &["file", "s3"];
-/// What holds a connection: the bus sources and the S3 backup.
-const CONNECTED: &[&str] = &["kafka", "rabbitmq", "mqtt", "nats", "s3"];
+/// What a count of bytes waiting applies to: files not read yet, the S3 backup's spool, a
+/// Kafka producer's outbox.
+const BYTES_WAITING: &[&str] = &["file", "s3", "kafka-producer"];
+/// What holds a connection: the bus sources, the S3 backup and the Kafka producers.
+const CONNECTED: &[&str] = &["kafka", "rabbitmq", "mqtt", "nats", "s3", "kafka-producer"];
 
 /// Every `dozor_source_*` family: type, name, help, how to read it, and the kinds of
 /// source it applies to (none listed: all).
@@ -95,7 +96,7 @@ const FAMILIES: [(MetricType, &str, &str, Read, &[&str]); 12] = [
     (
         MetricType::Gauge,
         "dozor_source_lag_bytes",
-        "Bytes waiting: in a file source's files, or in the S3 backup's spool",
+        "Bytes waiting: in a file source's files, the S3 backup's spool or a Kafka producer's outbox",
         |s| s.lag.load(Ordering::Relaxed),
         BYTES_WAITING,
     ),
@@ -130,7 +131,7 @@ const FAMILIES: [(MetricType, &str, &str, Read, &[&str]); 12] = [
     (
         MetricType::Gauge,
         "dozor_source_connected",
-        "1 while a bus source is connected to its broker (the S3 backup: to S3)",
+        "1 while a bus source or Kafka producer is connected to its broker (the S3 backup: to S3)",
         |s| s.connected.load(Ordering::Relaxed),
         CONNECTED,
     ),

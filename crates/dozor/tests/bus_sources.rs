@@ -369,7 +369,8 @@ fn rabbitmq_management_api_gives_queue_counters() {
         "the shipped DLQ alert's series is still there"
     );
     assert_eq!(
-        wait_value(&server, &format!("rabbitmq_queue_consumers{q}"), |v| v >= 1.0),
+        wait_value(&server, &format!("rabbitmq_queue_consumers{q}"), |v| v
+            >= 1.0),
         Some(1.0),
         "Dozor's own consumer"
     );
@@ -839,6 +840,163 @@ fn kafka_consumer_group_survives_kill_9_and_broker_restart() {
     }
 }
 
+/// Every message of `topic` from its beginning, waiting until `n` came (or 30 s passed).
+fn kafka_read(port: u16, topic: &str, n: usize) -> Vec<(Option<String>, serde_json::Value)> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Message as _;
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", format!("127.0.0.1:{port}"))
+        .set("group.id", unique("dozor-read-"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let mut out = Vec::new();
+    let until = Instant::now() + Duration::from_secs(30);
+    while out.len() < n && Instant::now() < until {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            let key = m.key().map(|k| String::from_utf8_lossy(k).into_owned());
+            let payload = serde_json::from_slice(m.payload().unwrap_or(b"null")).unwrap();
+            out.push((key, payload));
+        }
+    }
+    out
+}
+
+fn post(server: &Server, path: &str, body: String) -> u16 {
+    common::block_on(async {
+        reqwest::Client::new()
+            .post(server.url(path))
+            .bearer_auth(TOKEN)
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    })
+}
+
+#[test]
+fn kafka_producer_forwards_ingest_and_publishes_alerts_and_metrics() {
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let broker_port = free_port();
+    let proxy = Proxy::start(broker_port);
+    let port = proxy.port;
+    let _tansu = Tansu::start(broker_port, port);
+    let prefix = unique("t");
+    let topic = |name: &str| format!("{prefix}.{name}");
+    for t in ["logs", "metrics", "alerts", "fraud", "updates"] {
+        kafka_create_topic(port, &topic(t));
+    }
+    // Node A forwards what it ingests and publishes its alerts and a metric update; node B
+    // consumes the forwarded topics as any Kafka source would.
+    std::fs::write(
+        a_dir.path().join("sales.yml"),
+        "groups:\n  - name: sales\n    rules:\n      - alert: BigSale\n        expr: sales_total > 100\n        labels: {category: fraud}\n      - alert: AnySale\n        expr: sales_total > 0\n",
+    )
+    .unwrap();
+    let a_yaml = format!(
+        "rules:\n  evaluation_interval: 1s\n  files: [sales.yml]\npublish:\n  kafka:\n    - name: out\n      brokers: 127.0.0.1:{port}\n      forward: {{logs: {}, metrics: {}}}\n      alerts:\n        - {{topic: {}}}\n        - {{topic: {}, match: '{{category=\"fraud\"}}'}}\n      metrics: {{topic: {}, interval: 1s, queries: {{sales_sum: 'sum(sales_total)'}}}}\n",
+        topic("logs"),
+        topic("metrics"),
+        topic("alerts"),
+        topic("fraud"),
+        topic("updates"),
+    );
+    let b_yaml = format!(
+        "sources:\n  kafka:\n    - name: bus\n      brokers: 127.0.0.1:{port}\n      group: {}\n      topics:\n        - {{name: {}, format: ndjson}}\n        - {{name: {}, format: metrics}}\n",
+        unique("dozor-b-"),
+        topic("logs"),
+        topic("metrics"),
+    );
+    let a = start(a_dir.path(), &a_yaml);
+    let b = start(b_dir.path(), &b_yaml);
+    let lines = |range: std::ops::Range<usize>| {
+        range
+            .map(|i| {
+                format!(
+                    "{{\"_msg\":\"msg-{i} forwarded\",\"service\":\"fwd\",\"level\":\"info\",\"user_id\":\"u{i}\",\"email\":\"ivan{i}@example.ru\"}}\n"
+                )
+            })
+            .collect::<String>()
+    };
+    assert_eq!(post(&a, "/api/v1/logs/ingest", lines(0..300)), 200);
+    // Kafka goes away for 4 s: ingest is still acknowledged (the outbox holds it) and
+    // reaches Kafka once it is back.
+    let outage = {
+        let down = std::sync::Arc::new(proxy);
+        let d = down.clone();
+        (
+            std::thread::spawn(move || d.outage(Duration::from_secs(4))),
+            down,
+        )
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(post(&a, "/api/v1/logs/ingest", lines(300..500)), 200);
+    let now = dozor_model::time::now_ms();
+    assert_eq!(
+        post(
+            &a,
+            "/api/v1/metrics",
+            format!(
+                r#"{{"name":"sales_total","value":250,"labels":{{"shop":"s1"}},"timestamp":{now}}}"#
+            )
+        ),
+        200
+    );
+    outage.0.join().unwrap();
+    // Node B stored every forwarded record once, PII masked as node A stored it.
+    let seen = wait_for(&b, "fwd", 500);
+    assert_complete(&seen, 500, 0);
+    let one = search(&b, "{service=\"fwd\"} |= \"msg-7 \"");
+    assert_eq!(one.len(), 1, "{one:?}");
+    assert_eq!(field(&one[0], "user_id"), "u7");
+    assert!(
+        !one[0].to_string().contains("ivan7@example.ru"),
+        "{}",
+        one[0]
+    );
+    let until = Instant::now() + Duration::from_secs(30);
+    let mut forwarded = None;
+    while forwarded.is_none() && Instant::now() < until {
+        forwarded = query_value(&b, "sales_total{shop=\"s1\"}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(forwarded, Some(250.0), "the forwarded sample");
+    // Both alerts fired on node A: every one on the alert stream, the fraud one alone on
+    // the fraud stream, each keyed by its fingerprint.
+    let alerts = kafka_read(port, &topic("alerts"), 2);
+    let names: std::collections::BTreeSet<_> = alerts
+        .iter()
+        .map(|(_, v)| v["labels"]["alertname"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(
+        names,
+        ["AnySale", "BigSale"].map(str::to_owned).into(),
+        "{alerts:?}"
+    );
+    let fraud = kafka_read(port, &topic("fraud"), 1);
+    assert_eq!(fraud.len(), 1, "{fraud:?}");
+    let (key, alert) = &fraud[0];
+    assert_eq!(alert["labels"]["alertname"], "BigSale");
+    assert_eq!(alert["status"], "firing");
+    assert_eq!(alert["value"], 250.0);
+    assert_eq!(key.as_deref(), alert["fingerprint"].as_str());
+    // The metric update carries the query's result under its name.
+    let updates = kafka_read(port, &topic("updates"), 1);
+    let update = updates
+        .iter()
+        .flat_map(|(_, v)| v.as_array().cloned().unwrap_or_default())
+        .find(|p| p["value"] == 250.0);
+    let update = update.unwrap_or_else(|| panic!("no update with the sum: {updates:?}"));
+    assert_eq!(update["name"], "sales_sum");
+    // The producer's metrics and health.
+    assert!(self_metric(&a, "dozor_source_records_total{source=\"out\"") >= Some(503.0));
+    drop(outage.1);
+}
+
 // ------------------------------------------------------------------------- S3 raw backup
 
 /// moto's S3 server on `port`, in memory; stopped on drop.
@@ -878,18 +1036,25 @@ impl Drop for Moto {
 /// Every object under `prefix` in `bucket`: key and body, read with boto3 (installed with
 /// moto) as any S3 user would.
 fn s3_objects(port: u16, bucket: &str, prefix: &str) -> Vec<(String, String)> {
+    let rows = s3_read(port, bucket, prefix, "raw.decode()");
+    serde_json::from_value(rows).unwrap()
+}
+
+/// Every object under `prefix` in `bucket` as `[key, decoded]`, the body decoded by the
+/// Python expression `decode` over its bytes `raw`.
+fn s3_read(port: u16, bucket: &str, prefix: &str, decode: &str) -> serde_json::Value {
     let python =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/pyenv/bin/python");
     let script = r#"
-import boto3, json, sys
+import boto3, io, json, sys
 s3 = boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1",
                   aws_access_key_id="test", aws_secret_access_key="test")
 out = []
 for page in s3.get_paginator("list_objects_v2").paginate(Bucket=sys.argv[2], Prefix=sys.argv[3]):
     for o in page.get("Contents", []):
-        body = s3.get_object(Bucket=sys.argv[2], Key=o["Key"])["Body"].read().decode()
-        out.append([o["Key"], body])
-print(json.dumps(out))
+        raw = s3.get_object(Bucket=sys.argv[2], Key=o["Key"])["Body"].read()
+        out.append([o["Key"], eval(sys.argv[4])])
+print(json.dumps(out, default=str))
 "#;
     let out = Command::new(python)
         .args([
@@ -898,6 +1063,7 @@ print(json.dumps(out))
             &format!("http://127.0.0.1:{port}"),
             bucket,
             prefix,
+            decode,
         ])
         .output()
         .unwrap();
@@ -1009,4 +1175,123 @@ fn raw_messages_are_backed_up_to_s3_and_spooled_while_it_is_down() {
         amqp::delete(&ch, &queue).await;
         let _ = conn.close(200, "done".into()).await;
     });
+}
+
+#[test]
+fn cold_days_are_archived_to_s3_as_parquet_once_per_version() {
+    use dozor_logs::tiers::{Tier, Tiers};
+    use dozor_model::{Labels, LogRecord, TenantId};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let s3_port = free_port();
+    let _moto = Moto::start(s3_port);
+    common::block_on(async {
+        let r = reqwest::Client::new()
+            .put(format!("http://127.0.0.1:{s3_port}/cold-logs"))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.status());
+    });
+    let secret = dir.path().join("s3-secret");
+    std::fs::write(&secret, "test\n").unwrap();
+    let target: dozor_ingest::backup::S3Target = serde_saphyr::from_str(&format!(
+        "bucket: cold-logs\nprefix: archive\nendpoint: http://127.0.0.1:{s3_port}\nallow_http: true\naccess_key_id: test\nsecret_access_key_file: {}\n",
+        secret.display()
+    ))
+    .unwrap();
+    let day = 86_400_000_000_000_i64;
+    let tiers = Tiers {
+        hot: Duration::from_secs(86_400),
+        warm: None,
+        cold: Some(Tier {
+            until: Duration::from_secs(30 * 86_400),
+            keep: vec![vec![dozor_model::Matcher::equal("level", "critical")]],
+        }),
+        aggregates: false,
+    };
+    let logs = dozor_logs::Logs::open(
+        &dir.path().join("logs"),
+        dozor_logs::Options {
+            tiers: Some(Arc::new(tiers.clone())),
+            ..dozor_logs::Options::default()
+        },
+    )
+    .unwrap();
+    let db = logs.tenant(&TenantId::default_tenant()).unwrap();
+    let now = dozor_model::time::now_ms() * 1_000_000;
+    // Five days ago, midday: critical and info lines; only the critical ones stay cold.
+    let then = (now / day - 5) * day + day / 2;
+    let record = |i: i64, level: &str| {
+        let mut r = LogRecord::new(
+            then + i,
+            Labels::from_pairs([("service", "kkt"), ("level", level)]).unwrap(),
+            format!("fn {i} {level}"),
+        );
+        r.fields = vec![("register".into(), format!("R{i}"))];
+        r
+    };
+    let batch = |range: std::ops::Range<i64>| {
+        range
+            .flat_map(|i| [record(i, "critical"), record(i, "info")])
+            .collect::<Vec<_>>()
+    };
+    db.append(batch(0..100)).unwrap();
+    db.flush().unwrap();
+    db.apply_tiers(&tiers, now).unwrap();
+    let store = rt
+        .block_on(dozor_state::Store::open(&format!(
+            "sqlite://{}",
+            dir.path().join("state.db").display()
+        )))
+        .unwrap();
+    let archive = |expected_rows: usize| {
+        let rows = s3_read(
+            s3_port,
+            "cold-logs",
+            "archive/",
+            // The time column's type, and the rows with times as integers (nanoseconds do
+            // not fit Python's datetime).
+            "(lambda t: {'time_type': str(t.schema.field('time').type), 'rows': \
+             t.set_column(0, 'time', t.column('time').cast('int64')).to_pylist()})\
+             (__import__('pyarrow.parquet').parquet.read_table(io.BytesIO(raw)))",
+        );
+        let objects = rows.as_array().unwrap();
+        assert_eq!(objects.len(), 1, "one object per day: {rows}");
+        let key = objects[0][0].as_str().unwrap();
+        let (y, m, d) = dozor_model::time::civil_from_days(then / day);
+        assert_eq!(key, format!("archive/default/{y:04}-{m:02}-{d:02}.parquet"));
+        assert_eq!(objects[0][1]["time_type"], "timestamp[ns, tz=UTC]");
+        let records = objects[0][1]["rows"].as_array().unwrap().clone();
+        assert_eq!(records.len(), expected_rows);
+        records
+    };
+    let written = rt.block_on(dozor::archive::archive_once(&target, &logs, &store));
+    assert_eq!(written.unwrap().0, 1);
+    let records = archive(100);
+    for r in &records {
+        let stream: serde_json::Value =
+            serde_json::from_str(r["stream"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            stream,
+            serde_json::json!({"level": "critical", "service": "kkt"}),
+            "{r}"
+        );
+    }
+    let first = &records[0];
+    assert_eq!(first["message"], "fn 0 critical");
+    assert_eq!(first["fields"], r#"{"register":"R0"}"#);
+    assert_eq!(first["time"], then, "{first}");
+    // Nothing changed: nothing is written again.
+    let again = rt.block_on(dozor::archive::archive_once(&target, &logs, &store));
+    assert_eq!(again.unwrap().0, 0);
+    // Late records of the same day reach cold: the day is written again, whole, in place.
+    db.append(batch(100..150)).unwrap();
+    db.flush().unwrap();
+    db.apply_tiers(&tiers, now).unwrap();
+    let written = rt.block_on(dozor::archive::archive_once(&target, &logs, &store));
+    assert_eq!(written.unwrap().0, 1);
+    archive(150);
+    rt.block_on(store.close());
 }

@@ -95,12 +95,7 @@ impl std::fmt::Debug for S3BackupConfig {
 impl S3BackupConfig {
     /// Checks what can be checked without S3.
     pub fn check(&self) -> Result<(), String> {
-        if self.bucket.is_empty() {
-            return Err("bucket is empty".into());
-        }
-        if self.prefix.starts_with('/') || self.prefix.contains("..") {
-            return Err(format!("bad prefix {:?}", self.prefix));
-        }
+        self.target().check()?;
         if self.object_bytes < 1024 || self.max_spool_bytes < self.object_bytes {
             return Err("object_bytes must be at least 1024 and at most max_spool_bytes".into());
         }
@@ -111,6 +106,82 @@ impl S3BackupConfig {
     }
 
     fn store(&self) -> Result<Arc<dyn ObjectStore>, String> {
+        self.target().store()
+    }
+
+    /// The bucket and how to reach it.
+    fn target(&self) -> S3Target {
+        S3Target {
+            bucket: self.bucket.clone(),
+            prefix: self.prefix.clone(),
+            endpoint: self.endpoint.clone(),
+            region: self.region.clone(),
+            access_key_id: self.access_key_id.clone(),
+            secret_access_key_file: self.secret_access_key_file.clone(),
+            allow_http: self.allow_http,
+        }
+    }
+
+    /// The key of a spool file sealed with first line at `ms`.
+    pub fn key(&self, ms: i64) -> String {
+        let (y, m, d) = dozor_model::time::civil_from_days(ms.div_euclid(86_400_000));
+        self.target().key(&format!("{y:04}{m:02}{d:02}/{ms}.json"))
+    }
+}
+
+/// An S3 bucket and prefix to write to, and how to reach it (`logs.archive.s3`; the
+/// raw backup's `backup.s3` holds the same fields beside its spool settings). Its `Debug`
+/// shows no secret.
+#[derive(Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Target {
+    /// The bucket.
+    pub bucket: String,
+    /// Key prefix.
+    #[serde(default)]
+    pub prefix: String,
+    /// Endpoint of an S3-compatible service; AWS when absent.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// Region.
+    #[serde(default = "default_region")]
+    pub region: String,
+    /// Access key id (else the AWS environment and instance credentials).
+    #[serde(default)]
+    pub access_key_id: Option<String>,
+    /// A file holding the secret access key.
+    #[serde(default)]
+    pub secret_access_key_file: Option<PathBuf>,
+    /// Allow `http://` endpoints (a local MinIO).
+    #[serde(default)]
+    pub allow_http: bool,
+}
+
+impl std::fmt::Debug for S3Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Target")
+            .field("bucket", &self.bucket)
+            .field("prefix", &self.prefix)
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .finish_non_exhaustive()
+    }
+}
+
+impl S3Target {
+    /// Checks what can be checked without S3.
+    pub fn check(&self) -> Result<(), String> {
+        if self.bucket.is_empty() {
+            return Err("bucket is empty".into());
+        }
+        if self.prefix.starts_with('/') || self.prefix.contains("..") {
+            return Err(format!("bad prefix {:?}", self.prefix));
+        }
+        Ok(())
+    }
+
+    /// The client (object_store over our hyper + rustls HTTP client).
+    pub fn store(&self) -> Result<Arc<dyn ObjectStore>, String> {
         let tls = crate::probe::tls::client_config(&crate::probe::TlsSettings::default(), true)?;
         let mut b = AmazonS3Builder::from_env()
             .with_http_connector(http::Connector(tls))
@@ -129,14 +200,11 @@ impl S3BackupConfig {
         Ok(Arc::new(b.build().map_err(|e| format!("S3: {e}"))?))
     }
 
-    /// The key of a spool file sealed with first line at `ms`.
-    pub fn key(&self, ms: i64) -> String {
-        let (y, m, d) = dozor_model::time::civil_from_days(ms.div_euclid(86_400_000));
-        let prefix = self.prefix.trim_end_matches('/');
-        if prefix.is_empty() {
-            format!("{y:04}{m:02}{d:02}/{ms}.json")
-        } else {
-            format!("{prefix}/{y:04}{m:02}{d:02}/{ms}.json")
+    /// `name` under the prefix.
+    pub fn key(&self, name: &str) -> String {
+        match self.prefix.trim_end_matches('/') {
+            "" => name.to_owned(),
+            p => format!("{p}/{name}"),
         }
     }
 }
@@ -258,7 +326,7 @@ impl Spool {
         let mut st = self.lock();
         let waiting = st.ready_bytes + st.bytes;
         if waiting + lines.len() as u64 > self.max_bytes {
-            return Err(format!("backup spool full: {waiting} bytes wait for S3"));
+            return Err(format!("spool full: {waiting} bytes wait to be sent"));
         }
         if st.file.is_none() {
             let path = self.dir.join(CURRENT);
@@ -444,19 +512,26 @@ async fn upload_ready(
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         let len = bytes.len() as u64;
         let lines = bytes.iter().filter(|b| **b == b'\n').count() as u64;
-        let key = object_store::path::Path::from(config.key(ms));
-        tokio::time::timeout(
-            Duration::from_secs(60),
-            s.put(&key, PutPayload::from(bytes)),
-        )
-        .await
-        .map_err(|_| format!("upload of {key} timed out"))?
-        .map_err(|e| format!("upload of {key}: {e}"))?;
+        let key = config.key(ms);
+        put(s.as_ref(), &key, bytes).await?;
         spool.uploaded(&path);
         stats.set_connected(true);
         stats.delivered(lines, len);
         tracing::debug!(%key, bytes = len, "raw backup uploaded");
     }
+    Ok(())
+}
+
+/// Writes one object (timing out after a minute).
+pub async fn put(store: &dyn ObjectStore, key: &str, bytes: Vec<u8>) -> Result<(), String> {
+    let path = object_store::path::Path::from(key);
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        store.put(&path, PutPayload::from(bytes)),
+    )
+    .await
+    .map_err(|_| format!("upload of {key} timed out"))?
+    .map_err(|e| format!("upload of {key}: {e}"))?;
     Ok(())
 }
 

@@ -43,6 +43,7 @@ pub mod exposition;
 pub mod host;
 pub mod json;
 pub mod kafka;
+pub mod kafka_out;
 pub mod loki;
 pub mod mqtt;
 pub mod nats;

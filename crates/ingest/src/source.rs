@@ -474,7 +474,7 @@ pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// The next wait of an exponential back-off from 200 ms to [`MAX_BACKOFF`], with up to
 /// 20 % jitter so many sources do not retry in step.
-pub(crate) fn next_backoff(last: Duration) -> Duration {
+pub fn next_backoff(last: Duration) -> Duration {
     let base = if last.is_zero() {
         Duration::from_millis(200)
     } else {
@@ -485,10 +485,7 @@ pub(crate) fn next_backoff(last: Duration) -> Duration {
 }
 
 /// Sleeps `d`; true when `stop` turned true meanwhile.
-pub(crate) async fn sleep_or_stop(
-    d: Duration,
-    stop: &mut tokio::sync::watch::Receiver<bool>,
-) -> bool {
+pub async fn sleep_or_stop(d: Duration, stop: &mut tokio::sync::watch::Receiver<bool>) -> bool {
     tokio::select! {
         () = tokio::time::sleep(d) => {}
         // A dropped sender stops the source too.

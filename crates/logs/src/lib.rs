@@ -41,6 +41,7 @@
 //! assert_eq!(found.len(), 1);
 //! ```
 
+pub mod archive;
 pub mod block;
 pub mod bloom;
 pub mod crypt;

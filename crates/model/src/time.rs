@@ -43,6 +43,27 @@ pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// RFC 3339 in UTC with the fraction trimmed (Go's `RFC3339Nano`).
+pub fn rfc3339_ns(ns: i64) -> String {
+    let secs = ns.div_euclid(1_000_000_000);
+    let frac = ns.rem_euclid(1_000_000_000);
+    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+    let s = secs.rem_euclid(86_400);
+    let mut out = format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
+        s / 3600,
+        s / 60 % 60,
+        s % 60
+    );
+    if frac > 0 {
+        let f = format!("{frac:09}");
+        out.push('.');
+        out.push_str(f.trim_end_matches('0'));
+    }
+    out.push('Z');
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

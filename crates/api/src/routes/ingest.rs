@@ -5,6 +5,8 @@
 //! field or line) changes nothing. Concurrent ingest requests are bounded; past the bound the
 //! answer is 429 with `Retry-After`, not a growing queue.
 
+use std::sync::Arc;
+
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, header};
@@ -39,6 +41,13 @@ pub(crate) fn register(r: Registry) -> Registry {
     )
 }
 
+/// The answer when the Kafka forwarding outbox cannot take a request (full, or its disk
+/// failing): try again later, nothing was stored.
+pub(crate) fn outbox_refused(e: &str) -> ApiError {
+    tracing::warn!(error = %e, "forwarding outbox refused a request");
+    ApiError::too_many_requests(format!("cannot forward to Kafka now: {e}"), 5)
+}
+
 impl From<IngestError> for ApiError {
     fn from(e: IngestError) -> ApiError {
         ApiError::bad_data(e.to_string())
@@ -57,16 +66,30 @@ async fn store(
         .tsdb()
         .tenant(&principal.tenant)
         .map_err(ApiError::internal)?;
-    let stats = tokio::task::spawn_blocking(move || db.append_batch(&batch))
-        .await
-        .map_err(ApiError::internal)?;
-    stats.map_err(|e| {
-        if e.is_disk_full() {
+    let forward = Arc::clone(&state.settings().forward);
+    let tenant = principal.tenant.clone();
+    let stats = tokio::task::spawn_blocking(move || {
+        // Forwarded samples are in the Kafka outbox before they are stored and acknowledged.
+        if !forward.is_empty() {
+            forward
+                .series(&tenant, || {
+                    batch.iter().filter_map(|(packed, samples)| {
+                        Some((dozor_model::packed::unpack_pairs(packed)?, samples))
+                    })
+                })
+                .map_err(|e| Err(outbox_refused(&e)))?;
+        }
+        db.append_batch(&batch).map_err(Ok)
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    stats.map_err(|e| match e {
+        Err(refused) => refused,
+        Ok(e) if e.is_disk_full() => {
             tracing::error!(error = %e, "disk full: refusing samples");
             ApiError::insufficient_storage("the disk is full; samples were not stored")
-        } else {
-            ApiError::internal(e)
         }
+        Ok(e) => ApiError::internal(e),
     })
 }
 

@@ -8,6 +8,8 @@
 //! recorded in the audit chain before it is answered: who read which streams with what
 //! filter, and how many lines came back (seed 002's log-access audit).
 
+use std::sync::Arc;
+
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::Method;
@@ -99,25 +101,41 @@ pub(crate) async fn store(
         .logs()
         .tenant(&principal.tenant)
         .map_err(ApiError::internal)?;
+    let forward = Arc::clone(&state.settings().forward);
+    let tenant = principal.tenant.clone();
     tokio::task::spawn_blocking(move || {
-        let stats = db.append(records)?;
+        // Forwarded records are in the Kafka outbox before they are stored and acknowledged.
+        if !forward.is_empty() {
+            forward
+                .logs(&tenant, &records)
+                .map_err(|e| Err(crate::routes::ingest::outbox_refused(&e)))?;
+        }
+        let stats = db.append(records).map_err(Ok)?;
         // The records are durable in the WAL: a failed flush is retried by maintenance and
         // must not turn an accepted request into an error (the client would resend).
         if let Err(e) = db.flush_if_full() {
             tracing::warn!(error = %e, "log head flush failed; maintenance retries it");
         }
-        Ok::<_, dozor_logs::LogsError>(stats)
+        Ok::<_, Result<dozor_logs::LogsError, ApiError>>(stats)
     })
     .await
     .map_err(ApiError::internal)?
     .map_err(|e| match e {
+        Err(refused) => refused,
+        Ok(e) => logs_error(e),
+    })
+}
+
+/// A log store error as the answer to an ingest request.
+fn logs_error(e: dozor_logs::LogsError) -> ApiError {
+    match e {
         dozor_logs::LogsError::Limit(m) => ApiError::bad_data(m),
         e if e.is_disk_full() => {
             tracing::error!(error = %e, "disk full: refusing log records");
             ApiError::insufficient_storage("the disk is full; records were not stored")
         }
         e => ApiError::internal(e),
-    })
+    }
 }
 
 /// `a,b, c` as field names.

@@ -50,6 +50,7 @@ pub fn settings(dir: &std::path::Path) -> ApiSettings {
         pipeline: Default::default(),
         sources: Default::default(),
         rules: Default::default(),
+        forward: Default::default(),
     }
 }
 
