@@ -585,7 +585,7 @@ mod tests {
                 "acks",
             ),
             (
-                "name: out\nbrokers: b\nmetrics: {topic: m, queries: []}\n",
+                "name: out\nbrokers: b\nmetrics: {topic: m, queries: {}}\n",
                 "queries",
             ),
         ] {
