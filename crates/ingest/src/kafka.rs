@@ -20,8 +20,10 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use dozor_model::TenantId;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::error::KafkaError;
 use rdkafka::message::Message as _;
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
@@ -120,7 +122,7 @@ impl KafkaConfig {
         Ok(())
     }
 
-    fn client(&self) -> Result<StreamConsumer, String> {
+    fn client(&self, stats: &Arc<SourceStats>) -> Result<StreamConsumer<Context>, String> {
         let mut c = ClientConfig::new();
         // Kafka Connect's session timeout: a member that died without leaving (kill -9)
         // holds its partitions this long, not librdkafka's 45 s.
@@ -138,9 +140,37 @@ impl KafkaConfig {
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", &self.start)
             .set("enable.partition.eof", "false");
-        c.create()
+        c.create_with_context(Context(Arc::clone(stats)))
             .map_err(|e| format!("cannot create the consumer: {e}"))
     }
+}
+
+/// librdkafka's own error reports — a refused TLS certificate, a failed SASL login, a
+/// broker that does not answer — as the source's (or producer's) last error: what the
+/// client calls return only says that every broker is down.
+pub(crate) struct Context(pub(crate) Arc<SourceStats>);
+
+impl rdkafka::ClientContext for Context {
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::warn!(%error, reason, "kafka client error");
+        // "All brokers down" follows its cause, which was reported before it.
+        if !all_brokers_down(&error) {
+            self.0.error(format!("kafka: {reason}"));
+        }
+    }
+}
+
+impl ConsumerContext for Context {}
+
+/// Whether `e` only says that no broker answers (its cause came through [`Context`]).
+pub(crate) fn all_brokers_down(e: &KafkaError) -> bool {
+    e.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown)
+}
+
+/// Whether a receive error is one [`Context`] already reported with its reason (a broker
+/// connection that failed, and why).
+fn reported_by_context(e: &KafkaError) -> bool {
+    all_brokers_down(e) || e.rdkafka_error_code() == Some(RDKafkaErrorCode::BrokerTransportFailure)
 }
 
 /// Runs the source until `stop` turns true.
@@ -150,7 +180,7 @@ pub async fn run(
     stats: Arc<SourceStats>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let consumer = match config.client() {
+    let consumer = match config.client(&stats) {
         Ok(c) => Arc::new(c),
         Err(e) => {
             stats.error(&e);
@@ -194,7 +224,11 @@ pub async fn run(
             Ok(m) => vec![m],
             Err(e) => {
                 stats.set_connected(false);
-                stats.error(format!("kafka: {e}"));
+                if reported_by_context(&e) {
+                    stats.errors.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    stats.error(format!("kafka: {e}"));
+                }
                 backoff = next_backoff(backoff);
                 tracing::warn!(source = %config.name, error = %e, retry_in = ?backoff, "kafka receive failed");
                 if sleep_or_stop(backoff, &mut stop).await {
@@ -268,7 +302,7 @@ pub async fn run(
 }
 
 /// Messages behind on the assigned partitions (blocking).
-fn lag(consumer: &StreamConsumer) -> u64 {
+fn lag(consumer: &StreamConsumer<Context>) -> u64 {
     let Ok(position) = consumer.position() else {
         return 0;
     };

@@ -38,6 +38,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::watch;
 
 use crate::backup::Spool;
+use crate::kafka::Context;
 use crate::source::{SourceStats, next_backoff, sleep_or_stop};
 
 /// One `publish.kafka` entry of `dozor.yml`. Its `Debug` hides `options` (SASL passwords).
@@ -203,7 +204,7 @@ impl KafkaPublishConfig {
         Ok(())
     }
 
-    fn producer(&self) -> Result<FutureProducer, String> {
+    fn producer(&self, stats: &Arc<SourceStats>) -> Result<FutureProducer<Context>, String> {
         let mut c = ClientConfig::new();
         c.set("linger.ms", "20");
         for (k, v) in &self.options {
@@ -218,7 +219,7 @@ impl KafkaPublishConfig {
             .set("enable.idempotence", "true")
             // A message not delivered in 30 s fails its file, which is retried whole.
             .set("message.timeout.ms", "30000");
-        c.create()
+        c.create_with_context(Context(Arc::clone(stats)))
             .map_err(|e| format!("cannot create the producer: {e}"))
     }
 }
@@ -416,7 +417,7 @@ pub async fn run(
     stats: Arc<SourceStats>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let producer = match config.producer() {
+    let producer = match config.producer(&stats) {
         Ok(p) => p,
         Err(e) => {
             stats.error(&e);
@@ -456,7 +457,7 @@ pub async fn run(
 
 /// Sends every sealed outbox file, each whole or not at all.
 async fn send_ready(
-    producer: &FutureProducer,
+    producer: &FutureProducer<Context>,
     outbox: &Spool,
     stats: &SourceStats,
 ) -> Result<(), String> {
