@@ -5,6 +5,10 @@
 //! fsync before every acknowledgement or commit). MQTT keeps few messages for an offline
 //! session, so for it Dozor runs first and the publisher runs alongside, against a
 //! Mosquitto started here without Debian's in-flight and queue limits.
+//! `kafka-out` measures the producer instead: N lines posted to `POST /api/v1/logs/ingest`
+//! (batches of 10 000) with `publish.kafka[].forward` on, timed until the producer's
+//! `dozor_source_records_total` reaches N (HTTP ingest, PII masking, the log store, the
+//! outbox and Kafka's acknowledgements all in the CPU figure).
 //! Prints records/s and records per CPU-second of the Dozor process, per connector.
 //!
 //! `cargo run --release -p dozor-bench --bin bus-speed -- [--messages N] [--only kafka,…]`
@@ -22,7 +26,7 @@ struct Args {
     /// Messages per connector.
     #[arg(long, default_value_t = 100_000)]
     messages: usize,
-    /// Connectors to measure (kafka, rabbitmq, nats, mqtt).
+    /// Connectors to measure (kafka, rabbitmq, nats, mqtt, kafka-out).
     #[arg(
         long,
         value_delimiter = ',',
@@ -64,14 +68,10 @@ impl Drop for Killed {
 }
 
 /// Starts Dozor with `sources` (YAML under `sources:`); returns it and its port.
-fn start_dozor(
-    args: &Args,
-    work: &std::path::Path,
-    sources: &str,
-) -> anyhow::Result<(Killed, u16)> {
+fn start_dozor(args: &Args, work: &std::path::Path, yaml: &str) -> anyhow::Result<(Killed, u16)> {
     let port = free_port()?;
     let config = work.join("dozor.yml");
-    std::fs::write(&config, format!("sources:\n{sources}"))?;
+    std::fs::write(&config, yaml)?;
     let child = Command::new(&args.dozor)
         .args([
             "serve",
@@ -118,19 +118,48 @@ async fn wait_records(port: u16, name: &str, n: usize) -> anyhow::Result<()> {
     bail!("source {name} did not reach {n} records")
 }
 
-async fn publish_kafka(port: u16, n: usize) -> anyhow::Result<()> {
+/// A topic of two partitions.
+async fn create_topic(port: u16, topic: &str) -> anyhow::Result<()> {
     use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-    use rdkafka::producer::{FutureProducer, FutureRecord};
-    let brokers = format!("127.0.0.1:{port}");
     let admin: AdminClient<rdkafka::client::DefaultClientContext> = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
+        .set("bootstrap.servers", format!("127.0.0.1:{port}"))
         .create()?;
     admin
         .create_topics(
-            &[NewTopic::new("logs", 2, TopicReplication::Fixed(1))],
+            &[NewTopic::new(topic, 2, TopicReplication::Fixed(1))],
             &AdminOptions::new(),
         )
         .await?;
+    Ok(())
+}
+
+/// Posts `n` messages to Dozor's NDJSON ingest, 10 000 per request.
+async fn post_logs(port: u16, n: usize) -> anyhow::Result<()> {
+    let client = reqwest::Client::new();
+    let health = format!("http://127.0.0.1:{port}/healthz");
+    while client.get(&health).send().await.is_err() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for start in (0..n).step_by(10_000) {
+        let body: String = (start..(start + 10_000).min(n))
+            .map(|i| message(i) + "\n")
+            .collect();
+        let r = client
+            .post(format!("http://127.0.0.1:{port}/api/v1/logs/ingest"))
+            .bearer_auth(DOZOR_TOKEN)
+            .body(body)
+            .send()
+            .await?;
+        if !r.status().is_success() {
+            bail!("ingest answered {}", r.status());
+        }
+    }
+    Ok(())
+}
+
+async fn publish_kafka(port: u16, n: usize) -> anyhow::Result<()> {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let brokers = format!("127.0.0.1:{port}");
     let producer: FutureProducer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", &brokers)
         .set("linger.ms", "20")
@@ -253,7 +282,7 @@ async fn measure(args: &Args, kind: &str, tansu: Option<&PathBuf>) -> anyhow::Re
     let work = tempdir(kind)?;
     let name = "bench";
     let outcome = match kind {
-        "kafka" => {
+        "kafka" | "kafka-out" => {
             let bin = tansu.context("no tansu binary: pass --tansu or set DOZOR_TANSU")?;
             let port = free_port()?;
             let url = format!("tcp://127.0.0.1:{port}");
@@ -274,12 +303,29 @@ async fn measure(args: &Args, kind: &str, tansu: Option<&PathBuf>) -> anyhow::Re
             while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            publish_kafka(port, n).await?;
-            let yaml = format!(
-                "  kafka:\n    - name: {name}\n      brokers: 127.0.0.1:{port}\n      group: {}\n      topics: [{{name: logs}}]\n      batch: 2000\n",
-                unique("bench")
-            );
-            timed(args, &work, &yaml, name, n, async { Ok(()) }).await?
+            if kind == "kafka-out" {
+                create_topic(port, "dozor.logs").await?;
+                let yaml = format!(
+                    "publish:\n  kafka:\n    - name: {name}\n      brokers: 127.0.0.1:{port}\n      forward: {{logs: dozor.logs}}\n"
+                );
+                timed(args, &work, &yaml, name, n, async |p| post_logs(p, n).await).await?
+            } else {
+                create_topic(port, "logs").await?;
+                publish_kafka(port, n).await?;
+                let yaml = format!(
+                    "  kafka:\n    - name: {name}\n      brokers: 127.0.0.1:{port}\n      group: {}\n      topics: [{{name: logs}}]\n      batch: 2000\n",
+                    unique("bench")
+                );
+                timed(
+                    args,
+                    &work,
+                    &format!("sources:\n{yaml}"),
+                    name,
+                    n,
+                    async |_| Ok(()),
+                )
+                .await?
+            }
         }
         "rabbitmq" => {
             let queue = unique("dozor-bench-");
@@ -287,7 +333,15 @@ async fn measure(args: &Args, kind: &str, tansu: Option<&PathBuf>) -> anyhow::Re
             let yaml = format!(
                 "  rabbitmq:\n    - name: {name}\n      url: amqp://guest:guest@127.0.0.1:5672/%2f\n      queues: [{{name: {queue}}}]\n      batch: 2000\n"
             );
-            let o = timed(args, &work, &yaml, name, n, async { Ok(()) }).await?;
+            let o = timed(
+                args,
+                &work,
+                &format!("sources:\n{yaml}"),
+                name,
+                n,
+                async |_| Ok(()),
+            )
+            .await?;
             let conn = lapin::Connection::connect(
                 "amqp://guest:guest@127.0.0.1:5672/%2f",
                 Default::default(),
@@ -305,7 +359,15 @@ async fn measure(args: &Args, kind: &str, tansu: Option<&PathBuf>) -> anyhow::Re
             let yaml = format!(
                 "  nats:\n    - name: {name}\n      url: nats://127.0.0.1:4222\n      stream: {stream}\n      subjects: [{{name: {subject}}}]\n      batch: 2000\n"
             );
-            let o = timed(args, &work, &yaml, name, n, async { Ok(()) }).await?;
+            let o = timed(
+                args,
+                &work,
+                &format!("sources:\n{yaml}"),
+                name,
+                n,
+                async |_| Ok(()),
+            )
+            .await?;
             let js =
                 async_nats::jetstream::new(async_nats::connect("nats://127.0.0.1:4222").await?);
             js.delete_stream(&stream).await?;
@@ -339,11 +401,18 @@ async fn measure(args: &Args, kind: &str, tansu: Option<&PathBuf>) -> anyhow::Re
                 "  mqtt:\n    - name: {name}\n      address: 127.0.0.1:{port}\n      client_id: {}\n      topics: [{{name: '{topic}'}}]\n      batch: 2000\n",
                 unique("dozor-bench-sub")
             );
-            timed(args, &work, &yaml, name, n, async {
-                // Let Dozor connect and subscribe first.
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                publish_mqtt(port, &topic, n).await
-            })
+            timed(
+                args,
+                &work,
+                &format!("sources:\n{yaml}"),
+                name,
+                n,
+                async |_| {
+                    // Let Dozor connect and subscribe first.
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    publish_mqtt(port, &topic, n).await
+                },
+            )
             .await?
         }
         other => bail!("unknown connector {other}"),
@@ -358,11 +427,11 @@ async fn timed(
     yaml: &str,
     name: &str,
     n: usize,
-    alongside: impl std::future::Future<Output = anyhow::Result<()>>,
+    alongside: impl AsyncFnOnce(u16) -> anyhow::Result<()>,
 ) -> anyhow::Result<Outcome> {
     let start = Instant::now();
     let (dozor, port) = start_dozor(args, work, yaml)?;
-    let (published, waited) = tokio::join!(alongside, wait_records(port, name, n));
+    let (published, waited) = tokio::join!(alongside(port), wait_records(port, name, n));
     published?;
     waited?;
     let wall = start.elapsed();

@@ -32,7 +32,9 @@ use std::time::Duration;
 
 use dozor_model::{Labels, LogRecord, Sample, TenantId};
 use rdkafka::ClientConfig;
+use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::types::RDKafkaErrorCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use tokio::sync::watch;
@@ -465,7 +467,10 @@ async fn send_ready(
         let bytes = tokio::fs::read(&path)
             .await
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        let mut pending = Vec::new();
+        // Every message of the file is queued in librdkafka at once (it batches them per
+        // partition); when its queue is full the oldest delivery is awaited to make room.
+        let mut pending = std::collections::VecDeque::new();
+        let mut records = 0u64;
         for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
             let mut parts = line.splitn(3, |b| *b == b'\t');
             let (Some(topic), Some(key), Some(payload)) =
@@ -479,18 +484,28 @@ async fn send_ready(
             if !key.is_empty() {
                 record = record.key(key);
             }
-            // `send` queues in librdkafka (waiting while its queue is full) and resolves when
-            // the broker acknowledged the message.
-            let delivery = producer
-                .send(record, Duration::from_secs(30))
-                .await
-                .map(|_| ())
-                .map_err(|(e, _)| format!("topic {topic}: {e}"));
-            pending.push(delivery);
+            loop {
+                match producer.send_result(record) {
+                    Ok(delivery) => {
+                        pending.push_back(delivery);
+                        break;
+                    }
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                        record = r;
+                        match pending.pop_front() {
+                            Some(d) => {
+                                delivered(d.await)?;
+                                records += 1;
+                            }
+                            None => tokio::time::sleep(Duration::from_millis(10)).await,
+                        }
+                    }
+                    Err((e, _)) => return Err(format!("topic {topic}: {e}")),
+                }
+            }
         }
-        let mut records = 0u64;
         for d in pending {
-            d?;
+            delivered(d.await)?;
             records += 1;
         }
         outbox.uploaded(&path);
@@ -498,6 +513,17 @@ async fn send_ready(
         stats.delivered(records, bytes.len() as u64);
     }
     Ok(())
+}
+
+/// A delivery's outcome: acknowledged by the broker, or why not.
+fn delivered<Canceled>(
+    outcome: Result<rdkafka::producer::future_producer::OwnedDeliveryResult, Canceled>,
+) -> Result<(), String> {
+    match outcome {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err((e, m))) => Err(format!("topic {}: {e}", rdkafka::Message::topic(&m))),
+        Err(_) => Err("the producer was dropped".to_owned()),
+    }
 }
 
 #[cfg(test)]
