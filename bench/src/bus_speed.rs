@@ -316,15 +316,7 @@ async fn measure(args: &Args, kind: &str, tansu: Option<&PathBuf>) -> anyhow::Re
                     "  kafka:\n    - name: {name}\n      brokers: 127.0.0.1:{port}\n      group: {}\n      topics: [{{name: logs}}]\n      batch: 2000\n",
                     unique("bench")
                 );
-                timed(
-                    args,
-                    &work,
-                    &format!("sources:\n{yaml}"),
-                    name,
-                    n,
-                    async |_| Ok(()),
-                )
-                .await?
+                consumed(args, &work, &yaml, name, n).await?
             }
         }
         "rabbitmq" => {
@@ -333,15 +325,7 @@ async fn measure(args: &Args, kind: &str, tansu: Option<&PathBuf>) -> anyhow::Re
             let yaml = format!(
                 "  rabbitmq:\n    - name: {name}\n      url: amqp://guest:guest@127.0.0.1:5672/%2f\n      queues: [{{name: {queue}}}]\n      batch: 2000\n"
             );
-            let o = timed(
-                args,
-                &work,
-                &format!("sources:\n{yaml}"),
-                name,
-                n,
-                async |_| Ok(()),
-            )
-            .await?;
+            let o = consumed(args, &work, &yaml, name, n).await?;
             let conn = lapin::Connection::connect(
                 "amqp://guest:guest@127.0.0.1:5672/%2f",
                 Default::default(),
@@ -359,15 +343,7 @@ async fn measure(args: &Args, kind: &str, tansu: Option<&PathBuf>) -> anyhow::Re
             let yaml = format!(
                 "  nats:\n    - name: {name}\n      url: nats://127.0.0.1:4222\n      stream: {stream}\n      subjects: [{{name: {subject}}}]\n      batch: 2000\n"
             );
-            let o = timed(
-                args,
-                &work,
-                &format!("sources:\n{yaml}"),
-                name,
-                n,
-                async |_| Ok(()),
-            )
-            .await?;
+            let o = consumed(args, &work, &yaml, name, n).await?;
             let js =
                 async_nats::jetstream::new(async_nats::connect("nats://127.0.0.1:4222").await?);
             js.delete_stream(&stream).await?;
@@ -438,6 +414,25 @@ async fn timed(
     let cpu = cpu_seconds(dozor.0.id());
     drop(dozor);
     Ok(Outcome { wall, cpu })
+}
+
+/// [`timed`] for a source that finds its messages waiting: `sources:` is `yaml`.
+async fn consumed(
+    args: &Args,
+    work: &std::path::Path,
+    yaml: &str,
+    name: &str,
+    n: usize,
+) -> anyhow::Result<Outcome> {
+    timed(
+        args,
+        work,
+        &format!("sources:\n{yaml}"),
+        name,
+        n,
+        async |_| Ok(()),
+    )
+    .await
 }
 
 fn tempdir(kind: &str) -> anyhow::Result<PathBuf> {

@@ -286,3 +286,38 @@ fn alert_rule_corpus_loads_or_errors_with_a_location() {
         "the seeds load ({files} files, {specs} rules)"
     );
 }
+
+#[test]
+fn alertmanager_config_corpus_loads_or_errors() {
+    let (mut configs, mut matchers) = (0, 0);
+    for (path, data) in corpus("alertmanager_config") {
+        let Ok(text) = std::str::from_utf8(&data) else {
+            continue;
+        };
+        match dozor_alerting::matchers::parse_matchers(text) {
+            Ok(m) => {
+                matchers += 1;
+                assert!(!m.is_empty(), "{}", path.display());
+            }
+            Err(e) => assert!(!e.is_empty(), "{}", path.display()),
+        }
+        match dozor_alerting::config::AlertmanagerConfig::parse(text)
+            .and_then(dozor_alerting::config::AlertmanagerConfig::load)
+        {
+            Ok(loaded) => {
+                configs += 1;
+                let labels = dozor_model::Labels::from_pairs([("alertname", "Fuzz")]).unwrap();
+                assert!(
+                    !loaded.route.routes_for(&labels).is_empty(),
+                    "{}",
+                    path.display()
+                );
+            }
+            Err(e) => assert!(!e.is_empty(), "{}", path.display()),
+        }
+    }
+    assert!(
+        configs >= 2 && matchers >= 2,
+        "the seeds load ({configs} configurations, {matchers} matcher lists)"
+    );
+}

@@ -123,26 +123,49 @@ impl KafkaConfig {
     }
 
     fn client(&self, stats: &Arc<SourceStats>) -> Result<StreamConsumer<Context>, String> {
-        let mut c = ClientConfig::new();
-        // Kafka Connect's session timeout: a member that died without leaving (kill -9)
-        // holds its partitions this long, not librdkafka's 45 s.
-        c.set("session.timeout.ms", "10000");
-        for (k, v) in &self.options {
-            c.set(k, v);
-        }
-        if let Some(f) = &self.sasl_password_file {
-            c.set("sasl.password", crate::source::read_secret(f)?);
-        }
-        c.set("bootstrap.servers", &self.brokers)
-            .set("group.id", &self.group)
-            .set("client.id", format!("dozor-{}", self.name))
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set("auto.offset.reset", &self.start)
-            .set("enable.partition.eof", "false");
-        c.create_with_context(Context(Arc::clone(stats)))
-            .map_err(|e| format!("cannot create the consumer: {e}"))
+        client_config(
+            // Kafka Connect's session timeout: a member that died without leaving (kill -9)
+            // holds its partitions this long, not librdkafka's 45 s.
+            &[("session.timeout.ms", "10000")],
+            &self.options,
+            self.sasl_password_file.as_deref(),
+            &[
+                ("bootstrap.servers", &self.brokers),
+                ("group.id", &self.group),
+                ("client.id", &format!("dozor-{}", self.name)),
+                ("enable.auto.commit", "false"),
+                ("enable.auto.offset.store", "false"),
+                ("auto.offset.reset", &self.start),
+                ("enable.partition.eof", "false"),
+            ],
+        )?
+        .create_with_context(Context(Arc::clone(stats)))
+        .map_err(|e| format!("cannot create the consumer: {e}"))
     }
+}
+
+/// A librdkafka configuration: `defaults`, which the user's `options` may override, the
+/// SASL password from its file, then `fixed`, which they may not.
+pub(crate) fn client_config(
+    defaults: &[(&str, &str)],
+    options: &BTreeMap<String, String>,
+    sasl_password_file: Option<&std::path::Path>,
+    fixed: &[(&str, &str)],
+) -> Result<ClientConfig, String> {
+    let mut c = ClientConfig::new();
+    for (k, v) in defaults.iter().copied() {
+        c.set(k, v);
+    }
+    for (k, v) in options {
+        c.set(k, v);
+    }
+    if let Some(f) = sasl_password_file {
+        c.set("sasl.password", crate::source::read_secret(f)?);
+    }
+    for (k, v) in fixed.iter().copied() {
+        c.set(k, v);
+    }
+    Ok(c)
 }
 
 /// librdkafka's own error reports — a refused TLS certificate, a failed SASL login, a

@@ -31,7 +31,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dozor_model::{Labels, LogRecord, Sample, TenantId};
-use rdkafka::ClientConfig;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
@@ -207,22 +206,21 @@ impl KafkaPublishConfig {
     }
 
     fn producer(&self, stats: &Arc<SourceStats>) -> Result<FutureProducer<Context>, String> {
-        let mut c = ClientConfig::new();
-        c.set("linger.ms", "20");
-        for (k, v) in &self.options {
-            c.set(k, v);
-        }
-        if let Some(f) = &self.sasl_password_file {
-            c.set("sasl.password", crate::source::read_secret(f)?);
-        }
-        c.set("bootstrap.servers", &self.brokers)
-            .set("client.id", format!("dozor-{}", self.name))
-            .set("acks", "all")
-            .set("enable.idempotence", "true")
-            // A message not delivered in 30 s fails its file, which is retried whole.
-            .set("message.timeout.ms", "30000");
-        c.create_with_context(Context(Arc::clone(stats)))
-            .map_err(|e| format!("cannot create the producer: {e}"))
+        crate::kafka::client_config(
+            &[("linger.ms", "20")],
+            &self.options,
+            self.sasl_password_file.as_deref(),
+            &[
+                ("bootstrap.servers", &self.brokers),
+                ("client.id", &format!("dozor-{}", self.name)),
+                ("acks", "all"),
+                ("enable.idempotence", "true"),
+                // A message not delivered in 30 s fails its file, which is retried whole.
+                ("message.timeout.ms", "30000"),
+            ],
+        )?
+        .create_with_context(Context(Arc::clone(stats)))
+        .map_err(|e| format!("cannot create the producer: {e}"))
     }
 }
 

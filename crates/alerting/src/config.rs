@@ -1,0 +1,298 @@
+//! Alertmanager's configuration file, accepted as it is: `route`, `receivers` (webhook
+//! receivers delivered; the other integrations accepted and reported as not delivered yet),
+//! and the sections Dozor does not act on yet (`global`, `templates`, `inhibit_rules`,
+//! `time_intervals`), which are kept so a real `alertmanager.yml` loads unchanged.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::route::{Route, RouteConfig};
+
+/// An `alertmanager.yml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertmanagerConfig {
+    /// Defaults of the integrations (SMTP, Slack URL…).
+    #[serde(default)]
+    pub global: Option<Value>,
+    /// The routing tree.
+    pub route: RouteConfig,
+    /// Receivers by name.
+    #[serde(default)]
+    pub receivers: Vec<ReceiverConfig>,
+    /// Inhibition rules (not applied yet).
+    #[serde(default)]
+    pub inhibit_rules: Vec<Value>,
+    /// Template files (not read: Dozor's templates are its own).
+    #[serde(default)]
+    pub templates: Vec<String>,
+    /// Named time intervals (not applied yet).
+    #[serde(default)]
+    pub time_intervals: Vec<Value>,
+    /// The deprecated name of `time_intervals`.
+    #[serde(default)]
+    pub mute_time_intervals: Vec<Value>,
+}
+
+/// One receiver. (No `deny_unknown_fields`: serde does not combine it with `flatten`;
+/// [`AlertmanagerConfig::load`] refuses keys that are not Alertmanager integrations.)
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReceiverConfig {
+    /// Its name, which routes refer to.
+    pub name: String,
+    /// Webhooks (Alertmanager's payload v4).
+    #[serde(default)]
+    pub webhook_configs: Vec<WebhookConfig>,
+    /// Alertmanager's other integrations, by key: accepted, not delivered yet.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, Value>,
+}
+
+/// One `webhook_configs` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Where to POST.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// A file holding the URL (it may carry a token).
+    #[serde(default)]
+    pub url_file: Option<String>,
+    /// Whether resolved alerts are sent (default true, as in Alertmanager).
+    #[serde(default = "yes")]
+    pub send_resolved: bool,
+    /// Most alerts in one payload (0: all).
+    #[serde(default)]
+    pub max_alerts: usize,
+    /// HTTP client settings (accepted; not applied yet).
+    #[serde(default)]
+    pub http_config: Option<Value>,
+    /// Request timeout (accepted; not applied yet).
+    #[serde(default)]
+    pub timeout: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Alertmanager's integration keys other than webhooks.
+const INTEGRATIONS: [&str; 16] = [
+    "email_configs",
+    "slack_configs",
+    "pagerduty_configs",
+    "telegram_configs",
+    "discord_configs",
+    "msteams_configs",
+    "msteamsv2_configs",
+    "opsgenie_configs",
+    "pushover_configs",
+    "sns_configs",
+    "victorops_configs",
+    "webex_configs",
+    "wechat_configs",
+    "jira_configs",
+    "rocketchat_configs",
+    "incidentio_configs",
+];
+
+/// A loaded configuration: the compiled tree and what was accepted but is not acted on.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The routing tree.
+    pub route: Route,
+    /// The receivers.
+    pub receivers: Vec<ReceiverConfig>,
+    /// What is accepted but not acted on yet, one line each.
+    pub warnings: Vec<String>,
+}
+
+impl AlertmanagerConfig {
+    /// Parses `alertmanager.yml`.
+    pub fn parse(yaml: &str) -> Result<AlertmanagerConfig, String> {
+        serde_saphyr::from_str(yaml).map_err(|e| e.to_string())
+    }
+
+    /// Checks names and compiles the tree.
+    pub fn load(self) -> Result<Loaded, String> {
+        let mut warnings = Vec::new();
+        let mut names = std::collections::BTreeSet::new();
+        for (i, r) in self.receivers.iter().enumerate() {
+            if !names.insert(r.name.as_str()) {
+                return Err(format!(
+                    "receivers[{i}]: the name {:?} appears twice",
+                    r.name
+                ));
+            }
+            for key in r.other.keys() {
+                if INTEGRATIONS.contains(&key.as_str()) {
+                    warnings.push(format!(
+                        "receiver {:?}: {key} are not delivered yet",
+                        r.name
+                    ));
+                } else {
+                    return Err(format!("receivers[{i}]: unknown key {key:?}"));
+                }
+            }
+            for (j, w) in r.webhook_configs.iter().enumerate() {
+                if w.url.is_none() == w.url_file.is_none() {
+                    return Err(format!(
+                        "receivers[{i}].webhook_configs[{j}]: one of url and url_file"
+                    ));
+                }
+            }
+        }
+        for (what, n) in [
+            ("inhibit_rules", self.inhibit_rules.len()),
+            (
+                "time_intervals",
+                self.time_intervals.len() + self.mute_time_intervals.len(),
+            ),
+            ("templates", self.templates.len()),
+        ] {
+            if n > 0 {
+                warnings.push(format!("{what} are not applied yet"));
+            }
+        }
+        let names: Vec<&str> = names.into_iter().collect();
+        let route = Route::compile(&self.route, &names)?;
+        Ok(Loaded {
+            route,
+            receivers: self.receivers,
+            warnings,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Alertmanager's own example configuration (doc/examples/simple.yml), trimmed of its
+    /// comments, loads as it is.
+    const SIMPLE: &str = r#"
+global:
+  smtp_smarthost: 'localhost:25'
+  smtp_from: 'alertmanager@example.org'
+templates:
+- '/etc/alertmanager/template/*.tmpl'
+route:
+  group_by: ['alertname', 'cluster', 'service']
+  group_wait: 30s
+  group_interval: 5m
+  repeat_interval: 3h
+  receiver: team-X-mails
+  routes:
+  - matchers:
+    - service=~"foo1|foo2|baz"
+    receiver: team-X-mails
+    routes:
+    - matchers:
+      - severity="critical"
+      receiver: team-X-pager
+  - matchers:
+    - service="files"
+    receiver: team-Y-mails
+    routes:
+    - matchers:
+      - severity="critical"
+      receiver: team-Y-pager
+  - matchers:
+    - service="database"
+    receiver: team-DB-pager
+    group_by: [alertname, cluster, database]
+    routes:
+    - matchers:
+      - owner="team-X"
+      receiver: team-X-pager
+      continue: true
+    - matchers:
+      - owner="team-Y"
+      receiver: team-Y-pager
+inhibit_rules:
+- source_matchers: [severity="critical"]
+  target_matchers: [severity="warning"]
+  equal: [alertname, cluster, service]
+receivers:
+- name: 'team-X-mails'
+  email_configs:
+  - to: 'team-X+alerts@example.org'
+- name: 'team-X-pager'
+  email_configs:
+  - to: 'team-X+alerts-critical@example.org'
+  pagerduty_configs:
+  - service_key: <team-X-key>
+- name: 'team-Y-mails'
+  email_configs:
+  - to: 'team-Y+alerts@example.org'
+- name: 'team-Y-pager'
+  pagerduty_configs:
+  - service_key: <team-Y-key>
+- name: 'team-DB-pager'
+  pagerduty_configs:
+  - service_key: <team-DB-key>
+  webhook_configs:
+  - url: 'http://127.0.0.1:5001/'
+    send_resolved: false
+"#;
+
+    #[test]
+    fn alertmanagers_example_loads_and_routes() {
+        let loaded = AlertmanagerConfig::parse(SIMPLE).unwrap().load().unwrap();
+        assert!(loaded.warnings.iter().any(|w| w.contains("inhibit_rules")));
+        assert!(loaded.warnings.iter().any(|w| w.contains("email_configs")));
+        let db = loaded
+            .receivers
+            .iter()
+            .find(|r| r.name == "team-DB-pager")
+            .unwrap();
+        assert!(!db.webhook_configs[0].send_resolved);
+        let labels = dozor_model::Labels::from_pairs([
+            ("service", "database"),
+            ("owner", "team-X"),
+            ("alertname", "Slow"),
+        ])
+        .unwrap();
+        let to: Vec<&str> = loaded
+            .route
+            .routes_for(&labels)
+            .iter()
+            .map(|r| r.receiver.as_str())
+            .collect();
+        assert_eq!(
+            to,
+            ["team-X-pager"],
+            "continue: true, but no later sibling matches"
+        );
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        for (yaml, want) in [
+            (
+                "route: {receiver: a}\nreceivers: [{name: a}, {name: a}]\n",
+                "twice",
+            ),
+            (
+                "route: {receiver: a}\nreceivers: [{name: a, fax_configs: []}]\n",
+                "fax_configs",
+            ),
+            (
+                "route: {receiver: b}\nreceivers: [{name: a}]\n",
+                "no receiver named",
+            ),
+            (
+                "route: {receiver: a}\nreceivers: [{name: a, webhook_configs: [{}]}]\n",
+                "url",
+            ),
+        ] {
+            let e = AlertmanagerConfig::parse(yaml)
+                .and_then(AlertmanagerConfig::load)
+                .unwrap_err();
+            assert!(e.contains(want), "{yaml}: {e}");
+        }
+        assert!(AlertmanagerConfig::parse("route: {receiver: a}\nbogus: 1\n").is_err());
+    }
+}
