@@ -1055,6 +1055,10 @@ for page in s3.get_paginator("list_objects_v2").paginate(Bucket=sys.argv[2], Pre
         raw = s3.get_object(Bucket=sys.argv[2], Key=o["Key"])["Body"].read()
         out.append([o["Key"], eval(sys.argv[4])])
 print(json.dumps(out, default=str))
+sys.stdout.flush()
+# pyarrow's thread pools can abort the interpreter's teardown on a loaded machine
+# ("terminate called without an active exception"); the answer is out, so leave now.
+import os; os._exit(0)
 "#;
     let out = Command::new(python)
         .args([
@@ -1255,7 +1259,7 @@ fn cold_days_are_archived_to_s3_as_parquet_once_per_version() {
             // not fit Python's datetime).
             "(lambda t: {'time_type': str(t.schema.field('time').type), 'rows': \
              t.set_column(0, 'time', t.column('time').cast('int64')).to_pylist()})\
-             (__import__('pyarrow.parquet').parquet.read_table(io.BytesIO(raw)))",
+             (__import__('pyarrow.parquet').parquet.read_table(io.BytesIO(raw), use_threads=False))",
         );
         let objects = rows.as_array().unwrap();
         assert_eq!(objects.len(), 1, "one object per day: {rows}");
