@@ -191,9 +191,18 @@ pub(crate) fn all_brokers_down(e: &KafkaError) -> bool {
 }
 
 /// Whether a receive error is one [`Context`] already reported with its reason (a broker
-/// connection that failed, and why).
+/// connection, TLS handshake or login that failed, and why): recording it again would hide
+/// the reason behind a bare code.
 fn reported_by_context(e: &KafkaError) -> bool {
-    all_brokers_down(e) || e.rdkafka_error_code() == Some(RDKafkaErrorCode::BrokerTransportFailure)
+    all_brokers_down(e)
+        || matches!(
+            e.rdkafka_error_code(),
+            Some(
+                RDKafkaErrorCode::BrokerTransportFailure
+                    | RDKafkaErrorCode::SSL
+                    | RDKafkaErrorCode::Authentication
+            )
+        )
 }
 
 /// Runs the source until `stop` turns true.
