@@ -4,9 +4,9 @@
 //! payload v4 ([`webhook`]). Pure: no I/O, time passed in, so every timing rule is tested
 //! with a clock the test drives.
 //!
-//! Issue 9 builds on it: silences, inhibition, time intervals, escalation, the receivers'
-//! HTTP/SMTP delivery, the Alertmanager API v2 and incidents. Until the binary wires it up
-//! (`alerting:` in `dozor.yml`), nothing in Dozor sends notifications through it.
+//! The binary (`crates/dozor/src/notify.rs`, `alerting.config_file`) feeds it the default
+//! tenant's alerts and delivers webhook notifications. Still to come: silences, inhibition,
+//! time intervals, escalation, the other receivers, the Alertmanager API v2, incidents.
 
 pub mod config;
 pub mod dispatch;

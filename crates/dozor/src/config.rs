@@ -72,6 +72,18 @@ pub struct Config {
     /// What Dozor publishes to other systems (Kafka topics).
     #[serde(deserialize_with = "null_is_default")]
     pub publish: PublishConfig,
+    /// Notifications: Alertmanager's configuration applied to Dozor's alerts.
+    #[serde(deserialize_with = "null_is_default")]
+    pub alerting: AlertingConfig,
+}
+
+/// `alerting:`: where notifications go.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertingConfig {
+    /// An `alertmanager.yml` (relative to this file): its routes and webhook receivers
+    /// notify about the default tenant's alerts. None: no notifications.
+    pub config_file: Option<PathBuf>,
 }
 
 /// `publish:`: producers by kind.
@@ -866,6 +878,7 @@ impl Default for Config {
             backup: BackupConfig::default(),
             rules: RulesConfig::default(),
             publish: PublishConfig::default(),
+            alerting: AlertingConfig::default(),
         }
     }
 }
@@ -967,9 +980,25 @@ impl Config {
                     ..ConfigError::plain(format!("cannot read: {e}"))
                 })?;
                 let mut config = Config::parse(&text, &path.display().to_string())?;
-                config
-                    .rules
-                    .resolve_paths(path.parent().unwrap_or(Path::new(".")));
+                let dir = path.parent().unwrap_or(Path::new("."));
+                config.rules.resolve_paths(dir);
+                if let Some(f) = &mut config.alerting.config_file {
+                    if f.is_relative() {
+                        *f = dir.join(&*f);
+                    }
+                    // Checked with the rest, so `dozor check config` reports its mistakes.
+                    std::fs::read_to_string(&*f)
+                        .map_err(|e| format!("cannot read {}: {e}", f.display()))
+                        .and_then(|text| {
+                            dozor_alerting::config::AlertmanagerConfig::parse(&text)
+                                .and_then(dozor_alerting::config::AlertmanagerConfig::load)
+                        })
+                        .map_err(|e| ConfigError {
+                            source: Some(path.display().to_string()),
+                            key: Some("alerting.config_file".into()),
+                            ..ConfigError::plain(e)
+                        })?;
+                }
                 config.rules.groups().map_err(|e| ConfigError {
                     source: Some(path.display().to_string()),
                     ..e

@@ -16,6 +16,7 @@ pub mod archive;
 pub mod config;
 pub mod demo;
 pub mod host;
+pub mod notify;
 pub mod publish;
 pub mod rules;
 pub mod server;

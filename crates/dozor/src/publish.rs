@@ -25,10 +25,12 @@ struct AlertStream {
     outbox: Arc<Spool>,
 }
 
-/// Where alert transitions are published; empty: nowhere.
+/// Where alert transitions go: Kafka alert streams, and the notifier (`alerting:`) for the
+/// default tenant's alerts; empty: nowhere.
 #[derive(Debug, Default)]
 pub struct AlertPublisher {
     streams: Vec<AlertStream>,
+    notifier: std::sync::OnceLock<crate::notify::Notifier>,
 }
 
 impl AlertPublisher {
@@ -36,6 +38,11 @@ impl AlertPublisher {
     /// Blocking (the outbox fsyncs); a full outbox loses the notification, which is logged
     /// and counted as the producer's error (the alert itself lives on in the history).
     pub fn publish(&self, tenant: &TenantId, group: &str, transitions: &[Transition]) {
+        if let Some(n) = self.notifier.get()
+            && *tenant == TenantId::default_tenant()
+        {
+            n.transitions(transitions);
+        }
         for t in transitions {
             let (alert, resolved) = match t {
                 Transition::Fired(a) => (a, None),
@@ -64,6 +71,15 @@ impl AlertPublisher {
                     tracing::error!(topic = %s.topic, error = %e, "cannot queue an alert for Kafka");
                 }
             }
+        }
+    }
+}
+
+impl AlertPublisher {
+    /// Sends the default tenant's transitions to `notifier` from now on.
+    pub fn notify(&self, notifier: crate::notify::Notifier) {
+        if self.notifier.set(notifier).is_err() {
+            tracing::error!("BUG: a second notifier was set");
         }
     }
 }

@@ -300,6 +300,17 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
         &stop_rx,
     );
     let producers = publishing.start(&sources, &tsdb, config.query.limits(), &stop_rx);
+    let notifier = match &config.alerting.config_file {
+        Some(path) => {
+            let loaded = crate::notify::load(path)?;
+            let (notifier, task) =
+                crate::notify::start(loaded, config.rules.external_url.clone(), stop_rx.clone());
+            alert_publisher.notify(notifier);
+            tracing::info!(file = %path.display(), "notifications per the Alertmanager configuration");
+            Some(task)
+        }
+        None => None,
+    };
     let groups = rule_set.all().len();
     if groups > 0 {
         tracing::info!(groups, "evaluating rule groups");
@@ -441,6 +452,11 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
     // Rule groups finish the evaluation in progress.
     if let Err(e) = rule_tasks.await {
         tracing::error!(error = %e, "rule evaluation failed");
+    }
+    if let Some(task) = notifier
+        && let Err(e) = task.await
+    {
+        tracing::error!(error = %e, "the notifier failed");
     }
     // Kafka producers make a last pass over their outboxes once nothing adds to them; what
     // Kafka does not take stays there for the next start.

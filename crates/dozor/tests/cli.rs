@@ -59,6 +59,25 @@ fn check_config_names_file_line_and_key_and_fails() {
         String::from_utf8_lossy(&out.stderr)
     );
 
+    // The Alertmanager file it names is checked with it.
+    std::fs::write(
+        dir.path().join("am.yml"),
+        "route: {receiver: web}\nreceivers: [{name: pager}]\n",
+    )
+    .unwrap();
+    std::fs::write(&bad, "alerting: {config_file: am.yml}\n").unwrap();
+    let out = dozor()
+        .args(["check", "config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("alerting.config_file") && err.contains("no receiver named \"web\""),
+        "{err}"
+    );
+
     let out = dozor()
         .args(["check", "config", "/nonexistent/dozor.yml"])
         .output()

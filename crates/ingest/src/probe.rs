@@ -764,6 +764,32 @@ async fn store(probe: &Probe, appender: &Arc<dyn Appender>, batch: Batch) {
     }
 }
 
+/// POSTs a JSON body to an `http://` or `https://` URL (verified against the system's
+/// roots) and returns the status code; for the notification receivers. The body of the
+/// answer is read up to 64 KiB and dropped.
+pub async fn post_json(
+    url: &str,
+    body: Vec<u8>,
+    timeout: std::time::Duration,
+) -> Result<u16, String> {
+    let tls = tls::client_config(&TlsSettings::default(), true)?;
+    let request = checks::HttpRequest {
+        url,
+        body: Some(body),
+        bearer: None,
+        basic: None,
+        accept: "application/json",
+        tls: Some(&tls),
+        server_name: None,
+        max_body: 64 << 10,
+    };
+    let mut found = Findings::default();
+    tokio::time::timeout(timeout, checks::http(request, &mut found))
+        .await
+        .map_err(|_| format!("no answer within {timeout:?}"))?
+        .map(|r| r.status)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

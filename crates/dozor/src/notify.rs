@@ -1,0 +1,169 @@
+//! `alerting.config_file`: Alertmanager's configuration applied to the default tenant's
+//! alerts (`dozor_alerting`): each alert that fires or resolves enters the routing tree, the
+//! dispatcher groups and times the notifications, and webhook receivers get Alertmanager's
+//! payload v4 by POST, retried with exponential back-off and jitter (at most
+//! [`ATTEMPTS`] tries, each with a 10 s timeout) and logged.
+//!
+//! Not yet: the other integrations (they load, with a warning), silences, inhibition,
+//! persistence of the notification log across restarts, per-tenant configurations.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use dozor_alerting::config::{AlertmanagerConfig, Loaded, ReceiverConfig};
+use dozor_alerting::{Alert, Dispatcher, Notification};
+use dozor_rules::Transition;
+use tokio::sync::{mpsc, watch};
+
+/// Most tries of one webhook call.
+pub const ATTEMPTS: u32 = 5;
+/// Alerts waiting for the dispatcher; beyond it new transitions are dropped and logged.
+const QUEUE: usize = 10_000;
+
+/// The rule evaluations' side: hands transitions to the dispatcher without waiting.
+#[derive(Debug, Clone)]
+pub struct Notifier(mpsc::Sender<Alert>);
+
+impl Notifier {
+    /// Queues the transitions as alerts.
+    pub fn transitions(&self, transitions: &[Transition]) {
+        for t in transitions {
+            let (a, ends) = match t {
+                Transition::Fired(a) => (a, None),
+                Transition::Resolved(a) => (
+                    a,
+                    Some(a.resolved_at_ms.unwrap_or_else(dozor_model::time::now_ms)),
+                ),
+            };
+            let alert = Alert {
+                labels: a.labels.clone(),
+                annotations: a.annotations.clone(),
+                starts_at_ms: a.fired_at_ms.unwrap_or(a.active_at_ms),
+                ends_at_ms: ends,
+                generator_url: String::new(),
+            };
+            if self.0.try_send(alert).is_err() {
+                tracing::error!("the notification queue is full; an alert transition was dropped");
+            }
+        }
+    }
+}
+
+/// Loads the configuration file; its warnings (what is accepted but not acted on) are
+/// logged.
+pub fn load(path: &std::path::Path) -> anyhow::Result<Loaded> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("alerting.config_file {}: {e}", path.display()))?;
+    let loaded = AlertmanagerConfig::parse(&text)
+        .and_then(AlertmanagerConfig::load)
+        .map_err(|e| anyhow::anyhow!("alerting.config_file {}: {e}", path.display()))?;
+    for w in &loaded.warnings {
+        tracing::warn!(file = %path.display(), "alerting: {w}");
+    }
+    Ok(loaded)
+}
+
+/// Starts the dispatcher; returns the evaluations' handle and the task.
+pub fn start(
+    loaded: Loaded,
+    external_url: String,
+    stop: watch::Receiver<bool>,
+) -> (Notifier, tokio::task::JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel(QUEUE);
+    let send_resolved = loaded
+        .receivers
+        .iter()
+        .filter(|r| r.webhook_configs.iter().any(|w| w.send_resolved))
+        .map(|r| r.name.clone());
+    let dispatcher = Dispatcher::new(loaded.route.clone(), send_resolved);
+    let receivers = Arc::new(loaded.receivers);
+    let task = tokio::spawn(run(dispatcher, receivers, Arc::new(external_url), rx, stop));
+    (Notifier(tx), task)
+}
+
+async fn run(
+    mut dispatcher: Dispatcher,
+    receivers: Arc<Vec<ReceiverConfig>>,
+    external_url: Arc<String>,
+    mut rx: mpsc::Receiver<Alert>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let now = dozor_model::time::now_ms();
+        let wait = dispatcher
+            .next_due_ms()
+            .map_or(Duration::from_secs(3600), |t| {
+                Duration::from_millis(u64::try_from(t - now).unwrap_or(0))
+            });
+        tokio::select! {
+            a = rx.recv() => match a {
+                Some(a) => dispatcher.insert(&a, dozor_model::time::now_ms()),
+                None => return,
+            },
+            () = tokio::time::sleep(wait) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        for n in dispatcher.flush(dozor_model::time::now_ms()) {
+            tokio::spawn(deliver(
+                n,
+                Arc::clone(&receivers),
+                Arc::clone(&external_url),
+            ));
+        }
+    }
+}
+
+/// Sends one notification to every webhook of its receiver.
+async fn deliver(n: Notification, receivers: Arc<Vec<ReceiverConfig>>, external_url: Arc<String>) {
+    let Some(receiver) = receivers.iter().find(|r| r.name == n.receiver) else {
+        return;
+    };
+    for w in &receiver.webhook_configs {
+        let url = match (&w.url, &w.url_file) {
+            (Some(u), _) => u.clone(),
+            (None, Some(f)) => match dozor_ingest::source::read_secret(std::path::Path::new(f)) {
+                Ok(u) => u,
+                Err(e) => {
+                    tracing::error!(receiver = %n.receiver, error = %e, "webhook not sent");
+                    continue;
+                }
+            },
+            (None, None) => continue,
+        };
+        let mut notification = n.clone();
+        if !w.send_resolved {
+            notification.alerts.retain(|a| !a.resolved(n.at_ms));
+            if notification.alerts.is_empty() {
+                continue;
+            }
+        }
+        let body = dozor_alerting::webhook::payload(&notification, &external_url, w.max_alerts)
+            .to_string()
+            .into_bytes();
+        let mut backoff = Duration::ZERO;
+        for attempt in 1..=ATTEMPTS {
+            let outcome =
+                dozor_ingest::probe::post_json(&url, body.clone(), Duration::from_secs(10)).await;
+            match outcome {
+                Ok(status) if (200..300).contains(&status) => {
+                    tracing::info!(receiver = %n.receiver, group = %n.group_key, alerts = notification.alerts.len(), attempt, "webhook notified");
+                    break;
+                }
+                other => {
+                    let why = match other {
+                        Ok(status) => format!("HTTP {status}"),
+                        Err(e) => e,
+                    };
+                    // The URL may carry a token: it is not logged.
+                    tracing::warn!(receiver = %n.receiver, attempt, error = %why, "webhook call failed");
+                    if attempt == ATTEMPTS {
+                        tracing::error!(receiver = %n.receiver, group = %n.group_key, "webhook notification given up");
+                        break;
+                    }
+                    backoff = dozor_ingest::source::next_backoff(backoff);
+                    tokio::time::sleep(backoff).await;
+                }
+            }
+        }
+    }
+}
