@@ -35,14 +35,18 @@ fn version_prints_the_package_version() {
 fn check_config_names_file_line_and_key_and_fails() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("dozor.yml");
-    std::fs::write(&bad, "server:\n  listen: 127.0.0.1:9470\n  lisen: 1\n").unwrap();
-    let out = dozor()
-        .args(["check", "config"])
-        .arg(&bad)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8(out.stderr).unwrap();
+    // `dozor check config` on `text`: it fails, and what it says.
+    let refused = |text: &str| {
+        std::fs::write(&bad, text).unwrap();
+        let out = dozor()
+            .args(["check", "config"])
+            .arg(&bad)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        String::from_utf8(out.stderr).unwrap()
+    };
+    let err = refused("server:\n  listen: 127.0.0.1:9470\n  lisen: 1\n");
     assert!(
         err.contains(&format!("{}:3: key `lisen`", bad.display())),
         "{err}"
@@ -65,14 +69,7 @@ fn check_config_names_file_line_and_key_and_fails() {
         "route: {receiver: web}\nreceivers: [{name: pager}]\n",
     )
     .unwrap();
-    std::fs::write(&bad, "alerting: {config_file: am.yml}\n").unwrap();
-    let out = dozor()
-        .args(["check", "config"])
-        .arg(&bad)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8(out.stderr).unwrap();
+    let err = refused("alerting: {config_file: am.yml}\n");
     assert!(
         err.contains("alerting.config_file") && err.contains("no receiver named \"web\""),
         "{err}"
