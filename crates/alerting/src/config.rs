@@ -45,6 +45,12 @@ pub struct ReceiverConfig {
     /// Webhooks (Alertmanager's payload v4).
     #[serde(default)]
     pub webhook_configs: Vec<WebhookConfig>,
+    /// Slack incoming webhooks.
+    #[serde(default)]
+    pub slack_configs: Vec<crate::chat::SlackConfig>,
+    /// Discord webhooks.
+    #[serde(default)]
+    pub discord_configs: Vec<crate::chat::DiscordConfig>,
     /// Alertmanager's other integrations, by key: accepted, not delivered yet.
     #[serde(flatten)]
     pub other: BTreeMap<String, Value>,
@@ -79,12 +85,10 @@ fn yes() -> bool {
 }
 
 /// Alertmanager's integration keys other than webhooks.
-const INTEGRATIONS: [&str; 16] = [
+const INTEGRATIONS: [&str; 14] = [
     "email_configs",
-    "slack_configs",
     "pagerduty_configs",
     "telegram_configs",
-    "discord_configs",
     "msteams_configs",
     "msteamsv2_configs",
     "opsgenie_configs",
@@ -107,12 +111,23 @@ pub struct Loaded {
     pub receivers: Vec<ReceiverConfig>,
     /// What is accepted but not acted on yet, one line each.
     pub warnings: Vec<String>,
+    /// `global.slack_api_url`.
+    pub slack_api_url: Option<String>,
 }
 
 impl AlertmanagerConfig {
     /// Parses `alertmanager.yml`.
     pub fn parse(yaml: &str) -> Result<AlertmanagerConfig, String> {
         serde_saphyr::from_str(yaml).map_err(|e| e.to_string())
+    }
+
+    /// `global.slack_api_url`, the Slack webhook of receivers that name none.
+    pub fn slack_api_url(&self) -> Option<String> {
+        self.global
+            .as_ref()?
+            .get("slack_api_url")?
+            .as_str()
+            .map(str::to_owned)
     }
 
     /// Checks names and compiles the tree.
@@ -143,6 +158,26 @@ impl AlertmanagerConfig {
                     ));
                 }
             }
+            for (j, d) in r.discord_configs.iter().enumerate() {
+                if d.webhook_url.is_none() == d.webhook_url_file.is_none() {
+                    return Err(format!(
+                        "receivers[{i}].discord_configs[{j}]: one of webhook_url and webhook_url_file"
+                    ));
+                }
+            }
+            for (j, c) in r.slack_configs.iter().enumerate() {
+                if c.api_url.is_some() && c.api_url_file.is_some() {
+                    return Err(format!(
+                        "receivers[{i}].slack_configs[{j}]: api_url or api_url_file, not both"
+                    ));
+                }
+                if c.api_url.is_none() && c.api_url_file.is_none() && self.slack_api_url().is_none()
+                {
+                    return Err(format!(
+                        "receivers[{i}].slack_configs[{j}]: no api_url, and no global.slack_api_url"
+                    ));
+                }
+            }
         }
         for (what, n) in [
             ("inhibit_rules", self.inhibit_rules.len()),
@@ -158,10 +193,12 @@ impl AlertmanagerConfig {
         }
         let names: Vec<&str> = names.into_iter().collect();
         let route = Route::compile(&self.route, &names)?;
+        let slack_api_url = self.slack_api_url();
         Ok(Loaded {
             route,
             receivers: self.receivers,
             warnings,
+            slack_api_url,
         })
     }
 }

@@ -1,8 +1,9 @@
 //! `alerting.config_file`: Alertmanager's configuration applied to the default tenant's
 //! alerts (`dozor_alerting`): each alert that fires or resolves enters the routing tree, the
-//! dispatcher groups and times the notifications, and webhook receivers get Alertmanager's
-//! payload v4 by POST, retried with exponential back-off and jitter (at most
-//! [`ATTEMPTS`] tries, each with a 10 s timeout) and logged.
+//! dispatcher groups and times the notifications, and each integration of the receiver gets
+//! its message by POST — webhooks Alertmanager's payload v4, Slack a Block Kit message,
+//! Discord an embed — retried with exponential back-off and jitter (at most [`ATTEMPTS`]
+//! tries, each with a 10 s timeout) and logged.
 //!
 //! Not yet: the other integrations (they load, with a warning), silences, inhibition,
 //! persistence of the notification log across restarts, per-tenant configurations.
@@ -73,17 +74,24 @@ pub fn start(
     let send_resolved = loaded
         .receivers
         .iter()
-        .filter(|r| r.webhook_configs.iter().any(|w| w.send_resolved))
+        .filter(|r| {
+            r.webhook_configs.iter().any(|w| w.send_resolved)
+                || r.slack_configs.iter().any(|c| c.send_resolved)
+                || r.discord_configs.iter().any(|d| d.send_resolved)
+        })
         .map(|r| r.name.clone());
     let dispatcher = Dispatcher::new(loaded.route.clone(), send_resolved);
-    let receivers = Arc::new(loaded.receivers);
+    let receivers = Arc::new(Receivers {
+        list: loaded.receivers,
+        slack_api_url: loaded.slack_api_url,
+    });
     let task = tokio::spawn(run(dispatcher, receivers, Arc::new(external_url), rx, stop));
     (Notifier(tx), task)
 }
 
 async fn run(
     mut dispatcher: Dispatcher,
-    receivers: Arc<Vec<ReceiverConfig>>,
+    receivers: Arc<Receivers>,
     external_url: Arc<String>,
     mut rx: mpsc::Receiver<Alert>,
     mut stop: watch::Receiver<bool>,
@@ -113,40 +121,87 @@ async fn run(
     }
 }
 
-/// Sends one notification to every webhook of its receiver.
-async fn deliver(n: Notification, receivers: Arc<Vec<ReceiverConfig>>, external_url: Arc<String>) {
-    let Some(receiver) = receivers.iter().find(|r| r.name == n.receiver) else {
-        return;
+/// The receivers, and `global.slack_api_url`.
+#[derive(Debug)]
+struct Receivers {
+    list: Vec<ReceiverConfig>,
+    slack_api_url: Option<String>,
+}
+
+/// A URL given inline or in a file (read at each send, so a rotated token is picked up).
+fn url_of(inline: Option<&String>, file: Option<&String>) -> Result<String, String> {
+    match (inline, file) {
+        (Some(u), _) => Ok(u.clone()),
+        (None, Some(f)) => dozor_ingest::source::read_secret(std::path::Path::new(f)),
+        (None, None) => Err("no URL".to_owned()),
+    }
+}
+
+/// `n` as each integration of its receiver sends it: kind, URL, body.
+fn messages(
+    n: &Notification,
+    receivers: &Receivers,
+    external_url: &str,
+) -> Vec<(&'static str, Result<String, String>, Vec<u8>)> {
+    let Some(r) = receivers.list.iter().find(|r| r.name == n.receiver) else {
+        return Vec::new();
     };
-    for w in &receiver.webhook_configs {
-        let url = match (&w.url, &w.url_file) {
-            (Some(u), _) => u.clone(),
-            (None, Some(f)) => match dozor_ingest::source::read_secret(std::path::Path::new(f)) {
-                Ok(u) => u,
-                Err(e) => {
-                    tracing::error!(receiver = %n.receiver, error = %e, "webhook not sent");
-                    continue;
-                }
-            },
-            (None, None) => continue,
-        };
-        let mut notification = n.clone();
-        if !w.send_resolved {
-            notification.alerts.retain(|a| !a.resolved(n.at_ms));
-            if notification.alerts.is_empty() {
+    // Without send_resolved an integration hears only of firing alerts, and nothing when
+    // none fires.
+    let view = |send_resolved: bool| {
+        let mut v = n.clone();
+        if !send_resolved {
+            v.alerts.retain(|a| !a.resolved(n.at_ms));
+        }
+        (!v.alerts.is_empty()).then_some(v)
+    };
+    let mut out = Vec::new();
+    for w in &r.webhook_configs {
+        if let Some(v) = view(w.send_resolved) {
+            let body = dozor_alerting::webhook::payload(&v, external_url, w.max_alerts);
+            out.push(("webhook", url_of(w.url.as_ref(), w.url_file.as_ref()), body));
+        }
+    }
+    for c in &r.slack_configs {
+        if let Some(v) = view(c.send_resolved) {
+            let inline = c.api_url.as_ref().or(receivers.slack_api_url.as_ref());
+            let body = dozor_alerting::chat::slack(&v, c);
+            out.push(("slack", url_of(inline, c.api_url_file.as_ref()), body));
+        }
+    }
+    for d in &r.discord_configs {
+        if let Some(v) = view(d.send_resolved) {
+            let body = dozor_alerting::chat::discord(&v);
+            out.push((
+                "discord",
+                url_of(d.webhook_url.as_ref(), d.webhook_url_file.as_ref()),
+                body,
+            ));
+        }
+    }
+    out.into_iter()
+        .map(|(kind, url, body)| (kind, url, body.to_string().into_bytes()))
+        .collect()
+}
+
+/// Sends one notification through every integration of its receiver, each retried on its
+/// own.
+async fn deliver(n: Notification, receivers: Arc<Receivers>, external_url: Arc<String>) {
+    for (kind, url, body) in messages(&n, &receivers, &external_url) {
+        let url = match url {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::error!(receiver = %n.receiver, kind, error = %e, "notification not sent");
                 continue;
             }
-        }
-        let body = dozor_alerting::webhook::payload(&notification, &external_url, w.max_alerts)
-            .to_string()
-            .into_bytes();
+        };
         let mut backoff = Duration::ZERO;
         for attempt in 1..=ATTEMPTS {
             let outcome =
                 dozor_ingest::probe::post_json(&url, body.clone(), Duration::from_secs(10)).await;
             match outcome {
                 Ok(status) if (200..300).contains(&status) => {
-                    tracing::info!(receiver = %n.receiver, group = %n.group_key, alerts = notification.alerts.len(), attempt, "webhook notified");
+                    tracing::info!(receiver = %n.receiver, kind, group = %n.group_key, alerts = n.alerts.len(), attempt, "notified");
                     break;
                 }
                 other => {
@@ -155,9 +210,9 @@ async fn deliver(n: Notification, receivers: Arc<Vec<ReceiverConfig>>, external_
                         Err(e) => e,
                     };
                     // The URL may carry a token: it is not logged.
-                    tracing::warn!(receiver = %n.receiver, attempt, error = %why, "webhook call failed");
+                    tracing::warn!(receiver = %n.receiver, kind, attempt, error = %why, "notification call failed");
                     if attempt == ATTEMPTS {
-                        tracing::error!(receiver = %n.receiver, group = %n.group_key, "webhook notification given up");
+                        tracing::error!(receiver = %n.receiver, kind, group = %n.group_key, "notification given up");
                         break;
                     }
                     backoff = dozor_ingest::source::next_backoff(backoff);

@@ -1,6 +1,6 @@
 //! Notifications through the real binary: a rule fires, Alertmanager's configuration routes
 //! it, and a real local HTTP listener receives Alertmanager's webhook payload v4 — after
-//! failing the first calls, which Dozor retries.
+//! failing the first calls, which Dozor retries — then Slack's and Discord's messages.
 
 #![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
 
@@ -86,8 +86,8 @@ fn a_firing_rule_reaches_a_webhook_with_alertmanagers_payload_after_retries() {
     std::fs::write(
         dir.path().join("alertmanager.yml"),
         format!(
-            "route:\n  receiver: default\n  group_by: [alertname]\n  group_wait: 0s\n  group_interval: 1s\n  routes:\n    - matchers: ['severity=\"critical\"']\n      receiver: pager\ninhibit_rules: []\nreceivers:\n  - name: default\n  - name: pager\n    webhook_configs:\n      - url: http://127.0.0.1:{}/hook\n",
-            hook.port
+            "route:\n  receiver: default\n  group_by: [alertname]\n  group_wait: 0s\n  group_interval: 1s\n  routes:\n    - matchers: ['severity=\"critical\"']\n      receiver: pager\ninhibit_rules: []\nreceivers:\n  - name: default\n  - name: pager\n    webhook_configs:\n      - url: http://127.0.0.1:{port}/hook\n    slack_configs:\n      - {{api_url: 'http://127.0.0.1:{port}/slack', channel: '#shop'}}\n    discord_configs:\n      - webhook_url: http://127.0.0.1:{port}/discord\n",
+            port = hook.port
         ),
     )
     .unwrap();
@@ -101,10 +101,12 @@ fn a_firing_rule_reaches_a_webhook_with_alertmanagers_payload_after_retries() {
         &[],
         &["--config", dir.path().join("dozor.yml").to_str().unwrap()],
     );
-    // Two refusals, then the payload lands: three calls of the same notification.
-    let seen = hook.wait_for(3);
-    assert!(seen.len() >= 3, "{seen:?}");
-    assert!(seen.iter().all(|(path, _)| path == "/hook"));
+    // Two refusals, then the payload lands: three calls of the same notification, then
+    // Slack's and Discord's messages.
+    let seen = hook.wait_for(5);
+    assert_eq!(seen.len(), 5, "{seen:?}");
+    let paths: Vec<&str> = seen.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(paths, ["/hook", "/hook", "/hook", "/slack", "/discord"]);
     assert_eq!(seen[0].1, seen[2].1, "the retry sends the same payload");
     let p = &seen[2].1;
     assert_eq!(p["version"], "4");
@@ -125,11 +127,23 @@ fn a_firing_rule_reaches_a_webhook_with_alertmanagers_payload_after_retries() {
     assert_eq!(a["annotations"]["summary"], "it is on");
     assert_eq!(a["status"], "firing");
     assert_eq!(a["endsAt"], "0001-01-01T00:00:00Z");
+    let slack = &seen[3].1;
+    assert_eq!(slack["channel"], "#shop");
+    assert_eq!(slack["text"], "[FIRING:1] AlwaysOn critical shop");
+    assert_eq!(slack["blocks"][0]["type"], "header");
+    assert_eq!(
+        slack["blocks"][1]["text"]["text"],
+        "• AlwaysOn (firing): it is on"
+    );
+    let discord = &seen[4].1["embeds"][0];
+    assert_eq!(discord["title"], "[FIRING:1] AlwaysOn critical shop");
+    assert_eq!(discord["description"], "AlwaysOn (firing): it is on");
+    assert_eq!(discord["color"], 0x00E7_4C3C);
     // Nothing changes afterwards: no more calls before the repeat interval (4 h).
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(
         hook.seen.lock().unwrap().len(),
-        3,
+        5,
         "one notification, delivered once"
     );
 }
