@@ -1,6 +1,9 @@
-//! Chat receivers' messages: Slack (incoming webhook, Block Kit) and Discord (webhook
-//! embeds), with Alertmanager's default title — `[FIRING:2] <common label values>` — and one
+//! Chat and paging receivers' messages: Slack (incoming webhook, Block Kit), Discord (webhook
+//! embeds), Telegram (Bot API `sendMessage`, HTML) and PagerDuty (Events API v2), with
+//! Alertmanager's default title — `[FIRING:2] <common label values>` — and one
 //! line per alert: its name, instance and `summary` (else `description`).
+
+use std::collections::BTreeMap;
 
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -9,8 +12,11 @@ use crate::dispatch::Notification;
 
 /// One `slack_configs` entry.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct SlackConfig {
+    /// Alertmanager's other keys (templates, HTTP settings…): accepted, not applied; the
+    /// loader warns about them.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, Value>,
     /// The incoming webhook (else `global.slack_api_url`).
     #[serde(default)]
     pub api_url: Option<String>,
@@ -30,8 +36,11 @@ pub struct SlackConfig {
 
 /// One `discord_configs` entry.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct DiscordConfig {
+    /// Alertmanager's other keys (templates, HTTP settings…): accepted, not applied; the
+    /// loader warns about them.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, Value>,
     /// The webhook.
     #[serde(default)]
     pub webhook_url: Option<String>,
@@ -139,6 +148,135 @@ pub fn discord(n: &Notification) -> Value {
     })
 }
 
+/// One `telegram_configs` entry (Bot API `sendMessage`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct TelegramConfig {
+    /// Alertmanager's other keys (templates, HTTP settings…): accepted, not applied; the
+    /// loader warns about them.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, Value>,
+    /// The Bot API's base URL (default `https://api.telegram.org`).
+    #[serde(default = "telegram_api")]
+    pub api_url: String,
+    /// The bot's token.
+    #[serde(default)]
+    pub bot_token: Option<String>,
+    /// A file holding it.
+    #[serde(default)]
+    pub bot_token_file: Option<String>,
+    /// The chat to write to.
+    pub chat_id: i64,
+    /// Send without a sound.
+    #[serde(default)]
+    pub disable_notifications: bool,
+    /// Whether resolved alerts are sent (default true, as in Alertmanager).
+    #[serde(default = "yes")]
+    pub send_resolved: bool,
+}
+
+fn telegram_api() -> String {
+    "https://api.telegram.org".to_owned()
+}
+
+/// One `pagerduty_configs` entry (Events API v2).
+#[derive(Debug, Clone, Deserialize)]
+pub struct PagerdutyConfig {
+    /// Alertmanager's other keys (templates, HTTP settings…): accepted, not applied; the
+    /// loader warns about them.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, Value>,
+    /// The integration's routing key.
+    #[serde(default)]
+    pub routing_key: Option<String>,
+    /// A file holding it.
+    #[serde(default)]
+    pub routing_key_file: Option<String>,
+    /// An Events API v1 key: accepted, not delivered (the loader says so).
+    #[serde(default)]
+    pub service_key: Option<String>,
+    /// A file holding one.
+    #[serde(default)]
+    pub service_key_file: Option<String>,
+    /// The Events API's URL.
+    #[serde(default = "pagerduty_api")]
+    pub url: String,
+    /// `critical`, `error` (default), `warning` or `info`.
+    #[serde(default = "pagerduty_severity")]
+    pub severity: String,
+    /// The client named in the incident.
+    #[serde(default = "pagerduty_client")]
+    pub client: String,
+    /// Whether resolutions resolve the incident (default true).
+    #[serde(default = "yes")]
+    pub send_resolved: bool,
+}
+
+fn pagerduty_api() -> String {
+    "https://events.pagerduty.com/v2/enqueue".to_owned()
+}
+
+fn pagerduty_severity() -> String {
+    "error".to_owned()
+}
+
+fn pagerduty_client() -> String {
+    "Dozor".to_owned()
+}
+
+/// Escapes text for Telegram's HTML parse mode.
+fn html(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// Telegram's `sendMessage` body: the title in bold, one line per alert.
+pub fn telegram(n: &Notification, config: &TelegramConfig) -> Value {
+    let mut text = format!("<b>{}</b>", html(&title(n)));
+    for l in lines(n) {
+        text.push('\n');
+        text.push_str(&html(&l));
+    }
+    json!({
+        "chat_id": config.chat_id,
+        "text": cut(&text, 4096),
+        "parse_mode": "HTML",
+        "disable_notification": config.disable_notifications,
+    })
+}
+
+/// PagerDuty's Events API v2 event: `trigger` while any alert fires, `resolve` after, with
+/// one `dedup_key` per group so the incident follows the group.
+pub fn pagerduty(
+    n: &Notification,
+    config: &PagerdutyConfig,
+    routing_key: &str,
+    client_url: &str,
+) -> Value {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in n.receiver.bytes().chain([0xff]).chain(n.group_key.bytes()) {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    let action = if n.status() == "firing" {
+        "trigger"
+    } else {
+        "resolve"
+    };
+    json!({
+        "routing_key": routing_key,
+        "dedup_key": format!("{h:016x}"),
+        "event_action": action,
+        "client": config.client,
+        "client_url": client_url,
+        "payload": {
+            "summary": cut(&title(n), 1024),
+            "source": config.client,
+            "severity": config.severity,
+            "custom_details": {"alerts": lines(n), "group_key": n.group_key},
+        },
+    })
+}
+
 /// `s` cut to `max` characters (the services refuse longer fields), with an ellipsis.
 fn cut(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
@@ -212,5 +350,31 @@ mod tests {
         assert_eq!(d["embeds"][0]["color"], 0x00E7_4C3C);
         assert_eq!(d["embeds"][0]["title"], "[FIRING:1] Down shop");
         assert_eq!(cut("abcdef", 4), "abc…");
+    }
+    #[test]
+    fn telegram_and_pagerduty_messages_have_their_shapes() {
+        let n = notification();
+        let t: TelegramConfig = serde_saphyr::from_str("bot_token: x\nchat_id: -100123\n").unwrap();
+        let m = telegram(&n, &t);
+        assert_eq!(m["chat_id"], -100_123);
+        assert_eq!(m["parse_mode"], "HTML");
+        assert!(
+            m["text"]
+                .as_str()
+                .unwrap()
+                .starts_with("<b>[FIRING:1] Down shop</b>\nDown on a:9100")
+        );
+        assert_eq!(html("a<b>&"), "a&lt;b&gt;&amp;");
+        let p: PagerdutyConfig = serde_saphyr::from_str("routing_key: k\n").unwrap();
+        let e = pagerduty(&n, &p, "k", "http://dozor");
+        assert_eq!(e["event_action"], "trigger");
+        assert_eq!(e["routing_key"], "k");
+        assert_eq!(e["payload"]["severity"], "error");
+        assert_eq!(e["dedup_key"].as_str().unwrap().len(), 16);
+        let mut resolved = n.clone();
+        resolved.alerts.remove(0);
+        let r = pagerduty(&resolved, &p, "k", "http://dozor");
+        assert_eq!(r["event_action"], "resolve");
+        assert_eq!(r["dedup_key"], e["dedup_key"], "the same incident");
     }
 }

@@ -51,6 +51,12 @@ pub struct ReceiverConfig {
     /// Discord webhooks.
     #[serde(default)]
     pub discord_configs: Vec<crate::chat::DiscordConfig>,
+    /// Telegram chats.
+    #[serde(default)]
+    pub telegram_configs: Vec<crate::chat::TelegramConfig>,
+    /// PagerDuty services (Events API v2).
+    #[serde(default)]
+    pub pagerduty_configs: Vec<crate::chat::PagerdutyConfig>,
     /// Alertmanager's other integrations, by key: accepted, not delivered yet.
     #[serde(flatten)]
     pub other: BTreeMap<String, Value>,
@@ -85,10 +91,8 @@ fn yes() -> bool {
 }
 
 /// Alertmanager's integration keys other than webhooks.
-const INTEGRATIONS: [&str; 14] = [
+const INTEGRATIONS: [&str; 12] = [
     "email_configs",
-    "pagerduty_configs",
-    "telegram_configs",
     "msteams_configs",
     "msteamsv2_configs",
     "opsgenie_configs",
@@ -151,6 +155,33 @@ impl AlertmanagerConfig {
                     return Err(format!("receivers[{i}]: unknown key {key:?}"));
                 }
             }
+            let extras = r
+                .slack_configs
+                .iter()
+                .map(|c| ("slack_configs", &c.other))
+                .chain(
+                    r.discord_configs
+                        .iter()
+                        .map(|c| ("discord_configs", &c.other)),
+                )
+                .chain(
+                    r.telegram_configs
+                        .iter()
+                        .map(|c| ("telegram_configs", &c.other)),
+                )
+                .chain(
+                    r.pagerduty_configs
+                        .iter()
+                        .map(|c| ("pagerduty_configs", &c.other)),
+                );
+            for (kind, other) in extras.filter(|(_, o)| !o.is_empty()) {
+                let keys: Vec<&str> = other.keys().map(String::as_str).collect();
+                warnings.push(format!(
+                    "receiver {:?}: {kind}: {} not applied yet (Dozor's own message is sent)",
+                    r.name,
+                    keys.join(", ")
+                ));
+            }
             for (j, w) in r.webhook_configs.iter().enumerate() {
                 if w.url.is_none() == w.url_file.is_none() {
                     return Err(format!(
@@ -162,6 +193,37 @@ impl AlertmanagerConfig {
                 if d.webhook_url.is_none() == d.webhook_url_file.is_none() {
                     return Err(format!(
                         "receivers[{i}].discord_configs[{j}]: one of webhook_url and webhook_url_file"
+                    ));
+                }
+            }
+            for (j, t) in r.telegram_configs.iter().enumerate() {
+                if t.bot_token.is_none() == t.bot_token_file.is_none() {
+                    return Err(format!(
+                        "receivers[{i}].telegram_configs[{j}]: one of bot_token and bot_token_file"
+                    ));
+                }
+            }
+            for (j, p) in r.pagerduty_configs.iter().enumerate() {
+                let v1 = p.service_key.is_some() || p.service_key_file.is_some();
+                if p.routing_key.is_some() && p.routing_key_file.is_some()
+                    || p.routing_key.is_none() && p.routing_key_file.is_none() && !v1
+                {
+                    return Err(format!(
+                        "receivers[{i}].pagerduty_configs[{j}]: one of routing_key and routing_key_file (Events API v2)"
+                    ));
+                }
+                if v1 && p.routing_key.is_none() && p.routing_key_file.is_none() {
+                    warnings.push(format!(
+                        "receiver {:?}: pagerduty_configs[{j}] has only a service_key (Events API v1), which is not delivered; give a routing_key",
+                        r.name
+                    ));
+                }
+                if !matches!(
+                    p.severity.as_str(),
+                    "critical" | "error" | "warning" | "info"
+                ) {
+                    return Err(format!(
+                        "receivers[{i}].pagerduty_configs[{j}].severity: critical, error, warning or info"
                     ));
                 }
             }
@@ -280,6 +342,14 @@ receivers:
         let loaded = AlertmanagerConfig::parse(SIMPLE).unwrap().load().unwrap();
         assert!(loaded.warnings.iter().any(|w| w.contains("inhibit_rules")));
         assert!(loaded.warnings.iter().any(|w| w.contains("email_configs")));
+        assert!(
+            loaded
+                .warnings
+                .iter()
+                .any(|w| w.contains("service_key (Events API v1)")),
+            "{:?}",
+            loaded.warnings
+        );
         let db = loaded
             .receivers
             .iter()
@@ -323,6 +393,22 @@ receivers:
             (
                 "route: {receiver: a}\nreceivers: [{name: a, webhook_configs: [{}]}]\n",
                 "url",
+            ),
+            (
+                "route: {receiver: a}\nreceivers: [{name: a, pagerduty_configs: [{severity: info}]}]\n",
+                "routing_key",
+            ),
+            (
+                "route: {receiver: a}\nreceivers: [{name: a, pagerduty_configs: [{routing_key: k, severity: loud}]}]\n",
+                "severity",
+            ),
+            (
+                "route: {receiver: a}\nreceivers: [{name: a, telegram_configs: [{chat_id: 1}]}]\n",
+                "bot_token",
+            ),
+            (
+                "route: {receiver: a}\nreceivers: [{name: a, slack_configs: [{channel: x}]}]\n",
+                "slack_api_url",
             ),
         ] {
             let e = AlertmanagerConfig::parse(yaml)

@@ -2,7 +2,8 @@
 //! alerts (`dozor_alerting`): each alert that fires or resolves enters the routing tree, the
 //! dispatcher groups and times the notifications, and each integration of the receiver gets
 //! its message by POST — webhooks Alertmanager's payload v4, Slack a Block Kit message,
-//! Discord an embed — retried with exponential back-off and jitter (at most [`ATTEMPTS`]
+//! Discord an embed, Telegram a `sendMessage`, PagerDuty an Events API v2 trigger or
+//! resolve — retried with exponential back-off and jitter (at most [`ATTEMPTS`]
 //! tries, each with a 10 s timeout) and logged.
 //!
 //! Not yet: the other integrations (they load, with a warning), silences, inhibition,
@@ -14,6 +15,7 @@ use std::time::Duration;
 use dozor_alerting::config::{AlertmanagerConfig, Loaded, ReceiverConfig};
 use dozor_alerting::{Alert, Dispatcher, Notification};
 use dozor_rules::Transition;
+use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 
 /// Most tries of one webhook call.
@@ -78,6 +80,8 @@ pub fn start(
             r.webhook_configs.iter().any(|w| w.send_resolved)
                 || r.slack_configs.iter().any(|c| c.send_resolved)
                 || r.discord_configs.iter().any(|d| d.send_resolved)
+                || r.telegram_configs.iter().any(|t| t.send_resolved)
+                || r.pagerduty_configs.iter().any(|p| p.send_resolved)
         })
         .map(|r| r.name.clone());
     let dispatcher = Dispatcher::new(loaded.route.clone(), send_resolved);
@@ -167,6 +171,29 @@ fn messages(
             let inline = c.api_url.as_ref().or(receivers.slack_api_url.as_ref());
             let body = dozor_alerting::chat::slack(&v, c);
             out.push(("slack", url_of(inline, c.api_url_file.as_ref()), body));
+        }
+    }
+    for t in &r.telegram_configs {
+        if let Some(v) = view(t.send_resolved) {
+            let url = url_of(t.bot_token.as_ref(), t.bot_token_file.as_ref())
+                .map(|token| format!("{}/bot{token}/sendMessage", t.api_url.trim_end_matches('/')));
+            out.push(("telegram", url, dozor_alerting::chat::telegram(&v, t)));
+        }
+    }
+    for p in &r.pagerduty_configs {
+        let Some(v) = view(p.send_resolved) else {
+            continue;
+        };
+        // A configuration with only an Events API v1 key is not delivered (load warned).
+        if p.routing_key.is_none() && p.routing_key_file.is_none() {
+            continue;
+        }
+        match url_of(p.routing_key.as_ref(), p.routing_key_file.as_ref()) {
+            Ok(key) => {
+                let body = dozor_alerting::chat::pagerduty(&v, p, &key, external_url);
+                out.push(("pagerduty", Ok(p.url.clone()), body));
+            }
+            Err(e) => out.push(("pagerduty", Err(e), Value::Null)),
         }
     }
     for d in &r.discord_configs {

@@ -1,6 +1,7 @@
 //! Notifications through the real binary: a rule fires, Alertmanager's configuration routes
 //! it, and a real local HTTP listener receives Alertmanager's webhook payload v4 — after
-//! failing the first calls, which Dozor retries — then Slack's and Discord's messages.
+//! failing the first calls, which Dozor retries — then Slack's, Telegram's, PagerDuty's and
+//! Discord's messages.
 
 #![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
 
@@ -86,7 +87,7 @@ fn a_firing_rule_reaches_a_webhook_with_alertmanagers_payload_after_retries() {
     std::fs::write(
         dir.path().join("alertmanager.yml"),
         format!(
-            "route:\n  receiver: default\n  group_by: [alertname]\n  group_wait: 0s\n  group_interval: 1s\n  routes:\n    - matchers: ['severity=\"critical\"']\n      receiver: pager\ninhibit_rules: []\nreceivers:\n  - name: default\n  - name: pager\n    webhook_configs:\n      - url: http://127.0.0.1:{port}/hook\n    slack_configs:\n      - {{api_url: 'http://127.0.0.1:{port}/slack', channel: '#shop'}}\n    discord_configs:\n      - webhook_url: http://127.0.0.1:{port}/discord\n",
+            "route:\n  receiver: default\n  group_by: [alertname]\n  group_wait: 0s\n  group_interval: 1s\n  routes:\n    - matchers: ['severity=\"critical\"']\n      receiver: pager\ninhibit_rules: []\nreceivers:\n  - name: default\n  - name: pager\n    webhook_configs:\n      - url: http://127.0.0.1:{port}/hook\n    slack_configs:\n      - {{api_url: 'http://127.0.0.1:{port}/slack', channel: '#shop'}}\n    discord_configs:\n      - webhook_url: http://127.0.0.1:{port}/discord\n    telegram_configs:\n      - {{api_url: 'http://127.0.0.1:{port}/tg', bot_token: '123:abc', chat_id: -100}}\n    pagerduty_configs:\n      - {{url: 'http://127.0.0.1:{port}/pd', routing_key: rk1, severity: critical}}\n",
             port = hook.port
         ),
     )
@@ -103,10 +104,21 @@ fn a_firing_rule_reaches_a_webhook_with_alertmanagers_payload_after_retries() {
     );
     // Two refusals, then the payload lands: three calls of the same notification, then
     // Slack's and Discord's messages.
-    let seen = hook.wait_for(5);
-    assert_eq!(seen.len(), 5, "{seen:?}");
+    let seen = hook.wait_for(7);
+    assert_eq!(seen.len(), 7, "{seen:?}");
     let paths: Vec<&str> = seen.iter().map(|(p, _)| p.as_str()).collect();
-    assert_eq!(paths, ["/hook", "/hook", "/hook", "/slack", "/discord"]);
+    assert_eq!(
+        paths,
+        [
+            "/hook",
+            "/hook",
+            "/hook",
+            "/slack",
+            "/tg/bot123:abc/sendMessage",
+            "/pd",
+            "/discord"
+        ]
+    );
     assert_eq!(seen[0].1, seen[2].1, "the retry sends the same payload");
     let p = &seen[2].1;
     assert_eq!(p["version"], "4");
@@ -135,7 +147,23 @@ fn a_firing_rule_reaches_a_webhook_with_alertmanagers_payload_after_retries() {
         slack["blocks"][1]["text"]["text"],
         "• AlwaysOn (firing): it is on"
     );
-    let discord = &seen[4].1["embeds"][0];
+    let telegram = &seen[4].1;
+    assert_eq!(telegram["chat_id"], -100);
+    assert_eq!(telegram["parse_mode"], "HTML");
+    assert_eq!(
+        telegram["text"],
+        "<b>[FIRING:1] AlwaysOn critical shop</b>\nAlwaysOn (firing): it is on"
+    );
+    let pd = &seen[5].1;
+    assert_eq!(pd["routing_key"], "rk1");
+    assert_eq!(pd["event_action"], "trigger");
+    assert_eq!(pd["payload"]["severity"], "critical");
+    assert_eq!(
+        pd["payload"]["summary"],
+        "[FIRING:1] AlwaysOn critical shop"
+    );
+    assert_eq!(pd["client_url"], "http://dozor.example:9470");
+    let discord = &seen[6].1["embeds"][0];
     assert_eq!(discord["title"], "[FIRING:1] AlwaysOn critical shop");
     assert_eq!(discord["description"], "AlwaysOn (firing): it is on");
     assert_eq!(discord["color"], 0x00E7_4C3C);
@@ -143,7 +171,7 @@ fn a_firing_rule_reaches_a_webhook_with_alertmanagers_payload_after_retries() {
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(
         hook.seen.lock().unwrap().len(),
-        5,
+        7,
         "one notification, delivered once"
     );
 }
