@@ -253,10 +253,10 @@ pub fn pagerduty(
     routing_key: &str,
     client_url: &str,
 ) -> Value {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in n.receiver.bytes().chain([0xff]).chain(n.group_key.bytes()) {
-        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-    }
+    let dedup_key = dozor_model::labels::fingerprint_pairs([
+        ("receiver", n.receiver.as_str()),
+        ("group", n.group_key.as_str()),
+    ]);
     let action = if n.status() == "firing" {
         "trigger"
     } else {
@@ -264,7 +264,7 @@ pub fn pagerduty(
     };
     json!({
         "routing_key": routing_key,
-        "dedup_key": format!("{h:016x}"),
+        "dedup_key": dedup_key,
         "event_action": action,
         "client": config.client,
         "client_url": client_url,

@@ -43,19 +43,7 @@ impl Alert {
 
     /// Its fingerprint: FNV-1a of its labels, 16 hex digits (the rules engine's alert id).
     pub fn fingerprint(&self) -> String {
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for l in self.labels.iter() {
-            for b in l
-                .name
-                .bytes()
-                .chain([0xff])
-                .chain(l.value.bytes())
-                .chain([0xff])
-            {
-                h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-            }
-        }
-        format!("{h:016x}")
+        self.labels.fingerprint()
     }
 }
 

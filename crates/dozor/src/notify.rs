@@ -28,27 +28,29 @@ const QUEUE: usize = 10_000;
 pub struct Notifier(mpsc::Sender<Alert>);
 
 impl Notifier {
-    /// Queues the transitions as alerts.
-    pub fn transitions(&self, transitions: &[Transition]) {
-        for t in transitions {
-            let (a, ends) = match t {
-                Transition::Fired(a) => (a, None),
-                Transition::Resolved(a) => (
-                    a,
-                    Some(a.resolved_at_ms.unwrap_or_else(dozor_model::time::now_ms)),
-                ),
-            };
-            let alert = Alert {
-                labels: a.labels.clone(),
-                annotations: a.annotations.clone(),
-                starts_at_ms: a.fired_at_ms.unwrap_or(a.active_at_ms),
-                ends_at_ms: ends,
-                generator_url: String::new(),
-            };
-            if self.0.try_send(alert).is_err() {
-                tracing::error!("the notification queue is full; an alert transition was dropped");
-            }
+    /// Queues an alert for the dispatcher without waiting; a full queue drops it (logged).
+    pub fn send(&self, alert: Alert) {
+        if self.0.try_send(alert).is_err() {
+            tracing::error!("the notification queue is full; an alert transition was dropped");
         }
+    }
+}
+
+/// A rule alert's transition as the notification model's alert: started when it began to
+/// fire, ended when it resolved.
+pub fn alert_of(t: &Transition) -> Alert {
+    let (Transition::Fired(a) | Transition::Resolved(a)) = t;
+    Alert {
+        labels: a.labels.clone(),
+        annotations: a.annotations.clone(),
+        starts_at_ms: a.fired_at_ms.unwrap_or(a.active_at_ms),
+        ends_at_ms: match t {
+            Transition::Fired(_) => None,
+            Transition::Resolved(a) => {
+                Some(a.resolved_at_ms.unwrap_or_else(dozor_model::time::now_ms))
+            }
+        },
+        generator_url: String::new(),
     }
 }
 

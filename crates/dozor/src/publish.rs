@@ -38,27 +38,21 @@ impl AlertPublisher {
     /// Blocking (the outbox fsyncs); a full outbox loses the notification, which is logged
     /// and counted as the producer's error (the alert itself lives on in the history).
     pub fn publish(&self, tenant: &TenantId, group: &str, transitions: &[Transition]) {
-        if let Some(n) = self.notifier.get()
-            && *tenant == TenantId::default_tenant()
-        {
-            n.transitions(transitions);
-        }
+        let notifier = self
+            .notifier
+            .get()
+            .filter(|_| *tenant == TenantId::default_tenant());
         for t in transitions {
-            let (alert, resolved) = match t {
-                Transition::Fired(a) => (a, None),
-                Transition::Resolved(a) => (
-                    a,
-                    Some(a.resolved_at_ms.unwrap_or_else(dozor_model::time::now_ms)),
-                ),
-            };
-            let fingerprint = alert.id();
+            let (Transition::Fired(rule_alert) | Transition::Resolved(rule_alert)) = t;
+            let alert = crate::notify::alert_of(t);
+            let fingerprint = alert.fingerprint();
             let message = AlertMessage {
                 labels: &alert.labels,
                 annotations: &alert.annotations,
                 fingerprint: &fingerprint,
-                starts_ms: alert.fired_at_ms.unwrap_or(alert.active_at_ms),
-                resolved_ms: resolved,
-                value: alert.value,
+                starts_ms: alert.starts_at_ms,
+                resolved_ms: alert.ends_at_ms,
+                value: rule_alert.value,
                 group,
             };
             for s in self
@@ -70,6 +64,9 @@ impl AlertPublisher {
                 if let Err(e) = s.outbox.append(&line) {
                     tracing::error!(topic = %s.topic, error = %e, "cannot queue an alert for Kafka");
                 }
+            }
+            if let Some(n) = notifier {
+                n.send(alert);
             }
         }
     }

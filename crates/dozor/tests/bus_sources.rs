@@ -997,6 +997,43 @@ fn kafka_producer_forwards_ingest_and_publishes_alerts_and_metrics() {
     drop(outage.1);
 }
 
+#[test]
+fn forwarded_ingest_is_refused_with_429_when_the_outbox_is_full() {
+    let dir = tempfile::tempdir().unwrap();
+    // No broker answers, and the outbox holds 2 000 bytes: the second request cannot fit.
+    let yaml = format!(
+        "publish:\n  kafka:\n    - name: out\n      brokers: 127.0.0.1:{}\n      forward: {{logs: dozor.logs}}\n      max_outbox_bytes: 2000\n",
+        free_port()
+    );
+    let server = start(dir.path(), &yaml);
+    let line = |i: usize| format!("{{\"_msg\":\"msg-{i} refused\",\"service\":\"full\"}}\n");
+    assert_eq!(
+        post(&server, "/api/v1/logs/ingest", (0..10).map(line).collect()),
+        200
+    );
+    let (status, retry_after, body) = common::block_on(async {
+        let r = reqwest::Client::new()
+            .post(server.url("/api/v1/logs/ingest"))
+            .bearer_auth(TOKEN)
+            .body((10..40).map(line).collect::<String>())
+            .send()
+            .await
+            .unwrap();
+        let retry = r
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_owned());
+        (r.status().as_u16(), retry, r.text().await.unwrap())
+    });
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(retry_after.as_deref(), Some("5"));
+    assert!(body.contains("spool full"), "{body}");
+    // What was refused was not stored; what was accepted was.
+    let seen = wait_for(&server, "full", 10);
+    assert_eq!(seen.len(), 10, "{seen:?}");
+    assert!(seen.keys().all(|i| *i < 10));
+}
+
 // ------------------------------------------------------------------------- S3 raw backup
 
 /// moto's S3 server on `port`, in memory; stopped on drop.
@@ -1271,6 +1308,11 @@ fn cold_days_are_archived_to_s3_as_parquet_once_per_version() {
         assert_eq!(records.len(), expected_rows);
         records
     };
+    // S3 unreachable: an error, and the day is not marked archived.
+    let mut down = target.clone();
+    down.endpoint = Some(format!("http://127.0.0.1:{}", free_port()));
+    let failed = rt.block_on(dozor::archive::archive_once(&down, &logs, &store));
+    assert!(failed.unwrap_err().contains("upload of archive/default/"));
     let written = rt.block_on(dozor::archive::archive_once(&target, &logs, &store));
     assert_eq!(written.unwrap().0, 1);
     let records = archive(100);

@@ -287,21 +287,11 @@ pub fn encode_series<'a>(
         if points.is_empty() {
             continue;
         }
-        let key = series_key(&pairs);
+        // The series' fingerprint: one series stays on one partition, in order.
+        let key = dozor_model::labels::fingerprint_pairs(pairs.iter().copied());
         push_line(&mut out, topic, &key, &Value::Array(points));
     }
     out
-}
-
-/// FNV-1a of a series' label pairs, 16 hex digits: its partition key.
-fn series_key(pairs: &[(&str, &str)]) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for (n, v) in pairs {
-        for b in n.bytes().chain([0xff]).chain(v.bytes()).chain([0xff]) {
-            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    format!("{h:016x}")
 }
 
 /// An alert notification as an outbox line for `topic`.

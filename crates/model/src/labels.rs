@@ -73,7 +73,30 @@ pub fn is_valid_label_name(name: &str) -> bool {
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct Labels(Arc<[Label]>);
 
+/// FNV-1a over `name 0xff value 0xff` of each pair, as 16 hex digits: the fingerprint of a
+/// label set (alert ids, the alert history, Kafka message keys, group keys). Stable across
+/// versions and processes, unlike `std`'s hasher.
+pub fn fingerprint_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for (name, value) in pairs {
+        for b in name
+            .bytes()
+            .chain([0xff])
+            .chain(value.bytes())
+            .chain([0xff])
+        {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("{h:016x}")
+}
+
 impl Labels {
+    /// [`fingerprint_pairs`] of the labels.
+    pub fn fingerprint(&self) -> String {
+        fingerprint_pairs(self.iter().map(|l| (l.name.as_ref(), l.value.as_ref())))
+    }
+
     /// Most labels in one set.
     pub const MAX_LABELS: usize = 64;
     /// Longest name or value, in bytes.

@@ -106,22 +106,9 @@ impl Alert {
     }
 }
 
-/// FNV-1a of a label set, 16 hex digits.
+/// FNV-1a of a label set, 16 hex digits ([`Labels::fingerprint`]).
 pub fn fingerprint(l: &Labels) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for x in l.iter() {
-        for b in x
-            .name
-            .bytes()
-            .chain([0xff])
-            .chain(x.value.bytes())
-            .chain([0xff])
-        {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    format!("{h:016x}")
+    l.fingerprint()
 }
 
 /// A change of an alert that outlives the evaluation: what the alert history records.
