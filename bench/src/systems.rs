@@ -1,5 +1,5 @@
 //! The systems under test — Dozor (`dozor serve`), Prometheus (Debian's 2.42 with the
-//! remote_write receiver) and VictoriaMetrics — started on a free loopback port with a fresh
+//! remote_write receiver), VictoriaMetrics and Alertmanager (Debian's 0.25) — started on a free loopback port with a fresh
 //! data directory, plus remote_write delivery and the process probes (CPU time, RSS) the
 //! benchmarks read from `/proc`.
 
@@ -42,6 +42,7 @@ impl System {
             "dozor" => "dozor",
             "prometheus" => "prometheus",
             "victoria-metrics" => "victoria-metrics",
+            "alertmanager" => "alertmanager",
             other => bail!("unknown system {other}"),
         };
         Ok(System {
@@ -92,6 +93,20 @@ impl System {
                     ]);
                 c
             }
+            "alertmanager" => {
+                std::fs::create_dir_all(&self.data)?;
+                let cfg = self
+                    .config
+                    .clone()
+                    .context("Alertmanager needs a configuration file")?;
+                let mut c = Command::new("/usr/bin/prometheus-alertmanager");
+                c.arg(format!("--config.file={}", cfg.display()))
+                    .arg(format!("--storage.path={}", self.data.display()))
+                    .arg(format!("--web.listen-address={addr}"))
+                    // A single node: no gossip port, no settling wait.
+                    .args(["--cluster.listen-address=", "--log.level=warn"]);
+                c
+            }
             "victoria-metrics" => {
                 let mut c = Command::new("/usr/bin/victoria-metrics");
                 c.arg(format!("-storageDataPath={}", self.data.display()))
@@ -132,7 +147,7 @@ impl System {
     fn ready_path(&self) -> &'static str {
         match self.name {
             "dozor" => "/readyz",
-            "prometheus" => "/-/ready",
+            "prometheus" | "alertmanager" => "/-/ready",
             _ => "/health",
         }
     }

@@ -1,7 +1,8 @@
-//! Alertmanager's configuration file, accepted as it is: `route`, `receivers` (webhook
-//! receivers delivered; the other integrations accepted and reported as not delivered yet),
-//! and the sections Dozor does not act on yet (`global`, `templates`, `inhibit_rules`,
-//! `time_intervals`), which are kept so a real `alertmanager.yml` loads unchanged.
+//! Alertmanager's configuration file, accepted as it is: `route`, `receivers` (the
+//! integrations Dozor delivers; the others accepted and reported as not delivered yet),
+//! `inhibit_rules`, `time_intervals` (and the older `mute_time_intervals`), the parts of
+//! `global` Dozor uses (`resolve_timeout`, `slack_api_url`), and `templates`, which are
+//! accepted and reported as not applied, so a real `alertmanager.yml` loads unchanged.
 
 use std::collections::BTreeMap;
 
@@ -22,18 +23,18 @@ pub struct AlertmanagerConfig {
     /// Receivers by name.
     #[serde(default)]
     pub receivers: Vec<ReceiverConfig>,
-    /// Inhibition rules (not applied yet).
+    /// Inhibition rules.
     #[serde(default)]
-    pub inhibit_rules: Vec<Value>,
+    pub inhibit_rules: Vec<crate::inhibit::InhibitRuleConfig>,
     /// Template files (not read: Dozor's templates are its own).
     #[serde(default)]
     pub templates: Vec<String>,
-    /// Named time intervals (not applied yet).
+    /// Named time intervals.
     #[serde(default)]
-    pub time_intervals: Vec<Value>,
+    pub time_intervals: Vec<crate::timeinterval::TimeIntervalConfig>,
     /// The deprecated name of `time_intervals`.
     #[serde(default)]
-    pub mute_time_intervals: Vec<Value>,
+    pub mute_time_intervals: Vec<crate::timeinterval::TimeIntervalConfig>,
 }
 
 /// One receiver. (No `deny_unknown_fields`: serde does not combine it with `flatten`;
@@ -57,9 +58,24 @@ pub struct ReceiverConfig {
     /// PagerDuty services (Events API v2).
     #[serde(default)]
     pub pagerduty_configs: Vec<crate::chat::PagerdutyConfig>,
+    /// E-mail over SMTP.
+    #[serde(default)]
+    pub email_configs: Vec<crate::email::EmailConfig>,
     /// Alertmanager's other integrations, by key: accepted, not delivered yet.
     #[serde(flatten)]
     pub other: BTreeMap<String, Value>,
+}
+
+impl ReceiverConfig {
+    /// Whether any of its integrations is told about resolved alerts.
+    pub fn sends_resolved(&self) -> bool {
+        self.webhook_configs.iter().any(|w| w.send_resolved)
+            || self.slack_configs.iter().any(|c| c.send_resolved)
+            || self.discord_configs.iter().any(|d| d.send_resolved)
+            || self.telegram_configs.iter().any(|t| t.send_resolved)
+            || self.pagerduty_configs.iter().any(|p| p.send_resolved)
+            || self.email_configs.iter().any(|e| e.send_resolved)
+    }
 }
 
 /// One `webhook_configs` entry.
@@ -91,8 +107,7 @@ fn yes() -> bool {
 }
 
 /// Alertmanager's integration keys other than webhooks.
-const INTEGRATIONS: [&str; 12] = [
-    "email_configs",
+const INTEGRATIONS: [&str; 11] = [
     "msteams_configs",
     "msteamsv2_configs",
     "opsgenie_configs",
@@ -117,6 +132,15 @@ pub struct Loaded {
     pub warnings: Vec<String>,
     /// `global.slack_api_url`.
     pub slack_api_url: Option<String>,
+    /// The inhibition rules.
+    pub inhibitor: crate::inhibit::Inhibitor,
+    /// The named time intervals.
+    pub intervals: crate::timeinterval::TimeIntervals,
+    /// `global.resolve_timeout`: when an alert posted without an end is taken as resolved
+    /// after its last update (default 5 minutes).
+    pub resolve_timeout: std::time::Duration,
+    /// `global`, for the integrations' defaults (`smtp_*`).
+    pub global: Option<Value>,
 }
 
 impl AlertmanagerConfig {
@@ -173,7 +197,8 @@ impl AlertmanagerConfig {
                     r.pagerduty_configs
                         .iter()
                         .map(|c| ("pagerduty_configs", &c.other)),
-                );
+                )
+                .chain(r.email_configs.iter().map(|c| ("email_configs", &c.other)));
             for (kind, other) in extras.filter(|(_, o)| !o.is_empty()) {
                 let keys: Vec<&str> = other.keys().map(String::as_str).collect();
                 warnings.push(format!(
@@ -181,6 +206,10 @@ impl AlertmanagerConfig {
                     r.name,
                     keys.join(", ")
                 ));
+            }
+            for (j, e) in r.email_configs.iter().enumerate() {
+                e.smtp(self.global.as_ref())
+                    .map_err(|m| format!("receivers[{i}].email_configs[{j}].{m}"))?;
             }
             for (j, w) in r.webhook_configs.iter().enumerate() {
                 if w.url.is_none() == w.url_file.is_none() {
@@ -241,26 +270,45 @@ impl AlertmanagerConfig {
                 }
             }
         }
-        for (what, n) in [
-            ("inhibit_rules", self.inhibit_rules.len()),
-            (
-                "time_intervals",
-                self.time_intervals.len() + self.mute_time_intervals.len(),
-            ),
-            ("templates", self.templates.len()),
-        ] {
-            if n > 0 {
-                warnings.push(format!("{what} are not applied yet"));
-            }
+        if !self.templates.is_empty() {
+            warnings.push("templates are not applied (Dozor's own messages are sent)".into());
         }
         let names: Vec<&str> = names.into_iter().collect();
         let route = Route::compile(&self.route, &names)?;
+        let inhibitor = crate::inhibit::Inhibitor::compile(&self.inhibit_rules)?;
+        let all_intervals: Vec<_> = self
+            .time_intervals
+            .iter()
+            .chain(&self.mute_time_intervals)
+            .cloned()
+            .collect();
+        let intervals = crate::timeinterval::TimeIntervals::compile(&all_intervals)?;
+        for r in route.walk() {
+            for name in r.mute_time_intervals.iter().chain(&r.active_time_intervals) {
+                if !intervals.has(name) {
+                    return Err(format!("route {}: no time interval named {name:?}", r.id));
+                }
+            }
+        }
+        let resolve_timeout = match self.global.as_ref().and_then(|g| g.get("resolve_timeout")) {
+            None => std::time::Duration::from_secs(300),
+            Some(v) => v
+                .as_str()
+                .and_then(|t| dozor_model::duration::parse(t).ok())
+                .filter(|d| !d.is_zero())
+                .ok_or("global.resolve_timeout: a duration above 0, e.g. 5m")?,
+        };
         let slack_api_url = self.slack_api_url();
+        let global = self.global;
         Ok(Loaded {
             route,
             receivers: self.receivers,
             warnings,
             slack_api_url,
+            inhibitor,
+            intervals,
+            resolve_timeout,
+            global,
         })
     }
 }
@@ -340,8 +388,17 @@ receivers:
     #[test]
     fn alertmanagers_example_loads_and_routes() {
         let loaded = AlertmanagerConfig::parse(SIMPLE).unwrap().load().unwrap();
-        assert!(loaded.warnings.iter().any(|w| w.contains("inhibit_rules")));
-        assert!(loaded.warnings.iter().any(|w| w.contains("email_configs")));
+        assert!(!loaded.inhibitor.is_empty(), "inhibit_rules are applied");
+        assert!(loaded.warnings.iter().any(|w| w.contains("templates")));
+        assert_eq!(
+            loaded.receivers[0].email_configs[0]
+                .smtp(loaded.global.as_ref())
+                .unwrap()
+                .host,
+            "localhost",
+            "global.smtp_smarthost"
+        );
+        assert_eq!(loaded.resolve_timeout, std::time::Duration::from_secs(300));
         assert!(
             loaded
                 .warnings
@@ -385,6 +442,22 @@ receivers:
             (
                 "route: {receiver: a}\nreceivers: [{name: a, fax_configs: []}]\n",
                 "fax_configs",
+            ),
+            (
+                "route: {receiver: a, routes: [{mute_time_intervals: [night]}]}\nreceivers: [{name: a}]\n",
+                "no time interval named \"night\"",
+            ),
+            (
+                "route: {receiver: a, active_time_intervals: [x]}\ntime_intervals: [{name: x}]\nreceivers: [{name: a}]\n",
+                "root route cannot have time intervals",
+            ),
+            (
+                "global: {resolve_timeout: soon}\nroute: {receiver: a}\nreceivers: [{name: a}]\n",
+                "resolve_timeout",
+            ),
+            (
+                "route: {receiver: a}\ninhibit_rules: [{target_matchers: ['a=~\"(\"']}]\nreceivers: [{name: a}]\n",
+                "inhibit_rules[0]: target_matchers",
             ),
             (
                 "route: {receiver: b}\nreceivers: [{name: a}]\n",

@@ -11,7 +11,14 @@
 //!   all alerts resolved when the last one had firing ones, a newly resolved alert for a
 //!   receiver that sends resolved ones, or `repeat_interval` passed since the last
 //!   notification.
+//! - Before that, alerts that are silenced or inhibited are left out, and a route inside
+//!   its `mute_time_intervals` (or outside its `active_time_intervals`) sends nothing, as
+//!   Alertmanager's mute stages do ([`Mute`]); a look that leaves nothing to send changes
+//!   nothing.
 //! - Resolved alerts leave their group once looked at; an empty group is dropped.
+//! - What each group last sent (Alertmanager's notification log) can be saved
+//!   ([`LogEntry`]) and given back after a restart ([`Dispatcher::restore`]), so alerts
+//!   already announced are not announced again.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -74,11 +81,58 @@ impl Notification {
 }
 
 /// What the last notification of a group carried.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 struct Sent {
     firing: BTreeSet<String>,
     resolved: BTreeSet<String>,
     at_ms: i64,
+}
+
+/// A group's entry in the notification log: what its last notification carried.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogEntry {
+    /// The group's key.
+    pub group_key: String,
+    /// Fingerprints of the firing alerts it carried.
+    pub firing: Vec<String>,
+    /// Fingerprints of the resolved alerts it saw.
+    pub resolved: Vec<String>,
+    /// When it was sent, ms.
+    pub at_ms: i64,
+}
+
+/// How long a log entry is worth keeping (Alertmanager's `--data.retention`, 120 h).
+pub const LOG_RETENTION_MS: i64 = 120 * 3600 * 1000;
+
+/// What mutes notifications: silences and inhibition (per alert) and time intervals (per
+/// route). `()` mutes nothing.
+pub trait Mute {
+    /// Whether `alert` is left out of notifications at `now_ms`.
+    fn alert(&self, alert: &Alert, now_ms: i64) -> bool;
+    /// Whether a route with these time intervals sends nothing at `now_ms`.
+    fn route(&self, mute: &[String], active: &[String], now_ms: i64) -> bool;
+}
+
+impl Mute for () {
+    fn alert(&self, _: &Alert, _: i64) -> bool {
+        false
+    }
+    fn route(&self, _: &[String], _: &[String], _: i64) -> bool {
+        false
+    }
+}
+
+/// A group as the API shows it.
+#[derive(Debug)]
+pub struct GroupView<'a> {
+    /// Its key.
+    pub key: &'a str,
+    /// Its receiver.
+    pub receiver: &'a str,
+    /// Its grouping labels.
+    pub labels: &'a [(String, String)],
+    /// Its alerts.
+    pub alerts: Vec<&'a Alert>,
 }
 
 #[derive(Debug)]
@@ -87,6 +141,8 @@ struct Group {
     labels: Vec<(String, String)>,
     group_interval: Duration,
     repeat_interval: Duration,
+    mute: Vec<String>,
+    active: Vec<String>,
     alerts: BTreeMap<String, Alert>,
     next_ms: i64,
     flushed: bool,
@@ -100,6 +156,8 @@ pub struct Dispatcher {
     /// Receivers that are told about resolved alerts (Alertmanager's `send_resolved`).
     send_resolved: BTreeSet<String>,
     groups: BTreeMap<String, Group>,
+    /// Log entries restored after a restart, taken by their groups when these form again.
+    restored: BTreeMap<String, Sent>,
 }
 
 fn ms(d: Duration) -> i64 {
@@ -118,7 +176,40 @@ impl Dispatcher {
             root,
             send_resolved: send_resolved.into_iter().collect(),
             groups: BTreeMap::new(),
+            restored: BTreeMap::new(),
         }
+    }
+
+    /// Gives back the notification log saved before a restart (entries older than
+    /// [`LOG_RETENTION_MS`] are ignored).
+    pub fn restore(&mut self, entries: impl IntoIterator<Item = LogEntry>, now_ms: i64) {
+        for e in entries {
+            if e.at_ms.saturating_add(LOG_RETENTION_MS) <= now_ms {
+                continue;
+            }
+            let sent = Sent {
+                firing: e.firing.into_iter().collect(),
+                resolved: e.resolved.into_iter().collect(),
+                at_ms: e.at_ms,
+            };
+            match self.groups.get_mut(&e.group_key) {
+                Some(g) if g.last.is_none() => g.last = Some(sent),
+                Some(_) => {}
+                None => {
+                    self.restored.insert(e.group_key, sent);
+                }
+            }
+        }
+    }
+
+    /// Every group, by key.
+    pub fn group_views(&self) -> impl Iterator<Item = GroupView<'_>> {
+        self.groups.iter().map(|(key, g)| GroupView {
+            key,
+            receiver: &g.receiver,
+            labels: &g.labels,
+            alerts: g.alerts.values().collect(),
+        })
     }
 
     /// Takes in a new or updated alert (a later version replaces the earlier one).
@@ -127,15 +218,18 @@ impl Dispatcher {
         for route in self.root.routes_for(&alert.labels) {
             let labels = route.group_labels(&alert.labels);
             let key = format!("{}:{}", route.id, render(&labels));
-            let group = self.groups.entry(key).or_insert_with(|| Group {
+            let restored = &mut self.restored;
+            let group = self.groups.entry(key.clone()).or_insert_with(|| Group {
                 receiver: route.receiver.clone(),
                 labels,
                 group_interval: route.group_interval,
                 repeat_interval: route.repeat_interval,
+                mute: route.mute_time_intervals.clone(),
+                active: route.active_time_intervals.clone(),
                 alerts: BTreeMap::new(),
                 next_ms: now_ms.saturating_add(ms(route.group_wait)),
                 flushed: false,
-                last: None,
+                last: restored.remove(&key),
             });
             // An alert older than group_wait gains nothing from waiting.
             if !group.flushed && alert.starts_at_ms.saturating_add(ms(route.group_wait)) <= now_ms {
@@ -155,15 +249,28 @@ impl Dispatcher {
         self.groups.len()
     }
 
-    /// Looks at every group due at `now_ms`; returns the notifications to send.
-    pub fn flush(&mut self, now_ms: i64) -> Vec<Notification> {
+    /// Looks at every group due at `now_ms`; returns the notifications to send, without
+    /// what `mute` mutes.
+    pub fn flush(&mut self, now_ms: i64, mute: &dyn Mute) -> Vec<Notification> {
         let mut out = Vec::new();
         let mut empty = Vec::new();
         for (key, g) in self.groups.iter_mut().filter(|(_, g)| g.next_ms <= now_ms) {
             g.flushed = true;
             g.next_ms = now_ms.saturating_add(ms(g.group_interval));
-            let (resolved, firing): (Vec<&Alert>, Vec<&Alert>) =
-                g.alerts.values().partition(|a| a.resolved(now_ms));
+            let route_muted = mute.route(&g.mute, &g.active, now_ms);
+            let (resolved, firing): (Vec<&Alert>, Vec<&Alert>) = g
+                .alerts
+                .values()
+                .filter(|a| !route_muted && !mute.alert(a, now_ms))
+                .partition(|a| a.resolved(now_ms));
+            // Nothing left to send: the log stays as it is (Alertmanager's pipeline stops).
+            if resolved.is_empty() && firing.is_empty() {
+                g.alerts.retain(|_, a| !a.resolved(now_ms));
+                if g.alerts.is_empty() {
+                    empty.push(key.clone());
+                }
+                continue;
+            }
             let firing_ids: BTreeSet<String> = firing.iter().map(|a| a.fingerprint()).collect();
             let resolved_ids: BTreeSet<String> = resolved.iter().map(|a| a.fingerprint()).collect();
             let sends_resolved = self.send_resolved.contains(&g.receiver);
@@ -201,6 +308,20 @@ impl Dispatcher {
             self.groups.remove(&key);
         }
         out
+    }
+}
+
+impl Notification {
+    /// Its entry in the notification log.
+    pub fn log_entry(&self) -> LogEntry {
+        let (resolved, firing): (Vec<&Alert>, Vec<&Alert>) =
+            self.alerts.iter().partition(|a| a.resolved(self.at_ms));
+        LogEntry {
+            group_key: self.group_key.clone(),
+            firing: firing.iter().map(|a| a.fingerprint()).collect(),
+            resolved: resolved.iter().map(|a| a.fingerprint()).collect(),
+            at_ms: self.at_ms,
+        }
     }
 }
 
@@ -265,26 +386,26 @@ mod tests {
         let mut d = dispatcher(ROUTE);
         let t0 = 1_000_000 * S;
         d.insert(&alert("Down", "a", t0), t0);
-        assert!(d.flush(t0 + 29 * S).is_empty(), "group_wait not over");
+        assert!(d.flush(t0 + 29 * S, &()).is_empty(), "group_wait not over");
         d.insert(&alert("Down", "b", t0 + 10 * S), t0 + 10 * S);
-        let n = d.flush(t0 + 30 * S);
+        let n = d.flush(t0 + 30 * S, &());
         assert_eq!(n.len(), 1, "both alerts in one notification");
         assert_eq!(names(&n[0]), ["a", "b"]);
         assert_eq!(n[0].group_key, r#"{}:{alertname="Down"}"#);
         assert_eq!(n[0].status(), "firing");
         // A new alert waits for the group interval, not group_wait.
         d.insert(&alert("Down", "c", t0 + 60 * S), t0 + 60 * S);
-        assert!(d.flush(t0 + 100 * S).is_empty());
+        assert!(d.flush(t0 + 100 * S, &()).is_empty());
         assert_eq!(d.next_due_ms(), Some(t0 + 330 * S));
-        let n = d.flush(t0 + 330 * S);
+        let n = d.flush(t0 + 330 * S, &());
         assert_eq!(names(&n[0]), ["a", "b", "c"]);
         // Nothing new: silent until the repeat interval.
-        assert!(d.flush(t0 + 630 * S).is_empty());
+        assert!(d.flush(t0 + 630 * S, &()).is_empty());
         let repeat_at = t0 + 330 * S + 4 * 3600 * S;
         let mut t = t0 + 630 * S;
         let mut repeated = None;
         while t <= repeat_at + 300 * S {
-            let n = d.flush(t);
+            let n = d.flush(t, &());
             if !n.is_empty() {
                 repeated = Some(t);
                 break;
@@ -304,7 +425,7 @@ mod tests {
         let t0 = 5_000_000 * S;
         d.insert(&alert("Down", "a", t0 - 60 * S), t0);
         d.insert(&alert("Full", "a", t0), t0);
-        let n = d.flush(t0);
+        let n = d.flush(t0, &());
         assert_eq!(n.len(), 1, "only the group of the old alert");
         assert_eq!(n[0].group_labels, [("alertname".into(), "Down".into())]);
         assert_eq!(d.groups(), 2);
@@ -317,10 +438,10 @@ mod tests {
         let mut a = alert("Down", "a", t0);
         d.insert(&a, t0);
         d.insert(&alert("Down", "b", t0), t0);
-        assert_eq!(d.flush(t0 + 30 * S).len(), 1);
+        assert_eq!(d.flush(t0 + 30 * S, &()).len(), 1);
         a.ends_at_ms = Some(t0 + 40 * S);
         d.insert(&a, t0 + 40 * S);
-        let n = d.flush(t0 + 330 * S);
+        let n = d.flush(t0 + 330 * S, &());
         assert_eq!(
             n.len(),
             1,
@@ -332,7 +453,7 @@ mod tests {
         let mut b = alert("Down", "b", t0);
         b.ends_at_ms = Some(t0 + 400 * S);
         d.insert(&b, t0 + 400 * S);
-        let n = d.flush(t0 + 630 * S);
+        let n = d.flush(t0 + 630 * S, &());
         assert_eq!(n[0].status(), "resolved");
         assert_eq!(d.groups(), 0, "an empty group is dropped");
     }
@@ -345,7 +466,7 @@ mod tests {
         d.insert(&a, t0);
         a.ends_at_ms = Some(t0 + 5 * S);
         d.insert(&a, t0 + 5 * S);
-        assert!(d.flush(t0 + 30 * S).is_empty());
+        assert!(d.flush(t0 + 30 * S, &()).is_empty());
         assert_eq!(d.groups(), 0);
     }
 
@@ -356,7 +477,7 @@ mod tests {
         );
         let t0 = 3_000_000 * S;
         d.insert(&alert("Down", "a", t0), t0);
-        let mut got: Vec<String> = d.flush(t0).into_iter().map(|n| n.receiver).collect();
+        let mut got: Vec<String> = d.flush(t0, &()).into_iter().map(|n| n.receiver).collect();
         got.sort();
         assert_eq!(got, ["pager", "web"]);
     }

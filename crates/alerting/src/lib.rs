@@ -4,16 +4,29 @@
 //! payload v4 ([`webhook`]) and the chat receivers' messages ([`chat`]: Slack, Discord). Pure: no I/O, time passed in, so every timing rule is tested
 //! with a clock the test drives.
 //!
-//! The binary (`crates/dozor/src/notify.rs`, `alerting.config_file`) feeds it the default
-//! tenant's alerts and delivers webhook notifications. Still to come: silences, inhibition,
-//! time intervals, escalation, the other receivers, the Alertmanager API v2, incidents.
+//! Muting: silences ([`silence`]), inhibition ([`inhibit`]) and time intervals
+//! ([`timeinterval`]); one tenant's alerts, silences and dispatcher ([`manager`]), every
+//! tenant's behind one lock ([`shared`]); the Alertmanager API v2 request bodies ([`api`]);
+//! e-mail messages ([`email`]).
+//!
+//! The binary (`crates/dozor/src/notify.rs`) feeds it every tenant's alerts and delivers
+//! the notifications; the API (`routes/alertmanager.rs`) serves Alertmanager's API v2 from
+//! it. Still to come: escalation, on-call, incidents, automatic actions.
 
+pub mod api;
 pub mod chat;
 pub mod config;
 pub mod dispatch;
+pub mod email;
+pub mod inhibit;
+pub mod manager;
 pub mod matchers;
 pub mod route;
+pub mod shared;
+pub mod silence;
+pub mod timeinterval;
 pub mod webhook;
 
 pub use dispatch::{Alert, Dispatcher, Notification};
+pub use manager::Manager;
 pub use route::{Route, RouteConfig};

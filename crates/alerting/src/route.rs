@@ -97,6 +97,10 @@ pub struct Route {
     pub group_interval: Duration,
     /// Wait between notifications of an unchanged group.
     pub repeat_interval: Duration,
+    /// Named time intervals when this route sends nothing (not inherited).
+    pub mute_time_intervals: Vec<String>,
+    /// Named time intervals outside which this route sends nothing (not inherited).
+    pub active_time_intervals: Vec<String>,
     /// Children.
     pub routes: Vec<Route>,
 }
@@ -118,6 +122,9 @@ impl Route {
         if root.continue_ {
             return Err("route: the root route cannot have continue".into());
         }
+        if !root.mute_time_intervals.is_empty() || !root.active_time_intervals.is_empty() {
+            return Err("route: the root route cannot have time intervals".into());
+        }
         let defaults = Route {
             id: String::new(),
             receiver: String::new(),
@@ -127,6 +134,8 @@ impl Route {
             group_wait: GROUP_WAIT,
             group_interval: GROUP_INTERVAL,
             repeat_interval: REPEAT_INTERVAL,
+            mute_time_intervals: Vec::new(),
+            active_time_intervals: Vec::new(),
             routes: Vec::new(),
         };
         compile(root, &defaults, "route", None, receivers)
@@ -156,6 +165,15 @@ impl Route {
         self.matchers
             .iter()
             .all(|m| m.matches(labels.get(&m.name).unwrap_or("")))
+    }
+
+    /// This route and every route below it.
+    pub fn walk(&self) -> Vec<&Route> {
+        let mut out = vec![self];
+        for child in &self.routes {
+            out.extend(child.walk());
+        }
+        out
     }
 
     /// The labels of `labels` this route groups by, as `(name, value)` pairs; labels the
@@ -233,6 +251,8 @@ fn compile(
         group_wait: c.group_wait.unwrap_or(parent.group_wait),
         group_interval: c.group_interval.unwrap_or(parent.group_interval),
         repeat_interval: c.repeat_interval.unwrap_or(parent.repeat_interval),
+        mute_time_intervals: c.mute_time_intervals.clone(),
+        active_time_intervals: c.active_time_intervals.clone(),
         routes: Vec::new(),
     };
     if route.group_interval.is_zero() {

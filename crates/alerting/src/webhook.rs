@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::dispatch::{Alert, Notification};
 
 /// RFC 3339 with milliseconds, UTC; Alertmanager's zero time for an unset end.
-fn time(ms: Option<i64>) -> String {
+pub(crate) fn time(ms: Option<i64>) -> String {
     match ms {
         Some(ms) => dozor_model::time::rfc3339_ns(ms.saturating_mul(1_000_000)),
         None => "0001-01-01T00:00:00Z".to_owned(),

@@ -93,6 +93,9 @@ pub struct ApiSettings {
     pub rules: dozor_rules::RuleSet,
     /// Forwarding of ingest to Kafka (`publish.kafka[].forward`); empty: none.
     pub forward: Arc<dozor_ingest::kafka_out::Forwarder>,
+    /// Every tenant's alerts, silences and notification groups (`alerting:`), which the
+    /// Alertmanager API v2 serves.
+    pub notifications: Arc<dozor_alerting::shared::Notifications>,
 }
 
 /// Secret bytes whose `Debug` never shows them.
@@ -202,6 +205,11 @@ impl AppState {
     /// The rule groups and their alerts.
     pub fn rules(&self) -> &dozor_rules::RuleSet {
         &self.0.settings.rules
+    }
+
+    /// Every tenant's alerts, silences and notification groups.
+    pub fn notifications(&self) -> &dozor_alerting::shared::Notifications {
+        &self.0.settings.notifications
     }
 
     /// A permit for one ingest request, or 429 with `Retry-After` when

@@ -81,9 +81,23 @@ pub struct Config {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AlertingConfig {
-    /// An `alertmanager.yml` (relative to this file): its routes and webhook receivers
-    /// notify about the default tenant's alerts. None: no notifications.
+    /// An `alertmanager.yml` (relative to this file): its routes and receivers notify about
+    /// the default tenant's alerts. None: the default tenant's alerts and silences work
+    /// through the API, and nothing is sent.
     pub config_file: Option<PathBuf>,
+    /// Other tenants' `alertmanager.yml` files, by tenant id.
+    pub tenants: std::collections::BTreeMap<String, PathBuf>,
+}
+
+impl AlertingConfig {
+    /// Every configured file with its tenant (the default tenant's first).
+    pub fn files(&self) -> Vec<(String, PathBuf)> {
+        self.config_file
+            .iter()
+            .map(|f| (TenantId::default_tenant().as_str().to_owned(), f.clone()))
+            .chain(self.tenants.iter().map(|(t, f)| (t.clone(), f.clone())))
+            .collect()
+    }
 }
 
 /// `publish:`: producers by kind.
@@ -982,22 +996,41 @@ impl Config {
                 let mut config = Config::parse(&text, &path.display().to_string())?;
                 let dir = path.parent().unwrap_or(Path::new("."));
                 config.rules.resolve_paths(dir);
-                if let Some(f) = &mut config.alerting.config_file {
+                let files = config
+                    .alerting
+                    .config_file
+                    .iter_mut()
+                    .map(|f| ("alerting.config_file".to_owned(), f))
+                    .chain(
+                        config
+                            .alerting
+                            .tenants
+                            .iter_mut()
+                            .map(|(t, f)| (format!("alerting.tenants.{t}"), f)),
+                    );
+                for (key, f) in files {
                     if f.is_relative() {
                         *f = dir.join(&*f);
                     }
                     // Checked with the rest, so `dozor check config` reports its mistakes.
-                    std::fs::read_to_string(&*f)
-                        .map_err(|e| format!("cannot read {}: {e}", f.display()))
+                    let checked = key
+                        .strip_prefix("alerting.tenants.")
+                        .map_or(Ok(()), |t| {
+                            t.parse::<TenantId>().map(|_| ()).map_err(|e| e.to_string())
+                        })
+                        .and_then(|()| {
+                            std::fs::read_to_string(&*f)
+                                .map_err(|e| format!("cannot read {}: {e}", f.display()))
+                        })
                         .and_then(|text| {
                             dozor_alerting::config::AlertmanagerConfig::parse(&text)
                                 .and_then(dozor_alerting::config::AlertmanagerConfig::load)
-                        })
-                        .map_err(|e| ConfigError {
-                            source: Some(path.display().to_string()),
-                            key: Some("alerting.config_file".into()),
-                            ..ConfigError::plain(e)
-                        })?;
+                        });
+                    checked.map_err(|e| ConfigError {
+                        source: Some(path.display().to_string()),
+                        key: Some(key),
+                        ..ConfigError::plain(e)
+                    })?;
                 }
                 config.rules.groups().map_err(|e| ConfigError {
                     source: Some(path.display().to_string()),

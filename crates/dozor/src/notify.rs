@@ -1,40 +1,44 @@
-//! `alerting.config_file`: Alertmanager's configuration applied to the default tenant's
-//! alerts (`dozor_alerting`): each alert that fires or resolves enters the routing tree, the
-//! dispatcher groups and times the notifications, and each integration of the receiver gets
-//! its message by POST — webhooks Alertmanager's payload v4, Slack a Block Kit message,
-//! Discord an embed, Telegram a `sendMessage`, PagerDuty an Events API v2 trigger or
-//! resolve — retried with exponential back-off and jitter (at most [`ATTEMPTS`]
-//! tries, each with a 10 s timeout) and logged.
+//! `alerting:`: Alertmanager's notification model (`dozor_alerting`) at work. Every
+//! tenant's alerts — from Dozor's rules and from `POST /api/v2/alerts` — enter its manager
+//! ([`Notifications`]); a loop flushes the groups that are due and each integration of the
+//! receiver gets its message by POST: webhooks Alertmanager's payload v4, Slack a Block Kit
+//! message, Discord an embed, Telegram a `sendMessage`, PagerDuty an Events API v2 trigger
+//! or resolve. Each call is retried with exponential back-off and jitter (at most
+//! [`ATTEMPTS`] tries, each with a 10 s timeout), counted in `dozor_notifications_total` /
+//! `dozor_notifications_failed_total` by integration, timed in
+//! `dozor_notification_latency_seconds`, and written to the delivery log; once a
+//! notification reached every integration, its group's entry of the notification log is
+//! stored, so a restart does not announce the same alerts again.
 //!
-//! Not yet: the other integrations (they load, with a warning), silences, inhibition,
-//! persistence of the notification log across restarts, per-tenant configurations.
+//! `alerting.config_file` configures the default tenant, `alerting.tenants` others; a
+//! tenant without a file gets the silent fallback (alerts and silences work, nothing is
+//! sent).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use dozor_alerting::config::{AlertmanagerConfig, Loaded, ReceiverConfig};
-use dozor_alerting::{Alert, Dispatcher, Notification};
+use dozor_alerting::config::{AlertmanagerConfig, Loaded};
+use dozor_alerting::shared::{Notifications, TenantConfig};
+use dozor_alerting::{Alert, Notification};
+use dozor_model::TenantId;
+use dozor_model::time::now_ms;
 use dozor_rules::Transition;
+use dozor_state::Store;
+use dozor_state::notifications::{Delivery, LogRow};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use serde_json::Value;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, watch};
 
-/// Most tries of one webhook call.
+use crate::config::AlertingConfig;
+
+/// Most tries of one integration call.
 pub const ATTEMPTS: u32 = 5;
-/// Alerts waiting for the dispatcher; beyond it new transitions are dropped and logged.
-const QUEUE: usize = 10_000;
-
-/// The rule evaluations' side: hands transitions to the dispatcher without waiting.
-#[derive(Debug, Clone)]
-pub struct Notifier(mpsc::Sender<Alert>);
-
-impl Notifier {
-    /// Queues an alert for the dispatcher without waiting; a full queue drops it (logged).
-    pub fn send(&self, alert: Alert) {
-        if self.0.try_send(alert).is_err() {
-            tracing::error!("the notification queue is full; an alert transition was dropped");
-        }
-    }
-}
+/// How long the delivery log keeps its rows.
+const DELIVERY_LOG_KEEP_MS: i64 = 7 * 24 * 3600 * 1000;
 
 /// A rule alert's transition as the notification model's alert: started when it began to
 /// fire, ended when it resolved.
@@ -46,92 +50,154 @@ pub fn alert_of(t: &Transition) -> Alert {
         starts_at_ms: a.fired_at_ms.unwrap_or(a.active_at_ms),
         ends_at_ms: match t {
             Transition::Fired(_) => None,
-            Transition::Resolved(a) => {
-                Some(a.resolved_at_ms.unwrap_or_else(dozor_model::time::now_ms))
-            }
+            Transition::Resolved(a) => Some(a.resolved_at_ms.unwrap_or_else(now_ms)),
         },
         generator_url: String::new(),
     }
 }
 
-/// Loads the configuration file; its warnings (what is accepted but not acted on) are
+/// Loads one configuration file; its warnings (what is accepted but not acted on) are
 /// logged.
-pub fn load(path: &std::path::Path) -> anyhow::Result<Loaded> {
+fn load(path: &std::path::Path) -> anyhow::Result<TenantConfig> {
     let text = std::fs::read_to_string(path)
-        .map_err(|e| anyhow::anyhow!("alerting.config_file {}: {e}", path.display()))?;
+        .map_err(|e| anyhow::anyhow!("alerting {}: {e}", path.display()))?;
     let loaded = AlertmanagerConfig::parse(&text)
         .and_then(AlertmanagerConfig::load)
-        .map_err(|e| anyhow::anyhow!("alerting.config_file {}: {e}", path.display()))?;
+        .map_err(|e| anyhow::anyhow!("alerting {}: {e}", path.display()))?;
     for w in &loaded.warnings {
         tracing::warn!(file = %path.display(), "alerting: {w}");
     }
-    Ok(loaded)
+    Ok(TenantConfig {
+        loaded: Arc::new(loaded),
+        original: text,
+    })
 }
 
-/// Starts the dispatcher; returns the evaluations' handle and the task.
-pub fn start(
-    loaded: Loaded,
-    external_url: String,
-    stop: watch::Receiver<bool>,
-) -> (Notifier, tokio::task::JoinHandle<()>) {
-    let (tx, rx) = mpsc::channel(QUEUE);
-    let send_resolved = loaded
-        .receivers
-        .iter()
-        .filter(|r| {
-            r.webhook_configs.iter().any(|w| w.send_resolved)
-                || r.slack_configs.iter().any(|c| c.send_resolved)
-                || r.discord_configs.iter().any(|d| d.send_resolved)
-                || r.telegram_configs.iter().any(|t| t.send_resolved)
-                || r.pagerduty_configs.iter().any(|p| p.send_resolved)
-        })
-        .map(|r| r.name.clone());
-    let dispatcher = Dispatcher::new(loaded.route.clone(), send_resolved);
-    let receivers = Arc::new(Receivers {
-        list: loaded.receivers,
-        slack_api_url: loaded.slack_api_url,
-    });
-    let task = tokio::spawn(run(dispatcher, receivers, Arc::new(external_url), rx, stop));
-    (Notifier(tx), task)
+/// Labels of the notification metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct IntegrationLabels {
+    integration: String,
 }
 
-async fn run(
-    mut dispatcher: Dispatcher,
-    receivers: Arc<Receivers>,
-    external_url: Arc<String>,
-    mut rx: mpsc::Receiver<Alert>,
-    mut stop: watch::Receiver<bool>,
-) {
-    loop {
-        let now = dozor_model::time::now_ms();
-        let wait = dispatcher
-            .next_due_ms()
-            .map_or(Duration::from_secs(3600), |t| {
-                Duration::from_millis(u64::try_from(t - now).unwrap_or(0))
-            });
-        tokio::select! {
-            a = rx.recv() => match a {
-                Some(a) => dispatcher.insert(&a, dozor_model::time::now_ms()),
-                None => return,
-            },
-            () = tokio::time::sleep(wait) => {}
-            _ = stop.wait_for(|s| *s) => return,
-        }
-        for n in dispatcher.flush(dozor_model::time::now_ms()) {
-            tokio::spawn(deliver(
-                n,
-                Arc::clone(&receivers),
-                Arc::clone(&external_url),
-            ));
-        }
+/// Counters and latencies of the integrations (Alertmanager's metrics, Dozor's prefix).
+#[derive(Debug)]
+pub struct NotifyMetrics {
+    sent: Family<IntegrationLabels, Counter>,
+    failed: Family<IntegrationLabels, Counter>,
+    requests_failed: Family<IntegrationLabels, Counter>,
+    latency: Family<IntegrationLabels, Histogram>,
+}
+
+impl NotifyMetrics {
+    /// Registers the metrics.
+    pub fn register(r: &mut prometheus_client::registry::Registry) -> Arc<NotifyMetrics> {
+        let m = NotifyMetrics {
+            sent: Family::default(),
+            failed: Family::default(),
+            requests_failed: Family::default(),
+            latency: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.001, 2.0, 16))
+            }),
+        };
+        r.register(
+            "dozor_notifications",
+            "Notifications attempted, by integration",
+            m.sent.clone(),
+        );
+        r.register(
+            "dozor_notifications_failed",
+            "Notifications given up after every retry, by integration",
+            m.failed.clone(),
+        );
+        r.register(
+            "dozor_notification_requests_failed",
+            "Single calls of an integration that failed (retried or not), by integration",
+            m.requests_failed.clone(),
+        );
+        r.register(
+            "dozor_notification_latency_seconds",
+            "From a notification's first call to its outcome, by integration",
+            m.latency.clone(),
+        );
+        Arc::new(m)
     }
 }
 
-/// The receivers, and `global.slack_api_url`.
-#[derive(Debug)]
-struct Receivers {
-    list: Vec<ReceiverConfig>,
-    slack_api_url: Option<String>,
+/// Every tenant's managers under the configured files, and the loop's wake-up.
+pub fn build(config: &AlertingConfig) -> anyhow::Result<(Arc<Notifications>, Arc<Notify>)> {
+    let mut configs = BTreeMap::new();
+    for (tenant, path) in config.files() {
+        let tenant: TenantId = tenant
+            .parse()
+            .map_err(|e| anyhow::anyhow!("alerting.tenants: {tenant:?}: {e}"))?;
+        configs.insert(tenant.clone(), load(&path)?);
+        tracing::info!(%tenant, file = %path.display(), "notifications per the Alertmanager configuration");
+    }
+    let wake = Arc::new(Notify::new());
+    let w = Arc::clone(&wake);
+    let n = Notifications::new(configs, move || w.notify_one());
+    Ok((Arc::new(n), wake))
+}
+
+/// What the delivery tasks share.
+struct Deliverer {
+    notifications: Arc<Notifications>,
+    store: Store,
+    metrics: Arc<NotifyMetrics>,
+    external_url: String,
+}
+
+/// Starts the loop that flushes due groups and delivers their notifications.
+pub fn start(
+    notifications: Arc<Notifications>,
+    wake: Arc<Notify>,
+    store: Store,
+    metrics: Arc<NotifyMetrics>,
+    external_url: String,
+    stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let d = Arc::new(Deliverer {
+        notifications,
+        store,
+        metrics,
+        external_url,
+    });
+    tokio::spawn(run(d, wake, stop))
+}
+
+async fn run(d: Arc<Deliverer>, wake: Arc<Notify>, mut stop: watch::Receiver<bool>) {
+    let mut pruned_ms = 0;
+    loop {
+        let now = now_ms();
+        let wait = d
+            .notifications
+            .next_due_ms()
+            .map_or(Duration::from_secs(60), |t| {
+                Duration::from_millis(u64::try_from(t - now).unwrap_or(0))
+            })
+            .min(Duration::from_secs(60));
+        tokio::select! {
+            () = wake.notified() => {}
+            () = tokio::time::sleep(wait) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let now = now_ms();
+        let flushed = d.notifications.flush(now);
+        for (tenant, n) in flushed.notifications {
+            tokio::spawn(deliver(Arc::clone(&d), tenant, n));
+        }
+        for (tenant, ids) in flushed.forgotten_silences {
+            if let Err(e) = d.store.delete_silences(&tenant, &ids).await {
+                tracing::warn!(%tenant, error = %e, "cannot delete expired silences");
+            }
+        }
+        if now - pruned_ms > 3600 * 1000 {
+            pruned_ms = now;
+            if let Err(e) = d.store.prune_deliveries(now - DELIVERY_LOG_KEEP_MS).await {
+                tracing::warn!(error = %e, "cannot prune the delivery log");
+            }
+        }
+    }
 }
 
 /// A URL given inline or in a file (read at each send, so a rotated token is picked up).
@@ -143,13 +209,22 @@ fn url_of(inline: Option<&String>, file: Option<&String>) -> Result<String, Stri
     }
 }
 
-/// `n` as each integration of its receiver sends it: kind, URL, body.
+/// What one integration sends.
+enum Outgoing {
+    /// A POST of a JSON body.
+    Http { url: String, body: Vec<u8> },
+    /// An e-mail.
+    Email(Box<(dozor_alerting::email::Smtp, dozor_alerting::email::Email)>),
+}
+
+/// `n` as each integration of its receiver sends it: kind, and the message or why it
+/// cannot be made.
 fn messages(
     n: &Notification,
-    receivers: &Receivers,
+    config: &Loaded,
     external_url: &str,
-) -> Vec<(&'static str, Result<String, String>, Vec<u8>)> {
-    let Some(r) = receivers.list.iter().find(|r| r.name == n.receiver) else {
+) -> Vec<(&'static str, Result<Outgoing, String>)> {
+    let Some(r) = config.receivers.iter().find(|r| r.name == n.receiver) else {
         return Vec::new();
     };
     // Without send_resolved an integration hears only of firing alerts, and nothing when
@@ -170,7 +245,7 @@ fn messages(
     }
     for c in &r.slack_configs {
         if let Some(v) = view(c.send_resolved) {
-            let inline = c.api_url.as_ref().or(receivers.slack_api_url.as_ref());
+            let inline = c.api_url.as_ref().or(config.slack_api_url.as_ref());
             let body = dozor_alerting::chat::slack(&v, c);
             out.push(("slack", url_of(inline, c.api_url_file.as_ref()), body));
         }
@@ -208,46 +283,185 @@ fn messages(
             ));
         }
     }
-    out.into_iter()
-        .map(|(kind, url, body)| (kind, url, body.to_string().into_bytes()))
-        .collect()
+    let mut out: Vec<(&'static str, Result<Outgoing, String>)> = out
+        .into_iter()
+        .map(|(kind, url, body)| {
+            let body = body.to_string().into_bytes();
+            (kind, url.map(|url| Outgoing::Http { url, body }))
+        })
+        .collect();
+    for e in &r.email_configs {
+        if let Some(v) = view(e.send_resolved) {
+            let email = dozor_alerting::email::message(&v, e, external_url);
+            let smtp = e.smtp(config.global.as_ref());
+            out.push((
+                "email",
+                smtp.map(|smtp| Outgoing::Email(Box::new((smtp, email)))),
+            ));
+        }
+    }
+    out
 }
 
 /// Sends one notification through every integration of its receiver, each retried on its
-/// own.
-async fn deliver(n: Notification, receivers: Arc<Receivers>, external_url: Arc<String>) {
-    for (kind, url, body) in messages(&n, &receivers, &external_url) {
-        let url = match url {
-            Ok(u) => u,
-            Err(e) => {
-                tracing::error!(receiver = %n.receiver, kind, error = %e, "notification not sent");
-                continue;
-            }
+/// own; logs each outcome, and stores the group's log entry when all of them succeeded.
+async fn deliver(d: Arc<Deliverer>, tenant: TenantId, n: Notification) {
+    let config = Arc::clone(&d.notifications.config(&tenant).loaded);
+    let mut all_sent = true;
+    for (kind, outgoing) in messages(&n, &config, &d.external_url) {
+        let labels = IntegrationLabels {
+            integration: kind.to_owned(),
         };
-        let mut backoff = Duration::ZERO;
-        for attempt in 1..=ATTEMPTS {
-            let outcome =
-                dozor_ingest::probe::post_json(&url, body.clone(), Duration::from_secs(10)).await;
-            match outcome {
-                Ok(status) if (200..300).contains(&status) => {
-                    tracing::info!(receiver = %n.receiver, kind, group = %n.group_key, alerts = n.alerts.len(), attempt, "notified");
-                    break;
+        d.metrics.sent.get_or_create(&labels).inc();
+        let started = Instant::now();
+        let at_ms = now_ms();
+        let (attempts, error) = match outgoing {
+            Ok(o) => call(&o, &n, kind, &d.metrics, &labels).await,
+            Err(e) => (0, Some(e)),
+        };
+        let took = started.elapsed();
+        d.metrics
+            .latency
+            .get_or_create(&labels)
+            .observe(took.as_secs_f64());
+        if let Some(e) = &error {
+            all_sent = false;
+            d.metrics.failed.get_or_create(&labels).inc();
+            tracing::error!(%tenant, receiver = %n.receiver, kind, group = %n.group_key, error = %e, "notification given up");
+        }
+        let row = Delivery {
+            id: String::new(),
+            at_ms,
+            receiver: n.receiver.clone(),
+            integration: kind.to_owned(),
+            group_key: n.group_key.clone(),
+            alerts: i64::try_from(n.alerts.len()).unwrap_or(i64::MAX),
+            status: if error.is_none() { "sent" } else { "failed" }.to_owned(),
+            attempts: i64::from(attempts),
+            error,
+            duration_ms: i64::try_from(took.as_millis()).unwrap_or(i64::MAX),
+        };
+        if let Err(e) = d.store.add_delivery(&tenant, &row).await {
+            tracing::warn!(%tenant, error = %e, "cannot write the delivery log");
+        }
+    }
+    if all_sent {
+        let e = n.log_entry();
+        let row = LogRow {
+            group_key: e.group_key,
+            firing: Value::from(e.firing).to_string(),
+            resolved: Value::from(e.resolved).to_string(),
+            sent_at_ms: e.at_ms,
+        };
+        if let Err(e) = d.store.save_notification_log(&tenant, &row).await {
+            tracing::warn!(%tenant, error = %e, "cannot store the notification log");
+        }
+    }
+}
+
+/// Sends one message until it is taken (a 2xx, an accepted e-mail) or [`ATTEMPTS`] tries;
+/// the attempts made and the last error.
+async fn call(
+    o: &Outgoing,
+    n: &Notification,
+    kind: &'static str,
+    metrics: &NotifyMetrics,
+    labels: &IntegrationLabels,
+) -> (u32, Option<String>) {
+    let mut backoff = Duration::ZERO;
+    let mut last = None;
+    for attempt in 1..=ATTEMPTS {
+        let outcome = match o {
+            Outgoing::Http { url, body } => {
+                match dozor_ingest::probe::post_json(url, body.clone(), Duration::from_secs(10))
+                    .await
+                {
+                    Ok(status) if (200..300).contains(&status) => Ok(()),
+                    Ok(status) => Err(format!("HTTP {status}")),
+                    Err(e) => Err(e),
                 }
-                other => {
-                    let why = match other {
-                        Ok(status) => format!("HTTP {status}"),
-                        Err(e) => e,
-                    };
-                    // The URL may carry a token: it is not logged.
-                    tracing::warn!(receiver = %n.receiver, kind, attempt, error = %why, "notification call failed");
-                    if attempt == ATTEMPTS {
-                        tracing::error!(receiver = %n.receiver, kind, group = %n.group_key, "notification given up");
-                        break;
-                    }
+            }
+            Outgoing::Email(e) => send_email(&e.0, &e.1).await,
+        };
+        match outcome {
+            Ok(()) => {
+                tracing::info!(receiver = %n.receiver, kind, group = %n.group_key, alerts = n.alerts.len(), attempt, "notified");
+                return (attempt, None);
+            }
+            Err(why) => {
+                metrics.requests_failed.get_or_create(labels).inc();
+                // The URL may carry a token: it is not logged.
+                tracing::warn!(receiver = %n.receiver, kind, attempt, error = %why, "notification call failed");
+                last = Some(why);
+                if attempt < ATTEMPTS {
                     backoff = dozor_ingest::source::next_backoff(backoff);
                     tokio::time::sleep(backoff).await;
                 }
             }
         }
     }
+    (ATTEMPTS, last)
+}
+
+/// Sends an e-mail over SMTP (lettre): STARTTLS when `require_tls` (implicit TLS on port
+/// 465), the system's roots; a multipart/mixed message with the text and HTML bodies as
+/// alternatives and the snapshot attached.
+async fn send_email(
+    smtp: &dozor_alerting::email::Smtp,
+    email: &dozor_alerting::email::Email,
+) -> Result<(), String> {
+    use dozor_alerting::email::SecretSource;
+    use lettre::message::header::{ContentType, HeaderName, HeaderValue};
+    use lettre::message::{Attachment, Mailbox, MultiPart};
+    use lettre::transport::smtp::authentication::Credentials;
+    use lettre::transport::smtp::extension::ClientId;
+    use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+    let mailbox = |a: &str| {
+        a.parse::<Mailbox>()
+            .map_err(|e| format!("address {a:?}: {e}"))
+    };
+    let mut builder = Message::builder()
+        .from(mailbox(&smtp.from)?)
+        .subject(email.subject.clone());
+    for to in &smtp.to {
+        builder = builder.to(mailbox(to)?);
+    }
+    for (name, value) in &email.headers {
+        let name = HeaderName::new_from_ascii(name.clone())
+            .map_err(|e| format!("header {name:?}: {e}"))?;
+        builder = builder.raw_header(HeaderValue::new(name, value.clone()));
+    }
+    let json = ContentType::parse("application/json").map_err(|e| e.to_string())?;
+    let body = MultiPart::mixed()
+        .multipart(MultiPart::alternative_plain_html(
+            email.text.clone(),
+            email.html.clone(),
+        ))
+        .singlepart(Attachment::new("alerts.json".to_owned()).body(email.snapshot.clone(), json));
+    let message = builder.multipart(body).map_err(|e| e.to_string())?;
+    let mut transport = if !smtp.require_tls {
+        AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host)
+    } else if smtp.port == 465 {
+        AsyncSmtpTransport::<Tokio1Executor>::relay(&smtp.host).map_err(|e| e.to_string())?
+    } else {
+        AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&smtp.host)
+            .map_err(|e| e.to_string())?
+    }
+    .port(smtp.port)
+    .hello_name(ClientId::Domain(smtp.hello.clone()))
+    .timeout(Some(Duration::from_secs(10)));
+    if let Some((user, secret)) = &smtp.auth {
+        let password = match secret {
+            SecretSource::Inline(p) => p.clone(),
+            SecretSource::File(f) => dozor_ingest::source::read_secret(std::path::Path::new(f))?,
+        };
+        transport = transport.credentials(Credentials::new(user.clone(), password));
+    }
+    transport
+        .build()
+        .send(message)
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("SMTP: {e}"))
 }

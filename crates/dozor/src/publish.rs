@@ -25,12 +25,12 @@ struct AlertStream {
     outbox: Arc<Spool>,
 }
 
-/// Where alert transitions go: Kafka alert streams, and the notifier (`alerting:`) for the
-/// default tenant's alerts; empty: nowhere.
+/// Where alert transitions go: Kafka alert streams, and the tenant's notification manager
+/// (`alerting:`); empty: nowhere.
 #[derive(Debug, Default)]
 pub struct AlertPublisher {
     streams: Vec<AlertStream>,
-    notifier: std::sync::OnceLock<crate::notify::Notifier>,
+    notifications: std::sync::OnceLock<Arc<dozor_alerting::shared::Notifications>>,
 }
 
 impl AlertPublisher {
@@ -38,10 +38,7 @@ impl AlertPublisher {
     /// Blocking (the outbox fsyncs); a full outbox loses the notification, which is logged
     /// and counted as the producer's error (the alert itself lives on in the history).
     pub fn publish(&self, tenant: &TenantId, group: &str, transitions: &[Transition]) {
-        let notifier = self
-            .notifier
-            .get()
-            .filter(|_| *tenant == TenantId::default_tenant());
+        let now = dozor_model::time::now_ms();
         for t in transitions {
             let (Transition::Fired(rule_alert) | Transition::Resolved(rule_alert)) = t;
             let alert = crate::notify::alert_of(t);
@@ -65,18 +62,18 @@ impl AlertPublisher {
                     tracing::error!(topic = %s.topic, error = %e, "cannot queue an alert for Kafka");
                 }
             }
-            if let Some(n) = notifier {
-                n.send(alert);
+            if let Some(n) = self.notifications.get() {
+                n.put(tenant, [alert], false, now);
             }
         }
     }
 }
 
 impl AlertPublisher {
-    /// Sends the default tenant's transitions to `notifier` from now on.
-    pub fn notify(&self, notifier: crate::notify::Notifier) {
-        if self.notifier.set(notifier).is_err() {
-            tracing::error!("BUG: a second notifier was set");
+    /// Sends every tenant's transitions to its manager in `notifications` from now on.
+    pub fn notify(&self, notifications: Arc<dozor_alerting::shared::Notifications>) {
+        if self.notifications.set(notifications).is_err() {
+            tracing::error!("BUG: notifications were set twice");
         }
     }
 }

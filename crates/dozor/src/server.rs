@@ -178,7 +178,12 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
     metrics
         .registry_mut()
         .register_collector(Box::new(crate::rules::RuleMetrics(rule_set.clone())));
+    let notify_metrics = crate::notify::NotifyMetrics::register(metrics.registry_mut());
     let metrics = metrics.build();
+    let (notifications, notify_wake) = crate::notify::build(&config.alerting)?;
+    dozor_api::routes::alertmanager::restore(&store, &notifications)
+        .await
+        .context("cannot read the stored silences and notification log")?;
 
     let tsdb_dir = config.data_dir.join("tsdb");
     let tsdb_opts = config.tsdb.options();
@@ -226,6 +231,7 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
             sources: sources.clone(),
             rules: rule_set.clone(),
             forward: Arc::clone(&forward),
+            notifications: Arc::clone(&notifications),
         },
         Arc::clone(&metrics),
     );
@@ -300,17 +306,15 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
         &stop_rx,
     );
     let producers = publishing.start(&sources, &tsdb, config.query.limits(), &stop_rx);
-    let notifier = match &config.alerting.config_file {
-        Some(path) => {
-            let loaded = crate::notify::load(path)?;
-            let (notifier, task) =
-                crate::notify::start(loaded, config.rules.external_url.clone(), stop_rx.clone());
-            alert_publisher.notify(notifier);
-            tracing::info!(file = %path.display(), "notifications per the Alertmanager configuration");
-            Some(task)
-        }
-        None => None,
-    };
+    alert_publisher.notify(Arc::clone(&notifications));
+    let notifier = crate::notify::start(
+        notifications,
+        notify_wake,
+        store.clone(),
+        notify_metrics,
+        config.rules.external_url.clone(),
+        stop_rx.clone(),
+    );
     let groups = rule_set.all().len();
     if groups > 0 {
         tracing::info!(groups, "evaluating rule groups");
@@ -453,9 +457,7 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
     if let Err(e) = rule_tasks.await {
         tracing::error!(error = %e, "rule evaluation failed");
     }
-    if let Some(task) = notifier
-        && let Err(e) = task.await
-    {
+    if let Err(e) = notifier.await {
         tracing::error!(error = %e, "the notifier failed");
     }
     // Kafka producers make a last pass over their outboxes once nothing adds to them; what

@@ -321,3 +321,38 @@ fn alertmanager_config_corpus_loads_or_errors() {
         "the seeds load ({configs} configurations, {matchers} matcher lists)"
     );
 }
+
+#[test]
+fn alertmanager_api_corpus_reads_or_errors() {
+    let (mut alerts, mut silences) = (0, 0);
+    for (path, data) in corpus("alertmanager_api") {
+        match dozor_alerting::api::parse_alerts(&data, 1_000) {
+            Ok(list) => {
+                alerts += 1;
+                for a in &list {
+                    assert!(!a.labels.is_empty(), "{}", path.display());
+                    assert!(
+                        a.ends_at_ms.is_none_or(|e| e >= a.starts_at_ms),
+                        "{}",
+                        path.display()
+                    );
+                }
+            }
+            Err(e) => assert!(!e.is_empty(), "{}", path.display()),
+        }
+        match dozor_alerting::api::parse_silence(&data, 1_000) {
+            Ok(s) => {
+                silences += 1;
+                let mut set = dozor_alerting::silence::Silences::default();
+                if let Ok(done) = set.upsert(s, 1_000, || "fuzz".into()) {
+                    assert!(set.get(done.id()).is_some(), "{}", path.display());
+                }
+            }
+            Err(e) => assert!(!e.is_empty(), "{}", path.display()),
+        }
+    }
+    assert!(
+        alerts >= 1 && silences >= 1,
+        "the seeds read ({alerts} alert lists, {silences} silences)"
+    );
+}

@@ -7,7 +7,7 @@
 //! understand) when the store opens.
 //!
 //! Data enters through typed methods grouped by table ([`users`], [`tokens`], [`sessions`],
-//! [`tenants`], [`settings`], [`checkpoints`], [`alerts`], [`anomalies`]) and leaves as plain structs; no SQL escapes this crate.
+//! [`tenants`], [`settings`], [`checkpoints`], [`alerts`], [`anomalies`], [`notifications`]) and leaves as plain structs; no SQL escapes this crate.
 //!
 //! Architecture invariants:
 //! - Every method that touches tenant-owned rows takes a [`TenantId`]; there is no way to list
@@ -28,6 +28,7 @@ pub mod alerts;
 pub mod anomalies;
 pub mod checkpoints;
 mod error;
+pub mod notifications;
 pub mod sessions;
 pub mod settings;
 pub mod tenants;
@@ -181,6 +182,23 @@ impl Store {
 /// A fresh random identifier: 16 bytes as 32 lowercase hex digits.
 pub(crate) fn new_id() -> Result<String, StateError> {
     Ok(hex::encode(random_bytes::<16>()?))
+}
+
+/// A random (version 4) UUID in its usual text form: the ids Alertmanager's clients expect
+/// for silences.
+pub fn new_uuid() -> Result<String, StateError> {
+    let mut b = random_bytes::<16>()?;
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = hex::encode(b);
+    Ok(format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    ))
 }
 
 /// `N` bytes from the operating system's random source.

@@ -593,3 +593,89 @@ async fn alert_rules_are_created_updated_listed_and_deleted_per_tenant(store: &S
     assert!(store.alert_rule(&shop, &r1).await.unwrap().is_none());
     assert_eq!(names(store.alert_rules(&other).await.unwrap()), ["theirs"]);
 }
+
+on_both_engines!(silences_log_and_deliveries_round_trip);
+async fn silences_log_and_deliveries_round_trip(store: &Store) {
+    use dozor_state::notifications::{Delivery, LogRow, SilenceRow};
+    let shop: TenantId = "shop".parse().unwrap();
+    let crm: TenantId = "crm".parse().unwrap();
+    let id = dozor_state::new_uuid().unwrap();
+    assert_eq!(id.len(), 36);
+    assert_eq!(&id[14..15], "4", "version 4");
+    let mut s = SilenceRow {
+        id: id.clone(),
+        matchers: r#"[{"name":"a","value":"b","isRegex":false,"isEqual":true}]"#.into(),
+        starts_at_ms: 1_000,
+        ends_at_ms: 2_000,
+        updated_at_ms: 1_000,
+        created_by: "ops".into(),
+        comment: "deploy".into(),
+    };
+    store.put_silence(&shop, &s).await.unwrap();
+    s.ends_at_ms = 1_500;
+    store.put_silence(&shop, &s).await.unwrap();
+    let all = store.all_silences().await.unwrap();
+    assert_eq!(all, [(shop.clone(), s.clone())], "replaced, not doubled");
+    store.delete_silences(&crm, std::slice::from_ref(&id)).await.unwrap();
+    assert_eq!(
+        store.all_silences().await.unwrap().len(),
+        1,
+        "not across tenants"
+    );
+    store.delete_silences(&shop, &[id]).await.unwrap();
+    assert!(store.all_silences().await.unwrap().is_empty());
+
+    let entry = |key: &str, at: i64| LogRow {
+        group_key: key.into(),
+        firing: r#"["f1"]"#.into(),
+        resolved: "[]".into(),
+        sent_at_ms: at,
+    };
+    store
+        .save_notification_log(&shop, &entry("g1", 100))
+        .await
+        .unwrap();
+    store
+        .save_notification_log(&shop, &entry("g1", 300))
+        .await
+        .unwrap();
+    store
+        .save_notification_log(&crm, &entry("g2", 50))
+        .await
+        .unwrap();
+    let log = store.notification_log_since(100).await.unwrap();
+    assert_eq!(
+        log,
+        [(shop.clone(), entry("g1", 300))],
+        "the old entry is pruned"
+    );
+
+    for (i, status) in ["sent", "failed"].into_iter().enumerate() {
+        let d = Delivery {
+            id: String::new(),
+            at_ms: 10 + i64::try_from(i).unwrap(),
+            receiver: "web".into(),
+            integration: "webhook".into(),
+            group_key: "g1".into(),
+            alerts: 2,
+            status: status.into(),
+            attempts: 1 + i64::try_from(i).unwrap(),
+            error: (status == "failed").then(|| "HTTP 500".to_owned()),
+            duration_ms: 5,
+        };
+        store.add_delivery(&shop, &d).await.unwrap();
+    }
+    let got = store.deliveries(&shop, None, 10).await.unwrap();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].status, "failed", "newest first");
+    assert_eq!(got[0].error.as_deref(), Some("HTTP 500"));
+    assert!(
+        store
+            .deliveries(&shop, Some("other"), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(store.deliveries(&crm, None, 10).await.unwrap().is_empty());
+    assert_eq!(store.prune_deliveries(11).await.unwrap(), 1);
+}

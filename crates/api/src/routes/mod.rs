@@ -3,6 +3,7 @@
 
 mod admin;
 pub mod alert_rules;
+pub mod alertmanager;
 mod alerts;
 mod anomalies;
 mod audit;
@@ -48,6 +49,7 @@ pub fn registry() -> Registry {
     let r = rules::register(r);
     let r = alerts::register(r);
     let r = alert_rules::register(r);
+    let r = alertmanager::register(r);
     let r = anomalies::register(r);
     let r = metrics::register(r);
     let r = grafana::register(r);

@@ -51,6 +51,7 @@ pub fn settings(dir: &std::path::Path) -> ApiSettings {
         sources: Default::default(),
         rules: Default::default(),
         forward: Default::default(),
+        notifications: Default::default(),
     }
 }
 
