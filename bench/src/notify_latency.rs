@@ -169,6 +169,8 @@ async fn run(args: &Args, name: &str) -> anyhow::Result<([f64; 4], f64)> {
     let dir = args.work.join(format!("notify-{name}"));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
+    // Absolute: Dozor reads the path relative to its own configuration file.
+    let dir = dir.canonicalize()?;
     let am = dir.join("alertmanager.yml");
     std::fs::write(
         &am,

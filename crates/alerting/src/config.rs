@@ -61,6 +61,15 @@ pub struct ReceiverConfig {
     /// E-mail over SMTP.
     #[serde(default)]
     pub email_configs: Vec<crate::email::EmailConfig>,
+    /// E-mail through SendGrid's HTTP API (Dozor's; seed 004).
+    #[serde(default)]
+    pub sendgrid_configs: Vec<crate::messaging::SendgridConfig>,
+    /// SMS through a Twilio-compatible API (Dozor's; seed 004).
+    #[serde(default)]
+    pub twilio_configs: Vec<crate::messaging::TwilioConfig>,
+    /// Microsoft Teams incoming webhooks.
+    #[serde(default)]
+    pub msteams_configs: Vec<crate::messaging::MsteamsConfig>,
     /// Alertmanager's other integrations, by key: accepted, not delivered yet.
     #[serde(flatten)]
     pub other: BTreeMap<String, Value>,
@@ -75,6 +84,9 @@ impl ReceiverConfig {
             || self.telegram_configs.iter().any(|t| t.send_resolved)
             || self.pagerduty_configs.iter().any(|p| p.send_resolved)
             || self.email_configs.iter().any(|e| e.send_resolved)
+            || self.sendgrid_configs.iter().any(|e| e.send_resolved)
+            || self.twilio_configs.iter().any(|e| e.send_resolved)
+            || self.msteams_configs.iter().any(|e| e.send_resolved)
     }
 }
 
@@ -94,12 +106,12 @@ pub struct WebhookConfig {
     /// Most alerts in one payload (0: all).
     #[serde(default)]
     pub max_alerts: usize,
-    /// HTTP client settings (accepted; not applied yet).
+    /// HTTP client settings: credentials and headers (`crate::http`).
     #[serde(default)]
     pub http_config: Option<Value>,
-    /// Request timeout (accepted; not applied yet).
-    #[serde(default)]
-    pub timeout: Option<String>,
+    /// How long one call may take (default 10s).
+    #[serde(default, with = "crate::route::opt_duration")]
+    pub timeout: Option<std::time::Duration>,
 }
 
 fn yes() -> bool {
@@ -107,8 +119,7 @@ fn yes() -> bool {
 }
 
 /// Alertmanager's integration keys other than webhooks.
-const INTEGRATIONS: [&str; 11] = [
-    "msteams_configs",
+const INTEGRATIONS: [&str; 10] = [
     "msteamsv2_configs",
     "opsgenie_configs",
     "pushover_configs",
@@ -198,14 +209,58 @@ impl AlertmanagerConfig {
                         .iter()
                         .map(|c| ("pagerduty_configs", &c.other)),
                 )
-                .chain(r.email_configs.iter().map(|c| ("email_configs", &c.other)));
-            for (kind, other) in extras.filter(|(_, o)| !o.is_empty()) {
-                let keys: Vec<&str> = other.keys().map(String::as_str).collect();
+                .chain(r.email_configs.iter().map(|c| ("email_configs", &c.other)))
+                .chain(
+                    r.msteams_configs
+                        .iter()
+                        .map(|c| ("msteams_configs", &c.other)),
+                );
+            let mut http_configs: Vec<(String, Option<&Value>)> = r
+                .webhook_configs
+                .iter()
+                .enumerate()
+                .map(|(j, w)| (format!("webhook_configs[{j}]"), w.http_config.as_ref()))
+                .collect();
+            for (kind, other) in extras.clone() {
+                http_configs.push((kind.to_owned(), other.get("http_config")));
+            }
+            for (kind, v) in http_configs {
+                let at = format!("receivers[{i}].{kind}.http_config");
+                let s = crate::http::settings(v, &at)?;
+                if !s.unsupported.is_empty() {
+                    warnings.push(format!(
+                        "receiver {:?}: {kind}.http_config: {} not applied",
+                        r.name,
+                        s.unsupported.join(", ")
+                    ));
+                }
+            }
+            for (kind, other) in extras.filter(|(_, o)| o.keys().any(|k| k != "http_config")) {
+                let keys: Vec<&str> = other
+                    .keys()
+                    .map(String::as_str)
+                    .filter(|k| *k != "http_config")
+                    .collect();
                 warnings.push(format!(
                     "receiver {:?}: {kind}: {} not applied yet (Dozor's own message is sent)",
                     r.name,
                     keys.join(", ")
                 ));
+            }
+            for (j, c) in r.sendgrid_configs.iter().enumerate() {
+                c.check()
+                    .map_err(|m| format!("receivers[{i}].sendgrid_configs[{j}]: {m}"))?;
+            }
+            for (j, c) in r.twilio_configs.iter().enumerate() {
+                c.check()
+                    .map_err(|m| format!("receivers[{i}].twilio_configs[{j}]: {m}"))?;
+            }
+            for (j, c) in r.msteams_configs.iter().enumerate() {
+                if c.webhook_url.is_none() == c.webhook_url_file.is_none() {
+                    return Err(format!(
+                        "receivers[{i}].msteams_configs[{j}]: one of webhook_url and webhook_url_file"
+                    ));
+                }
             }
             for (j, e) in r.email_configs.iter().enumerate() {
                 e.smtp(self.global.as_ref())

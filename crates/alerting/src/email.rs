@@ -70,14 +70,7 @@ pub struct Smtp {
     pub require_tls: bool,
 }
 
-/// Where a secret comes from.
-#[derive(Debug, Clone, PartialEq)]
-pub enum SecretSource {
-    /// Written in the configuration.
-    Inline(String),
-    /// Read from this file at each send.
-    File(String),
-}
+pub use crate::http::SecretSource;
 
 fn global<'a>(g: Option<&'a Value>, key: &str) -> Option<&'a Value> {
     g?.get(key)

@@ -13,14 +13,19 @@
 //! the notifications; the API (`routes/alertmanager.rs`) serves Alertmanager's API v2 from
 //! it. Still to come: escalation, on-call, incidents, automatic actions.
 
+pub mod action;
 pub mod api;
 pub mod chat;
 pub mod config;
 pub mod dispatch;
 pub mod email;
+pub mod escalation;
+pub mod http;
+pub mod incident;
 pub mod inhibit;
 pub mod manager;
 pub mod matchers;
+pub mod messaging;
 pub mod route;
 pub mod shared;
 pub mod silence;

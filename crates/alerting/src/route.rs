@@ -56,7 +56,7 @@ pub struct RouteConfig {
     pub routes: Vec<RouteConfig>,
 }
 
-mod opt_duration {
+pub(crate) mod opt_duration {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer};

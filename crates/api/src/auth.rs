@@ -8,8 +8,10 @@
 //! - `Basic base64(any-user:dzr_…)`: the same API token as a basic-auth password, for the
 //!   many shippers and tools that speak only basic auth.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::sync::PoisonError;
+use std::time::{Duration, Instant};
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -257,12 +259,18 @@ async fn authenticate(state: &AppState, parts: &Parts) -> Result<Option<Principa
             }))
         }
         Credentials::ApiToken(secret) => {
-            let token = state
-                .store()
-                .api_token_by_hash(&token_hash(&secret))
-                .await?
-                .filter(|t| t.is_live(now_ms()))
-                .ok_or_else(invalid)?;
+            let hash = token_hash(&secret);
+            let token = match state.token_cache().get(&hash) {
+                Some(t) => Some(t),
+                None => {
+                    let t = state.store().api_token_by_hash(&hash).await?;
+                    if let Some(t) = &t {
+                        state.token_cache().put(hash, t.clone());
+                    }
+                    t
+                }
+            };
+            let token = token.filter(|t| t.is_live(now_ms())).ok_or_else(invalid)?;
             Ok(Some(Principal {
                 tenant: token.tenant,
                 actor: format!("token:{}", token.id),
@@ -271,6 +279,43 @@ async fn authenticate(state: &AppState, parts: &Parts) -> Result<Option<Principa
                 scopes: token.scopes,
             }))
         }
+    }
+}
+
+/// API tokens looked up in the last [`TokenCache::TTL`], by the hash of their secret: a
+/// busy shipper's every request would otherwise read the state store. A token revoked on
+/// this node stops at once (the revocation clears the cache); one revoked on another node
+/// sharing the store stops within the TTL. Expiry is checked on every request.
+#[derive(Debug, Default)]
+pub struct TokenCache(std::sync::Mutex<HashMap<String, (dozor_state::tokens::ApiToken, Instant)>>);
+
+impl TokenCache {
+    /// How long a looked-up token is trusted without reading the store again.
+    pub const TTL: Duration = Duration::from_secs(10);
+    /// Most tokens kept; beyond it the cache starts over.
+    const MAX: usize = 10_000;
+
+    fn get(&self, hash: &str) -> Option<dozor_state::tokens::ApiToken> {
+        let map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        map.get(hash)
+            .filter(|(_, at)| at.elapsed() < Self::TTL)
+            .map(|(t, _)| t.clone())
+    }
+
+    fn put(&self, hash: String, token: dozor_state::tokens::ApiToken) {
+        let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if map.len() >= Self::MAX {
+            map.clear();
+        }
+        map.insert(hash, (token, Instant::now()));
+    }
+
+    /// Forgets every token (after a revocation).
+    pub fn clear(&self) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
     }
 }
 

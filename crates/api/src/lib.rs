@@ -134,6 +134,7 @@ struct Inner {
     metrics: Arc<SelfMetrics>,
     started: Instant,
     started_ms: Millis,
+    tokens: auth::TokenCache,
 }
 
 /// What every handler shares. Cheap to clone.
@@ -168,6 +169,7 @@ impl AppState {
             metrics,
             started: Instant::now(),
             started_ms: now_ms(),
+            tokens: auth::TokenCache::default(),
         }))
     }
 
@@ -229,6 +231,11 @@ impl AppState {
     /// The audit chain.
     pub fn audit(&self) -> &Arc<AuditLog> {
         &self.0.audit
+    }
+
+    /// API tokens seen recently (a revocation in this process clears it).
+    pub fn token_cache(&self) -> &auth::TokenCache {
+        &self.0.tokens
     }
 
     /// The access-token keys.

@@ -87,6 +87,33 @@ pub struct AlertingConfig {
     pub config_file: Option<PathBuf>,
     /// Other tenants' `alertmanager.yml` files, by tenant id.
     pub tenants: std::collections::BTreeMap<String, PathBuf>,
+    /// Incidents opened from alert groups.
+    #[serde(deserialize_with = "null_is_default")]
+    pub incidents: IncidentsConfig,
+    /// Automatic actions (seed 002): HTTP calls or local commands run for matching alerts.
+    pub actions: Vec<dozor_alerting::action::ActionConfig>,
+    /// Escalation policies (seed 003): stages of receivers a group climbs until acknowledged.
+    pub escalations: Vec<dozor_alerting::escalation::EscalationConfig>,
+}
+
+/// `alerting.incidents`: which alert groups open incidents.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IncidentsConfig {
+    /// Whether alert groups open incidents at all.
+    pub enabled: bool,
+    /// The alerts that open one (Alertmanager's matcher syntax).
+    #[serde(rename = "match")]
+    pub selector: String,
+}
+
+impl Default for IncidentsConfig {
+    fn default() -> IncidentsConfig {
+        IncidentsConfig {
+            enabled: true,
+            selector: r#"severity="critical""#.into(),
+        }
+    }
 }
 
 impl AlertingConfig {
@@ -1008,6 +1035,7 @@ impl Config {
                             .iter_mut()
                             .map(|(t, f)| (format!("alerting.tenants.{t}"), f)),
                     );
+                let mut receivers: BTreeMap<TenantId, Vec<String>> = BTreeMap::new();
                 for (key, f) in files {
                     if f.is_relative() {
                         *f = dir.join(&*f);
@@ -1026,9 +1054,51 @@ impl Config {
                             dozor_alerting::config::AlertmanagerConfig::parse(&text)
                                 .and_then(dozor_alerting::config::AlertmanagerConfig::load)
                         });
-                    checked.map_err(|e| ConfigError {
+                    let tenant = key
+                        .strip_prefix("alerting.tenants.")
+                        .and_then(|t| t.parse::<TenantId>().ok())
+                        .unwrap_or_else(TenantId::default_tenant);
+                    let loaded = checked.map_err(|e| ConfigError {
                         source: Some(path.display().to_string()),
                         key: Some(key),
+                        ..ConfigError::plain(e)
+                    })?;
+                    receivers.insert(
+                        tenant,
+                        loaded.receivers.iter().map(|r| r.name.clone()).collect(),
+                    );
+                }
+                let receivers_of = |t: &TenantId| {
+                    receivers
+                        .get(t)
+                        .cloned()
+                        .unwrap_or_else(|| vec!["null".to_owned()])
+                };
+                let alerting_checks = [
+                    (
+                        "alerting.incidents.match",
+                        dozor_alerting::incident::IncidentPolicy::parse(
+                            &config.alerting.incidents.selector,
+                        )
+                        .map(|_| ()),
+                    ),
+                    (
+                        "alerting.actions",
+                        crate::actions::compile(&config.alerting.actions).map(|_| ()),
+                    ),
+                    (
+                        "alerting.escalations",
+                        dozor_alerting::escalation::compile_all(
+                            &config.alerting.escalations,
+                            &receivers_of,
+                        )
+                        .map(|_| ()),
+                    ),
+                ];
+                for (key, checked) in alerting_checks {
+                    checked.map_err(|e| ConfigError {
+                        source: Some(path.display().to_string()),
+                        key: Some(key.into()),
                         ..ConfigError::plain(e)
                     })?;
                 }

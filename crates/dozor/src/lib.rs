@@ -6,16 +6,20 @@
 //! - [`server`]: opens the stores, bootstraps the first administrator, builds the API and
 //!   serves it until SIGTERM/SIGINT.
 //! - [`rules`]: evaluates the rule groups of `rules:` on their intervals.
+//! - [`notify`], [`incidents`] and [`actions`]: notifications delivered, incidents opened
+//!   from alert groups with their context, automatic actions run and audited.
 //! - [`demo`] and [`host`]: the generators of `dozor demo` (host readings come from the
 //!   ingest crate's host collector).
 //!
 //! Architecture invariant: nothing here implements storage, queries or HTTP handling; it only
 //! connects the engine crates.
 
+pub mod actions;
 pub mod archive;
 pub mod config;
 pub mod demo;
 pub mod host;
+pub mod incidents;
 pub mod notify;
 pub mod publish;
 pub mod rules;

@@ -8,7 +8,9 @@
 //! `dozor_notifications_failed_total` by integration, timed in
 //! `dozor_notification_latency_seconds`, and written to the delivery log; once a
 //! notification reached every integration, its group's entry of the notification log is
-//! stored, so a restart does not announce the same alerts again.
+//! stored, so a restart does not announce the same alerts again. Both logs are written in
+//! batches (a transaction per burst, at most 100 ms late): a crash may forget the last
+//! burst, which at worst announces those alerts once more.
 //!
 //! `alerting.config_file` configures the default tenant, `alerting.tenants` others; a
 //! tenant without a file gets the silent fallback (alerts and silences work, nothing is
@@ -19,19 +21,20 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dozor_alerting::config::{AlertmanagerConfig, Loaded};
+use dozor_alerting::escalation::{Due, Escalations};
 use dozor_alerting::shared::{Notifications, TenantConfig};
 use dozor_alerting::{Alert, Notification};
 use dozor_model::TenantId;
 use dozor_model::time::now_ms;
 use dozor_rules::Transition;
 use dozor_state::Store;
-use dozor_state::notifications::{Delivery, LogRow};
+use dozor_state::notifications::{Delivery, LogRow, NotificationRecord};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use serde_json::Value;
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, mpsc, watch};
 
 use crate::config::AlertingConfig;
 
@@ -41,8 +44,8 @@ pub const ATTEMPTS: u32 = 5;
 const DELIVERY_LOG_KEEP_MS: i64 = 7 * 24 * 3600 * 1000;
 
 /// A rule alert's transition as the notification model's alert: started when it began to
-/// fire, ended when it resolved.
-pub fn alert_of(t: &Transition) -> Alert {
+/// fire, ended when it resolved, linked to its rule's expression by `generator_url`.
+pub fn alert_of(t: &Transition, generator_url: String) -> Alert {
     let (Transition::Fired(a) | Transition::Resolved(a)) = t;
     Alert {
         labels: a.labels.clone(),
@@ -52,7 +55,7 @@ pub fn alert_of(t: &Transition) -> Alert {
             Transition::Fired(_) => None,
             Transition::Resolved(a) => Some(a.resolved_at_ms.unwrap_or_else(now_ms)),
         },
-        generator_url: String::new(),
+        generator_url,
     }
 }
 
@@ -124,7 +127,9 @@ impl NotifyMetrics {
 }
 
 /// Every tenant's managers under the configured files, and the loop's wake-up.
-pub fn build(config: &AlertingConfig) -> anyhow::Result<(Arc<Notifications>, Arc<Notify>)> {
+pub fn build(
+    config: &AlertingConfig,
+) -> anyhow::Result<(Arc<Notifications>, Arc<Notify>, Escalations)> {
     let mut configs = BTreeMap::new();
     for (tenant, path) in config.files() {
         let tenant: TenantId = tenant
@@ -136,15 +141,42 @@ pub fn build(config: &AlertingConfig) -> anyhow::Result<(Arc<Notifications>, Arc
     let wake = Arc::new(Notify::new());
     let w = Arc::clone(&wake);
     let n = Notifications::new(configs, move || w.notify_one());
-    Ok((Arc::new(n), wake))
+    let receivers_of = |t: &TenantId| {
+        n.config(t)
+            .loaded
+            .receivers
+            .iter()
+            .map(|r| r.name.clone())
+            .collect()
+    };
+    let policies = dozor_alerting::escalation::compile_all(&config.escalations, &receivers_of)
+        .map_err(anyhow::Error::msg)?;
+    for p in &policies {
+        tracing::info!(policy = %p.config.name, tenant = %p.tenant, stages = p.config.stages.len(), "escalation policy");
+    }
+    Ok((Arc::new(n), wake, Escalations::new(policies)))
 }
 
 /// What the delivery tasks share.
 struct Deliverer {
     notifications: Arc<Notifications>,
     store: Store,
+    /// Delivery-log rows and notification-log entries, written in batches.
+    records: mpsc::Sender<NotificationRecord>,
     metrics: Arc<NotifyMetrics>,
     external_url: String,
+    hooks: Hooks,
+}
+
+/// What else looks at each notification: the incident worker (if incidents are on; it
+/// runs the actions after it) or else the automatic actions.
+pub struct Hooks {
+    /// Opens incidents and writes their timelines.
+    pub incidents: Option<crate::incidents::IncidentQueue>,
+    /// Runs the automatic actions.
+    pub actions: Arc<crate::actions::Actions>,
+    /// The running escalations.
+    pub escalations: std::sync::Mutex<Escalations>,
 }
 
 /// Starts the loop that flushes due groups and delivers their notifications.
@@ -154,24 +186,63 @@ pub fn start(
     store: Store,
     metrics: Arc<NotifyMetrics>,
     external_url: String,
+    hooks: Hooks,
     stop: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
+    let (records, rx) = mpsc::channel(RECORDS);
+    let recorder = tokio::spawn(record(store.clone(), rx));
     let d = Arc::new(Deliverer {
         notifications,
         store,
+        records,
         metrics,
         external_url,
+        hooks,
     });
-    tokio::spawn(run(d, wake, stop))
+    tokio::spawn(async move {
+        run(d, wake, stop).await;
+        // The recorder ends when the last delivery in flight has dropped its sender.
+        if tokio::time::timeout(Duration::from_secs(5), recorder)
+            .await
+            .is_err()
+        {
+            tracing::warn!("notifications were still being delivered at shutdown");
+        }
+    })
+}
+
+/// Records waiting to be written; deliveries wait when it is full.
+const RECORDS: usize = 10_000;
+
+/// Writes delivery-log rows and notification-log entries as they come, those arriving
+/// within 100 ms of each other in one transaction (one sync to disk per burst).
+async fn record(store: Store, mut rx: mpsc::Receiver<NotificationRecord>) {
+    let mut batch = Vec::new();
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        let until = tokio::time::Instant::now() + Duration::from_millis(100);
+        while batch.len() < 1024 {
+            match tokio::time::timeout_at(until, rx.recv()).await {
+                Ok(Some(r)) => batch.push(r),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        if let Err(e) = store.record_notifications(&batch).await {
+            tracing::warn!(records = batch.len(), error = %e, "cannot write the delivery and notification logs");
+        }
+        batch.clear();
+    }
 }
 
 async fn run(d: Arc<Deliverer>, wake: Arc<Notify>, mut stop: watch::Receiver<bool>) {
     let mut pruned_ms = 0;
     loop {
         let now = now_ms();
-        let wait = d
-            .notifications
-            .next_due_ms()
+        let next = [d.notifications.next_due_ms(), d.escalating().next_due_ms()]
+            .into_iter()
+            .flatten()
+            .min();
+        let wait = next
             .map_or(Duration::from_secs(60), |t| {
                 Duration::from_millis(u64::try_from(t - now).unwrap_or(0))
             })
@@ -183,8 +254,22 @@ async fn run(d: Arc<Deliverer>, wake: Arc<Notify>, mut stop: watch::Receiver<boo
         }
         let now = now_ms();
         let flushed = d.notifications.flush(now);
+        let due = {
+            let mut esc = d.escalating();
+            for (tenant, n) in &flushed.notifications {
+                esc.on_notification(tenant, n);
+            }
+            esc.due(now)
+        };
+        for stage in due {
+            tokio::spawn(escalate(Arc::clone(&d), stage));
+        }
         for (tenant, n) in flushed.notifications {
-            tokio::spawn(deliver(Arc::clone(&d), tenant, n));
+            match &d.hooks.incidents {
+                Some(q) => q.send(&tenant, &n),
+                None => d.hooks.actions.on_notification(&tenant, &n),
+            }
+            tokio::spawn(deliver(Arc::clone(&d), tenant, n, true));
         }
         for (tenant, ids) in flushed.forgotten_silences {
             if let Err(e) = d.store.delete_silences(&tenant, &ids).await {
@@ -211,8 +296,13 @@ fn url_of(inline: Option<&String>, file: Option<&String>) -> Result<String, Stri
 
 /// What one integration sends.
 enum Outgoing {
-    /// A POST of a JSON body.
-    Http { url: String, body: Vec<u8> },
+    /// A POST of a JSON body, with the `http_config`'s headers, within `timeout`.
+    Http {
+        url: String,
+        body: Vec<u8>,
+        headers: Vec<(String, String)>,
+        timeout: Duration,
+    },
     /// An e-mail.
     Email(Box<(dozor_alerting::email::Smtp, dozor_alerting::email::Email)>),
 }
@@ -236,25 +326,34 @@ fn messages(
         }
         (!v.alerts.is_empty()).then_some(v)
     };
+    // (kind, URL, body, http_config, timeout)
     let mut out = Vec::new();
     for w in &r.webhook_configs {
         if let Some(v) = view(w.send_resolved) {
             let body = dozor_alerting::webhook::payload(&v, external_url, w.max_alerts);
-            out.push(("webhook", url_of(w.url.as_ref(), w.url_file.as_ref()), body));
+            out.push((
+                "webhook",
+                url_of(w.url.as_ref(), w.url_file.as_ref()),
+                body,
+                w.http_config.as_ref(),
+                w.timeout,
+            ));
         }
     }
     for c in &r.slack_configs {
         if let Some(v) = view(c.send_resolved) {
             let inline = c.api_url.as_ref().or(config.slack_api_url.as_ref());
             let body = dozor_alerting::chat::slack(&v, c);
-            out.push(("slack", url_of(inline, c.api_url_file.as_ref()), body));
+            let url = url_of(inline, c.api_url_file.as_ref());
+            out.push(("slack", url, body, c.other.get("http_config"), None));
         }
     }
     for t in &r.telegram_configs {
         if let Some(v) = view(t.send_resolved) {
             let url = url_of(t.bot_token.as_ref(), t.bot_token_file.as_ref())
                 .map(|token| format!("{}/bot{token}/sendMessage", t.api_url.trim_end_matches('/')));
-            out.push(("telegram", url, dozor_alerting::chat::telegram(&v, t)));
+            let body = dozor_alerting::chat::telegram(&v, t);
+            out.push(("telegram", url, body, t.other.get("http_config"), None));
         }
     }
     for p in &r.pagerduty_configs {
@@ -268,9 +367,10 @@ fn messages(
         match url_of(p.routing_key.as_ref(), p.routing_key_file.as_ref()) {
             Ok(key) => {
                 let body = dozor_alerting::chat::pagerduty(&v, p, &key, external_url);
-                out.push(("pagerduty", Ok(p.url.clone()), body));
+                let http = p.other.get("http_config");
+                out.push(("pagerduty", Ok(p.url.clone()), body, http, None));
             }
-            Err(e) => out.push(("pagerduty", Err(e), Value::Null)),
+            Err(e) => out.push(("pagerduty", Err(e), Value::Null, None, None)),
         }
     }
     for d in &r.discord_configs {
@@ -280,16 +380,76 @@ fn messages(
                 "discord",
                 url_of(d.webhook_url.as_ref(), d.webhook_url_file.as_ref()),
                 body,
+                d.other.get("http_config"),
+                None,
             ));
         }
     }
+    for c in &r.msteams_configs {
+        if let Some(v) = view(c.send_resolved) {
+            out.push((
+                "msteams",
+                url_of(c.webhook_url.as_ref(), c.webhook_url_file.as_ref()),
+                dozor_alerting::messaging::msteams(&v),
+                c.other.get("http_config"),
+                None,
+            ));
+        }
+    }
+    let read = |f: &str| dozor_ingest::source::read_secret(std::path::Path::new(f));
     let mut out: Vec<(&'static str, Result<Outgoing, String>)> = out
         .into_iter()
-        .map(|(kind, url, body)| {
+        .map(|(kind, url, body, http, timeout)| {
             let body = body.to_string().into_bytes();
-            (kind, url.map(|url| Outgoing::Http { url, body }))
+            let headers =
+                dozor_alerting::http::settings(http, "http_config").and_then(|s| s.resolve(&read));
+            let outgoing = url.and_then(|url| {
+                Ok(Outgoing::Http {
+                    url,
+                    body,
+                    headers: headers?,
+                    timeout: timeout.unwrap_or(Duration::from_secs(10)),
+                })
+            });
+            (kind, outgoing)
         })
         .collect();
+    for c in &r.sendgrid_configs {
+        if let Some(v) = view(c.send_resolved) {
+            let body = dozor_alerting::messaging::sendgrid(&v, c, external_url);
+            let outgoing =
+                url_of(c.api_key.as_ref(), c.api_key_file.as_ref()).map(|key| Outgoing::Http {
+                    url: format!("{}/v3/mail/send", c.api_url.trim_end_matches('/')),
+                    body: body.to_string().into_bytes(),
+                    headers: vec![("Authorization".into(), format!("Bearer {key}"))],
+                    timeout: Duration::from_secs(10),
+                });
+            out.push(("sendgrid", outgoing));
+        }
+    }
+    for c in &r.twilio_configs {
+        if let Some(v) = view(c.send_resolved) {
+            let token = url_of(c.auth_token.as_ref(), c.auth_token_file.as_ref());
+            for form in dozor_alerting::messaging::twilio_forms(&v, c) {
+                let outgoing = token.clone().map(|token| {
+                    let basic = dozor_alerting::http::basic(&c.account_sid, &token);
+                    Outgoing::Http {
+                        url: c.url(),
+                        body: form,
+                        headers: vec![
+                            ("Authorization".into(), basic),
+                            (
+                                "Content-Type".into(),
+                                "application/x-www-form-urlencoded".into(),
+                            ),
+                        ],
+                        timeout: Duration::from_secs(10),
+                    }
+                });
+                out.push(("twilio", outgoing));
+            }
+        }
+    }
     for e in &r.email_configs {
         if let Some(v) = view(e.send_resolved) {
             let email = dozor_alerting::email::message(&v, e, external_url);
@@ -305,7 +465,7 @@ fn messages(
 
 /// Sends one notification through every integration of its receiver, each retried on its
 /// own; logs each outcome, and stores the group's log entry when all of them succeeded.
-async fn deliver(d: Arc<Deliverer>, tenant: TenantId, n: Notification) {
+async fn deliver(d: Arc<Deliverer>, tenant: TenantId, n: Notification, log: bool) {
     let config = Arc::clone(&d.notifications.config(&tenant).loaded);
     let mut all_sent = true;
     for (kind, outgoing) in messages(&n, &config, &d.external_url) {
@@ -341,11 +501,15 @@ async fn deliver(d: Arc<Deliverer>, tenant: TenantId, n: Notification) {
             error,
             duration_ms: i64::try_from(took.as_millis()).unwrap_or(i64::MAX),
         };
-        if let Err(e) = d.store.add_delivery(&tenant, &row).await {
-            tracing::warn!(%tenant, error = %e, "cannot write the delivery log");
+        if d.records
+            .send(NotificationRecord::Delivery(tenant.clone(), row))
+            .await
+            .is_err()
+        {
+            tracing::warn!(%tenant, "the delivery log is closed");
         }
     }
-    if all_sent {
+    if all_sent && log {
         let e = n.log_entry();
         let row = LogRow {
             group_key: e.group_key,
@@ -353,8 +517,12 @@ async fn deliver(d: Arc<Deliverer>, tenant: TenantId, n: Notification) {
             resolved: Value::from(e.resolved).to_string(),
             sent_at_ms: e.at_ms,
         };
-        if let Err(e) = d.store.save_notification_log(&tenant, &row).await {
-            tracing::warn!(%tenant, error = %e, "cannot store the notification log");
+        if d.records
+            .send(NotificationRecord::Log(tenant.clone(), row))
+            .await
+            .is_err()
+        {
+            tracing::warn!(%tenant, "the notification log is closed");
         }
     }
 }
@@ -372,9 +540,20 @@ async fn call(
     let mut last = None;
     for attempt in 1..=ATTEMPTS {
         let outcome = match o {
-            Outgoing::Http { url, body } => {
-                match dozor_ingest::probe::post_json(url, body.clone(), Duration::from_secs(10))
-                    .await
+            Outgoing::Http {
+                url,
+                body,
+                headers,
+                timeout,
+            } => {
+                match dozor_ingest::probe::send_http(
+                    url,
+                    "POST",
+                    headers,
+                    Some(body.clone()),
+                    *timeout,
+                )
+                .await
                 {
                     Ok(status) if (200..300).contains(&status) => Ok(()),
                     Ok(status) => Err(format!("HTTP {status}")),
@@ -464,4 +643,110 @@ async fn send_email(
         .await
         .map(|_| ())
         .map_err(|e| format!("SMTP: {e}"))
+}
+
+/// Appends a system entry to the audit chain off the async workers (it fsyncs); a failure
+/// is logged (what it records has already happened).
+pub async fn audit_system(audit: &Arc<dozor_audit::AuditLog>, entry: dozor_audit::Entry) {
+    let audit = Arc::clone(audit);
+    let action = entry.action.clone();
+    match tokio::task::spawn_blocking(move || audit.append(entry)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::error!(%action, error = %e, "cannot append to the audit chain"),
+        Err(e) => tracing::error!(%action, error = %e, "cannot append to the audit chain"),
+    }
+}
+
+impl Deliverer {
+    fn escalating(&self) -> std::sync::MutexGuard<'_, Escalations> {
+        self.hooks
+            .escalations
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Whether someone acknowledged the group: its incident, or one of its firing alerts.
+async fn acknowledged(
+    store: &Store,
+    tenant: &TenantId,
+    group_key: &str,
+    alerts: &[Alert],
+) -> Result<bool, dozor_state::StateError> {
+    if let Some(i) = store.open_incident_of_group(tenant, group_key).await?
+        && i.status != "open"
+    {
+        return Ok(true);
+    }
+    for a in alerts {
+        if let Some(e) = store.latest_alert(tenant, &a.fingerprint()).await?
+            && e.acked_ms.is_some()
+            && e.resolved_ms.is_none()
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Sends a due escalation stage to its receiver — unless the group was acknowledged (the
+/// escalation ends) or has no firing alert left — and notes it on the group's incident.
+async fn escalate(d: Arc<Deliverer>, due: Due) {
+    let now = now_ms();
+    let Some(n) = d.notifications.with(&due.tenant, |m| {
+        m.groups(now)
+            .into_iter()
+            .find(|(g, _)| g.key == due.group_key)
+            .map(|(g, alerts)| Notification {
+                receiver: due.receiver.clone(),
+                group_key: due.group_key.clone(),
+                group_labels: g.labels.to_vec(),
+                alerts: alerts.into_iter().map(|v| v.alert).collect(),
+                at_ms: now,
+            })
+    }) else {
+        return;
+    };
+    if n.alerts.is_empty() {
+        return;
+    }
+    match acknowledged(&d.store, &due.tenant, &due.group_key, &n.alerts).await {
+        Ok(true) => {
+            tracing::info!(tenant = %due.tenant, group = %due.group_key, policy = %due.policy, "acknowledged: escalation ends");
+            d.escalating().stop(&due.tenant, &due.group_key);
+            return;
+        }
+        Ok(false) => {}
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot tell whether a group was acknowledged; escalating")
+        }
+    }
+    tracing::info!(tenant = %due.tenant, group = %due.group_key, policy = %due.policy, stage = due.stage, receiver = %due.receiver, "escalating");
+    if let Ok(Some(incident)) = d
+        .store
+        .open_incident_of_group(&due.tenant, &due.group_key)
+        .await
+    {
+        let ev = dozor_state::incidents::IncidentEvent {
+            seq: 0,
+            at_ms: now,
+            kind: "escalation".into(),
+            actor: "alerting".into(),
+            text: format!(
+                "escalated to {} (policy {}, stage {})",
+                due.receiver,
+                due.policy,
+                due.stage + 1
+            ),
+            data: serde_json::json!({"policy": due.policy, "stage": due.stage, "receiver": due.receiver}).to_string(),
+        };
+        if let Err(e) = d
+            .store
+            .add_incident_event(&due.tenant, &incident.id, &ev)
+            .await
+        {
+            tracing::warn!(error = %e, "cannot note an escalation on its incident");
+        }
+    }
+    deliver(Arc::clone(&d), due.tenant, n, false).await;
 }

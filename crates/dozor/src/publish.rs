@@ -30,18 +30,33 @@ struct AlertStream {
 #[derive(Debug, Default)]
 pub struct AlertPublisher {
     streams: Vec<AlertStream>,
-    notifications: std::sync::OnceLock<Arc<dozor_alerting::shared::Notifications>>,
+    notifications: std::sync::OnceLock<(Arc<dozor_alerting::shared::Notifications>, String)>,
 }
 
 impl AlertPublisher {
     /// Puts each transition in the outbox of every stream whose selector its labels match.
     /// Blocking (the outbox fsyncs); a full outbox loses the notification, which is logged
     /// and counted as the producer's error (the alert itself lives on in the history).
-    pub fn publish(&self, tenant: &TenantId, group: &str, transitions: &[Transition]) {
+    /// `expr_of` gives an alerting rule's expression by alert name; the notifications'
+    /// alerts link to it (`generatorURL`, Prometheus' form).
+    pub fn publish(
+        &self,
+        tenant: &TenantId,
+        group: &str,
+        transitions: &[Transition],
+        expr_of: &dyn Fn(&str) -> Option<String>,
+    ) {
         let now = dozor_model::time::now_ms();
         for t in transitions {
             let (Transition::Fired(rule_alert) | Transition::Resolved(rule_alert)) = t;
-            let alert = crate::notify::alert_of(t);
+            let generator_url = match (self.notifications.get(), rule_alert.labels.get("alertname"))
+            {
+                (Some((_, base)), Some(name)) => expr_of(name)
+                    .map(|e| dozor_alerting::incident::generator_url(base, &e))
+                    .unwrap_or_default(),
+                _ => String::new(),
+            };
+            let alert = crate::notify::alert_of(t, generator_url);
             let fingerprint = alert.fingerprint();
             let message = AlertMessage {
                 labels: &alert.labels,
@@ -62,7 +77,7 @@ impl AlertPublisher {
                     tracing::error!(topic = %s.topic, error = %e, "cannot queue an alert for Kafka");
                 }
             }
-            if let Some(n) = self.notifications.get() {
+            if let Some((n, _)) = self.notifications.get() {
                 n.put(tenant, [alert], false, now);
             }
         }
@@ -70,9 +85,18 @@ impl AlertPublisher {
 }
 
 impl AlertPublisher {
-    /// Sends every tenant's transitions to its manager in `notifications` from now on.
-    pub fn notify(&self, notifications: Arc<dozor_alerting::shared::Notifications>) {
-        if self.notifications.set(notifications).is_err() {
+    /// Sends every tenant's transitions to its manager in `notifications` from now on, their
+    /// `generatorURL`s under `external_url`.
+    pub fn notify(
+        &self,
+        notifications: Arc<dozor_alerting::shared::Notifications>,
+        external_url: String,
+    ) {
+        if self
+            .notifications
+            .set((notifications, external_url))
+            .is_err()
+        {
             tracing::error!("BUG: notifications were set twice");
         }
     }

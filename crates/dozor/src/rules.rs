@@ -200,7 +200,16 @@ fn evaluate(
         group.restore_for_state(t, db.as_ref());
     }
     let transitions = group.take_transitions();
-    stores.alerts.publish(&g.tenant, &group.name, &transitions);
+    let expr_of = |name: &str| {
+        group
+            .rules
+            .iter()
+            .find(|r| r.rule.is_alert() && r.rule.name == name)
+            .map(|r| r.rule.expr.clone())
+    };
+    stores
+        .alerts
+        .publish(&g.tenant, &group.name, &transitions, &expr_of);
     Ok(Evaluated {
         transitions,
         alert_rules: group

@@ -180,7 +180,7 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
         .register_collector(Box::new(crate::rules::RuleMetrics(rule_set.clone())));
     let notify_metrics = crate::notify::NotifyMetrics::register(metrics.registry_mut());
     let metrics = metrics.build();
-    let (notifications, notify_wake) = crate::notify::build(&config.alerting)?;
+    let (notifications, notify_wake, escalations) = crate::notify::build(&config.alerting)?;
     dozor_api::routes::alertmanager::restore(&store, &notifications)
         .await
         .context("cannot read the stored silences and notification log")?;
@@ -306,13 +306,45 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
         &stop_rx,
     );
     let producers = publishing.start(&sources, &tsdb, config.query.limits(), &stop_rx);
-    alert_publisher.notify(Arc::clone(&notifications));
+    alert_publisher.notify(
+        Arc::clone(&notifications),
+        config.rules.external_url.clone(),
+    );
+    let actions = Arc::new(crate::actions::Actions::new(
+        &config.alerting.actions,
+        Arc::clone(&audit),
+        store.clone(),
+    )?);
+    let (incident_queue, incident_task) = if config.alerting.incidents.enabled {
+        let (q, task) = crate::incidents::start(crate::incidents::Incidents {
+            store: store.clone(),
+            audit: Arc::clone(&audit),
+            tsdb: Arc::clone(&tsdb),
+            logs: Arc::clone(&logs),
+            engine: dozor_promql::Engine::new(config.query.limits()),
+            notifications: Arc::clone(&notifications),
+            policy: dozor_alerting::incident::IncidentPolicy::parse(
+                &config.alerting.incidents.selector,
+            )
+            .map_err(|e| anyhow::anyhow!("alerting.incidents.match: {e}"))?,
+            actions: Arc::clone(&actions),
+            open_groups: Default::default(),
+        });
+        (Some(q), Some(task))
+    } else {
+        (None, None)
+    };
     let notifier = crate::notify::start(
         notifications,
         notify_wake,
         store.clone(),
         notify_metrics,
         config.rules.external_url.clone(),
+        crate::notify::Hooks {
+            incidents: incident_queue,
+            actions,
+            escalations: std::sync::Mutex::new(escalations),
+        },
         stop_rx.clone(),
     );
     let groups = rule_set.all().len();
@@ -459,6 +491,14 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
     }
     if let Err(e) = notifier.await {
         tracing::error!(error = %e, "the notifier failed");
+    }
+    // The loop owned the last sender of the incident queue: the worker ends with it.
+    if let Some(task) = incident_task
+        && tokio::time::timeout(std::time::Duration::from_secs(5), task)
+            .await
+            .is_err()
+    {
+        tracing::warn!("the incident worker did not finish within 5 s");
     }
     // Kafka producers make a last pass over their outboxes once nothing adds to them; what
     // Kafka does not take stays there for the next start.

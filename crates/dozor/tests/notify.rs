@@ -13,11 +13,16 @@ use std::time::{Duration, Instant};
 
 use common::Server;
 
+/// A request as the listener saw it: method, header lines (lower-case), raw body.
+type Head = (String, Vec<String>, String);
+
 /// An HTTP listener that answers 500 to the first `fail` requests and 200 afterwards, and
 /// keeps every request's path and body.
 struct Listener {
     port: u16,
     seen: Arc<Mutex<Vec<(String, serde_json::Value)>>>,
+    /// Each request's method, header lines (lower-case) and raw body, in order.
+    heads: Arc<Mutex<Vec<Head>>>,
 }
 
 impl Listener {
@@ -25,7 +30,9 @@ impl Listener {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let seen = Arc::new(Mutex::new(Vec::new()));
+        let heads = Arc::new(Mutex::new(Vec::new()));
         let s = Arc::clone(&seen);
+        let hs = Arc::clone(&heads);
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 let Ok(mut conn) = conn else { continue };
@@ -33,7 +40,9 @@ impl Listener {
                 let mut line = String::new();
                 reader.read_line(&mut line).unwrap();
                 let path = line.split(' ').nth(1).unwrap_or("").to_owned();
+                let method = line.split(' ').next().unwrap_or("").to_owned();
                 let mut length = 0;
+                let mut lines = Vec::new();
                 loop {
                     let mut h = String::new();
                     reader.read_line(&mut h).unwrap();
@@ -43,9 +52,15 @@ impl Listener {
                     if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
                         length = v.trim().parse().unwrap();
                     }
+                    lines.push(h.trim().to_ascii_lowercase());
                 }
                 let mut body = vec![0; length];
                 reader.read_exact(&mut body).unwrap();
+                hs.lock().unwrap().push((
+                    method,
+                    lines,
+                    String::from_utf8_lossy(&body).into_owned(),
+                ));
                 let mut all = s.lock().unwrap();
                 all.push((path, serde_json::from_slice(&body).unwrap_or_default()));
                 let status = if all.len() <= fail {
@@ -60,7 +75,7 @@ impl Listener {
                 );
             }
         });
-        Listener { port, seen }
+        Listener { port, seen, heads }
     }
 
     fn wait_for(&self, n: usize) -> Vec<(String, serde_json::Value)> {
@@ -87,7 +102,7 @@ fn a_firing_rule_reaches_a_webhook_with_alertmanagers_payload_after_retries() {
     std::fs::write(
         dir.path().join("alertmanager.yml"),
         format!(
-            "route:\n  receiver: default\n  group_by: [alertname]\n  group_wait: 0s\n  group_interval: 1s\n  routes:\n    - matchers: ['severity=\"critical\"']\n      receiver: pager\ninhibit_rules: []\nreceivers:\n  - name: default\n  - name: pager\n    webhook_configs:\n      - url: http://127.0.0.1:{port}/hook\n    slack_configs:\n      - {{api_url: 'http://127.0.0.1:{port}/slack', channel: '#shop'}}\n    discord_configs:\n      - webhook_url: http://127.0.0.1:{port}/discord\n    telegram_configs:\n      - {{api_url: 'http://127.0.0.1:{port}/tg', bot_token: '123:abc', chat_id: -100}}\n    pagerduty_configs:\n      - {{url: 'http://127.0.0.1:{port}/pd', routing_key: rk1, severity: critical}}\n",
+            "route:\n  receiver: default\n  group_by: [alertname]\n  group_wait: 0s\n  group_interval: 1s\n  routes:\n    - matchers: ['severity=\"critical\"']\n      receiver: pager\ninhibit_rules: []\nreceivers:\n  - name: default\n  - name: pager\n    webhook_configs:\n      - url: http://127.0.0.1:{port}/hook\n        http_config: {{authorization: {{credentials: hooktoken}}, http_headers: {{X-Team: {{values: [shop]}}}}}}\n    slack_configs:\n      - {{api_url: 'http://127.0.0.1:{port}/slack', channel: '#shop'}}\n    discord_configs:\n      - webhook_url: http://127.0.0.1:{port}/discord\n    telegram_configs:\n      - {{api_url: 'http://127.0.0.1:{port}/tg', bot_token: '123:abc', chat_id: -100}}\n    pagerduty_configs:\n      - {{url: 'http://127.0.0.1:{port}/pd', routing_key: rk1, severity: critical}}\n",
             port = hook.port
         ),
     )
@@ -120,6 +135,19 @@ fn a_firing_rule_reaches_a_webhook_with_alertmanagers_payload_after_retries() {
         ]
     );
     assert_eq!(seen[0].1, seen[2].1, "the retry sends the same payload");
+    let heads = hook.heads.lock().unwrap().clone();
+    assert!(
+        heads[0]
+            .1
+            .contains(&"authorization: bearer hooktoken".to_owned())
+            && heads[0].1.contains(&"x-team: shop".to_owned()),
+        "the webhook's http_config headers: {:?}",
+        heads[0]
+    );
+    assert!(
+        !heads[3].1.iter().any(|h| h.starts_with("authorization")),
+        "only the webhook has them"
+    );
     let p = &seen[2].1;
     assert_eq!(p["version"], "4");
     assert_eq!(p["status"], "firing");
@@ -568,4 +596,383 @@ fn an_email_reaches_a_real_smtp_server_with_both_bodies_and_the_snapshot() {
         "{metrics}"
     );
     assert!(metrics.contains("dozor_notification_requests_failed_total{integration=\"email\"} 1"));
+}
+
+#[test]
+fn critical_groups_open_incidents_with_context_and_actions_run_once_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    let hook = Listener::start(0);
+    let marks = dir.path().join("marks");
+    std::fs::create_dir_all(&marks).unwrap();
+    std::fs::write(
+        dir.path().join("rules.yml"),
+        "groups:\n  - name: shop\n    rules:\n      - alert: AlwaysOn\n        expr: vector(1) > 0\n        for: 3s\n        labels: {severity: critical, service: shop}\n        annotations: {summary: 'checkout is down'}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("alertmanager.yml"),
+        format!(
+            "route:\n  receiver: hook\n  group_by: [alertname]\n  group_wait: 0s\n  group_interval: 1s\n  repeat_interval: 1s\nreceivers:\n  - name: hook\n    webhook_configs:\n      - url: http://127.0.0.1:{}/hook\n",
+            hook.port
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("dozor.yml"),
+        format!(
+            "rules:\n  evaluation_interval: 1s\n  external_url: http://dozor.example:9470\n  files: [rules.yml]\nalerting:\n  config_file: alertmanager.yml\n  actions:\n    - name: mark\n      match: 'alertname=\"AlwaysOn\"'\n      enabled: true\n      command: {{path: /usr/bin/touch, args: ['{marks}/ran-{{{{labels.service}}}}-{{{{fingerprint}}}}']}}\n    - name: waf\n      match: 'alertname=\"AlwaysOn\"'\n      enabled: true\n      http:\n        url: 'http://127.0.0.1:{port}/waf/{{{{labels.service}}}}'\n        method: PUT\n        headers: {{X-Token: abc}}\n        body: '{{\"service\": \"{{{{labels.service}}}}\", \"summary\": \"{{{{annotations.summary}}}}\"}}'\n    - name: off\n      match: 'alertname=\"AlwaysOn\"'\n      command: {{path: /usr/bin/touch, args: ['{marks}/off']}}\n",
+            marks = marks.display(),
+            port = hook.port
+        ),
+    )
+    .unwrap();
+    let server = Server::start_with(
+        &dir.path().join("data"),
+        &[("DOZOR_ADMIN_TOKEN", TOKEN)],
+        &["--config", dir.path().join("dozor.yml").to_str().unwrap()],
+    );
+    // Before the rule fires (`for: 3s`): the shop's logs, and a related alert.
+    common::block_on(async {
+        let r = reqwest::Client::new()
+            .post(server.url("/api/v1/logs/ingest?_stream_fields=service"))
+            .bearer_auth(TOKEN)
+            .body("{\"_msg\":\"payment gateway timeout\",\"service\":\"shop\"}\n{\"_msg\":\"unrelated\",\"service\":\"crm\"}\n")
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
+    });
+    let related = serde_json::json!([{"labels": {"alertname": "ShopSlow", "service": "shop", "severity": "warning"}}]);
+    assert_eq!(post_alerts(&server, &related), 200);
+
+    // The incident opens, its context is collected.
+    let until = Instant::now() + Duration::from_secs(30);
+    let incident = loop {
+        let list = server.get_json("/api/v1/incidents?status=open", TOKEN);
+        let found = list["data"]["incidents"]
+            .as_array()
+            .and_then(|l| l.iter().find(|i| i["service_name"] == "shop").cloned());
+        if let Some(i) = found {
+            let one = server.get_json(
+                &format!("/api/v1/incidents/{}", i["id"].as_str().unwrap()),
+                TOKEN,
+            );
+            if one["data"]["timeline"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["kind"] == "context")
+            {
+                break one["data"].clone();
+            }
+        }
+        assert!(Instant::now() < until, "no incident with context in 30 s");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(incident["title"], "[FIRING:1] AlwaysOn shop critical");
+    assert_eq!(incident["severity"], "critical");
+    assert_eq!(incident["created_by"], "alerting");
+    assert_eq!(incident["description"], "AlwaysOn: checkout is down");
+    let timeline = incident["timeline"].as_array().unwrap();
+    assert_eq!(
+        timeline[0]["kind"], "alert",
+        "the alert first, then actions and context"
+    );
+    assert_eq!(timeline[0]["text"], "AlwaysOn (service=shop) firing");
+    let ctx = &incident["context"];
+    let logs: Vec<&str> = ctx["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(logs, ["payment gateway timeout"], "the shop's lines only");
+    assert_eq!(ctx["metrics"][0]["expr"], "vector(1) > 0");
+    assert!(
+        !ctx["metrics"][0]["series"][0]["points"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(ctx["relatedAlerts"][0]["labels"]["alertname"], "ShopSlow");
+
+    // Both enabled actions ran, once, though the group repeats every second; the disabled
+    // one never did.
+    std::thread::sleep(Duration::from_secs(3));
+    let ran: Vec<String> = std::fs::read_dir(&marks)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(ran.len(), 1, "{ran:?}");
+    assert!(ran[0].starts_with("ran-shop-"), "{ran:?}");
+    let waf: Vec<_> = hook
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(p, _)| p.starts_with("/waf"))
+        .cloned()
+        .collect();
+    assert_eq!(waf.len(), 1, "once per alert");
+    assert_eq!(waf[0].0, "/waf/shop");
+    assert_eq!(
+        waf[0].1,
+        serde_json::json!({"service": "shop", "summary": "checkout is down"})
+    );
+    let heads = hook.heads.lock().unwrap().clone();
+    let (method, headers, _) = heads
+        .iter()
+        .find(|(_, h, _)| h.iter().any(|l| l == "x-token: abc"))
+        .unwrap();
+    assert_eq!(method, "PUT");
+    assert!(!headers.is_empty());
+    assert!(
+        hook.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(p, _)| p == "/hook")
+            .count()
+            >= 2,
+        "the group repeats"
+    );
+    let audit = std::fs::read_to_string(dir.path().join("data/audit/chain.jsonl")).unwrap();
+    assert!(audit.contains("action:mark") && audit.contains("action:waf"));
+    assert_eq!(audit.matches("\"action.run\"").count(), 2, "one run each");
+    assert!(!audit.contains("action:off"));
+    assert!(audit.contains("incident.open"));
+    let one = server.get_json(
+        &format!("/api/v1/incidents/{}", incident["id"].as_str().unwrap()),
+        TOKEN,
+    );
+    let actions = one["data"]["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "action")
+        .count();
+    assert_eq!(actions, 2, "each run on the timeline");
+
+    // A posted critical alert opens another incident, which resolves with it.
+    let db = |ends: Option<&str>| {
+        let mut a = serde_json::json!({"labels": {"alertname": "DbDown", "severity": "critical", "service": "db"}, "startsAt": "2026-12-07T00:00:00Z"});
+        if let Some(e) = ends {
+            a["endsAt"] = serde_json::json!(e);
+        }
+        serde_json::json!([a])
+    };
+    assert_eq!(post_alerts(&server, &db(None)), 200);
+    let until = Instant::now() + Duration::from_secs(20);
+    let db_incident = loop {
+        let list = server.get_json("/api/v1/incidents?service=db", TOKEN);
+        if let Some(i) = list["data"]["incidents"]
+            .as_array()
+            .and_then(|l| l.first().cloned())
+        {
+            break i;
+        }
+        assert!(Instant::now() < until, "no incident for DbDown");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(db_incident["status"], "open");
+    assert_eq!(post_alerts(&server, &db(Some("2026-12-07T00:05:00Z"))), 200);
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        let i = server.get_json(
+            &format!("/api/v1/incidents/{}", db_incident["id"].as_str().unwrap()),
+            TOKEN,
+        );
+        if i["data"]["status"] == "resolved" {
+            assert_eq!(i["data"]["resolved_by"], "alerts");
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "the DbDown incident did not resolve: {i}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn unacknowledged_groups_escalate_stage_by_stage_and_acknowledgement_stops_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let hook = Listener::start(0);
+    std::fs::write(
+        dir.path().join("rules.yml"),
+        "groups:\n  - name: shop\n    rules:\n      - alert: AlwaysOn\n        expr: vector(1) > 0\n        labels: {severity: critical, service: shop}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("alertmanager.yml"),
+        format!(
+            "route:\n  receiver: hook\n  group_by: [alertname]\n  group_wait: 0s\n  group_interval: 1s\nreceivers:\n  - name: hook\n    webhook_configs: [{{url: 'http://127.0.0.1:{p}/hook'}}]\n  - name: team\n    webhook_configs: [{{url: 'http://127.0.0.1:{p}/team'}}]\n  - name: boss\n    webhook_configs: [{{url: 'http://127.0.0.1:{p}/boss'}}]\n",
+            p = hook.port
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("dozor.yml"),
+        "rules:\n  evaluation_interval: 1s\n  files: [rules.yml]\nalerting:\n  config_file: alertmanager.yml\n  escalations:\n    - name: critical\n      match: 'severity=\"critical\"'\n      stages:\n        - {delay: 2s, receiver: team}\n        - {delay: 6, receiver: boss}\n",
+    )
+    .unwrap();
+    let server = Server::start_with(
+        &dir.path().join("data"),
+        &[("DOZOR_ADMIN_TOKEN", TOKEN)],
+        &["--config", dir.path().join("dozor.yml").to_str().unwrap()],
+    );
+    let db = serde_json::json!([{"labels": {"alertname": "DbDown", "severity": "critical", "service": "db"}}]);
+    assert_eq!(post_alerts(&server, &db), 200);
+    let names_at = |path: &str| -> Vec<String> {
+        let mut v: Vec<String> = hook
+            .seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(p, _)| p == path)
+            .map(|(_, b)| {
+                b["alerts"][0]["labels"]["alertname"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_owned()
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    // Stage 1 for both groups.
+    let until = Instant::now() + Duration::from_secs(20);
+    while names_at("/team").len() < 2 {
+        assert!(
+            Instant::now() < until,
+            "stage 1 did not come: {:?}",
+            names_at("/team")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(names_at("/team"), ["AlwaysOn", "DbDown"]);
+    assert!(names_at("/boss").is_empty(), "stage 2 waits 6 s");
+    // Someone acknowledges DbDown's incident: it climbs no further; AlwaysOn does.
+    let list = server.get_json("/api/v1/incidents?service=db", TOKEN);
+    let id = list["data"]["incidents"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let status = common::block_on(async {
+        reqwest::Client::new()
+            .post(server.url(&format!("/api/v1/incidents/{id}/acknowledge")))
+            .bearer_auth(TOKEN)
+            .json(&serde_json::json!({"comment": "on it"}))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    });
+    assert_eq!(status, 200);
+    let until = Instant::now() + Duration::from_secs(20);
+    while names_at("/boss").is_empty() {
+        assert!(Instant::now() < until, "stage 2 did not come");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        names_at("/boss"),
+        ["AlwaysOn"],
+        "the acknowledged group stopped"
+    );
+    assert_eq!(names_at("/team"), ["AlwaysOn", "DbDown"], "each stage once");
+    let shop = server.get_json("/api/v1/incidents?service=shop", TOKEN);
+    let shop_id = shop["data"]["incidents"][0]["id"].as_str().unwrap();
+    let one = server.get_json(&format!("/api/v1/incidents/{shop_id}"), TOKEN);
+    let escalations: Vec<&str> = one["data"]["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "escalation")
+        .map(|e| e["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        escalations,
+        [
+            "escalated to team (policy critical, stage 1)",
+            "escalated to boss (policy critical, stage 2)"
+        ]
+    );
+}
+
+#[test]
+fn sendgrid_twilio_and_teams_receivers_call_their_apis() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = Listener::start(0);
+    std::fs::write(
+        dir.path().join("rules.yml"),
+        "groups:\n  - name: always\n    rules:\n      - alert: AlwaysOn\n        expr: vector(1) > 0\n        labels: {severity: critical}\n        annotations: {summary: 'it is on'}\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("sg-key"), "SG.secret\n").unwrap();
+    std::fs::write(
+        dir.path().join("alertmanager.yml"),
+        format!(
+            "route:\n  receiver: multi\n  group_wait: 0s\nreceivers:\n  - name: multi\n    sendgrid_configs:\n      - {{api_url: 'http://127.0.0.1:{p}/sg', api_key_file: '{key}', from: dozor@shop.example, to: 'ops@shop.example, cto@shop.example'}}\n    twilio_configs:\n      - {{api_url: 'http://127.0.0.1:{p}/tw', account_sid: AC123, auth_token: tok, from: '+15550001', to: '+79990000001, +79990000002'}}\n    msteams_configs:\n      - webhook_url: 'http://127.0.0.1:{p}/teams'\n",
+            p = api.port,
+            key = dir.path().join("sg-key").display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("dozor.yml"),
+        "rules:\n  evaluation_interval: 1s\n  files: [rules.yml]\nalerting:\n  config_file: alertmanager.yml\n",
+    )
+    .unwrap();
+    let _server = Server::start_with(
+        &dir.path().join("data"),
+        &[("DOZOR_ADMIN_TOKEN", TOKEN)],
+        &["--config", dir.path().join("dozor.yml").to_str().unwrap()],
+    );
+    let seen = api.wait_for(4);
+    let paths: Vec<&str> = seen.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "/teams",
+            "/sg/v3/mail/send",
+            "/tw/2010-04-01/Accounts/AC123/Messages.json",
+            "/tw/2010-04-01/Accounts/AC123/Messages.json"
+        ]
+    );
+    let heads = api.heads.lock().unwrap().clone();
+    let teams = &seen[0].1;
+    assert_eq!(teams["@type"], "MessageCard");
+    assert_eq!(teams["title"], "[FIRING:1] AlwaysOn critical");
+    let sg = &seen[1].1;
+    assert!(
+        heads[1]
+            .1
+            .contains(&"authorization: bearer sg.secret".to_owned()),
+        "{:?}",
+        heads[1].1
+    );
+    assert_eq!(sg["from"]["email"], "dozor@shop.example");
+    assert_eq!(
+        sg["personalizations"][0]["to"][1]["email"],
+        "cto@shop.example"
+    );
+    assert_eq!(sg["subject"], "[FIRING:1] AlwaysOn critical");
+    assert_eq!(sg["content"][1]["type"], "text/html");
+    assert_eq!(sg["attachments"][0]["filename"], "alerts.json");
+    let (_, tw_headers, tw_body) = &heads[2];
+    assert!(tw_headers.contains(&"content-type: application/x-www-form-urlencoded".to_owned()));
+    assert!(
+        tw_headers.contains(&"authorization: basic qumxmjm6dg9r".to_owned()),
+        "AC123:tok, lower-cased: {tw_headers:?}"
+    );
+    let form: Vec<(String, String)> = serde_urlencoded::from_str(tw_body).unwrap();
+    assert_eq!(form[0], ("To".to_owned(), "+79990000001".to_owned()));
+    assert_eq!(form[1], ("From".to_owned(), "+15550001".to_owned()));
+    assert_eq!(
+        form[2].1,
+        "[FIRING:1] AlwaysOn critical\nAlwaysOn (firing): it is on"
+    );
+    let second: Vec<(String, String)> = serde_urlencoded::from_str(&heads[3].2).unwrap();
+    assert_eq!(second[0].1, "+79990000002", "one message per number");
 }

@@ -568,6 +568,8 @@ impl Probe {
             ProbeKind::Http => {
                 let read_body = self.body_regex.is_some();
                 let request = checks::HttpRequest {
+                    method: None,
+                    headers: &[],
                     basic: None,
                     url: &spec.target,
                     body: None,
@@ -772,14 +774,42 @@ pub async fn post_json(
     body: Vec<u8>,
     timeout: std::time::Duration,
 ) -> Result<u16, String> {
-    let tls = tls::client_config(&TlsSettings::default(), true)?;
+    send_http(url, "POST", &[], Some(body), timeout).await
+}
+
+/// Sends `method` with `headers` (values marked sensitive: never logged) and an optional
+/// body (JSON unless a `Content-Type` header says otherwise) to an `http://` or `https://`
+/// URL, verified against the system's roots; the status code. For the notification
+/// receivers and the automatic actions.
+pub async fn send_http(
+    url: &str,
+    method: &str,
+    headers: &[(String, String)],
+    body: Option<Vec<u8>>,
+    timeout: std::time::Duration,
+) -> Result<u16, String> {
+    // The default client configuration (system roots) is built once.
+    static DEFAULT_TLS: std::sync::OnceLock<Result<Arc<rustls::ClientConfig>, String>> =
+        std::sync::OnceLock::new();
+    let tls = if url.starts_with("https://") {
+        Some(
+            DEFAULT_TLS
+                .get_or_init(|| tls::client_config(&TlsSettings::default(), true))
+                .as_ref()
+                .map_err(Clone::clone)?,
+        )
+    } else {
+        None
+    };
     let request = checks::HttpRequest {
         url,
-        body: Some(body),
+        body,
+        method: Some(method),
+        headers,
         bearer: None,
         basic: None,
         accept: "application/json",
-        tls: Some(&tls),
+        tls,
         server_name: None,
         max_body: 64 << 10,
     };

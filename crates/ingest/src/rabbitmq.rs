@@ -568,6 +568,8 @@ mod management {
                 encode_segment(queue)
             );
             let request = checks::HttpRequest {
+                method: None,
+                headers: &[],
                 url: &url,
                 body: None,
                 bearer: None,

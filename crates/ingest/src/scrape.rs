@@ -357,6 +357,8 @@ impl TargetLoop {
 
     async fn fetch(&self) -> Result<(String, Format), String> {
         let request = checks::HttpRequest {
+            method: None,
+            headers: &[],
             basic: None,
             url: &self.target.url,
             body: None,

@@ -40,6 +40,15 @@ pub struct LogRow {
     pub sent_at_ms: i64,
 }
 
+/// One row of [`Store::record_notifications`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum NotificationRecord {
+    /// A group's notification log entry.
+    Log(TenantId, LogRow),
+    /// A delivery.
+    Delivery(TenantId, Delivery),
+}
+
 /// One call of an integration.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Delivery {
@@ -144,20 +153,67 @@ impl Store {
         tenant: &TenantId,
         e: &LogRow,
     ) -> Result<(), StateError> {
-        sqlx::query(
-            "INSERT INTO notification_log (tenant, group_key, firing, resolved, sent_at) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant, group_key) DO UPDATE SET \
-             firing = $3, resolved = $4, sent_at = $5",
-        )
-        .bind(tenant.as_str())
-        .bind(&e.group_key)
-        .bind(&e.firing)
-        .bind(&e.resolved)
-        .bind(e.sent_at_ms)
-        .execute(self.pool())
-        .await
-        .map_err(StateError::query("store a notification log entry"))?;
-        Ok(())
+        self.record_notifications(&[NotificationRecord::Log(tenant.clone(), e.clone())])
+            .await
+    }
+
+    /// Appends to the delivery log (`d.id` empty: a fresh one is drawn).
+    pub async fn add_delivery(&self, tenant: &TenantId, d: &Delivery) -> Result<(), StateError> {
+        self.record_notifications(&[NotificationRecord::Delivery(tenant.clone(), d.clone())])
+            .await
+    }
+
+    /// Writes notification log entries and deliveries in one transaction (one sync to
+    /// disk for a batch): all of them or none.
+    pub async fn record_notifications(
+        &self,
+        records: &[NotificationRecord],
+    ) -> Result<(), StateError> {
+        let mut tx = self
+            .pool()
+            .begin()
+            .await
+            .map_err(StateError::query("begin recording notifications"))?;
+        for r in records {
+            match r {
+                NotificationRecord::Log(tenant, e) => sqlx::query(
+                    "INSERT INTO notification_log (tenant, group_key, firing, resolved, sent_at) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant, group_key) DO UPDATE SET \
+                     firing = $3, resolved = $4, sent_at = $5",
+                )
+                .bind(tenant.as_str())
+                .bind(e.group_key.clone())
+                .bind(e.firing.clone())
+                .bind(e.resolved.clone())
+                .bind(e.sent_at_ms),
+                NotificationRecord::Delivery(tenant, d) => sqlx::query(
+                    "INSERT INTO notification_deliveries (tenant, id, at, receiver, integration, \
+                     group_key, alerts, status, attempts, error, duration_ms) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                )
+                .bind(tenant.as_str())
+                .bind(if d.id.is_empty() {
+                    crate::new_id()?
+                } else {
+                    d.id.clone()
+                })
+                .bind(d.at_ms)
+                .bind(d.receiver.clone())
+                .bind(d.integration.clone())
+                .bind(d.group_key.clone())
+                .bind(d.alerts)
+                .bind(d.status.clone())
+                .bind(d.attempts)
+                .bind(d.error.clone())
+                .bind(d.duration_ms),
+            }
+            .execute(&mut *tx)
+            .await
+            .map_err(StateError::query("record a notification"))?;
+        }
+        tx.commit()
+            .await
+            .map_err(StateError::query("commit notification records"))
     }
 
     /// Every tenant's notification log entries sent after `since_ms`; older ones are
@@ -192,35 +248,6 @@ impl Store {
             })
             .collect::<Result<_, sqlx::Error>>()
             .map_err(StateError::query("read the notification log"))
-    }
-
-    /// Appends to the delivery log (`d.id` empty: a fresh one is drawn).
-    pub async fn add_delivery(&self, tenant: &TenantId, d: &Delivery) -> Result<(), StateError> {
-        let id = if d.id.is_empty() {
-            crate::new_id()?
-        } else {
-            d.id.clone()
-        };
-        sqlx::query(
-            "INSERT INTO notification_deliveries (tenant, id, at, receiver, integration, \
-             group_key, alerts, status, attempts, error, duration_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        )
-        .bind(tenant.as_str())
-        .bind(id)
-        .bind(d.at_ms)
-        .bind(&d.receiver)
-        .bind(&d.integration)
-        .bind(&d.group_key)
-        .bind(d.alerts)
-        .bind(&d.status)
-        .bind(d.attempts)
-        .bind(d.error.as_deref())
-        .bind(d.duration_ms)
-        .execute(self.pool())
-        .await
-        .map_err(StateError::query("log a delivery"))?;
-        Ok(())
     }
 
     /// A tenant's latest deliveries, newest first, optionally of one receiver.

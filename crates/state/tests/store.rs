@@ -616,7 +616,10 @@ async fn silences_log_and_deliveries_round_trip(store: &Store) {
     store.put_silence(&shop, &s).await.unwrap();
     let all = store.all_silences().await.unwrap();
     assert_eq!(all, [(shop.clone(), s.clone())], "replaced, not doubled");
-    store.delete_silences(&crm, std::slice::from_ref(&id)).await.unwrap();
+    store
+        .delete_silences(&crm, std::slice::from_ref(&id))
+        .await
+        .unwrap();
     assert_eq!(
         store.all_silences().await.unwrap().len(),
         1,

@@ -20,8 +20,8 @@
 //!   `receiver` and `limit` (default 100, at most 1000).
 //!
 //! Posting alerts needs the ingest scope, silences the write scope, reads the read scope.
-//! Posts and silence changes are audited (`alertmanager.alerts.post`, `silence.create`,
-//! `silence.update`, `silence.expire`), and so are reads.
+//! Silence changes are audited (`silence.create`, `silence.update`, `silence.expire`), and
+//! so are reads; posted alerts are data, like ingested samples, and are not.
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -219,24 +219,16 @@ async fn list_alerts(
     Ok(axum::Json(Value::Array(out)))
 }
 
+/// Alerts posted by Prometheus or vmalert are data, like remote_write samples: not
+/// audited (a rule evaluation every few seconds would flood the chain); what they cause —
+/// notifications, incidents, actions — is recorded where it happens.
 async fn post_alerts(
     State(state): State<AppState>,
     principal: Principal,
-    ClientAddr(source): ClientAddr,
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
     let now = now_ms();
     let alerts = dozor_alerting::api::parse_alerts(&body, now).map_err(ApiError::bad_data)?;
-    let entry = Entry::new(
-        principal.tenant.as_str(),
-        principal.actor.as_str(),
-        "alertmanager.alerts.post",
-        "alerts",
-        Outcome::Success,
-    )
-    .source(source)
-    .detail("alerts", alerts.len());
-    state.audit_entry(entry).await?;
     state
         .notifications()
         .put(&principal.tenant, alerts, true, now);

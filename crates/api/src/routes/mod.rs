@@ -11,6 +11,7 @@ mod auth;
 mod elasticsearch;
 mod grafana;
 mod health;
+mod incidents;
 mod ingest;
 mod logs;
 mod loki;
@@ -50,6 +51,7 @@ pub fn registry() -> Registry {
     let r = alerts::register(r);
     let r = alert_rules::register(r);
     let r = alertmanager::register(r);
+    let r = incidents::register(r);
     let r = anomalies::register(r);
     let r = metrics::register(r);
     let r = grafana::register(r);

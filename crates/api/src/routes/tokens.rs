@@ -132,6 +132,7 @@ async fn revoke(
     {
         return Err(ApiError::not_found(format!("no live token {id}")));
     }
+    state.token_cache().clear();
     let entry = Entry::new(
         principal.tenant.as_str(),
         principal.actor.as_str(),

@@ -100,6 +100,10 @@ pub(crate) struct HttpRequest<'a> {
     pub url: &'a str,
     /// A JSON body to POST; `None` for a GET.
     pub body: Option<Vec<u8>>,
+    /// Another method than POST (with a body) or GET (without).
+    pub method: Option<&'a str>,
+    /// Extra headers.
+    pub headers: &'a [(String, String)],
     /// `Authorization: Bearer …`.
     pub bearer: Option<&'a str>,
     /// `Authorization: Basic …` from a user and a password (ignored with `bearer`).
@@ -136,12 +140,13 @@ pub(crate) async fn http(
         None => host.clone(),
     };
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let method = match req.method {
+        Some(m) => Method::from_bytes(m.as_bytes()).map_err(|_| format!("bad method {m:?}"))?,
+        None if req.body.is_some() => Method::POST,
+        None => Method::GET,
+    };
     let mut builder = Request::builder()
-        .method(if req.body.is_some() {
-            Method::POST
-        } else {
-            Method::GET
-        })
+        .method(method)
         .uri(path)
         .header(header::HOST, host_header)
         .header(header::USER_AGENT, USER_AGENT)
@@ -163,8 +168,21 @@ pub(crate) async fn http(
         value.set_sensitive(true);
         builder = builder.header(header::AUTHORIZATION, value);
     }
-    if req.body.is_some() {
+    if req.body.is_some()
+        && !req
+            .headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+    {
         builder = builder.header(header::CONTENT_TYPE, "application/json");
+    }
+    for (k, v) in req.headers {
+        let name = header::HeaderName::from_bytes(k.as_bytes())
+            .map_err(|_| format!("bad header name {k:?}"))?;
+        let mut value =
+            HeaderValue::from_str(v).map_err(|_| format!("bad value of header {k:?}"))?;
+        value.set_sensitive(true);
+        builder = builder.header(name, value);
     }
     let request = builder
         .body(Full::new(Bytes::from(req.body.unwrap_or_default())))
@@ -251,6 +269,8 @@ pub(super) async fn jsonrpc(call: JsonRpcCall<'_>, found: &mut Findings) -> Resu
     });
     let request = HttpRequest {
         basic: None,
+        method: None,
+        headers: &[],
         url: call.url,
         body: Some(body.to_string().into_bytes()),
         bearer: call.bearer,
