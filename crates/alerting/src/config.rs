@@ -368,6 +368,33 @@ impl AlertmanagerConfig {
     }
 }
 
+/// The tenant an `alerting.<what>` entry named `name` is for (`None`: the default tenant).
+pub fn entry_tenant(
+    what: &str,
+    name: &str,
+    tenant: Option<&String>,
+) -> Result<dozor_model::TenantId, String> {
+    match tenant {
+        Some(t) => t
+            .parse()
+            .map_err(|e| format!("alerting.{what} {name:?}: tenant: {e}")),
+        None => Ok(dozor_model::TenantId::default_tenant()),
+    }
+}
+
+/// Refuses a second entry of `alerting.<what>` named `name`.
+pub fn unique_name<'a>(
+    seen: &mut std::collections::BTreeSet<&'a str>,
+    what: &str,
+    name: &'a str,
+) -> Result<(), String> {
+    if seen.insert(name) {
+        Ok(())
+    } else {
+        Err(format!("alerting.{what}: the name {name:?} appears twice"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

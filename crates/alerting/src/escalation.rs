@@ -83,10 +83,7 @@ impl Policy {
     pub fn compile(c: &EscalationConfig, receivers: &[&str]) -> Result<Policy, String> {
         let at = |f: &str| format!("alerting.escalations {:?}: {f}", c.name);
         let matchers = parse_matchers(&c.selector).map_err(|e| format!("{}: {e}", at("match")))?;
-        let tenant = match &c.tenant {
-            Some(t) => t.parse().map_err(|e| format!("{}: {e}", at("tenant")))?,
-            None => TenantId::default_tenant(),
-        };
+        let tenant = crate::config::entry_tenant("escalations", &c.name, c.tenant.as_ref())?;
         if c.stages.is_empty() {
             return Err(at("stages: at least one"));
         }
@@ -131,18 +128,8 @@ pub fn compile_all(
     configs
         .iter()
         .map(|c| {
-            if !names.insert(c.name.as_str()) {
-                return Err(format!(
-                    "alerting.escalations: the name {:?} appears twice",
-                    c.name
-                ));
-            }
-            let tenant = match &c.tenant {
-                Some(t) => t
-                    .parse()
-                    .map_err(|e| format!("alerting.escalations {:?}: tenant: {e}", c.name))?,
-                None => TenantId::default_tenant(),
-            };
+            crate::config::unique_name(&mut names, "escalations", &c.name)?;
+            let tenant = crate::config::entry_tenant("escalations", &c.name, c.tenant.as_ref())?;
             let receivers = receivers_of(&tenant);
             let refs: Vec<&str> = receivers.iter().map(String::as_str).collect();
             Policy::compile(c, &refs)

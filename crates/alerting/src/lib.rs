@@ -23,6 +23,7 @@ pub mod escalation;
 pub mod http;
 pub mod incident;
 pub mod inhibit;
+pub mod interact;
 pub mod manager;
 pub mod matchers;
 pub mod messaging;

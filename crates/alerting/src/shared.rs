@@ -139,6 +139,20 @@ impl Notifications {
         out
     }
 
+    /// The group whose [`crate::interact::short_key`] is `key`: its tenant, key and
+    /// unresolved alerts.
+    pub fn find_group(&self, key: &str, now_ms: i64) -> Option<(TenantId, String, Vec<Alert>)> {
+        for (tenant, m) in self.lock().iter() {
+            for (g, alerts) in m.groups(now_ms) {
+                if crate::interact::short_key(tenant.as_str(), g.key) == key {
+                    let alerts = alerts.into_iter().map(|v| v.alert).collect();
+                    return Some((tenant.clone(), g.key.to_owned(), alerts));
+                }
+            }
+        }
+        None
+    }
+
     /// When the next group of any tenant is due, ms.
     pub fn next_due_ms(&self) -> Option<i64> {
         self.lock().values().filter_map(Manager::next_due_ms).min()

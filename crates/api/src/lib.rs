@@ -96,6 +96,18 @@ pub struct ApiSettings {
     /// Every tenant's alerts, silences and notification groups (`alerting:`), which the
     /// Alertmanager API v2 serves.
     pub notifications: Arc<dozor_alerting::shared::Notifications>,
+    /// The secrets that authenticate chat buttons coming back.
+    pub chat: ChatSecrets,
+}
+
+/// Secrets of the chat integrations' inbound requests (`alerting.slack`,
+/// `alerting.telegram`); `None`: that endpoint answers 404.
+#[derive(Debug, Clone, Default)]
+pub struct ChatSecrets {
+    /// Slack's signing secret.
+    pub slack_signing_secret: Option<Secret>,
+    /// The Telegram webhook's secret token.
+    pub telegram_webhook_secret: Option<Secret>,
 }
 
 /// Secret bytes whose `Debug` never shows them.

@@ -66,7 +66,10 @@ fn the_public_routes_are_exactly_the_expected_few() {
             "GET /healthz",
             "GET /readyz",
             "POST /api/v1/auth/login",
-            "POST /api/v1/auth/refresh"
+            "POST /api/v1/auth/refresh",
+            // Authenticated by the chats' own signatures and secret tokens.
+            "POST /api/v1/integrations/slack/interactions",
+            "POST /api/v1/integrations/telegram"
         ]
     );
 }

@@ -37,18 +37,9 @@ pub fn compile(configs: &[ActionConfig]) -> Result<Vec<(Action, TenantId)>, Stri
     configs
         .iter()
         .map(|c| {
-            if !names.insert(c.name.as_str()) {
-                return Err(format!(
-                    "alerting.actions: the name {:?} appears twice",
-                    c.name
-                ));
-            }
-            let tenant = match &c.tenant {
-                Some(t) => t
-                    .parse::<TenantId>()
-                    .map_err(|e| format!("alerting.actions {:?}: tenant: {e}", c.name))?,
-                None => TenantId::default_tenant(),
-            };
+            dozor_alerting::config::unique_name(&mut names, "actions", &c.name)?;
+            let tenant =
+                dozor_alerting::config::entry_tenant("actions", &c.name, c.tenant.as_ref())?;
             Ok((Action::compile(c)?, tenant))
         })
         .collect()

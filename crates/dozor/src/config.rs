@@ -94,6 +94,30 @@ pub struct AlertingConfig {
     pub actions: Vec<dozor_alerting::action::ActionConfig>,
     /// Escalation policies (seed 003): stages of receivers a group climbs until acknowledged.
     pub escalations: Vec<dozor_alerting::escalation::EscalationConfig>,
+    /// Slack's interactive buttons.
+    #[serde(deserialize_with = "null_is_default")]
+    pub slack: SlackInteractions,
+    /// Telegram's inline buttons.
+    #[serde(deserialize_with = "null_is_default")]
+    pub telegram: TelegramInteractions,
+}
+
+/// `alerting.slack`: with a signing secret, Slack messages carry Acknowledge and Resolve
+/// buttons, and `/api/v1/integrations/slack/interactions` takes the presses.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SlackInteractions {
+    /// A file holding the Slack app's signing secret.
+    pub signing_secret_file: Option<PathBuf>,
+}
+
+/// `alerting.telegram`: with a webhook secret, Telegram messages carry an Acknowledge
+/// button, and `/api/v1/integrations/telegram` takes the bot's updates.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelegramInteractions {
+    /// A file holding the `secret_token` given to Telegram's `setWebhook`.
+    pub webhook_secret_file: Option<PathBuf>,
 }
 
 /// `alerting.incidents`: which alert groups open incidents.
@@ -1035,6 +1059,17 @@ impl Config {
                             .iter_mut()
                             .map(|(t, f)| (format!("alerting.tenants.{t}"), f)),
                     );
+                for f in [
+                    &mut config.alerting.slack.signing_secret_file,
+                    &mut config.alerting.telegram.webhook_secret_file,
+                ]
+                .into_iter()
+                .flatten()
+                {
+                    if f.is_relative() {
+                        *f = dir.join(&*f);
+                    }
+                }
                 let mut receivers: BTreeMap<TenantId, Vec<String>> = BTreeMap::new();
                 for (key, f) in files {
                     if f.is_relative() {

@@ -177,6 +177,8 @@ pub struct Hooks {
     pub actions: Arc<crate::actions::Actions>,
     /// The running escalations.
     pub escalations: std::sync::Mutex<Escalations>,
+    /// Whether Slack and Telegram messages carry buttons (their inbound secrets are set).
+    pub chat: (bool, bool),
 }
 
 /// Starts the loop that flushes due groups and delivers their notifications.
@@ -294,6 +296,14 @@ fn url_of(inline: Option<&String>, file: Option<&String>) -> Result<String, Stri
     }
 }
 
+/// Which chats get buttons, for a notification of `tenant`.
+#[derive(Debug, Clone, Copy)]
+struct Buttons<'a> {
+    tenant: &'a TenantId,
+    slack: bool,
+    telegram: bool,
+}
+
 /// What one integration sends.
 enum Outgoing {
     /// A POST of a JSON body, with the `http_config`'s headers, within `timeout`.
@@ -313,7 +323,11 @@ fn messages(
     n: &Notification,
     config: &Loaded,
     external_url: &str,
+    buttons: Buttons<'_>,
 ) -> Vec<(&'static str, Result<Outgoing, String>)> {
+    // Buttons only while something fires.
+    let key = (n.status() == "firing")
+        .then(|| dozor_alerting::interact::short_key(buttons.tenant.as_str(), &n.group_key));
     let Some(r) = config.receivers.iter().find(|r| r.name == n.receiver) else {
         return Vec::new();
     };
@@ -343,7 +357,12 @@ fn messages(
     for c in &r.slack_configs {
         if let Some(v) = view(c.send_resolved) {
             let inline = c.api_url.as_ref().or(config.slack_api_url.as_ref());
-            let body = dozor_alerting::chat::slack(&v, c);
+            let mut body = dozor_alerting::chat::slack(&v, c);
+            if let (true, Some(k), Some(blocks)) =
+                (buttons.slack, &key, body["blocks"].as_array_mut())
+            {
+                blocks.push(dozor_alerting::interact::slack_buttons(k));
+            }
             let url = url_of(inline, c.api_url_file.as_ref());
             out.push(("slack", url, body, c.other.get("http_config"), None));
         }
@@ -352,7 +371,10 @@ fn messages(
         if let Some(v) = view(t.send_resolved) {
             let url = url_of(t.bot_token.as_ref(), t.bot_token_file.as_ref())
                 .map(|token| format!("{}/bot{token}/sendMessage", t.api_url.trim_end_matches('/')));
-            let body = dozor_alerting::chat::telegram(&v, t);
+            let mut body = dozor_alerting::chat::telegram(&v, t);
+            if let (true, Some(k)) = (buttons.telegram, &key) {
+                body["reply_markup"] = dozor_alerting::interact::telegram_buttons(k);
+            }
             out.push(("telegram", url, body, t.other.get("http_config"), None));
         }
     }
@@ -468,7 +490,12 @@ fn messages(
 async fn deliver(d: Arc<Deliverer>, tenant: TenantId, n: Notification, log: bool) {
     let config = Arc::clone(&d.notifications.config(&tenant).loaded);
     let mut all_sent = true;
-    for (kind, outgoing) in messages(&n, &config, &d.external_url) {
+    let buttons = Buttons {
+        tenant: &tenant,
+        slack: d.hooks.chat.0,
+        telegram: d.hooks.chat.1,
+    };
+    for (kind, outgoing) in messages(&n, &config, &d.external_url, buttons) {
         let labels = IntegrationLabels {
             integration: kind.to_owned(),
         };

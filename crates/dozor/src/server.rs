@@ -181,6 +181,19 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
     let notify_metrics = crate::notify::NotifyMetrics::register(metrics.registry_mut());
     let metrics = metrics.build();
     let (notifications, notify_wake, escalations) = crate::notify::build(&config.alerting)?;
+    let secret = |f: &Option<std::path::PathBuf>| -> anyhow::Result<Option<dozor_api::Secret>> {
+        f.as_ref()
+            .map(|p| {
+                dozor_ingest::source::read_secret(p)
+                    .map(|s| dozor_api::Secret(s.into_bytes()))
+                    .map_err(anyhow::Error::msg)
+            })
+            .transpose()
+    };
+    let chat = dozor_api::ChatSecrets {
+        slack_signing_secret: secret(&config.alerting.slack.signing_secret_file)?,
+        telegram_webhook_secret: secret(&config.alerting.telegram.webhook_secret_file)?,
+    };
     dozor_api::routes::alertmanager::restore(&store, &notifications)
         .await
         .context("cannot read the stored silences and notification log")?;
@@ -232,6 +245,7 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
             rules: rule_set.clone(),
             forward: Arc::clone(&forward),
             notifications: Arc::clone(&notifications),
+            chat: chat.clone(),
         },
         Arc::clone(&metrics),
     );
@@ -344,6 +358,10 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
             incidents: incident_queue,
             actions,
             escalations: std::sync::Mutex::new(escalations),
+            chat: (
+                chat.slack_signing_secret.is_some(),
+                chat.telegram_webhook_secret.is_some(),
+            ),
         },
         stop_rx.clone(),
     );

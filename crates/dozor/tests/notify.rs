@@ -976,3 +976,147 @@ fn sendgrid_twilio_and_teams_receivers_call_their_apis() {
     let second: Vec<(String, String)> = serde_urlencoded::from_str(&heads[3].2).unwrap();
     assert_eq!(second[0].1, "+79990000002", "one message per number");
 }
+
+#[test]
+fn slack_and_telegram_buttons_acknowledge_and_resolve_with_verified_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let chat = Listener::start(0);
+    std::fs::write(dir.path().join("slack-secret"), "s3cr3t-signing\n").unwrap();
+    std::fs::write(dir.path().join("tg-secret"), "tg-token-123\n").unwrap();
+    std::fs::write(
+        dir.path().join("rules.yml"),
+        "groups:\n  - name: shop\n    rules:\n      - alert: AlwaysOn\n        expr: vector(1) > 0\n        labels: {severity: critical, service: shop}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("alertmanager.yml"),
+        format!(
+            "route:\n  receiver: chat\n  group_by: [alertname]\n  group_wait: 0s\nreceivers:\n  - name: chat\n    slack_configs: [{{api_url: 'http://127.0.0.1:{p}/slack'}}]\n    telegram_configs: [{{api_url: 'http://127.0.0.1:{p}/tg', bot_token: '1:a', chat_id: 5}}]\n",
+            p = chat.port
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("dozor.yml"),
+        "rules:\n  evaluation_interval: 1s\n  files: [rules.yml]\nalerting:\n  config_file: alertmanager.yml\n  slack: {signing_secret_file: slack-secret}\n  telegram: {webhook_secret_file: tg-secret}\n",
+    )
+    .unwrap();
+    let server = Server::start_with(
+        &dir.path().join("data"),
+        &[("DOZOR_ADMIN_TOKEN", TOKEN)],
+        &["--config", dir.path().join("dozor.yml").to_str().unwrap()],
+    );
+    let seen = chat.wait_for(2);
+    let slack = &seen.iter().find(|(p, _)| p == "/slack").unwrap().1;
+    let buttons = slack["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["type"] == "actions")
+        .expect("an actions block")
+        .clone();
+    let key = buttons["elements"][0]["value"].as_str().unwrap().to_owned();
+    assert_eq!(buttons["elements"][0]["action_id"], "dozor_ack");
+    assert_eq!(buttons["elements"][1]["action_id"], "dozor_resolve");
+    let tg = &seen.iter().find(|(p, _)| p.starts_with("/tg")).unwrap().1;
+    assert_eq!(
+        tg["reply_markup"]["inline_keyboard"][0][0]["callback_data"],
+        format!("ack:{key}")
+    );
+    // Wait for the incident.
+    let until = Instant::now() + Duration::from_secs(20);
+    let id = loop {
+        let l = server.get_json("/api/v1/incidents", TOKEN);
+        if let Some(id) = l["data"]["incidents"][0]["id"].as_str() {
+            break id.to_owned();
+        }
+        assert!(Instant::now() < until, "no incident");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let post = |path: &str, body: String, headers: Vec<(&str, String)>| {
+        common::block_on(async {
+            let mut r = reqwest::Client::new().post(server.url(path)).body(body);
+            for (k, v) in headers {
+                r = r.header(k, v);
+            }
+            let r = r.send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        })
+    };
+    let click = |action: &str, user: &str| {
+        let payload = serde_json::json!({"type": "block_actions", "user": {"id": "U1", "username": user},
+            "actions": [{"action_id": action, "value": key}]});
+        serde_urlencoded::to_string([("payload", payload.to_string())]).unwrap()
+    };
+    let now = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs())
+    .to_string();
+    // Forged, stale and unsigned requests are refused and change nothing.
+    let body = click("dozor_ack", "mallory");
+    let forged = dozor_alerting::interact::slack_sign(b"wrong", &now, body.as_bytes());
+    let stale_ts = (now.parse::<i64>().unwrap() - 3600).to_string();
+    let stale = dozor_alerting::interact::slack_sign(b"s3cr3t-signing", &stale_ts, body.as_bytes());
+    for (ts, sig) in [
+        (now.clone(), forged),
+        (stale_ts, stale),
+        (now.clone(), String::new()),
+    ] {
+        let (status, _) = post(
+            "/api/v1/integrations/slack/interactions",
+            body.clone(),
+            vec![
+                ("x-slack-request-timestamp", ts),
+                ("x-slack-signature", sig),
+            ],
+        );
+        assert_eq!(status, 401);
+    }
+    let i = server.get_json(&format!("/api/v1/incidents/{id}"), TOKEN);
+    assert_eq!(i["data"]["status"], "open", "nothing changed");
+    // Telegram's Acknowledge, with the webhook's secret token.
+    let update = serde_json::json!({"update_id": 7, "callback_query": {"id": "cq1", "from": {"id": 9, "username": "bob"}, "data": format!("ack:{key}")}});
+    let (status, _) = post(
+        "/api/v1/integrations/telegram",
+        update.to_string(),
+        vec![("x-telegram-bot-api-secret-token", "nope".into())],
+    );
+    assert_eq!(status, 401);
+    let (status, answer) = post(
+        "/api/v1/integrations/telegram",
+        update.to_string(),
+        vec![("x-telegram-bot-api-secret-token", "tg-token-123".into())],
+    );
+    assert_eq!(status, 200, "{answer}");
+    let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(answer["method"], "answerCallbackQuery");
+    assert_eq!(answer["callback_query_id"], "cq1");
+    let i = server.get_json(&format!("/api/v1/incidents/{id}"), TOKEN);
+    assert_eq!(i["data"]["status"], "acknowledged");
+    assert_eq!(i["data"]["acknowledged_by"], "telegram:bob");
+    let alerts = server.get_json("/api/v1/alerts", TOKEN);
+    assert_eq!(
+        alerts["data"]["alerts"][0]["acknowledged"]["by"], "telegram:bob",
+        "{alerts}"
+    );
+    // Slack's Resolve, signed.
+    let body = click("dozor_resolve", "ann");
+    let sig = dozor_alerting::interact::slack_sign(b"s3cr3t-signing", &now, body.as_bytes());
+    let (status, text) = post(
+        "/api/v1/integrations/slack/interactions",
+        body,
+        vec![
+            ("x-slack-request-timestamp", now.clone()),
+            ("x-slack-signature", sig),
+        ],
+    );
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("incident resolved by ann"), "{text}");
+    let i = server.get_json(&format!("/api/v1/incidents/{id}"), TOKEN);
+    assert_eq!(i["data"]["status"], "resolved");
+    assert_eq!(i["data"]["resolved_by"], "slack:ann");
+    let audit = std::fs::read_to_string(dir.path().join("data/audit/chain.jsonl")).unwrap();
+    assert!(audit.contains("slack:ann") && audit.contains("telegram:bob"));
+    assert!(audit.contains("chat.interaction"), "refusals audited");
+}

@@ -112,16 +112,8 @@ async fn audit_read(
     what: &str,
     query: &str,
 ) -> Result<(), ApiError> {
-    let entry = Entry::new(
-        principal.tenant.as_str(),
-        principal.actor.as_str(),
-        format!("alertmanager.{what}"),
-        "alertmanager",
-        Outcome::Success,
-    )
-    .source(source)
-    .detail("query", query);
-    state.audit_entry(entry).await
+    crate::routes::series::audit_read_of(state, principal, source, "alertmanager", what, query)
+        .await
 }
 
 fn labels_json(labels: &Labels) -> Value {

@@ -419,7 +419,7 @@ async fn delete(
 }
 
 /// A status change: `to`, from the statuses in `from`.
-async fn transition(
+pub(crate) async fn transition(
     state: &AppState,
     principal: &Principal,
     source: String,

@@ -11,8 +11,9 @@ mod auth;
 mod elasticsearch;
 mod grafana;
 mod health;
-mod incidents;
+pub(crate) mod incidents;
 mod ingest;
+mod interact;
 mod logs;
 mod loki;
 mod loki_query;
@@ -52,6 +53,7 @@ pub fn registry() -> Registry {
     let r = alert_rules::register(r);
     let r = alertmanager::register(r);
     let r = incidents::register(r);
+    let r = interact::register(r);
     let r = anomalies::register(r);
     let r = metrics::register(r);
     let r = grafana::register(r);

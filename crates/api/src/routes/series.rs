@@ -100,11 +100,24 @@ pub(crate) async fn audit_read(
     what: &str,
     query: &str,
 ) -> Result<(), ApiError> {
+    audit_read_of(state, principal, source, "metrics", what, query).await
+}
+
+/// Records a read of the caller's `area` (`<area>.<what>`, target `area`) with its
+/// parameters.
+pub(crate) async fn audit_read_of(
+    state: &AppState,
+    principal: &Principal,
+    source: String,
+    area: &str,
+    what: &str,
+    query: &str,
+) -> Result<(), ApiError> {
     let entry = Entry::new(
         principal.tenant.as_str(),
         principal.actor.as_str(),
-        format!("metrics.{what}"),
-        "metrics",
+        format!("{area}.{what}"),
+        area,
         Outcome::Success,
     )
     .source(source)

@@ -52,6 +52,7 @@ pub fn settings(dir: &std::path::Path) -> ApiSettings {
         rules: Default::default(),
         forward: Default::default(),
         notifications: Default::default(),
+        chat: Default::default(),
     }
 }
 
