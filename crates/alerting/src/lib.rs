@@ -27,6 +27,7 @@ pub mod interact;
 pub mod manager;
 pub mod matchers;
 pub mod messaging;
+pub mod oncall;
 pub mod route;
 pub mod shared;
 pub mod silence;

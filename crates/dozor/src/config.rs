@@ -94,6 +94,8 @@ pub struct AlertingConfig {
     pub actions: Vec<dozor_alerting::action::ActionConfig>,
     /// Escalation policies (seed 003): stages of receivers a group climbs until acknowledged.
     pub escalations: Vec<dozor_alerting::escalation::EscalationConfig>,
+    /// On-call rotations, which escalation stages name as `oncall:<name>`.
+    pub oncall: Vec<dozor_alerting::oncall::RotationConfig>,
     /// Slack's interactive buttons.
     #[serde(deserialize_with = "null_is_default")]
     pub slack: SlackInteractions,
@@ -1108,6 +1110,20 @@ impl Config {
                         .get(t)
                         .cloned()
                         .unwrap_or_else(|| vec!["null".to_owned()])
+                };
+                let rotations = dozor_alerting::oncall::Rotations::compile(
+                    &config.alerting.oncall,
+                    &receivers_of,
+                )
+                .map_err(|e| ConfigError {
+                    source: Some(path.display().to_string()),
+                    key: Some("alerting.oncall".into()),
+                    ..ConfigError::plain(e)
+                })?;
+                let receivers_of = |t: &TenantId| {
+                    let mut names = receivers_of(t);
+                    names.extend(rotations.receiver_names(t));
+                    names
                 };
                 let alerting_checks = [
                     (

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use dozor_alerting::config::{AlertmanagerConfig, Loaded};
 use dozor_alerting::escalation::{Due, Escalations};
+use dozor_alerting::oncall::Rotations;
 use dozor_alerting::shared::{Notifications, TenantConfig};
 use dozor_alerting::{Alert, Notification};
 use dozor_model::TenantId;
@@ -129,7 +130,7 @@ impl NotifyMetrics {
 /// Every tenant's managers under the configured files, and the loop's wake-up.
 pub fn build(
     config: &AlertingConfig,
-) -> anyhow::Result<(Arc<Notifications>, Arc<Notify>, Escalations)> {
+) -> anyhow::Result<(Arc<Notifications>, Arc<Notify>, Escalations, Rotations)> {
     let mut configs = BTreeMap::new();
     for (tenant, path) in config.files() {
         let tenant: TenantId = tenant
@@ -141,7 +142,7 @@ pub fn build(
     let wake = Arc::new(Notify::new());
     let w = Arc::clone(&wake);
     let n = Notifications::new(configs, move || w.notify_one());
-    let receivers_of = |t: &TenantId| {
+    let receivers_of = |t: &TenantId| -> Vec<String> {
         n.config(t)
             .loaded
             .receivers
@@ -149,12 +150,19 @@ pub fn build(
             .map(|r| r.name.clone())
             .collect()
     };
-    let policies = dozor_alerting::escalation::compile_all(&config.escalations, &receivers_of)
+    let rotations =
+        Rotations::compile(&config.oncall, &receivers_of).map_err(anyhow::Error::msg)?;
+    let with_rotations = |t: &TenantId| {
+        let mut names = receivers_of(t);
+        names.extend(rotations.receiver_names(t));
+        names
+    };
+    let policies = dozor_alerting::escalation::compile_all(&config.escalations, &with_rotations)
         .map_err(anyhow::Error::msg)?;
     for p in &policies {
         tracing::info!(policy = %p.config.name, tenant = %p.tenant, stages = p.config.stages.len(), "escalation policy");
     }
-    Ok((Arc::new(n), wake, Escalations::new(policies)))
+    Ok((Arc::new(n), wake, Escalations::new(policies), rotations))
 }
 
 /// What the delivery tasks share.
@@ -179,6 +187,8 @@ pub struct Hooks {
     pub escalations: std::sync::Mutex<Escalations>,
     /// Whether Slack and Telegram messages carry buttons (their inbound secrets are set).
     pub chat: (bool, bool),
+    /// On-call rotations, for escalation stages naming `oncall:<name>`.
+    pub oncall: Rotations,
 }
 
 /// Starts the loop that flushes due groups and delivers their notifications.
@@ -720,12 +730,25 @@ async fn acknowledged(
 /// escalation ends) or has no firing alert left — and notes it on the group's incident.
 async fn escalate(d: Arc<Deliverer>, due: Due) {
     let now = now_ms();
+    let Some(receiver) = d.hooks.oncall.resolve(&due.tenant, &due.receiver, now) else {
+        tracing::error!(receiver = %due.receiver, "BUG: an escalation names an unknown rotation");
+        return;
+    };
+    let receiver = receiver.to_owned();
+    let whom = if receiver == due.receiver {
+        receiver.clone()
+    } else {
+        format!(
+            "{receiver}, on call for {}",
+            &due.receiver[dozor_alerting::oncall::PREFIX.len()..]
+        )
+    };
     let Some(n) = d.notifications.with(&due.tenant, |m| {
         m.groups(now)
             .into_iter()
             .find(|(g, _)| g.key == due.group_key)
             .map(|(g, alerts)| Notification {
-                receiver: due.receiver.clone(),
+                receiver: receiver.clone(),
                 group_key: due.group_key.clone(),
                 group_labels: g.labels.to_vec(),
                 alerts: alerts.into_iter().map(|v| v.alert).collect(),
@@ -760,8 +783,7 @@ async fn escalate(d: Arc<Deliverer>, due: Due) {
             kind: "escalation".into(),
             actor: "alerting".into(),
             text: format!(
-                "escalated to {} (policy {}, stage {})",
-                due.receiver,
+                "escalated to {whom} (policy {}, stage {})",
                 due.policy,
                 due.stage + 1
             ),

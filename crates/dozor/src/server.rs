@@ -180,7 +180,7 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
         .register_collector(Box::new(crate::rules::RuleMetrics(rule_set.clone())));
     let notify_metrics = crate::notify::NotifyMetrics::register(metrics.registry_mut());
     let metrics = metrics.build();
-    let (notifications, notify_wake, escalations) = crate::notify::build(&config.alerting)?;
+    let (notifications, notify_wake, escalations, oncall) = crate::notify::build(&config.alerting)?;
     let secret = |f: &Option<std::path::PathBuf>| -> anyhow::Result<Option<dozor_api::Secret>> {
         f.as_ref()
             .map(|p| {
@@ -362,6 +362,7 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
                 chat.slack_signing_secret.is_some(),
                 chat.telegram_webhook_secret.is_some(),
             ),
+            oncall,
         },
         stop_rx.clone(),
     );

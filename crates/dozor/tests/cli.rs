@@ -74,6 +74,37 @@ fn check_config_names_file_line_and_key_and_fails() {
         err.contains("alerting.config_file") && err.contains("no receiver named \"web\""),
         "{err}"
     );
+    // Escalations, rotations, actions and the incident selector are checked against it too.
+    std::fs::write(
+        dir.path().join("am.yml"),
+        "route: {receiver: pager}\nreceivers: [{name: pager}]\n",
+    )
+    .unwrap();
+    for (text, want) in [
+        (
+            "alerting:\n  config_file: am.yml\n  escalations: [{name: e, match: 'a=\"b\"', stages: [{delay: 1m, receiver: fax}]}]\n",
+            "no receiver named \"fax\"",
+        ),
+        (
+            "alerting:\n  config_file: am.yml\n  oncall: [{name: ops, start: soon, shift: 1d, people: [pager]}]\n",
+            "alerting.oncall",
+        ),
+        (
+            "alerting:\n  config_file: am.yml\n  escalations: [{name: e, match: 'a=\"b\"', stages: [{delay: 1m, receiver: 'oncall:nobody'}]}]\n",
+            "oncall:nobody",
+        ),
+        (
+            "alerting:\n  actions: [{name: x, match: 'a=\"b\"', command: {path: rm}}]\n",
+            "absolute path",
+        ),
+        (
+            "alerting:\n  incidents: {match: 'nonsense'}\n",
+            "alerting.incidents.match",
+        ),
+    ] {
+        let err = refused(text);
+        assert!(err.contains(want), "{text}: {err}");
+    }
 
     let out = dozor()
         .args(["check", "config", "/nonexistent/dozor.yml"])

@@ -324,7 +324,7 @@ fn alertmanager_config_corpus_loads_or_errors() {
 
 #[test]
 fn alertmanager_api_corpus_reads_or_errors() {
-    let (mut alerts, mut silences) = (0, 0);
+    let (mut alerts, mut silences, mut clicks) = (0, 0, 0);
     for (path, data) in corpus("alertmanager_api") {
         match dozor_alerting::api::parse_alerts(&data, 1_000) {
             Ok(list) => {
@@ -350,9 +350,24 @@ fn alertmanager_api_corpus_reads_or_errors() {
             }
             Err(e) => assert!(!e.is_empty(), "{}", path.display()),
         }
+        match dozor_alerting::interact::slack_click(&data) {
+            Ok(c) => {
+                clicks += 1;
+                assert_eq!(c.key.len(), 16, "{}", path.display());
+            }
+            Err(e) => assert!(!e.is_empty(), "{}", path.display()),
+        }
+        match dozor_alerting::interact::telegram_click(&data) {
+            Ok(Some(c)) => {
+                clicks += 1;
+                assert_eq!(c.key.len(), 16, "{}", path.display());
+            }
+            Ok(None) => {}
+            Err(e) => assert!(!e.is_empty(), "{}", path.display()),
+        }
     }
     assert!(
-        alerts >= 1 && silences >= 1,
-        "the seeds read ({alerts} alert lists, {silences} silences)"
+        alerts >= 1 && silences >= 1 && clicks >= 2,
+        "the seeds read ({alerts} alert lists, {silences} silences, {clicks} button presses)"
     );
 }

@@ -813,7 +813,7 @@ fn unacknowledged_groups_escalate_stage_by_stage_and_acknowledgement_stops_them(
     .unwrap();
     std::fs::write(
         dir.path().join("dozor.yml"),
-        "rules:\n  evaluation_interval: 1s\n  files: [rules.yml]\nalerting:\n  config_file: alertmanager.yml\n  escalations:\n    - name: critical\n      match: 'severity=\"critical\"'\n      stages:\n        - {delay: 2s, receiver: team}\n        - {delay: 6, receiver: boss}\n",
+        "rules:\n  evaluation_interval: 1s\n  files: [rules.yml]\nalerting:\n  config_file: alertmanager.yml\n  oncall:\n    - {name: ops, start: '2026-01-01T00:00:00Z', shift: 10000d, people: [team, boss]}\n  escalations:\n    - name: critical\n      match: 'severity=\"critical\"'\n      stages:\n        - {delay: 2s, receiver: 'oncall:ops'}\n        - {delay: 6, receiver: boss}\n",
     )
     .unwrap();
     let server = Server::start_with(
@@ -894,7 +894,7 @@ fn unacknowledged_groups_escalate_stage_by_stage_and_acknowledgement_stops_them(
     assert_eq!(
         escalations,
         [
-            "escalated to team (policy critical, stage 1)",
+            "escalated to team, on call for ops (policy critical, stage 1)",
             "escalated to boss (policy critical, stage 2)"
         ]
     );
