@@ -94,29 +94,25 @@ impl Listener {
 fn a_firing_rule_reaches_a_webhook_with_alertmanagers_payload_after_retries() {
     let dir = tempfile::tempdir().unwrap();
     let hook = Listener::start(2);
-    std::fs::write(
-        dir.path().join("rules.yml"),
+    write(
+        dir.path(),
+        "rules.yml",
         "groups:\n  - name: always\n    rules:\n      - alert: AlwaysOn\n        expr: vector(1) > 0\n        labels: {severity: critical, team: shop}\n        annotations: {summary: 'it is on'}\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("alertmanager.yml"),
+    );
+    write(
+        dir.path(),
+        "alertmanager.yml",
         format!(
             "route:\n  receiver: default\n  group_by: [alertname]\n  group_wait: 0s\n  group_interval: 1s\n  routes:\n    - matchers: ['severity=\"critical\"']\n      receiver: pager\ninhibit_rules: []\nreceivers:\n  - name: default\n  - name: pager\n    webhook_configs:\n      - url: http://127.0.0.1:{port}/hook\n        http_config: {{authorization: {{credentials: hooktoken}}, http_headers: {{X-Team: {{values: [shop]}}}}}}\n    slack_configs:\n      - {{api_url: 'http://127.0.0.1:{port}/slack', channel: '#shop'}}\n    discord_configs:\n      - webhook_url: http://127.0.0.1:{port}/discord\n    telegram_configs:\n      - {{api_url: 'http://127.0.0.1:{port}/tg', bot_token: '123:abc', chat_id: -100}}\n    pagerduty_configs:\n      - {{url: 'http://127.0.0.1:{port}/pd', routing_key: rk1, severity: critical}}\n",
             port = hook.port
         ),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("dozor.yml"),
-        "rules:\n  evaluation_interval: 1s\n  external_url: http://dozor.example:9470\n  files: [rules.yml]\nalerting:\n  config_file: alertmanager.yml\n",
-    )
-    .unwrap();
-    let _server = Server::start_with(
-        &dir.path().join("data"),
-        &[],
-        &["--config", dir.path().join("dozor.yml").to_str().unwrap()],
     );
+    write(
+        dir.path(),
+        "dozor.yml",
+        "rules:\n  evaluation_interval: 1s\n  external_url: http://dozor.example:9470\n  files: [rules.yml]\nalerting:\n  config_file: alertmanager.yml\n",
+    );
+    let _server = serve(dir.path());
     // Two refusals, then the payload lands: three calls of the same notification, then
     // Slack's and Discord's messages.
     let seen = hook.wait_for(7);
@@ -206,6 +202,20 @@ fn a_firing_rule_reaches_a_webhook_with_alertmanagers_payload_after_retries() {
 
 const TOKEN: &str = "dzr_notify-test-token-0123456789abcdef";
 
+/// Writes `text` to `dir/name`.
+fn write(dir: &std::path::Path, name: &str, text: impl AsRef<[u8]>) {
+    std::fs::write(dir.join(name), text).unwrap();
+}
+
+/// `dozor serve` on `dir/dozor.yml` with its data in `dir/data` and the test token.
+fn serve(dir: &std::path::Path) -> Server {
+    Server::start_with(
+        &dir.join("data"),
+        &[("DOZOR_ADMIN_TOKEN", TOKEN)],
+        &["--config", dir.join("dozor.yml").to_str().unwrap()],
+    )
+}
+
 /// `amtool` (Debian's prometheus-alertmanager) against the running server; its stdout.
 fn amtool(server: &Server, http_config: &std::path::Path, args: &[&str]) -> String {
     let out = std::process::Command::new("amtool")
@@ -256,32 +266,26 @@ fn notified(seen: &[(String, serde_json::Value)]) -> Vec<String> {
 fn alertmanager_api_v2_takes_prometheus_alerts_and_amtool_manages_silences() {
     let dir = tempfile::tempdir().unwrap();
     let hook = Listener::start(0);
-    std::fs::write(
-        dir.path().join("alertmanager.yml"),
+    write(
+        dir.path(),
+        "alertmanager.yml",
         format!(
             "route:\n  receiver: hook\n  group_by: [alertname, instance]\n  group_wait: 0s\n  group_interval: 1s\ninhibit_rules:\n  - source_matchers: ['severity=\"critical\"']\n    target_matchers: ['severity=\"warning\"']\n    equal: [instance]\nreceivers:\n  - name: hook\n    webhook_configs:\n      - url: http://127.0.0.1:{}/hook\n",
             hook.port
         ),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("dozor.yml"),
+    );
+    write(
+        dir.path(),
+        "dozor.yml",
         "alerting:\n  config_file: alertmanager.yml\n",
-    )
-    .unwrap();
+    );
     let http_config = dir.path().join("amtool-http.yml");
     std::fs::write(
         &http_config,
         format!("authorization:\n  credentials: {TOKEN}\n"),
     )
     .unwrap();
-    let start = || {
-        Server::start_with(
-            &dir.path().join("data"),
-            &[("DOZOR_ADMIN_TOKEN", TOKEN)],
-            &["--config", dir.path().join("dozor.yml").to_str().unwrap()],
-        )
-    };
+    let start = || serve(dir.path());
     let server = start();
     let alert = |name: &str, severity: &str, instance: &str| {
         serde_json::json!({
@@ -518,29 +522,25 @@ impl Drop for SmtpSink {
 fn an_email_reaches_a_real_smtp_server_with_both_bodies_and_the_snapshot() {
     let dir = tempfile::tempdir().unwrap();
     let smtp = SmtpSink::start(dir.path(), 1);
-    std::fs::write(
-        dir.path().join("rules.yml"),
+    write(
+        dir.path(),
+        "rules.yml",
         "groups:\n  - name: always\n    rules:\n      - alert: AlwaysOn\n        expr: vector(1) > 0\n        labels: {severity: critical, team: shop}\n        annotations: {summary: 'it is <on>'}\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("alertmanager.yml"),
+    );
+    write(
+        dir.path(),
+        "alertmanager.yml",
         format!(
             "global:\n  smtp_smarthost: 127.0.0.1:{}\n  smtp_from: dozor@shop.example\n  smtp_require_tls: false\n  smtp_hello: dozor.shop.example\nroute:\n  receiver: mail\n  group_wait: 0s\nreceivers:\n  - name: mail\n    email_configs:\n      - to: 'ops@shop.example, cto@shop.example'\n        headers: {{X-Team: shop}}\n",
             smtp.port
         ),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("dozor.yml"),
-        "rules:\n  evaluation_interval: 1s\n  external_url: http://dozor.example:9470\n  files: [rules.yml]\nalerting:\n  config_file: alertmanager.yml\n",
-    )
-    .unwrap();
-    let server = Server::start_with(
-        &dir.path().join("data"),
-        &[("DOZOR_ADMIN_TOKEN", TOKEN)],
-        &["--config", dir.path().join("dozor.yml").to_str().unwrap()],
     );
+    write(
+        dir.path(),
+        "dozor.yml",
+        "rules:\n  evaluation_interval: 1s\n  external_url: http://dozor.example:9470\n  files: [rules.yml]\nalerting:\n  config_file: alertmanager.yml\n",
+    );
+    let server = serve(dir.path());
     let mails = smtp.wait_for(1);
     assert_eq!(mails.len(), 1, "the first try refused, the retry accepted");
     let m = &mails[0];
@@ -604,33 +604,29 @@ fn critical_groups_open_incidents_with_context_and_actions_run_once_audited() {
     let hook = Listener::start(0);
     let marks = dir.path().join("marks");
     std::fs::create_dir_all(&marks).unwrap();
-    std::fs::write(
-        dir.path().join("rules.yml"),
+    write(
+        dir.path(),
+        "rules.yml",
         "groups:\n  - name: shop\n    rules:\n      - alert: AlwaysOn\n        expr: vector(1) > 0\n        for: 3s\n        labels: {severity: critical, service: shop}\n        annotations: {summary: 'checkout is down'}\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("alertmanager.yml"),
+    );
+    write(
+        dir.path(),
+        "alertmanager.yml",
         format!(
             "route:\n  receiver: hook\n  group_by: [alertname]\n  group_wait: 0s\n  group_interval: 1s\n  repeat_interval: 1s\nreceivers:\n  - name: hook\n    webhook_configs:\n      - url: http://127.0.0.1:{}/hook\n",
             hook.port
         ),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("dozor.yml"),
+    );
+    write(
+        dir.path(),
+        "dozor.yml",
         format!(
             "rules:\n  evaluation_interval: 1s\n  external_url: http://dozor.example:9470\n  files: [rules.yml]\nalerting:\n  config_file: alertmanager.yml\n  actions:\n    - name: mark\n      match: 'alertname=\"AlwaysOn\"'\n      enabled: true\n      command: {{path: /usr/bin/touch, args: ['{marks}/ran-{{{{labels.service}}}}-{{{{fingerprint}}}}']}}\n    - name: waf\n      match: 'alertname=\"AlwaysOn\"'\n      enabled: true\n      http:\n        url: 'http://127.0.0.1:{port}/waf/{{{{labels.service}}}}'\n        method: PUT\n        headers: {{X-Token: abc}}\n        body: '{{\"service\": \"{{{{labels.service}}}}\", \"summary\": \"{{{{annotations.summary}}}}\"}}'\n    - name: off\n      match: 'alertname=\"AlwaysOn\"'\n      command: {{path: /usr/bin/touch, args: ['{marks}/off']}}\n",
             marks = marks.display(),
             port = hook.port
         ),
-    )
-    .unwrap();
-    let server = Server::start_with(
-        &dir.path().join("data"),
-        &[("DOZOR_ADMIN_TOKEN", TOKEN)],
-        &["--config", dir.path().join("dozor.yml").to_str().unwrap()],
     );
+    let server = serve(dir.path());
     // Before the rule fires (`for: 3s`): the shop's logs, and a related alert.
     common::block_on(async {
         let r = reqwest::Client::new()
@@ -798,29 +794,25 @@ fn critical_groups_open_incidents_with_context_and_actions_run_once_audited() {
 fn unacknowledged_groups_escalate_stage_by_stage_and_acknowledgement_stops_them() {
     let dir = tempfile::tempdir().unwrap();
     let hook = Listener::start(0);
-    std::fs::write(
-        dir.path().join("rules.yml"),
+    write(
+        dir.path(),
+        "rules.yml",
         "groups:\n  - name: shop\n    rules:\n      - alert: AlwaysOn\n        expr: vector(1) > 0\n        labels: {severity: critical, service: shop}\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("alertmanager.yml"),
+    );
+    write(
+        dir.path(),
+        "alertmanager.yml",
         format!(
             "route:\n  receiver: hook\n  group_by: [alertname]\n  group_wait: 0s\n  group_interval: 1s\nreceivers:\n  - name: hook\n    webhook_configs: [{{url: 'http://127.0.0.1:{p}/hook'}}]\n  - name: team\n    webhook_configs: [{{url: 'http://127.0.0.1:{p}/team'}}]\n  - name: boss\n    webhook_configs: [{{url: 'http://127.0.0.1:{p}/boss'}}]\n",
             p = hook.port
         ),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("dozor.yml"),
-        "rules:\n  evaluation_interval: 1s\n  files: [rules.yml]\nalerting:\n  config_file: alertmanager.yml\n  oncall:\n    - {name: ops, start: '2026-01-01T00:00:00Z', shift: 10000d, people: [team, boss]}\n  escalations:\n    - name: critical\n      match: 'severity=\"critical\"'\n      stages:\n        - {delay: 2s, receiver: 'oncall:ops'}\n        - {delay: 6, receiver: boss}\n",
-    )
-    .unwrap();
-    let server = Server::start_with(
-        &dir.path().join("data"),
-        &[("DOZOR_ADMIN_TOKEN", TOKEN)],
-        &["--config", dir.path().join("dozor.yml").to_str().unwrap()],
     );
+    write(
+        dir.path(),
+        "dozor.yml",
+        "rules:\n  evaluation_interval: 1s\n  files: [rules.yml]\nalerting:\n  config_file: alertmanager.yml\n  oncall:\n    - {name: ops, start: '2026-01-01T00:00:00Z', shift: 10000d, people: [team, boss]}\n  escalations:\n    - name: critical\n      match: 'severity=\"critical\"'\n      stages:\n        - {delay: 2s, receiver: 'oncall:ops'}\n        - {delay: 6, receiver: boss}\n",
+    );
+    let server = serve(dir.path());
     let db = serde_json::json!([{"labels": {"alertname": "DbDown", "severity": "critical", "service": "db"}}]);
     assert_eq!(post_alerts(&server, &db), 200);
     let names_at = |path: &str| -> Vec<String> {
@@ -904,31 +896,27 @@ fn unacknowledged_groups_escalate_stage_by_stage_and_acknowledgement_stops_them(
 fn sendgrid_twilio_and_teams_receivers_call_their_apis() {
     let dir = tempfile::tempdir().unwrap();
     let api = Listener::start(0);
-    std::fs::write(
-        dir.path().join("rules.yml"),
+    write(
+        dir.path(),
+        "rules.yml",
         "groups:\n  - name: always\n    rules:\n      - alert: AlwaysOn\n        expr: vector(1) > 0\n        labels: {severity: critical}\n        annotations: {summary: 'it is on'}\n",
-    )
-    .unwrap();
-    std::fs::write(dir.path().join("sg-key"), "SG.secret\n").unwrap();
-    std::fs::write(
-        dir.path().join("alertmanager.yml"),
+    );
+    write(dir.path(), "sg-key", "SG.secret\n");
+    write(
+        dir.path(),
+        "alertmanager.yml",
         format!(
             "route:\n  receiver: multi\n  group_wait: 0s\nreceivers:\n  - name: multi\n    sendgrid_configs:\n      - {{api_url: 'http://127.0.0.1:{p}/sg', api_key_file: '{key}', from: dozor@shop.example, to: 'ops@shop.example, cto@shop.example'}}\n    twilio_configs:\n      - {{api_url: 'http://127.0.0.1:{p}/tw', account_sid: AC123, auth_token: tok, from: '+15550001', to: '+79990000001, +79990000002'}}\n    msteams_configs:\n      - webhook_url: 'http://127.0.0.1:{p}/teams'\n",
             p = api.port,
             key = dir.path().join("sg-key").display()
         ),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("dozor.yml"),
-        "rules:\n  evaluation_interval: 1s\n  files: [rules.yml]\nalerting:\n  config_file: alertmanager.yml\n",
-    )
-    .unwrap();
-    let _server = Server::start_with(
-        &dir.path().join("data"),
-        &[("DOZOR_ADMIN_TOKEN", TOKEN)],
-        &["--config", dir.path().join("dozor.yml").to_str().unwrap()],
     );
+    write(
+        dir.path(),
+        "dozor.yml",
+        "rules:\n  evaluation_interval: 1s\n  files: [rules.yml]\nalerting:\n  config_file: alertmanager.yml\n",
+    );
+    let _server = serve(dir.path());
     let seen = api.wait_for(4);
     let paths: Vec<&str> = seen.iter().map(|(p, _)| p.as_str()).collect();
     assert_eq!(
@@ -981,31 +969,27 @@ fn sendgrid_twilio_and_teams_receivers_call_their_apis() {
 fn slack_and_telegram_buttons_acknowledge_and_resolve_with_verified_requests() {
     let dir = tempfile::tempdir().unwrap();
     let chat = Listener::start(0);
-    std::fs::write(dir.path().join("slack-secret"), "s3cr3t-signing\n").unwrap();
-    std::fs::write(dir.path().join("tg-secret"), "tg-token-123\n").unwrap();
-    std::fs::write(
-        dir.path().join("rules.yml"),
+    write(dir.path(), "slack-secret", "s3cr3t-signing\n");
+    write(dir.path(), "tg-secret", "tg-token-123\n");
+    write(
+        dir.path(),
+        "rules.yml",
         "groups:\n  - name: shop\n    rules:\n      - alert: AlwaysOn\n        expr: vector(1) > 0\n        labels: {severity: critical, service: shop}\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("alertmanager.yml"),
+    );
+    write(
+        dir.path(),
+        "alertmanager.yml",
         format!(
             "route:\n  receiver: chat\n  group_by: [alertname]\n  group_wait: 0s\nreceivers:\n  - name: chat\n    slack_configs: [{{api_url: 'http://127.0.0.1:{p}/slack'}}]\n    telegram_configs: [{{api_url: 'http://127.0.0.1:{p}/tg', bot_token: '1:a', chat_id: 5}}]\n",
             p = chat.port
         ),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("dozor.yml"),
-        "rules:\n  evaluation_interval: 1s\n  files: [rules.yml]\nalerting:\n  config_file: alertmanager.yml\n  slack: {signing_secret_file: slack-secret}\n  telegram: {webhook_secret_file: tg-secret}\n",
-    )
-    .unwrap();
-    let server = Server::start_with(
-        &dir.path().join("data"),
-        &[("DOZOR_ADMIN_TOKEN", TOKEN)],
-        &["--config", dir.path().join("dozor.yml").to_str().unwrap()],
     );
+    write(
+        dir.path(),
+        "dozor.yml",
+        "rules:\n  evaluation_interval: 1s\n  files: [rules.yml]\nalerting:\n  config_file: alertmanager.yml\n  slack: {signing_secret_file: slack-secret}\n  telegram: {webhook_secret_file: tg-secret}\n",
+    );
+    let server = serve(dir.path());
     let seen = chat.wait_for(2);
     let slack = &seen.iter().find(|(p, _)| p == "/slack").unwrap().1;
     let buttons = slack["blocks"]
