@@ -224,10 +224,12 @@ fn pagerduty_client() -> String {
 }
 
 /// Escapes text for Telegram's HTML parse mode.
-fn html(s: &str) -> String {
+/// `s` safe in HTML text and attribute values (Telegram's HTML and the e-mail's body).
+pub(crate) fn html(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// Telegram's `sendMessage` body: the title in bold, one line per alert.

@@ -162,13 +162,6 @@ pub struct Email {
     pub snapshot: Vec<u8>,
 }
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
 /// The e-mail of `n` for `config`.
 pub fn message(n: &Notification, config: &EmailConfig, external_url: &str) -> Email {
     let subject = config
@@ -189,7 +182,7 @@ pub fn message(n: &Notification, config: &EmailConfig, external_url: &str) -> Em
     let mut text = format!("{}\n", title(n));
     let mut html = format!(
         "<!DOCTYPE html>\n<html><body style=\"font-family:sans-serif\">\n<h2>{}</h2>\n",
-        escape(&title(n))
+        crate::chat::html(&title(n))
     );
     for a in &n.alerts {
         let state = if a.resolved(n.at_ms) {
@@ -206,7 +199,7 @@ pub fn message(n: &Notification, config: &EmailConfig, external_url: &str) -> Em
         };
         html.push_str(&format!(
             "<h3 style=\"color:{colour}\">{} ({state})</h3>\n<table>\n",
-            escape(name)
+            crate::chat::html(name)
         ));
         let mut rows: Vec<(String, String)> = a
             .labels
@@ -225,8 +218,8 @@ pub fn message(n: &Notification, config: &EmailConfig, external_url: &str) -> Em
             text.push_str(&format!("  {k}: {v}\n"));
             html.push_str(&format!(
                 "<tr><td><b>{}</b></td><td>{}</td></tr>\n",
-                escape(&k),
-                escape(&v)
+                crate::chat::html(&k),
+                crate::chat::html(&v)
             ));
         }
         html.push_str("</table>\n");
@@ -235,7 +228,7 @@ pub fn message(n: &Notification, config: &EmailConfig, external_url: &str) -> Em
         text.push_str(&format!("\n{external_url}\n"));
         html.push_str(&format!(
             "<p><a href=\"{0}\">{0}</a></p>\n",
-            escape(external_url)
+            crate::chat::html(external_url)
         ));
     }
     html.push_str("</body></html>\n");

@@ -64,6 +64,16 @@ pub fn telegram_buttons(key: &str) -> Value {
     json!({"inline_keyboard": [[{"text": "Acknowledge", "callback_data": format!("ack:{key}")}]]})
 }
 
+/// HMAC-SHA256 of Slack's base string `v0:<timestamp>:<body>` under the signing secret.
+fn slack_mac(secret: &[u8], timestamp: &str, body: &[u8]) -> Result<Hmac<Sha256>, String> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).map_err(|e| e.to_string())?;
+    mac.update(b"v0:");
+    mac.update(timestamp.as_bytes());
+    mac.update(b":");
+    mac.update(body);
+    Ok(mac)
+}
+
 /// Checks Slack's signature: `X-Slack-Signature` must be `v0=` and the hex HMAC-SHA256 of
 /// `v0:<timestamp>:<body>` under the signing secret, and `X-Slack-Request-Timestamp`
 /// within [`SLACK_SKEW_S`] of `now_s` (no replays).
@@ -85,27 +95,18 @@ pub fn slack_verify(
         .strip_prefix("v0=")
         .and_then(|h| hex::decode(h).ok())
         .ok_or("X-Slack-Signature: not v0=<hex>")?;
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).map_err(|e| e.to_string())?;
-    mac.update(b"v0:");
-    mac.update(timestamp.trim().as_bytes());
-    mac.update(b":");
-    mac.update(body);
     // Constant-time comparison.
-    mac.verify_slice(&given)
+    slack_mac(secret, timestamp.trim(), body)?
+        .verify_slice(&given)
         .map_err(|_| "X-Slack-Signature: does not match".to_owned())
 }
 
 /// The signature Slack would send (for tests and tools).
 pub fn slack_sign(secret: &[u8], timestamp: &str, body: &[u8]) -> String {
-    let mut mac = match Hmac::<Sha256>::new_from_slice(secret) {
-        Ok(m) => m,
-        Err(_) => return String::new(),
-    };
-    mac.update(b"v0:");
-    mac.update(timestamp.as_bytes());
-    mac.update(b":");
-    mac.update(body);
-    format!("v0={}", hex::encode(mac.finalize().into_bytes()))
+    slack_mac(secret, timestamp, body).map_or_else(
+        |_| String::new(),
+        |mac| format!("v0={}", hex::encode(mac.finalize().into_bytes())),
+    )
 }
 
 /// Reads Slack's interaction request (`application/x-www-form-urlencoded`, `payload` a

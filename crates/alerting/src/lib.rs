@@ -9,9 +9,14 @@
 //! tenant's behind one lock ([`shared`]); the Alertmanager API v2 request bodies ([`api`]);
 //! e-mail messages ([`email`]).
 //!
-//! The binary (`crates/dozor/src/notify.rs`) feeds it every tenant's alerts and delivers
-//! the notifications; the API (`routes/alertmanager.rs`) serves Alertmanager's API v2 from
-//! it. Still to come: escalation, on-call, incidents, automatic actions.
+//! Beyond Alertmanager: the SendGrid, Twilio and Teams messages ([`messaging`]), the
+//! integrations' `http_config` ([`http`]), incidents from alert groups ([`incident`]),
+//! automatic actions ([`action`]), escalation policies ([`escalation`]) and on-call
+//! rotations ([`oncall`]), and chat buttons with Slack's signature check ([`interact`]).
+//!
+//! The binary (`crates/dozor/src/notify.rs`, `incidents.rs`, `actions.rs`) feeds it every
+//! tenant's alerts and does the I/O; the API (`routes/alertmanager.rs`, `incidents.rs`,
+//! `interact.rs`) serves Alertmanager's API v2, incidents and the chat buttons from it.
 
 pub mod action;
 pub mod api;

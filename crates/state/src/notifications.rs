@@ -147,22 +147,6 @@ impl Store {
             .map_err(StateError::query("list silences"))
     }
 
-    /// Records what a group's last notification carried.
-    pub async fn save_notification_log(
-        &self,
-        tenant: &TenantId,
-        e: &LogRow,
-    ) -> Result<(), StateError> {
-        self.record_notifications(&[NotificationRecord::Log(tenant.clone(), e.clone())])
-            .await
-    }
-
-    /// Appends to the delivery log (`d.id` empty: a fresh one is drawn).
-    pub async fn add_delivery(&self, tenant: &TenantId, d: &Delivery) -> Result<(), StateError> {
-        self.record_notifications(&[NotificationRecord::Delivery(tenant.clone(), d.clone())])
-            .await
-    }
-
     /// Writes notification log entries and deliveries in one transaction (one sync to
     /// disk for a batch): all of them or none.
     pub async fn record_notifications(

@@ -596,7 +596,7 @@ async fn alert_rules_are_created_updated_listed_and_deleted_per_tenant(store: &S
 
 on_both_engines!(silences_log_and_deliveries_round_trip);
 async fn silences_log_and_deliveries_round_trip(store: &Store) {
-    use dozor_state::notifications::{Delivery, LogRow, SilenceRow};
+    use dozor_state::notifications::{Delivery, LogRow, NotificationRecord, SilenceRow};
     let shop: TenantId = "shop".parse().unwrap();
     let crm: TenantId = "crm".parse().unwrap();
     let id = dozor_state::new_uuid().unwrap();
@@ -634,16 +634,13 @@ async fn silences_log_and_deliveries_round_trip(store: &Store) {
         resolved: "[]".into(),
         sent_at_ms: at,
     };
+    // One batch, one transaction: a later entry of a group replaces the earlier one.
     store
-        .save_notification_log(&shop, &entry("g1", 100))
-        .await
-        .unwrap();
-    store
-        .save_notification_log(&shop, &entry("g1", 300))
-        .await
-        .unwrap();
-    store
-        .save_notification_log(&crm, &entry("g2", 50))
+        .record_notifications(&[
+            NotificationRecord::Log(shop.clone(), entry("g1", 100)),
+            NotificationRecord::Log(shop.clone(), entry("g1", 300)),
+            NotificationRecord::Log(crm.clone(), entry("g2", 50)),
+        ])
         .await
         .unwrap();
     let log = store.notification_log_since(100).await.unwrap();
@@ -653,6 +650,7 @@ async fn silences_log_and_deliveries_round_trip(store: &Store) {
         "the old entry is pruned"
     );
 
+    let mut batch = Vec::new();
     for (i, status) in ["sent", "failed"].into_iter().enumerate() {
         let d = Delivery {
             id: String::new(),
@@ -666,8 +664,9 @@ async fn silences_log_and_deliveries_round_trip(store: &Store) {
             error: (status == "failed").then(|| "HTTP 500".to_owned()),
             duration_ms: 5,
         };
-        store.add_delivery(&shop, &d).await.unwrap();
+        batch.push(NotificationRecord::Delivery(shop.clone(), d));
     }
+    store.record_notifications(&batch).await.unwrap();
     let got = store.deliveries(&shop, None, 10).await.unwrap();
     assert_eq!(got.len(), 2);
     assert_eq!(got[0].status, "failed", "newest first");
