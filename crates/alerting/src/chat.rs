@@ -9,12 +9,13 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::dispatch::Notification;
+use crate::template::Renderer;
 
 /// One `slack_configs` entry.
 #[derive(Debug, Clone, Deserialize)]
 pub struct SlackConfig {
-    /// Alertmanager's other keys (templates, HTTP settings…): accepted, not applied; the
-    /// loader warns about them.
+    /// Alertmanager's other keys: the templated fields this integration reads and
+    /// `http_config`; the loader warns about any other.
     #[serde(flatten)]
     pub other: BTreeMap<String, Value>,
     /// The incoming webhook (else `global.slack_api_url`).
@@ -29,6 +30,13 @@ pub struct SlackConfig {
     /// The sender's name.
     #[serde(default)]
     pub username: Option<String>,
+    /// Dozor's: the notifications of one group after its first go into the first one's
+    /// thread (Slack's `thread_ts`), resolutions also to the channel. Needs Slack's Web API
+    /// (`api_url: https://slack.com/api/chat.postMessage` with the bot token in
+    /// `http_config.authorization`), whose answer names the thread; an incoming webhook
+    /// answers nothing to thread on, so its messages stay separate.
+    #[serde(default)]
+    pub thread: bool,
     /// Whether resolved alerts are sent (default false, as in Alertmanager).
     #[serde(default)]
     pub send_resolved: bool,
@@ -37,8 +45,8 @@ pub struct SlackConfig {
 /// One `discord_configs` entry.
 #[derive(Debug, Clone, Deserialize)]
 pub struct DiscordConfig {
-    /// Alertmanager's other keys (templates, HTTP settings…): accepted, not applied; the
-    /// loader warns about them.
+    /// Alertmanager's other keys: the templated fields this integration reads and
+    /// `http_config`; the loader warns about any other.
     #[serde(flatten)]
     pub other: BTreeMap<String, Value>,
     /// The webhook.
@@ -108,51 +116,82 @@ pub fn lines(n: &Notification) -> Vec<String> {
 }
 
 /// Slack's incoming-webhook message: the title as the notification text, a header block and
-/// a section with the alerts.
-pub fn slack(n: &Notification, config: &SlackConfig) -> Value {
-    let title = title(n);
-    let text = lines(n)
-        .iter()
-        .map(|l| format!("• {l}"))
-        .collect::<Vec<_>>()
-        .join("\n");
-    let mut msg = json!({
-        "text": title,
-        "blocks": [
-            {"type": "header", "text": {"type": "plain_text", "text": cut(&title, 150)}},
-            {"type": "section", "text": {"type": "mrkdwn", "text": cut(&text, 3000)}},
-        ],
-    });
+/// a section with the alerts. `title`, `text`, `pretext`, `fallback`, `icon_emoji`,
+/// `icon_url`, `username` and `channel` are templates; `title_link` links the title.
+pub fn slack(n: &Notification, config: &SlackConfig, r: &Renderer<'_>) -> Result<Value, String> {
+    let title = r.field(&config.other, "title")?.unwrap_or_else(|| title(n));
+    let text = match r.field(&config.other, "text")? {
+        Some(t) => t,
+        None => lines(n)
+            .iter()
+            .map(|l| format!("• {l}"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    };
+    let fallback = r
+        .field(&config.other, "fallback")?
+        .unwrap_or_else(|| title.clone());
+    let mut blocks =
+        vec![json!({"type": "header", "text": {"type": "plain_text", "text": cut(&title, 150)}})];
+    if let Some(link) = r
+        .field(&config.other, "title_link")?
+        .filter(|l| !l.is_empty())
+    {
+        blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": cut(&format!("<{link}|Open in Dozor>"), 3000)}]}));
+    }
+    if let Some(pre) = r.field(&config.other, "pretext")?.filter(|p| !p.is_empty()) {
+        blocks
+            .push(json!({"type": "section", "text": {"type": "mrkdwn", "text": cut(&pre, 3000)}}));
+    }
+    if !text.trim().is_empty() {
+        blocks
+            .push(json!({"type": "section", "text": {"type": "mrkdwn", "text": cut(&text, 3000)}}));
+    }
+    let mut msg = json!({"text": cut(&fallback, 3000), "blocks": blocks});
     if let Some(c) = &config.channel {
-        msg["channel"] = json!(c);
+        msg["channel"] = json!(r.text(c)?);
     }
     if let Some(u) = &config.username {
-        msg["username"] = json!(u);
+        msg["username"] = json!(r.text(u)?);
     }
-    msg
+    for (key, field) in [("icon_emoji", "icon_emoji"), ("icon_url", "icon_url")] {
+        if let Some(v) = r.field(&config.other, key)?.filter(|v| !v.is_empty()) {
+            msg[field] = json!(v);
+        }
+    }
+    Ok(msg)
 }
 
-/// Discord's webhook message: one embed, red while firing, green once resolved.
-pub fn discord(n: &Notification) -> Value {
+/// Discord's webhook message: one embed, red while firing, green once resolved; `title`
+/// and `message` are templates.
+pub fn discord(
+    n: &Notification,
+    config: &DiscordConfig,
+    r: &Renderer<'_>,
+) -> Result<Value, String> {
     let color = if n.status() == "firing" {
         0x00E7_4C3C
     } else {
         0x002E_CC71
     };
-    json!({
+    let title = r.field(&config.other, "title")?.unwrap_or_else(|| title(n));
+    let message = r
+        .field(&config.other, "message")?
+        .unwrap_or_else(|| lines(n).join("\n"));
+    Ok(json!({
         "embeds": [{
-            "title": cut(&title(n), 256),
-            "description": cut(&lines(n).join("\n"), 4096),
+            "title": cut(&title, 256),
+            "description": cut(&message, 4096),
             "color": color,
         }],
-    })
+    }))
 }
 
 /// One `telegram_configs` entry (Bot API `sendMessage`).
 #[derive(Debug, Clone, Deserialize)]
 pub struct TelegramConfig {
-    /// Alertmanager's other keys (templates, HTTP settings…): accepted, not applied; the
-    /// loader warns about them.
+    /// Alertmanager's other keys: the templated fields this integration reads and
+    /// `http_config`; the loader warns about any other.
     #[serde(flatten)]
     pub other: BTreeMap<String, Value>,
     /// The Bot API's base URL (default `https://api.telegram.org`).
@@ -181,8 +220,8 @@ fn telegram_api() -> String {
 /// One `pagerduty_configs` entry (Events API v2).
 #[derive(Debug, Clone, Deserialize)]
 pub struct PagerdutyConfig {
-    /// Alertmanager's other keys (templates, HTTP settings…): accepted, not applied; the
-    /// loader warns about them.
+    /// Alertmanager's other keys: the templated fields this integration reads and
+    /// `http_config`; the loader warns about any other.
     #[serde(flatten)]
     pub other: BTreeMap<String, Value>,
     /// The integration's routing key.
@@ -223,60 +262,111 @@ fn pagerduty_client() -> String {
     "Dozor".to_owned()
 }
 
-/// Escapes text for Telegram's HTML parse mode.
 /// `s` safe in HTML text and attribute values (Telegram's HTML and the e-mail's body).
-pub(crate) fn html(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
+pub(crate) use dozor_gotmpl::escape_html as html;
 
-/// Telegram's `sendMessage` body: the title in bold, one line per alert.
-pub fn telegram(n: &Notification, config: &TelegramConfig) -> Value {
-    let mut text = format!("<b>{}</b>", html(&title(n)));
-    for l in lines(n) {
-        text.push('\n');
-        text.push_str(&html(&l));
-    }
-    json!({
+/// Telegram's `sendMessage` body: the title in bold, one line per alert; `message` (a
+/// template, sent as written) and `parse_mode` (`HTML`, `Markdown`, `MarkdownV2` or empty
+/// for plain text) replace them.
+pub fn telegram(
+    n: &Notification,
+    config: &TelegramConfig,
+    r: &Renderer<'_>,
+) -> Result<Value, String> {
+    let text = match r.field(&config.other, "message")? {
+        Some(m) => m,
+        None => {
+            let mut text = format!("<b>{}</b>", html(&title(n)));
+            for l in lines(n) {
+                text.push('\n');
+                text.push_str(&html(&l));
+            }
+            text
+        }
+    };
+    let mut body = json!({
         "chat_id": config.chat_id,
         "text": cut(&text, 4096),
-        "parse_mode": "HTML",
         "disable_notification": config.disable_notifications,
-    })
+    });
+    match config.other.get("parse_mode").and_then(Value::as_str) {
+        None => body["parse_mode"] = json!("HTML"),
+        Some("") => {}
+        Some(mode) => body["parse_mode"] = json!(mode),
+    }
+    Ok(body)
 }
 
 /// PagerDuty's Events API v2 event: `trigger` while any alert fires, `resolve` after, with
-/// one `dedup_key` per group so the incident follows the group.
+/// one `dedup_key` per group so the incident follows the group. `description`, `client`,
+/// `client_url`, `source`, `class`, `component`, `group` and each value of `details` are
+/// templates.
 pub fn pagerduty(
     n: &Notification,
     config: &PagerdutyConfig,
     routing_key: &str,
     client_url: &str,
-) -> Value {
-    let dedup_key = dozor_model::labels::fingerprint_pairs([
-        ("receiver", n.receiver.as_str()),
-        ("group", n.group_key.as_str()),
-    ]);
+    r: &Renderer<'_>,
+) -> Result<Value, String> {
     let action = if n.status() == "firing" {
         "trigger"
     } else {
         "resolve"
     };
+    let mut event = pagerduty_event(&n.receiver, &n.group_key, routing_key, action);
+    let client = r.text(&config.client)?;
+    let summary = r
+        .field(&config.other, "description")?
+        .unwrap_or_else(|| title(n));
+    let client_url = r
+        .field(&config.other, "client_url")?
+        .unwrap_or_else(|| client_url.to_owned());
+    let source = r
+        .field(&config.other, "source")?
+        .unwrap_or_else(|| client.clone());
+    let details = match config.other.get("details") {
+        Some(Value::Object(m)) => {
+            let mut out = serde_json::Map::new();
+            for (k, v) in m {
+                let v = match v {
+                    Value::String(t) => json!(r.text(t).map_err(|e| format!("details.{k}: {e}"))?),
+                    other => other.clone(),
+                };
+                out.insert(k.clone(), v);
+            }
+            Value::Object(out)
+        }
+        _ => json!({"alerts": lines(n), "group_key": n.group_key}),
+    };
+    event["client"] = json!(client);
+    event["client_url"] = json!(client_url);
+    event["payload"] = json!({
+        "summary": cut(&summary, 1024),
+        "source": source,
+        "severity": config.severity,
+        "custom_details": details,
+    });
+    for key in ["class", "component", "group"] {
+        if let Some(v) = r.field(&config.other, key)?.filter(|v| !v.is_empty()) {
+            event["payload"][key] = json!(v);
+        }
+    }
+    Ok(event)
+}
+
+/// An Events API v2 event of `action` for a receiver's group (an `acknowledge` needs
+/// nothing more).
+pub fn pagerduty_event(receiver: &str, group_key: &str, routing_key: &str, action: &str) -> Value {
     json!({
         "routing_key": routing_key,
-        "dedup_key": dedup_key,
+        "dedup_key": pagerduty_dedup_key(receiver, group_key),
         "event_action": action,
-        "client": config.client,
-        "client_url": client_url,
-        "payload": {
-            "summary": cut(&title(n), 1024),
-            "source": config.client,
-            "severity": config.severity,
-            "custom_details": {"alerts": lines(n), "group_key": n.group_key},
-        },
     })
+}
+
+/// The `dedup_key` of a receiver's group: the incident in PagerDuty follows the group.
+pub fn pagerduty_dedup_key(receiver: &str, group_key: &str) -> String {
+    dozor_model::labels::fingerprint_pairs([("receiver", receiver), ("group", group_key)])
 }
 
 /// `s` cut to `max` characters (the services refuse longer fields), with an ellipsis.
@@ -338,7 +428,9 @@ mod tests {
         let n = notification();
         let config: SlackConfig =
             serde_saphyr::from_str("api_url: http://x\nchannel: '#ops'\n").unwrap();
-        let s = slack(&n, &config);
+        let t = crate::template::Templates::default();
+        let r = Renderer::new(&t, &n, "http://dozor");
+        let s = slack(&n, &config, &r).unwrap();
         assert_eq!(s["text"], "[FIRING:1] Down shop");
         assert_eq!(s["channel"], "#ops");
         assert_eq!(s["blocks"][0]["type"], "header");
@@ -348,16 +440,93 @@ mod tests {
                 .unwrap()
                 .starts_with("• Down on a:9100")
         );
-        let d = discord(&n);
+        let dc: DiscordConfig = serde_saphyr::from_str("webhook_url: http://x\n").unwrap();
+        let d = discord(&n, &dc, &r).unwrap();
         assert_eq!(d["embeds"][0]["color"], 0x00E7_4C3C);
         assert_eq!(d["embeds"][0]["title"], "[FIRING:1] Down shop");
         assert_eq!(cut("abcdef", 4), "abc…");
     }
     #[test]
+    fn templated_fields_replace_dozors_own_text() {
+        let n = notification();
+        let set = crate::template::Templates::default();
+        let r = Renderer::new(&set, &n, "http://dozor");
+        let config: SlackConfig = serde_saphyr::from_str(concat!(
+            "api_url: http://x\n",
+            "title: '{{ .CommonLabels.job }}: {{ len .Alerts.Firing }} down'\n",
+            "text: '{{ range .Alerts.Firing }}{{ .Labels.instance }}{{ end }}'\n",
+            "pretext: 'heads up'\n",
+            "fallback: 'fb'\n",
+            "title_link: '{{ .ExternalURL }}/alerts'\n",
+            "icon_emoji: ':fire:'\n",
+            "username: '{{ .Receiver }}-bot'\n",
+        ))
+        .unwrap();
+        let s = slack(&n, &config, &r).unwrap();
+        assert_eq!(s["text"], "fb");
+        assert_eq!(s["username"], "chat-bot");
+        assert_eq!(s["icon_emoji"], ":fire:");
+        let blocks = s["blocks"].as_array().unwrap();
+        assert_eq!(blocks[0]["text"]["text"], "shop: 1 down");
+        assert_eq!(
+            blocks[1]["elements"][0]["text"],
+            "<http://dozor/alerts|Open in Dozor>"
+        );
+        assert_eq!(blocks[2]["text"]["text"], "heads up");
+        assert_eq!(blocks[3]["text"]["text"], "a:9100");
+        let d: DiscordConfig = serde_saphyr::from_str(
+            "webhook_url: http://x\ntitle: '{{ template \"discord.default.title\" . }}'\nmessage: m\n",
+        )
+        .unwrap();
+        let e = discord(&n, &d, &r).unwrap();
+        assert_eq!(e["embeds"][0]["title"], "[FIRING:1] (Down shop)");
+        assert_eq!(e["embeds"][0]["description"], "m");
+        let t: TelegramConfig = serde_saphyr::from_str(
+            "bot_token: x\nchat_id: 1\nmessage: '*{{ .Status }}*'\nparse_mode: MarkdownV2\n",
+        )
+        .unwrap();
+        let m = telegram(&n, &t, &r).unwrap();
+        assert_eq!(
+            (m["text"].as_str(), m["parse_mode"].as_str()),
+            (Some("*firing*"), Some("MarkdownV2"))
+        );
+        let plain: TelegramConfig =
+            serde_saphyr::from_str("bot_token: x\nchat_id: 1\nparse_mode: ''\n").unwrap();
+        assert!(
+            telegram(&n, &plain, &r)
+                .unwrap()
+                .get("parse_mode")
+                .is_none()
+        );
+        let p: PagerdutyConfig = serde_saphyr::from_str(concat!(
+            "routing_key: k\n",
+            "description: '{{ .GroupLabels.alertname }}{{ .CommonLabels.alertname }}'\n",
+            "component: '{{ .CommonLabels.job }}'\n",
+            "details: {firing: '{{ .Alerts.Firing | len }}', fixed: 3}\n",
+        ))
+        .unwrap();
+        let ev = pagerduty(&n, &p, "k", "http://dozor", &r).unwrap();
+        assert_eq!(ev["payload"]["summary"], "Down");
+        assert_eq!(ev["payload"]["component"], "shop");
+        assert_eq!(
+            ev["payload"]["custom_details"],
+            json!({"firing": "1", "fixed": 3})
+        );
+        let broken: SlackConfig =
+            serde_saphyr::from_str("api_url: http://x\ntitle: '{{ .Nope }}'\n").unwrap();
+        assert!(slack(&n, &broken, &r).unwrap_err().starts_with("title: "));
+        let ack = pagerduty_event("chat", "{}:{}", "k", "acknowledge");
+        assert_eq!(ack["dedup_key"], ev["dedup_key"]);
+        assert_eq!(ack["event_action"], "acknowledge");
+    }
+
+    #[test]
     fn telegram_and_pagerduty_messages_have_their_shapes() {
         let n = notification();
         let t: TelegramConfig = serde_saphyr::from_str("bot_token: x\nchat_id: -100123\n").unwrap();
-        let m = telegram(&n, &t);
+        let set = crate::template::Templates::default();
+        let r = Renderer::new(&set, &n, "http://dozor");
+        let m = telegram(&n, &t, &r).unwrap();
         assert_eq!(m["chat_id"], -100_123);
         assert_eq!(m["parse_mode"], "HTML");
         assert!(
@@ -368,15 +537,16 @@ mod tests {
         );
         assert_eq!(html("a<b>&"), "a&lt;b&gt;&amp;");
         let p: PagerdutyConfig = serde_saphyr::from_str("routing_key: k\n").unwrap();
-        let e = pagerduty(&n, &p, "k", "http://dozor");
+        let e = pagerduty(&n, &p, "k", "http://dozor", &r).unwrap();
         assert_eq!(e["event_action"], "trigger");
         assert_eq!(e["routing_key"], "k");
         assert_eq!(e["payload"]["severity"], "error");
         assert_eq!(e["dedup_key"].as_str().unwrap().len(), 16);
         let mut resolved = n.clone();
         resolved.alerts.remove(0);
-        let r = pagerduty(&resolved, &p, "k", "http://dozor");
-        assert_eq!(r["event_action"], "resolve");
-        assert_eq!(r["dedup_key"], e["dedup_key"], "the same incident");
+        let rr = Renderer::new(&set, &resolved, "http://dozor");
+        let res = pagerduty(&resolved, &p, "k", "http://dozor", &rr).unwrap();
+        assert_eq!(res["event_action"], "resolve");
+        assert_eq!(res["dedup_key"], e["dedup_key"], "the same incident");
     }
 }

@@ -1,8 +1,9 @@
 //! Alertmanager's configuration file, accepted as it is: `route`, `receivers` (the
 //! integrations Dozor delivers; the others accepted and reported as not delivered yet),
 //! `inhibit_rules`, `time_intervals` (and the older `mute_time_intervals`), the parts of
-//! `global` Dozor uses (`resolve_timeout`, `slack_api_url`), and `templates`, which are
-//! accepted and reported as not applied, so a real `alertmanager.yml` loads unchanged.
+//! `global` Dozor uses (`resolve_timeout`, `slack_api_url`, `smtp_*`), and `templates`
+//! (Go template files, [`crate::template`]) with every integration's templated fields, so
+//! a real `alertmanager.yml` loads unchanged.
 
 use std::collections::BTreeMap;
 
@@ -26,7 +27,8 @@ pub struct AlertmanagerConfig {
     /// Inhibition rules.
     #[serde(default)]
     pub inhibit_rules: Vec<crate::inhibit::InhibitRuleConfig>,
-    /// Template files (not read: Dozor's templates are its own).
+    /// Template files (globs, relative to the configuration file); the caller reads them
+    /// and gives their text to [`AlertmanagerConfig::load_with`].
     #[serde(default)]
     pub templates: Vec<String>,
     /// Named time intervals.
@@ -152,6 +154,79 @@ pub struct Loaded {
     pub resolve_timeout: std::time::Duration,
     /// `global`, for the integrations' defaults (`smtp_*`).
     pub global: Option<Value>,
+    /// Named templates: Alertmanager's default names and the `templates:` files'.
+    pub templates: crate::template::Templates,
+}
+
+/// The keys of each integration that are templates (Alertmanager's names).
+pub const TEMPLATED: &[(&str, &[&str])] = &[
+    (
+        "slack_configs",
+        &[
+            "title",
+            "title_link",
+            "text",
+            "pretext",
+            "fallback",
+            "icon_emoji",
+            "icon_url",
+        ],
+    ),
+    ("discord_configs", &["title", "message"]),
+    ("telegram_configs", &["message", "parse_mode"]),
+    (
+        "pagerduty_configs",
+        &[
+            "description",
+            "client_url",
+            "source",
+            "class",
+            "component",
+            "group",
+            "details",
+        ],
+    ),
+    ("email_configs", &["html", "text"]),
+    ("msteams_configs", &["title", "summary", "text"]),
+];
+
+/// Checks the templated keys of one integration's extra keys; gives the keys left over.
+fn check_templated<'a>(
+    kind: &str,
+    other: &'a BTreeMap<String, Value>,
+    at: &str,
+) -> Result<Vec<&'a str>, String> {
+    let templated = TEMPLATED
+        .iter()
+        .find(|(k, _)| *k == kind)
+        .map_or(&[][..], |(_, keys)| *keys);
+    let mut left = Vec::new();
+    for (key, v) in other {
+        if key == "http_config" {
+            continue;
+        }
+        if !templated.contains(&key.as_str()) {
+            left.push(key.as_str());
+            continue;
+        }
+        let texts: Vec<&str> = match v {
+            Value::String(s) => vec![s.as_str()],
+            Value::Object(m) => m.values().filter_map(Value::as_str).collect(),
+            _ => Vec::new(),
+        };
+        for t in texts {
+            crate::template::Templates::check(t).map_err(|e| format!("{at}.{key}: {e}"))?;
+        }
+    }
+    if kind == "telegram_configs"
+        && let Some(mode) = other.get("parse_mode")
+        && !matches!(mode.as_str(), Some("" | "HTML" | "Markdown" | "MarkdownV2"))
+    {
+        return Err(format!(
+            "{at}.parse_mode: HTML, Markdown, MarkdownV2 or empty"
+        ));
+    }
+    Ok(left)
 }
 
 impl AlertmanagerConfig {
@@ -169,9 +244,27 @@ impl AlertmanagerConfig {
             .map(str::to_owned)
     }
 
-    /// Checks names and compiles the tree.
+    /// Checks names and compiles the tree, with no template files.
     pub fn load(self) -> Result<Loaded, String> {
+        self.load_with(&[])
+    }
+
+    /// Checks names and compiles the tree; `files` are the `templates:` files the caller
+    /// read (name, text).
+    pub fn load_with(self, files: &[(String, String)]) -> Result<Loaded, String> {
         let mut warnings = Vec::new();
+        let mut templates = crate::template::Templates::default();
+        for (name, text) in files {
+            templates
+                .add(text)
+                .map_err(|e| format!("templates: {name}: {e}"))?;
+        }
+        if files.is_empty() && !self.templates.is_empty() {
+            warnings.push(format!(
+                "templates: no file matches {}",
+                self.templates.join(", ")
+            ));
+        }
         let mut names = std::collections::BTreeSet::new();
         for (i, r) in self.receivers.iter().enumerate() {
             if !names.insert(r.name.as_str()) {
@@ -235,17 +328,26 @@ impl AlertmanagerConfig {
                     ));
                 }
             }
-            for (kind, other) in extras.filter(|(_, o)| o.keys().any(|k| k != "http_config")) {
-                let keys: Vec<&str> = other
-                    .keys()
-                    .map(String::as_str)
-                    .filter(|k| *k != "http_config")
-                    .collect();
-                warnings.push(format!(
-                    "receiver {:?}: {kind}: {} not applied yet (Dozor's own message is sent)",
-                    r.name,
-                    keys.join(", ")
-                ));
+            let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+            for (kind, other) in extras {
+                let j = seen.entry(kind).or_default();
+                let at = format!("receivers[{i}].{kind}[{j}]");
+                *j += 1;
+                let left = check_templated(kind, other, &at)?;
+                if !left.is_empty() {
+                    warnings.push(format!(
+                        "receiver {:?}: {kind}: {} not applied yet",
+                        r.name,
+                        left.join(", ")
+                    ));
+                }
+            }
+            for (j, e) in r.email_configs.iter().enumerate() {
+                for (k, v) in &e.headers {
+                    crate::template::Templates::check(v).map_err(|m| {
+                        format!("receivers[{i}].email_configs[{j}].headers.{k}: {m}")
+                    })?;
+                }
             }
             for (j, c) in r.sendgrid_configs.iter().enumerate() {
                 c.check()
@@ -325,9 +427,6 @@ impl AlertmanagerConfig {
                 }
             }
         }
-        if !self.templates.is_empty() {
-            warnings.push("templates are not applied (Dozor's own messages are sent)".into());
-        }
         let names: Vec<&str> = names.into_iter().collect();
         let route = Route::compile(&self.route, &names)?;
         let inhibitor = crate::inhibit::Inhibitor::compile(&self.inhibit_rules)?;
@@ -364,6 +463,7 @@ impl AlertmanagerConfig {
             intervals,
             resolve_timeout,
             global,
+            templates,
         })
     }
 }
@@ -466,6 +566,103 @@ receivers:
   - url: 'http://127.0.0.1:5001/'
     send_resolved: false
 "#;
+
+    #[test]
+    fn template_files_and_templated_fields_load_and_mistakes_are_named() {
+        let yaml = r#"
+templates: ['x/*.tmpl']
+route: {receiver: chat}
+receivers:
+- name: chat
+  slack_configs:
+  - api_url: http://127.0.0.1:1/
+    title: '{{ template "mine" . }}'
+    color: danger
+  telegram_configs:
+  - bot_token: t
+    chat_id: 1
+    message: '{{ .Status }}'
+    parse_mode: MarkdownV2
+"#;
+        let files = [(
+            "x/a.tmpl".to_owned(),
+            r#"{{ define "mine" }}{{ .Status }}{{ end }}"#.to_owned(),
+        )];
+        let loaded = AlertmanagerConfig::parse(yaml)
+            .unwrap()
+            .load_with(&files)
+            .unwrap();
+        assert_eq!(
+            loaded.warnings,
+            ["receiver \"chat\": slack_configs: color not applied yet"],
+            "templated keys are applied; others are named"
+        );
+        let n = crate::dispatch::Notification {
+            receiver: "chat".into(),
+            group_key: "g".into(),
+            group_labels: vec![],
+            alerts: vec![],
+            at_ms: 0,
+        };
+        let r = crate::template::Renderer::new(&loaded.templates, &n, "");
+        assert_eq!(r.text(r#"{{ template "mine" . }}"#).unwrap(), "resolved");
+        let no_files = AlertmanagerConfig::parse(yaml).unwrap().load().unwrap();
+        assert!(
+            no_files
+                .warnings
+                .iter()
+                .any(|w| w.contains("no file matches x/*.tmpl"))
+        );
+
+        let bad_file = [("x/b.tmpl".to_owned(), "{{ define \"x\" }}".to_owned())];
+        let e = AlertmanagerConfig::parse(yaml)
+            .unwrap()
+            .load_with(&bad_file)
+            .unwrap_err();
+        assert!(e.starts_with("templates: x/b.tmpl: "), "{e}");
+        for (bad, want) in [
+            (
+                "title: '{{ .Status'",
+                "receivers[0].slack_configs[0].title: template: unclosed action",
+            ),
+            (
+                "parse_mode: Html",
+                "receivers[0].telegram_configs[0].parse_mode",
+            ),
+        ] {
+            let yaml = yaml
+                .replace(
+                    "title: '{{ template \"mine\" . }}'",
+                    if bad.starts_with("title") {
+                        bad
+                    } else {
+                        "title: x"
+                    },
+                )
+                .replace(
+                    "parse_mode: MarkdownV2",
+                    if bad.starts_with("parse") {
+                        bad
+                    } else {
+                        "parse_mode: HTML"
+                    },
+                );
+            let e = AlertmanagerConfig::parse(&yaml)
+                .unwrap()
+                .load_with(&files)
+                .unwrap_err();
+            assert!(e.starts_with(want), "{bad}: {e}");
+        }
+        let header = "route: {receiver: m}\nreceivers: [{name: m, email_configs: [{to: a@x, smarthost: 'h:25', from: f@x, headers: {Subject: '{{ end }}'}}]}]\n";
+        let e = AlertmanagerConfig::parse(header)
+            .unwrap()
+            .load()
+            .unwrap_err();
+        assert!(
+            e.starts_with("receivers[0].email_configs[0].headers.Subject"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn alertmanagers_example_loads_and_routes() {

@@ -12,12 +12,13 @@ use serde_json::Value;
 
 use crate::chat::title;
 use crate::dispatch::Notification;
+use crate::template::Renderer;
 
 /// One `email_configs` entry; unset keys fall back to `global.smtp_*`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct EmailConfig {
-    /// Alertmanager's other keys (templates, TLS settings…): accepted, not applied; the
-    /// loader warns about them.
+    /// Alertmanager's other keys: `html` and `text` (templates) are read; the loader
+    /// warns about the others.
     #[serde(flatten)]
     pub other: BTreeMap<String, Value>,
     /// Recipients, comma-separated.
@@ -160,25 +161,63 @@ pub struct Email {
     pub headers: Vec<(String, String)>,
     /// The attachment `alerts.json`: the webhook payload v4 of the notification.
     pub snapshot: Vec<u8>,
+    /// More attachments: name, media type, content (the incident's context, when the
+    /// group has one).
+    pub attachments: Vec<(String, String, Vec<u8>)>,
 }
 
-/// The e-mail of `n` for `config`.
-pub fn message(n: &Notification, config: &EmailConfig, external_url: &str) -> Email {
-    let subject = config
+/// The e-mail of `n` for `config`: header values, `html` and `text` are templates (the
+/// HTML one escaping what it prints); unset, Dozor's own subject and bodies are sent.
+pub fn message(
+    n: &Notification,
+    config: &EmailConfig,
+    external_url: &str,
+    r: &Renderer<'_>,
+) -> Result<Email, String> {
+    let subject = match config
         .headers
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case("subject"))
-        .map_or_else(|| title(n), |(_, v)| v.clone());
-    let headers = config
-        .headers
-        .iter()
-        .filter(|(k, _)| {
-            !["subject", "to", "from"]
-                .iter()
-                .any(|h| k.eq_ignore_ascii_case(h))
-        })
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    {
+        Some((_, v)) => r.text(v).map_err(|e| format!("headers.Subject: {e}"))?,
+        None => title(n),
+    };
+    let mut headers = Vec::new();
+    for (k, v) in &config.headers {
+        if !["subject", "to", "from"]
+            .iter()
+            .any(|h| k.eq_ignore_ascii_case(h))
+        {
+            headers.push((
+                k.clone(),
+                r.text(v).map_err(|e| format!("headers.{k}: {e}"))?,
+            ));
+        }
+    }
+    let (text, html) = bodies(n, external_url);
+    let html = match config.other.get("html").and_then(Value::as_str) {
+        Some(t) => r.html(t).map_err(|e| format!("html: {e}"))?,
+        None => html,
+    };
+    let text = match r.field(&config.other, "text")? {
+        Some(t) => t,
+        None => text,
+    };
+    let snapshot = crate::webhook::payload(n, external_url, 0)
+        .to_string()
+        .into_bytes();
+    Ok(Email {
+        subject,
+        text,
+        html,
+        headers,
+        snapshot,
+        attachments: Vec::new(),
+    })
+}
+
+/// Dozor's own plain-text and HTML bodies.
+fn bodies(n: &Notification, external_url: &str) -> (String, String) {
     let mut text = format!("{}\n", title(n));
     let mut html = format!(
         "<!DOCTYPE html>\n<html><body style=\"font-family:sans-serif\">\n<h2>{}</h2>\n",
@@ -232,16 +271,7 @@ pub fn message(n: &Notification, config: &EmailConfig, external_url: &str) -> Em
         ));
     }
     html.push_str("</body></html>\n");
-    let snapshot = crate::webhook::payload(n, external_url, 0)
-        .to_string()
-        .into_bytes();
-    Email {
-        subject,
-        text,
-        html,
-        headers,
-        snapshot,
-    }
+    (text, html)
 }
 
 #[cfg(test)]
@@ -307,11 +337,15 @@ mod tests {
             }],
             at_ms: 2_000,
         };
+        let set = crate::template::Templates::default();
+        let r = Renderer::new(&set, &n, "http://dozor:9470");
         let m = message(
             &n,
             &config("to: a@x.org\nheaders: {Subject: 'Shop alert', X-Team: ops}\n"),
             "http://dozor:9470",
-        );
+            &r,
+        )
+        .unwrap();
         assert_eq!(m.subject, "Shop alert");
         assert_eq!(m.headers, [("X-Team".to_owned(), "ops".to_owned())]);
         assert!(m.text.contains("Down (firing)") && m.text.contains("summary: db & co down"));
@@ -322,7 +356,24 @@ mod tests {
         let snapshot: Value = serde_json::from_slice(&m.snapshot).unwrap();
         assert_eq!(snapshot["version"], "4");
         assert_eq!(snapshot["alerts"][0]["labels"]["instance"], "<db>");
-        let plain = message(&n, &config("to: a@x.org\n"), "");
+        let plain = message(&n, &config("to: a@x.org\n"), "", &r).unwrap();
         assert_eq!(plain.subject, "[FIRING:1] Down <db>");
+        let templated = message(
+            &n,
+            &config(concat!(
+                "to: a@x.org\n",
+                "headers: {Subject: '{{ template \"email.default.subject\" . }}'}\n",
+                "html: '<p>{{ range .Alerts }}{{ .Annotations.summary }}{{ end }}</p>'\n",
+                "text: '{{ len .Alerts }} alert(s)'\n",
+            )),
+            "",
+            &r,
+        )
+        .unwrap();
+        assert_eq!(templated.subject, "[FIRING:1] Down (<db>)");
+        assert_eq!(templated.html, "<p>db &amp; co down</p>");
+        assert_eq!(templated.text, "1 alert(s)");
+        let broken = message(&n, &config("to: a@x.org\nhtml: '{{ .Nope }}'\n"), "", &r);
+        assert!(broken.unwrap_err().starts_with("html: "));
     }
 }

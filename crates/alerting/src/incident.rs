@@ -14,6 +14,20 @@ use crate::matchers::parse_matchers;
 /// and to relate it to other alerts.
 pub const PLACE_LABELS: [&str; 5] = ["service", "app", "job", "host", "instance"];
 
+/// An incident's status changed (through the API or a chat button): what the binary
+/// passes on (PagerDuty's `acknowledge`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    /// Its tenant.
+    pub tenant: dozor_model::TenantId,
+    /// Its id.
+    pub id: String,
+    /// The alert group it was opened from.
+    pub group_key: Option<String>,
+    /// Its new status: `open`, `acknowledged` or `resolved`.
+    pub status: String,
+}
+
 /// Which alerts open incidents.
 #[derive(Debug, Clone)]
 pub struct IncidentPolicy {

@@ -7,7 +7,8 @@
 //! Muting: silences ([`silence`]), inhibition ([`inhibit`]) and time intervals
 //! ([`timeinterval`]); one tenant's alerts, silences and dispatcher ([`manager`]), every
 //! tenant's behind one lock ([`shared`]); the Alertmanager API v2 request bodies ([`api`]);
-//! e-mail messages ([`email`]).
+//! e-mail messages ([`email`]); Alertmanager's notification templates ([`template`], over
+//! `dozor-gotmpl`), which every receiver's text fields take.
 //!
 //! Beyond Alertmanager: the SendGrid, Twilio and Teams messages ([`messaging`]), the
 //! integrations' `http_config` ([`http`]), incidents from alert groups ([`incident`]),
@@ -36,6 +37,7 @@ pub mod oncall;
 pub mod route;
 pub mod shared;
 pub mod silence;
+pub mod template;
 pub mod timeinterval;
 pub mod webhook;
 

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use crate::chat::{lines, title};
 use crate::dispatch::Notification;
+use crate::template::{Renderer, Templates};
 
 fn yes() -> bool {
     true
@@ -33,6 +34,15 @@ pub struct SendgridConfig {
     pub from: String,
     /// Recipients, comma-separated.
     pub to: String,
+    /// The subject (a template; Alertmanager's default subject when unset).
+    #[serde(default)]
+    pub subject: Option<String>,
+    /// The HTML body (a template, printed values escaped).
+    #[serde(default)]
+    pub html: Option<String>,
+    /// The plain-text body (a template).
+    #[serde(default)]
+    pub text: Option<String>,
     /// Whether resolved alerts are sent (default false, as for e-mail).
     #[serde(default)]
     pub send_resolved: bool,
@@ -61,6 +71,9 @@ pub struct TwilioConfig {
     pub from: String,
     /// Recipients' numbers, comma-separated; one message each.
     pub to: String,
+    /// The text (a template; the title and one line per alert when unset).
+    #[serde(default)]
+    pub message: Option<String>,
     /// Whether resolved alerts are sent (default false: an SMS for each resolution is
     /// rarely wanted).
     #[serde(default)]
@@ -74,8 +87,8 @@ fn twilio_api() -> String {
 /// One `msteams_configs` entry.
 #[derive(Debug, Clone, Deserialize)]
 pub struct MsteamsConfig {
-    /// Alertmanager's other keys (templates, HTTP settings…): accepted, not applied; the
-    /// loader warns about them.
+    /// Alertmanager's other keys: `title`, `summary` and `text` (templates) are read and
+    /// `http_config`; the loader warns about the others.
     #[serde(flatten)]
     pub other: BTreeMap<String, Value>,
     /// The incoming webhook.
@@ -105,6 +118,15 @@ impl SendgridConfig {
         if addresses(&self.to).is_empty() {
             return Err("to: at least one address".into());
         }
+        for (key, t) in [
+            ("subject", &self.subject),
+            ("html", &self.html),
+            ("text", &self.text),
+        ] {
+            if let Some(t) = t {
+                Templates::check(t).map_err(|e| format!("{key}: {e}"))?;
+            }
+        }
         Ok(())
     }
 }
@@ -123,6 +145,9 @@ impl TwilioConfig {
         {
             return Err("account_sid: letters and digits".into());
         }
+        if let Some(m) = &self.message {
+            Templates::check(m).map_err(|e| format!("message: {e}"))?;
+        }
         Ok(())
     }
 
@@ -137,10 +162,21 @@ impl TwilioConfig {
 }
 
 /// SendGrid's v3 `mail/send` body: the e-mail receiver's subject, bodies and snapshot.
-pub fn sendgrid(n: &Notification, c: &SendgridConfig, external_url: &str) -> Value {
+pub fn sendgrid(
+    n: &Notification,
+    c: &SendgridConfig,
+    external_url: &str,
+    r: &Renderer<'_>,
+) -> Result<Value, String> {
     use base64::Engine as _;
+    let mut other = BTreeMap::new();
+    for (key, v) in [("html", &c.html), ("text", &c.text)] {
+        if let Some(v) = v {
+            other.insert(key.to_owned(), Value::String(v.clone()));
+        }
+    }
     let email_config = crate::email::EmailConfig {
-        other: BTreeMap::new(),
+        other,
         to: c.to.clone(),
         from: Some(c.from.clone()),
         smarthost: None,
@@ -149,11 +185,15 @@ pub fn sendgrid(n: &Notification, c: &SendgridConfig, external_url: &str) -> Val
         auth_password: None,
         auth_password_file: None,
         require_tls: None,
-        headers: BTreeMap::new(),
+        headers: c
+            .subject
+            .iter()
+            .map(|s| ("Subject".to_owned(), s.clone()))
+            .collect(),
         send_resolved: c.send_resolved,
     };
-    let m = crate::email::message(n, &email_config, external_url);
-    json!({
+    let m = crate::email::message(n, &email_config, external_url, r)?;
+    Ok(json!({
         "personalizations": [{
             "to": addresses(&c.to).into_iter().map(|a| json!({"email": a})).collect::<Vec<_>>(),
         }],
@@ -169,29 +209,40 @@ pub fn sendgrid(n: &Notification, c: &SendgridConfig, external_url: &str) -> Val
             "filename": "alerts.json",
             "disposition": "attachment",
         }],
-    })
+    }))
 }
 
 /// Most characters of one SMS body (Twilio's limit for a concatenated message).
 pub const SMS_MAX: usize = 1600;
 
-/// The SMS text: the title, then one line per alert, cut to [`SMS_MAX`] characters.
-pub fn sms_text(n: &Notification) -> String {
-    let mut text = title(n);
-    for l in lines(n) {
-        text.push('\n');
-        text.push_str(&l);
-    }
+/// The SMS text: `message` rendered, else the title and one line per alert; cut to
+/// [`SMS_MAX`] characters.
+pub fn sms_text(n: &Notification, c: &TwilioConfig, r: &Renderer<'_>) -> Result<String, String> {
+    let mut text = match &c.message {
+        Some(m) => r.text(m).map_err(|e| format!("message: {e}"))?,
+        None => {
+            let mut text = title(n);
+            for l in lines(n) {
+                text.push('\n');
+                text.push_str(&l);
+            }
+            text
+        }
+    };
     if text.chars().count() > SMS_MAX {
         text = text.chars().take(SMS_MAX - 1).collect::<String>() + "…";
     }
-    text
+    Ok(text)
 }
 
 /// The form bodies of Twilio's `Messages` resource, one per recipient.
-pub fn twilio_forms(n: &Notification, c: &TwilioConfig) -> Vec<Vec<u8>> {
-    let body = sms_text(n);
-    addresses(&c.to)
+pub fn twilio_forms(
+    n: &Notification,
+    c: &TwilioConfig,
+    r: &Renderer<'_>,
+) -> Result<Vec<Vec<u8>>, String> {
+    let body = sms_text(n, c, r)?;
+    Ok(addresses(&c.to)
         .into_iter()
         .map(|to| {
             serde_urlencoded::to_string([
@@ -202,25 +253,32 @@ pub fn twilio_forms(n: &Notification, c: &TwilioConfig) -> Vec<Vec<u8>> {
             .unwrap_or_default()
             .into_bytes()
         })
-        .collect()
+        .collect())
 }
 
 /// A Teams MessageCard, as Alertmanager's `msteams_configs` sends it: the title, the lines,
-/// red while firing and green once resolved.
-pub fn msteams(n: &Notification) -> Value {
+/// red while firing and green once resolved; `title`, `summary` and `text` are templates.
+pub fn msteams(n: &Notification, c: &MsteamsConfig, r: &Renderer<'_>) -> Result<Value, String> {
     let colour = if n.status() == "firing" {
         "8C1A1A"
     } else {
         "2DC72D"
     };
-    json!({
+    let title = r.field(&c.other, "title")?.unwrap_or_else(|| title(n));
+    let summary = r
+        .field(&c.other, "summary")?
+        .unwrap_or_else(|| title.clone());
+    let text = r
+        .field(&c.other, "text")?
+        .unwrap_or_else(|| lines(n).join("\n\n"));
+    Ok(json!({
         "@type": "MessageCard",
         "@context": "http://schema.org/extensions",
         "themeColor": colour,
-        "summary": title(n),
-        "title": title(n),
-        "text": lines(n).join("\n\n"),
-    })
+        "summary": summary,
+        "title": title,
+        "text": text,
+    }))
 }
 
 #[cfg(test)]
@@ -251,7 +309,9 @@ mod tests {
         let sg: SendgridConfig =
             serde_saphyr::from_str("api_key: k\nfrom: a@x.org\nto: 'b@x.org, c@x.org'\n").unwrap();
         sg.check().unwrap();
-        let v = sendgrid(&n, &sg, "");
+        let set = crate::template::Templates::default();
+        let r = Renderer::new(&set, &n, "");
+        let v = sendgrid(&n, &sg, "", &r).unwrap();
         assert_eq!(v["personalizations"][0]["to"][1]["email"], "c@x.org");
         assert_eq!(v["subject"], "[FIRING:1] Down db");
         assert_eq!(v["attachments"][0]["filename"], "alerts.json");
@@ -264,12 +324,18 @@ mod tests {
             tw.url(),
             "https://api.twilio.com/2010-04-01/Accounts/AC123/Messages.json"
         );
-        let forms = twilio_forms(&n, &tw);
+        let forms = twilio_forms(&n, &tw, &r).unwrap();
         assert_eq!(forms.len(), 2, "one per recipient");
         let f: Vec<(String, String)> = serde_urlencoded::from_bytes(&forms[0]).unwrap();
         assert_eq!(f[0], ("To".into(), "+79990000001".into()));
         assert!(f[2].1.starts_with("[FIRING:1] Down db\n"));
-        let card = msteams(&n);
+        let teams: MsteamsConfig = serde_saphyr::from_str(
+            "webhook_url: http://x\ntitle: '{{ .CommonLabels.alertname }} on {{ .CommonLabels.instance }}'\n",
+        )
+        .unwrap();
+        let card = msteams(&n, &teams, &r).unwrap();
+        assert_eq!(card["title"], "Down on db");
+        assert_eq!(card["summary"], "Down on db");
         assert_eq!(card["@type"], "MessageCard");
         assert_eq!(card["themeColor"], "8C1A1A");
     }
@@ -280,7 +346,17 @@ mod tests {
         n.alerts[0]
             .annotations
             .insert("summary".into(), "x".repeat(5000));
-        assert_eq!(sms_text(&n).chars().count(), SMS_MAX);
+        let set = crate::template::Templates::default();
+        let r = Renderer::new(&set, &n, "");
+        let tw: TwilioConfig =
+            serde_saphyr::from_str("account_sid: AC1\nauth_token: t\nfrom: '1'\nto: '2'\n")
+                .unwrap();
+        assert_eq!(sms_text(&n, &tw, &r).unwrap().chars().count(), SMS_MAX);
+        let short: TwilioConfig = serde_saphyr::from_str(
+            "account_sid: AC1\nauth_token: t\nfrom: '1'\nto: '2'\nmessage: '{{ .Status }}: {{ .CommonLabels.instance }}'\n",
+        )
+        .unwrap();
+        assert_eq!(sms_text(&n, &short, &r).unwrap(), "firing: db");
         let bad: TwilioConfig =
             serde_saphyr::from_str("account_sid: 'AC/../x'\nauth_token: t\nfrom: '1'\nto: '2'\n")
                 .unwrap();

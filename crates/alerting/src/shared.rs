@@ -153,6 +153,23 @@ impl Notifications {
         None
     }
 
+    /// Group `key` of `tenant` as a notification of its unresolved alerts, for messages
+    /// outside the dispatcher's timing (PagerDuty's `acknowledge`).
+    pub fn group(&self, tenant: &TenantId, key: &str, now_ms: i64) -> Option<Notification> {
+        let managers = self.lock();
+        let m = managers.get(tenant)?;
+        m.groups(now_ms)
+            .into_iter()
+            .find(|(g, _)| g.key == key)
+            .map(|(g, alerts)| Notification {
+                receiver: g.receiver.to_owned(),
+                group_key: g.key.to_owned(),
+                group_labels: g.labels.to_vec(),
+                alerts: alerts.into_iter().map(|v| v.alert).collect(),
+                at_ms: now_ms,
+            })
+    }
+
     /// When the next group of any tenant is due, ms.
     pub fn next_due_ms(&self) -> Option<i64> {
         self.lock().values().filter_map(Manager::next_due_ms).min()
@@ -201,5 +218,13 @@ mod tests {
             .collect();
         assert!(receivers.contains(&("shop", "web")));
         assert_eq!(n.with(&other, |m| m.alerts(1_000).len()), 1);
+        let (_, key) = (&got[0].0, got[0].1.group_key.clone());
+        let g = n.group(&shop, &key, 2_000).expect("the group");
+        assert_eq!(
+            (g.receiver.as_str(), g.alerts.len(), g.at_ms),
+            ("web", 1, 2_000)
+        );
+        assert!(n.group(&shop, "no such group", 2_000).is_none());
+        assert!(n.group(&"nobody".parse().unwrap(), &key, 2_000).is_none());
     }
 }

@@ -98,6 +98,9 @@ pub struct ApiSettings {
     pub notifications: Arc<dozor_alerting::shared::Notifications>,
     /// The secrets that authenticate chat buttons coming back.
     pub chat: ChatSecrets,
+    /// Incidents' status changes, for the binary to pass on (PagerDuty's `acknowledge`);
+    /// sent whether anyone listens or not.
+    pub incident_changes: tokio::sync::broadcast::Sender<dozor_alerting::incident::Change>,
 }
 
 /// Secrets of the chat integrations' inbound requests (`alerting.slack`,

@@ -284,3 +284,62 @@ async fn bad_input_is_a_400_naming_the_field_and_scopes_hold() {
             .contains("null")
     );
 }
+
+#[tokio::test]
+async fn a_change_the_store_refuses_is_undone_and_answered_with_an_error() {
+    let app = app().await;
+    let admin = app.bearer("admin", ADMIN_PASSWORD).await;
+    let (status, kept) = call(
+        &app,
+        "POST",
+        "/api/v2/silences",
+        &admin,
+        Some(silence(
+            json!([{"name": "service", "value": "crm", "isRegex": false}]),
+        )),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{kept}");
+    let kept = kept["silenceID"].as_str().unwrap().to_owned();
+
+    // The state store breaks (a closed pool refuses every query); access tokens are
+    // checked without it, so requests still reach the silences.
+    app.state.store().close().await;
+    let (status, body) = call(
+        &app,
+        "POST",
+        "/api/v2/silences",
+        &admin,
+        Some(silence(
+            json!([{"name": "service", "value": "shop", "isRegex": false}]),
+        )),
+    )
+    .await;
+    assert!(status.is_server_error(), "{status}: {body}");
+    let mut changed = silence(json!([{"name": "service", "value": "crm", "isRegex": false}]));
+    changed["id"] = json!(kept);
+    changed["comment"] = json!("changed");
+    let (status, body) = call(&app, "POST", "/api/v2/silences", &admin, Some(changed)).await;
+    assert!(status.is_server_error(), "{status}: {body}");
+    let (status, body) = call(
+        &app,
+        "DELETE",
+        &format!("/api/v2/silence/{kept}"),
+        &admin,
+        None,
+    )
+    .await;
+    assert!(status.is_server_error(), "{status}: {body}");
+
+    // None of the three took: what is served is what was stored.
+    let (status, list) = call(&app, "GET", "/api/v2/silences", &admin, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 1, "the refused silence is gone: {list:?}");
+    assert_eq!(list[0]["id"], kept);
+    assert_eq!(list[0]["comment"], "deploy", "the refused change is undone");
+    assert_eq!(
+        list[0]["status"]["state"], "active",
+        "the refused expiry is undone"
+    );
+}

@@ -131,6 +131,10 @@ pub struct IncidentsConfig {
     /// The alerts that open one (Alertmanager's matcher syntax).
     #[serde(rename = "match")]
     pub selector: String,
+    /// When a new incident's context is collected again, so it holds the logs and
+    /// metrics of the minutes after the alert too (`0s`: only once, at opening).
+    #[serde(with = "dozor_model::duration")]
+    pub recollect_after: Duration,
 }
 
 impl Default for IncidentsConfig {
@@ -138,6 +142,7 @@ impl Default for IncidentsConfig {
         IncidentsConfig {
             enabled: true,
             selector: r#"severity="critical""#.into(),
+            recollect_after: Duration::from_secs(600),
         }
     }
 }
@@ -1087,10 +1092,7 @@ impl Config {
                             std::fs::read_to_string(&*f)
                                 .map_err(|e| format!("cannot read {}: {e}", f.display()))
                         })
-                        .and_then(|text| {
-                            dozor_alerting::config::AlertmanagerConfig::parse(&text)
-                                .and_then(dozor_alerting::config::AlertmanagerConfig::load)
-                        });
+                        .and_then(|text| crate::notify::load_text(f, &text));
                     let tenant = key
                         .strip_prefix("alerting.tenants.")
                         .and_then(|t| t.parse::<TenantId>().ok())

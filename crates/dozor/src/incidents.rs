@@ -6,8 +6,10 @@
 //! alerts`). A new incident's context is collected at once: log lines of the alerts'
 //! services from 10 minutes before the first alert until now, a 30-minute snapshot of each
 //! alert's expression (from its `generatorURL`), and the other firing alerts of the same
-//! service, job, host or instance. The automatic actions of a notification run after its
-//! incident side.
+//! service, job, host or instance; `recollect_after` (default 10 minutes) later it is
+//! collected again, so it holds the minutes after the alert too. The automatic actions of a
+//! notification run after its incident side. E-mails of the group attach the context
+//! (`notify.rs`).
 
 use std::sync::Arc;
 
@@ -58,16 +60,22 @@ pub struct Incidents {
     pub actions: Arc<crate::actions::Actions>,
     /// Filled by the worker from the store when it starts.
     pub open_groups: OpenGroups,
+    /// When the context is collected again (zero: never).
+    pub recollect_after: std::time::Duration,
 }
 
 /// The dispatcher's side: hands notifications to the worker without waiting.
 #[derive(Debug, Clone)]
-pub struct IncidentQueue(mpsc::Sender<(TenantId, Notification)>);
+pub struct IncidentQueue {
+    tx: mpsc::Sender<(TenantId, Notification)>,
+    /// Which alerts open incidents (an e-mail of such a group waits for the context).
+    pub policy: IncidentPolicy,
+}
 
 impl IncidentQueue {
     /// Queues a notification; a full queue skips it (logged).
     pub fn send(&self, tenant: &TenantId, n: &Notification) {
-        if self.0.try_send((tenant.clone(), n.clone())).is_err() {
+        if self.tx.try_send((tenant.clone(), n.clone())).is_err() {
             tracing::error!(%tenant, group = %n.group_key, "the incident queue is full; a notification was not looked at");
         }
     }
@@ -76,6 +84,7 @@ impl IncidentQueue {
 /// Starts the worker.
 pub fn start(incidents: Incidents) -> (IncidentQueue, tokio::task::JoinHandle<()>) {
     let (tx, mut rx) = mpsc::channel::<(TenantId, Notification)>(QUEUE);
+    let policy = incidents.policy.clone();
     let me = Arc::new(incidents);
     let task = tokio::spawn(async move {
         match me.store.open_incident_groups().await {
@@ -89,7 +98,7 @@ pub fn start(incidents: Incidents) -> (IncidentQueue, tokio::task::JoinHandle<()
             me.actions.on_notification(&tenant, &n);
         }
     });
-    (IncidentQueue(tx), task)
+    (IncidentQueue { tx, policy }, task)
 }
 
 fn event(kind: &str, actor: &str, text: String, data: Value) -> IncidentEvent {
@@ -174,6 +183,14 @@ impl Incidents {
                 tokio::spawn(async move {
                     if let Err(e) = me.collect(&t, &id, &n).await {
                         tracing::warn!(tenant = %t, incident = %id, error = %e, "cannot collect an incident's context");
+                    }
+                    if me.recollect_after.is_zero() {
+                        return;
+                    }
+                    // Not kept across a restart: the context of the opening stays.
+                    tokio::time::sleep(me.recollect_after).await;
+                    if let Err(e) = me.collect(&t, &id, &n).await {
+                        tracing::warn!(tenant = %t, incident = %id, error = %e, "cannot collect an incident's context again");
                     }
                 });
                 i
@@ -309,7 +326,7 @@ impl Incidents {
             "relatedAlerts": related,
         });
         let Some(mut i) = self.store.incident(tenant, id).await? else {
-            return Ok(());
+            return Ok(()); // deleted meanwhile
         };
         i.context = context.to_string();
         i.updated_at_ms = now_ms();

@@ -24,6 +24,7 @@ use dozor_alerting::config::{AlertmanagerConfig, Loaded};
 use dozor_alerting::escalation::{Due, Escalations};
 use dozor_alerting::oncall::Rotations;
 use dozor_alerting::shared::{Notifications, TenantConfig};
+use dozor_alerting::template::Renderer;
 use dozor_alerting::{Alert, Notification};
 use dozor_model::TenantId;
 use dozor_model::time::now_ms;
@@ -65,9 +66,8 @@ pub fn alert_of(t: &Transition, generator_url: String) -> Alert {
 fn load(path: &std::path::Path) -> anyhow::Result<TenantConfig> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| anyhow::anyhow!("alerting {}: {e}", path.display()))?;
-    let loaded = AlertmanagerConfig::parse(&text)
-        .and_then(AlertmanagerConfig::load)
-        .map_err(|e| anyhow::anyhow!("alerting {}: {e}", path.display()))?;
+    let loaded =
+        load_text(path, &text).map_err(|e| anyhow::anyhow!("alerting {}: {e}", path.display()))?;
     for w in &loaded.warnings {
         tracing::warn!(file = %path.display(), "alerting: {w}");
     }
@@ -75,6 +75,26 @@ fn load(path: &std::path::Path) -> anyhow::Result<TenantConfig> {
         loaded: Arc::new(loaded),
         original: text,
     })
+}
+
+/// Loads an `alertmanager.yml` read from `path`, with the template files its `templates:`
+/// globs name (relative to the file's directory, as Alertmanager reads them).
+pub fn load_text(path: &std::path::Path, text: &str) -> Result<Loaded, String> {
+    let config = AlertmanagerConfig::parse(text)?;
+    let base = path.parent().unwrap_or_else(|| std::path::Path::new("."));
+    let mut files = Vec::new();
+    for pattern in &config.templates {
+        let full = base.join(pattern);
+        let matches = glob::glob(&full.to_string_lossy())
+            .map_err(|e| format!("templates: {pattern:?}: {e}"))?;
+        for p in matches {
+            let p = p.map_err(|e| format!("templates: {e}"))?;
+            let text = std::fs::read_to_string(&p)
+                .map_err(|e| format!("templates: {}: {e}", p.display()))?;
+            files.push((p.display().to_string(), text));
+        }
+    }
+    config.load_with(&files)
 }
 
 /// Labels of the notification metrics.
@@ -174,6 +194,17 @@ struct Deliverer {
     metrics: Arc<NotifyMetrics>,
     external_url: String,
     hooks: Hooks,
+    threads: Threads,
+}
+
+impl Deliverer {
+    fn threads(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, (String, String)>> {
+        self.threads
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// What else looks at each notification: the incident worker (if incidents are on; it
@@ -189,6 +220,9 @@ pub struct Hooks {
     pub chat: (bool, bool),
     /// On-call rotations, for escalation stages naming `oncall:<name>`.
     pub oncall: Rotations,
+    /// Incidents' status changes from the API (acknowledgements go on to PagerDuty).
+    pub incident_changes:
+        Option<tokio::sync::broadcast::Receiver<dozor_alerting::incident::Change>>,
 }
 
 /// Starts the loop that flushes due groups and delivers their notifications.
@@ -198,9 +232,10 @@ pub fn start(
     store: Store,
     metrics: Arc<NotifyMetrics>,
     external_url: String,
-    hooks: Hooks,
+    mut hooks: Hooks,
     stop: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
+    let changes = hooks.incident_changes.take();
     let (records, rx) = mpsc::channel(RECORDS);
     let recorder = tokio::spawn(record(store.clone(), rx));
     let d = Arc::new(Deliverer {
@@ -210,9 +245,14 @@ pub fn start(
         metrics,
         external_url,
         hooks,
+        threads: Threads::default(),
     });
+    let watcher = changes.map(|c| tokio::spawn(incident_changes(Arc::clone(&d), c, stop.clone())));
     tokio::spawn(async move {
         run(d, wake, stop).await;
+        if let Some(w) = watcher {
+            let _ = w.await;
+        }
         // The recorder ends when the last delivery in flight has dropped its sender.
         if tokio::time::timeout(Duration::from_secs(5), recorder)
             .await
@@ -221,6 +261,74 @@ pub fn start(
             tracing::warn!("notifications were still being delivered at shutdown");
         }
     })
+}
+
+/// Passes incidents' acknowledgements on to PagerDuty, until stopped.
+async fn incident_changes(
+    d: Arc<Deliverer>,
+    mut changes: tokio::sync::broadcast::Receiver<dozor_alerting::incident::Change>,
+    mut stop: watch::Receiver<bool>,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        let change = tokio::select! {
+            c = changes.recv() => c,
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        match change {
+            Ok(c) if c.status == "acknowledged" => {
+                if let Some(key) = c.group_key {
+                    tokio::spawn(acknowledge_pagerduty(Arc::clone(&d), c.tenant, key));
+                }
+            }
+            Ok(_) => {}
+            Err(RecvError::Lagged(n)) => {
+                tracing::warn!(
+                    missed = n,
+                    "incident changes came faster than they were passed on"
+                );
+            }
+            Err(RecvError::Closed) => return,
+        }
+    }
+}
+
+/// PagerDuty's `acknowledge` for each PagerDuty integration of an acknowledged group's
+/// receiver, with the `dedup_key` its `trigger` had; delivered and logged as the others.
+async fn acknowledge_pagerduty(d: Arc<Deliverer>, tenant: TenantId, group_key: String) {
+    let Some(n) = d.notifications.group(&tenant, &group_key, now_ms()) else {
+        return; // resolved meanwhile: PagerDuty heard the resolve
+    };
+    let config = Arc::clone(&d.notifications.config(&tenant).loaded);
+    let Some(r) = config.receivers.iter().find(|r| r.name == n.receiver) else {
+        return;
+    };
+    let read = |f: &str| dozor_ingest::source::read_secret(std::path::Path::new(f));
+    for p in &r.pagerduty_configs {
+        if p.routing_key.is_none() && p.routing_key_file.is_none() {
+            continue;
+        }
+        let outgoing =
+            url_of(p.routing_key.as_ref(), p.routing_key_file.as_ref()).and_then(|key| {
+                let body = dozor_alerting::chat::pagerduty_event(
+                    &n.receiver,
+                    &n.group_key,
+                    &key,
+                    "acknowledge",
+                );
+                let headers =
+                    dozor_alerting::http::settings(p.other.get("http_config"), "http_config")
+                        .and_then(|s| s.resolve(&read))?;
+                Ok(Outgoing::Http {
+                    url: p.url.clone(),
+                    body: body.to_string().into_bytes(),
+                    headers,
+                    timeout: Duration::from_secs(10),
+                    thread: None,
+                })
+            });
+        let _ = send_one(&d, &tenant, &n, "pagerduty", outgoing).await;
+    }
 }
 
 /// Records waiting to be written; deliveries wait when it is full.
@@ -297,6 +405,54 @@ async fn run(d: Arc<Deliverer>, wake: Arc<Notify>, mut stop: watch::Receiver<boo
     }
 }
 
+/// How long an e-mail of a group that opens an incident waits for the incident and its
+/// context, so the first message carries them.
+const CONTEXT_WAIT: Duration = Duration::from_secs(10);
+
+/// The incident of `n`'s group as an e-mail attachment (`incident-<id>.json`: the incident
+/// and its collected context), when incidents are on and the group has one that is open or
+/// ended within five minutes of the notification. A firing notification that opens one
+/// waits up to [`CONTEXT_WAIT`] for it and its context.
+async fn incident_attachment(
+    d: &Deliverer,
+    tenant: &TenantId,
+    n: &Notification,
+) -> Option<(String, String, Vec<u8>)> {
+    let q = d.hooks.incidents.as_ref()?;
+    let opens = n.status() == "firing" && q.policy.opens(n);
+    let deadline = Instant::now() + CONTEXT_WAIT;
+    let incident = loop {
+        let found = match d.store.latest_incident_of_group(tenant, &n.group_key).await {
+            Ok(i) => i.filter(|i| i.resolved_at_ms.is_none_or(|r| r >= n.at_ms - 300_000)),
+            Err(e) => {
+                tracing::warn!(%tenant, group = %n.group_key, error = %e, "cannot read the group's incident");
+                return None;
+            }
+        };
+        let collected = found.as_ref().is_some_and(|i| i.context != "{}");
+        if collected || !opens || Instant::now() >= deadline {
+            break found?;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let context: Value = serde_json::from_str(&incident.context).unwrap_or(Value::Null);
+    let body = serde_json::json!({
+        "id": incident.id,
+        "title": incident.title,
+        "status": incident.status,
+        "severity": incident.severity,
+        "service": incident.service_name,
+        "detectedAt": dozor_model::time::rfc3339_ns(incident.detected_at_ms.saturating_mul(1_000_000)),
+        "url": format!("{}/incidents/{}", d.external_url.trim_end_matches('/'), incident.id),
+        "context": context,
+    });
+    Some((
+        format!("incident-{}.json", incident.id),
+        "application/json".to_owned(),
+        serde_json::to_vec_pretty(&body).unwrap_or_default(),
+    ))
+}
+
 /// A URL given inline or in a file (read at each send, so a rotated token is picked up).
 fn url_of(inline: Option<&String>, file: Option<&String>) -> Result<String, String> {
     match (inline, file) {
@@ -306,12 +462,33 @@ fn url_of(inline: Option<&String>, file: Option<&String>) -> Result<String, Stri
     }
 }
 
-/// Which chats get buttons, for a notification of `tenant`.
+/// Which chats get buttons, for a notification of `tenant`, and the Slack threads known.
 #[derive(Debug, Clone, Copy)]
 struct Buttons<'a> {
     tenant: &'a TenantId,
     slack: bool,
     telegram: bool,
+    threads: &'a Threads,
+}
+
+/// Slack threads of alert groups (`slack_configs[].thread`): channel and `ts` of each
+/// group's first message, by [`thread_key`]; a group's go when it resolves. Kept in memory:
+/// after a restart a group's next message starts a new thread.
+type Threads = std::sync::Mutex<std::collections::HashMap<String, (String, String)>>;
+
+/// The start of the keys of a group's threads.
+fn thread_prefix(tenant: &TenantId, n: &Notification) -> String {
+    format!(
+        "{}\u{0}{}\u{0}{}\u{0}",
+        tenant.as_str(),
+        n.receiver,
+        n.group_key
+    )
+}
+
+/// The key of a group's thread for the `index`th Slack integration of its receiver.
+fn thread_key(tenant: &TenantId, n: &Notification, index: usize) -> String {
+    format!("{}{index}", thread_prefix(tenant, n))
 }
 
 /// What one integration sends.
@@ -322,6 +499,8 @@ enum Outgoing {
         body: Vec<u8>,
         headers: Vec<(String, String)>,
         timeout: Duration,
+        /// A Slack thread to remember from the answer (its [`thread_key`]).
+        thread: Option<String>,
     },
     /// An e-mail.
     Email(Box<(dozor_alerting::email::Smtp, dozor_alerting::email::Email)>),
@@ -350,6 +529,7 @@ fn messages(
         }
         (!v.alerts.is_empty()).then_some(v)
     };
+    let renderer = |v: &Notification| Renderer::new(&config.templates, v, external_url);
     // (kind, URL, body, http_config, timeout)
     let mut out = Vec::new();
     for w in &r.webhook_configs {
@@ -358,34 +538,69 @@ fn messages(
             out.push((
                 "webhook",
                 url_of(w.url.as_ref(), w.url_file.as_ref()),
-                body,
+                Ok(body),
                 w.http_config.as_ref(),
                 w.timeout,
+                None,
             ));
         }
     }
-    for c in &r.slack_configs {
+    for (j, c) in r.slack_configs.iter().enumerate() {
         if let Some(v) = view(c.send_resolved) {
             let inline = c.api_url.as_ref().or(config.slack_api_url.as_ref());
-            let mut body = dozor_alerting::chat::slack(&v, c);
-            if let (true, Some(k), Some(blocks)) =
-                (buttons.slack, &key, body["blocks"].as_array_mut())
-            {
-                blocks.push(dozor_alerting::interact::slack_buttons(k));
-            }
+            let thread = c.thread.then(|| thread_key(buttons.tenant, n, j));
+            let known = thread.as_ref().and_then(|k| {
+                let threads = buttons
+                    .threads
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                threads.get(k).cloned()
+            });
+            let body = dozor_alerting::chat::slack(&v, c, &renderer(&v)).map(|mut body| {
+                if let (true, Some(k), Some(blocks)) =
+                    (buttons.slack, &key, body["blocks"].as_array_mut())
+                {
+                    blocks.push(dozor_alerting::interact::slack_buttons(k));
+                }
+                if let Some((channel, ts)) = &known {
+                    body["channel"] = Value::from(channel.as_str());
+                    body["thread_ts"] = Value::from(ts.as_str());
+                    if v.status() == "resolved" {
+                        body["reply_broadcast"] = Value::Bool(true);
+                    }
+                }
+                body
+            });
             let url = url_of(inline, c.api_url_file.as_ref());
-            out.push(("slack", url, body, c.other.get("http_config"), None));
+            let remember = if known.is_none() { thread } else { None };
+            out.push((
+                "slack",
+                url,
+                body,
+                c.other.get("http_config"),
+                None,
+                remember,
+            ));
         }
     }
     for t in &r.telegram_configs {
         if let Some(v) = view(t.send_resolved) {
             let url = url_of(t.bot_token.as_ref(), t.bot_token_file.as_ref())
                 .map(|token| format!("{}/bot{token}/sendMessage", t.api_url.trim_end_matches('/')));
-            let mut body = dozor_alerting::chat::telegram(&v, t);
-            if let (true, Some(k)) = (buttons.telegram, &key) {
-                body["reply_markup"] = dozor_alerting::interact::telegram_buttons(k);
-            }
-            out.push(("telegram", url, body, t.other.get("http_config"), None));
+            let body = dozor_alerting::chat::telegram(&v, t, &renderer(&v)).map(|mut body| {
+                if let (true, Some(k)) = (buttons.telegram, &key) {
+                    body["reply_markup"] = dozor_alerting::interact::telegram_buttons(k);
+                }
+                body
+            });
+            out.push((
+                "telegram",
+                url,
+                body,
+                t.other.get("http_config"),
+                None,
+                None,
+            ));
         }
     }
     for p in &r.pagerduty_configs {
@@ -396,23 +611,21 @@ fn messages(
         if p.routing_key.is_none() && p.routing_key_file.is_none() {
             continue;
         }
-        match url_of(p.routing_key.as_ref(), p.routing_key_file.as_ref()) {
-            Ok(key) => {
-                let body = dozor_alerting::chat::pagerduty(&v, p, &key, external_url);
-                let http = p.other.get("http_config");
-                out.push(("pagerduty", Ok(p.url.clone()), body, http, None));
-            }
-            Err(e) => out.push(("pagerduty", Err(e), Value::Null, None, None)),
-        }
+        let key = url_of(p.routing_key.as_ref(), p.routing_key_file.as_ref());
+        let body = key.as_ref().map_err(Clone::clone).and_then(|key| {
+            dozor_alerting::chat::pagerduty(&v, p, key, external_url, &renderer(&v))
+        });
+        let http = p.other.get("http_config");
+        out.push(("pagerduty", Ok(p.url.clone()), body, http, None, None));
     }
     for d in &r.discord_configs {
         if let Some(v) = view(d.send_resolved) {
-            let body = dozor_alerting::chat::discord(&v);
             out.push((
                 "discord",
                 url_of(d.webhook_url.as_ref(), d.webhook_url_file.as_ref()),
-                body,
+                dozor_alerting::chat::discord(&v, d, &renderer(&v)),
                 d.other.get("http_config"),
+                None,
                 None,
             ));
         }
@@ -422,8 +635,9 @@ fn messages(
             out.push((
                 "msteams",
                 url_of(c.webhook_url.as_ref(), c.webhook_url_file.as_ref()),
-                dozor_alerting::messaging::msteams(&v),
+                dozor_alerting::messaging::msteams(&v, c, &renderer(&v)),
                 c.other.get("http_config"),
+                None,
                 None,
             ));
         }
@@ -431,16 +645,16 @@ fn messages(
     let read = |f: &str| dozor_ingest::source::read_secret(std::path::Path::new(f));
     let mut out: Vec<(&'static str, Result<Outgoing, String>)> = out
         .into_iter()
-        .map(|(kind, url, body, http, timeout)| {
-            let body = body.to_string().into_bytes();
+        .map(|(kind, url, body, http, timeout, thread)| {
             let headers =
                 dozor_alerting::http::settings(http, "http_config").and_then(|s| s.resolve(&read));
             let outgoing = url.and_then(|url| {
                 Ok(Outgoing::Http {
                     url,
-                    body,
+                    body: body?.to_string().into_bytes(),
                     headers: headers?,
                     timeout: timeout.unwrap_or(Duration::from_secs(10)),
+                    thread,
                 })
             });
             (kind, outgoing)
@@ -448,21 +662,30 @@ fn messages(
         .collect();
     for c in &r.sendgrid_configs {
         if let Some(v) = view(c.send_resolved) {
-            let body = dozor_alerting::messaging::sendgrid(&v, c, external_url);
-            let outgoing =
-                url_of(c.api_key.as_ref(), c.api_key_file.as_ref()).map(|key| Outgoing::Http {
+            let body = dozor_alerting::messaging::sendgrid(&v, c, external_url, &renderer(&v));
+            let outgoing = url_of(c.api_key.as_ref(), c.api_key_file.as_ref()).and_then(|key| {
+                Ok(Outgoing::Http {
                     url: format!("{}/v3/mail/send", c.api_url.trim_end_matches('/')),
-                    body: body.to_string().into_bytes(),
+                    body: body?.to_string().into_bytes(),
                     headers: vec![("Authorization".into(), format!("Bearer {key}"))],
                     timeout: Duration::from_secs(10),
-                });
+                    thread: None,
+                })
+            });
             out.push(("sendgrid", outgoing));
         }
     }
     for c in &r.twilio_configs {
         if let Some(v) = view(c.send_resolved) {
             let token = url_of(c.auth_token.as_ref(), c.auth_token_file.as_ref());
-            for form in dozor_alerting::messaging::twilio_forms(&v, c) {
+            let forms = match dozor_alerting::messaging::twilio_forms(&v, c, &renderer(&v)) {
+                Ok(forms) => forms,
+                Err(e) => {
+                    out.push(("twilio", Err(e)));
+                    continue;
+                }
+            };
+            for form in forms {
                 let outgoing = token.clone().map(|token| {
                     let basic = dozor_alerting::http::basic(&c.account_sid, &token);
                     Outgoing::Http {
@@ -476,6 +699,7 @@ fn messages(
                             ),
                         ],
                         timeout: Duration::from_secs(10),
+                        thread: None,
                     }
                 });
                 out.push(("twilio", outgoing));
@@ -484,11 +708,11 @@ fn messages(
     }
     for e in &r.email_configs {
         if let Some(v) = view(e.send_resolved) {
-            let email = dozor_alerting::email::message(&v, e, external_url);
+            let email = dozor_alerting::email::message(&v, e, external_url, &renderer(&v));
             let smtp = e.smtp(config.global.as_ref());
             out.push((
                 "email",
-                smtp.map(|smtp| Outgoing::Email(Box::new((smtp, email)))),
+                smtp.and_then(|smtp| Ok(Outgoing::Email(Box::new((smtp, email?))))),
             ));
         }
     }
@@ -504,47 +728,34 @@ async fn deliver(d: Arc<Deliverer>, tenant: TenantId, n: Notification, log: bool
         tenant: &tenant,
         slack: d.hooks.chat.0,
         telegram: d.hooks.chat.1,
+        threads: &d.threads,
     };
     for (kind, outgoing) in messages(&n, &config, &d.external_url, buttons) {
-        let labels = IntegrationLabels {
-            integration: kind.to_owned(),
+        let outgoing = match outgoing {
+            Ok(Outgoing::Email(mut m)) => {
+                if let Some(a) = incident_attachment(&d, &tenant, &n).await {
+                    m.1.attachments.push(a);
+                }
+                Ok(Outgoing::Email(m))
+            }
+            o => o,
         };
-        d.metrics.sent.get_or_create(&labels).inc();
-        let started = Instant::now();
-        let at_ms = now_ms();
-        let (attempts, error) = match outgoing {
-            Ok(o) => call(&o, &n, kind, &d.metrics, &labels).await,
-            Err(e) => (0, Some(e)),
+        let thread = match &outgoing {
+            Ok(Outgoing::Http { thread, .. }) => thread.clone(),
+            _ => None,
         };
-        let took = started.elapsed();
-        d.metrics
-            .latency
-            .get_or_create(&labels)
-            .observe(took.as_secs_f64());
-        if let Some(e) = &error {
-            all_sent = false;
-            d.metrics.failed.get_or_create(&labels).inc();
-            tracing::error!(%tenant, receiver = %n.receiver, kind, group = %n.group_key, error = %e, "notification given up");
+        match send_one(&d, &tenant, &n, kind, outgoing).await {
+            Ok(answer) => {
+                if let Some((key, t)) = thread.zip(slack_thread(&answer)) {
+                    d.threads().insert(key, t);
+                }
+            }
+            Err(_) => all_sent = false,
         }
-        let row = Delivery {
-            id: String::new(),
-            at_ms,
-            receiver: n.receiver.clone(),
-            integration: kind.to_owned(),
-            group_key: n.group_key.clone(),
-            alerts: i64::try_from(n.alerts.len()).unwrap_or(i64::MAX),
-            status: if error.is_none() { "sent" } else { "failed" }.to_owned(),
-            attempts: i64::from(attempts),
-            error,
-            duration_ms: i64::try_from(took.as_millis()).unwrap_or(i64::MAX),
-        };
-        if d.records
-            .send(NotificationRecord::Delivery(tenant.clone(), row))
-            .await
-            .is_err()
-        {
-            tracing::warn!(%tenant, "the delivery log is closed");
-        }
+    }
+    if n.status() == "resolved" {
+        let prefix = thread_prefix(&tenant, &n);
+        d.threads().retain(|k, _| !k.starts_with(&prefix));
     }
     if all_sent && log {
         let e = n.log_entry();
@@ -564,6 +775,56 @@ async fn deliver(d: Arc<Deliverer>, tenant: TenantId, n: Notification, log: bool
     }
 }
 
+/// Sends one integration's message (retried), counts and logs the outcome and writes it to
+/// the delivery log; the answer's body, or why it was given up.
+async fn send_one(
+    d: &Deliverer,
+    tenant: &TenantId,
+    n: &Notification,
+    kind: &'static str,
+    outgoing: Result<Outgoing, String>,
+) -> Result<Vec<u8>, String> {
+    let labels = IntegrationLabels {
+        integration: kind.to_owned(),
+    };
+    d.metrics.sent.get_or_create(&labels).inc();
+    let started = Instant::now();
+    let at_ms = now_ms();
+    let (attempts, outcome) = match outgoing {
+        Ok(o) => call(&o, n, kind, &d.metrics, &labels).await,
+        Err(e) => (0, Err(e)),
+    };
+    let took = started.elapsed();
+    d.metrics
+        .latency
+        .get_or_create(&labels)
+        .observe(took.as_secs_f64());
+    if let Err(e) = &outcome {
+        d.metrics.failed.get_or_create(&labels).inc();
+        tracing::error!(%tenant, receiver = %n.receiver, kind, group = %n.group_key, error = %e, "notification given up");
+    }
+    let row = Delivery {
+        id: String::new(),
+        at_ms,
+        receiver: n.receiver.clone(),
+        integration: kind.to_owned(),
+        group_key: n.group_key.clone(),
+        alerts: i64::try_from(n.alerts.len()).unwrap_or(i64::MAX),
+        status: if outcome.is_ok() { "sent" } else { "failed" }.to_owned(),
+        attempts: i64::from(attempts),
+        error: outcome.as_ref().err().cloned(),
+        duration_ms: i64::try_from(took.as_millis()).unwrap_or(i64::MAX),
+    };
+    if d.records
+        .send(NotificationRecord::Delivery(tenant.clone(), row))
+        .await
+        .is_err()
+    {
+        tracing::warn!(%tenant, "the delivery log is closed");
+    }
+    outcome
+}
+
 /// Sends one message until it is taken (a 2xx, an accepted e-mail) or [`ATTEMPTS`] tries;
 /// the attempts made and the last error.
 async fn call(
@@ -572,9 +833,9 @@ async fn call(
     kind: &'static str,
     metrics: &NotifyMetrics,
     labels: &IntegrationLabels,
-) -> (u32, Option<String>) {
+) -> (u32, Result<Vec<u8>, String>) {
     let mut backoff = Duration::ZERO;
-    let mut last = None;
+    let mut last = String::new();
     for attempt in 1..=ATTEMPTS {
         let outcome = match o {
             Outgoing::Http {
@@ -582,8 +843,9 @@ async fn call(
                 body,
                 headers,
                 timeout,
+                ..
             } => {
-                match dozor_ingest::probe::send_http(
+                match dozor_ingest::probe::send_http_body(
                     url,
                     "POST",
                     headers,
@@ -592,23 +854,25 @@ async fn call(
                 )
                 .await
                 {
-                    Ok(status) if (200..300).contains(&status) => Ok(()),
-                    Ok(status) => Err(format!("HTTP {status}")),
+                    Ok((status, answer)) if (200..300).contains(&status) => {
+                        slack_answer(kind, &answer).map(|()| answer)
+                    }
+                    Ok((status, _)) => Err(format!("HTTP {status}")),
                     Err(e) => Err(e),
                 }
             }
-            Outgoing::Email(e) => send_email(&e.0, &e.1).await,
+            Outgoing::Email(e) => send_email(&e.0, &e.1).await.map(|()| Vec::new()),
         };
         match outcome {
-            Ok(()) => {
+            Ok(answer) => {
                 tracing::info!(receiver = %n.receiver, kind, group = %n.group_key, alerts = n.alerts.len(), attempt, "notified");
-                return (attempt, None);
+                return (attempt, Ok(answer));
             }
             Err(why) => {
                 metrics.requests_failed.get_or_create(labels).inc();
                 // The URL may carry a token: it is not logged.
                 tracing::warn!(receiver = %n.receiver, kind, attempt, error = %why, "notification call failed");
-                last = Some(why);
+                last = why;
                 if attempt < ATTEMPTS {
                     backoff = dozor_ingest::source::next_backoff(backoff);
                     tokio::time::sleep(backoff).await;
@@ -616,19 +880,57 @@ async fn call(
             }
         }
     }
-    (ATTEMPTS, last)
+    (ATTEMPTS, Err(last))
+}
+
+/// Slack's Web API answers 200 with `"ok": false` when it refuses a message; incoming
+/// webhooks answer `ok` as text, which is fine.
+fn slack_answer(kind: &str, answer: &[u8]) -> Result<(), String> {
+    if kind != "slack" {
+        return Ok(());
+    }
+    match serde_json::from_slice::<Value>(answer) {
+        Ok(v) if v["ok"] == Value::Bool(false) => Err(format!(
+            "slack: {}",
+            v["error"].as_str().unwrap_or("refused")
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The channel and `ts` of a message Slack's Web API posted.
+fn slack_thread(answer: &[u8]) -> Option<(String, String)> {
+    let v: Value = serde_json::from_slice(answer).ok()?;
+    Some((
+        v["channel"].as_str()?.to_owned(),
+        v["ts"].as_str()?.to_owned(),
+    ))
+}
+
+/// An attachment: text as text, so lettre ends its lines with CRLF (bare LFs would make the
+/// whole of a 7-bit body one over-long SMTP line), other bytes as they are.
+fn attachment(
+    name: &str,
+    content: &[u8],
+    media: lettre::message::header::ContentType,
+) -> lettre::message::SinglePart {
+    let a = lettre::message::Attachment::new(name.to_owned());
+    match std::str::from_utf8(content) {
+        Ok(text) => a.body(text.to_owned(), media),
+        Err(_) => a.body(content.to_vec(), media),
+    }
 }
 
 /// Sends an e-mail over SMTP (lettre): STARTTLS when `require_tls` (implicit TLS on port
 /// 465), the system's roots; a multipart/mixed message with the text and HTML bodies as
-/// alternatives and the snapshot attached.
+/// alternatives, the snapshot and the other attachments.
 async fn send_email(
     smtp: &dozor_alerting::email::Smtp,
     email: &dozor_alerting::email::Email,
 ) -> Result<(), String> {
     use dozor_alerting::email::SecretSource;
     use lettre::message::header::{ContentType, HeaderName, HeaderValue};
-    use lettre::message::{Attachment, Mailbox, MultiPart};
+    use lettre::message::{Mailbox, MultiPart};
     use lettre::transport::smtp::authentication::Credentials;
     use lettre::transport::smtp::extension::ClientId;
     use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
@@ -649,12 +951,16 @@ async fn send_email(
         builder = builder.raw_header(HeaderValue::new(name, value.clone()));
     }
     let json = ContentType::parse("application/json").map_err(|e| e.to_string())?;
-    let body = MultiPart::mixed()
+    let mut body = MultiPart::mixed()
         .multipart(MultiPart::alternative_plain_html(
             email.text.clone(),
             email.html.clone(),
         ))
-        .singlepart(Attachment::new("alerts.json".to_owned()).body(email.snapshot.clone(), json));
+        .singlepart(attachment("alerts.json", &email.snapshot, json));
+    for (name, media, content) in &email.attachments {
+        let media = ContentType::parse(media).map_err(|e| e.to_string())?;
+        body = body.singlepart(attachment(name, content, media));
+    }
     let message = builder.multipart(body).map_err(|e| e.to_string())?;
     let mut transport = if !smtp.require_tls {
         AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host)

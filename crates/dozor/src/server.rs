@@ -223,6 +223,7 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
     let publishing = crate::publish::Publishing::open(&config.publish.kafka, &config.data_dir)?;
     let forward = Arc::clone(&publishing.forward);
     let alert_publisher = Arc::clone(&publishing.alerts);
+    let (incident_changes, incident_changes_rx) = tokio::sync::broadcast::channel(256);
     let state = AppState::new(
         Engines {
             store: store.clone(),
@@ -246,6 +247,7 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
             forward: Arc::clone(&forward),
             notifications: Arc::clone(&notifications),
             chat: chat.clone(),
+            incident_changes,
         },
         Arc::clone(&metrics),
     );
@@ -343,6 +345,7 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
             .map_err(|e| anyhow::anyhow!("alerting.incidents.match: {e}"))?,
             actions: Arc::clone(&actions),
             open_groups: Default::default(),
+            recollect_after: config.alerting.incidents.recollect_after,
         });
         (Some(q), Some(task))
     } else {
@@ -363,6 +366,7 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
                 chat.telegram_webhook_secret.is_some(),
             ),
             oncall,
+            incident_changes: Some(incident_changes_rx),
         },
         stop_rx.clone(),
     );

@@ -371,3 +371,49 @@ fn alertmanager_api_corpus_reads_or_errors() {
         "the seeds read ({alerts} alert lists, {silences} silences, {clicks} button presses)"
     );
 }
+
+#[test]
+fn template_corpus_parses_and_renders_or_errors() {
+    use std::collections::BTreeMap;
+    let labels = BTreeMap::from([("instance".to_owned(), "db:9100".to_owned())]);
+    let cx = dozor_rules::template::Context {
+        labels: &labels,
+        value: 0.5,
+        external_labels: &labels,
+        external_url: "http://dozor",
+        query: None,
+    };
+    let n = dozor_alerting::Notification {
+        receiver: "ops".into(),
+        group_key: "{}:{}".into(),
+        group_labels: vec![("alertname".into(), "Down".into())],
+        alerts: vec![dozor_alerting::Alert {
+            labels: dozor_model::Labels::from_pairs([("alertname", "Down")]).unwrap(),
+            annotations: BTreeMap::new(),
+            starts_at_ms: 1_796_500_000_000,
+            ends_at_ms: None,
+            generator_url: String::new(),
+        }],
+        at_ms: 1_796_500_100_000,
+    };
+    let set = dozor_alerting::template::Templates::default();
+    let r = dozor_alerting::template::Renderer::new(&set, &n, "http://dozor");
+    let (mut prometheus, mut alertmanager) = (0, 0);
+    for (path, data) in corpus("template") {
+        let Ok(text) = std::str::from_utf8(&data) else {
+            continue;
+        };
+        match dozor_rules::template::Template::parse(text).and_then(|t| t.render(&cx)) {
+            Ok(_) => prometheus += 1,
+            Err(e) => assert!(!e.is_empty(), "{}", path.display()),
+        }
+        match r.html(text) {
+            Ok(_) => alertmanager += 1,
+            Err(e) => assert!(e.starts_with("template: "), "{}: {e}", path.display()),
+        }
+    }
+    assert!(
+        prometheus >= 1 && alertmanager >= 3,
+        "the seeds render ({prometheus} as Prometheus', {alertmanager} as Alertmanager's)"
+    );
+}

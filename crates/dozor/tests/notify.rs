@@ -27,6 +27,12 @@ struct Listener {
 
 impl Listener {
     fn start(fail: usize) -> Listener {
+        Listener::answering(fail, "")
+    }
+
+    /// A listener whose 200s carry `answer` as a JSON body (Slack's Web API names the
+    /// message it posted).
+    fn answering(fail: usize, answer: &'static str) -> Listener {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -69,9 +75,17 @@ impl Listener {
                     "200 OK"
                 };
                 drop(all);
+                let body = if status.starts_with("200") {
+                    answer
+                } else {
+                    ""
+                };
                 let _ = conn.write_all(
-                    format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
-                        .as_bytes(),
+                    format!(
+                        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                    .as_bytes(),
                 );
             }
         });
@@ -1103,4 +1117,197 @@ fn slack_and_telegram_buttons_acknowledge_and_resolve_with_verified_requests() {
     let audit = std::fs::read_to_string(dir.path().join("data/audit/chain.jsonl")).unwrap();
     assert!(audit.contains("slack:ann") && audit.contains("telegram:bob"));
     assert!(audit.contains("chat.interaction"), "refusals audited");
+}
+
+#[test]
+fn templates_slack_threads_pagerduty_acknowledgements_and_incident_context_by_email() {
+    let dir = tempfile::tempdir().unwrap();
+    let hook = Listener::answering(
+        0,
+        r#"{"ok":true,"channel":"C024BE91L","ts":"1503435956.000247"}"#,
+    );
+    let smtp = SmtpSink::start(dir.path(), 0);
+    std::fs::create_dir_all(dir.path().join("tmpl")).unwrap();
+    write(
+        dir.path(),
+        "tmpl/shop.tmpl",
+        r#"{{ define "shop.title" }}{{ .Status | toUpper }}: {{ .CommonLabels.alertname }} in {{ .CommonLabels.service }}{{ end }}
+{{ define "shop.text" }}{{ range .Alerts }}* {{ .Annotations.summary }} (since {{ .StartsAt.Format "2006" }}){{ end }}{{ end }}
+"#,
+    );
+    write(
+        dir.path(),
+        "rules.yml",
+        "groups:\n  - name: shop\n    rules:\n      - alert: AlwaysOn\n        expr: vector(1) > 0\n        labels: {severity: critical, service: shop}\n        annotations: {summary: 'checkout is down'}\n",
+    );
+    write(
+        dir.path(),
+        "alertmanager.yml",
+        format!(
+            r#"global:
+  smtp_smarthost: 127.0.0.1:{smtp}
+  smtp_from: dozor@shop.example
+  smtp_require_tls: false
+templates: ['tmpl/*.tmpl']
+route:
+  receiver: all
+  group_by: [alertname]
+  group_wait: 0s
+  group_interval: 1s
+  repeat_interval: 2s
+receivers:
+  - name: all
+    slack_configs:
+      - api_url: http://127.0.0.1:{port}/api/chat.postMessage
+        channel: '#ops'
+        thread: true
+        title: '{{{{ template "shop.title" . }}}}'
+        text: '{{{{ template "shop.text" . }}}}'
+        http_config: {{authorization: {{credentials: xoxb-test}}}}
+    pagerduty_configs:
+      - url: http://127.0.0.1:{port}/v2/enqueue
+        routing_key: pd-key
+        description: '{{{{ template "shop.title" . }}}}'
+        details: {{firing: '{{{{ .Alerts.Firing | len }}}}'}}
+    email_configs:
+      - to: ops@shop.example
+        html: '<p>{{{{ template "shop.title" . }}}} &amp; {{{{ .CommonAnnotations.summary }}}}</p>'
+"#,
+            smtp = smtp.port,
+            port = hook.port
+        ),
+    );
+    write(
+        dir.path(),
+        "dozor.yml",
+        "rules:\n  evaluation_interval: 1s\n  files: [rules.yml]\nalerting:\n  config_file: alertmanager.yml\n  incidents: {recollect_after: 2s}\n",
+    );
+    let server = serve(dir.path());
+
+    // Slack: the template file's title and text; the group's later messages in the thread
+    // of its first.
+    let until = Instant::now() + Duration::from_secs(30);
+    let slack = loop {
+        let slack: Vec<serde_json::Value> = hook
+            .seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(p, _)| p == "/api/chat.postMessage")
+            .map(|(_, b)| b.clone())
+            .collect();
+        if slack.len() >= 2 {
+            break slack;
+        }
+        assert!(
+            Instant::now() < until,
+            "fewer than two Slack messages: {slack:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(
+        slack[0]["blocks"][0]["text"]["text"],
+        "FIRING: AlwaysOn in shop"
+    );
+    assert_eq!(slack[0]["text"], "FIRING: AlwaysOn in shop");
+    let year = slack[0]["blocks"][1]["text"]["text"].as_str().unwrap();
+    assert!(year.starts_with("* checkout is down (since 20"), "{year}");
+    assert_eq!(slack[0]["channel"], "#ops");
+    assert!(
+        slack[0].get("thread_ts").is_none(),
+        "the first starts the thread"
+    );
+    assert_eq!(slack[1]["thread_ts"], "1503435956.000247");
+    assert_eq!(slack[1]["channel"], "C024BE91L", "the channel Slack named");
+    let heads = hook.heads.lock().unwrap().clone();
+    assert!(
+        heads
+            .iter()
+            .any(|(_, h, _)| h.iter().any(|l| l == "authorization: bearer xoxb-test")),
+        "the bot token from http_config"
+    );
+
+    // PagerDuty: the templated summary and details.
+    let pd = |action: &str| -> Vec<serde_json::Value> {
+        hook.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(p, b)| p == "/v2/enqueue" && b["event_action"] == action)
+            .map(|(_, b)| b.clone())
+            .collect()
+    };
+    let trigger = pd("trigger").first().cloned().expect("a trigger event");
+    assert_eq!(trigger["payload"]["summary"], "FIRING: AlwaysOn in shop");
+    assert_eq!(
+        trigger["payload"]["custom_details"],
+        serde_json::json!({"firing": "1"})
+    );
+    assert_eq!(trigger["routing_key"], "pd-key");
+
+    // E-mail: the templated HTML (escaped values) and the incident with its context.
+    let mails = smtp.wait_for(1);
+    assert!(!mails.is_empty(), "no e-mail");
+    let parts = mails[0]["parts"].as_array().unwrap();
+    let html = parts.iter().find(|p| p["type"] == "text/html").unwrap();
+    assert_eq!(
+        html["text"].as_str().unwrap().trim(),
+        "<p>FIRING: AlwaysOn in shop &amp; checkout is down</p>"
+    );
+    let incident = parts
+        .iter()
+        .find(|p| {
+            p["filename"]
+                .as_str()
+                .is_some_and(|f| f.starts_with("incident-"))
+        })
+        .expect("the incident attached");
+    let attached: serde_json::Value =
+        serde_json::from_str(incident["text"].as_str().unwrap()).unwrap();
+    assert_eq!(attached["severity"], "critical");
+    assert_eq!(attached["context"]["metrics"][0]["expr"], "vector(1) > 0");
+    let id = attached["id"].as_str().unwrap().to_owned();
+
+    // The context is collected again `recollect_after` later.
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        let one = server.get_json(&format!("/api/v1/incidents/{id}"), TOKEN);
+        let collected = one["data"]["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] == "context")
+            .count();
+        if collected >= 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "the context was collected {collected} time(s)"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // Acknowledging the incident acknowledges PagerDuty's, with the trigger's dedup_key.
+    let status = common::block_on(async {
+        reqwest::Client::new()
+            .post(server.url(&format!("/api/v1/incidents/{id}/acknowledge")))
+            .bearer_auth(TOKEN)
+            .json(&serde_json::json!({"comment": "on it"}))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    });
+    assert_eq!(status, 200);
+    let until = Instant::now() + Duration::from_secs(20);
+    let ack = loop {
+        if let Some(a) = pd("acknowledge").first().cloned() {
+            break a;
+        }
+        assert!(Instant::now() < until, "no acknowledge event");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(ack["dedup_key"], trigger["dedup_key"]);
+    assert_eq!(ack["routing_key"], "pd-key");
 }

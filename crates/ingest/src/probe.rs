@@ -788,6 +788,19 @@ pub async fn send_http(
     body: Option<Vec<u8>>,
     timeout: std::time::Duration,
 ) -> Result<u16, String> {
+    send_http_body(url, method, headers, body, timeout)
+        .await
+        .map(|(status, _)| status)
+}
+
+/// [`send_http`], with the answer's body (at most 64 KiB read).
+pub async fn send_http_body(
+    url: &str,
+    method: &str,
+    headers: &[(String, String)],
+    body: Option<Vec<u8>>,
+    timeout: std::time::Duration,
+) -> Result<(u16, Vec<u8>), String> {
     // The default client configuration (system roots) is built once.
     static DEFAULT_TLS: std::sync::OnceLock<Result<Arc<rustls::ClientConfig>, String>> =
         std::sync::OnceLock::new();
@@ -817,7 +830,7 @@ pub async fn send_http(
     tokio::time::timeout(timeout, checks::http(request, &mut found))
         .await
         .map_err(|_| format!("no answer within {timeout:?}"))?
-        .map(|r| r.status)
+        .map(|r| (r.status, r.body.to_vec()))
 }
 
 #[cfg(test)]

@@ -215,6 +215,27 @@ impl Store {
             .map_err(StateError::query("find an open incident"))
     }
 
+    /// The latest incident of an alert group, whatever its status.
+    pub async fn latest_incident_of_group(
+        &self,
+        tenant: &TenantId,
+        group_key: &str,
+    ) -> Result<Option<Incident>, StateError> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM incidents WHERE tenant = $1 AND group_key = $2 \
+             ORDER BY detected_at DESC LIMIT 1"
+        ))
+        .bind(tenant.as_str())
+        .bind(group_key)
+        .fetch_optional(self.pool())
+        .await
+        .map_err(StateError::query("find a group's incident"))?;
+        row.as_ref()
+            .map(incident)
+            .transpose()
+            .map_err(StateError::query("find a group's incident"))
+    }
+
     /// Every tenant's alert groups that have an incident not resolved (read at start).
     pub async fn open_incident_groups(&self) -> Result<Vec<(TenantId, String)>, StateError> {
         let rows = sqlx::query(

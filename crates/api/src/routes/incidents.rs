@@ -463,6 +463,16 @@ pub(crate) async fn transition(
     };
     i.updated_at_ms = now;
     state.store().update_incident(&principal.tenant, &i).await?;
+    // No one listening (no alerting configured) is fine.
+    let _ = state
+        .settings()
+        .incident_changes
+        .send(dozor_alerting::incident::Change {
+            tenant: principal.tenant.clone(),
+            id: i.id.clone(),
+            group_key: i.group_key.clone(),
+            status: i.status.clone(),
+        });
     let sentence = match &comment {
         Some(c) => format!("{to}: {c}"),
         None => to.to_owned(),

@@ -53,6 +53,7 @@ pub fn settings(dir: &std::path::Path) -> ApiSettings {
         forward: Default::default(),
         notifications: Default::default(),
         chat: Default::default(),
+        incident_changes: tokio::sync::broadcast::channel(16).0,
     }
 }
 
