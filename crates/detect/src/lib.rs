@@ -16,6 +16,7 @@
 
 pub mod ewma;
 pub mod holt_winters;
+pub mod logtemplate;
 pub mod mad;
 
 /// A streaming detector.

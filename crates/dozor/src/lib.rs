@@ -18,6 +18,7 @@ pub mod actions;
 pub mod archive;
 pub mod config;
 pub mod demo;
+pub mod detect;
 pub mod host;
 pub mod incidents;
 pub mod notify;

@@ -43,6 +43,10 @@ enum Command {
     /// Inspect the audit chain.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Run the detection library over a public benchmark's files, writing what its scorer
+    /// reads (`bench/detect.sh` scores them).
+    #[command(subcommand)]
+    Detect(DetectCommand),
     /// Print the version.
     Version,
 }
@@ -105,6 +109,20 @@ enum UserCommand {
         /// Read the password from this file instead of standard input.
         #[arg(long, value_name = "FILE")]
         password_file: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum DetectCommand {
+    /// Mine log templates from every `*.log` under DATA (Loghub-2k's `<Name>/<Name>_2k.log`)
+    /// and write `OUT/<Name>.csv` (`line_no,cluster_id`, one row per line).
+    Loghub {
+        /// Directory of the log files.
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// Directory for the predictions.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
     },
 }
 
@@ -230,6 +248,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 ExitCode::from(1)
             })
+        }
+        Command::Detect(DetectCommand::Loghub { data, out }) => {
+            for m in dozor::detect::loghub(&data, &out)? {
+                println!("{}: {} lines, {} clusters", m.name, m.lines, m.clusters);
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Version => {
             println!("dozor {}", env!("CARGO_PKG_VERSION"));

@@ -1,0 +1,88 @@
+//! `dozor detect`: the detection library over public benchmarks' files, writing what their
+//! scorers in `../shared/datasets/` read. `loghub`: each `<Name>_2k.log` under a directory
+//! (Loghub-2k's layout, `<Name>/<Name>_2k.log`) mined with one configuration, one
+//! `line_no,cluster_id` row per line in `OUT/<Name>.csv`, and the clusters' templates in
+//! `OUT/<Name>.templates.tsv` (`cluster_id`, lines, template).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use dozor_detect::logtemplate::{Config, TemplateMiner};
+
+/// What mining one file found.
+#[derive(Debug)]
+pub struct Mined {
+    /// The data set's name (the file's, without `_2k.log`).
+    pub name: String,
+    /// Lines read.
+    pub lines: usize,
+    /// Clusters found.
+    pub clusters: usize,
+}
+
+/// The `*.log` files directly in `dir` or one directory down, sorted.
+fn log_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    let entries =
+        std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?;
+    for e in entries {
+        let path = e?.path();
+        if path.is_dir() {
+            for inner in std::fs::read_dir(&path)? {
+                let p = inner?.path();
+                if p.extension().is_some_and(|x| x == "log") {
+                    files.push(p);
+                }
+            }
+        } else if path.extension().is_some_and(|x| x == "log") {
+            files.push(path);
+        }
+    }
+    files.sort();
+    if files.is_empty() {
+        anyhow::bail!("no *.log file in {} or its subdirectories", dir.display());
+    }
+    Ok(files)
+}
+
+/// Mines every log file under `data`, writing `out/<Name>.csv`.
+pub fn loghub(data: &Path, out: &Path) -> anyhow::Result<Vec<Mined>> {
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let mut found = Vec::new();
+    for file in log_files(data)? {
+        let bytes =
+            std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+        let text = String::from_utf8_lossy(&bytes);
+        let mut miner = TemplateMiner::new(Config::default());
+        let shapes: Vec<_> = text.lines().map(|l| miner.push(l)).collect();
+        let clusters = miner.clusters();
+        let stem = file
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let name = stem.strip_suffix("_2k").unwrap_or(&stem).to_owned();
+        let mut csv = String::from("line_no,cluster_id\n");
+        for (i, s) in shapes.iter().enumerate() {
+            let c = clusters
+                .cluster_of(*s)
+                .context("a line's shape has no cluster")?;
+            csv.push_str(&format!("{},c{c}\n", i + 1));
+        }
+        let target = out.join(format!("{name}.csv"));
+        std::fs::write(&target, csv)
+            .with_context(|| format!("cannot write {}", target.display()))?;
+        let mut list = String::new();
+        for (i, (template, lines)) in clusters.templates().iter().enumerate() {
+            list.push_str(&format!("c{i}\t{lines}\t{template}\n"));
+        }
+        let target = out.join(format!("{name}.templates.tsv"));
+        std::fs::write(&target, list)
+            .with_context(|| format!("cannot write {}", target.display()))?;
+        found.push(Mined {
+            name,
+            lines: shapes.len(),
+            clusters: clusters.templates().len(),
+        });
+    }
+    Ok(found)
+}
