@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Scores Dozor's detection on the public benchmarks in ../shared/datasets/ with their own
-# scorers and prints the tables (issue 10). Needs only python3 for Loghub.
+# scorers and prints the tables (issue 10). Needs python3 (and PyPI once, for NAB's pandas).
 #
-#   bench/detect.sh            # builds dozor (release), mines Loghub-2k, prints GA/FGA/PF1
+#   bench/detect.sh            # builds dozor (release), mines Loghub-2k, prints GA/FGA/PF1,
+#                              # scores NAB with NAB's own scorer (a pandas venv, once)
 #
 # Predictions land in target/detect/. One configuration for every file: nothing here is
 # tuned per data set.
@@ -26,3 +27,9 @@ end=$(date +%s.%N)
 echo "mined in $(echo "$end - $start" | bc) s"
 datasets=$(ls "$out/loghub" | sed 's/\.csv$//' | paste -sd, -)
 python3 "$data/loghub_ga.py" --data "$data/loghub2k" --pred "$out/loghub" --datasets "$datasets"
+
+echo
+echo "== NAB: anomaly scores on five categories (standard profile; rolling z-score 35.8, Numenta HTM 75.5)"
+rm -rf "$out/nab"
+"$dozor" detect nab --data "$data/nab/data" --out "$out/nab" >/dev/null
+NAB_PYTHON=$("$data/setup-nab-python.sh") python3 "$data/nab_score.py" --pred "$out/nab" --name dozor

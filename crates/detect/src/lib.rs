@@ -13,9 +13,18 @@
 //!
 //! No I/O, no clocks, no allocation after warm-up beyond the configured window: the rules
 //! engine keeps one detector per series and feeds it each evaluation's value.
+//!
+//! Beside them: [`likelihood`] (how improbable a detector's recent scores are, comparable
+//! across series) and [`ensemble`] (one score in [0, 1] per sample through it),
+//! [`logtemplate`] (log template mining) and [`fraud`] (scalpers, bots, odd hours, amount
+//! outliers, shared addresses and unusual API calls over event streams, with a labelled
+//! simulator).
 
+pub mod ensemble;
 pub mod ewma;
+pub mod fraud;
 pub mod holt_winters;
+pub mod likelihood;
 pub mod logtemplate;
 pub mod mad;
 

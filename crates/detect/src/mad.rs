@@ -82,7 +82,7 @@ impl Detector for RobustZ {
 }
 
 /// The median of `v` (reordered); `v` is not empty.
-fn median(v: &mut [f64]) -> f64 {
+pub(crate) fn median(v: &mut [f64]) -> f64 {
     let n = v.len();
     let mid = n / 2;
     let (lo, m, _) = v.select_nth_unstable_by(mid, f64::total_cmp);

@@ -2,11 +2,14 @@
 //! scorers in `../shared/datasets/` read. `loghub`: each `<Name>_2k.log` under a directory
 //! (Loghub-2k's layout, `<Name>/<Name>_2k.log`) mined with one configuration, one
 //! `line_no,cluster_id` row per line in `OUT/<Name>.csv`, and the clusters' templates in
-//! `OUT/<Name>.templates.tsv` (`cluster_id`, lines, template).
+//! `OUT/<Name>.templates.tsv` (`cluster_id`, lines, template). `nab`: each
+//! `<category>/<file>.csv` of the Numenta Anomaly Benchmark scored sample by sample
+//! (causal, one configuration), `OUT/<category>/<file>.csv` with `anomaly_score` in [0, 1].
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
+use dozor_detect::ensemble::{Config as ScorerConfig, Scorer};
 use dozor_detect::logtemplate::{Config, TemplateMiner};
 
 /// What mining one file found.
@@ -85,4 +88,83 @@ pub fn loghub(data: &Path, out: &Path) -> anyhow::Result<Vec<Mined>> {
         });
     }
     Ok(found)
+}
+
+/// What scoring one series found.
+#[derive(Debug)]
+pub struct Scored {
+    /// `<category>/<file>`.
+    pub name: String,
+    /// Rows scored.
+    pub rows: usize,
+}
+
+/// Scores every `<category>/<file>.csv` (`timestamp,value`) under `data` — NAB's layout —
+/// writing `out/<category>/<file>.csv` (`timestamp,value,anomaly_score,label`, the label
+/// left 0 for the scorer to fill in), one configuration for every series.
+pub fn nab(data: &Path, out: &Path) -> anyhow::Result<Vec<Scored>> {
+    let mut files = Vec::new();
+    let entries =
+        std::fs::read_dir(data).with_context(|| format!("cannot read {}", data.display()))?;
+    for e in entries {
+        let dir = e?.path();
+        if !dir.is_dir() {
+            continue;
+        }
+        for f in std::fs::read_dir(&dir)? {
+            let p = f?.path();
+            if p.extension().is_some_and(|x| x == "csv") {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    if files.is_empty() {
+        anyhow::bail!("no <category>/*.csv under {}", data.display());
+    }
+    let mut done = Vec::new();
+    for file in files {
+        let category = file
+            .parent()
+            .and_then(Path::file_name)
+            .map(|c| c.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let stem = file
+            .file_name()
+            .map(|c| c.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let text = std::fs::read_to_string(&file)
+            .with_context(|| format!("cannot read {}", file.display()))?;
+        let mut scorer = Scorer::new(ScorerConfig::default());
+        let mut csv = String::from("timestamp,value,anomaly_score,label\n");
+        let mut rows = 0;
+        for (n, line) in text.lines().enumerate().skip(1) {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let (time, value) = line
+                .split_once(',')
+                .with_context(|| format!("{}:{}: not `timestamp,value`", file.display(), n + 1))?;
+            let x: f64 = value.trim().parse().with_context(|| {
+                format!(
+                    "{}:{}: value {value:?} is not a number",
+                    file.display(),
+                    n + 1
+                )
+            })?;
+            let score = scorer.update(x);
+            csv.push_str(&format!("{time},{},{score:.6},0\n", value.trim()));
+            rows += 1;
+        }
+        let dir = out.join(&category);
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::write(dir.join(&stem), csv)
+            .with_context(|| format!("cannot write {}/{stem}", dir.display()))?;
+        done.push(Scored {
+            name: format!("{category}/{stem}"),
+            rows,
+        });
+    }
+    Ok(done)
 }

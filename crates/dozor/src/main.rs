@@ -124,6 +124,17 @@ enum DetectCommand {
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
+    /// Score every `<category>/<file>.csv` (`timestamp,value`) under DATA, the Numenta
+    /// Anomaly Benchmark's layout, one sample at a time, and write
+    /// `OUT/<category>/<file>.csv` (`timestamp,value,anomaly_score,label`).
+    Nab {
+        /// Directory of the categories.
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// Directory for the scores.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -252,6 +263,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Detect(DetectCommand::Loghub { data, out }) => {
             for m in dozor::detect::loghub(&data, &out)? {
                 println!("{}: {} lines, {} clusters", m.name, m.lines, m.clusters);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Detect(DetectCommand::Nab { data, out }) => {
+            for s in dozor::detect::nab(&data, &out)? {
+                println!("{}: {} rows", s.name, s.rows);
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -417,3 +417,25 @@ fn template_corpus_parses_and_renders_or_errors() {
         "the seeds render ({prometheus} as Prometheus', {alertmanager} as Alertmanager's)"
     );
 }
+
+#[test]
+fn log_template_corpus_counts_every_line_once() {
+    for (path, data) in corpus("log_template") {
+        let text = String::from_utf8_lossy(&data);
+        let mut miner =
+            dozor_detect::logtemplate::TemplateMiner::new(dozor_detect::logtemplate::Config {
+                max_shapes: 64,
+                ..Default::default()
+            });
+        let lines: Vec<&str> = text.lines().collect();
+        let shapes: Vec<_> = lines.iter().map(|l| miner.push(l)).collect();
+        let clusters = miner.clusters();
+        let counted: u64 = clusters.templates().iter().map(|(_, n)| n).sum();
+        if miner.shapes() < 64 {
+            assert_eq!(counted, lines.len() as u64, "{}", path.display());
+            for s in shapes {
+                assert!(clusters.cluster_of(s).is_some(), "{}", path.display());
+            }
+        }
+    }
+}
