@@ -570,26 +570,7 @@ fn robust_z(history: &VecDeque<f64>, x: f64) -> (f64, f64) {
 pub mod simulator {
     use super::{Event, Kind, Pattern};
 
-    /// A deterministic generator (SplitMix64).
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^ (z >> 31)
-        }
-
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n.max(1)
-        }
-
-        fn unit(&mut self) -> f64 {
-            (self.next() >> 11) as f64 / (1u64 << 53) as f64
-        }
-    }
+    use crate::SplitMix as Rng;
 
     /// The stream (in time order) and its labels: (pattern, subject) of every injected
     /// abuser.
@@ -654,7 +635,7 @@ pub mod simulator {
             let card = format!("c{u}");
             let night_worker = u % 97 == 0;
             let heavy = u % 31 == 0;
-            let spend = 20.0 + r.unit() * 80.0;
+            let spend = 20.0 + r.next() * 80.0;
             // People buy for different events; the same one twice is rare.
             let mut bought = 0;
             for d in 0..7 {
@@ -686,7 +667,7 @@ pub mod simulator {
                         let scale = if r.below(25) == 0 {
                             2.0
                         } else {
-                            0.7 + r.unit() * 0.6
+                            0.7 + r.next() * 0.6
                         };
                         events.push(purchase(
                             t,
@@ -763,7 +744,7 @@ pub mod simulator {
                 &format!("c{u}"),
                 "e7",
                 2,
-                5_000.0 + r.unit() * 5_000.0,
+                5_000.0 + r.next() * 5_000.0,
             ));
             labels.push((Pattern::AmountOutlier, format!("user:{user}")));
         }

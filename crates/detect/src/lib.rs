@@ -160,25 +160,44 @@ impl Detector for AnyDetector {
     }
 }
 
+/// A deterministic pseudo-random stream (SplitMix64): the fraud simulator's and the
+/// tests'. Written here: four lines, where a crate would bring a dependency tree.
+#[derive(Debug, Clone)]
+pub(crate) struct SplitMix(pub u64);
+
+impl SplitMix {
+    /// The next 64 random bits.
+    pub(crate) fn bits(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    pub(crate) fn next(&mut self) -> f64 {
+        #[allow(clippy::cast_precision_loss)] // 53 bits, exactly representable
+        let x = (self.bits() >> 11) as f64 / (1u64 << 53) as f64;
+        x
+    }
+
+    /// Uniform in [0, n).
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
+        self.bits() % n.max(1)
+    }
+
+    /// Roughly normal (sum of 12 uniforms, minus 6): mean 0, variance 1.
+    #[cfg(test)]
+    pub(crate) fn normal(&mut self) -> f64 {
+        (0..12).map(|_| self.next()).sum::<f64>() - 6.0
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod testing {
-    /// A deterministic pseudo-random stream (SplitMix64) for the detectors' tests.
-    pub struct Rng(pub u64);
-
-    impl Rng {
-        pub fn next(&mut self) -> f64 {
-            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-        }
-
-        /// Roughly normal (sum of 12 uniforms, minus 6): mean 0, variance 1.
-        pub fn normal(&mut self) -> f64 {
-            (0..12).map(|_| self.next()).sum::<f64>() - 6.0
-        }
-    }
+    /// The tests' random stream.
+    pub(crate) use crate::SplitMix as Rng;
 }
 
 #[cfg(test)]

@@ -180,18 +180,30 @@ impl Store {
         tenant: &TenantId,
         id: &str,
     ) -> Result<Option<Incident>, StateError> {
+        self.one_incident(tenant, id, "id = $2", "read an incident")
+            .await
+    }
+
+    /// The first incident of `tenant` where `condition` (on `$2`, bound to `key`) holds.
+    async fn one_incident(
+        &self,
+        tenant: &TenantId,
+        key: &str,
+        condition: &str,
+        what: &'static str,
+    ) -> Result<Option<Incident>, StateError> {
         let row = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM incidents WHERE tenant = $1 AND id = $2"
+            "SELECT {COLUMNS} FROM incidents WHERE tenant = $1 AND {condition}"
         ))
         .bind(tenant.as_str())
-        .bind(id)
+        .bind(key)
         .fetch_optional(self.pool())
         .await
-        .map_err(StateError::query("read an incident"))?;
+        .map_err(StateError::query(what))?;
         row.as_ref()
             .map(incident)
             .transpose()
-            .map_err(StateError::query("read an incident"))
+            .map_err(StateError::query(what))
     }
 
     /// The latest incident of an alert group that is not resolved.
@@ -200,19 +212,13 @@ impl Store {
         tenant: &TenantId,
         group_key: &str,
     ) -> Result<Option<Incident>, StateError> {
-        let row = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM incidents WHERE tenant = $1 AND group_key = $2 \
-             AND status <> 'resolved' ORDER BY detected_at DESC LIMIT 1"
-        ))
-        .bind(tenant.as_str())
-        .bind(group_key)
-        .fetch_optional(self.pool())
+        self.one_incident(
+            tenant,
+            group_key,
+            "group_key = $2 AND status <> 'resolved' ORDER BY detected_at DESC LIMIT 1",
+            "find an open incident",
+        )
         .await
-        .map_err(StateError::query("find an open incident"))?;
-        row.as_ref()
-            .map(incident)
-            .transpose()
-            .map_err(StateError::query("find an open incident"))
     }
 
     /// The latest incident of an alert group, whatever its status.
@@ -221,19 +227,13 @@ impl Store {
         tenant: &TenantId,
         group_key: &str,
     ) -> Result<Option<Incident>, StateError> {
-        let row = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM incidents WHERE tenant = $1 AND group_key = $2 \
-             ORDER BY detected_at DESC LIMIT 1"
-        ))
-        .bind(tenant.as_str())
-        .bind(group_key)
-        .fetch_optional(self.pool())
+        self.one_incident(
+            tenant,
+            group_key,
+            "group_key = $2 ORDER BY detected_at DESC LIMIT 1",
+            "find a group's incident",
+        )
         .await
-        .map_err(StateError::query("find a group's incident"))?;
-        row.as_ref()
-            .map(incident)
-            .transpose()
-            .map_err(StateError::query("find a group's incident"))
     }
 
     /// Every tenant's alert groups that have an incident not resolved (read at start).
