@@ -72,6 +72,21 @@ impl HoltWinters {
         (!self.season.is_empty()).then(|| self.level + self.trend + self.season[self.pos])
     }
 
+    /// The prediction `h` (≥ 1) values ahead and the model's one-step spread at that
+    /// position of the season (`1.2533·d ≈ σ`), once the model has started.
+    pub fn forecast_ahead(&self, h: usize) -> Option<(f64, f64)> {
+        if self.season.is_empty() || h == 0 {
+            return None;
+        }
+        let i = (self.pos + h - 1) % self.period;
+        #[allow(clippy::cast_precision_loss)] // horizons
+        let ahead = h as f64;
+        Some((
+            self.level + ahead * self.trend + self.season[i],
+            1.2533 * self.dev[i],
+        ))
+    }
+
     fn start(&mut self) {
         let m = self.period;
         let mean = |s: &[f64]| s.iter().sum::<f64>() / s.len() as f64;

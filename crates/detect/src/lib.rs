@@ -16,12 +16,14 @@
 //!
 //! Beside them: [`likelihood`] (how improbable a detector's recent scores are, comparable
 //! across series) and [`ensemble`] (one score in [0, 1] per sample through it),
-//! [`logtemplate`] (log template mining) and [`fraud`] (scalpers, bots, odd hours, amount
+//! [`forecast`] (linear and seasonal forecasts with prediction intervals, threshold
+//! crossings), [`logtemplate`] (log template mining) and [`fraud`] (scalpers, bots, odd hours, amount
 //! outliers, shared addresses and unusual API calls over event streams, with a labelled
 //! simulator).
 
 pub mod ensemble;
 pub mod ewma;
+pub mod forecast;
 pub mod fraud;
 pub mod holt_winters;
 pub mod likelihood;

@@ -9,6 +9,7 @@ mod anomalies;
 mod audit;
 mod auth;
 mod elasticsearch;
+mod forecast;
 mod grafana;
 mod health;
 pub(crate) mod incidents;
@@ -55,6 +56,7 @@ pub fn registry() -> Registry {
     let r = incidents::register(r);
     let r = interact::register(r);
     let r = anomalies::register(r);
+    let r = forecast::register(r);
     let r = metrics::register(r);
     let r = grafana::register(r);
     let r = admin::register(r);
