@@ -25,7 +25,7 @@ start=$(date +%s.%N)
 "$dozor" detect loghub --data "$data/loghub2k" --out "$out/loghub"
 end=$(date +%s.%N)
 echo "mined in $(echo "$end - $start" | bc) s"
-datasets=$(ls "$out/loghub" | sed 's/\.csv$//' | paste -sd, -)
+datasets=$(cd "$out/loghub" && ls -- *.csv | sed 's/\.csv$//' | paste -sd, -)
 python3 "$data/loghub_ga.py" --data "$data/loghub2k" --pred "$out/loghub" --datasets "$datasets"
 
 echo

@@ -66,6 +66,15 @@ fn detectors(c: &mut Criterion) {
             }
         });
     });
+    let points: Vec<[f64; 2]> = xs.iter().map(|&x| [x, (x / 10.0).floor()]).collect();
+    g.bench_function("iforest_2d_refit_1000", |b| {
+        b.iter(|| {
+            let mut f = dozor_detect::iforest::StreamingForest::new(2_000, 1_000, 1);
+            for p in &points {
+                black_box(f.update(p));
+            }
+        });
+    });
     g.finish();
 
     let lines: Vec<String> = (0..10_000)

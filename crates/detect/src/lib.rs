@@ -16,6 +16,7 @@
 //!
 //! Beside them: [`likelihood`] (how improbable a detector's recent scores are, comparable
 //! across series) and [`ensemble`] (one score in [0, 1] per sample through it),
+//! [`iforest`] (Isolation Forest, multivariate, over a window of a stream),
 //! [`forecast`] (linear and seasonal forecasts with prediction intervals, threshold
 //! crossings), [`logtemplate`] (log template mining) and [`fraud`] (scalpers, bots, odd hours, amount
 //! outliers, shared addresses and unusual API calls over event streams, with a labelled
@@ -26,6 +27,7 @@ pub mod ewma;
 pub mod forecast;
 pub mod fraud;
 pub mod holt_winters;
+pub mod iforest;
 pub mod likelihood;
 pub mod logtemplate;
 pub mod mad;
