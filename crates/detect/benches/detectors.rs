@@ -49,6 +49,14 @@ fn detectors(c: &mut Criterion) {
             });
         });
     }
+    g.bench_function("cusum", |b| {
+        b.iter(|| {
+            let mut c = dozor_detect::cusum::Cusum::new(0.5, 8.0);
+            for &x in &xs {
+                black_box(c.update(x));
+            }
+        });
+    });
     g.bench_function("likelihood", |b| {
         b.iter(|| {
             let mut l = dozor_detect::likelihood::Likelihood::new(1000, 10);

@@ -14,7 +14,8 @@
 //! No I/O, no clocks, no allocation after warm-up beyond the configured window: the rules
 //! engine keeps one detector per series and feeds it each evaluation's value.
 //!
-//! Beside them: [`likelihood`] (how improbable a detector's recent scores are, comparable
+//! Beside them: [`cusum`] (change points: shifts of the mean no single value shows),
+//! [`likelihood`] (how improbable a detector's recent scores are, comparable
 //! across series) and [`ensemble`] (one score in [0, 1] per sample through it),
 //! [`iforest`] (Isolation Forest, multivariate, over a window of a stream),
 //! [`forecast`] (linear and seasonal forecasts with prediction intervals, threshold
@@ -22,6 +23,7 @@
 //! outliers, shared addresses and unusual API calls over event streams, with a labelled
 //! simulator).
 
+pub mod cusum;
 pub mod ensemble;
 pub mod ewma;
 pub mod forecast;
