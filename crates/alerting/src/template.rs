@@ -181,30 +181,27 @@ pub fn data(n: &Notification, external_url: &str) -> Value {
             } else {
                 "firing"
             };
-            Value::Struct(BTreeMap::from([
-                ("Status".to_owned(), Value::Str(status.into())),
+            Value::record([
+                ("Status", Value::Str(status.into())),
                 (
-                    "Labels".to_owned(),
+                    "Labels",
                     Value::Map(kv(a
                         .labels
                         .iter()
                         .map(|l| (l.name.as_ref(), l.value.as_ref())))),
                 ),
                 (
-                    "Annotations".to_owned(),
+                    "Annotations",
                     Value::Map(kv(a
                         .annotations
                         .iter()
                         .map(|(k, v)| (k.as_str(), v.as_str())))),
                 ),
-                ("StartsAt".to_owned(), Value::Time(Some(a.starts_at_ms))),
-                ("EndsAt".to_owned(), Value::Time(a.ends_at_ms)),
-                (
-                    "GeneratorURL".to_owned(),
-                    Value::Str(a.generator_url.clone()),
-                ),
-                ("Fingerprint".to_owned(), Value::Str(a.fingerprint())),
-            ]))
+                ("StartsAt", Value::Time(Some(a.starts_at_ms))),
+                ("EndsAt", Value::Time(a.ends_at_ms)),
+                ("GeneratorURL", Value::Str(a.generator_url.clone())),
+                ("Fingerprint", Value::Str(a.fingerprint())),
+            ])
         })
         .collect();
     let common = |key: &str| {
@@ -221,50 +218,61 @@ pub fn data(n: &Notification, external_url: &str) -> Value {
         }
         Value::Map(out)
     };
-    Value::Struct(BTreeMap::from([
-        ("Receiver".to_owned(), Value::Str(n.receiver.clone())),
-        ("Status".to_owned(), Value::Str(n.status().into())),
+    Value::record([
+        ("Receiver", Value::Str(n.receiver.clone())),
+        ("Status", Value::Str(n.status().into())),
         (
-            "GroupLabels".to_owned(),
+            "GroupLabels",
             Value::Map(kv(n
                 .group_labels
                 .iter()
                 .map(|(k, v)| (k.as_str(), v.as_str())))),
         ),
-        ("CommonLabels".to_owned(), common("Labels")),
-        ("CommonAnnotations".to_owned(), common("Annotations")),
-        (
-            "ExternalURL".to_owned(),
-            Value::Str(external_url.to_owned()),
-        ),
-        ("GroupKey".to_owned(), Value::Str(n.group_key.clone())),
-        ("Alerts".to_owned(), Value::List(alerts)),
-    ]))
+        ("CommonLabels", common("Labels")),
+        ("CommonAnnotations", common("Annotations")),
+        ("ExternalURL", Value::Str(external_url.to_owned())),
+        ("GroupKey", Value::Str(n.group_key.clone())),
+        ("Alerts", Value::List(alerts)),
+    ])
 }
 
-/// Renders a receiver's templated fields for one notification.
+/// Renders a receiver's templated fields for one notification. The template data is built
+/// on the first field that is a template, so integrations without templated fields (most)
+/// cost nothing on the delivery path.
 pub struct Renderer<'a> {
     set: &'a Templates,
-    data: Value,
+    n: &'a Notification,
+    external_url: &'a str,
+    data: std::cell::OnceCell<Value>,
 }
 
 impl<'a> Renderer<'a> {
     /// The renderer of `n` with `set`.
-    pub fn new(set: &'a Templates, n: &Notification, external_url: &str) -> Renderer<'a> {
+    pub fn new(set: &'a Templates, n: &'a Notification, external_url: &'a str) -> Renderer<'a> {
         Renderer {
             set,
-            data: data(n, external_url),
+            n,
+            external_url,
+            data: std::cell::OnceCell::new(),
         }
+    }
+
+    fn render(&self, src: &str, html: bool) -> Result<String, String> {
+        if !src.contains("{{") {
+            return Ok(src.to_owned());
+        }
+        let data = self.data.get_or_init(|| data(self.n, self.external_url));
+        self.set.render(src, data, html)
     }
 
     /// A text field.
     pub fn text(&self, src: &str) -> Result<String, String> {
-        self.set.render(src, &self.data, false)
+        self.render(src, false)
     }
 
     /// An HTML field (printed values escaped).
     pub fn html(&self, src: &str) -> Result<String, String> {
-        self.set.render(src, &self.data, true)
+        self.render(src, true)
     }
 
     /// Field `key` of an integration's configuration, rendered, when it is set.

@@ -296,12 +296,7 @@ impl FraudDetector {
     }
 
     fn account(&mut self, e: &Event) -> &mut Account {
-        let a = self
-            .accounts
-            .entry(e.user.clone())
-            .or_insert_with(|| Account::new(e.at_ms));
-        a.last_ms = e.at_ms;
-        a
+        account_in(&mut self.accounts, e)
     }
 
     fn scalper(&mut self, e: &Event, found: &mut Vec<Finding>) {
@@ -377,13 +372,11 @@ impl FraudDetector {
             }
         };
         let user = format!("user:{}", e.user);
-        let merchant = e.merchant.as_ref().map(|m| {
-            (
-                m.clone(),
-                self.merchants.entry(m.clone()).or_default().clone(),
-            )
-        });
-        let a = self.account(e);
+        let a = account_in(&mut self.accounts, e);
+        let merchant = e
+            .merchant
+            .as_ref()
+            .map(|m| (m, self.merchants.entry(m.clone()).or_default()));
         // An account with too short a history is judged against its merchant's.
         match &merchant {
             Some((_, history)) if a.amounts.len() < c.amount_min => judge(history, user, found),
@@ -391,10 +384,8 @@ impl FraudDetector {
         }
         push_bounded(&mut a.amounts, amount, 50);
         if let Some((m, history)) = merchant {
-            judge(&history, format!("merchant:{m}"), found);
-            if let Some(h) = self.merchants.get_mut(&m) {
-                push_bounded(h, amount, 200);
-            }
+            judge(history, format!("merchant:{m}"), found);
+            push_bounded(history, amount, 200);
         }
     }
 
@@ -531,6 +522,15 @@ impl FraudDetector {
             });
         }
     }
+}
+
+/// The account of `e` in `accounts` (created at its first event), its last time set.
+fn account_in<'a>(accounts: &'a mut HashMap<String, Account>, e: &Event) -> &'a mut Account {
+    let a = accounts
+        .entry(e.user.clone())
+        .or_insert_with(|| Account::new(e.at_ms));
+    a.last_ms = e.at_ms;
+    a
 }
 
 /// Appends `x`, keeping the last `max`.

@@ -23,8 +23,8 @@ pub struct Mined {
     pub clusters: usize,
 }
 
-/// The `*.log` files directly in `dir` or one directory down, sorted.
-fn log_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+/// The files ending in `.ext` directly in `dir` or one directory down, sorted.
+fn files_under(dir: &Path, ext: &str) -> anyhow::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     let entries =
         std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?;
@@ -33,17 +33,17 @@ fn log_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
         if path.is_dir() {
             for inner in std::fs::read_dir(&path)? {
                 let p = inner?.path();
-                if p.extension().is_some_and(|x| x == "log") {
+                if p.extension().is_some_and(|x| x == ext) {
                     files.push(p);
                 }
             }
-        } else if path.extension().is_some_and(|x| x == "log") {
+        } else if path.extension().is_some_and(|x| x == ext) {
             files.push(path);
         }
     }
     files.sort();
     if files.is_empty() {
-        anyhow::bail!("no *.log file in {} or its subdirectories", dir.display());
+        anyhow::bail!("no *.{ext} file in {} or its subdirectories", dir.display());
     }
     Ok(files)
 }
@@ -52,7 +52,7 @@ fn log_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
 pub fn loghub(data: &Path, out: &Path) -> anyhow::Result<Vec<Mined>> {
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let mut found = Vec::new();
-    for file in log_files(data)? {
+    for file in files_under(data, "log")? {
         let bytes =
             std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
         let text = String::from_utf8_lossy(&bytes);
@@ -101,27 +101,10 @@ pub struct Scored {
 
 /// Scores every `<category>/<file>.csv` (`timestamp,value`) under `data` — NAB's layout —
 /// writing `out/<category>/<file>.csv` (`timestamp,value,anomaly_score,label`, the label
-/// left 0 for the scorer to fill in), one configuration for every series.
+/// left 0 for the scorer to fill in), one configuration for every series. A file directly
+/// under `data` takes that directory's name as its category.
 pub fn nab(data: &Path, out: &Path) -> anyhow::Result<Vec<Scored>> {
-    let mut files = Vec::new();
-    let entries =
-        std::fs::read_dir(data).with_context(|| format!("cannot read {}", data.display()))?;
-    for e in entries {
-        let dir = e?.path();
-        if !dir.is_dir() {
-            continue;
-        }
-        for f in std::fs::read_dir(&dir)? {
-            let p = f?.path();
-            if p.extension().is_some_and(|x| x == "csv") {
-                files.push(p);
-            }
-        }
-    }
-    files.sort();
-    if files.is_empty() {
-        anyhow::bail!("no <category>/*.csv under {}", data.display());
-    }
+    let files = files_under(data, "csv")?;
     let mut done = Vec::new();
     for file in files {
         let category = file

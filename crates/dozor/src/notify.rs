@@ -303,7 +303,6 @@ async fn acknowledge_pagerduty(d: Arc<Deliverer>, tenant: TenantId, group_key: S
     let Some(r) = config.receivers.iter().find(|r| r.name == n.receiver) else {
         return;
     };
-    let read = |f: &str| dozor_ingest::source::read_secret(std::path::Path::new(f));
     for p in &r.pagerduty_configs {
         if p.routing_key.is_none() && p.routing_key_file.is_none() {
             continue;
@@ -316,13 +315,10 @@ async fn acknowledge_pagerduty(d: Arc<Deliverer>, tenant: TenantId, group_key: S
                     &key,
                     "acknowledge",
                 );
-                let headers =
-                    dozor_alerting::http::settings(p.other.get("http_config"), "http_config")
-                        .and_then(|s| s.resolve(&read))?;
                 Ok(Outgoing::Http {
+                    headers: http_headers(p.other.get("http_config"))?,
                     url: p.url.clone(),
                     body: body.to_string().into_bytes(),
-                    headers,
                     timeout: Duration::from_secs(10),
                     thread: None,
                 })
@@ -453,6 +449,13 @@ async fn incident_attachment(
     ))
 }
 
+/// The headers an integration's `http_config` adds, secret files read now (so a rotated
+/// secret is picked up).
+fn http_headers(http: Option<&Value>) -> Result<Vec<(String, String)>, String> {
+    let read = |f: &str| dozor_ingest::source::read_secret(std::path::Path::new(f));
+    dozor_alerting::http::settings(http, "http_config").and_then(|s| s.resolve(&read))
+}
+
 /// A URL given inline or in a file (read at each send, so a rotated token is picked up).
 fn url_of(inline: Option<&String>, file: Option<&String>) -> Result<String, String> {
     match (inline, file) {
@@ -529,7 +532,7 @@ fn messages(
         }
         (!v.alerts.is_empty()).then_some(v)
     };
-    let renderer = |v: &Notification| Renderer::new(&config.templates, v, external_url);
+    let templates = &config.templates;
     // (kind, URL, body, http_config, timeout)
     let mut out = Vec::new();
     for w in &r.webhook_configs {
@@ -556,21 +559,23 @@ fn messages(
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
                 threads.get(k).cloned()
             });
-            let body = dozor_alerting::chat::slack(&v, c, &renderer(&v)).map(|mut body| {
-                if let (true, Some(k), Some(blocks)) =
-                    (buttons.slack, &key, body["blocks"].as_array_mut())
-                {
-                    blocks.push(dozor_alerting::interact::slack_buttons(k));
-                }
-                if let Some((channel, ts)) = &known {
-                    body["channel"] = Value::from(channel.as_str());
-                    body["thread_ts"] = Value::from(ts.as_str());
-                    if v.status() == "resolved" {
-                        body["reply_broadcast"] = Value::Bool(true);
-                    }
-                }
-                body
-            });
+            let body =
+                dozor_alerting::chat::slack(&v, c, &Renderer::new(templates, &v, external_url))
+                    .map(|mut body| {
+                        if let (true, Some(k), Some(blocks)) =
+                            (buttons.slack, &key, body["blocks"].as_array_mut())
+                        {
+                            blocks.push(dozor_alerting::interact::slack_buttons(k));
+                        }
+                        if let Some((channel, ts)) = &known {
+                            body["channel"] = Value::from(channel.as_str());
+                            body["thread_ts"] = Value::from(ts.as_str());
+                            if v.status() == "resolved" {
+                                body["reply_broadcast"] = Value::Bool(true);
+                            }
+                        }
+                        body
+                    });
             let url = url_of(inline, c.api_url_file.as_ref());
             let remember = if known.is_none() { thread } else { None };
             out.push((
@@ -587,12 +592,14 @@ fn messages(
         if let Some(v) = view(t.send_resolved) {
             let url = url_of(t.bot_token.as_ref(), t.bot_token_file.as_ref())
                 .map(|token| format!("{}/bot{token}/sendMessage", t.api_url.trim_end_matches('/')));
-            let body = dozor_alerting::chat::telegram(&v, t, &renderer(&v)).map(|mut body| {
-                if let (true, Some(k)) = (buttons.telegram, &key) {
-                    body["reply_markup"] = dozor_alerting::interact::telegram_buttons(k);
-                }
-                body
-            });
+            let body =
+                dozor_alerting::chat::telegram(&v, t, &Renderer::new(templates, &v, external_url))
+                    .map(|mut body| {
+                        if let (true, Some(k)) = (buttons.telegram, &key) {
+                            body["reply_markup"] = dozor_alerting::interact::telegram_buttons(k);
+                        }
+                        body
+                    });
             out.push((
                 "telegram",
                 url,
@@ -613,7 +620,13 @@ fn messages(
         }
         let key = url_of(p.routing_key.as_ref(), p.routing_key_file.as_ref());
         let body = key.as_ref().map_err(Clone::clone).and_then(|key| {
-            dozor_alerting::chat::pagerduty(&v, p, key, external_url, &renderer(&v))
+            dozor_alerting::chat::pagerduty(
+                &v,
+                p,
+                key,
+                external_url,
+                &Renderer::new(templates, &v, external_url),
+            )
         });
         let http = p.other.get("http_config");
         out.push(("pagerduty", Ok(p.url.clone()), body, http, None, None));
@@ -623,7 +636,7 @@ fn messages(
             out.push((
                 "discord",
                 url_of(d.webhook_url.as_ref(), d.webhook_url_file.as_ref()),
-                dozor_alerting::chat::discord(&v, d, &renderer(&v)),
+                dozor_alerting::chat::discord(&v, d, &Renderer::new(templates, &v, external_url)),
                 d.other.get("http_config"),
                 None,
                 None,
@@ -635,19 +648,21 @@ fn messages(
             out.push((
                 "msteams",
                 url_of(c.webhook_url.as_ref(), c.webhook_url_file.as_ref()),
-                dozor_alerting::messaging::msteams(&v, c, &renderer(&v)),
+                dozor_alerting::messaging::msteams(
+                    &v,
+                    c,
+                    &Renderer::new(templates, &v, external_url),
+                ),
                 c.other.get("http_config"),
                 None,
                 None,
             ));
         }
     }
-    let read = |f: &str| dozor_ingest::source::read_secret(std::path::Path::new(f));
     let mut out: Vec<(&'static str, Result<Outgoing, String>)> = out
         .into_iter()
         .map(|(kind, url, body, http, timeout, thread)| {
-            let headers =
-                dozor_alerting::http::settings(http, "http_config").and_then(|s| s.resolve(&read));
+            let headers = http_headers(http);
             let outgoing = url.and_then(|url| {
                 Ok(Outgoing::Http {
                     url,
@@ -662,7 +677,12 @@ fn messages(
         .collect();
     for c in &r.sendgrid_configs {
         if let Some(v) = view(c.send_resolved) {
-            let body = dozor_alerting::messaging::sendgrid(&v, c, external_url, &renderer(&v));
+            let body = dozor_alerting::messaging::sendgrid(
+                &v,
+                c,
+                external_url,
+                &Renderer::new(templates, &v, external_url),
+            );
             let outgoing = url_of(c.api_key.as_ref(), c.api_key_file.as_ref()).and_then(|key| {
                 Ok(Outgoing::Http {
                     url: format!("{}/v3/mail/send", c.api_url.trim_end_matches('/')),
@@ -678,7 +698,11 @@ fn messages(
     for c in &r.twilio_configs {
         if let Some(v) = view(c.send_resolved) {
             let token = url_of(c.auth_token.as_ref(), c.auth_token_file.as_ref());
-            let forms = match dozor_alerting::messaging::twilio_forms(&v, c, &renderer(&v)) {
+            let forms = match dozor_alerting::messaging::twilio_forms(
+                &v,
+                c,
+                &Renderer::new(templates, &v, external_url),
+            ) {
                 Ok(forms) => forms,
                 Err(e) => {
                     out.push(("twilio", Err(e)));
@@ -708,7 +732,12 @@ fn messages(
     }
     for e in &r.email_configs {
         if let Some(v) = view(e.send_resolved) {
-            let email = dozor_alerting::email::message(&v, e, external_url, &renderer(&v));
+            let email = dozor_alerting::email::message(
+                &v,
+                e,
+                external_url,
+                &Renderer::new(templates, &v, external_url),
+            );
             let smtp = e.smtp(config.global.as_ref());
             out.push((
                 "email",
@@ -1104,4 +1133,47 @@ async fn escalate(d: Arc<Deliverer>, due: Due) {
         }
     }
     deliver(Arc::clone(&d), due.tenant, n, false).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slacks_refusals_fail_the_call_and_its_answers_name_the_thread() {
+        let refused = br#"{"ok":false,"error":"channel_not_found"}"#;
+        assert_eq!(
+            slack_answer("slack", refused),
+            Err("slack: channel_not_found".to_owned())
+        );
+        assert_eq!(
+            slack_answer("webhook", refused),
+            Ok(()),
+            "only Slack's Web API"
+        );
+        assert_eq!(
+            slack_answer("slack", b"ok"),
+            Ok(()),
+            "an incoming webhook's answer"
+        );
+        let posted = br#"{"ok":true,"channel":"C024BE91L","ts":"1503435956.000247"}"#;
+        assert_eq!(slack_answer("slack", posted), Ok(()));
+        assert_eq!(
+            slack_thread(posted),
+            Some(("C024BE91L".to_owned(), "1503435956.000247".to_owned()))
+        );
+        assert_eq!(slack_thread(b"ok"), None);
+    }
+
+    #[test]
+    fn http_config_headers_are_resolved_and_mistakes_named() {
+        let config = serde_json::json!({"authorization": {"credentials": "xoxb-1"}});
+        assert_eq!(
+            http_headers(Some(&config)).unwrap(),
+            [("Authorization".to_owned(), "Bearer xoxb-1".to_owned())]
+        );
+        assert!(http_headers(None).unwrap().is_empty());
+        let missing = serde_json::json!({"authorization": {"credentials_file": "/nonexistent/x"}});
+        assert!(http_headers(Some(&missing)).is_err());
+    }
 }
