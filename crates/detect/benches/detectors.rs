@@ -28,6 +28,7 @@ fn detectors(c: &mut Criterion) {
     g.throughput(Throughput::Elements(xs.len() as u64));
     let specs = [
         ("mad_60", dozor_detect::Spec::Mad { window: 60 }),
+        ("mad_1000", dozor_detect::Spec::Mad { window: 1000 }),
         ("ewma", dozor_detect::Spec::Ewma { alpha: 0.1 }),
         (
             "holt_winters_1440",
@@ -71,6 +72,22 @@ fn detectors(c: &mut Criterion) {
                 dozor_detect::ensemble::Scorer::new(dozor_detect::ensemble::Config::default());
             for &x in &xs {
                 black_box(s.update(x));
+            }
+        });
+    });
+    g.bench_function("shape_novelty", |b| {
+        b.iter(|| {
+            let mut d = dozor_detect::novelty::ShapeNovelty::new(Default::default());
+            for &x in &xs {
+                black_box(d.update(x));
+            }
+        });
+    });
+    g.bench_function("autoencoder_16x4", |b| {
+        b.iter(|| {
+            let mut d = dozor_detect::autoencoder::Autoencoder::new(Default::default());
+            for &x in &xs {
+                black_box(d.update(x));
             }
         });
     });

@@ -17,12 +17,15 @@
 //! Beside them: [`cusum`] (change points: shifts of the mean no single value shows),
 //! [`likelihood`] (how improbable a detector's recent scores are, comparable
 //! across series) and [`ensemble`] (one score in [0, 1] per sample through it),
-//! [`iforest`] (Isolation Forest, multivariate, over a window of a stream),
+//! [`novelty`] (a fuzzy-ART memory of the shapes a series drew: a shape never seen scores
+//! in [0, 1]; what `dozor detect nab` runs), [`autoencoder`] (a small learned model with
+//! the robust z-score as its fallback), [`iforest`] (Isolation Forest, multivariate, over a window of a stream),
 //! [`forecast`] (linear and seasonal forecasts with prediction intervals, threshold
 //! crossings), [`logtemplate`] (log template mining) and [`fraud`] (scalpers, bots, odd hours, amount
 //! outliers, shared addresses and unusual API calls over event streams, with a labelled
 //! simulator).
 
+pub mod autoencoder;
 pub mod cusum;
 pub mod ensemble;
 pub mod ewma;
@@ -33,6 +36,7 @@ pub mod iforest;
 pub mod likelihood;
 pub mod logtemplate;
 pub mod mad;
+pub mod novelty;
 
 /// A streaming detector.
 pub trait Detector {
@@ -65,6 +69,23 @@ pub enum Spec {
         beta: f64,
         /// Seasonal (and deviation) smoothing.
         gamma: f64,
+    },
+    /// [`cusum::Cusum`]: a change of level, announced when a sum reaches `threshold`.
+    Cusum {
+        /// Half the smallest shift worth finding, in spreads.
+        allowance: f64,
+        /// The sum (in spreads) at which a change is announced and the model starts over.
+        threshold: f64,
+    },
+    /// [`novelty::ShapeNovelty`] learning over its first `learn` values; scores in [0, 1].
+    Novelty {
+        /// Values of the learning period.
+        learn: usize,
+    },
+    /// [`autoencoder::Autoencoder`] over windows of `window` values.
+    Autoencoder {
+        /// Values per input window.
+        window: usize,
     },
 }
 
@@ -102,12 +123,47 @@ impl Spec {
                 unit("beta", beta)?;
                 unit("gamma", gamma)
             }
+            Spec::Cusum {
+                allowance,
+                threshold,
+            } => {
+                if !(allowance.is_finite() && allowance > 0.0) {
+                    return Err(format!(
+                        "allowance: must be a positive number, got {allowance}"
+                    ));
+                }
+                if !(threshold.is_finite() && threshold > 0.0) {
+                    return Err(format!(
+                        "threshold: must be a positive number, got {threshold}"
+                    ));
+                }
+                Ok(())
+            }
+            Spec::Novelty { learn } => {
+                if !(novelty::MIN_LEARN..=MAX_WINDOW).contains(&learn) {
+                    return Err(format!(
+                        "learn: must be {}..={MAX_WINDOW}, got {learn}",
+                        novelty::MIN_LEARN
+                    ));
+                }
+                Ok(())
+            }
+            Spec::Autoencoder { window } => {
+                if !(2..=autoencoder::MAX_INPUT).contains(&window) {
+                    return Err(format!(
+                        "window: must be 2..={}, got {window}",
+                        autoencoder::MAX_INPUT
+                    ));
+                }
+                Ok(())
+            }
         }
     }
 
     /// How many past values to feed a new detector so that it scores with a full model:
     /// a window for `mad`, about five memory spans for `ewma`, three seasons for
-    /// `holt_winters` (two to start, one to settle).
+    /// `holt_winters` (two to start, one to settle), the learning or warm-up period of the
+    /// others.
     pub fn history(&self) -> usize {
         match *self {
             Spec::Mad { window } => window,
@@ -116,6 +172,9 @@ impl Spec {
                 spans.clamp(ewma::WARM_UP + 1, MAX_WINDOW)
             }
             Spec::HoltWinters { period, .. } => 3 * period,
+            Spec::Cusum { .. } => cusum::WARM_UP,
+            Spec::Novelty { learn } => learn,
+            Spec::Autoencoder { .. } => autoencoder::Config::default().warm_up,
         }
     }
 
@@ -125,6 +184,12 @@ impl Spec {
             Spec::Mad { window } => 2 * window,
             Spec::Ewma { .. } => 4,
             Spec::HoltWinters { period, .. } => 6 * period,
+            Spec::Cusum { .. } => 8,
+            Spec::Novelty { learn } => learn + novelty::MEMORY,
+            Spec::Autoencoder { window } => {
+                let c = autoencoder::Config::default();
+                2 * window * c.hidden + 2 * window + c.hidden + 2 * c.errors
+            }
         }
     }
 
@@ -141,6 +206,22 @@ impl Spec {
             } => {
                 AnyDetector::HoltWinters(holt_winters::HoltWinters::new(period, alpha, beta, gamma))
             }
+            Spec::Cusum {
+                allowance,
+                threshold,
+            } => AnyDetector::Cusum(cusum::Cusum::new(allowance, threshold)),
+            Spec::Novelty { learn } => {
+                AnyDetector::Novelty(Box::new(novelty::ShapeNovelty::new(novelty::Config {
+                    learn,
+                    ..novelty::Config::default()
+                })))
+            }
+            Spec::Autoencoder { window } => AnyDetector::Autoencoder(Box::new(
+                autoencoder::Autoencoder::new(autoencoder::Config {
+                    window,
+                    ..autoencoder::Config::default()
+                }),
+            )),
         }
     }
 }
@@ -154,6 +235,12 @@ pub enum AnyDetector {
     Ewma(ewma::Ewma),
     /// Holt-Winters.
     HoltWinters(holt_winters::HoltWinters),
+    /// CUSUM.
+    Cusum(cusum::Cusum),
+    /// Shape novelty (boxed: its memory is large beside the others').
+    Novelty(Box<novelty::ShapeNovelty>),
+    /// Autoencoder.
+    Autoencoder(Box<autoencoder::Autoencoder>),
 }
 
 impl Detector for AnyDetector {
@@ -162,6 +249,9 @@ impl Detector for AnyDetector {
             AnyDetector::Mad(d) => d.update(x),
             AnyDetector::Ewma(d) => d.update(x),
             AnyDetector::HoltWinters(d) => d.update(x),
+            AnyDetector::Cusum(d) => d.update(x),
+            AnyDetector::Novelty(d) => Detector::update(d.as_mut(), x),
+            AnyDetector::Autoencoder(d) => d.update(x),
         }
     }
 }
@@ -243,6 +333,59 @@ mod tests {
         assert_eq!(Spec::Ewma { alpha: 0.1 }.history(), 50);
         assert_eq!(Spec::Mad { window: 30 }.history(), 30);
         assert_eq!(hw.memory(), 144);
+        let bad = [
+            (
+                Spec::Cusum {
+                    allowance: 0.0,
+                    threshold: 8.0,
+                },
+                "allowance:",
+            ),
+            (
+                Spec::Cusum {
+                    allowance: 0.5,
+                    threshold: f64::NAN,
+                },
+                "threshold:",
+            ),
+            (Spec::Novelty { learn: 10 }, "learn:"),
+            (Spec::Autoencoder { window: 1 }, "window:"),
+        ];
+        for (spec, field) in bad {
+            let e = spec.validate().unwrap_err();
+            assert!(e.starts_with(field), "{spec:?}: {e}");
+        }
+        assert_eq!(Spec::Novelty { learn: 750 }.history(), 750);
+    }
+
+    #[test]
+    fn change_novelty_and_learned_specs_build_detectors_that_see_a_jump() {
+        let specs = [
+            Spec::Cusum {
+                allowance: 0.5,
+                threshold: 8.0,
+            },
+            Spec::Novelty { learn: 300 },
+            Spec::Autoencoder { window: 16 },
+        ];
+        for spec in specs {
+            spec.validate().unwrap();
+            let mut d = spec.build();
+            let mut rng = testing::Rng(12);
+            for _ in 0..1500 {
+                d.update(20.0 + rng.normal());
+            }
+            let jump = (0..20)
+                .filter_map(|_| d.update(35.0 + rng.normal()))
+                .fold(0.0, f64::max);
+            let bar = if matches!(spec, Spec::Novelty { .. }) {
+                0.1
+            } else {
+                6.0
+            };
+            assert!(jump >= bar, "{spec:?}: the jump scored {jump}");
+            assert!(d.update(f64::NAN).is_none());
+        }
     }
 
     #[test]

@@ -9,8 +9,13 @@
 //! median stands in (`1.2533 · meanAD ≈ σ` for normal data), and when that is 0 too (a
 //! constant window), any different value scores ±∞.
 //!
-//! A value is scored against the window *before* it joins it. Memory: the window, plus
-//! one scratch copy for the selections (O(n) each, by `select_nth_unstable`).
+//! A value is scored against the window *before* it joins it. Memory: the window twice,
+//! in arrival order (to know what leaves) and sorted. Cost: the median is read off the
+//! sorted copy; the MAD is the middle of two sorted runs — the distances below the median,
+//! read from it downwards, and those above, read upwards — found by a binary search over
+//! how many each contributes (O(log n)); an arrival and a departure are a binary search
+//! and a `memmove` each (O(n) bytes moved, a few nanoseconds for the windows rules use).
+//! Only the mean-deviation fallback walks the window.
 
 use std::collections::VecDeque;
 
@@ -24,7 +29,7 @@ pub const MIN_VALUES: usize = 10;
 pub struct RobustZ {
     window: usize,
     values: VecDeque<f64>,
-    scratch: Vec<f64>,
+    sorted: Vec<f64>,
 }
 
 impl RobustZ {
@@ -34,27 +39,30 @@ impl RobustZ {
         RobustZ {
             window,
             values: VecDeque::with_capacity(window),
-            scratch: Vec::with_capacity(window),
+            sorted: Vec::with_capacity(window),
         }
     }
 
     /// The score of `x` against the current window, without adding it.
-    pub fn score(&mut self, x: f64) -> Option<f64> {
+    pub fn score(&self, x: f64) -> Option<f64> {
         if self.values.len() < self.window.min(MIN_VALUES) {
             return None;
         }
-        self.scratch.clear();
-        self.scratch.extend(self.values.iter().copied());
-        let m = median(&mut self.scratch);
-        for v in &mut self.scratch {
-            *v = (*v - m).abs();
-        }
-        let mean_ad = self.scratch.iter().sum::<f64>() / self.scratch.len() as f64;
-        let mad = median(&mut self.scratch);
+        let v = &self.sorted;
+        let n = v.len();
+        let m = sorted_median(n, |i| v[i]);
+        // The distances |vᵢ − m| as two ascending runs.
+        let split = v.partition_point(|&y| y < m);
+        let below = |j: usize| m - v[split - 1 - j];
+        let above = |j: usize| v[split + j] - m;
+        let (a, b) = (split, n - split);
+        let mad = sorted_median(n, |k| kth_of_two(a, b, below, above, k));
         let d = x - m;
         let spread = if mad > 0.0 {
             mad / 0.6745
         } else {
+            #[allow(clippy::cast_precision_loss)] // at most MAX_WINDOW values
+            let mean_ad = v.iter().map(|y| (y - m).abs()).sum::<f64>() / n as f64;
             1.253_314 * mean_ad
         };
         Some(if spread > 0.0 {
@@ -67,16 +75,58 @@ impl RobustZ {
     }
 }
 
+/// The median of `n > 0` ascending values read through `at`.
+fn sorted_median(n: usize, at: impl Fn(usize) -> f64) -> f64 {
+    if n % 2 == 1 {
+        at(n / 2)
+    } else {
+        (at(n / 2 - 1) + at(n / 2)) / 2.0
+    }
+}
+
+/// The `k`-th smallest (from 0) of two ascending runs of lengths `a` and `b` read through
+/// `l` and `r` (`k < a + b`): a binary search over `i`, how many of the first `k + 1`
+/// come from the first run.
+fn kth_of_two(
+    a: usize,
+    b: usize,
+    l: impl Fn(usize) -> f64,
+    r: impl Fn(usize) -> f64,
+    k: usize,
+) -> f64 {
+    let (mut lo, mut hi) = ((k + 1).saturating_sub(b), (k + 1).min(a));
+    while lo < hi {
+        let i = lo + (hi - lo) / 2;
+        // Taking `i` from the first run is too few when its next one is below the
+        // second run's last one taken.
+        if l(i) < r(k - i) {
+            lo = i + 1;
+        } else {
+            hi = i;
+        }
+    }
+    let i = lo;
+    let j = k + 1 - i;
+    let from_l = if i > 0 { l(i - 1) } else { f64::NEG_INFINITY };
+    let from_r = if j > 0 { r(j - 1) } else { f64::NEG_INFINITY };
+    from_l.max(from_r)
+}
+
 impl Detector for RobustZ {
     fn update(&mut self, x: f64) -> Option<f64> {
         if !x.is_finite() {
             return None;
         }
         let s = self.score(x);
-        if self.values.len() == self.window {
-            self.values.pop_front();
+        if self.values.len() == self.window
+            && let Some(old) = self.values.pop_front()
+        {
+            let at = self.sorted.partition_point(|&y| y < old);
+            self.sorted.remove(at);
         }
         self.values.push_back(x);
+        let at = self.sorted.partition_point(|&y| y < x);
+        self.sorted.insert(at, x);
         s
     }
 }
@@ -149,6 +199,41 @@ mod tests {
         assert_eq!(flat.score(1.0), Some(0.0));
         assert_eq!(flat.score(2.0), Some(f64::INFINITY));
         assert_eq!(flat.score(0.0), Some(f64::NEG_INFINITY));
+    }
+
+    #[test]
+    fn the_sorted_window_scores_as_a_full_sort_would() {
+        let brute = |w: &[f64], x: f64| {
+            let mut v = w.to_vec();
+            let m = median(&mut v);
+            let mut dev: Vec<f64> = v.iter().map(|y| (y - m).abs()).collect();
+            let mad = median(&mut dev);
+            0.6745 * (x - m) / mad
+        };
+        let mut rng = crate::testing::Rng(17);
+        for window in [3, 4, 10, 11, 60, 61] {
+            let mut d = RobustZ::new(window);
+            let mut seen = Vec::new();
+            for i in 0..500 {
+                // Ties and steps too: rounded values, a level that moves.
+                let x = (rng.normal() * 4.0).round() + if i > 250 { 20.0 } else { 0.0 };
+                let start = seen.len().saturating_sub(window);
+                let got = d.update(x);
+                if let Some(got) = got
+                    && got.is_finite()
+                {
+                    let want = brute(&seen[start..], x);
+                    if want.is_finite() {
+                        assert!(
+                            (got - want).abs() < 1e-9,
+                            "window {window} at {i}: {got} vs {want}"
+                        );
+                    }
+                }
+                seen.push(x);
+            }
+            assert_eq!(d.sorted.len(), window);
+        }
     }
 
     #[test]

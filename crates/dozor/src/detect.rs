@@ -3,14 +3,16 @@
 //! (Loghub-2k's layout, `<Name>/<Name>_2k.log`) mined with one configuration, one
 //! `line_no,cluster_id` row per line in `OUT/<Name>.csv`, and the clusters' templates in
 //! `OUT/<Name>.templates.tsv` (`cluster_id`, lines, template). `nab`: each
-//! `<category>/<file>.csv` of the Numenta Anomaly Benchmark scored sample by sample
-//! (causal, one configuration), `OUT/<category>/<file>.csv` with `anomaly_score` in [0, 1].
+//! `<category>/<file>.csv` of the Numenta Anomaly Benchmark scored sample by sample by the
+//! shape-novelty detector (causal, one configuration; its learning period is NAB's
+//! probation, 15 % of the file and at most 750 samples), `OUT/<category>/<file>.csv` with
+//! `anomaly_score` in [0, 1].
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use dozor_detect::ensemble::{Config as ScorerConfig, Scorer};
 use dozor_detect::logtemplate::{Config, TemplateMiner};
+use dozor_detect::novelty::{Config as NoveltyConfig, ShapeNovelty};
 
 /// What mining one file found.
 #[derive(Debug)]
@@ -90,6 +92,12 @@ pub fn loghub(data: &Path, out: &Path) -> anyhow::Result<Vec<Mined>> {
     Ok(found)
 }
 
+/// NAB's probation period for a file of `rows` rows: 15 %, and at most 750 (its
+/// `util.getProbationPeriod`); the detector learns over it and the scorer ignores it.
+fn nab_probation(rows: usize) -> usize {
+    if rows < 5000 { rows * 15 / 100 } else { 750 }
+}
+
 /// What scoring one series found.
 #[derive(Debug)]
 pub struct Scored {
@@ -118,9 +126,7 @@ pub fn nab(data: &Path, out: &Path) -> anyhow::Result<Vec<Scored>> {
             .unwrap_or_default();
         let text = std::fs::read_to_string(&file)
             .with_context(|| format!("cannot read {}", file.display()))?;
-        let mut scorer = Scorer::new(ScorerConfig::default());
-        let mut csv = String::from("timestamp,value,anomaly_score,label\n");
-        let mut rows = 0;
+        let mut values = Vec::new();
         for (n, line) in text.lines().enumerate().skip(1) {
             if line.trim().is_empty() {
                 continue;
@@ -135,9 +141,17 @@ pub fn nab(data: &Path, out: &Path) -> anyhow::Result<Vec<Scored>> {
                     n + 1
                 )
             })?;
-            let score = scorer.update(x);
-            csv.push_str(&format!("{time},{},{score:.6},0\n", value.trim()));
-            rows += 1;
+            values.push((time, value.trim(), x));
+        }
+        let rows = values.len();
+        let mut detector = ShapeNovelty::new(NoveltyConfig {
+            learn: nab_probation(rows),
+            ..NoveltyConfig::default()
+        });
+        let mut csv = String::from("timestamp,value,anomaly_score,label\n");
+        for (time, value, x) in values {
+            let score = detector.update(x);
+            csv.push_str(&format!("{time},{value},{score:.6},0\n"));
         }
         let dir = out.join(&category);
         std::fs::create_dir_all(&dir)

@@ -1322,6 +1322,45 @@ mod transition_tests {
     }
 
     #[test]
+    fn a_cusum_rule_fires_on_a_small_lasting_shift_no_single_value_shows() {
+        let mut g = structured(
+            r#"{"name": "Shift", "condition": {"type": "anomaly", "metric": "x", "detector": "cusum", "direction": "up"}}"#,
+        );
+        let store = MemStore::new();
+        for job in ["a", "b"] {
+            let points: Vec<(i64, f64)> = (0..160)
+                .map(|i| {
+                    // Noise within ±0.5; `a` settles 0.5 higher at minute 140, its values
+                    // still inside the range the noise covered before.
+                    let noise = ((i * 7919 + job.len() as i64 * 31) % 13) as f64 / 13.0 - 0.5;
+                    let shift = if job == "a" && i >= 140 { 0.5 } else { 0.0 };
+                    (i * 60_000, 100.0 + noise + shift)
+                })
+                .collect();
+            series(&store, "x", job, &points);
+        }
+        let mut fired = Vec::new();
+        // The detectors learn minutes 20..119 from history.
+        for minute in 120..160 {
+            eval(&mut g, &store, minute * 60_000);
+            assert!(
+                g.rules[0].last_error.is_none(),
+                "{:?}",
+                g.rules[0].last_error
+            );
+            for tr in g.take_transitions() {
+                if let Transition::Fired(a) = tr {
+                    fired.push((minute, a.labels.get("job").map(str::to_owned)));
+                }
+            }
+        }
+        assert_eq!(fired.len(), 1, "{fired:?}");
+        let (minute, job) = &fired[0];
+        assert_eq!(job.as_deref(), Some("a"));
+        assert!((141..=152).contains(minute), "found at minute {minute}");
+    }
+
+    #[test]
     fn a_composite_with_an_anomaly_part_scores_its_parts() {
         let mut g = structured(
             r#"{"name": "Both", "condition": {"type": "composite", "operator": "and", "conditions": [

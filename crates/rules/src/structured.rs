@@ -224,6 +224,12 @@ pub enum DetectorKind {
     Ewma,
     /// Seasonal Holt-Winters.
     HoltWinters,
+    /// Two-sided CUSUM change points.
+    Cusum,
+    /// Shape novelty (fuzzy ART memory of the series' shapes); scores in [0, 1].
+    Novelty,
+    /// An autoencoder over windows, with the robust z-score as its fallback.
+    Autoencoder,
 }
 
 impl DetectorKind {
@@ -232,6 +238,19 @@ impl DetectorKind {
             DetectorKind::Mad => "mad",
             DetectorKind::Ewma => "ewma",
             DetectorKind::HoltWinters => "holt_winters",
+            DetectorKind::Cusum => "cusum",
+            DetectorKind::Novelty => "novelty",
+            DetectorKind::Autoencoder => "autoencoder",
+        }
+    }
+
+    /// The sensitivity when none is given: 3 spreads; 8 for a CUSUM sum; 0.5 for a
+    /// novelty score.
+    fn default_sensitivity(self) -> f64 {
+        match self {
+            DetectorKind::Cusum => 8.0,
+            DetectorKind::Novelty => 0.5,
+            _ => 3.0,
         }
     }
 }
@@ -287,15 +306,23 @@ pub struct Anomaly {
     pub metric: String,
     /// The detector.
     pub detector: DetectorKind,
-    /// Score (in standard deviations) from which a value is anomalous (default 3).
-    #[serde(default = "default_sensitivity")]
-    pub sensitivity: f64,
+    /// Score from which a value is anomalous: in standard deviations (default 3); for
+    /// `cusum` the sum (default 8); for `novelty` a score in (0, 1] (default 0.5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sensitivity: Option<f64>,
     /// Which side counts (default both).
     #[serde(default = "default_side")]
     pub direction: Direction,
-    /// `mad`: values in the window (default 60).
+    /// `mad`: values in the window (default 60); `autoencoder`: values per input window
+    /// (default 16).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window: Option<usize>,
+    /// `cusum`: half the smallest shift worth finding, in spreads (default 0.5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowance: Option<f64>,
+    /// `novelty`: values of the learning period (default 750).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub learn: Option<usize>,
     /// `holt_winters`: values per season (required).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub period: Option<usize>,
@@ -396,9 +423,6 @@ fn strip_position(message: &str) -> String {
 
 fn default_r2() -> f64 {
     0.5
-}
-fn default_sensitivity() -> f64 {
-    3.0
 }
 fn default_side() -> Direction {
     Direction::Both
@@ -722,12 +746,15 @@ fn compile(c: &Condition, field: &str, slots: &mut usize) -> Result<Compiled, Sp
             sensitivity,
             direction,
             window,
+            allowance,
+            learn,
             period,
             alpha,
             beta,
             gamma,
         }) => {
             let input = instant_vector(metric, field)?;
+            let sensitivity = &sensitivity.unwrap_or(detector.default_sensitivity());
             let unused = |name: &str, set: bool| {
                 if set {
                     Err(bad(
@@ -738,12 +765,24 @@ fn compile(c: &Condition, field: &str, slots: &mut usize) -> Result<Compiled, Sp
                     Ok(())
                 }
             };
+            let only = |allowed: &[&str]| {
+                let given = [
+                    ("window", window.is_some()),
+                    ("allowance", allowance.is_some()),
+                    ("learn", learn.is_some()),
+                    ("period", period.is_some()),
+                    ("alpha", alpha.is_some()),
+                    ("beta", beta.is_some()),
+                    ("gamma", gamma.is_some()),
+                ];
+                given
+                    .iter()
+                    .filter(|(name, _)| !allowed.contains(name))
+                    .try_for_each(|&(name, set)| unused(name, set))
+            };
             let (spec, params) = match detector {
                 DetectorKind::Mad => {
-                    unused("period", period.is_some())?;
-                    unused("alpha", alpha.is_some())?;
-                    unused("beta", beta.is_some())?;
-                    unused("gamma", gamma.is_some())?;
+                    only(&["window"])?;
                     let window = window.unwrap_or(60);
                     (
                         DetectorSpec::Mad { window },
@@ -751,15 +790,12 @@ fn compile(c: &Condition, field: &str, slots: &mut usize) -> Result<Compiled, Sp
                     )
                 }
                 DetectorKind::Ewma => {
-                    unused("window", window.is_some())?;
-                    unused("period", period.is_some())?;
-                    unused("beta", beta.is_some())?;
-                    unused("gamma", gamma.is_some())?;
+                    only(&["alpha"])?;
                     let alpha = alpha.unwrap_or(0.1);
                     (DetectorSpec::Ewma { alpha }, format!("ewma(alpha={alpha})"))
                 }
                 DetectorKind::HoltWinters => {
-                    unused("window", window.is_some())?;
+                    only(&["period", "alpha", "beta", "gamma"])?;
                     let period = period.ok_or_else(|| {
                         bad(
                             format!("{field}.period"),
@@ -781,6 +817,45 @@ fn compile(c: &Condition, field: &str, slots: &mut usize) -> Result<Compiled, Sp
                         format!(
                             "holt_winters(period={period}, alpha={alpha}, beta={beta}, gamma={gamma})"
                         ),
+                    )
+                }
+                DetectorKind::Cusum => {
+                    only(&["allowance"])?;
+                    let allowance = allowance.unwrap_or(0.5);
+                    (
+                        DetectorSpec::Cusum {
+                            allowance,
+                            threshold: *sensitivity,
+                        },
+                        format!("cusum(allowance={allowance})"),
+                    )
+                }
+                DetectorKind::Novelty => {
+                    only(&["learn"])?;
+                    if !(*sensitivity > 0.0 && *sensitivity <= 1.0) {
+                        return Err(bad(
+                            format!("{field}.sensitivity"),
+                            "a novelty score threshold, in (0, 1]",
+                        ));
+                    }
+                    if *direction == Direction::Down {
+                        return Err(bad(
+                            format!("{field}.direction"),
+                            "a new shape has no side: use up or both",
+                        ));
+                    }
+                    let learn = learn.unwrap_or(750);
+                    (
+                        DetectorSpec::Novelty { learn },
+                        format!("novelty(learn={learn})"),
+                    )
+                }
+                DetectorKind::Autoencoder => {
+                    only(&["window"])?;
+                    let window = window.unwrap_or(16);
+                    (
+                        DetectorSpec::Autoencoder { window },
+                        format!("autoencoder(window={window})"),
                     )
                 }
             };
@@ -995,6 +1070,25 @@ mod tests {
             panic!("native expected");
         };
         assert!(matches!(**n, Native::Anomaly(AnomalyExpr { slot: 0, .. })));
+        let said = |json: &str| rule(json).unwrap().expr;
+        assert_eq!(
+            said(
+                r#"{"name": "c", "condition": {"type": "anomaly", "metric": "latency", "detector": "cusum", "direction": "up"}}"#
+            ),
+            "cusum(allowance=0.5)(latency) >= 8"
+        );
+        assert_eq!(
+            said(
+                r#"{"name": "n", "condition": {"type": "anomaly", "metric": "load", "detector": "novelty", "learn": 1440}}"#
+            ),
+            "novelty(learn=1440)(load) beyond ±0.5"
+        );
+        assert_eq!(
+            said(
+                r#"{"name": "a", "condition": {"type": "anomaly", "metric": "load", "detector": "autoencoder", "sensitivity": 5}}"#
+            ),
+            "autoencoder(window=16)(load) beyond ±5"
+        );
         let r = rule(
             r#"{"name": "c", "condition": {"type": "composite", "operator": "or", "conditions": [
                 {"type": "anomaly", "metric": "a", "detector": "mad"},
@@ -1059,6 +1153,30 @@ mod tests {
                 r#"{"name": "x", "condition": {"type": "anomaly", "metric": "m", "detector": "mad", "window": 2}}"#
             ),
             "condition.window: must be 3..=100000, got 2"
+        );
+        assert_eq!(
+            e(
+                r#"{"name": "x", "condition": {"type": "anomaly", "metric": "m", "detector": "cusum", "period": 24}}"#
+            ),
+            "condition.period: not a parameter of the cusum detector"
+        );
+        assert_eq!(
+            e(
+                r#"{"name": "x", "condition": {"type": "anomaly", "metric": "m", "detector": "novelty", "sensitivity": 3}}"#
+            ),
+            "condition.sensitivity: a novelty score threshold, in (0, 1]"
+        );
+        assert_eq!(
+            e(
+                r#"{"name": "x", "condition": {"type": "anomaly", "metric": "m", "detector": "novelty", "direction": "down"}}"#
+            ),
+            "condition.direction: a new shape has no side: use up or both"
+        );
+        assert_eq!(
+            e(
+                r#"{"name": "x", "condition": {"type": "anomaly", "metric": "m", "detector": "novelty", "learn": 5}}"#
+            ),
+            "condition.learn: must be 64..=100000, got 5"
         );
         assert_eq!(
             e(
