@@ -146,6 +146,10 @@ pub struct Claims {
     pub iat: i64,
     /// Expires at, seconds since the epoch.
     pub exp: i64,
+    /// The session (refresh-token family) the token was issued in; logging out, or a
+    /// refresh token used twice, revokes it. Absent in tokens of older versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
 }
 
 /// The HS256 key pair for access tokens and their lifetime.
@@ -175,10 +179,12 @@ impl JwtKeys {
         }
     }
 
-    /// Issues an access token for `user` valid from `now_ms` for `access_ttl`.
+    /// Issues an access token for `user` in session `sid`, valid from `now_ms` for
+    /// `access_ttl`.
     pub fn issue(
         &self,
         user: &dozor_state::users::User,
+        sid: &str,
         now_ms: Millis,
     ) -> Result<String, ApiError> {
         let iat = now_ms / 1000;
@@ -189,6 +195,7 @@ impl JwtKeys {
             role: user.role,
             iat,
             exp: iat + i64::try_from(self.access_ttl.as_secs()).unwrap_or(i64::MAX / 2),
+            sid: Some(sid.to_owned()),
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(ApiError::internal)
@@ -250,6 +257,11 @@ async fn authenticate(state: &AppState, parts: &Parts) -> Result<Option<Principa
     match parse_authorization(value).ok_or_else(invalid)? {
         Credentials::Jwt(jwt) => {
             let claims = state.jwt().check(jwt).ok_or_else(invalid)?;
+            if let Some(sid) = &claims.sid
+                && session_revoked(state, sid).await?
+            {
+                return Err(invalid());
+            }
             Ok(Some(Principal {
                 tenant: claims.tenant,
                 actor: claims.name,
@@ -280,6 +292,16 @@ async fn authenticate(state: &AppState, parts: &Parts) -> Result<Option<Principa
             }))
         }
     }
+}
+
+/// Whether the session `sid` was revoked, from the cache or the store.
+async fn session_revoked(state: &AppState, sid: &str) -> Result<bool, ApiError> {
+    if let Some(revoked) = state.session_cache().get(sid) {
+        return Ok(revoked);
+    }
+    let revoked = state.store().session_revoked(sid).await?;
+    state.session_cache().put(sid, revoked);
+    Ok(revoked)
 }
 
 /// API tokens looked up in the last [`TokenCache::TTL`], by the hash of their secret: a
@@ -316,6 +338,155 @@ impl TokenCache {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clear();
+    }
+}
+
+/// How logins are guarded and passwords chosen (`auth:` in `dozor.yml`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuthPolicy {
+    /// Failed logins that lock a user name, and for how long.
+    pub lockout: dozor_state::lockout::LockoutPolicy,
+    /// Login attempts per minute from one client address; more get 429 (0: no limit).
+    pub logins_per_minute: u32,
+    /// Shortest password accepted.
+    pub password_min_length: usize,
+}
+
+impl Default for AuthPolicy {
+    fn default() -> AuthPolicy {
+        AuthPolicy {
+            lockout: dozor_state::lockout::LockoutPolicy {
+                max_failures: 5,
+                window_ms: 15 * 60_000,
+                lock_ms: 15 * 60_000,
+            },
+            logins_per_minute: 60,
+            password_min_length: 12,
+        }
+    }
+}
+
+/// Longest password accepted (argon2 hashes whatever it is given: a bound on its work).
+pub const MAX_PASSWORD_CHARS: usize = 1024;
+
+/// Passwords refused whatever their length: the most common ones in public breach lists
+/// that are 12 characters or longer, and patterns people reach for. NIST SP 800-63B §5.1.1.2
+/// asks for a check against such a list rather than composition rules.
+const COMMON_PASSWORDS: &[&str] = &[
+    "123456789012",
+    "1234567890123",
+    "qwertyuiopasdfghjkl",
+    "qwertyuiop123",
+    "1q2w3e4r5t6y",
+    "1qaz2wsx3edc",
+    "passwordpassword",
+    "password1234",
+    "password12345",
+    "password123456",
+    "administrator",
+    "iloveyou1234",
+    "abc123456789",
+    "abcdefghijkl",
+    "changeme1234",
+    "letmein12345",
+    "welcome12345",
+    "qwerty123456",
+    "zaq12wsxcde3",
+    "monitoring123",
+    "adminadmin123",
+    "administrator1",
+];
+
+/// Checks a new password of user `name` against `policy` (NIST SP 800-63B: length, a
+/// list of common passwords, not the user name; no composition rules). The message names
+/// what is wrong, never the password.
+pub fn check_password(policy: &AuthPolicy, name: &str, password: &str) -> Result<(), String> {
+    let chars = password.chars().count();
+    if chars < policy.password_min_length {
+        return Err(format!(
+            "at least {} characters",
+            policy.password_min_length
+        ));
+    }
+    if chars > MAX_PASSWORD_CHARS {
+        return Err(format!("at most {MAX_PASSWORD_CHARS} characters"));
+    }
+    let lower = password.to_lowercase();
+    if name.chars().count() >= 3 && lower.contains(&name.to_lowercase()) {
+        return Err("must not contain the user name".to_owned());
+    }
+    let mut distinct: Vec<char> = lower.chars().collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    if distinct.len() < 4 || COMMON_PASSWORDS.contains(&lower.as_str()) {
+        return Err("too common or too repetitive".to_owned());
+    }
+    Ok(())
+}
+
+/// Login attempts per client address: a token bucket per address refilled at
+/// `per_minute` a minute, holding at most `per_minute`. Per node (a limiter in memory:
+/// lock-out, which matters across nodes, is in the state store).
+#[derive(Debug, Default)]
+pub struct LoginLimiter(std::sync::Mutex<HashMap<String, (f64, Instant)>>);
+
+impl LoginLimiter {
+    /// Most addresses tracked; beyond it the limiter forgets those whose bucket is full.
+    const MAX: usize = 100_000;
+
+    /// Takes one attempt for `addr`; `Err(seconds)` until the next one is allowed.
+    pub fn take(&self, addr: &str, per_minute: u32) -> Result<(), u64> {
+        if per_minute == 0 {
+            return Ok(());
+        }
+        let capacity = f64::from(per_minute);
+        let rate = capacity / 60.0;
+        let now = Instant::now();
+        let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if map.len() >= Self::MAX {
+            map.retain(|_, (tokens, at)| *tokens + at.elapsed().as_secs_f64() * rate < capacity);
+        }
+        let (tokens, at) = map.entry(addr.to_owned()).or_insert((capacity, now));
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * rate).min(capacity);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            let wait = ((1.0 - *tokens) / rate).ceil() as u64;
+            Err(wait.max(1))
+        }
+    }
+}
+
+/// Sessions known to be revoked or live, by family id, for [`TokenCache::TTL`]: an access
+/// token's session is checked on every request, the store read at most once per TTL. A
+/// session revoked on this node stops at once; on another node sharing the store, within
+/// the TTL.
+#[derive(Debug, Default)]
+pub struct SessionCache(std::sync::Mutex<HashMap<String, (bool, Instant)>>);
+
+impl SessionCache {
+    const MAX: usize = 100_000;
+
+    fn get(&self, family: &str) -> Option<bool> {
+        let map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        map.get(family)
+            .filter(|(revoked, at)| *revoked || at.elapsed() < TokenCache::TTL)
+            .map(|(revoked, _)| *revoked)
+    }
+
+    /// Records what the store said about `family` (or that this node revoked it).
+    pub fn put(&self, family: &str, revoked: bool) {
+        let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if map.len() >= Self::MAX {
+            map.retain(|_, (revoked, _)| *revoked);
+            if map.len() >= Self::MAX {
+                map.clear();
+            }
+        }
+        map.insert(family.to_owned(), (revoked, Instant::now()));
     }
 }
 

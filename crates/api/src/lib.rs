@@ -55,7 +55,7 @@ use dozor_tsdb::Tsdb;
 use tower_http::compression::CompressionLayer;
 use tower_http::trace::TraceLayer;
 
-pub use auth::{ClientAddr, JwtKeys, Principal};
+pub use auth::{AuthPolicy, ClientAddr, JwtKeys, Principal};
 pub use dozor_model::TenantId;
 pub use dozor_promql::EngineOptions as QueryLimits;
 pub use error::ApiError;
@@ -72,6 +72,8 @@ pub struct ApiSettings {
     pub max_body_bytes: usize,
     /// How long a refresh token lives.
     pub refresh_ttl: Duration,
+    /// Login guards and the password policy.
+    pub auth: auth::AuthPolicy,
     /// Per-request limits of the ingest decoders.
     pub ingest_limits: IngestLimits,
     /// Ingest requests served at once; more get 429.
@@ -150,6 +152,8 @@ struct Inner {
     started: Instant,
     started_ms: Millis,
     tokens: auth::TokenCache,
+    sessions: auth::SessionCache,
+    login_limiter: auth::LoginLimiter,
 }
 
 /// What every handler shares. Cheap to clone.
@@ -185,6 +189,8 @@ impl AppState {
             started: Instant::now(),
             started_ms: now_ms(),
             tokens: auth::TokenCache::default(),
+            sessions: auth::SessionCache::default(),
+            login_limiter: auth::LoginLimiter::default(),
         }))
     }
 
@@ -251,6 +257,16 @@ impl AppState {
     /// API tokens seen recently (a revocation in this process clears it).
     pub fn token_cache(&self) -> &auth::TokenCache {
         &self.0.tokens
+    }
+
+    /// Sessions recently found revoked or live (a revocation in this process marks it).
+    pub fn session_cache(&self) -> &auth::SessionCache {
+        &self.0.sessions
+    }
+
+    /// Login attempts per client address.
+    pub fn login_limiter(&self) -> &auth::LoginLimiter {
+        &self.0.login_limiter
     }
 
     /// The access-token keys.

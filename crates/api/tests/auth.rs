@@ -109,7 +109,11 @@ async fn an_expired_access_token_is_refused() {
         .unwrap()
         .unwrap();
     let issued_long_ago = now_ms() - 3_600_000;
-    let stale = app.state.jwt().issue(&user, issued_long_ago).unwrap();
+    let stale = app
+        .state
+        .jwt()
+        .issue(&user, "session", issued_long_ago)
+        .unwrap();
     let (status, _) = app
         .call(
             "GET",
@@ -119,7 +123,7 @@ async fn an_expired_access_token_is_refused() {
         )
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let fresh = app.state.jwt().issue(&user, now_ms()).unwrap();
+    let fresh = app.state.jwt().issue(&user, "session", now_ms()).unwrap();
     let (status, _) = app
         .call(
             "GET",
@@ -134,7 +138,7 @@ async fn an_expired_access_token_is_refused() {
         b"another-secret-another-secret-xx",
         std::time::Duration::from_secs(900),
     );
-    let forged = other.issue(&user, now_ms()).unwrap();
+    let forged = other.issue(&user, "session", now_ms()).unwrap();
     let (status, _) = app
         .call(
             "GET",
@@ -296,11 +300,8 @@ async fn refresh_rotates_and_logout_revokes() {
     assert_eq!(status, StatusCode::OK, "{second}");
     let second = second["data"].clone();
     assert_ne!(second["refresh_token"], first["refresh_token"]);
-    // The first refresh token was rotated away.
-    let (status, _) = app
-        .call("POST", "/api/v1/auth/refresh", None, Some(refresh(&first)))
-        .await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // (Presenting the first again ends the session: see
+    // a_rotated_refresh_token_used_again_ends_the_whole_session.)
 
     let auth = format!("Bearer {}", second["access_token"].as_str().unwrap());
     let (status, _) = app
@@ -329,7 +330,7 @@ async fn users_are_created_in_the_admins_tenant_only() {
             "POST",
             "/api/v1/users",
             Some(&admin),
-            Some(json!({"name": "ops", "password": "ops-password", "role": "operator"})),
+            Some(json!({"name": "ops", "password": "tangerine-lighthouse", "role": "operator"})),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED);
@@ -356,12 +357,12 @@ async fn users_are_created_in_the_admins_tenant_only() {
             "POST",
             "/api/v1/users",
             Some(&admin),
-            Some(json!({"name": "ops", "password": "ops-password", "role": "viewer"})),
+            Some(json!({"name": "ops", "password": "another-fine-phrase", "role": "viewer"})),
         )
         .await;
     assert_eq!(status, StatusCode::CONFLICT);
     // The new operator logs in and lands in the admin's tenant.
-    let ops = app.login("ops", "ops-password").await;
+    let ops = app.login("ops", "tangerine-lighthouse").await;
     assert_eq!(ops["user"]["tenant"], "default");
 }
 
@@ -391,4 +392,217 @@ async fn the_audit_chain_verifies_over_the_api_and_metrics_count_requests() {
         "{text}"
     );
     assert!(text.contains("dozor_build_info{version="), "{text}");
+}
+
+#[tokio::test]
+async fn a_rotated_refresh_token_used_again_ends_the_whole_session() {
+    let app = common::app().await;
+    let first = app.login("admin", ADMIN_PASSWORD).await;
+    let refresh = |t: &serde_json::Value| json!({"refresh_token": t["refresh_token"]});
+    let (status, second) = app
+        .call("POST", "/api/v1/auth/refresh", None, Some(refresh(&first)))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{second}");
+    let second = second["data"].clone();
+    let access = format!("Bearer {}", second["access_token"].as_str().unwrap());
+    let (status, _) = app
+        .call("GET", "/api/v1/auth/me", Some(&access), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    // Someone replays the first, rotated-away token: refused, and the session it belongs
+    // to ends — the legitimate holder's newer tokens too.
+    let (status, _) = app
+        .call("POST", "/api/v1/auth/refresh", None, Some(refresh(&first)))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = app
+        .call("POST", "/api/v1/auth/refresh", None, Some(refresh(&second)))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "the newest refresh token survived"
+    );
+    let (status, _) = app
+        .call("GET", "/api/v1/auth/me", Some(&access), None)
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "the session's access token survived"
+    );
+    // Other sessions of the same user are untouched.
+    let other = app.bearer("admin", ADMIN_PASSWORD).await;
+    let (status, _) = app.call("GET", "/api/v1/auth/me", Some(&other), None).await;
+    assert_eq!(status, StatusCode::OK);
+    app.state.audit().close().unwrap();
+    let chain = std::fs::read_to_string(app.dir.path().join("audit/chain.jsonl")).unwrap();
+    let reuse = chain
+        .lines()
+        .find(|l| l.contains("\"auth.refresh_reuse\""))
+        .expect("reuse audited");
+    assert!(reuse.contains("\"denied\""), "{reuse}");
+    assert!(
+        !chain.contains(first["refresh_token"].as_str().unwrap()),
+        "a secret reached the audit chain"
+    );
+}
+
+#[tokio::test]
+async fn logout_stops_the_sessions_access_token_at_once() {
+    let app = common::app().await;
+    let session = app.login("admin", ADMIN_PASSWORD).await;
+    let access = format!("Bearer {}", session["access_token"].as_str().unwrap());
+    let (status, _) = app
+        .call(
+            "POST",
+            "/api/v1/auth/logout",
+            Some(&access),
+            Some(json!({"refresh_token": session["refresh_token"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = app
+        .call("GET", "/api/v1/auth/me", Some(&access), None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    // A second node sharing the store (a fresh cache) refuses it too.
+    let db = app.state.store().clone();
+    let node2 = common::app_on_shared(db).await;
+    let (status, _) = node2
+        .call("GET", "/api/v1/auth/me", Some(&access), None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn failed_logins_lock_the_name_then_the_lock_ends() {
+    let app = common::app_with_settings(|s| {
+        s.auth.lockout = dozor_state::lockout::LockoutPolicy {
+            max_failures: 3,
+            window_ms: 60_000,
+            lock_ms: 1_500,
+        };
+    })
+    .await;
+    let login = |password: &str| json!({"username": "admin", "password": password});
+    for _ in 0..3 {
+        let (status, _) = app
+            .call(
+                "POST",
+                "/api/v1/auth/login",
+                None,
+                Some(login("wrong-password-0")),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    // Locked: even the right password waits, and is told how long.
+    let (status, headers, body) = app
+        .call_raw(
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            Some(login(ADMIN_PASSWORD).to_string()),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    let wait: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=2).contains(&wait), "Retry-After {wait}");
+    // Names are locked whether or not they exist, and one name's lock is not another's.
+    let (status, _) = app
+        .call(
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"username": "nobody", "password": "x"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    tokio::time::sleep(std::time::Duration::from_millis(1_600)).await;
+    let (status, _) = app
+        .call(
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            Some(login(ADMIN_PASSWORD)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "the lock did not end");
+    app.state.audit().close().unwrap();
+    let chain = std::fs::read_to_string(app.dir.path().join("audit/chain.jsonl")).unwrap();
+    assert!(chain.contains("\"auth.lockout\""), "lock-out not audited");
+    assert!(
+        !chain.contains("wrong-password-0"),
+        "a password reached the audit chain"
+    );
+}
+
+#[tokio::test]
+async fn logins_from_one_address_are_rate_limited() {
+    let app = common::app_with_settings(|s| s.auth.logins_per_minute = 3).await;
+    let body = || Some(json!({"username": "nobody", "password": "whatever-it-is"}).to_string());
+    for _ in 0..3 {
+        let (status, _, _) = app
+            .call_raw("POST", "/api/v1/auth/login", None, body())
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let (status, headers, _) = app
+        .call_raw("POST", "/api/v1/auth/login", None, body())
+        .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=20).contains(&wait), "Retry-After {wait}");
+}
+
+#[tokio::test]
+async fn new_passwords_follow_the_policy() {
+    let app = common::app().await;
+    let admin = app.bearer("admin", ADMIN_PASSWORD).await;
+    let create =
+        |name: &str, password: &str| json!({"name": name, "password": password, "role": "viewer"});
+    for (name, password, why) in [
+        ("vera", "short-one", "at least 12 characters"),
+        (
+            "vera",
+            "vera-is-my-password",
+            "must not contain the user name",
+        ),
+        ("vera", "Password1234", "too common"),
+        ("vera", "aaaaaaaaaaaaaaaa", "too common or too repetitive"),
+    ] {
+        let (status, body) = app
+            .call(
+                "POST",
+                "/api/v1/users",
+                Some(&admin),
+                Some(create(name, password)),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{password}: {body}");
+        let error = body["error"].as_str().unwrap();
+        assert!(
+            error.starts_with("password: ") && error.contains(why),
+            "{error}"
+        );
+        assert!(
+            !error.contains(password),
+            "the password was echoed: {error}"
+        );
+    }
+    let (status, body) = app
+        .call(
+            "POST",
+            "/api/v1/users",
+            Some(&admin),
+            Some(create("vera", "correct horse battery")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
 }

@@ -864,6 +864,55 @@ pub struct AuthConfig {
     /// HS256 secret for access tokens; by default generated once and kept in the state
     /// store, so every node sharing it accepts the same tokens.
     pub jwt_secret: Option<Secret>,
+    /// Failed logins that lock a user name.
+    pub lockout: LockoutConfig,
+    /// Login attempts per minute from one client address; more get 429 (0: no limit).
+    pub logins_per_minute: u32,
+    /// Shortest password accepted for new users.
+    pub password_min_length: usize,
+}
+
+/// `auth.lockout:`: `failures` failed logins of one user name within `window` lock it for
+/// `duration` (counted whether or not the name exists; shared by every node).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LockoutConfig {
+    /// Failures that lock (0: never lock).
+    pub failures: u32,
+    /// The window they are counted in.
+    #[serde(with = "dozor_model::duration")]
+    pub window: Duration,
+    /// How long the lock lasts.
+    #[serde(with = "dozor_model::duration")]
+    pub duration: Duration,
+}
+
+impl Default for LockoutConfig {
+    fn default() -> LockoutConfig {
+        let policy = dozor_api::AuthPolicy::default().lockout;
+        let ms = |v: i64| Duration::from_millis(u64::try_from(v).unwrap_or(0));
+        LockoutConfig {
+            failures: policy.max_failures,
+            window: ms(policy.window_ms),
+            duration: ms(policy.lock_ms),
+        }
+    }
+}
+
+impl AuthConfig {
+    /// The API's login guards and password policy.
+    pub fn policy(&self) -> dozor_api::AuthPolicy {
+        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4);
+        dozor_api::AuthPolicy {
+            lockout: dozor_state::lockout::LockoutPolicy {
+                max_failures: self.lockout.failures,
+                window_ms: ms(self.lockout.window),
+                lock_ms: ms(self.lockout.duration),
+            },
+            logins_per_minute: self.logins_per_minute,
+            password_min_length: self.password_min_length,
+        }
+    }
 }
 
 /// `log:`: Dozor's own log output.
@@ -971,6 +1020,9 @@ impl Default for AuthConfig {
             access_token_ttl: Duration::from_secs(15 * 60),
             refresh_token_ttl: Duration::from_secs(7 * 24 * 3600),
             jwt_secret: None,
+            lockout: LockoutConfig::default(),
+            logins_per_minute: dozor_api::AuthPolicy::default().logins_per_minute,
+            password_min_length: dozor_api::AuthPolicy::default().password_min_length,
         }
     }
 }

@@ -236,6 +236,7 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
             data_dir: config.data_dir.clone(),
             max_body_bytes: config.server.max_body_bytes,
             refresh_ttl: config.auth.refresh_token_ttl,
+            auth: config.auth.policy(),
             ingest_limits: config.ingest.limits(),
             max_concurrent_ingest: config.ingest.max_concurrent_requests,
             query: config.query.limits(),
@@ -868,6 +869,12 @@ async fn bootstrap(store: &Store, audit: &AuditLog, demo: bool) -> anyhow::Resul
     if let Some(password) = password
         && store.user_by_name(&name).await?.is_none()
     {
+        if !demo
+            && let Err(why) =
+                dozor_api::auth::check_password(&dozor_api::AuthPolicy::default(), &name, &password)
+        {
+            tracing::warn!(user = %name, "DOZOR_ADMIN_PASSWORD does not follow the password policy ({why}); change it after the first login");
+        }
         {
             let hash =
                 tokio::task::spawn_blocking(move || dozor_api::auth::hash_password(&password))
@@ -935,13 +942,10 @@ pub fn add_user(
     dozor_api::routes::check_user_name(name).map_err(|_| {
         anyhow::anyhow!("user name must be 1 to 64 visible ASCII characters without ':'")
     })?;
-    if password.chars().count() < dozor_api::routes::MIN_PASSWORD_LEN {
-        bail!(
-            "the password must have at least {} characters",
-            dozor_api::routes::MIN_PASSWORD_LEN
-        );
-    }
     let config = load_config(args, false)?;
+    if let Err(why) = dozor_api::auth::check_password(&config.auth.policy(), name, password) {
+        bail!("the password does not follow the password policy: {why}");
+    }
     runtime()?.block_on(async {
         let (store, audit) = open_stores(&config).await?;
         let hash = dozor_api::auth::hash_password(password)

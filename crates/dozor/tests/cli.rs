@@ -280,7 +280,7 @@ fn user_add_creates_a_user_who_can_log_in() {
         .stdin
         .take()
         .unwrap()
-        .write_all(b"olga-password\n")
+        .write_all(b"lighthouse-keeper-7\n")
         .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(
@@ -306,10 +306,15 @@ fn user_add_creates_a_user_who_can_log_in() {
         !again.status.success(),
         "short password from file must be refused"
     );
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("password policy"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
 
     let server = Server::start(dir.path(), &[]);
     block_on(async {
-        let res = login(&server, "olga", "olga-password").await;
+        let res = login(&server, "olga", "lighthouse-keeper-7").await;
         assert_eq!(res.status(), 200);
         let body: serde_json::Value = res.json().await.unwrap();
         assert_eq!(body["data"]["user"]["role"], "operator");

@@ -7,7 +7,7 @@
 //! understand) when the store opens.
 //!
 //! Data enters through typed methods grouped by table ([`users`], [`tokens`], [`sessions`],
-//! [`tenants`], [`settings`], [`checkpoints`], [`alerts`], [`anomalies`], [`notifications`], [`incidents`]) and leaves as plain structs; no SQL escapes this crate.
+//! [`tenants`], [`settings`], [`lockout`], [`checkpoints`], [`alerts`], [`anomalies`], [`notifications`], [`incidents`]) and leaves as plain structs; no SQL escapes this crate.
 //!
 //! Architecture invariants:
 //! - Every method that touches tenant-owned rows takes a [`TenantId`]; there is no way to list
@@ -29,6 +29,7 @@ pub mod anomalies;
 pub mod checkpoints;
 mod error;
 pub mod incidents;
+pub mod lockout;
 pub mod notifications;
 pub mod sessions;
 pub mod settings;

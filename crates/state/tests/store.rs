@@ -120,7 +120,7 @@ async fn refresh_tokens_revoke_once(store: &Store) {
     let t = TenantId::default_tenant();
     let user = store.create_user(&t, "u", "h", Role::Viewer).await.unwrap();
     let rt = store
-        .create_refresh_token(&user.id, "hash1", 1_000)
+        .create_refresh_token(&user.id, "hash1", 1_000, None)
         .await
         .unwrap();
     assert_eq!(
@@ -142,6 +142,110 @@ async fn refresh_tokens_revoke_once(store: &Store) {
             .unwrap()
             .revoked_ms
             .is_some()
+    );
+}
+
+on_both_engines!(a_session_is_revoked_as_a_family);
+async fn a_session_is_revoked_as_a_family(store: &Store) {
+    let t = TenantId::default_tenant();
+    let user = store.create_user(&t, "s", "h", Role::Viewer).await.unwrap();
+    let far = dozor_model::time::now_ms() + 3_600_000;
+    let first = store
+        .create_refresh_token(&user.id, "f1", far, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        first.family_id, first.id,
+        "a login opens a session named by its token"
+    );
+    let second = store
+        .create_refresh_token(&user.id, "f2", far, Some(&first.family_id))
+        .await
+        .unwrap();
+    let other = store
+        .create_refresh_token(&user.id, "o1", far, None)
+        .await
+        .unwrap();
+    assert_eq!(store.user_sessions(&user.id).await.unwrap().len(), 2);
+    assert!(!store.session_revoked(&first.family_id).await.unwrap());
+    store.revoke_session(&first.family_id, far).await.unwrap();
+    // Again: harmless.
+    store.revoke_session(&first.family_id, far).await.unwrap();
+    assert!(store.session_revoked(&first.family_id).await.unwrap());
+    assert!(!store.session_revoked(&other.family_id).await.unwrap());
+    for hash in ["f1", "f2"] {
+        let t = store.refresh_token_by_hash(hash).await.unwrap().unwrap();
+        assert!(t.revoked_ms.is_some(), "{hash} survived");
+        assert_eq!(t.family_id, first.family_id);
+    }
+    assert_eq!(second.family_id, first.family_id);
+    let o = store.refresh_token_by_hash("o1").await.unwrap().unwrap();
+    assert!(o.revoked_ms.is_none(), "another session was revoked");
+    assert_eq!(
+        store.user_sessions(&user.id).await.unwrap(),
+        [other.family_id]
+    );
+}
+
+on_both_engines!(failed_logins_lock_a_name_for_a_while);
+async fn failed_logins_lock_a_name_for_a_while(store: &Store) {
+    use dozor_state::lockout::LockoutPolicy;
+    let policy = LockoutPolicy {
+        max_failures: 3,
+        window_ms: 10_000,
+        lock_ms: 5_000,
+    };
+    let t0 = 1_000_000;
+    assert_eq!(
+        store.record_login_failure("eve", t0, policy).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .record_login_failure("eve", t0 + 1, policy)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(store.login_locked_until("eve", t0 + 2).await.unwrap(), None);
+    assert_eq!(
+        store
+            .record_login_failure("eve", t0 + 2, policy)
+            .await
+            .unwrap(),
+        Some(t0 + 2 + 5_000)
+    );
+    assert_eq!(
+        store.login_locked_until("eve", t0 + 3).await.unwrap(),
+        Some(t0 + 5_002)
+    );
+    assert_eq!(store.login_locked_until("bob", t0 + 3).await.unwrap(), None);
+    assert_eq!(
+        store.login_locked_until("eve", t0 + 5_003).await.unwrap(),
+        None,
+        "the lock ends"
+    );
+    // Failures spread wider than the window never lock.
+    for k in 0..5 {
+        let at = t0 + 100_000 + k * 20_000;
+        assert_eq!(
+            store.record_login_failure("ann", at, policy).await.unwrap(),
+            None
+        );
+    }
+    store.record_login_failure("bob", t0, policy).await.unwrap();
+    store
+        .record_login_failure("bob", t0 + 1, policy)
+        .await
+        .unwrap();
+    store.clear_login_failures("bob").await.unwrap();
+    assert_eq!(
+        store
+            .record_login_failure("bob", t0 + 2, policy)
+            .await
+            .unwrap(),
+        None,
+        "a successful login clears the count"
     );
 }
 

@@ -3,6 +3,12 @@
 //! `POST /api/v1/auth/login` and `POST /api/v1/auth/refresh` are public: they are how a
 //! client gets credentials. Both answer 401 with one message for every failure, so the
 //! answer does not tell which user names exist.
+//!
+//! Guards (`auth:` in `dozor.yml`, [`crate::auth::AuthPolicy`]): login attempts per client
+//! address are rate-limited (429 with `Retry-After`); failed logins of one user name lock
+//! it for a while (429 with `Retry-After`, counted whether or not the name exists, and
+//! kept in the state store for every node); a refresh token presented after it was rotated
+//! away revokes its whole session; logout revokes the session, access tokens included.
 
 use axum::extract::State;
 use axum::http::Method;
@@ -51,16 +57,21 @@ struct RefreshRequest {
 
 const BAD_LOGIN: &str = "invalid username or password";
 
-/// Issues an access token and a stored refresh token for `user`.
-async fn issue_session(state: &AppState, user: &User) -> Result<serde_json::Value, ApiError> {
+/// Issues an access token and a stored refresh token for `user`, in session `family`
+/// (a new session when `None`).
+async fn issue_session(
+    state: &AppState,
+    user: &User,
+    family: Option<&str>,
+) -> Result<serde_json::Value, ApiError> {
     let now = now_ms();
-    let access = state.jwt().issue(user, now)?;
     let refresh = new_secret(REFRESH_TOKEN_PREFIX)?;
     let ttl_ms = i64::try_from(state.settings().refresh_ttl.as_millis()).unwrap_or(i64::MAX / 2);
-    state
+    let stored = state
         .store()
-        .create_refresh_token(&user.id, &token_hash(&refresh), now + ttl_ms)
+        .create_refresh_token(&user.id, &token_hash(&refresh), now + ttl_ms, family)
         .await?;
+    let access = state.jwt().issue(user, &stored.family_id, now)?;
     Ok(json!({
         "access_token": access,
         "token_type": "Bearer",
@@ -70,44 +81,101 @@ async fn issue_session(state: &AppState, user: &User) -> Result<serde_json::Valu
     }))
 }
 
+/// How long after now a session's last access token may still be presented.
+fn access_horizon(state: &AppState) -> i64 {
+    now_ms() + i64::try_from(state.jwt().access_ttl.as_millis()).unwrap_or(i64::MAX / 4)
+}
+
 async fn login(
     State(state): State<AppState>,
     ClientAddr(source): ClientAddr,
     JsonBody(req): JsonBody<LoginRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
+    let policy = state.settings().auth;
+    if let Err(wait) = state
+        .login_limiter()
+        .take(&source, policy.logins_per_minute)
+    {
+        return Err(ApiError::too_many_requests(
+            "too many login attempts from this address",
+            wait,
+        ));
+    }
+    let now = now_ms();
+    let entry = |tenant: &str, outcome| {
+        Entry::new(
+            tenant,
+            req.username.as_str(),
+            "auth.login",
+            format!("user/{}", req.username),
+            outcome,
+        )
+        .source(source.as_str())
+    };
+    if let Some(until) = state.store().login_locked_until(&req.username, now).await? {
+        state
+            .audit_best_effort(
+                entry(dozor_model::TenantId::DEFAULT, Outcome::Denied).detail("locked", true),
+            )
+            .await;
+        return Err(locked(until - now));
+    }
     let user = state.store().user_by_name(&req.username).await?;
     let hash = user
         .as_ref()
         .filter(|u| u.disabled_ms.is_none())
         .map_or_else(|| dummy_hash().to_owned(), |u| u.password_hash.clone());
-    let password = req.password;
+    let password = req.password.clone();
     // argon2 costs tens of milliseconds of CPU: keep it off the async workers.
     let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
         .await
         .map_err(ApiError::internal)?;
     let tenant = user
         .as_ref()
-        .map_or(dozor_model::TenantId::DEFAULT, |u| u.tenant.as_str());
-    let entry = Entry::new(
-        tenant,
-        req.username.as_str(),
-        "auth.login",
-        format!("user/{}", req.username),
-        Outcome::Success,
-    )
-    .source(source);
+        .map_or(dozor_model::TenantId::DEFAULT, |u| u.tenant.as_str())
+        .to_owned();
     let Some(user) = user.filter(|_| ok) else {
         state
-            .audit_best_effort(Entry {
-                outcome: Outcome::Failure,
-                ..entry
-            })
+            .audit_best_effort(entry(&tenant, Outcome::Failure))
             .await;
+        let locked_now = state
+            .store()
+            .record_login_failure(&req.username, now, policy.lockout)
+            .await?;
+        if let Some(until) = locked_now {
+            state
+                .audit_best_effort(
+                    Entry::new(
+                        tenant.as_str(),
+                        "system",
+                        "auth.lockout",
+                        format!("user/{}", req.username),
+                        Outcome::Success,
+                    )
+                    .source(source.as_str())
+                    .detail("failures", policy.lockout.max_failures)
+                    .detail("until_ms", until),
+                )
+                .await;
+        }
         return Err(ApiError::unauthorized(BAD_LOGIN));
     };
-    let session = issue_session(&state, &user).await?;
-    state.audit_entry(entry).await?;
+    state.store().clear_login_failures(&user.name).await?;
+    let session = issue_session(&state, &user, None).await?;
+    state.audit_entry(entry(&tenant, Outcome::Success)).await?;
     Ok(success(session))
+}
+
+/// 429 for a locked user name, retrying when the lock ends.
+fn locked(remaining_ms: i64) -> ApiError {
+    let secs = u64::try_from(remaining_ms.max(0))
+        .unwrap_or(0)
+        .div_ceil(1000)
+        .max(1);
+    ApiError::too_many_requests(
+        "too many failed logins for this user name; try again later",
+        secs,
+    )
 }
 
 async fn refresh(
@@ -120,10 +188,35 @@ async fn refresh(
         .store()
         .refresh_token_by_hash(&token_hash(&req.refresh_token))
         .await?
-        .filter(|t| t.revoked_ms.is_none() && t.expires_ms > now_ms())
+        .filter(|t| t.expires_ms > now_ms())
         .ok_or_else(invalid)?;
-    // Rotation: the old token dies now; of two racing refreshes only one wins.
-    if !state.store().revoke_refresh_token(&stored.id).await? {
+    // Rotation: the old token dies now. A token that is already dead was rotated away
+    // (or logged out) and is being used again: someone holds a copy, so the session ends.
+    if stored.revoked_ms.is_some() || !state.store().revoke_refresh_token(&stored.id).await? {
+        state
+            .store()
+            .revoke_session(&stored.family_id, access_horizon(&state))
+            .await?;
+        state.session_cache().put(&stored.family_id, true);
+        let owner = state.store().user_by_id(&stored.user_id).await?;
+        let (tenant, actor) = owner
+            .as_ref()
+            .map_or((dozor_model::TenantId::DEFAULT, "unknown"), |u| {
+                (u.tenant.as_str(), u.name.as_str())
+            });
+        state
+            .audit_best_effort(
+                Entry::new(
+                    tenant,
+                    actor,
+                    "auth.refresh_reuse",
+                    format!("session/{}", stored.family_id),
+                    Outcome::Denied,
+                )
+                .source(source.as_str())
+                .detail("revoked_session", stored.family_id.as_str()),
+            )
+            .await;
         return Err(invalid());
     }
     let user = state
@@ -132,7 +225,7 @@ async fn refresh(
         .await?
         .filter(|u| u.disabled_ms.is_none())
         .ok_or_else(invalid)?;
-    let session = issue_session(&state, &user).await?;
+    let session = issue_session(&state, &user, Some(&stored.family_id)).await?;
     let entry = Entry::new(
         user.tenant.as_str(),
         user.name.as_str(),
@@ -157,17 +250,21 @@ async fn logout(
         .await?
         .filter(|t| principal.user_id.as_deref() == Some(t.user_id.as_str()))
         .ok_or_else(|| ApiError::not_found("no such session for this user"))?;
-    state.store().revoke_refresh_token(&stored.id).await?;
+    state
+        .store()
+        .revoke_session(&stored.family_id, access_horizon(&state))
+        .await?;
+    state.session_cache().put(&stored.family_id, true);
     let entry = Entry::new(
         principal.tenant.as_str(),
         principal.actor.as_str(),
         "auth.logout",
-        format!("session/{}", stored.id),
+        format!("session/{}", stored.family_id),
         Outcome::Success,
     )
     .source(source);
     state.audit_entry(entry).await?;
-    Ok(success(json!({"revoked": stored.id})))
+    Ok(success(json!({"revoked": stored.family_id})))
 }
 
 async fn me(principal: Principal) -> impl IntoResponse {

@@ -29,7 +29,7 @@ mod users;
 
 pub use crate::params::parse_time;
 pub use series::parse_selector;
-pub use users::{MIN_PASSWORD_LEN, check_user_name};
+pub use users::check_user_name;
 
 use crate::policy::Registry;
 

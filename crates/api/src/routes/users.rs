@@ -29,9 +29,6 @@ pub(crate) fn register(r: Registry) -> Registry {
     )
 }
 
-/// Shortest password accepted (the full password policy arrives with the security issue).
-pub const MIN_PASSWORD_LEN: usize = 8;
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CreateUser {
@@ -74,11 +71,8 @@ async fn create(
     JsonBody(req): JsonBody<CreateUser>,
 ) -> Result<impl IntoResponse, ApiError> {
     check_user_name(&req.name)?;
-    if req.password.chars().count() < MIN_PASSWORD_LEN {
-        return Err(ApiError::bad_data(format!(
-            "password: at least {MIN_PASSWORD_LEN} characters"
-        )));
-    }
+    crate::auth::check_password(&state.settings().auth, &req.name, &req.password)
+        .map_err(|why| ApiError::bad_data(format!("password: {why}")))?;
     let password = req.password;
     let hash = tokio::task::spawn_blocking(move || hash_password(&password))
         .await

@@ -36,12 +36,21 @@ pub async fn app_on(store: Store) -> TestApp {
     app
 }
 
+/// A second node over the same state store (its own audit chain and caches, no new users).
+pub async fn app_on_shared(store: Store) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let state = state_on(store, dir.path());
+    let router = dozor_api::app(state.clone());
+    TestApp { dir, state, router }
+}
+
 /// Test settings: small bodies, default limits.
 pub fn settings(dir: &std::path::Path) -> ApiSettings {
     ApiSettings {
         data_dir: dir.to_owned(),
         max_body_bytes: 64 * 1024,
         refresh_ttl: Duration::from_secs(3600),
+        auth: dozor_api::AuthPolicy::default(),
         ingest_limits: dozor_api::IngestLimits::default(),
         max_concurrent_ingest: 4,
         query: dozor_api::QueryLimits::default(),
