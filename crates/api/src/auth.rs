@@ -247,13 +247,85 @@ pub fn parse_authorization(value: &str) -> Option<Credentials<'_>> {
     None
 }
 
+/// The routes that serve metrics to scrapers, which `server.metrics_access` guards.
+pub const METRICS_EXPORT_PATHS: [&str; 2] = ["/metrics", "/api/v1/metrics/export"];
+
+/// Who may read the metrics exports ([`METRICS_EXPORT_PATHS`]) besides what their policy
+/// says (seed 004's IP-allow-listed, basic-auth Prometheus export): `server.metrics_access`.
+#[derive(Debug, Clone, Default)]
+pub struct MetricsAccess {
+    /// Client addresses allowed, v4 and v6 ranges (empty: any address). An IPv4 client
+    /// reaching a dual-stack listener as `::ffff:a.b.c.d` is matched as `a.b.c.d`.
+    pub allow: Vec<ipnet::IpNet>,
+    /// A user name and password accepted as basic auth on these routes only.
+    pub basic: Option<BasicAccount>,
+}
+
+/// A basic-auth account of the metrics export: read-only, in one tenant.
+#[derive(Debug, Clone)]
+pub struct BasicAccount {
+    /// The user name.
+    pub username: String,
+    /// The password.
+    pub password: crate::Secret,
+    /// The tenant its scrapes read.
+    pub tenant: TenantId,
+}
+
+impl MetricsAccess {
+    /// Whether a client at `addr` (`None`: unknown) may call the export routes.
+    pub fn admits(&self, addr: Option<std::net::IpAddr>) -> bool {
+        self.allow.is_empty()
+            || addr.is_some_and(|a| {
+                let a = a.to_canonical();
+                self.allow.iter().any(|net| net.contains(&a))
+            })
+    }
+
+    /// The principal of basic-auth credentials `value` (an `Authorization` header) when they
+    /// are the configured account's. Compared in constant time.
+    fn basic_principal(&self, value: &str) -> Option<Principal> {
+        use subtle::ConstantTimeEq as _;
+        let account = self.basic.as_ref()?;
+        let (scheme, rest) = value.split_once(' ')?;
+        if !scheme.eq_ignore_ascii_case("basic") {
+            return None;
+        }
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(rest.trim())
+            .ok()?;
+        let text = String::from_utf8(decoded).ok()?;
+        let (user, password) = text.split_once(':')?;
+        // Hash both sides: equal lengths, so the comparison's time says nothing.
+        let digest = |b: &[u8]| Sha256::digest(b);
+        let user_ok = digest(user.as_bytes()).ct_eq(&digest(account.username.as_bytes()));
+        let password_ok = digest(password.as_bytes()).ct_eq(&digest(&account.password.0));
+        bool::from(user_ok & password_ok).then(|| Principal {
+            tenant: account.tenant.clone(),
+            actor: format!("metrics:{}", account.username),
+            user_id: None,
+            role: None,
+            scopes: ScopeSet::from_iter([dozor_model::Scope::Read]),
+        })
+    }
+}
+
 /// Resolves the request's credentials to a principal; `Ok(None)` when none were sent.
-async fn authenticate(state: &AppState, parts: &Parts) -> Result<Option<Principal>, ApiError> {
+/// `export` says the route is a metrics export, where the configured basic-auth account
+/// is also accepted.
+async fn authenticate(
+    state: &AppState,
+    parts: &Parts,
+    export: bool,
+) -> Result<Option<Principal>, ApiError> {
     let Some(header) = parts.headers.get(AUTHORIZATION) else {
         return Ok(None);
     };
     let invalid = || ApiError::unauthorized("invalid or expired credentials");
     let value = header.to_str().map_err(|_| invalid())?;
+    if export && let Some(p) = state.settings().metrics_access.basic_principal(value) {
+        return Ok(Some(p));
+    }
     match parse_authorization(value).ok_or_else(invalid)? {
         Credentials::Jwt(jwt) => {
             let claims = state.jwt().check(jwt).ok_or_else(invalid)?;
@@ -518,7 +590,30 @@ pub async fn authorize(State(layer): State<AuthLayer>, request: Request, next: N
     if policy == Policy::Public {
         return next.run(Request::from_parts(parts, body)).await;
     }
-    let principal = match authenticate(&layer.app, &parts).await {
+    let export = path
+        .as_deref()
+        .is_some_and(|p| METRICS_EXPORT_PATHS.contains(&p));
+    if export {
+        let addr = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        if !layer.app.settings().metrics_access.admits(addr) {
+            let entry = Entry::new(
+                TenantId::DEFAULT,
+                "anonymous",
+                "metrics.export",
+                path.clone().unwrap_or_default(),
+                Outcome::Denied,
+            )
+            .source(ClientAddr::of(&parts).0)
+            .detail("reason", "address not in server.metrics_access.allow");
+            layer.app.audit_best_effort(entry).await;
+            return ApiError::forbidden("this address may not read the metrics export")
+                .into_response();
+        }
+    }
+    let principal = match authenticate(&layer.app, &parts, export).await {
         Ok(Some(p)) => p,
         Ok(None) => return ApiError::unauthorized("authentication required").into_response(),
         Err(e) => {

@@ -74,6 +74,8 @@ pub struct ApiSettings {
     pub refresh_ttl: Duration,
     /// Login guards and the password policy.
     pub auth: auth::AuthPolicy,
+    /// Who may read `/metrics` and `/api/v1/metrics/export` (`server.metrics_access`).
+    pub metrics_access: auth::MetricsAccess,
     /// Per-request limits of the ingest decoders.
     pub ingest_limits: IngestLimits,
     /// Ingest requests served at once; more get 429.

@@ -841,6 +841,91 @@ pub struct ServerConfig {
     /// How long to wait for in-flight requests at shutdown before giving up.
     #[serde(with = "dozor_model::duration")]
     pub shutdown_grace: Duration,
+    /// Who may read `/metrics` and `/api/v1/metrics/export` besides token holders.
+    pub metrics_access: MetricsAccessConfig,
+}
+
+/// `server.metrics_access:`: an address allow-list (CIDR ranges, v4 and v6) for the
+/// metrics exports, and a basic-auth account for scrapers that cannot send tokens.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsAccessConfig {
+    /// Ranges allowed (`10.0.0.0/8`, `::1/128`; a bare address is one host). Empty: any.
+    pub allow: Vec<String>,
+    /// A read-only account accepted as basic auth on these routes.
+    pub basic_auth: Option<BasicAuthConfig>,
+}
+
+/// `server.metrics_access.basic_auth:`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicAuthConfig {
+    /// The user name.
+    pub username: String,
+    /// The password (inline or `{ file: … }`).
+    pub password: Secret,
+    /// The tenant the account reads (default `default`).
+    #[serde(default)]
+    pub tenant: Option<String>,
+}
+
+impl MetricsAccessConfig {
+    /// The API's form: ranges parsed, the password read. Errors name the entry.
+    pub fn to_api(&self) -> Result<dozor_api::auth::MetricsAccess, ConfigError> {
+        let err = |key: String, message: String| ConfigError {
+            key: Some(key),
+            ..ConfigError::plain(message)
+        };
+        let allow = self
+            .allow
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                let a = a.trim();
+                a.parse::<ipnet::IpNet>()
+                    .or_else(|_| a.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        err(
+                            format!("server.metrics_access.allow[{i}]"),
+                            format!("{a:?} is not an address or a CIDR range"),
+                        )
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let basic = match &self.basic_auth {
+            None => None,
+            Some(b) => {
+                if b.username.is_empty() || b.username.contains(':') {
+                    return Err(err(
+                        "server.metrics_access.basic_auth.username".into(),
+                        "must be non-empty, without ':'".into(),
+                    ));
+                }
+                let tenant = match &b.tenant {
+                    None => TenantId::default_tenant(),
+                    Some(t) => t.parse().map_err(|e| {
+                        err(
+                            "server.metrics_access.basic_auth.tenant".into(),
+                            format!("{e}"),
+                        )
+                    })?,
+                };
+                let password = b.password.reveal()?;
+                if password.is_empty() {
+                    return Err(err(
+                        "server.metrics_access.basic_auth.password".into(),
+                        "must not be empty".into(),
+                    ));
+                }
+                Some(dozor_api::auth::BasicAccount {
+                    username: b.username.clone(),
+                    password: dozor_api::Secret(password.into_bytes()),
+                    tenant,
+                })
+            }
+        };
+        Ok(dozor_api::auth::MetricsAccess { allow, basic })
+    }
 }
 
 /// `state:`: the relational store for users, tokens, rules, dashboards…
@@ -1010,6 +1095,7 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 9470)),
             max_body_bytes: 16 << 20,
             shutdown_grace: Duration::from_secs(30),
+            metrics_access: MetricsAccessConfig::default(),
         }
     }
 }
@@ -1251,6 +1337,14 @@ impl Config {
             source: Some(name.to_owned()),
             ..e
         })?;
+        config
+            .server
+            .metrics_access
+            .to_api()
+            .map_err(|e| ConfigError {
+                source: Some(name.to_owned()),
+                ..e
+            })?;
         if let Some(s3) = &config.backup.s3 {
             s3.check().map_err(|e| ConfigError {
                 source: Some(name.to_owned()),
@@ -1569,6 +1663,37 @@ logs:
             assert_eq!(e.key.as_deref(), Some(key), "{yaml}: {e}");
             assert!(e.to_string().contains(needle), "{yaml}: {e}");
         }
+    }
+
+    #[test]
+    fn metrics_access_ranges_and_account_are_checked() {
+        let c = Config::parse(
+            "server:\n  metrics_access:\n    allow: [10.0.0.0/8, '::1', '2001:db8::/32']\n    basic_auth: {username: prom, password: s3cret-value}\n",
+            "f",
+        )
+        .unwrap();
+        let access = c.server.metrics_access.to_api().unwrap();
+        assert_eq!(access.allow.len(), 3);
+        assert!(access.admits(Some("10.2.3.4".parse().unwrap())));
+        assert!(access.admits(Some("::1".parse().unwrap())));
+        assert!(!access.admits(Some("::2".parse().unwrap())));
+        assert!(!access.admits(None));
+        let e = Config::parse(
+            "server:\n  metrics_access:\n    allow: [10.0.0.0/8, 300.1.1.1/8]\n",
+            "f",
+        )
+        .unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("server.metrics_access.allow[1]"));
+        assert!(e.message.contains("300.1.1.1/8"), "{}", e.message);
+        let e = Config::parse(
+            "server:\n  metrics_access:\n    basic_auth: {username: 'a:b', password: x}\n",
+            "f",
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.key.as_deref(),
+            Some("server.metrics_access.basic_auth.username")
+        );
     }
 
     #[test]

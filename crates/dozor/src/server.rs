@@ -237,6 +237,7 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
             max_body_bytes: config.server.max_body_bytes,
             refresh_ttl: config.auth.refresh_token_ttl,
             auth: config.auth.policy(),
+            metrics_access: config.server.metrics_access.to_api()?,
             ingest_limits: config.ingest.limits(),
             max_concurrent_ingest: config.ingest.max_concurrent_requests,
             query: config.query.limits(),

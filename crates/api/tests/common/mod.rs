@@ -51,6 +51,7 @@ pub fn settings(dir: &std::path::Path) -> ApiSettings {
         max_body_bytes: 64 * 1024,
         refresh_ttl: Duration::from_secs(3600),
         auth: dozor_api::AuthPolicy::default(),
+        metrics_access: Default::default(),
         ingest_limits: dozor_api::IngestLimits::default(),
         max_concurrent_ingest: 4,
         query: dozor_api::QueryLimits::default(),
