@@ -34,6 +34,7 @@ mod json;
 pub mod params;
 pub mod policy;
 mod promjson;
+pub mod request_id;
 pub mod routes;
 pub mod self_metrics;
 mod ui;
@@ -76,6 +77,9 @@ pub struct ApiSettings {
     pub auth: auth::AuthPolicy,
     /// Who may read `/metrics` and `/api/v1/metrics/export` (`server.metrics_access`).
     pub metrics_access: auth::MetricsAccess,
+    /// What applications' audit events are kept, and which of their fields are masked
+    /// (`audit:`).
+    pub audit: routes::audit::AuditPolicy,
     /// Per-request limits of the ingest decoders.
     pub ingest_limits: IngestLimits,
     /// Ingest requests served at once; more get 429.
@@ -303,7 +307,10 @@ impl AppState {
 
     /// Appends to the audit chain (off the async workers: it `fsync`s). The action it
     /// records must not be acknowledged if this fails.
-    pub async fn audit_entry(&self, entry: Entry) -> Result<(), ApiError> {
+    pub async fn audit_entry(&self, mut entry: Entry) -> Result<(), ApiError> {
+        if entry.request_id.is_none() {
+            entry.request_id = request_id::current();
+        }
         let audit = Arc::clone(&self.0.audit);
         tokio::task::spawn_blocking(move || audit.append(entry))
             .await
@@ -349,6 +356,7 @@ pub fn app_from_parts(
         .layer(CompressionLayer::new())
         .layer(from_fn_with_state(metrics, self_metrics::track_http))
         .layer(TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn(request_id::assign))
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, then stops accepting connections

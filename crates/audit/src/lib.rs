@@ -9,7 +9,8 @@
 //!
 //! Data enters through [`AuditLog::append`] (an [`Entry`]: who did what to which object, with
 //! what outcome) and leaves as lines of JSON in `<data-dir>/audit/chain.jsonl`; the on-disk
-//! layout is in `docs/format/audit.md` and every file name in [`files`].
+//! layout is in `docs/format/audit.md` and every file name in [`files`]. [`search`] and
+//! [`export`] read it back through a [`Filter`].
 //!
 //! Architecture invariants:
 //! - An `append` that returned `Ok` is on disk (`fsync`ed) before the caller acknowledges the
@@ -34,10 +35,12 @@ mod checkpoint;
 mod error;
 pub mod files;
 mod record;
+mod search;
 mod verify;
 
 pub use chain::AuditLog;
 pub use checkpoint::Checkpoint;
 pub use error::AuditError;
 pub use record::{Entry, Outcome, Record};
+pub use search::{Filter, export, search};
 pub use verify::{Problem, ProblemKind, Report, verify};

@@ -34,6 +34,13 @@ pub struct Entry {
     pub outcome: Outcome,
     /// Where the request came from, if over the network.
     pub source: Option<String>,
+    /// The request that did it (`X-Request-Id`), to correlate records of one request.
+    pub request_id: Option<String>,
+    /// An application's category of the event (`authentication`, `data_access`…); `None`
+    /// for Dozor's own records.
+    pub category: Option<String>,
+    /// An application's severity of the event (`debug` … `critical`).
+    pub severity: Option<String>,
     /// Anything else worth keeping (never a secret).
     pub details: Map<String, Value>,
 }
@@ -54,8 +61,17 @@ impl Entry {
             target: target.into(),
             outcome,
             source: None,
+            request_id: None,
+            category: None,
+            severity: None,
             details: Map::new(),
         }
+    }
+
+    /// Sets the request id.
+    pub fn request_id(mut self, id: impl Into<String>) -> Entry {
+        self.request_id = Some(id.into());
+        self
     }
 
     /// Sets where the request came from.
@@ -92,6 +108,15 @@ pub struct Record {
     /// See [`Entry::source`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// See [`Entry::request_id`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// See [`Entry::category`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    /// See [`Entry::severity`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<String>,
     /// See [`Entry::details`].
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub details: Map<String, Value>,
@@ -113,6 +138,9 @@ impl Record {
             target: entry.target,
             outcome: entry.outcome,
             source: entry.source,
+            request_id: entry.request_id,
+            category: entry.category,
+            severity: entry.severity,
             details: entry.details,
             prev: prev_hash.to_owned(),
             hash: String::new(),

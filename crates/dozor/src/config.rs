@@ -75,6 +75,9 @@ pub struct Config {
     /// Notifications: Alertmanager's configuration applied to Dozor's alerts.
     #[serde(deserialize_with = "null_is_default")]
     pub alerting: AlertingConfig,
+    /// What applications' audit events are kept and masked.
+    #[serde(deserialize_with = "null_is_default")]
+    pub audit: AuditConfig,
 }
 
 /// `alerting:`: where notifications go.
@@ -845,6 +848,80 @@ pub struct ServerConfig {
     pub metrics_access: MetricsAccessConfig,
 }
 
+/// `audit:`: applications' audit events (`POST /api/v1/audit/events`).
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Compliance presets: `gdpr`, `hipaa`, `sox`, `pci_dss` (`docs/compliance.md`).
+    pub compliance: Vec<String>,
+    /// Filters by category (seed 003's `audit_filters.yaml`); replace a preset's.
+    pub filters: std::collections::BTreeMap<String, AuditFilterConfig>,
+    /// Keys of events' `details` whose values are masked, besides the presets'.
+    pub masked_fields: Vec<String>,
+}
+
+/// `audit.filters.<category>:`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditFilterConfig {
+    /// Events below this severity are dropped (`debug` … `critical`; default `info`).
+    #[serde(default)]
+    pub min_severity: Option<String>,
+    /// Actions kept (empty: all).
+    #[serde(default)]
+    pub actions: Vec<String>,
+    /// Resources kept (empty: all).
+    #[serde(default)]
+    pub resources: Vec<String>,
+}
+
+impl AuditConfig {
+    /// The API's policy; errors name the preset or filter.
+    pub fn policy(&self) -> Result<dozor_api::routes::audit::AuditPolicy, ConfigError> {
+        use dozor_api::routes::audit::{AuditPolicy, CategoryFilter, Preset, Severity};
+        let err = |key: String, message: String| ConfigError {
+            key: Some(key),
+            ..ConfigError::plain(message)
+        };
+        let presets = self
+            .compliance
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                Preset::parse(p).ok_or_else(|| {
+                    err(
+                        format!("audit.compliance[{i}]"),
+                        format!("{p:?} is not one of gdpr, hipaa, sox, pci_dss"),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut filters = std::collections::HashMap::new();
+        for (category, f) in &self.filters {
+            let min_severity = match &f.min_severity {
+                None => Severity::Info,
+                Some(s) => Severity::parse(s).ok_or_else(|| {
+                    err(
+                        format!("audit.filters.{category}.min_severity"),
+                        format!(
+                            "{s:?} is not one of debug, info, notice, warning, error, critical"
+                        ),
+                    )
+                })?,
+            };
+            filters.insert(
+                category.clone(),
+                CategoryFilter {
+                    min_severity,
+                    actions: f.actions.clone(),
+                    resources: f.resources.clone(),
+                },
+            );
+        }
+        Ok(AuditPolicy::build(&presets, filters, &self.masked_fields))
+    }
+}
+
 /// `server.metrics_access:`: an address allow-list (CIDR ranges, v4 and v6) for the
 /// metrics exports, and a basic-auth account for scrapers that cannot send tokens.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
@@ -1085,6 +1162,7 @@ impl Default for Config {
             rules: RulesConfig::default(),
             publish: PublishConfig::default(),
             alerting: AlertingConfig::default(),
+            audit: AuditConfig::default(),
         }
     }
 }
@@ -1345,6 +1423,10 @@ impl Config {
                 source: Some(name.to_owned()),
                 ..e
             })?;
+        config.audit.policy().map_err(|e| ConfigError {
+            source: Some(name.to_owned()),
+            ..e
+        })?;
         if let Some(s3) = &config.backup.s3 {
             s3.check().map_err(|e| ConfigError {
                 source: Some(name.to_owned()),

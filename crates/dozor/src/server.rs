@@ -238,6 +238,7 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
             refresh_ttl: config.auth.refresh_token_ttl,
             auth: config.auth.policy(),
             metrics_access: config.server.metrics_access.to_api()?,
+            audit: config.audit.policy()?,
             ingest_limits: config.ingest.limits(),
             max_concurrent_ingest: config.ingest.max_concurrent_requests,
             query: config.query.limits(),

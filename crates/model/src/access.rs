@@ -17,13 +17,21 @@ pub enum Scope {
     Read,
     /// Change configuration that is not security-relevant: rules, dashboards, silences.
     Write,
+    /// Search, export and verify the audit chain.
+    Audit,
     /// Manage users, tokens, tenants and security settings.
     Admin,
 }
 
 impl Scope {
     /// Every scope, in ascending order of power.
-    pub const ALL: [Scope; 4] = [Scope::Ingest, Scope::Read, Scope::Write, Scope::Admin];
+    pub const ALL: [Scope; 5] = [
+        Scope::Ingest,
+        Scope::Read,
+        Scope::Write,
+        Scope::Audit,
+        Scope::Admin,
+    ];
 
     /// The scope's name as used in the API and the state store.
     pub fn as_str(self) -> &'static str {
@@ -31,6 +39,7 @@ impl Scope {
             Scope::Ingest => "ingest",
             Scope::Read => "read",
             Scope::Write => "write",
+            Scope::Audit => "audit",
             Scope::Admin => "admin",
         }
     }
@@ -51,11 +60,19 @@ pub enum Role {
     Viewer,
     /// Pushes data only: the role of shippers and collectors.
     Ingest,
+    /// Searches, exports and verifies the audit chain; nothing else.
+    Auditor,
 }
 
 impl Role {
     /// Every role.
-    pub const ALL: [Role; 4] = [Role::Admin, Role::Operator, Role::Viewer, Role::Ingest];
+    pub const ALL: [Role; 5] = [
+        Role::Admin,
+        Role::Operator,
+        Role::Viewer,
+        Role::Ingest,
+        Role::Auditor,
+    ];
 
     /// The role's name as used in the API and the state store.
     pub fn as_str(self) -> &'static str {
@@ -64,6 +81,7 @@ impl Role {
             Role::Operator => "operator",
             Role::Viewer => "viewer",
             Role::Ingest => "ingest",
+            Role::Auditor => "auditor",
         }
     }
 
@@ -74,6 +92,7 @@ impl Role {
             Role::Operator => ScopeSet::from_iter([Scope::Ingest, Scope::Read, Scope::Write]),
             Role::Viewer => ScopeSet::from_iter([Scope::Read]),
             Role::Ingest => ScopeSet::from_iter([Scope::Ingest]),
+            Role::Auditor => ScopeSet::from_iter([Scope::Audit]),
         }
     }
 
@@ -134,7 +153,7 @@ impl FromStr for Scope {
             .ok_or_else(|| ParseAccessError {
                 kind: "scope",
                 value: s.to_owned(),
-                expected: "ingest, read, write, admin",
+                expected: "ingest, read, write, audit, admin",
             })
     }
 }
@@ -148,7 +167,7 @@ impl FromStr for Role {
             .ok_or_else(|| ParseAccessError {
                 kind: "role",
                 value: s.to_owned(),
-                expected: "admin, operator, viewer, ingest",
+                expected: "admin, operator, viewer, ingest, auditor",
             })
     }
 }

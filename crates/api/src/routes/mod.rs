@@ -6,7 +6,7 @@ pub mod alert_rules;
 pub mod alertmanager;
 mod alerts;
 mod anomalies;
-mod audit;
+pub mod audit;
 mod auth;
 mod elasticsearch;
 mod forecast;

@@ -76,7 +76,7 @@ async fn create(
     let scopes = ScopeSet::from_iter(req.scopes);
     if scopes.is_empty() {
         return Err(ApiError::bad_data(
-            "scopes: at least one of ingest, read, write, admin",
+            "scopes: at least one of ingest, read, write, audit, admin",
         ));
     }
     if !principal.scopes.is_superset(scopes) {
