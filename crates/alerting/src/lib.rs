@@ -8,7 +8,8 @@
 //! ([`timeinterval`]); one tenant's alerts, silences and dispatcher ([`manager`]), every
 //! tenant's behind one lock ([`shared`]); the Alertmanager API v2 request bodies ([`api`]);
 //! e-mail messages ([`email`]); Alertmanager's notification templates ([`template`], over
-//! `dozor-gotmpl`), which every receiver's text fields take.
+//! `dozor-gotmpl`), which every receiver's text fields take; the configuration's text with
+//! its secrets masked for display ([`redact`]).
 //!
 //! Beyond Alertmanager: the SendGrid, Twilio and Teams messages ([`messaging`]), the
 //! integrations' `http_config` ([`http`]), incidents from alert groups ([`incident`]),
@@ -34,6 +35,7 @@ pub mod manager;
 pub mod matchers;
 pub mod messaging;
 pub mod oncall;
+pub mod redact;
 pub mod route;
 pub mod shared;
 pub mod silence;

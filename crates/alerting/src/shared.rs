@@ -21,7 +21,7 @@ use crate::manager::Manager;
 pub struct TenantConfig {
     /// The loaded configuration.
     pub loaded: Arc<Loaded>,
-    /// The YAML it was loaded from.
+    /// The YAML it was loaded from, its secrets masked ([`crate::redact`]).
     pub original: String,
 }
 

@@ -496,42 +496,6 @@ pub fn check_password(policy: &AuthPolicy, name: &str, password: &str) -> Result
     Ok(())
 }
 
-/// Login attempts per client address: a token bucket per address refilled at
-/// `per_minute` a minute, holding at most `per_minute`. Per node (a limiter in memory:
-/// lock-out, which matters across nodes, is in the state store).
-#[derive(Debug, Default)]
-pub struct LoginLimiter(std::sync::Mutex<HashMap<String, (f64, Instant)>>);
-
-impl LoginLimiter {
-    /// Most addresses tracked; beyond it the limiter forgets those whose bucket is full.
-    const MAX: usize = 100_000;
-
-    /// Takes one attempt for `addr`; `Err(seconds)` until the next one is allowed.
-    pub fn take(&self, addr: &str, per_minute: u32) -> Result<(), u64> {
-        if per_minute == 0 {
-            return Ok(());
-        }
-        let capacity = f64::from(per_minute);
-        let rate = capacity / 60.0;
-        let now = Instant::now();
-        let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if map.len() >= Self::MAX {
-            map.retain(|_, (tokens, at)| *tokens + at.elapsed().as_secs_f64() * rate < capacity);
-        }
-        let (tokens, at) = map.entry(addr.to_owned()).or_insert((capacity, now));
-        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * rate).min(capacity);
-        *at = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            Ok(())
-        } else {
-            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-            let wait = ((1.0 - *tokens) / rate).ceil() as u64;
-            Err(wait.max(1))
-        }
-    }
-}
-
 /// Sessions known to be revoked or live, by family id, for [`TokenCache::TTL`]: an access
 /// token's session is checked on every request, the store read at most once per TTL. A
 /// session revoked on this node stops at once; on another node sharing the store, within
@@ -635,6 +599,40 @@ pub async fn authorize(State(layer): State<AuthLayer>, request: Request, next: N
         && !principal.scopes.contains(scope)
     {
         return ApiError::forbidden(format!("this route needs the {scope} scope")).into_response();
+    }
+    let transport = &layer.app.settings().transport;
+    if let Err(e) = transport.rate_limit.check(
+        layer.app.rate_buckets(),
+        &format!("{}/{}", principal.tenant, principal.actor),
+    ) {
+        return e.into_response();
+    }
+    let mut principal = principal;
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    match crate::transport::asserted_tenant(
+        &parts.headers,
+        peer,
+        &transport.trusted_proxies,
+        &principal.tenant,
+    ) {
+        Ok(None) => {}
+        Ok(Some(tenant)) => principal.tenant = tenant,
+        Err(e) => {
+            let entry = Entry::new(
+                principal.tenant.as_str(),
+                principal.actor.as_str(),
+                "auth.tenant",
+                path.unwrap_or_default(),
+                Outcome::Denied,
+            )
+            .source(ClientAddr::of(&parts).0)
+            .detail("reason", "X-Scope-OrgID from an untrusted peer");
+            layer.app.audit_best_effort(entry).await;
+            return e.into_response();
+        }
     }
     parts.extensions.insert(principal);
     next.run(Request::from_parts(parts, body)).await

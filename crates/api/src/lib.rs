@@ -37,6 +37,8 @@ mod promjson;
 pub mod request_id;
 pub mod routes;
 pub mod self_metrics;
+pub mod tls;
+pub mod transport;
 mod ui;
 
 use std::net::SocketAddr;
@@ -77,6 +79,8 @@ pub struct ApiSettings {
     pub auth: auth::AuthPolicy,
     /// Who may read `/metrics` and `/api/v1/metrics/export` (`server.metrics_access`).
     pub metrics_access: auth::MetricsAccess,
+    /// TLS (for HSTS), requests per principal, trusted proxies (`server:`).
+    pub transport: transport::Transport,
     /// What applications' audit events are kept, and which of their fields are masked
     /// (`audit:`).
     pub audit: routes::audit::AuditPolicy,
@@ -159,7 +163,8 @@ struct Inner {
     started_ms: Millis,
     tokens: auth::TokenCache,
     sessions: auth::SessionCache,
-    login_limiter: auth::LoginLimiter,
+    login_limiter: transport::RateBuckets,
+    rate_buckets: transport::RateBuckets,
 }
 
 /// What every handler shares. Cheap to clone.
@@ -196,7 +201,8 @@ impl AppState {
             started_ms: now_ms(),
             tokens: auth::TokenCache::default(),
             sessions: auth::SessionCache::default(),
-            login_limiter: auth::LoginLimiter::default(),
+            login_limiter: transport::RateBuckets::default(),
+            rate_buckets: transport::RateBuckets::default(),
         }))
     }
 
@@ -271,8 +277,13 @@ impl AppState {
     }
 
     /// Login attempts per client address.
-    pub fn login_limiter(&self) -> &auth::LoginLimiter {
+    pub fn login_limiter(&self) -> &transport::RateBuckets {
         &self.0.login_limiter
+    }
+
+    /// Requests per principal (`server.rate_limit`).
+    pub fn rate_buckets(&self) -> &transport::RateBuckets {
+        &self.0.rate_buckets
     }
 
     /// The access-token keys.
@@ -328,8 +339,8 @@ impl AppState {
 }
 
 /// The router of every registered route with its middleware:
-/// tracing → self-metrics → compression → body limit → [policy check → handler], and the UI
-/// as fallback.
+/// request id → tracing → secure headers → self-metrics → compression → body limit →
+/// [policy check (authentication, scope, tenant, rate) → handler], and the UI as fallback.
 pub fn app(state: AppState) -> Router {
     let (policies, router) = routes::registry().into_parts();
     app_from_parts(state, policies, router)
@@ -347,6 +358,7 @@ pub fn app_from_parts(
         policies,
     };
     let max_body = state.settings().max_body_bytes;
+    let https = state.settings().transport.https;
     let metrics = Arc::clone(state.metrics());
     router
         .route_layer(from_fn_with_state(auth, auth::authorize))
@@ -355,6 +367,7 @@ pub fn app_from_parts(
         .layer(DefaultBodyLimit::max(max_body))
         .layer(CompressionLayer::new())
         .layer(from_fn_with_state(metrics, self_metrics::track_http))
+        .layer(from_fn_with_state(https, transport::secure_headers))
         .layer(TraceLayer::new_for_http())
         .layer(axum::middleware::from_fn(request_id::assign))
 }

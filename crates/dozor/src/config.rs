@@ -846,6 +846,81 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// Who may read `/metrics` and `/api/v1/metrics/export` besides token holders.
     pub metrics_access: MetricsAccessConfig,
+    /// HTTPS: the certificate and key files (reloaded when they change). Absent: HTTP.
+    pub tls: Option<TlsConfig>,
+    /// Requests a second per user or API token; more get 429 with `Retry-After`.
+    pub rate_limit: RateLimitConfig,
+    /// Peers (CIDR ranges) whose `X-Scope-OrgID` header sets a request's tenant; from
+    /// anyone else the header may only name the caller's own tenant.
+    pub trusted_proxies: Vec<String>,
+}
+
+/// `server.tls:`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain, leaf first (relative to the configuration file).
+    pub cert_file: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
+    /// How often the files are checked for a renewal (default 1m).
+    #[serde(with = "dozor_model::duration", default = "TlsConfig::default_check")]
+    pub check_every: Duration,
+}
+
+impl TlsConfig {
+    fn default_check() -> Duration {
+        Duration::from_secs(60)
+    }
+
+    /// The API's form.
+    pub fn files(&self) -> dozor_api::tls::TlsFiles {
+        dozor_api::tls::TlsFiles {
+            cert_file: self.cert_file.clone(),
+            key_file: self.key_file.clone(),
+            check_every: self.check_every,
+        }
+    }
+}
+
+/// `server.rate_limit:`.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitConfig {
+    /// Sustained requests a second per principal; 0: no limit.
+    pub requests_per_second: u32,
+    /// Requests at once after a quiet spell (default and minimum: `requests_per_second`).
+    pub burst: u32,
+}
+
+/// Parses a list of CIDR ranges (a bare address is one host); errors name `key[i]`.
+fn parse_ranges(list: &[String], key: &str) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+    list.iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let a = a.trim();
+            a.parse::<ipnet::IpNet>()
+                .or_else(|_| a.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| ConfigError {
+                    key: Some(format!("{key}[{i}]")),
+                    ..ConfigError::plain(format!("{a:?} is not an address or a CIDR range"))
+                })
+        })
+        .collect()
+}
+
+impl ServerConfig {
+    /// The API's transport settings.
+    pub fn transport(&self) -> Result<dozor_api::transport::Transport, ConfigError> {
+        Ok(dozor_api::transport::Transport {
+            https: self.tls.is_some(),
+            rate_limit: dozor_api::transport::RateLimit {
+                per_second: self.rate_limit.requests_per_second,
+                burst: self.rate_limit.burst,
+            },
+            trusted_proxies: parse_ranges(&self.trusted_proxies, "server.trusted_proxies")?,
+        })
+    }
 }
 
 /// `audit:`: applications' audit events (`POST /api/v1/audit/events`).
@@ -953,22 +1028,7 @@ impl MetricsAccessConfig {
             key: Some(key),
             ..ConfigError::plain(message)
         };
-        let allow = self
-            .allow
-            .iter()
-            .enumerate()
-            .map(|(i, a)| {
-                let a = a.trim();
-                a.parse::<ipnet::IpNet>()
-                    .or_else(|_| a.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                    .map_err(|_| {
-                        err(
-                            format!("server.metrics_access.allow[{i}]"),
-                            format!("{a:?} is not an address or a CIDR range"),
-                        )
-                    })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let allow = parse_ranges(&self.allow, "server.metrics_access.allow")?;
         let basic = match &self.basic_auth {
             None => None,
             Some(b) => {
@@ -1174,6 +1234,9 @@ impl Default for ServerConfig {
             max_body_bytes: 16 << 20,
             shutdown_grace: Duration::from_secs(30),
             metrics_access: MetricsAccessConfig::default(),
+            tls: None,
+            rate_limit: RateLimitConfig::default(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -1282,13 +1345,17 @@ impl Config {
                             .iter_mut()
                             .map(|(t, f)| (format!("alerting.tenants.{t}"), f)),
                     );
+                let tls = config.server.tls.as_mut();
                 for f in [
-                    &mut config.alerting.slack.signing_secret_file,
-                    &mut config.alerting.telegram.webhook_secret_file,
+                    config.alerting.slack.signing_secret_file.as_mut(),
+                    config.alerting.telegram.webhook_secret_file.as_mut(),
                 ]
                 .into_iter()
                 .flatten()
-                {
+                .chain(
+                    tls.into_iter()
+                        .flat_map(|t| [&mut t.cert_file, &mut t.key_file]),
+                ) {
                     if f.is_relative() {
                         *f = dir.join(&*f);
                     }
@@ -1322,6 +1389,14 @@ impl Config {
                         tenant,
                         loaded.receivers.iter().map(|r| r.name.clone()).collect(),
                     );
+                }
+                if let Some(tls) = &config.server.tls {
+                    // Checked here too, so `dozor check config` reports unreadable files.
+                    dozor_api::tls::load(&tls.files()).map_err(|e| ConfigError {
+                        source: Some(path.display().to_string()),
+                        key: Some("server.tls".into()),
+                        ..ConfigError::plain(e)
+                    })?;
                 }
                 let receivers_of = |t: &TenantId| {
                     receivers
@@ -1423,6 +1498,10 @@ impl Config {
                 source: Some(name.to_owned()),
                 ..e
             })?;
+        config.server.transport().map_err(|e| ConfigError {
+            source: Some(name.to_owned()),
+            ..e
+        })?;
         config.audit.policy().map_err(|e| ConfigError {
             source: Some(name.to_owned()),
             ..e
@@ -1745,6 +1824,29 @@ logs:
             assert_eq!(e.key.as_deref(), Some(key), "{yaml}: {e}");
             assert!(e.to_string().contains(needle), "{yaml}: {e}");
         }
+    }
+
+    #[test]
+    fn transport_settings_are_read_and_checked() {
+        let c = Config::parse(
+            "server:\n  tls: {cert_file: /etc/dozor/tls.crt, key_file: /etc/dozor/tls.key}\n  rate_limit: {requests_per_second: 50, burst: 200}\n  trusted_proxies: [10.0.0.0/8, 'fd00::1']\n",
+            "f",
+        )
+        .unwrap();
+        let tls = c.server.tls.as_ref().unwrap();
+        assert_eq!(tls.check_every, Duration::from_secs(60));
+        assert_eq!(tls.files().key_file, PathBuf::from("/etc/dozor/tls.key"));
+        let t = c.server.transport().unwrap();
+        assert!(t.https);
+        assert_eq!((t.rate_limit.per_second, t.rate_limit.burst), (50, 200));
+        assert_eq!(t.trusted_proxies.len(), 2);
+        let plain = Config::parse("server: {}\n", "f").unwrap();
+        let t = plain.server.transport().unwrap();
+        assert!(!t.https && t.rate_limit.per_second == 0 && t.trusted_proxies.is_empty());
+        let e = Config::parse("server:\n  trusted_proxies: [10.0.0.0/33]\n", "f").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("server.trusted_proxies[0]"));
+        let e = Config::parse("server:\n  tls: {cert_file: a.crt}\n", "f").unwrap_err();
+        assert!(e.message.contains("key_file"), "{}", e.message);
     }
 
     #[test]

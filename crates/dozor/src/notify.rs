@@ -73,7 +73,8 @@ fn load(path: &std::path::Path) -> anyhow::Result<TenantConfig> {
     }
     Ok(TenantConfig {
         loaded: Arc::new(loaded),
-        original: text,
+        // Shown by `GET /api/v2/status`: never with its keys and passwords.
+        original: dozor_alerting::redact::redact_secrets(&text),
     })
 }
 

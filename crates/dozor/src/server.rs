@@ -238,6 +238,7 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
             refresh_ttl: config.auth.refresh_token_ttl,
             auth: config.auth.policy(),
             metrics_access: config.server.metrics_access.to_api()?,
+            transport: config.server.transport()?,
             audit: config.audit.policy()?,
             ingest_limits: config.ingest.limits(),
             max_concurrent_ingest: config.ingest.max_concurrent_requests,
@@ -282,9 +283,20 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
         None => None,
     };
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "dozor listening");
+    // The certificate is read before anything is announced: a bad pair stops the start.
+    let tls = match &config.server.tls {
+        Some(t) => {
+            let cert = dozor_api::tls::ReloadingCert::new(t.files()).map_err(anyhow::Error::msg)?;
+            let server_config =
+                dozor_api::tls::server_config(Arc::clone(&cert)).map_err(anyhow::Error::msg)?;
+            Some((cert.watch(), server_config))
+        }
+        None => None,
+    };
     println!(
-        "Dozor {} is listening on http://{addr}",
-        env!("CARGO_PKG_VERSION")
+        "Dozor {} is listening on {}://{addr}",
+        env!("CARGO_PKG_VERSION"),
+        if tls.is_some() { "https" } else { "http" }
     );
     if demo {
         println!("Demo login: user {DEMO_USER}, password {DEMO_PASSWORD}");
@@ -472,7 +484,15 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
             let _ = stop_tx.send(true);
         }
     };
-    let server = dozor_api::serve(listener, dozor_api::app(state), shutdown_signal);
+    let router = dozor_api::app(state);
+    let server = async move {
+        match tls {
+            Some((_watcher, server_config)) => {
+                dozor_api::tls::serve_tls(listener, server_config, router, shutdown_signal).await
+            }
+            None => dozor_api::serve(listener, router, shutdown_signal).await,
+        }
+    };
     tokio::pin!(server);
     // Once the signal came, give in-flight requests `shutdown_grace` to finish.
     let grace = config.server.shutdown_grace;

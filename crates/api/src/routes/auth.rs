@@ -92,9 +92,11 @@ async fn login(
     JsonBody(req): JsonBody<LoginRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let policy = state.settings().auth;
-    if let Err(wait) = state
-        .login_limiter()
-        .take(&source, policy.logins_per_minute)
+    let per_minute = f64::from(policy.logins_per_minute);
+    if per_minute > 0.0
+        && let Err(wait) = state
+            .login_limiter()
+            .take(&source, per_minute / 60.0, per_minute)
     {
         return Err(ApiError::too_many_requests(
             "too many login attempts from this address",

@@ -52,6 +52,7 @@ pub fn settings(dir: &std::path::Path) -> ApiSettings {
         refresh_ttl: Duration::from_secs(3600),
         auth: dozor_api::AuthPolicy::default(),
         metrics_access: Default::default(),
+        transport: Default::default(),
         audit: Default::default(),
         ingest_limits: dozor_api::IngestLimits::default(),
         max_concurrent_ingest: 4,

@@ -3,9 +3,10 @@
 
 #![allow(dead_code, clippy::unwrap_used)] // Shared by several test crates; a panic is the failure report.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_dozor");
@@ -34,6 +35,16 @@ impl Server {
     }
 
     pub fn start_with(data_dir: &Path, extra_env: &[(&str, &str)], extra_args: &[&str]) -> Server {
+        Server::start_logging(data_dir, extra_env, extra_args, Stdio::inherit())
+    }
+
+    /// [`Server::start_with`] with the server's log (its stderr) sent to `stderr`.
+    pub fn start_logging(
+        data_dir: &Path,
+        extra_env: &[(&str, &str)],
+        extra_args: &[&str],
+        stderr: impl Into<Stdio>,
+    ) -> Server {
         let mut cmd = dozor();
         cmd.args(["serve", "--listen", "127.0.0.1:0"])
             .args(extra_args)
@@ -41,7 +52,7 @@ impl Server {
             .arg(data_dir)
             .env("DOZOR_ADMIN_PASSWORD", PASSWORD)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(stderr);
         for (k, v) in extra_env {
             cmd.env(k, v);
         }
@@ -139,4 +150,95 @@ pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
         .build()
         .unwrap()
         .block_on(f)
+}
+
+/// A request as the listener saw it: method, header lines (lower-case), raw body.
+pub type Head = (String, Vec<String>, String);
+
+/// An HTTP listener that answers 500 to the first `fail` requests and 200 afterwards, and
+/// keeps every request's path and body.
+pub struct Listener {
+    pub port: u16,
+    pub seen: Arc<Mutex<Vec<(String, serde_json::Value)>>>,
+    /// Each request's method, header lines (lower-case) and raw body, in order.
+    pub heads: Arc<Mutex<Vec<Head>>>,
+}
+
+impl Listener {
+    pub fn start(fail: usize) -> Listener {
+        Listener::answering(fail, "")
+    }
+
+    /// A listener whose 200s carry `answer` as a JSON body (Slack's Web API names the
+    /// message it posted).
+    pub fn answering(fail: usize, answer: &'static str) -> Listener {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let heads = Arc::new(Mutex::new(Vec::new()));
+        let s = Arc::clone(&seen);
+        let hs = Arc::clone(&heads);
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                let mut reader = BufReader::new(conn.try_clone().unwrap());
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                let path = line.split(' ').nth(1).unwrap_or("").to_owned();
+                let method = line.split(' ').next().unwrap_or("").to_owned();
+                let mut length = 0;
+                let mut lines = Vec::new();
+                loop {
+                    let mut h = String::new();
+                    reader.read_line(&mut h).unwrap();
+                    if h.trim().is_empty() {
+                        break;
+                    }
+                    if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap();
+                    }
+                    lines.push(h.trim().to_ascii_lowercase());
+                }
+                let mut body = vec![0; length];
+                reader.read_exact(&mut body).unwrap();
+                hs.lock().unwrap().push((
+                    method,
+                    lines,
+                    String::from_utf8_lossy(&body).into_owned(),
+                ));
+                let mut all = s.lock().unwrap();
+                all.push((path, serde_json::from_slice(&body).unwrap_or_default()));
+                let status = if all.len() <= fail {
+                    "500 Internal Server Error"
+                } else {
+                    "200 OK"
+                };
+                drop(all);
+                let body = if status.starts_with("200") {
+                    answer
+                } else {
+                    ""
+                };
+                let _ = conn.write_all(
+                    format!(
+                        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                    .as_bytes(),
+                );
+            }
+        });
+        Listener { port, seen, heads }
+    }
+
+    pub fn wait_for(&self, n: usize) -> Vec<(String, serde_json::Value)> {
+        let until = Instant::now() + Duration::from_secs(30);
+        loop {
+            let seen = self.seen.lock().unwrap().clone();
+            if seen.len() >= n || Instant::now() > until {
+                return seen;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
 }
