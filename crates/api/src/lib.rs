@@ -40,6 +40,7 @@ pub mod self_metrics;
 pub mod tls;
 pub mod transport;
 mod ui;
+pub mod visibility;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -81,6 +82,8 @@ pub struct ApiSettings {
     pub metrics_access: auth::MetricsAccess,
     /// TLS (for HSTS), requests per principal, trusted proxies (`server:`).
     pub transport: transport::Transport,
+    /// Service ownership, for the developer role's view (`access:`).
+    pub access: visibility::AccessPolicy,
     /// What applications' audit events are kept, and which of their fields are masked
     /// (`audit:`).
     pub audit: routes::audit::AuditPolicy,
@@ -219,6 +222,40 @@ impl AppState {
     /// The log store.
     pub fn logs(&self) -> &Arc<dozor_logs::Logs> {
         &self.0.logs
+    }
+
+    /// What part of its tenant's data `principal` sees (its role's data classes and
+    /// services).
+    pub fn visibility(&self, principal: &Principal) -> Result<visibility::Visibility, ApiError> {
+        visibility::Visibility::of(principal, &self.0.settings.access)
+    }
+
+    /// The caller's tenant's metrics as the caller may see them; `None`: no data yet. Every
+    /// read route goes through it, so query results hold only what the role sees.
+    pub fn metric_reader(
+        &self,
+        principal: &Principal,
+    ) -> Result<Option<visibility::MetricReader>, ApiError> {
+        let sight = self.visibility(principal)?;
+        Ok(self
+            .0
+            .tsdb
+            .existing(&principal.tenant)
+            .map(|db| visibility::MetricReader::new(db, sight)))
+    }
+
+    /// The caller's tenant's logs and events as the caller may see them; `None`: no data
+    /// yet.
+    pub fn log_reader(
+        &self,
+        principal: &Principal,
+    ) -> Result<Option<visibility::LogReader>, ApiError> {
+        let sight = self.visibility(principal)?;
+        Ok(self
+            .0
+            .logs
+            .existing(&principal.tenant)
+            .map(|db| visibility::LogReader::new(db, sight)))
     }
 
     /// PII masking of log records before they are stored.

@@ -38,7 +38,7 @@ mod record;
 mod search;
 mod verify;
 
-pub use chain::AuditLog;
+pub use chain::{AuditLog, Pruned};
 pub use checkpoint::Checkpoint;
 pub use error::AuditError;
 pub use record::{Entry, Outcome, Record};

@@ -48,8 +48,11 @@ pub struct Problem {
 /// The result of [`verify`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Report {
-    /// Records read.
+    /// Sequence number of the last record read (records read, when nothing was pruned).
     pub records: u64,
+    /// Sequence number of the first record present: 1, or one past the signed checkpoint
+    /// that retention pruned the chain behind.
+    pub first: u64,
     /// Checkpoints whose signature and hash were checked.
     pub checkpoints: u64,
     /// The first problem, if any.
@@ -63,11 +66,13 @@ pub fn verify(data_dir: &Path) -> Result<Report, AuditError> {
     let chain_path = dir.join(files::CHAIN);
     let mut report = Report {
         records: 0,
+        first: 1,
         checkpoints: 0,
         problem: None,
     };
     let mut hashes: HashMap<u64, String> = HashMap::new();
     let mut prev_hash = GENESIS.to_owned();
+    let mut started = false;
     let file = File::open(&chain_path).map_err(AuditError::io("open", &chain_path))?;
     for (i, line) in BufReader::new(file).lines().enumerate() {
         let line = line.map_err(AuditError::io("read", &chain_path))?;
@@ -88,6 +93,39 @@ pub fn verify(data_dir: &Path) -> Result<Report, AuditError> {
                 ));
                 return Ok(report);
             }
+        };
+        if !started {
+            started = true;
+            if record.seq > 1 && record.hash == record.compute_hash() {
+                // Pruned by retention: the record before the first must be a signed
+                // checkpoint's, and the first must link to it.
+                match anchor(&dir, record.seq - 1)? {
+                    Some(cp) if cp.hash == record.prev => {
+                        report.first = record.seq;
+                        report.records = record.seq - 1;
+                        prev_hash = cp.hash;
+                    }
+                    _ => {
+                        report.problem = Some(problem(
+                            ProblemKind::Missing,
+                            format!(
+                                "records 1 to {} are missing and no signed checkpoint anchors \
+                                 record {}: records were deleted",
+                                record.seq - 1,
+                                record.seq
+                            ),
+                        ));
+                        return Ok(report);
+                    }
+                }
+            }
+        }
+        let expected = report.records + 1;
+        let problem = |kind, message: String| Problem {
+            line: line_no,
+            seq: expected,
+            kind,
+            message,
         };
         let found = if record.hash != record.compute_hash() {
             Some((
@@ -138,6 +176,26 @@ pub fn verify(data_dir: &Path) -> Result<Report, AuditError> {
     Ok(report)
 }
 
+/// The checkpoint at `seq`, if one is there and signed by the chain's key.
+fn anchor(dir: &Path, seq: u64) -> Result<Option<Checkpoint>, AuditError> {
+    let path = dir.join(files::CHECKPOINTS);
+    let file = match File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(AuditError::io("open", &path)(e)),
+    };
+    let key = load_public_key(dir)?;
+    for line in BufReader::new(file).lines() {
+        let line = line.map_err(AuditError::io("read", &path))?;
+        if let Ok(cp) = serde_json::from_str::<Checkpoint>(&line)
+            && cp.seq == seq
+        {
+            return Ok(cp.is_signed_by(&key).then_some(cp));
+        }
+    }
+    Ok(None)
+}
+
 fn check_checkpoints(
     dir: &Path,
     hashes: &HashMap<u64, String>,
@@ -163,12 +221,21 @@ fn check_checkpoints(
             report.problem = Some(bad(ProblemKind::Unparsable, 0, "not a checkpoint".into()));
             return Ok(());
         };
+        // Checkpoints of pruned records (a prune interrupted between its two renames)
+        // cannot be checked against the chain; the anchor itself still is.
+        if cp.seq + 1 < report.first {
+            continue;
+        }
+        // The anchor of a pruned chain: its hash was checked against the first record.
+        let anchor = report.first > 1 && cp.seq + 1 == report.first;
         let problem = if !cp.is_signed_by(&key) {
             Some(bad(
                 ProblemKind::CheckpointMismatch,
                 cp.seq,
                 format!("checkpoint at record {} has a bad signature", cp.seq),
             ))
+        } else if anchor {
+            None
         } else {
             match hashes.get(&cp.seq) {
                 None => Some(bad(

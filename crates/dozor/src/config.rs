@@ -78,6 +78,9 @@ pub struct Config {
     /// What applications' audit events are kept and masked.
     #[serde(deserialize_with = "null_is_default")]
     pub audit: AuditConfig,
+    /// Service ownership: which services each developer sees.
+    #[serde(deserialize_with = "null_is_default")]
+    pub access: AccessConfig,
 }
 
 /// `alerting:`: where notifications go.
@@ -923,6 +926,60 @@ impl ServerConfig {
     }
 }
 
+/// `access:`: the service catalogue's owners, which the developer role is scoped by
+/// (a developer sees the series, streams and events of the services they own).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccessConfig {
+    /// The label that names a series' or stream's service.
+    pub service_label: String,
+    /// Services and their owners (user names).
+    pub services: BTreeMap<String, ServiceConfig>,
+}
+
+/// `access.services.<name>:`.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServiceConfig {
+    /// User names that own the service.
+    pub owners: Vec<String>,
+}
+
+impl Default for AccessConfig {
+    fn default() -> AccessConfig {
+        AccessConfig {
+            service_label: "service".to_owned(),
+            services: BTreeMap::new(),
+        }
+    }
+}
+
+impl AccessConfig {
+    /// The API's form: services by owner. Errors name the entry.
+    pub fn policy(&self) -> Result<dozor_api::visibility::AccessPolicy, ConfigError> {
+        if dozor_model::Labels::from_pairs([(self.service_label.as_str(), "x")]).is_err() {
+            return Err(ConfigError {
+                key: Some("access.service_label".into()),
+                ..ConfigError::plain(format!("{:?} is not a label name", self.service_label))
+            });
+        }
+        let mut owners: std::collections::HashMap<String, Vec<String>> =
+            std::collections::HashMap::new();
+        for (service, s) in &self.services {
+            for owner in &s.owners {
+                owners
+                    .entry(owner.clone())
+                    .or_default()
+                    .push(service.clone());
+            }
+        }
+        Ok(dozor_api::visibility::AccessPolicy {
+            service_label: self.service_label.clone(),
+            owners,
+        })
+    }
+}
+
 /// `audit:`: applications' audit events (`POST /api/v1/audit/events`).
 #[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -933,6 +990,9 @@ pub struct AuditConfig {
     pub filters: std::collections::BTreeMap<String, AuditFilterConfig>,
     /// Keys of events' `details` whose values are masked, besides the presets'.
     pub masked_fields: Vec<String>,
+    /// How long the chain keeps records (`400d`, `7y`); older ones are pruned, only up to a
+    /// signed checkpoint. Absent: kept forever. Never shorter than a preset asks.
+    pub retention: Option<String>,
 }
 
 /// `audit.filters.<category>:`.
@@ -951,6 +1011,35 @@ pub struct AuditFilterConfig {
 }
 
 impl AuditConfig {
+    /// The retention, checked against the presets' minimums; errors name `audit.retention`.
+    pub fn retention(&self) -> Result<Option<Duration>, ConfigError> {
+        let Some(text) = &self.retention else {
+            return Ok(None);
+        };
+        let err = |message: String| ConfigError {
+            key: Some("audit.retention".into()),
+            ..ConfigError::plain(message)
+        };
+        let d = dozor_model::duration::parse(text).map_err(err)?;
+        if d < Duration::from_secs(86_400) {
+            return Err(err(format!("{text:?} is shorter than a day")));
+        }
+        for p in &self.compliance {
+            let Some(preset) = dozor_api::routes::audit::Preset::parse(p) else {
+                continue;
+            };
+            if let Some(days) = preset.min_retention_days()
+                && d < Duration::from_secs(days * 86_400)
+            {
+                return Err(err(format!(
+                    "{text:?} is shorter than the {days} days {} asks for",
+                    preset.name()
+                )));
+            }
+        }
+        Ok(Some(d))
+    }
+
     /// The API's policy; errors name the preset or filter.
     pub fn policy(&self) -> Result<dozor_api::routes::audit::AuditPolicy, ConfigError> {
         use dozor_api::routes::audit::{AuditPolicy, CategoryFilter, Preset, Severity};
@@ -1223,6 +1312,7 @@ impl Default for Config {
             publish: PublishConfig::default(),
             alerting: AlertingConfig::default(),
             audit: AuditConfig::default(),
+            access: AccessConfig::default(),
         }
     }
 }
@@ -1502,7 +1592,15 @@ impl Config {
             source: Some(name.to_owned()),
             ..e
         })?;
+        config.access.policy().map_err(|e| ConfigError {
+            source: Some(name.to_owned()),
+            ..e
+        })?;
         config.audit.policy().map_err(|e| ConfigError {
+            source: Some(name.to_owned()),
+            ..e
+        })?;
+        config.audit.retention().map_err(|e| ConfigError {
             source: Some(name.to_owned()),
             ..e
         })?;
@@ -1824,6 +1922,47 @@ logs:
             assert_eq!(e.key.as_deref(), Some(key), "{yaml}: {e}");
             assert!(e.to_string().contains(needle), "{yaml}: {e}");
         }
+    }
+
+    #[test]
+    fn service_owners_become_each_users_services() {
+        let c = Config::parse(
+            "access:\n  services:\n    shop: {owners: [alice]}\n    crm: {owners: [alice, bob]}\n",
+            "f",
+        )
+        .unwrap();
+        let p = c.access.policy().unwrap();
+        assert_eq!(p.service_label, "service");
+        assert_eq!(p.owners["alice"], vec!["crm".to_owned(), "shop".to_owned()]);
+        assert_eq!(p.owners["bob"], vec!["crm".to_owned()]);
+        let e = Config::parse("access:\n  service_label: 'not a label'\n", "f").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("access.service_label"));
+    }
+
+    #[test]
+    fn audit_retention_is_never_shorter_than_a_preset_asks() {
+        let c = Config::parse("audit:\n  retention: 400d\n", "f").unwrap();
+        assert_eq!(
+            c.audit.retention().unwrap(),
+            Some(Duration::from_secs(400 * 86_400))
+        );
+        assert_eq!(
+            Config::parse("audit: {}\n", "f")
+                .unwrap()
+                .audit
+                .retention()
+                .unwrap(),
+            None
+        );
+        let e =
+            Config::parse("audit:\n  compliance: [pci_dss]\n  retention: 90d\n", "f").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("audit.retention"));
+        assert!(e.message.contains("365 days pci_dss"), "{}", e.message);
+        let e = Config::parse("audit:\n  compliance: [sox]\n  retention: 6y\n", "f").unwrap_err();
+        assert!(e.message.contains("sox"), "{}", e.message);
+        assert!(Config::parse("audit:\n  compliance: [sox]\n  retention: 8y\n", "f").is_ok());
+        let e = Config::parse("audit:\n  retention: soon\n", "f").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("audit.retention"));
     }
 
     #[test]

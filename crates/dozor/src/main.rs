@@ -248,6 +248,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     "audit chain BROKEN at line {} (record {}): {}",
                     p.line, p.seq, p.message
                 );
+            } else if report.first > 1 {
+                println!(
+                    "audit chain ok: records {} to {} (earlier ones pruned behind the signed \
+                     checkpoint at {}), {} signed checkpoints",
+                    report.first,
+                    report.records,
+                    report.first - 1,
+                    report.checkpoints
+                );
             } else {
                 println!(
                     "audit chain ok: {} records, {} signed checkpoints",

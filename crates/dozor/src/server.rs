@@ -75,6 +75,54 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
+/// Audit retention (`audit.retention`): at start and every hour, removes the records older
+/// than `retention` up to the newest signed checkpoint among them, and records that it did.
+async fn prune_audit(
+    audit: Arc<AuditLog>,
+    retention: Duration,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(stop);
+    let retention_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+    loop {
+        let log = Arc::clone(&audit);
+        let cutoff = dozor_model::time::now_ms().saturating_sub(retention_ms);
+        match tokio::task::spawn_blocking(move || log.prune_before(cutoff)).await {
+            Ok(Ok(Some(p))) => {
+                tracing::info!(
+                    records = p.records,
+                    through = p.through_seq,
+                    "audit chain pruned"
+                );
+                let entry = dozor_audit::Entry::new(
+                    TenantId::DEFAULT,
+                    "dozor",
+                    "audit.prune",
+                    "audit",
+                    dozor_audit::Outcome::Success,
+                )
+                .detail("records", p.records)
+                .detail("through_seq", p.through_seq)
+                .detail("through_ts_ms", p.through_ts_ms)
+                .detail("retention_days", retention.as_secs() / 86_400);
+                let log = Arc::clone(&audit);
+                match tokio::task::spawn_blocking(move || log.append(entry)).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => tracing::error!(error = %e, "cannot record the audit pruning"),
+                    Err(e) => tracing::error!(error = %e, "cannot record the audit pruning"),
+                }
+            }
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "cannot prune the audit chain"),
+            Err(e) => tracing::error!(error = %e, "audit pruning failed"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(3600)) => {}
+            () = &mut stop => return,
+        }
+    }
+}
+
 /// Opens the data directory's stores.
 async fn open_stores(config: &Config) -> anyhow::Result<(Store, Arc<AuditLog>)> {
     std::fs::create_dir_all(&config.data_dir)
@@ -109,6 +157,15 @@ fn no_transparent_huge_pages() {
 
 async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow::Result<()> {
     let (store, audit) = open_stores(&config).await?;
+    match store.row_security().await {
+        Ok(dozor_state::RowSecurity::Bypassed) => tracing::warn!(
+            "the state store's PostgreSQL role is a superuser or has BYPASSRLS: the tenant \
+             row-level security policies do not bind it; connect as an ordinary role"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot tell whether row-level security applies"),
+    }
+    let audit_retention = config.audit.retention()?;
     let config_digest = match config_file {
         Some(f) => hex::encode(Sha256::digest(std::fs::read(f).unwrap_or_default())),
         None => "defaults".to_owned(),
@@ -239,6 +296,7 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
             auth: config.auth.policy(),
             metrics_access: config.server.metrics_access.to_api()?,
             transport: config.server.transport()?,
+            access: config.access.policy()?,
             audit: config.audit.policy()?,
             ingest_limits: config.ingest.limits(),
             max_concurrent_ingest: config.ingest.max_concurrent_requests,
@@ -469,6 +527,13 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
         state.probes().clone(),
         stop_rx.clone(),
     ));
+    if let Some(retention) = audit_retention {
+        tokio::spawn(prune_audit(
+            Arc::clone(&audit),
+            retention,
+            stopped(stop_rx.clone()),
+        ));
+    }
     tokio::spawn(run_collectors(
         config.collectors.clone(),
         Arc::clone(&metrics),

@@ -7,6 +7,8 @@
 //!
 //! - the type is `type`, else `event_type` or `event` (required; lower-cased): it becomes
 //!   the stream label `event`; `service` or `source`, if present, the label `service`;
+//!   `data_class` (one of technical, business, security, personal; default `business`) the
+//!   label `data_class`, which decides which roles see the event;
 //! - the time is `time`, else `timestamp`, `_time`, `ts` or `created_at` (as NDJSON: RFC
 //!   3339 or a number of s/ms/µs/ns); absent, the time of the request;
 //! - the message is `message`, else `msg` or `description`; absent, the type;
@@ -20,7 +22,7 @@
 //! `amount`); `user_activity`/`user-activity` a `user_id` and an `action`. Other types are
 //! free-form. A body decodes whole or not at all.
 
-use dozor_model::{Label, Labels, LogRecord};
+use dozor_model::{DataClass, Label, Labels, LogRecord};
 use serde_json::{Map, Value};
 
 use crate::IngestError;
@@ -30,6 +32,8 @@ use crate::ndjson::{parse_time, with_fields};
 pub const MAX_EVENTS: usize = 100_000;
 
 const TYPE_KEYS: [&str; 3] = ["type", "event_type", "event"];
+/// The data classes an event may name (`data_class`; default `business`).
+const CLASSES: [&str; 4] = ["technical", "business", "security", "personal"];
 const TIME_KEYS: [&str; 5] = ["time", "timestamp", "_time", "ts", "created_at"];
 const MESSAGE_KEYS: [&str; 3] = ["message", "msg", "description"];
 const SERVICE_KEYS: [&str; 2] = ["service", "source"];
@@ -144,6 +148,23 @@ fn event(
             value: text(s),
         });
     }
+    let class = match take(&mut obj, &[DataClass::LABEL]) {
+        None => DataClass::Business.as_str().to_owned(),
+        Some(v) => {
+            let v = text(v);
+            if !CLASSES.contains(&v.as_str()) {
+                return Err((
+                    DataClass::LABEL.to_owned(),
+                    format!("{v:?} is not one of {}", CLASSES.join(", ")),
+                ));
+            }
+            v
+        }
+    };
+    labels.push(Label {
+        name: DataClass::LABEL.into(),
+        value: class,
+    });
     check_shape(&kind, &obj)?;
     let stream = Labels::new(labels).map_err(|e| ("type".to_owned(), e.to_string()))?;
     Ok(with_fields(time_ns, stream, message, obj))
@@ -233,7 +254,7 @@ mod tests {
         assert_eq!(r.len(), 3);
         assert_eq!(
             r[0].stream,
-            Labels::from_pairs([("event", "transaction")]).unwrap()
+            Labels::from_pairs([("data_class", "business"), ("event", "transaction")]).unwrap()
         );
         assert_eq!(r[0].time_ns, NOW);
         assert_eq!(r[0].message, "transaction");
@@ -241,7 +262,12 @@ mod tests {
         assert_eq!(r[0].field("user_id"), Some("42"));
         assert_eq!(
             r[1].stream,
-            Labels::from_pairs([("event", "ticket-sales"), ("service", "marketplace")]).unwrap()
+            Labels::from_pairs([
+                ("data_class", "business"),
+                ("event", "ticket-sales"),
+                ("service", "marketplace")
+            ])
+            .unwrap()
         );
         assert_eq!(r[1].field("ticket_id"), Some("T-9"));
         assert_eq!(r[1].field("venue.city"), Some("Kazan"));

@@ -8,7 +8,8 @@
 //!   of the request.
 //! - The stream is `_stream`, an object of labels (`{"service": "shop", "level": "error"}`);
 //!   without it, the fields named by [`NdjsonOptions::stream_fields`] (the request's
-//!   `_stream_fields=service,host`; by default `service`, `host`, `level`) form the stream.
+//!   `_stream_fields=service,host`; by default `service`, `host`, `level`, `data_class`)
+//!   form the stream.
 //!   Stream labels are few-valued by design: user ids, order numbers and the like belong in
 //!   fields.
 //! - Every other member is a field; nested objects flatten to dotted names (`user.id`),
@@ -44,11 +45,13 @@ pub struct NdjsonOptions {
 }
 
 impl NdjsonOptions {
-    /// The default stream fields (`service`, `host`, `level`) and `now_ns` for records
-    /// without a time.
+    /// The default stream fields (`service`, `host`, `level`, and `data_class`, which
+    /// decides which roles see the stream) and `now_ns` for records without a time.
     pub fn new(now_ns: i64) -> NdjsonOptions {
         NdjsonOptions {
-            stream_fields: ["service", "host", "level"].map(str::to_owned).to_vec(),
+            stream_fields: ["service", "host", "level", "data_class"]
+                .map(str::to_owned)
+                .to_vec(),
             default_time_ns: now_ns,
         }
     }

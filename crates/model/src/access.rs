@@ -49,7 +49,8 @@ impl Scope {
     }
 }
 
-/// Who a user is. Later issues add scoped roles (developer, business, auditor…).
+/// Who a user is: the scopes the role grants, and (for the scoped roles) which part of the
+/// tenant's data it sees — see [`Role::sees`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {
     /// Everything.
@@ -62,16 +63,72 @@ pub enum Role {
     Ingest,
     /// Searches, exports and verifies the audit chain; nothing else.
     Auditor,
+    /// Ingests and reads (seed 004's monitoring role: collectors that also query).
+    Monitoring,
+    /// Reads and writes configuration, but never data classified `security`.
+    Support,
+    /// Reads only the services the service-ownership map gives the user, and never
+    /// `security` or `personal` data.
+    Developer,
+    /// Reads business data only (metrics, events and streams classified `business`).
+    Business,
+}
+
+/// Which data classes and services a role sees inside query results (metrics, logs,
+/// events); the routes it may call follow from its scopes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sight {
+    /// The whole tenant.
+    All,
+    /// Everything but data classified `security`.
+    NotSecurity,
+    /// Only the user's own services, without `security` or `personal` data.
+    OwnServices,
+    /// Only data classified `business`.
+    Business,
+}
+
+/// The data classes a series, stream or event carries in its `data_class` label; absent
+/// means [`DataClass::Technical`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DataClass {
+    /// How systems run (the default).
+    Technical,
+    /// Orders, payments, sales, receipts.
+    Business,
+    /// Logins, access, audit-relevant events.
+    Security,
+    /// Data about people (already masked at ingest, still restricted).
+    Personal,
+}
+
+impl DataClass {
+    /// The label that carries the class.
+    pub const LABEL: &'static str = "data_class";
+
+    /// The class's label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DataClass::Technical => "technical",
+            DataClass::Business => "business",
+            DataClass::Security => "security",
+            DataClass::Personal => "personal",
+        }
+    }
 }
 
 impl Role {
     /// Every role.
-    pub const ALL: [Role; 5] = [
+    pub const ALL: [Role; 9] = [
         Role::Admin,
         Role::Operator,
         Role::Viewer,
         Role::Ingest,
         Role::Auditor,
+        Role::Monitoring,
+        Role::Support,
+        Role::Developer,
+        Role::Business,
     ];
 
     /// The role's name as used in the API and the state store.
@@ -82,6 +139,10 @@ impl Role {
             Role::Viewer => "viewer",
             Role::Ingest => "ingest",
             Role::Auditor => "auditor",
+            Role::Monitoring => "monitoring",
+            Role::Support => "support",
+            Role::Developer => "developer",
+            Role::Business => "business",
         }
     }
 
@@ -90,9 +151,26 @@ impl Role {
         match self {
             Role::Admin => ScopeSet::from_iter(Scope::ALL),
             Role::Operator => ScopeSet::from_iter([Scope::Ingest, Scope::Read, Scope::Write]),
-            Role::Viewer => ScopeSet::from_iter([Scope::Read]),
+            Role::Viewer | Role::Developer | Role::Business => ScopeSet::from_iter([Scope::Read]),
             Role::Ingest => ScopeSet::from_iter([Scope::Ingest]),
             Role::Auditor => ScopeSet::from_iter([Scope::Audit]),
+            Role::Monitoring => ScopeSet::from_iter([Scope::Ingest, Scope::Read]),
+            Role::Support => ScopeSet::from_iter([Scope::Read, Scope::Write]),
+        }
+    }
+
+    /// What the role sees inside query results.
+    pub fn sees(self) -> Sight {
+        match self {
+            Role::Admin
+            | Role::Operator
+            | Role::Viewer
+            | Role::Ingest
+            | Role::Auditor
+            | Role::Monitoring => Sight::All,
+            Role::Support => Sight::NotSecurity,
+            Role::Developer => Sight::OwnServices,
+            Role::Business => Sight::Business,
         }
     }
 
@@ -167,7 +245,8 @@ impl FromStr for Role {
             .ok_or_else(|| ParseAccessError {
                 kind: "role",
                 value: s.to_owned(),
-                expected: "admin, operator, viewer, ingest, auditor",
+                expected: "admin, operator, viewer, ingest, auditor, monitoring, support, developer, \
+                           business",
             })
     }
 }
@@ -243,6 +322,34 @@ mod tests {
         assert!(!Role::Viewer.grants(Scope::Ingest));
         assert!(!Role::Ingest.grants(Scope::Read));
         assert!(!Role::Operator.grants(Scope::Admin));
+    }
+
+    #[test]
+    fn scoped_roles_read_part_of_the_data_and_change_no_security() {
+        assert_eq!(
+            Role::Monitoring.scopes(),
+            ScopeSet::from_iter([Scope::Ingest, Scope::Read])
+        );
+        assert_eq!(
+            Role::Support.scopes(),
+            ScopeSet::from_iter([Scope::Read, Scope::Write])
+        );
+        for r in [Role::Developer, Role::Business] {
+            assert_eq!(r.scopes(), ScopeSet::from_iter([Scope::Read]), "{r}");
+        }
+        for r in [
+            Role::Monitoring,
+            Role::Support,
+            Role::Developer,
+            Role::Business,
+        ] {
+            assert!(!r.grants(Scope::Admin) && !r.grants(Scope::Audit), "{r}");
+        }
+        assert_eq!(Role::Support.sees(), Sight::NotSecurity);
+        assert_eq!(Role::Developer.sees(), Sight::OwnServices);
+        assert_eq!(Role::Business.sees(), Sight::Business);
+        assert_eq!(Role::Viewer.sees(), Sight::All);
+        assert_eq!("developer".parse::<Role>().unwrap(), Role::Developer);
     }
 
     #[test]

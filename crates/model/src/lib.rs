@@ -38,7 +38,7 @@ mod tenant;
 mod tenant_map;
 pub mod time;
 
-pub use access::{ParseAccessError, Role, Scope, ScopeSet};
+pub use access::{DataClass, ParseAccessError, Role, Scope, ScopeSet, Sight};
 pub use labels::{Label, Labels, LabelsError, Sample};
 pub use log::LogRecord;
 pub use matcher::{BadRegex, MatchOp, Matcher};

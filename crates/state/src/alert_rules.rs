@@ -4,6 +4,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::rls::RowScope;
 use crate::{StateError, Store, TenantId};
 
 /// One stored rule.
@@ -107,17 +108,21 @@ impl Store {
         w: RuleWrite<'_>,
         what: &'static str,
     ) -> Result<Option<StoredRule>, StateError> {
-        let row = sqlx::query(sql)
-            .bind(tenant.as_str())
-            .bind(id)
-            .bind(w.name)
-            .bind(w.spec)
-            .bind(i32::from(w.enabled))
-            .bind(w.by)
-            .bind(w.at_ms)
-            .fetch_optional(self.pool())
-            .await
-            .map_err(StateError::query(what))?;
+        let row = self
+            .scoped(RowScope::Tenant(tenant), what, async |conn| {
+                sqlx::query(sql)
+                    .bind(tenant.as_str())
+                    .bind(id)
+                    .bind(w.name)
+                    .bind(w.spec)
+                    .bind(i32::from(w.enabled))
+                    .bind(w.by)
+                    .bind(w.at_ms)
+                    .fetch_optional(conn)
+                    .await
+                    .map_err(StateError::query(what))
+            })
+            .await?;
         row.as_ref()
             .map(stored)
             .transpose()
@@ -126,12 +131,17 @@ impl Store {
 
     /// Deletes a rule; whether it existed.
     pub async fn delete_alert_rule(&self, tenant: &TenantId, id: &str) -> Result<bool, StateError> {
-        let done = sqlx::query("DELETE FROM alert_rules WHERE tenant = $1 AND id = $2")
-            .bind(tenant.as_str())
-            .bind(id)
-            .execute(self.pool())
-            .await
-            .map_err(StateError::query("delete an alert rule"))?;
+        let what = "delete an alert rule";
+        let done = self
+            .scoped(RowScope::Tenant(tenant), what, async |conn| {
+                sqlx::query("DELETE FROM alert_rules WHERE tenant = $1 AND id = $2")
+                    .bind(tenant.as_str())
+                    .bind(id)
+                    .execute(conn)
+                    .await
+                    .map_err(StateError::query(what))
+            })
+            .await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -141,41 +151,56 @@ impl Store {
         tenant: &TenantId,
         id: &str,
     ) -> Result<Option<StoredRule>, StateError> {
-        let row = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM alert_rules WHERE tenant = $1 AND id = $2"
-        ))
-        .bind(tenant.as_str())
-        .bind(id)
-        .fetch_optional(self.pool())
-        .await
-        .map_err(StateError::query("read an alert rule"))?;
+        let what = "read an alert rule";
+        let row = self
+            .scoped(RowScope::Tenant(tenant), what, async |conn| {
+                sqlx::query(&format!(
+                    "SELECT {COLUMNS} FROM alert_rules WHERE tenant = $1 AND id = $2"
+                ))
+                .bind(tenant.as_str())
+                .bind(id)
+                .fetch_optional(conn)
+                .await
+                .map_err(StateError::query(what))
+            })
+            .await?;
         row.as_ref()
             .map(stored)
             .transpose()
-            .map_err(StateError::query("read an alert rule"))
+            .map_err(StateError::query(what))
     }
 
     /// A tenant's rules, by name.
     pub async fn alert_rules(&self, tenant: &TenantId) -> Result<Vec<StoredRule>, StateError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM alert_rules WHERE tenant = $1 ORDER BY name, id"
-        ))
-        .bind(tenant.as_str())
-        .fetch_all(self.pool())
-        .await
-        .map_err(StateError::query("list alert rules"))?;
+        let what = "list alert rules";
+        let rows = self
+            .scoped(RowScope::Tenant(tenant), what, async |conn| {
+                sqlx::query(&format!(
+                    "SELECT {COLUMNS} FROM alert_rules WHERE tenant = $1 ORDER BY name, id"
+                ))
+                .bind(tenant.as_str())
+                .fetch_all(conn)
+                .await
+                .map_err(StateError::query(what))
+            })
+            .await?;
         rows.iter()
             .map(stored)
             .collect::<Result<_, _>>()
-            .map_err(StateError::query("list alert rules"))
+            .map_err(StateError::query(what))
     }
 
     /// The tenants that have rules (a server loads their rules at start).
     pub async fn tenants_with_alert_rules(&self) -> Result<Vec<TenantId>, StateError> {
-        let rows = sqlx::query("SELECT DISTINCT tenant FROM alert_rules ORDER BY tenant")
-            .fetch_all(self.pool())
-            .await
-            .map_err(StateError::query("list alert rule tenants"))?;
+        let what = "list alert rule tenants";
+        let rows = self
+            .scoped(RowScope::System, what, async |conn| {
+                sqlx::query("SELECT DISTINCT tenant FROM alert_rules ORDER BY tenant")
+                    .fetch_all(conn)
+                    .await
+                    .map_err(StateError::query(what))
+            })
+            .await?;
         rows.iter()
             .map(|r| {
                 let t: String = r.try_get("tenant")?;

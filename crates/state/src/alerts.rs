@@ -2,9 +2,10 @@
 //! fired, who acknowledged it, when and how it resolved — and the statistics read from it
 //! (counts per rule, severity and service; mean time to acknowledge and to resolve).
 
-use sqlx::Row;
 use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
 
+use crate::rls::RowScope;
 use crate::{StateError, Store, TenantId};
 
 /// One episode of an alert.
@@ -152,29 +153,34 @@ impl Store {
             "" => label("job"),
             s => s,
         };
-        let done = sqlx::query(
-            "INSERT INTO alert_history (tenant, id, fingerprint, rule, rule_group, severity, \
-             service, labels, annotations, value, active_ms, fired_ms) \
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 \
-             WHERE NOT EXISTS (SELECT 1 FROM alert_history \
-                 WHERE tenant = $1 AND fingerprint = $3 AND resolved_ms IS NULL) \
-             ON CONFLICT (tenant, id) DO NOTHING",
-        )
-        .bind(tenant.as_str())
-        .bind(&id)
-        .bind(a.fingerprint)
-        .bind(a.rule)
-        .bind(a.rule_group)
-        .bind(label("severity"))
-        .bind(service)
-        .bind(a.labels.to_string())
-        .bind(a.annotations.to_string())
-        .bind(a.value)
-        .bind(a.active_ms)
-        .bind(a.fired_ms)
-        .execute(self.pool())
-        .await
-        .map_err(StateError::query("record a fired alert"))?;
+        let what = "record a fired alert";
+        let done = self
+            .scoped(RowScope::Tenant(tenant), what, async |conn| {
+                sqlx::query(
+                    "INSERT INTO alert_history (tenant, id, fingerprint, rule, rule_group, \
+                     severity, service, labels, annotations, value, active_ms, fired_ms) \
+                     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 \
+                     WHERE NOT EXISTS (SELECT 1 FROM alert_history \
+                         WHERE tenant = $1 AND fingerprint = $3 AND resolved_ms IS NULL) \
+                     ON CONFLICT (tenant, id) DO NOTHING",
+                )
+                .bind(tenant.as_str())
+                .bind(&id)
+                .bind(a.fingerprint)
+                .bind(a.rule)
+                .bind(a.rule_group)
+                .bind(label("severity"))
+                .bind(service)
+                .bind(a.labels.to_string())
+                .bind(a.annotations.to_string())
+                .bind(a.value)
+                .bind(a.active_ms)
+                .bind(a.fired_ms)
+                .execute(conn)
+                .await
+                .map_err(StateError::query(what))
+            })
+            .await?;
         Ok((done.rows_affected() == 1).then_some(id))
     }
 
@@ -188,22 +194,17 @@ impl Store {
         by: &str,
         comment: Option<&str>,
     ) -> Result<Option<AlertEpisode>, StateError> {
-        let row = sqlx::query(&format!(
+        let sql = format!(
             "UPDATE alert_history SET resolved_ms = $3, resolved_by = $4, resolve_comment = $5 \
              WHERE tenant = $1 AND fingerprint = $2 AND resolved_ms IS NULL RETURNING {COLUMNS}"
-        ))
-        .bind(tenant.as_str())
-        .bind(fingerprint)
-        .bind(at_ms)
-        .bind(by)
-        .bind(comment)
-        .fetch_optional(self.pool())
+        );
+        self.close_or_ack(
+            tenant,
+            &sql,
+            (fingerprint, at_ms, by, comment),
+            "resolve an alert",
+        )
         .await
-        .map_err(StateError::query("resolve an alert"))?;
-        row.as_ref()
-            .map(episode)
-            .transpose()
-            .map_err(StateError::query("read an alert"))
     }
 
     /// Acknowledges the open episode of `fingerprint` (again: the newer acknowledgement
@@ -216,18 +217,41 @@ impl Store {
         by: &str,
         comment: Option<&str>,
     ) -> Result<Option<AlertEpisode>, StateError> {
-        let row = sqlx::query(&format!(
+        let sql = format!(
             "UPDATE alert_history SET acked_ms = $3, acked_by = $4, ack_comment = $5 \
              WHERE tenant = $1 AND fingerprint = $2 AND resolved_ms IS NULL RETURNING {COLUMNS}"
-        ))
-        .bind(tenant.as_str())
-        .bind(fingerprint)
-        .bind(at_ms)
-        .bind(by)
-        .bind(comment)
-        .fetch_optional(self.pool())
+        );
+        self.close_or_ack(
+            tenant,
+            &sql,
+            (fingerprint, at_ms, by, comment),
+            "acknowledge an alert",
+        )
         .await
-        .map_err(StateError::query("acknowledge an alert"))?;
+    }
+
+    /// Runs `sql`, an update of the open episode of a fingerprint taking tenant, fingerprint,
+    /// time, who and comment as `$1`…`$5` and returning its columns.
+    async fn close_or_ack(
+        &self,
+        tenant: &TenantId,
+        sql: &str,
+        (fingerprint, at_ms, by, comment): (&str, i64, &str, Option<&str>),
+        what: &'static str,
+    ) -> Result<Option<AlertEpisode>, StateError> {
+        let row = self
+            .scoped(RowScope::Tenant(tenant), what, async |conn| {
+                sqlx::query(sql)
+                    .bind(tenant.as_str())
+                    .bind(fingerprint)
+                    .bind(at_ms)
+                    .bind(by)
+                    .bind(comment)
+                    .fetch_optional(conn)
+                    .await
+                    .map_err(StateError::query(what))
+            })
+            .await?;
         row.as_ref()
             .map(episode)
             .transpose()
@@ -253,15 +277,20 @@ impl Store {
         tenant: &TenantId,
         fingerprint: &str,
     ) -> Result<Option<AlertEpisode>, StateError> {
-        let row = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM alert_history WHERE tenant = $1 AND fingerprint = $2 \
-             ORDER BY fired_ms DESC LIMIT 1"
-        ))
-        .bind(tenant.as_str())
-        .bind(fingerprint)
-        .fetch_optional(self.pool())
-        .await
-        .map_err(StateError::query("read an alert"))?;
+        let what = "read an alert";
+        let row = self
+            .scoped(RowScope::Tenant(tenant), what, async |conn| {
+                sqlx::query(&format!(
+                    "SELECT {COLUMNS} FROM alert_history WHERE tenant = $1 AND fingerprint = $2 \
+                     ORDER BY fired_ms DESC LIMIT 1"
+                ))
+                .bind(tenant.as_str())
+                .bind(fingerprint)
+                .fetch_optional(conn)
+                .await
+                .map_err(StateError::query(what))
+            })
+            .await?;
         row.as_ref()
             .map(episode)
             .transpose()
@@ -302,19 +331,23 @@ impl Store {
             next(),
             next()
         ));
-        let mut q = sqlx::query(&sql).bind(tenant.as_str());
-        for v in [&filter.rule, &filter.severity].into_iter().flatten() {
-            q = q.bind(v.as_str());
-        }
-        for v in [filter.from_ms, filter.to_ms].into_iter().flatten() {
-            q = q.bind(v);
-        }
-        let rows = q
-            .bind(filter.limit.max(0))
-            .bind(filter.offset.max(0))
-            .fetch_all(self.pool())
-            .await
-            .map_err(StateError::query("read the alert history"))?;
+        let what = "read the alert history";
+        let rows = self
+            .scoped(RowScope::Tenant(tenant), what, async |conn| {
+                let mut q = sqlx::query(&sql).bind(tenant.as_str());
+                for v in [&filter.rule, &filter.severity].into_iter().flatten() {
+                    q = q.bind(v.as_str());
+                }
+                for v in [filter.from_ms, filter.to_ms].into_iter().flatten() {
+                    q = q.bind(v);
+                }
+                q.bind(filter.limit.max(0))
+                    .bind(filter.offset.max(0))
+                    .fetch_all(conn)
+                    .await
+                    .map_err(StateError::query(what))
+            })
+            .await?;
         rows.iter()
             .map(episode)
             .collect::<Result<_, _>>()
@@ -328,38 +361,29 @@ impl Store {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<AlertStats, StateError> {
-        const RANGE: &str = "tenant = $1 AND fired_ms >= $2 AND fired_ms <= $3";
-        let counts = |column: &'static str| {
-            let sql = format!(
-                "SELECT {column}, COUNT(*) AS n FROM alert_history WHERE {RANGE} \
-                 GROUP BY {column} ORDER BY n DESC, {column}"
-            );
-            async move {
-                sqlx::query_as::<_, (String, i64)>(&sql)
-                    .bind(tenant.as_str())
-                    .bind(from_ms)
-                    .bind(to_ms)
-                    .fetch_all(self.pool())
-                    .await
-                    .map_err(StateError::query("count alerts"))
-            }
-        };
-        let by_rule = counts("rule").await?;
-        let by_severity = counts("severity").await?;
-        let by_service = counts("service").await?;
-        let (total, open, mtta, mttr): (i64, i64, Option<f64>, Option<f64>) =
-            sqlx::query_as(&format!(
-                "SELECT COUNT(*), COUNT(*) - COUNT(resolved_ms), \
-             CAST(AVG(acked_ms - fired_ms) AS DOUBLE PRECISION) / 1000.0, \
-             CAST(AVG(resolved_ms - fired_ms) AS DOUBLE PRECISION) / 1000.0 \
-             FROM alert_history WHERE {RANGE}"
-            ))
-            .bind(tenant.as_str())
-            .bind(from_ms)
-            .bind(to_ms)
-            .fetch_one(self.pool())
-            .await
-            .map_err(StateError::query("summarise alerts"))?;
+        let what = "summarise alerts";
+        let range = (tenant, from_ms, to_ms);
+        // One transaction: the counts and the means see the same rows.
+        let (by_rule, by_severity, by_service, (total, open, mtta, mttr)) = self
+            .scoped(RowScope::Tenant(tenant), what, async |conn| {
+                let by_rule = count_by(conn, "rule", range).await?;
+                let by_severity = count_by(conn, "severity", range).await?;
+                let by_service = count_by(conn, "service", range).await?;
+                let summary: (i64, i64, Option<f64>, Option<f64>) = sqlx::query_as(&format!(
+                    "SELECT COUNT(*), COUNT(*) - COUNT(resolved_ms), \
+                     CAST(AVG(acked_ms - fired_ms) AS DOUBLE PRECISION) / 1000.0, \
+                     CAST(AVG(resolved_ms - fired_ms) AS DOUBLE PRECISION) / 1000.0 \
+                     FROM alert_history WHERE {STATS_RANGE}"
+                ))
+                .bind(tenant.as_str())
+                .bind(from_ms)
+                .bind(to_ms)
+                .fetch_one(conn)
+                .await
+                .map_err(StateError::query(what))?;
+                Ok((by_rule, by_severity, by_service, summary))
+            })
+            .await?;
         Ok(AlertStats {
             total,
             open,
@@ -370,4 +394,25 @@ impl Store {
             mttr_seconds: mttr,
         })
     }
+}
+
+/// The episodes [`Store::alert_stats`] counts: `$1` tenant, `$2`…`$3` when they fired.
+const STATS_RANGE: &str = "tenant = $1 AND fired_ms >= $2 AND fired_ms <= $3";
+
+/// Episodes per value of `column` in `(tenant, from_ms, to_ms)`, most first.
+async fn count_by(
+    conn: &mut AnyConnection,
+    column: &'static str,
+    (tenant, from_ms, to_ms): (&TenantId, i64, i64),
+) -> Result<Vec<(String, i64)>, StateError> {
+    sqlx::query_as(&format!(
+        "SELECT {column}, COUNT(*) AS n FROM alert_history WHERE {STATS_RANGE} \
+         GROUP BY {column} ORDER BY n DESC, {column}"
+    ))
+    .bind(tenant.as_str())
+    .bind(from_ms)
+    .bind(to_ms)
+    .fetch_all(conn)
+    .await
+    .map_err(StateError::query("count alerts"))
 }

@@ -5,6 +5,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::rls::RowScope;
 use crate::{StateError, Store, TenantId};
 
 /// One anomaly event.
@@ -78,27 +79,31 @@ impl Store {
         tenant: &TenantId,
         e: &AnomalyEvent,
     ) -> Result<(), StateError> {
-        sqlx::query(
-            "INSERT INTO anomaly_events (tenant, id, timestamp, is_alert, alert_type, \
-             alert_level, alert_title, alert_message, user_id, tags, metrics) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
-             ON CONFLICT (tenant, id) DO NOTHING",
-        )
-        .bind(tenant.as_str())
-        .bind(&e.id)
-        .bind(e.timestamp_ms)
-        .bind(i32::from(e.is_alert))
-        .bind(&e.alert_type)
-        .bind(&e.alert_level)
-        .bind(&e.alert_title)
-        .bind(&e.alert_message)
-        .bind(e.user_id.as_deref())
-        .bind(e.tags.to_string())
-        .bind(e.metrics.to_string())
-        .execute(self.pool())
+        let what = "record an anomaly event";
+        self.scoped(RowScope::Tenant(tenant), what, async |conn| {
+            sqlx::query(
+                "INSERT INTO anomaly_events (tenant, id, timestamp, is_alert, alert_type, \
+                 alert_level, alert_title, alert_message, user_id, tags, metrics) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+                 ON CONFLICT (tenant, id) DO NOTHING",
+            )
+            .bind(tenant.as_str())
+            .bind(&e.id)
+            .bind(e.timestamp_ms)
+            .bind(i32::from(e.is_alert))
+            .bind(&e.alert_type)
+            .bind(&e.alert_level)
+            .bind(&e.alert_title)
+            .bind(&e.alert_message)
+            .bind(e.user_id.as_deref())
+            .bind(e.tags.to_string())
+            .bind(e.metrics.to_string())
+            .execute(conn)
+            .await
+            .map_err(StateError::query(what))?;
+            Ok(())
+        })
         .await
-        .map_err(StateError::query("record an anomaly event"))?;
-        Ok(())
     }
 
     /// Anomaly events matching `filter`, newest first.
@@ -137,21 +142,25 @@ impl Store {
             next(),
             next()
         ));
-        let mut q = sqlx::query(&sql).bind(tenant.as_str());
-        for (_, v) in texts {
-            if let Some(v) = v {
-                q = q.bind(v.as_str());
-            }
-        }
-        for v in [filter.from_ms, filter.to_ms].into_iter().flatten() {
-            q = q.bind(v);
-        }
-        let rows = q
-            .bind(filter.limit.max(0))
-            .bind(filter.offset.max(0))
-            .fetch_all(self.pool())
-            .await
-            .map_err(StateError::query("read anomaly events"))?;
+        let what = "read anomaly events";
+        let rows = self
+            .scoped(RowScope::Tenant(tenant), what, async |conn| {
+                let mut q = sqlx::query(&sql).bind(tenant.as_str());
+                for (_, v) in texts {
+                    if let Some(v) = v {
+                        q = q.bind(v.as_str());
+                    }
+                }
+                for v in [filter.from_ms, filter.to_ms].into_iter().flatten() {
+                    q = q.bind(v);
+                }
+                q.bind(filter.limit.max(0))
+                    .bind(filter.offset.max(0))
+                    .fetch_all(conn)
+                    .await
+                    .map_err(StateError::query(what))
+            })
+            .await?;
         rows.iter()
             .map(event)
             .collect::<Result<_, _>>()

@@ -3,6 +3,7 @@
 
 use dozor_model::time::now_ms;
 
+use crate::rls::RowScope;
 use crate::{StateError, Store};
 
 impl Store {
@@ -22,36 +23,32 @@ impl Store {
         source: &str,
         entries: &[(String, Option<String>)],
     ) -> Result<(), StateError> {
-        let mut tx = self
-            .pool()
-            .begin()
-            .await
-            .map_err(StateError::query("begin saving checkpoints"))?;
         let now = now_ms();
-        for (key, value) in entries {
-            match value {
-                Some(v) => sqlx::query(
-                    "INSERT INTO source_checkpoints (source, key, value, updated_ms) \
-                     VALUES ($1, $2, $3, $4) \
-                     ON CONFLICT (source, key) DO UPDATE SET value = excluded.value, \
-                     updated_ms = excluded.updated_ms",
-                )
-                .bind(source)
-                .bind(key)
-                .bind(v)
-                .bind(now),
-                None => {
-                    sqlx::query("DELETE FROM source_checkpoints WHERE source = $1 AND key = $2")
-                        .bind(source)
-                        .bind(key)
+        self.scoped(RowScope::Shared, "save checkpoints", async |conn| {
+            for (key, value) in entries {
+                match value {
+                    Some(v) => sqlx::query(
+                        "INSERT INTO source_checkpoints (source, key, value, updated_ms) \
+                         VALUES ($1, $2, $3, $4) \
+                         ON CONFLICT (source, key) DO UPDATE SET value = excluded.value, \
+                         updated_ms = excluded.updated_ms",
+                    )
+                    .bind(source)
+                    .bind(key)
+                    .bind(v)
+                    .bind(now),
+                    None => {
+                        sqlx::query("DELETE FROM source_checkpoints WHERE source = $1 AND key = $2")
+                            .bind(source)
+                            .bind(key)
+                    }
                 }
+                .execute(&mut *conn)
+                .await
+                .map_err(StateError::query("save a checkpoint"))?;
             }
-            .execute(&mut *tx)
-            .await
-            .map_err(StateError::query("save a checkpoint"))?;
-        }
-        tx.commit()
-            .await
-            .map_err(StateError::query("commit checkpoints"))
+            Ok(())
+        })
+        .await
     }
 }

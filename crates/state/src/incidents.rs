@@ -5,6 +5,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::rls::RowScope;
 use crate::{StateError, Store, TenantId};
 
 /// One incident.
@@ -150,27 +151,31 @@ impl Store {
         sql: &str,
         what: &'static str,
     ) -> Result<bool, StateError> {
-        let done = sqlx::query(sql)
-            .bind(tenant.as_str())
-            .bind(&i.id)
-            .bind(&i.title)
-            .bind(&i.description)
-            .bind(&i.status)
-            .bind(&i.severity)
-            .bind(&i.service_name)
-            .bind(i.group_key.as_deref())
-            .bind(i.detected_at_ms)
-            .bind(i.acknowledged_at_ms)
-            .bind(i.acknowledged_by.as_deref())
-            .bind(i.resolved_at_ms)
-            .bind(i.resolved_by.as_deref())
-            .bind(&i.postmortem)
-            .bind(&i.context)
-            .bind(&i.created_by)
-            .bind(i.updated_at_ms)
-            .execute(self.pool())
-            .await
-            .map_err(StateError::query(what))?;
+        let done = self
+            .scoped(RowScope::Tenant(tenant), what, async |conn| {
+                sqlx::query(sql)
+                    .bind(tenant.as_str())
+                    .bind(&i.id)
+                    .bind(&i.title)
+                    .bind(&i.description)
+                    .bind(&i.status)
+                    .bind(&i.severity)
+                    .bind(&i.service_name)
+                    .bind(i.group_key.as_deref())
+                    .bind(i.detected_at_ms)
+                    .bind(i.acknowledged_at_ms)
+                    .bind(i.acknowledged_by.as_deref())
+                    .bind(i.resolved_at_ms)
+                    .bind(i.resolved_by.as_deref())
+                    .bind(&i.postmortem)
+                    .bind(&i.context)
+                    .bind(&i.created_by)
+                    .bind(i.updated_at_ms)
+                    .execute(conn)
+                    .await
+                    .map_err(StateError::query(what))
+            })
+            .await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -192,14 +197,18 @@ impl Store {
         condition: &str,
         what: &'static str,
     ) -> Result<Option<Incident>, StateError> {
-        let row = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM incidents WHERE tenant = $1 AND {condition}"
-        ))
-        .bind(tenant.as_str())
-        .bind(key)
-        .fetch_optional(self.pool())
-        .await
-        .map_err(StateError::query(what))?;
+        let row = self
+            .scoped(RowScope::Tenant(tenant), what, async |conn| {
+                sqlx::query(&format!(
+                    "SELECT {COLUMNS} FROM incidents WHERE tenant = $1 AND {condition}"
+                ))
+                .bind(tenant.as_str())
+                .bind(key)
+                .fetch_optional(conn)
+                .await
+                .map_err(StateError::query(what))
+            })
+            .await?;
         row.as_ref()
             .map(incident)
             .transpose()
@@ -238,13 +247,18 @@ impl Store {
 
     /// Every tenant's alert groups that have an incident not resolved (read at start).
     pub async fn open_incident_groups(&self) -> Result<Vec<(TenantId, String)>, StateError> {
-        let rows = sqlx::query(
-            "SELECT DISTINCT tenant, group_key FROM incidents \
-             WHERE status <> 'resolved' AND group_key IS NOT NULL",
-        )
-        .fetch_all(self.pool())
-        .await
-        .map_err(StateError::query("list open incident groups"))?;
+        let what = "list open incident groups";
+        let rows = self
+            .scoped(RowScope::System, what, async |conn| {
+                sqlx::query(
+                    "SELECT DISTINCT tenant, group_key FROM incidents \
+                     WHERE status <> 'resolved' AND group_key IS NOT NULL",
+                )
+                .fetch_all(conn)
+                .await
+                .map_err(StateError::query(what))
+            })
+            .await?;
         rows.iter()
             .map(|r| {
                 let t: String = r.try_get("tenant")?;
@@ -254,7 +268,7 @@ impl Store {
                 Ok((tenant, r.try_get("group_key")?))
             })
             .collect::<Result<_, sqlx::Error>>()
-            .map_err(StateError::query("list open incident groups"))
+            .map_err(StateError::query(what))
     }
 
     /// A tenant's incidents, newest first.
@@ -263,42 +277,52 @@ impl Store {
         tenant: &TenantId,
         f: &IncidentFilter,
     ) -> Result<Vec<Incident>, StateError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM incidents WHERE tenant = $1 \
-             AND ($2 = '' OR status = $2) AND ($3 = '' OR severity = $3) \
-             AND ($4 = '' OR service_name = $4) AND detected_at >= $5 \
-             ORDER BY detected_at DESC, id LIMIT $6 OFFSET $7"
-        ))
-        .bind(tenant.as_str())
-        .bind(f.status.as_deref().unwrap_or(""))
-        .bind(f.severity.as_deref().unwrap_or(""))
-        .bind(f.service.as_deref().unwrap_or(""))
-        .bind(f.since_ms.unwrap_or(i64::MIN))
-        .bind(f.limit)
-        .bind(f.offset)
-        .fetch_all(self.pool())
-        .await
-        .map_err(StateError::query("list incidents"))?;
+        let what = "list incidents";
+        let rows = self
+            .scoped(RowScope::Tenant(tenant), what, async |conn| {
+                sqlx::query(&format!(
+                    "SELECT {COLUMNS} FROM incidents WHERE tenant = $1 \
+                     AND ($2 = '' OR status = $2) AND ($3 = '' OR severity = $3) \
+                     AND ($4 = '' OR service_name = $4) AND detected_at >= $5 \
+                     ORDER BY detected_at DESC, id LIMIT $6 OFFSET $7"
+                ))
+                .bind(tenant.as_str())
+                .bind(f.status.as_deref().unwrap_or(""))
+                .bind(f.severity.as_deref().unwrap_or(""))
+                .bind(f.service.as_deref().unwrap_or(""))
+                .bind(f.since_ms.unwrap_or(i64::MIN))
+                .bind(f.limit)
+                .bind(f.offset)
+                .fetch_all(conn)
+                .await
+                .map_err(StateError::query(what))
+            })
+            .await?;
         rows.iter()
             .map(incident)
             .collect::<Result<_, _>>()
-            .map_err(StateError::query("list incidents"))
+            .map_err(StateError::query(what))
     }
 
     /// Deletes an incident and its timeline; whether it existed.
     pub async fn delete_incident(&self, tenant: &TenantId, id: &str) -> Result<bool, StateError> {
-        sqlx::query("DELETE FROM incident_events WHERE tenant = $1 AND incident = $2")
-            .bind(tenant.as_str())
-            .bind(id)
-            .execute(self.pool())
-            .await
-            .map_err(StateError::query("delete an incident's timeline"))?;
-        let done = sqlx::query("DELETE FROM incidents WHERE tenant = $1 AND id = $2")
-            .bind(tenant.as_str())
-            .bind(id)
-            .execute(self.pool())
-            .await
-            .map_err(StateError::query("delete an incident"))?;
+        let what = "delete an incident";
+        let done = self
+            .scoped(RowScope::Tenant(tenant), what, async |conn| {
+                sqlx::query("DELETE FROM incident_events WHERE tenant = $1 AND incident = $2")
+                    .bind(tenant.as_str())
+                    .bind(id)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(StateError::query("delete an incident's timeline"))?;
+                sqlx::query("DELETE FROM incidents WHERE tenant = $1 AND id = $2")
+                    .bind(tenant.as_str())
+                    .bind(id)
+                    .execute(conn)
+                    .await
+                    .map_err(StateError::query(what))
+            })
+            .await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -310,36 +334,40 @@ impl Store {
         incident: &str,
         e: &IncidentEvent,
     ) -> Result<IncidentEvent, StateError> {
-        // Two writers may draw the same number on PostgreSQL; the loser tries again.
+        let what = "add to an incident's timeline";
+        // Two writers may draw the same number on PostgreSQL; the loser tries again, in a
+        // new transaction (a failed statement spoils its own).
         let mut last = None;
         for _ in 0..3 {
-            let row = sqlx::query(
-                "INSERT INTO incident_events (tenant, incident, seq, at, kind, actor, text, data) \
-                 SELECT $1, $2, COALESCE(MAX(seq), 0) + 1, $3, $4, $5, $6, $7 \
-                 FROM incident_events WHERE tenant = $1 AND incident = $2 RETURNING seq",
-            )
-            .bind(tenant.as_str())
-            .bind(incident)
-            .bind(e.at_ms)
-            .bind(&e.kind)
-            .bind(&e.actor)
-            .bind(&e.text)
-            .bind(&e.data)
-            .fetch_one(self.pool())
-            .await;
+            let row = self
+                .scoped(RowScope::Tenant(tenant), what, async |conn| {
+                    sqlx::query(
+                        "INSERT INTO incident_events (tenant, incident, seq, at, kind, actor, \
+                         text, data) SELECT $1, $2, COALESCE(MAX(seq), 0) + 1, $3, $4, $5, $6, \
+                         $7 FROM incident_events WHERE tenant = $1 AND incident = $2 \
+                         RETURNING seq",
+                    )
+                    .bind(tenant.as_str())
+                    .bind(incident)
+                    .bind(e.at_ms)
+                    .bind(&e.kind)
+                    .bind(&e.actor)
+                    .bind(&e.text)
+                    .bind(&e.data)
+                    .fetch_one(conn)
+                    .await
+                    .map_err(StateError::query(what))
+                })
+                .await;
             match row {
                 Ok(r) => {
-                    let seq: i64 = r
-                        .try_get("seq")
-                        .map_err(StateError::query("add to an incident's timeline"))?;
+                    let seq: i64 = r.try_get("seq").map_err(StateError::query(what))?;
                     return Ok(IncidentEvent { seq, ..e.clone() });
                 }
                 Err(err) => last = Some(err),
             }
         }
-        Err(StateError::query("add to an incident's timeline")(
-            last.unwrap_or(sqlx::Error::RowNotFound),
-        ))
+        Err(last.unwrap_or_else(|| StateError::query(what)(sqlx::Error::RowNotFound)))
     }
 
     /// An incident's timeline, in order.
@@ -348,15 +376,20 @@ impl Store {
         tenant: &TenantId,
         incident: &str,
     ) -> Result<Vec<IncidentEvent>, StateError> {
-        let rows = sqlx::query(
-            "SELECT seq, at, kind, actor, text, data FROM incident_events \
-             WHERE tenant = $1 AND incident = $2 ORDER BY seq",
-        )
-        .bind(tenant.as_str())
-        .bind(incident)
-        .fetch_all(self.pool())
-        .await
-        .map_err(StateError::query("read an incident's timeline"))?;
+        let what = "read an incident's timeline";
+        let rows = self
+            .scoped(RowScope::Tenant(tenant), what, async |conn| {
+                sqlx::query(
+                    "SELECT seq, at, kind, actor, text, data FROM incident_events \
+                     WHERE tenant = $1 AND incident = $2 ORDER BY seq",
+                )
+                .bind(tenant.as_str())
+                .bind(incident)
+                .fetch_all(conn)
+                .await
+                .map_err(StateError::query(what))
+            })
+            .await?;
         rows.iter()
             .map(|r| {
                 Ok(IncidentEvent {
@@ -369,6 +402,6 @@ impl Store {
                 })
             })
             .collect::<Result<_, sqlx::Error>>()
-            .map_err(StateError::query("read an incident's timeline"))
+            .map_err(StateError::query(what))
     }
 }

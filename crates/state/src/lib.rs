@@ -12,6 +12,16 @@
 //! Architecture invariants:
 //! - Every method that touches tenant-owned rows takes a [`TenantId`]; there is no way to list
 //!   or change another tenant's rows by accident.
+//! - On PostgreSQL, row-level security enforces that too. Every tenant table (`tenants`,
+//!   `users`, `api_tokens`, `alert_history`, `anomaly_events`, `alert_rules`, `silences`,
+//!   `notification_log`, `notification_deliveries`, `incidents`, `incident_events`) has
+//!   forced RLS and a policy `dozor_tenant` (applied by [`Store::open`] after the migrations)
+//!   that shows and accepts only rows of the tenant named by the transaction-local setting
+//!   `dozor.tenant`, or of every tenant when it is `*`. Each method runs in a transaction
+//!   that sets it: its own tenant, or `*` for the few documented cross-tenant paths (login by
+//!   name, token by hash, start-up restores, pruning); a session that sets nothing sees no
+//!   tenant rows. Superusers and `BYPASSRLS` roles are not bound: [`Store::row_security`]
+//!   says whether the connected role is. SQLite has no RLS; there the queries alone decide.
 //! - Secrets are never stored: API and refresh tokens are kept as SHA-256 hashes, passwords as
 //!   argon2id PHC strings computed by the caller.
 //! - Times are `i64` milliseconds since the Unix epoch.
@@ -31,6 +41,7 @@ mod error;
 pub mod incidents;
 pub mod lockout;
 pub mod notifications;
+mod rls;
 pub mod sessions;
 pub mod settings;
 pub mod tenants;
@@ -46,6 +57,7 @@ use sqlx::{AnyPool, Executor};
 
 pub use dozor_model::TenantId;
 pub use error::StateError;
+pub use rls::RowSecurity;
 /// The database error type, for callers that classify failures (unavailable vs. bug).
 pub use sqlx::Error as SqlxError;
 
@@ -139,7 +151,9 @@ impl Store {
         MIGRATOR
             .run(&self.pool)
             .await
-            .map_err(|e| StateError::Migrate(e.to_string()))
+            .map_err(|e| StateError::Migrate(e.to_string()))?;
+        // PostgreSQL-only DDL, so not in the shared migrations.
+        self.secure_rows().await
     }
 
     /// Which engine this store runs on.

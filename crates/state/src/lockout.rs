@@ -7,6 +7,7 @@
 
 use dozor_model::time::Millis;
 
+use crate::rls::RowScope;
 use crate::{StateError, Store};
 
 /// How failed logins lock a name.
@@ -46,52 +47,48 @@ impl Store {
         now: Millis,
         policy: LockoutPolicy,
     ) -> Result<Option<Millis>, StateError> {
-        let mut tx = self
-            .pool()
-            .begin()
+        self.scoped(RowScope::Shared, "record login failure", async |conn| {
+            let row: Option<FailureRow> = sqlx::query_as(
+                "SELECT failures, window_start_ms, locked_until_ms FROM login_failures \
+                 WHERE user_name = $1",
+            )
+            .bind(name)
+            .fetch_optional(&mut *conn)
             .await
-            .map_err(StateError::query("begin login failure"))?;
-        let row: Option<FailureRow> = sqlx::query_as(
-            "SELECT failures, window_start_ms, locked_until_ms FROM login_failures WHERE user_name = $1",
-        )
-        .bind(name)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(StateError::query("read login failures"))?;
-        let (failures, start) = match row {
-            // A new window once the last one (or the lock it ended in) is over.
-            Some((n, start, locked))
-                if now - start < policy.window_ms || locked.is_some_and(|l| l > now) =>
-            {
-                (n + 1, start)
-            }
-            _ => (1, now),
-        };
-        let locked = (policy.max_failures > 0 && failures >= i64::from(policy.max_failures))
-            .then_some(now + policy.lock_ms);
-        // Counting restarts after a lock: the next window begins when it ends.
-        let (failures, start) = if locked.is_some() {
-            (0, now + policy.lock_ms)
-        } else {
-            (failures, start)
-        };
-        sqlx::query(
-            "INSERT INTO login_failures (user_name, failures, window_start_ms, locked_until_ms) \
-             VALUES ($1, $2, $3, $4) ON CONFLICT (user_name) DO UPDATE SET \
-             failures = excluded.failures, window_start_ms = excluded.window_start_ms, \
-             locked_until_ms = COALESCE(excluded.locked_until_ms, login_failures.locked_until_ms)",
-        )
-        .bind(name)
-        .bind(failures)
-        .bind(start)
-        .bind(locked)
-        .execute(&mut *tx)
-        .await
-        .map_err(StateError::query("record login failure"))?;
-        tx.commit()
+            .map_err(StateError::query("read login failures"))?;
+            let (failures, start) = match row {
+                // A new window once the last one (or the lock it ended in) is over.
+                Some((n, start, locked))
+                    if now - start < policy.window_ms || locked.is_some_and(|l| l > now) =>
+                {
+                    (n + 1, start)
+                }
+                _ => (1, now),
+            };
+            let locked = (policy.max_failures > 0 && failures >= i64::from(policy.max_failures))
+                .then_some(now + policy.lock_ms);
+            // Counting restarts after a lock: the next window begins when it ends.
+            let (failures, start) = if locked.is_some() {
+                (0, now + policy.lock_ms)
+            } else {
+                (failures, start)
+            };
+            sqlx::query(
+                "INSERT INTO login_failures (user_name, failures, window_start_ms, locked_until_ms) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (user_name) DO UPDATE SET \
+                 failures = excluded.failures, window_start_ms = excluded.window_start_ms, \
+                 locked_until_ms = COALESCE(excluded.locked_until_ms, login_failures.locked_until_ms)",
+            )
+            .bind(name)
+            .bind(failures)
+            .bind(start)
+            .bind(locked)
+            .execute(conn)
             .await
-            .map_err(StateError::query("commit login failure"))?;
-        Ok(locked)
+            .map_err(StateError::query("record login failure"))?;
+            Ok(locked)
+        })
+        .await
     }
 
     /// Forgets the failures of `name` (after a successful login).

@@ -6,6 +6,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::rls::RowScope;
 use crate::{StateError, Store, TenantId};
 
 /// One stored silence.
@@ -95,24 +96,28 @@ fn silence_row(row: &AnyRow) -> Result<SilenceRow, sqlx::Error> {
 impl Store {
     /// Stores a silence, replacing the one with its id.
     pub async fn put_silence(&self, tenant: &TenantId, s: &SilenceRow) -> Result<(), StateError> {
-        sqlx::query(
-            "INSERT INTO silences (tenant, id, matchers, starts_at, ends_at, updated_at, \
-             created_by, comment) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-             ON CONFLICT (tenant, id) DO UPDATE SET matchers = $3, starts_at = $4, \
-             ends_at = $5, updated_at = $6, created_by = $7, comment = $8",
-        )
-        .bind(tenant.as_str())
-        .bind(&s.id)
-        .bind(&s.matchers)
-        .bind(s.starts_at_ms)
-        .bind(s.ends_at_ms)
-        .bind(s.updated_at_ms)
-        .bind(&s.created_by)
-        .bind(&s.comment)
-        .execute(self.pool())
+        let what = "store a silence";
+        self.scoped(RowScope::Tenant(tenant), what, async |conn| {
+            sqlx::query(
+                "INSERT INTO silences (tenant, id, matchers, starts_at, ends_at, updated_at, \
+                 created_by, comment) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                 ON CONFLICT (tenant, id) DO UPDATE SET matchers = $3, starts_at = $4, \
+                 ends_at = $5, updated_at = $6, created_by = $7, comment = $8",
+            )
+            .bind(tenant.as_str())
+            .bind(&s.id)
+            .bind(&s.matchers)
+            .bind(s.starts_at_ms)
+            .bind(s.ends_at_ms)
+            .bind(s.updated_at_ms)
+            .bind(&s.created_by)
+            .bind(&s.comment)
+            .execute(conn)
+            .await
+            .map_err(StateError::query(what))?;
+            Ok(())
+        })
         .await
-        .map_err(StateError::query("store a silence"))?;
-        Ok(())
     }
 
     /// Deletes silences (expired past their retention).
@@ -121,30 +126,39 @@ impl Store {
         tenant: &TenantId,
         ids: &[String],
     ) -> Result<(), StateError> {
-        for id in ids {
-            sqlx::query("DELETE FROM silences WHERE tenant = $1 AND id = $2")
-                .bind(tenant.as_str())
-                .bind(id)
-                .execute(self.pool())
-                .await
-                .map_err(StateError::query("delete a silence"))?;
-        }
-        Ok(())
+        let what = "delete a silence";
+        self.scoped(RowScope::Tenant(tenant), what, async |conn| {
+            for id in ids {
+                sqlx::query("DELETE FROM silences WHERE tenant = $1 AND id = $2")
+                    .bind(tenant.as_str())
+                    .bind(id)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(StateError::query(what))?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     /// Every tenant's silences (read once at start).
     pub async fn all_silences(&self) -> Result<Vec<(TenantId, SilenceRow)>, StateError> {
-        let rows = sqlx::query(
-            "SELECT tenant, id, matchers, starts_at, ends_at, updated_at, created_by, comment \
-             FROM silences ORDER BY tenant, id",
-        )
-        .fetch_all(self.pool())
-        .await
-        .map_err(StateError::query("list silences"))?;
+        let what = "list silences";
+        let rows = self
+            .scoped(RowScope::System, what, async |conn| {
+                sqlx::query(
+                    "SELECT tenant, id, matchers, starts_at, ends_at, updated_at, created_by, \
+                     comment FROM silences ORDER BY tenant, id",
+                )
+                .fetch_all(conn)
+                .await
+                .map_err(StateError::query(what))
+            })
+            .await?;
         rows.iter()
             .map(|r| Ok((tenant_of(r)?, silence_row(r)?)))
             .collect::<Result<_, sqlx::Error>>()
-            .map_err(StateError::query("list silences"))
+            .map_err(StateError::query(what))
     }
 
     /// Writes notification log entries and deliveries in one transaction (one sync to
@@ -153,51 +167,58 @@ impl Store {
         &self,
         records: &[NotificationRecord],
     ) -> Result<(), StateError> {
-        let mut tx = self
-            .pool()
-            .begin()
-            .await
-            .map_err(StateError::query("begin recording notifications"))?;
-        for r in records {
-            match r {
-                NotificationRecord::Log(tenant, e) => sqlx::query(
-                    "INSERT INTO notification_log (tenant, group_key, firing, resolved, sent_at) \
-                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant, group_key) DO UPDATE SET \
-                     firing = $3, resolved = $4, sent_at = $5",
-                )
-                .bind(tenant.as_str())
-                .bind(e.group_key.clone())
-                .bind(e.firing.clone())
-                .bind(e.resolved.clone())
-                .bind(e.sent_at_ms),
-                NotificationRecord::Delivery(tenant, d) => sqlx::query(
-                    "INSERT INTO notification_deliveries (tenant, id, at, receiver, integration, \
-                     group_key, alerts, status, attempts, error, duration_ms) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-                )
-                .bind(tenant.as_str())
-                .bind(if d.id.is_empty() {
-                    crate::new_id()?
-                } else {
-                    d.id.clone()
-                })
-                .bind(d.at_ms)
-                .bind(d.receiver.clone())
-                .bind(d.integration.clone())
-                .bind(d.group_key.clone())
-                .bind(d.alerts)
-                .bind(d.status.clone())
-                .bind(d.attempts)
-                .bind(d.error.clone())
-                .bind(d.duration_ms),
+        let what = "record a notification";
+        // Each record's statement runs scoped to its own tenant, in the batch's transaction.
+        self.scoped(RowScope::Shared, what, async |conn| {
+            let mut scope: Option<&TenantId> = None;
+            for r in records {
+                let (NotificationRecord::Log(tenant, _) | NotificationRecord::Delivery(tenant, _)) =
+                    r;
+                if scope != Some(tenant) {
+                    self.set_scope(conn, RowScope::Tenant(tenant))
+                        .await
+                        .map_err(StateError::query(what))?;
+                    scope = Some(tenant);
+                }
+                match r {
+                    NotificationRecord::Log(tenant, e) => sqlx::query(
+                        "INSERT INTO notification_log (tenant, group_key, firing, resolved, \
+                         sent_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant, group_key) \
+                         DO UPDATE SET firing = $3, resolved = $4, sent_at = $5",
+                    )
+                    .bind(tenant.as_str())
+                    .bind(e.group_key.clone())
+                    .bind(e.firing.clone())
+                    .bind(e.resolved.clone())
+                    .bind(e.sent_at_ms),
+                    NotificationRecord::Delivery(tenant, d) => sqlx::query(
+                        "INSERT INTO notification_deliveries (tenant, id, at, receiver, \
+                         integration, group_key, alerts, status, attempts, error, duration_ms) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                    )
+                    .bind(tenant.as_str())
+                    .bind(if d.id.is_empty() {
+                        crate::new_id()?
+                    } else {
+                        d.id.clone()
+                    })
+                    .bind(d.at_ms)
+                    .bind(d.receiver.clone())
+                    .bind(d.integration.clone())
+                    .bind(d.group_key.clone())
+                    .bind(d.alerts)
+                    .bind(d.status.clone())
+                    .bind(d.attempts)
+                    .bind(d.error.clone())
+                    .bind(d.duration_ms),
+                }
+                .execute(&mut *conn)
+                .await
+                .map_err(StateError::query(what))?;
             }
-            .execute(&mut *tx)
-            .await
-            .map_err(StateError::query("record a notification"))?;
-        }
-        tx.commit()
-            .await
-            .map_err(StateError::query("commit notification records"))
+            Ok(())
+        })
+        .await
     }
 
     /// Every tenant's notification log entries sent after `since_ms`; older ones are
@@ -206,18 +227,26 @@ impl Store {
         &self,
         since_ms: i64,
     ) -> Result<Vec<(TenantId, LogRow)>, StateError> {
-        sqlx::query("DELETE FROM notification_log WHERE sent_at < $1")
-            .bind(since_ms)
-            .execute(self.pool())
-            .await
-            .map_err(StateError::query("prune the notification log"))?;
-        let rows = sqlx::query(
-            "SELECT tenant, group_key, firing, resolved, sent_at FROM notification_log \
-             ORDER BY tenant, group_key",
-        )
-        .fetch_all(self.pool())
-        .await
-        .map_err(StateError::query("read the notification log"))?;
+        let rows = self
+            .scoped(
+                RowScope::System,
+                "read the notification log",
+                async |conn| {
+                    sqlx::query("DELETE FROM notification_log WHERE sent_at < $1")
+                        .bind(since_ms)
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(StateError::query("prune the notification log"))?;
+                    sqlx::query(
+                        "SELECT tenant, group_key, firing, resolved, sent_at FROM notification_log \
+                     ORDER BY tenant, group_key",
+                    )
+                    .fetch_all(conn)
+                    .await
+                    .map_err(StateError::query("read the notification log"))
+                },
+            )
+            .await?;
         rows.iter()
             .map(|r| {
                 Ok((
@@ -241,17 +270,22 @@ impl Store {
         receiver: Option<&str>,
         limit: i64,
     ) -> Result<Vec<Delivery>, StateError> {
-        let rows = sqlx::query(
-            "SELECT id, at, receiver, integration, group_key, alerts, status, attempts, error, \
-             duration_ms FROM notification_deliveries WHERE tenant = $1 \
-             AND ($2 = '' OR receiver = $2) ORDER BY at DESC, id LIMIT $3",
-        )
-        .bind(tenant.as_str())
-        .bind(receiver.unwrap_or(""))
-        .bind(limit)
-        .fetch_all(self.pool())
-        .await
-        .map_err(StateError::query("list deliveries"))?;
+        let what = "list deliveries";
+        let rows = self
+            .scoped(RowScope::Tenant(tenant), what, async |conn| {
+                sqlx::query(
+                    "SELECT id, at, receiver, integration, group_key, alerts, status, attempts, \
+                     error, duration_ms FROM notification_deliveries WHERE tenant = $1 \
+                     AND ($2 = '' OR receiver = $2) ORDER BY at DESC, id LIMIT $3",
+                )
+                .bind(tenant.as_str())
+                .bind(receiver.unwrap_or(""))
+                .bind(limit)
+                .fetch_all(conn)
+                .await
+                .map_err(StateError::query(what))
+            })
+            .await?;
         rows.iter()
             .map(|r| {
                 Ok(Delivery {
@@ -273,11 +307,16 @@ impl Store {
 
     /// Deletes deliveries older than `before_ms`; how many.
     pub async fn prune_deliveries(&self, before_ms: i64) -> Result<u64, StateError> {
-        let done = sqlx::query("DELETE FROM notification_deliveries WHERE at < $1")
-            .bind(before_ms)
-            .execute(self.pool())
-            .await
-            .map_err(StateError::query("prune deliveries"))?;
+        let what = "prune deliveries";
+        let done = self
+            .scoped(RowScope::System, what, async |conn| {
+                sqlx::query("DELETE FROM notification_deliveries WHERE at < $1")
+                    .bind(before_ms)
+                    .execute(conn)
+                    .await
+                    .map_err(StateError::query(what))
+            })
+            .await?;
         Ok(done.rows_affected())
     }
 }

@@ -10,6 +10,7 @@
 
 use dozor_model::time::{Millis, now_ms};
 
+use crate::rls::RowScope;
 use crate::{StateError, Store, new_id};
 
 /// A stored refresh token (never the secret itself).
@@ -110,38 +111,34 @@ impl Store {
         until_ms: Millis,
     ) -> Result<(), StateError> {
         let now = now_ms();
-        let mut tx = self
-            .pool()
-            .begin()
-            .await
-            .map_err(StateError::query("begin session revocation"))?;
-        sqlx::query(
-            "UPDATE refresh_tokens SET revoked_ms = $1 \
-             WHERE (family_id = $2 OR id = $2) AND revoked_ms IS NULL",
-        )
-        .bind(now)
-        .bind(family_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(StateError::query("revoke session tokens"))?;
-        sqlx::query(
-            "INSERT INTO revoked_sessions (family_id, revoked_ms, expires_ms) VALUES ($1, $2, $3) \
-             ON CONFLICT (family_id) DO NOTHING",
-        )
-        .bind(family_id)
-        .bind(now)
-        .bind(until_ms)
-        .execute(&mut *tx)
-        .await
-        .map_err(StateError::query("record revoked session"))?;
-        sqlx::query("DELETE FROM revoked_sessions WHERE expires_ms < $1")
+        self.scoped(RowScope::Shared, "revoke a session", async |conn| {
+            sqlx::query(
+                "UPDATE refresh_tokens SET revoked_ms = $1 \
+                 WHERE (family_id = $2 OR id = $2) AND revoked_ms IS NULL",
+            )
             .bind(now)
-            .execute(&mut *tx)
+            .bind(family_id)
+            .execute(&mut *conn)
             .await
-            .map_err(StateError::query("forget expired revocations"))?;
-        tx.commit()
+            .map_err(StateError::query("revoke session tokens"))?;
+            sqlx::query(
+                "INSERT INTO revoked_sessions (family_id, revoked_ms, expires_ms) \
+                 VALUES ($1, $2, $3) ON CONFLICT (family_id) DO NOTHING",
+            )
+            .bind(family_id)
+            .bind(now)
+            .bind(until_ms)
+            .execute(&mut *conn)
             .await
-            .map_err(StateError::query("commit session revocation"))
+            .map_err(StateError::query("record revoked session"))?;
+            sqlx::query("DELETE FROM revoked_sessions WHERE expires_ms < $1")
+                .bind(now)
+                .execute(conn)
+                .await
+                .map_err(StateError::query("forget expired revocations"))?;
+            Ok(())
+        })
+        .await
     }
 
     /// Whether the session `family_id` was revoked.

@@ -8,6 +8,8 @@
 use dozor_model::time::{Millis, now_ms};
 use dozor_model::{ScopeSet, TenantId};
 
+use crate::rls::RowScope;
+use crate::tenants::insert_tenant;
 use crate::{StateError, Store, new_id};
 
 /// An API token as stored (never the secret itself).
@@ -90,7 +92,6 @@ fn token_from_row(row: TokenRow) -> Result<ApiToken, StateError> {
 impl Store {
     /// Stores a new token (creating its tenant if needed).
     pub async fn create_api_token(&self, new: NewApiToken<'_>) -> Result<ApiToken, StateError> {
-        self.ensure_tenant(new.tenant).await?;
         let token = ApiToken {
             id: new_id()?,
             tenant: new.tenant.clone(),
@@ -101,21 +102,26 @@ impl Store {
             expires_ms: new.expires_ms,
             revoked_ms: None,
         };
-        sqlx::query(
-            "INSERT INTO api_tokens (id, tenant_id, name, token_hash, scopes, created_by, \
-             created_ms, expires_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(&token.id)
-        .bind(token.tenant.as_str())
-        .bind(&token.name)
-        .bind(new.token_hash)
-        .bind(token.scopes.to_string())
-        .bind(&token.created_by)
-        .bind(token.created_ms)
-        .bind(token.expires_ms)
-        .execute(self.pool())
-        .await
-        .map_err(StateError::query("create API token"))?;
+        let what = "create API token";
+        self.scoped(RowScope::Tenant(new.tenant), what, async |conn| {
+            insert_tenant(conn, new.tenant).await?;
+            sqlx::query(
+                "INSERT INTO api_tokens (id, tenant_id, name, token_hash, scopes, created_by, \
+                 created_ms, expires_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(&token.id)
+            .bind(token.tenant.as_str())
+            .bind(&token.name)
+            .bind(new.token_hash)
+            .bind(token.scopes.to_string())
+            .bind(&token.created_by)
+            .bind(token.created_ms)
+            .bind(token.expires_ms)
+            .execute(conn)
+            .await
+            .map_err(StateError::query(what))
+        })
+        .await?;
         Ok(token)
     }
 
@@ -124,42 +130,57 @@ impl Store {
         &self,
         token_hash: &str,
     ) -> Result<Option<ApiToken>, StateError> {
-        let row: Option<TokenRow> = sqlx::query_as(&format!(
-            "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE token_hash = $1"
-        ))
-        .bind(token_hash)
-        .fetch_optional(self.pool())
-        .await
-        .map_err(StateError::query("find API token"))?;
+        let what = "find API token";
+        let row: Option<TokenRow> = self
+            .scoped(RowScope::System, what, async |conn| {
+                sqlx::query_as(&format!(
+                    "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE token_hash = $1"
+                ))
+                .bind(token_hash)
+                .fetch_optional(conn)
+                .await
+                .map_err(StateError::query(what))
+            })
+            .await?;
         row.map(token_from_row).transpose()
     }
 
     /// The tokens of `tenant`, newest first.
     pub async fn list_api_tokens(&self, tenant: &TenantId) -> Result<Vec<ApiToken>, StateError> {
-        let rows: Vec<TokenRow> = sqlx::query_as(&format!(
-            "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE tenant_id = $1 \
-             ORDER BY created_ms DESC, id"
-        ))
-        .bind(tenant.as_str())
-        .fetch_all(self.pool())
-        .await
-        .map_err(StateError::query("list API tokens"))?;
+        let what = "list API tokens";
+        let rows: Vec<TokenRow> = self
+            .scoped(RowScope::Tenant(tenant), what, async |conn| {
+                sqlx::query_as(&format!(
+                    "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE tenant_id = $1 \
+                     ORDER BY created_ms DESC, id"
+                ))
+                .bind(tenant.as_str())
+                .fetch_all(conn)
+                .await
+                .map_err(StateError::query(what))
+            })
+            .await?;
         rows.into_iter().map(token_from_row).collect()
     }
 
     /// Revokes a token of `tenant`. Returns `false` when the tenant has no live token with
     /// that id.
     pub async fn revoke_api_token(&self, tenant: &TenantId, id: &str) -> Result<bool, StateError> {
-        let done = sqlx::query(
-            "UPDATE api_tokens SET revoked_ms = $1 \
-             WHERE id = $2 AND tenant_id = $3 AND revoked_ms IS NULL",
-        )
-        .bind(now_ms())
-        .bind(id)
-        .bind(tenant.as_str())
-        .execute(self.pool())
-        .await
-        .map_err(StateError::query("revoke API token"))?;
+        let what = "revoke API token";
+        let done = self
+            .scoped(RowScope::Tenant(tenant), what, async |conn| {
+                sqlx::query(
+                    "UPDATE api_tokens SET revoked_ms = $1 \
+                     WHERE id = $2 AND tenant_id = $3 AND revoked_ms IS NULL",
+                )
+                .bind(now_ms())
+                .bind(id)
+                .bind(tenant.as_str())
+                .execute(conn)
+                .await
+                .map_err(StateError::query(what))
+            })
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 }

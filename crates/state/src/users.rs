@@ -6,6 +6,8 @@
 use dozor_model::time::{Millis, now_ms};
 use dozor_model::{Role, TenantId};
 
+use crate::rls::RowScope;
+use crate::tenants::insert_tenant;
 use crate::{StateError, Store, new_id};
 
 /// A user as stored.
@@ -58,7 +60,6 @@ impl Store {
         password_hash: &str,
         role: Role,
     ) -> Result<User, StateError> {
-        self.ensure_tenant(tenant).await?;
         let user = User {
             id: new_id()?,
             tenant: tenant.clone(),
@@ -68,63 +69,77 @@ impl Store {
             created_ms: now_ms(),
             disabled_ms: None,
         };
-        sqlx::query(
-            "INSERT INTO users (id, tenant_id, name, password_hash, role, created_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&user.id)
-        .bind(user.tenant.as_str())
-        .bind(&user.name)
-        .bind(&user.password_hash)
-        .bind(user.role.as_str())
-        .bind(user.created_ms)
-        .execute(self.pool())
-        .await
-        .map_err(|e| {
-            if StateError::is_unique_violation(&e) {
-                StateError::Conflict(format!("user {name:?}"))
-            } else {
-                StateError::Query {
-                    what: "create user",
-                    source: e,
+        self.scoped(RowScope::Tenant(tenant), "create user", async |conn| {
+            insert_tenant(conn, tenant).await?;
+            sqlx::query(
+                "INSERT INTO users (id, tenant_id, name, password_hash, role, created_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&user.id)
+            .bind(user.tenant.as_str())
+            .bind(&user.name)
+            .bind(&user.password_hash)
+            .bind(user.role.as_str())
+            .bind(user.created_ms)
+            .execute(conn)
+            .await
+            .map_err(|e| {
+                if StateError::is_unique_violation(&e) {
+                    StateError::Conflict(format!("user {name:?}"))
+                } else {
+                    StateError::Query {
+                        what: "create user",
+                        source: e,
+                    }
                 }
-            }
-        })?;
+            })
+        })
+        .await?;
         Ok(user)
     }
 
     /// The user with this login name, in any tenant (names are unique installation-wide,
     /// so a login needs no tenant).
     pub async fn user_by_name(&self, name: &str) -> Result<Option<User>, StateError> {
-        let row: Option<UserRow> =
-            sqlx::query_as(&format!("SELECT {USER_COLUMNS} FROM users WHERE name = $1"))
-                .bind(name)
-                .fetch_optional(self.pool())
-                .await
-                .map_err(StateError::query("find user"))?;
-        row.map(user_from_row).transpose()
+        self.user_where("name = $1", name).await
     }
 
     /// The user with this id.
     pub async fn user_by_id(&self, id: &str) -> Result<Option<User>, StateError> {
-        let row: Option<UserRow> =
-            sqlx::query_as(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
-                .bind(id)
-                .fetch_optional(self.pool())
+        self.user_where("id = $1", id).await
+    }
+
+    /// The one user where `condition` (on `$1`, bound to `key`) holds, in any tenant.
+    async fn user_where(&self, condition: &str, key: &str) -> Result<Option<User>, StateError> {
+        let what = "find user";
+        let row: Option<UserRow> = self
+            .scoped(RowScope::System, what, async |conn| {
+                sqlx::query_as(&format!(
+                    "SELECT {USER_COLUMNS} FROM users WHERE {condition}"
+                ))
+                .bind(key)
+                .fetch_optional(conn)
                 .await
-                .map_err(StateError::query("find user"))?;
+                .map_err(StateError::query(what))
+            })
+            .await?;
         row.map(user_from_row).transpose()
     }
 
     /// The users of `tenant`, by name.
     pub async fn list_users(&self, tenant: &TenantId) -> Result<Vec<User>, StateError> {
-        let rows: Vec<UserRow> = sqlx::query_as(&format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE tenant_id = $1 ORDER BY name"
-        ))
-        .bind(tenant.as_str())
-        .fetch_all(self.pool())
-        .await
-        .map_err(StateError::query("list users"))?;
+        let what = "list users";
+        let rows: Vec<UserRow> = self
+            .scoped(RowScope::Tenant(tenant), what, async |conn| {
+                sqlx::query_as(&format!(
+                    "SELECT {USER_COLUMNS} FROM users WHERE tenant_id = $1 ORDER BY name"
+                ))
+                .bind(tenant.as_str())
+                .fetch_all(conn)
+                .await
+                .map_err(StateError::query(what))
+            })
+            .await?;
         rows.into_iter().map(user_from_row).collect()
     }
 
@@ -134,21 +149,31 @@ impl Store {
         user_id: &str,
         password_hash: &str,
     ) -> Result<bool, StateError> {
-        let done = sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
-            .bind(password_hash)
-            .bind(user_id)
-            .execute(self.pool())
-            .await
-            .map_err(StateError::query("set password"))?;
+        let what = "set password";
+        let done = self
+            .scoped(RowScope::System, what, async |conn| {
+                sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+                    .bind(password_hash)
+                    .bind(user_id)
+                    .execute(conn)
+                    .await
+                    .map_err(StateError::query(what))
+            })
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 
     /// How many users exist across all tenants.
     pub async fn count_users(&self) -> Result<i64, StateError> {
-        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM users")
-            .fetch_one(self.pool())
-            .await
-            .map_err(StateError::query("count users"))?;
+        let what = "count users";
+        let (n,): (i64,) = self
+            .scoped(RowScope::System, what, async |conn| {
+                sqlx::query_as("SELECT COUNT(*) FROM users")
+                    .fetch_one(conn)
+                    .await
+                    .map_err(StateError::query(what))
+            })
+            .await?;
         Ok(n)
     }
 }

@@ -214,6 +214,27 @@ impl Preset {
         }
     }
 
+    /// The shortest time the rule asks the audit trail to be kept, in days (`None`: no
+    /// minimum): HIPAA 6 years, SOX 7, PCI DSS 12 months.
+    pub fn min_retention_days(self) -> Option<u64> {
+        match self {
+            Preset::Gdpr => None,
+            Preset::Hipaa => Some(6 * 365 + 2),
+            Preset::Sox => Some(7 * 365 + 2),
+            Preset::PciDss => Some(365),
+        }
+    }
+
+    /// The preset's name in `dozor.yml`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Preset::Gdpr => "gdpr",
+            Preset::Hipaa => "hipaa",
+            Preset::Sox => "sox",
+            Preset::PciDss => "pci_dss",
+        }
+    }
+
     /// The `details` keys it masks.
     pub fn masked_fields(self) -> &'static [&'static str] {
         match self {

@@ -12,7 +12,7 @@
 
 use axum::extract::State;
 use axum::http::Method;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use dozor_audit::{Entry, Outcome};
 use dozor_model::time::now_ms;
 use dozor_state::users::User;
@@ -269,6 +269,13 @@ async fn logout(
     Ok(success(json!({"revoked": stored.family_id})))
 }
 
-async fn me(principal: Principal) -> impl IntoResponse {
-    success(principal)
+/// The caller: tenant, name, role, scopes, and — for the scoped roles — `sees`, the
+/// selector every metric and log read of theirs is restricted to.
+async fn me(State(state): State<AppState>, principal: Principal) -> Result<Response, ApiError> {
+    let sees = state.visibility(&principal)?.describe();
+    let mut body = serde_json::to_value(&principal).map_err(ApiError::internal)?;
+    if let Some(sees) = sees {
+        body["sees"] = json!(sees);
+    }
+    Ok(success(body).into_response())
 }

@@ -82,7 +82,7 @@ async fn search(
         &detail(&bytes),
     )
     .await?;
-    let Some(db) = state.tsdb().existing(&principal.tenant) else {
+    let Some(db) = state.metric_reader(&principal)? else {
         return Ok(axum::Json(Vec::<String>::new()).into_response());
     };
     let mut names =

@@ -273,11 +273,11 @@ async fn search(
         }
         range.limit = limit.saturating_add(skip);
     }
-    let db = state.logs().existing(&principal.tenant);
+    let db = state.log_reader(&principal)?;
     let mut lines = tokio::task::spawn_blocking(move || {
         let mut stats = logql::Stats::default();
         match &db {
-            Some(db) => logql::select_lines(db.as_ref(), &log, range, &mut stats),
+            Some(db) => logql::select_lines(db, &log, range, &mut stats),
             None => Ok(Vec::new()),
         }
     })

@@ -9,14 +9,12 @@
 //! read is recorded in the audit chain (action `logs.query`: who, which query, how many
 //! lines or series), as the log search is.
 
-use std::sync::Arc;
-
 use axum::extract::{Path, State};
 use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use dozor_audit::{Entry, Outcome};
+use dozor_logs::Direction;
 use dozor_logs::logql::{self, EvalError, QueryResult, Range};
-use dozor_logs::{Direction, LogDb};
 use serde_json::{Map, Value, json};
 
 use crate::error::success;
@@ -140,9 +138,9 @@ pub(crate) async fn run(
     expr: logql::Expr,
     range: Range,
 ) -> Result<(QueryResult, logql::Stats), ApiError> {
-    let db: Option<Arc<LogDb>> = state.logs().existing(&principal.tenant);
+    let db = state.log_reader(principal)?;
     tokio::task::spawn_blocking(move || match &db {
-        Some(db) => logql::evaluate(db.as_ref(), &expr, range),
+        Some(db) => logql::evaluate(db, &expr, range),
         None => logql::evaluate(&logql::Empty, &expr, range),
     })
     .await
@@ -394,7 +392,7 @@ async fn streams(
 ) -> Result<Vec<dozor_model::Labels>, ApiError> {
     let (start, end) = meta_range(params)?;
     let selectors = selectors(params, selector_param)?;
-    let Some(db) = state.logs().existing(&principal.tenant) else {
+    let Some(db) = state.log_reader(principal)? else {
         return Ok(Vec::new());
     };
     tokio::task::spawn_blocking(move || {
@@ -480,7 +478,7 @@ async fn index_stats(
         .into_iter()
         .next()
         .unwrap_or_default();
-    let (streams, (entries, bytes)) = match state.logs().existing(&principal.tenant) {
+    let (streams, (entries, bytes)) = match state.log_reader(&principal)? {
         Some(db) => tokio::task::spawn_blocking(move || {
             (
                 db.streams(&matchers, start, end).len(),

@@ -98,7 +98,7 @@ async fn newest(
 ) -> Result<Vec<Latest>, ApiError> {
     let ms = f.matchers()?;
     audit_read(state, principal, source, what, params.raw()).await?;
-    let Some(db) = state.tsdb().existing(&principal.tenant) else {
+    let Some(db) = state.metric_reader(principal)? else {
         return Ok(Vec::new());
     };
     let found = tokio::task::spawn_blocking(move || db.select(&ms, f.start, f.end))

@@ -122,14 +122,14 @@ pub(crate) async fn run(
     opts: EngineOptions,
     spec: QuerySpec,
 ) -> Result<QueryResult, ApiError> {
-    let db = state.tsdb().existing(&principal.tenant);
+    let db = state.metric_reader(principal)?;
     let cancel = Arc::new(AtomicBool::new(false));
     let guard = CancelOnDrop(Arc::clone(&cancel));
     let flag = Arc::clone(&cancel);
     let timeout = opts.timeout;
     let mut task = tokio::task::spawn_blocking(move || {
         let store: &dyn Queryable = match &db {
-            Some(db) => db.as_ref(),
+            Some(db) => db,
             None => &NoData,
         };
         let query = Query {

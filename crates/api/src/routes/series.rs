@@ -142,10 +142,10 @@ async fn selected(
     }
     audit_read(state, principal, source, what, params.raw()).await?;
     let limit = p.limit;
-    let Some(db) = state.tsdb().existing(&principal.tenant) else {
+    let Some(db) = state.metric_reader(principal)? else {
         return Ok((Vec::new(), limit));
     };
-    let found = tokio::task::spawn_blocking(move || select_all(db.as_ref(), &p))
+    let found = tokio::task::spawn_blocking(move || select_all(&db, &p))
         .await
         .map_err(ApiError::internal)??;
     Ok((found, limit))
@@ -166,7 +166,7 @@ async fn listed(
     let p = parse_params(params)?;
     audit_read(state, principal, source, what, params.raw()).await?;
     let limit = p.limit;
-    let Some(db) = state.tsdb().existing(&principal.tenant) else {
+    let Some(db) = state.metric_reader(principal)? else {
         return Ok((Vec::new(), limit));
     };
     let all = tokio::task::spawn_blocking(move || {
@@ -178,7 +178,7 @@ async fn listed(
         };
         let mut all = Vec::new();
         for ms in selectors {
-            all.extend(list(db.as_ref(), ms, p.start, p.end).map_err(ApiError::internal)?);
+            all.extend(list(&db, ms, p.start, p.end).map_err(ApiError::internal)?);
         }
         all.sort_unstable();
         all.dedup();

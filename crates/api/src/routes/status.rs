@@ -142,6 +142,11 @@ async fn tsdb_status(
     principal: Principal,
     ClientAddr(source): ClientAddr,
 ) -> Result<impl IntoResponse, ApiError> {
+    if state.visibility(&principal)?.is_restricted() {
+        return Err(ApiError::forbidden(
+            "head statistics cover every service and data class; this role sees only part",
+        ));
+    }
     audit_read(&state, &principal, source, "tsdb_status", "").await?;
     let db = state.tsdb().existing(&principal.tenant);
     let stats = tokio::task::spawn_blocking(move || {

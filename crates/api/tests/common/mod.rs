@@ -53,6 +53,7 @@ pub fn settings(dir: &std::path::Path) -> ApiSettings {
         auth: dozor_api::AuthPolicy::default(),
         metrics_access: Default::default(),
         transport: Default::default(),
+        access: Default::default(),
         audit: Default::default(),
         ingest_limits: dozor_api::IngestLimits::default(),
         max_concurrent_ingest: 4,
