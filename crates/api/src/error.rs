@@ -56,6 +56,11 @@ impl ApiError {
         e
     }
 
+    /// 502: a server Dozor depends on (an identity provider) failed or answered nonsense.
+    pub fn bad_gateway(message: impl Into<String>) -> ApiError {
+        Self::new(StatusCode::BAD_GATEWAY, "unavailable", message)
+    }
+
     /// 507: the disk is full; nothing was stored.
     pub fn insufficient_storage(message: impl Into<String>) -> ApiError {
         Self::new(StatusCode::INSUFFICIENT_STORAGE, "unavailable", message)

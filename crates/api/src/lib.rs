@@ -31,6 +31,7 @@ pub mod auth;
 mod error;
 pub mod history;
 mod json;
+pub mod oidc;
 pub mod params;
 pub mod policy;
 mod promjson;
@@ -84,6 +85,8 @@ pub struct ApiSettings {
     pub transport: transport::Transport,
     /// Service ownership, for the developer role's view (`access:`).
     pub access: visibility::AccessPolicy,
+    /// Login through an OpenID Connect provider (`auth.oidc`); `None`: off.
+    pub oidc: Option<Arc<oidc::Oidc>>,
     /// What applications' audit events are kept, and which of their fields are masked
     /// (`audit:`).
     pub audit: routes::audit::AuditPolicy,
@@ -321,6 +324,11 @@ impl AppState {
     /// Requests per principal (`server.rate_limit`).
     pub fn rate_buckets(&self) -> &transport::RateBuckets {
         &self.0.rate_buckets
+    }
+
+    /// The OpenID Connect client, when `auth.oidc` is configured.
+    pub fn oidc(&self) -> Option<&Arc<oidc::Oidc>> {
+        self.0.settings.oidc.as_ref()
     }
 
     /// The access-token keys.

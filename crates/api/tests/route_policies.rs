@@ -63,6 +63,8 @@ fn the_public_routes_are_exactly_the_expected_few() {
     assert_eq!(
         public,
         [
+            "GET /api/v1/auth/oidc/callback",
+            "GET /api/v1/auth/oidc/login",
             "GET /healthz",
             "GET /readyz",
             "POST /api/v1/auth/login",

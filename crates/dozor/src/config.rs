@@ -1181,6 +1181,125 @@ pub struct AuthConfig {
     pub logins_per_minute: u32,
     /// Shortest password accepted for new users.
     pub password_min_length: usize,
+    /// Login through an OpenID Connect provider (authorization code with PKCE).
+    pub oidc: Option<OidcConfig>,
+}
+
+/// `auth.oidc:`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcConfig {
+    /// The issuer's URL, exactly as its tokens' `iss`.
+    pub issuer: String,
+    /// Dozor's client id there.
+    pub client_id: String,
+    /// Its secret (inline or `{ file: … }`).
+    pub client_secret: Secret,
+    /// Dozor's callback as the provider reaches it back through the browser:
+    /// `https://<dozor>/api/v1/auth/oidc/callback`.
+    pub redirect_url: String,
+    /// Scopes asked for (`openid` is added when missing).
+    #[serde(default = "OidcConfig::default_scopes")]
+    pub scopes: Vec<String>,
+    /// The claim naming the user.
+    #[serde(default = "OidcConfig::default_username_claim")]
+    pub username_claim: String,
+    /// The claim listing the user's groups.
+    #[serde(default = "OidcConfig::default_roles_claim")]
+    pub roles_claim: String,
+    /// Group → role, first match wins.
+    #[serde(default)]
+    pub role_map: Vec<OidcRoleConfig>,
+    /// The role of users in none of the groups; absent: they may not log in.
+    #[serde(default)]
+    pub default_role: Option<String>,
+    /// The tenant users are made in (default `default`).
+    #[serde(default)]
+    pub tenant: Option<String>,
+}
+
+/// `auth.oidc.role_map[]`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcRoleConfig {
+    /// A value of the groups claim.
+    pub group: String,
+    /// The role it gives.
+    pub role: String,
+}
+
+impl OidcConfig {
+    fn default_scopes() -> Vec<String> {
+        ["openid", "profile", "email"].map(str::to_owned).to_vec()
+    }
+
+    fn default_username_claim() -> String {
+        "preferred_username".to_owned()
+    }
+
+    fn default_roles_claim() -> String {
+        "groups".to_owned()
+    }
+
+    /// The API's settings; errors name the key.
+    pub fn settings(&self) -> Result<dozor_api::oidc::OidcSettings, ConfigError> {
+        let err = |key: &str, message: String| ConfigError {
+            key: Some(format!("auth.oidc.{key}")),
+            ..ConfigError::plain(message)
+        };
+        for (key, url) in [
+            ("issuer", &self.issuer),
+            ("redirect_url", &self.redirect_url),
+        ] {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                return Err(err(key, format!("{url:?} is not an http(s) URL")));
+            }
+        }
+        let role = |key: String, r: &str| {
+            r.parse::<dozor_model::Role>().map_err(|e| ConfigError {
+                key: Some(key),
+                ..ConfigError::plain(e.to_string())
+            })
+        };
+        let role_map = self
+            .role_map
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                Ok((
+                    m.group.clone(),
+                    role(format!("auth.oidc.role_map[{i}].role"), &m.role)?,
+                ))
+            })
+            .collect::<Result<Vec<_>, ConfigError>>()?;
+        let default_role = match &self.default_role {
+            None => None,
+            Some(r) => Some(role("auth.oidc.default_role".into(), r)?),
+        };
+        let tenant = match &self.tenant {
+            None => TenantId::default_tenant(),
+            Some(t) => t.parse().map_err(|e| err("tenant", format!("{e}")))?,
+        };
+        let secret = self.client_secret.reveal()?;
+        if secret.is_empty() || self.client_id.is_empty() {
+            return Err(err(
+                "client_secret",
+                "client_id and client_secret must be set".into(),
+            ));
+        }
+        Ok(dozor_api::oidc::OidcSettings {
+            issuer: self.issuer.trim_end_matches('/').to_owned(),
+            client_id: self.client_id.clone(),
+            client_secret: dozor_api::Secret(secret.into_bytes()),
+            redirect_url: self.redirect_url.clone(),
+            scopes: self.scopes.clone(),
+            username_claim: self.username_claim.clone(),
+            roles_claim: self.roles_claim.clone(),
+            role_map,
+            default_role,
+            tenant,
+        })
+    }
 }
 
 /// `auth.lockout:`: `failures` failed logins of one user name within `window` lock it for
@@ -1340,6 +1459,7 @@ impl Default for AuthConfig {
             lockout: LockoutConfig::default(),
             logins_per_minute: dozor_api::AuthPolicy::default().logins_per_minute,
             password_min_length: dozor_api::AuthPolicy::default().password_min_length,
+            oidc: None,
         }
     }
 }
@@ -1596,6 +1716,12 @@ impl Config {
             source: Some(name.to_owned()),
             ..e
         })?;
+        if let Some(oidc) = &config.auth.oidc {
+            oidc.settings().map_err(|e| ConfigError {
+                source: Some(name.to_owned()),
+                ..e
+            })?;
+        }
         config.audit.policy().map_err(|e| ConfigError {
             source: Some(name.to_owned()),
             ..e
@@ -1963,6 +2089,36 @@ logs:
         assert!(Config::parse("audit:\n  compliance: [sox]\n  retention: 8y\n", "f").is_ok());
         let e = Config::parse("audit:\n  retention: soon\n", "f").unwrap_err();
         assert_eq!(e.key.as_deref(), Some("audit.retention"));
+    }
+
+    #[test]
+    fn oidc_login_is_read_and_checked() {
+        let c = Config::parse(
+            "auth:\n  oidc:\n    issuer: https://sso.example.com/realms/shop/\n    client_id: dozor\n    client_secret: s3cret\n    redirect_url: https://dozor.example.com/api/v1/auth/oidc/callback\n    role_map: [{group: admins, role: admin}]\n    default_role: viewer\n",
+            "f",
+        )
+        .unwrap();
+        let s = c.auth.oidc.as_ref().unwrap().settings().unwrap();
+        assert_eq!(s.issuer, "https://sso.example.com/realms/shop");
+        assert_eq!(s.scopes, ["openid", "profile", "email"]);
+        assert_eq!(s.username_claim, "preferred_username");
+        assert_eq!(
+            s.role_map,
+            [("admins".to_owned(), dozor_model::Role::Admin)]
+        );
+        assert_eq!(s.default_role, Some(dozor_model::Role::Viewer));
+        let e = Config::parse(
+            "auth:\n  oidc:\n    issuer: https://sso.example.com\n    client_id: dozor\n    client_secret: s\n    redirect_url: https://d/cb\n    role_map: [{group: admins, role: root}]\n",
+            "f",
+        )
+        .unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("auth.oidc.role_map[0].role"));
+        let e = Config::parse(
+            "auth:\n  oidc:\n    issuer: sso.example.com\n    client_id: dozor\n    client_secret: s\n    redirect_url: https://d/cb\n",
+            "f",
+        )
+        .unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("auth.oidc.issuer"));
     }
 
     #[test]

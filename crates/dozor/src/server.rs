@@ -297,6 +297,10 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
             metrics_access: config.server.metrics_access.to_api()?,
             transport: config.server.transport()?,
             access: config.access.policy()?,
+            oidc: match &config.auth.oidc {
+                Some(o) => Some(Arc::new(dozor_api::oidc::Oidc::new(o.settings()?))),
+                None => None,
+            },
             audit: config.audit.policy()?,
             ingest_limits: config.ingest.limits(),
             max_concurrent_ingest: config.ingest.max_concurrent_requests,

@@ -11,7 +11,7 @@
 //! away revokes its whole session; logout revokes the session, access tokens included.
 
 use axum::extract::State;
-use axum::http::Method;
+use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use dozor_audit::{Entry, Outcome};
 use dozor_model::time::now_ms;
@@ -22,6 +22,7 @@ use serde_json::json;
 use crate::auth::{REFRESH_TOKEN_PREFIX, dummy_hash, new_secret, token_hash, verify_password};
 use crate::error::success;
 use crate::json::JsonBody;
+use crate::params::Params;
 use crate::policy::{Policy, Registry};
 use crate::{ApiError, AppState, ClientAddr, Principal};
 
@@ -40,6 +41,18 @@ pub(crate) fn register(r: Registry) -> Registry {
             logout,
         )
         .route(Method::GET, "/api/v1/auth/me", Policy::Authenticated, me)
+        .route(
+            Method::GET,
+            "/api/v1/auth/oidc/login",
+            Policy::Public,
+            oidc_login,
+        )
+        .route(
+            Method::GET,
+            "/api/v1/auth/oidc/callback",
+            Policy::Public,
+            oidc_callback,
+        )
 }
 
 #[derive(Deserialize)]
@@ -278,4 +291,137 @@ async fn me(State(state): State<AppState>, principal: Principal) -> Result<Respo
         body["sees"] = json!(sees);
     }
     Ok(success(body).into_response())
+}
+
+/// `GET /api/v1/auth/oidc/login`: sends the browser to the identity provider (404 when
+/// `auth.oidc` is not configured).
+async fn oidc_login(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let oidc = state.oidc().ok_or_else(oidc_off)?;
+    let url = oidc.begin().await?;
+    Ok((StatusCode::FOUND, [(header::LOCATION, url)]).into_response())
+}
+
+fn oidc_off() -> ApiError {
+    ApiError::not_found("OIDC login is not configured (auth.oidc)")
+}
+
+/// `GET /api/v1/auth/oidc/callback`: where the identity provider sends the browser back.
+/// Verifies the login, makes the user on first login (in `auth.oidc.tenant`, with the role
+/// its groups map to), and opens a session: JSON as `POST /api/v1/auth/login` answers, or —
+/// for a browser (`Accept: text/html`) — a redirect to the UI with the tokens in the URL
+/// fragment, which browsers never send to a server.
+async fn oidc_callback(
+    State(state): State<AppState>,
+    ClientAddr(source): ClientAddr,
+    headers: axum::http::HeaderMap,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let oidc = state.oidc().ok_or_else(oidc_off)?;
+    let tenant = oidc.settings().tenant.clone();
+    let failed = |reason: String| {
+        Entry::new(
+            tenant.as_str(),
+            "anonymous",
+            "auth.oidc",
+            "oidc",
+            Outcome::Failure,
+        )
+        .source(source.as_str())
+        .detail("reason", reason)
+    };
+    if let Some(error) = params.get("error") {
+        // The provider's error code (RFC 6749 §4.1.2.1), kept to its alphabet.
+        let code: String = error
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .take(64)
+            .collect();
+        state
+            .audit_best_effort(failed(format!("provider: {code}")))
+            .await;
+        return Err(ApiError::unauthorized(format!(
+            "the identity provider refused the login: {code}"
+        )));
+    }
+    let identity = match oidc
+        .finish(params.required("code")?, params.required("state")?)
+        .await
+    {
+        Ok(i) => i,
+        Err(e) => {
+            state.audit_best_effort(failed(e.to_string())).await;
+            return Err(e.into());
+        }
+    };
+    crate::routes::users::check_user_name(&identity.username)?;
+    let mark = oidc.account_mark(&identity.subject);
+    let (user, created) = match state.store().user_by_name(&identity.username).await? {
+        Some(u) if u.password_hash == mark => (u, false),
+        Some(_) => {
+            state
+                .audit_best_effort(failed(format!(
+                    "user {} exists and was not made by this provider",
+                    identity.username
+                )))
+                .await;
+            return Err(ApiError::conflict(
+                "a user of this name exists and does not belong to this identity provider",
+            ));
+        }
+        None => (
+            state
+                .store()
+                .create_user(&tenant, &identity.username, &mark, identity.role)
+                .await?,
+            true,
+        ),
+    };
+    if user.disabled_ms.is_some() {
+        state
+            .audit_best_effort(failed("user disabled".into()))
+            .await;
+        return Err(ApiError::forbidden("this user is disabled"));
+    }
+    let session = issue_session(&state, &user, None).await?;
+    state
+        .audit_entry(
+            Entry::new(
+                user.tenant.as_str(),
+                user.name.as_str(),
+                "auth.oidc",
+                format!("user/{}", user.name),
+                Outcome::Success,
+            )
+            .source(source.as_str())
+            .detail("created", created)
+            .detail("role", user.role.as_str()),
+        )
+        .await?;
+    let browser = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"));
+    if browser {
+        let fragment = serde_urlencoded::to_string([
+            (
+                "access_token",
+                session["access_token"].as_str().unwrap_or(""),
+            ),
+            (
+                "refresh_token",
+                session["refresh_token"].as_str().unwrap_or(""),
+            ),
+            ("expires_in", &session["expires_in"].to_string()),
+        ])
+        .map_err(ApiError::internal)?;
+        return Ok((
+            StatusCode::SEE_OTHER,
+            [
+                (header::LOCATION, format!("/#{fragment}")),
+                (header::CACHE_CONTROL, "no-store".to_owned()),
+            ],
+        )
+            .into_response());
+    }
+    Ok(success(session).into_response())
 }

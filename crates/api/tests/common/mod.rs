@@ -54,6 +54,7 @@ pub fn settings(dir: &std::path::Path) -> ApiSettings {
         metrics_access: Default::default(),
         transport: Default::default(),
         access: Default::default(),
+        oidc: None,
         audit: Default::default(),
         ingest_limits: dozor_api::IngestLimits::default(),
         max_concurrent_ingest: 4,
