@@ -374,6 +374,28 @@ impl AppState {
         Ok(())
     }
 
+    /// Records that `principal` listed `target` (`action`, e.g. `user.list`) and how many
+    /// items it was shown.
+    pub async fn audit_listing(
+        &self,
+        principal: &Principal,
+        source: String,
+        action: &str,
+        target: &str,
+        items: usize,
+    ) -> Result<(), ApiError> {
+        let entry = Entry::new(
+            principal.tenant.as_str(),
+            principal.actor.as_str(),
+            action,
+            target,
+            dozor_audit::Outcome::Success,
+        )
+        .source(source)
+        .detail("items", items);
+        self.audit_entry(entry).await
+    }
+
     /// Appends a record of a refused or failed action; a failure to record it is logged,
     /// since the request is refused anyway.
     pub async fn audit_best_effort(&self, entry: Entry) {

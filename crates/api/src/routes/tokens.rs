@@ -58,8 +58,12 @@ fn describe(t: &ApiToken) -> serde_json::Value {
 async fn list(
     State(state): State<AppState>,
     principal: Principal,
+    ClientAddr(source): ClientAddr,
 ) -> Result<impl IntoResponse, ApiError> {
     let tokens = state.store().list_api_tokens(&principal.tenant).await?;
+    state
+        .audit_listing(&principal, source, "token.list", "tokens", tokens.len())
+        .await?;
     Ok(success(tokens.iter().map(describe).collect::<Vec<_>>()))
 }
 

@@ -54,8 +54,12 @@ pub fn check_user_name(name: &str) -> Result<(), ApiError> {
 async fn list(
     State(state): State<AppState>,
     principal: Principal,
+    ClientAddr(source): ClientAddr,
 ) -> Result<impl IntoResponse, ApiError> {
     let users = state.store().list_users(&principal.tenant).await?;
+    state
+        .audit_listing(&principal, source, "user.list", "users", users.len())
+        .await?;
     Ok(success(
         users
             .iter()
