@@ -91,11 +91,19 @@ export async function logout(): Promise<void> {
   setSession(null);
 }
 
-/** GET a JSON API path with the session's token, refreshing it once on 401. */
-export async function get<T>(path: string): Promise<T> {
+/** Calls a JSON API path with the session's token, refreshing it once on 401. */
+export async function request<T>(method: string, path: string, body?: unknown): Promise<T> {
   let s = session();
   if (!s) throw new ApiError(401, "not logged in");
-  const call = (t: Session) => fetch(path, { headers: { authorization: `Bearer ${t.access_token}` } });
+  const call = (t: Session) =>
+    fetch(path, {
+      method,
+      headers: {
+        authorization: `Bearer ${t.access_token}`,
+        ...(body === undefined ? {} : { "content-type": "application/json" }),
+      },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
   let res = await call(s);
   if (res.status === 401) {
     s = await refresh(s);
@@ -106,4 +114,42 @@ export async function get<T>(path: string): Promise<T> {
     res = await call(s);
   }
   return parse<T>(res);
+}
+
+/** GET a JSON API path. */
+export function get<T>(path: string): Promise<T> {
+  return request<T>("GET", path);
+}
+
+/** Query string of `params` (empty values left out). */
+export function qs(params: Record<string, string | number | undefined>): string {
+  const p = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== "") p.set(k, String(v));
+  return p.toString();
+}
+
+/** Who is logged in: role, tenant, scopes, and what part of the data the role sees. */
+export interface Me {
+  tenant: string;
+  actor: string;
+  role?: string;
+  scopes: string;
+  sees?: string;
+}
+
+export function me(): Promise<Me> {
+  return get<Me>("/api/v1/auth/me");
+}
+
+/** Whether `me` holds `scope`. */
+export function can(m: Me | null, scope: string): boolean {
+  return !!m && m.scopes.split(",").includes(scope);
+}
+
+/** A WebSocket to an API path, authenticated by the access token offered as a
+ * sub-protocol (browsers cannot set headers on WebSockets; URLs end up in logs). */
+export function socket(path: string): WebSocket {
+  const s = session();
+  const proto = location.protocol === "https:" ? "wss:" : "ws:";
+  return new WebSocket(`${proto}//${location.host}${path}`, ["dozor", `bearer.${s?.access_token ?? ""}`]);
 }

@@ -318,11 +318,18 @@ async fn authenticate(
     parts: &Parts,
     export: bool,
 ) -> Result<Option<Principal>, ApiError> {
-    let Some(header) = parts.headers.get(AUTHORIZATION) else {
-        return Ok(None);
-    };
     let invalid = || ApiError::unauthorized("invalid or expired credentials");
-    let value = header.to_str().map_err(|_| invalid())?;
+    let from_protocol;
+    let value = match parts.headers.get(AUTHORIZATION) {
+        Some(header) => header.to_str().map_err(|_| invalid())?,
+        None => match websocket_bearer(parts) {
+            Some(token) => {
+                from_protocol = format!("Bearer {token}");
+                from_protocol.as_str()
+            }
+            None => return Ok(None),
+        },
+    };
     if export && let Some(p) = state.settings().metrics_access.basic_principal(value) {
         return Ok(Some(p));
     }
@@ -524,6 +531,27 @@ impl SessionCache {
         }
         map.insert(family.to_owned(), (revoked, Instant::now()));
     }
+}
+
+/// The sub-protocol a browser's WebSocket names its access token in: browsers cannot set
+/// an `Authorization` header on a WebSocket, and a token in the URL would land in logs. The
+/// client offers `dozor` and `bearer.<token>`; the server answers `dozor`
+/// ([`WS_PROTOCOL`]).
+const WS_BEARER_PREFIX: &str = "bearer.";
+
+/// The sub-protocol Dozor's WebSocket routes answer with.
+pub const WS_PROTOCOL: &str = "dozor";
+
+fn websocket_bearer(parts: &Parts) -> Option<&str> {
+    parts
+        .headers
+        .get_all(axum::http::header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .find_map(|p| p.strip_prefix(WS_BEARER_PREFIX))
+        .filter(|t| !t.is_empty())
 }
 
 /// State of the [`authorize`] middleware.

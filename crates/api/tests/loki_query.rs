@@ -397,6 +397,29 @@ async fn tail_streams_new_lines_over_a_websocket() {
     assert_eq!(next_lines().await, ["tail again"]);
     ws.close(None).await.unwrap();
 
+    // A browser cannot set headers on a WebSocket: it offers the token as a sub-protocol,
+    // and the server answers with Dozor's. A wrong token is refused.
+    let q = serde_urlencoded::to_string([("query", r#"{service="shop"}"#)]).unwrap();
+    let token = admin.trim_start_matches("Bearer ");
+    for (offered, ok) in [
+        (format!("dozor, bearer.{token}"), true),
+        ("dozor, bearer.nope".to_owned(), false),
+    ] {
+        let mut req = format!("ws://{addr}/loki/api/v1/tail?{q}")
+            .into_client_request()
+            .unwrap();
+        req.headers_mut()
+            .insert("sec-websocket-protocol", offered.parse().unwrap());
+        match tokio_tungstenite::connect_async(req).await {
+            Ok((mut ws, response)) => {
+                assert!(ok, "a wrong token was let in");
+                assert_eq!(response.headers()["sec-websocket-protocol"], "dozor");
+                ws.close(None).await.unwrap();
+            }
+            Err(e) => assert!(!ok, "refused: {e}"),
+        }
+    }
+
     // A tail without a log query is refused before the upgrade.
     let q = serde_urlencoded::to_string([("query", "vector(1)")]).unwrap();
     let mut req = format!("ws://{addr}/loki/api/v1/tail?{q}")

@@ -1,6 +1,6 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import { html } from "../html";
-import { ApiError, get, logout, type Session } from "../api";
+import { ApiError, get } from "../api";
 import { LiveChart, short, type Points } from "../chart";
 
 interface Status {
@@ -26,7 +26,7 @@ function uptime(s: number): string {
   return d ? `${d}d ${h}h` : h ? `${h}h ${m}m` : `${m}m ${Math.floor(s % 60)}s`;
 }
 
-export function StatusPage({ session }: { session: Session }) {
+export function StatusPage() {
   const [status, setStatus] = useState<Status | null>(null);
   const [series, setSeries] = useState<Series[]>([]);
   const [chosen, setChosen] = useState<string | null>(null);
@@ -67,13 +67,6 @@ export function StatusPage({ session }: { session: Session }) {
 
   const last = current?.points.at(-1)?.[1];
   return html`
-    <header class="top">
-      <span class="brand"><span class="logo">◉</span> Dozor</span>
-      <nav><a href="/status" aria-current="page">Status</a></nav>
-      <span class="who">${session.user.name} · ${session.user.role} · tenant ${session.user.tenant}</span>
-      <button class="link" onClick=${() => logout()}>Log out</button>
-    </header>
-    <main class="page">
       ${error && html`<p class="error" role="alert">${error}</p>`}
       <section class="cards" aria-label="Status">
         <div class="card stat"><h3>Version</h3><b>${status?.version ?? "…"}</b><small>${status?.build.profile}</small></div>
@@ -92,6 +85,5 @@ export function StatusPage({ session }: { session: Session }) {
         <div ref=${chartEl} class="chart" data-testid="live-chart"></div>
         <p class="hint">Refreshed every ${REFRESH_MS / 1000} s from /api/v1/status/history.</p>
       </section>
-    </main>
   `;
 }

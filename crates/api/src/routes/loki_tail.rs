@@ -83,7 +83,9 @@ async fn tail(
         overlap_ns: delay_s.max(1) * 1_000_000_000,
         hasher: std::hash::RandomState::new(),
     };
-    Ok(ws.on_upgrade(move |socket| tailer.serve(socket, start)))
+    Ok(ws
+        .protocols([crate::auth::WS_PROTOCOL])
+        .on_upgrade(move |socket| tailer.serve(socket, start)))
 }
 
 fn now_ns() -> i64 {

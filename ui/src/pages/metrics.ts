@@ -1,0 +1,93 @@
+// Explore metrics: a PromQL query over a time range, drawn and tabled; the query and range
+// live in the URL, so a view is a link to share.
+import { useEffect, useRef, useState } from "preact/hooks";
+import { html } from "../html";
+import { get, qs } from "../api";
+import { SeriesChart, seriesName, short } from "../chart";
+import { setParams, useLocation } from "../router";
+
+interface RangeResult {
+  resultType: string;
+  result: { metric: Record<string, string>; values: [number, string][] }[];
+}
+
+export const RANGES: Record<string, number> = { "5m": 300, "15m": 900, "1h": 3600, "6h": 21600, "24h": 86400, "7d": 604800 };
+
+export function MetricsPage() {
+  const { params } = useLocation();
+  const [query, setQuery] = useState(params.get("query") ?? "");
+  const [range, setRange] = useState(params.get("range") ?? "1h");
+  const [result, setResult] = useState<RangeResult | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const [names, setNames] = useState<string[]>([]);
+  const chartEl = useRef<HTMLDivElement>(null);
+  const chart = useRef<SeriesChart | null>(null);
+  const window_ = useRef<[number, number] | undefined>(undefined);
+
+  useEffect(() => {
+    get<string[]>("/api/v1/label/__name__/values").then(setNames, () => setNames([]));
+    if (query) run();
+    return () => chart.current?.destroy();
+  }, []);
+
+  async function run(e?: Event) {
+    e?.preventDefault();
+    if (!query.trim()) return;
+    setBusy(true);
+    setParams({ query, range });
+    const end = Math.floor(Date.now() / 1000);
+    const span = RANGES[range] ?? 3600;
+    const step = Math.max(1, Math.floor(span / 240));
+    try {
+      const r = await get<RangeResult>(`/api/v1/query_range?${qs({ query, start: end - span, end, step })}`);
+      window_.current = [(end - span) * 1000, end * 1000];
+      setResult(r);
+      setError(null);
+    } catch (err) {
+      setResult(null);
+      setError((err as Error).message);
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  useEffect(() => {
+    if (!chartEl.current || !result) return;
+    chart.current ??= new SeriesChart(chartEl.current);
+    chart.current.set(
+      result.result.map((s) => ({
+        label: seriesName(s.metric),
+        points: s.values.map(([t, v]) => [t * 1000, Number(v)] as [number, number]),
+      })),
+      window_.current,
+    );
+  }, [result]);
+
+  return html`
+    <section class="card">
+      <form class="query" onSubmit=${run} aria-label="PromQL query">
+        <input name="query" list="metric-names" placeholder="PromQL, e.g. rate(http_requests_total[5m])" value=${query}
+          onInput=${(e: any) => setQuery(e.currentTarget.value)} aria-label="PromQL expression" autocomplete="off" />
+        <datalist id="metric-names">${names.map((n) => html`<option value=${n} />`)}</datalist>
+        <select aria-label="Time range" value=${range} onChange=${(e: any) => setRange(e.currentTarget.value)}>
+          ${Object.keys(RANGES).map((r) => html`<option value=${r}>Last ${r}</option>`)}
+        </select>
+        <button type="submit" disabled=${busy}>${busy ? "Running…" : "Run"}</button>
+      </form>
+      ${error && html`<p class="error" role="alert">${error}</p>`}
+      <div ref=${chartEl} class="chart" data-testid="query-chart"></div>
+    </section>
+    ${result && html`
+      <section class="card">
+        <table class="grid" aria-label="Series">
+          <thead><tr><th>Series</th><th class="num">Last value</th></tr></thead>
+          <tbody>
+            ${result.result.map((s) => html`<tr><td><code>${seriesName(s.metric)}</code></td>
+              <td class="num">${s.values.length ? short(Number(s.values[s.values.length - 1][1])) : ""}</td></tr>`)}
+          </tbody>
+        </table>
+        ${result.result.length === 0 && html`<p class="hint">No series matched.</p>`}
+      </section>`}
+  `;
+}

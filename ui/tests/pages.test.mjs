@@ -1,0 +1,204 @@
+// Browser tests of the pages against a real `dozor demo` (live demo data, a rule that
+// always fires): explore metrics and see a chart with points and a link that restores it;
+// explore logs, expand a line, and see a new line arrive in the live tail; acknowledge an
+// alert and see it change; verify and search the audit chain; a viewer without the audit
+// scope neither sees nor reaches the audit page. Screenshots go to target/ui-screenshots/.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { chromium } from "playwright-core";
+
+const root = resolve(import.meta.dirname, "../..");
+const bin = process.env.DOZOR_BIN ?? join(root, "target/debug/dozor");
+const shots = join(root, "target/ui-screenshots");
+const ADMIN = ["admin", "dozor-demo"];
+const VIEWER = ["vera", "viewer-password-2026"];
+let server, browser, base, dir, adminToken;
+
+async function api(method, path, body, token = adminToken) {
+  const res = await fetch(base + path, {
+    method,
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+    body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
+  });
+  return { status: res.status, body: await res.json().catch(() => null) };
+}
+
+before(async () => {
+  mkdirSync(shots, { recursive: true });
+  dir = mkdtempSync(join(tmpdir(), "dozor-ui-pages-"));
+  writeFileSync(
+    join(dir, "rules.yml"),
+    "groups:\n  - name: ui\n    rules:\n      - alert: AlwaysOn\n        expr: vector(1) > 0\n        labels: {severity: warning}\n        annotations: {summary: 'fires for the UI test'}\n",
+  );
+  writeFileSync(join(dir, "dozor.yml"), "rules:\n  evaluation_interval: 1s\n  files: [rules.yml]\n");
+  server = spawn(bin, ["demo", "--config", join(dir, "dozor.yml"), "--data-dir", join(dir, "data"), "--listen", "127.0.0.1:0"], {
+    env: { ...process.env, DOZOR_LOG: "warn" },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  base = await new Promise((ok, fail) => {
+    let out = "";
+    server.stdout.on("data", (d) => {
+      out += d;
+      const m = out.match(/listening on (http:\/\/[\d.:]+)/);
+      if (m) ok(m[1]);
+    });
+    server.on("exit", (code) => fail(new Error(`dozor exited early with ${code}`)));
+  });
+  for (let i = 0; i < 100; i++) {
+    if ((await fetch(base + "/readyz").catch(() => null))?.ok) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const login = await fetch(base + "/api/v1/auth/login", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ username: ADMIN[0], password: ADMIN[1] }),
+  });
+  adminToken = (await login.json()).data.access_token;
+  const made = await api("POST", "/api/v1/users", { name: VIEWER[0], password: VIEWER[1], role: "viewer" });
+  assert.ok(made.status < 300, JSON.stringify(made.body));
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  if (server && server.exitCode === null) {
+    const exited = new Promise((r) => server.once("exit", r));
+    server.kill("SIGTERM");
+    await exited;
+  }
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+async function loggedIn([user, password]) {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  await page.goto(base + "/");
+  await page.fill("input[name=username]", user);
+  await page.fill("input[name=password]", password);
+  await page.click("button[type=submit]");
+  await page.waitForURL(base + "/status");
+  return page;
+}
+
+test("explore metrics: a PromQL query draws points, and its link brings it back", async () => {
+  // The host collector's first sample lands within a second or two of the start.
+  for (let i = 0; i < 100; i++) {
+    const r = await api("GET", "/api/v1/query?query=node_load1");
+    if (r.body?.data?.result?.length) break;
+    await new Promise((ok) => setTimeout(ok, 200));
+  }
+  const page = await loggedIn(ADMIN);
+  await page.getByRole("navigation", { name: "Pages" }).getByRole("link", { name: "Metrics" }).click();
+  await page.waitForURL(/\/explore/);
+  await page.getByLabel("PromQL expression").fill("node_load1");
+  await page.getByLabel("Time range").selectOption("15m");
+  await page.getByRole("button", { name: "Run" }).click();
+  await page.waitForFunction(() => Number(document.querySelector("[data-testid=query-chart]")?.dataset.points ?? 0) > 0, null, { timeout: 20_000 });
+  assert.ok((await page.getByRole("table", { name: "Series" }).locator("tbody tr").count()) > 0);
+  const shared = page.url();
+  assert.match(shared, /query=node_load1/);
+  assert.match(shared, /range=15m/);
+  await page.screenshot({ path: join(shots, "metrics.png"), fullPage: true });
+  // The link alone restores the view.
+  const again = await browser.newPage();
+  await again.goto(base + "/");
+  await again.fill("input[name=username]", ADMIN[0]);
+  await again.fill("input[name=password]", ADMIN[1]);
+  await again.click("button[type=submit]");
+  await again.waitForURL(base + "/status");
+  await again.goto(shared);
+  await again.waitForFunction(() => Number(document.querySelector("[data-testid=query-chart]")?.dataset.points ?? 0) > 0, null, { timeout: 20_000 });
+  assert.equal(await again.getByLabel("PromQL expression").inputValue(), "node_load1");
+  // A bad query says what is wrong.
+  await page.getByLabel("PromQL expression").fill("sum(");
+  await page.getByRole("button", { name: "Run" }).click();
+  await page.getByRole("alert").waitFor();
+  await again.close();
+  await page.close();
+});
+
+test("explore logs: lines with fields, and the live tail shows a new line", async () => {
+  const now = Math.floor(Date.now() / 1000);
+  const sent = await api("POST", "/api/v1/logs/ingest", JSON.stringify({ _time: now - 5, service: "uitest", level: "error", _msg: "checkout failed for order 7" }));
+  assert.equal(sent.status, 200, JSON.stringify(sent.body));
+  const page = await loggedIn(ADMIN);
+  await page.goto(base + "/logs?" + new URLSearchParams({ query: '{service="uitest"}', range: "15m" }));
+  const lines = page.getByTestId("log-lines");
+  await lines.getByText("checkout failed for order 7").waitFor({ timeout: 20_000 });
+  await lines.getByRole("button", { name: /checkout failed/ }).click();
+  await page.locator(".fields").getByText("uitest").waitFor();
+  await page.getByRole("button", { name: "Live tail" }).click();
+  await page.getByRole("button", { name: "● Live" }).waitFor();
+  // Give the socket a moment to open, then send a line it must show.
+  await new Promise((r) => setTimeout(r, 1500));
+  const fresh = await api("POST", "/api/v1/logs/ingest", JSON.stringify({ service: "uitest", level: "info", _msg: "tail sees this line" }));
+  assert.equal(fresh.status, 200);
+  await lines.getByText("tail sees this line").waitFor({ timeout: 20_000 });
+  await page.screenshot({ path: join(shots, "logs.png"), fullPage: true });
+  await page.close();
+});
+
+test("alerts: acknowledging a firing alert shows who did it", async () => {
+  const page = await loggedIn(ADMIN);
+  await page.getByRole("link", { name: "Alerts" }).click();
+  const row = page.getByTestId("active-alerts").locator("tr", { hasText: "AlwaysOn" });
+  await row.getByText("firing").waitFor({ timeout: 30_000 });
+  await row.getByLabel("Comment on AlwaysOn").fill("looking into it");
+  await row.getByRole("button", { name: "Acknowledge" }).click();
+  await row.locator(".acked").getByText("admin: looking into it").waitFor({ timeout: 10_000 });
+  await page.screenshot({ path: join(shots, "alerts.png"), fullPage: true });
+  await page.close();
+});
+
+test("audit: the chain verifies and is searchable", async () => {
+  const page = await loggedIn(ADMIN);
+  await page.getByRole("link", { name: "Audit" }).click();
+  await page.getByRole("button", { name: "Verify the chain" }).click();
+  await page.getByTestId("verify-result").getByText(/Intact: records 1 to \d+/).waitFor();
+  await page.getByLabel("Actor").fill(ADMIN[0]);
+  await page.getByLabel("Action (auth.*)").fill("auth.*");
+  await page.getByRole("button", { name: "Search" }).click();
+  await page.getByTestId("audit-records").getByText("auth.login").first().waitFor();
+  const actions = await page.getByTestId("audit-records").locator("tbody td:nth-child(4)").allInnerTexts();
+  assert.ok(actions.length > 0 && actions.every((a) => a.startsWith("auth.")), actions.join(","));
+  await page.screenshot({ path: join(shots, "audit.png"), fullPage: true });
+  await page.close();
+});
+
+test("a viewer neither sees nor reaches the audit page, and cannot acknowledge", async () => {
+  const page = await loggedIn(VIEWER);
+  const nav = page.getByRole("navigation", { name: "Pages" });
+  await nav.getByRole("link", { name: "Metrics" }).waitFor();
+  assert.equal(await nav.getByRole("link", { name: "Audit" }).count(), 0);
+  await page.goto(base + "/audit");
+  await page.getByRole("alert").getByText(/may not use this page/).waitFor();
+  const refused = await page.evaluate(async () => {
+    const s = JSON.parse(sessionStorage.getItem("dozor.session"));
+    const r = await fetch("/api/v1/audit/verify", { headers: { authorization: `Bearer ${s.access_token}` } });
+    return r.status;
+  });
+  assert.equal(refused, 403);
+  await page.goto(base + "/alerts");
+  await page.getByTestId("active-alerts").locator("tr", { hasText: "AlwaysOn" }).waitFor({ timeout: 30_000 });
+  assert.equal(await page.getByRole("button", { name: "Acknowledge" }).count(), 0);
+  await page.close();
+});
+
+test("every page is reachable by keyboard alone", async () => {
+  const page = await loggedIn(ADMIN);
+  const reached = [];
+  for (let i = 0; i < 12; i++) {
+    await page.keyboard.press("Tab");
+    reached.push(await page.evaluate(() => document.activeElement?.textContent?.trim()));
+  }
+  for (const name of ["Status", "Metrics", "Logs", "Alerts", "Audit", "Log out"]) {
+    assert.ok(reached.includes(name), `Tab never reached ${name}: ${reached.join(" | ")}`);
+  }
+  await page.close();
+});
