@@ -295,6 +295,44 @@ async fn every_state_change_leaves_a_record_of_its_request() {
             traced(&app, a, method, &format!("{incident}{suffix}"), body).await,
         );
     }
+    let body = check(
+        "POST /api/v1/dashboards".into(),
+        traced(
+            &app,
+            a,
+            "POST",
+            "/api/v1/dashboards",
+            Some(serde_json::json!({"name": "d", "widgets": [{"type": "stat", "query": "up"}]})),
+        )
+        .await,
+    );
+    let board = format!(
+        "/api/v1/dashboards/{}",
+        body["data"]["id"].as_str().unwrap()
+    );
+    check(
+        "GET /api/v1/dashboards/{id}".into(),
+        traced(&app, a, "GET", &board, None).await,
+    );
+    check(
+        "PUT /api/v1/dashboards/{id}".into(),
+        traced(
+            &app,
+            a,
+            "PUT",
+            &board,
+            Some(serde_json::json!({"name": "d2"})),
+        )
+        .await,
+    );
+    check(
+        "POST /api/v1/dashboards/{id}/duplicate".into(),
+        traced(&app, a, "POST", &format!("{board}/duplicate"), None).await,
+    );
+    check(
+        "DELETE /api/v1/dashboards/{id}".into(),
+        traced(&app, a, "DELETE", &board, None).await,
+    );
     for path in ["/api/v1/admin/tsdb/flush", "/api/v1/admin/logs/flush"] {
         check(
             format!("POST {path}"),

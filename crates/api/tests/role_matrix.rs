@@ -68,6 +68,7 @@ struct Theirs {
     incident: String,
     silence: String,
     token: String,
+    dashboard: String,
 }
 
 async fn other_tenant(app: &common::TestApp) -> Theirs {
@@ -122,6 +123,16 @@ async fn other_tenant(app: &common::TestApp) -> Theirs {
         .await;
     assert!(s.is_success(), "{body}");
     let token = body["data"]["id"].as_str().unwrap().to_owned();
+    let (s, body) = app
+        .call(
+            "POST",
+            "/api/v1/dashboards",
+            Some(&admin),
+            Some(json!({"name": MARKER, "shared": true, "widgets": [{"type": "graph", "query": "up"}]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    let dashboard = body["data"]["id"].as_str().unwrap().to_owned();
     // Metrics and logs only tenant `other` holds.
     let now = dozor_model::time::now_ms();
     app.append(
@@ -142,6 +153,7 @@ async fn other_tenant(app: &common::TestApp) -> Theirs {
         incident,
         silence,
         token,
+        dashboard,
     }
 }
 
@@ -156,6 +168,8 @@ fn concrete(path: &str, theirs: &Theirs) -> String {
         theirs.silence.as_str()
     } else if path.starts_with("/api/v1/tokens/") {
         theirs.token.as_str()
+    } else if path.starts_with("/api/v1/dashboards/") {
+        theirs.dashboard.as_str()
     } else {
         // Alerts exist only while a rule fires; any id is another tenant's or none.
         "0123456789abcdef"
@@ -265,6 +279,7 @@ async fn every_route_for_every_role_and_tenant_matches_the_fixture() {
         format!("/api/v1/alerts/rules/{}", theirs.rule),
         format!("/api/v1/incidents/{}", theirs.incident),
         format!("/api/v2/silence/{}", theirs.silence),
+        format!("/api/v1/dashboards/{}", theirs.dashboard),
     ] {
         let (status, body) = app.call("GET", &path, Some(&oadmin), None).await;
         assert_eq!(status, StatusCode::OK, "{path}: {body}");

@@ -7,7 +7,7 @@
 //! understand) when the store opens.
 //!
 //! Data enters through typed methods grouped by table ([`users`], [`tokens`], [`sessions`],
-//! [`tenants`], [`settings`], [`lockout`], [`checkpoints`], [`alerts`], [`anomalies`], [`notifications`], [`incidents`]) and leaves as plain structs; no SQL escapes this crate.
+//! [`tenants`], [`settings`], [`lockout`], [`checkpoints`], [`alerts`], [`anomalies`], [`notifications`], [`incidents`], [`dashboards`]) and leaves as plain structs; no SQL escapes this crate.
 //!
 //! Architecture invariants:
 //! - Every method that touches tenant-owned rows takes a [`TenantId`]; there is no way to list
@@ -37,6 +37,7 @@ pub mod alert_rules;
 pub mod alerts;
 pub mod anomalies;
 pub mod checkpoints;
+pub mod dashboards;
 mod error;
 pub mod incidents;
 pub mod lockout;

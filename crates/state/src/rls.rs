@@ -18,7 +18,7 @@ use crate::{Backend, StateError, Store, TenantId};
 /// have none: `settings`, `source_checkpoints`, `login_failures` (per name, whether or not a
 /// user has it), `revoked_sessions`, and `refresh_tokens` (no tenant column; only ever found
 /// by hash, id, session or user id, before any tenant is known).
-pub(crate) const TENANT_TABLES: [(&str, &str); 11] = [
+pub(crate) const TENANT_TABLES: [(&str, &str); 12] = [
     ("tenants", "id"),
     ("users", "tenant_id"),
     ("api_tokens", "tenant_id"),
@@ -30,6 +30,7 @@ pub(crate) const TENANT_TABLES: [(&str, &str); 11] = [
     ("notification_deliveries", "tenant"),
     ("incidents", "tenant"),
     ("incident_events", "tenant"),
+    ("dashboards", "tenant"),
 ];
 
 /// The PostgreSQL setting a transaction names its tenant in.

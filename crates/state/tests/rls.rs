@@ -20,11 +20,12 @@ use sqlx::postgres::PgConnection;
 use sqlx::{Connection, Executor};
 
 /// Every table that holds tenants' rows, with its tenant column: what the policies must cover.
-const TENANT_TABLES: [(&str, &str); 11] = [
+const TENANT_TABLES: [(&str, &str); 12] = [
     ("alert_history", "tenant"),
     ("alert_rules", "tenant"),
     ("anomaly_events", "tenant"),
     ("api_tokens", "tenant_id"),
+    ("dashboards", "tenant"),
     ("incident_events", "tenant"),
     ("incidents", "tenant"),
     ("notification_deliveries", "tenant"),
@@ -166,6 +167,22 @@ async fn seed(store: &Store, t: &TenantId) -> Seeded {
                 name: &format!("rule-{name}"),
                 spec: "{}",
                 enabled: true,
+                by: "test",
+                at_ms: 1_000,
+            },
+        )
+        .await
+        .unwrap();
+    store
+        .create_dashboard(
+            t,
+            dozor_state::dashboards::DashboardWrite {
+                name: &format!("board-{name}"),
+                description: "",
+                widgets: "[]",
+                layout: "{}",
+                settings: "{}",
+                shared: true,
                 by: "test",
                 at_ms: 1_000,
             },
@@ -589,7 +606,7 @@ async fn every_tenant_table_gets_a_forced_policy_once_even_when_nodes_start_toge
         .fetch_one(&mut conn)
         .await
         .unwrap();
-        assert_eq!(policies, 11);
+        assert_eq!(policies, 12);
         conn.close().await.unwrap();
     })
     .await;

@@ -785,3 +785,71 @@ async fn silences_log_and_deliveries_round_trip(store: &Store) {
     assert!(store.deliveries(&crm, None, 10).await.unwrap().is_empty());
     assert_eq!(store.prune_deliveries(11).await.unwrap(), 1);
 }
+
+on_both_engines!(dashboards_are_owned_shared_and_tenant_scoped);
+async fn dashboards_are_owned_shared_and_tenant_scoped(store: &Store) {
+    use dozor_state::dashboards::DashboardWrite;
+    let shop: TenantId = "shop".parse().unwrap();
+    let crm: TenantId = "crm".parse().unwrap();
+    let w = |name: &'static str, by: &'static str, shared: bool| DashboardWrite {
+        name,
+        description: "d",
+        widgets: r#"[{"type":"graph","query":"up"}]"#,
+        layout: "{}",
+        settings: "{}",
+        shared,
+        by,
+        at_ms: 1_000,
+    };
+    let mine = store
+        .create_dashboard(&shop, w("Mine", "ann", false))
+        .await
+        .unwrap();
+    assert_eq!(
+        (mine.version, mine.owner.as_str(), mine.shared),
+        (1, "ann", false)
+    );
+    store
+        .create_dashboard(&shop, w("Team", "bob", true))
+        .await
+        .unwrap();
+    store
+        .create_dashboard(&shop, w("Bob's", "bob", false))
+        .await
+        .unwrap();
+    let names = |v: Vec<dozor_state::dashboards::StoredDashboard>| {
+        v.into_iter().map(|d| d.name).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        names(store.dashboards(&shop, Some("ann")).await.unwrap()),
+        ["Mine", "Team"]
+    );
+    assert_eq!(names(store.dashboards(&shop, None).await.unwrap()).len(), 3);
+    assert!(store.dashboards(&crm, None).await.unwrap().is_empty());
+    assert!(store.dashboard(&crm, &mine.id).await.unwrap().is_none());
+    let changed = store
+        .update_dashboard(&shop, &mine.id, w("Mine v2", "admin", true))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            changed.version,
+            changed.owner.as_str(),
+            changed.updated_by.as_str(),
+            changed.shared
+        ),
+        (2, "ann", "admin", true),
+        "an update keeps the owner"
+    );
+    assert!(
+        store
+            .update_dashboard(&crm, &mine.id, w("x", "eve", true))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(!store.delete_dashboard(&crm, &mine.id).await.unwrap());
+    assert!(store.delete_dashboard(&shop, &mine.id).await.unwrap());
+    assert!(store.dashboard(&shop, &mine.id).await.unwrap().is_none());
+}

@@ -8,6 +8,7 @@ mod alerts;
 mod anomalies;
 pub mod audit;
 mod auth;
+pub mod dashboards;
 mod elasticsearch;
 mod forecast;
 mod grafana;
@@ -52,6 +53,7 @@ pub fn registry() -> Registry {
     let r = rules::register(r);
     let r = alerts::register(r);
     let r = alert_rules::register(r);
+    let r = dashboards::register(r);
     let r = alertmanager::register(r);
     let r = incidents::register(r);
     let r = interact::register(r);
