@@ -11,6 +11,7 @@ import { MetricsPage } from "./pages/metrics";
 import { LogsPage } from "./pages/logs";
 import { AlertsPage } from "./pages/alerts";
 import { AuditPage } from "./pages/audit";
+import { DashboardsPage } from "./pages/dashboards";
 import "./style.css";
 
 /** The pages, with the scope each needs (the API refuses the rest anyway). */
@@ -18,6 +19,7 @@ const PAGES: { path: string; title: string; scope: string }[] = [
   { path: "/status", title: "Status", scope: "read" },
   { path: "/explore", title: "Metrics", scope: "read" },
   { path: "/logs", title: "Logs", scope: "read" },
+  { path: "/dashboards", title: "Dashboards", scope: "read" },
   { path: "/alerts", title: "Alerts", scope: "read" },
   { path: "/audit", title: "Audit", scope: "audit" },
 ];
@@ -29,7 +31,7 @@ function Shell({ session: s }: { session: Session }) {
     fetchMe().then(setMe, () => setMe(null));
   }, [s.access_token]);
   const allowed = PAGES.filter((p) => can(me, p.scope));
-  const page = PAGES.find((p) => p.path === path);
+  const page = PAGES.find((p) => p.path === path || path.startsWith(p.path + "/"));
   useEffect(() => {
     // An unknown path goes to the first page; a known one the role may not use says so.
     if (me && !page && allowed.length > 0) navigate(allowed[0].path, true);
@@ -41,6 +43,7 @@ function Shell({ session: s }: { session: Session }) {
     body =
       path === "/explore" ? html`<${MetricsPage} />`
       : path === "/logs" ? html`<${LogsPage} />`
+      : page?.path === "/dashboards" ? html`<${DashboardsPage} me=${me} />`
       : path === "/alerts" ? html`<${AlertsPage} me=${me} />`
       : path === "/audit" ? html`<${AuditPage} />`
       : html`<${StatusPage} />`;
@@ -49,7 +52,7 @@ function Shell({ session: s }: { session: Session }) {
     <header class="top">
       <span class="brand"><span class="logo" aria-hidden="true">◉</span> Dozor</span>
       <nav aria-label="Pages">
-        ${allowed.map((p) => html`<${Link} href=${p.path} current=${p.path === path}>${p.title}<//>`)}
+        ${allowed.map((p) => html`<${Link} href=${p.path} current=${p === page}>${p.title}<//>`)}
       </nav>
       <span class="who">${s.user.name} · ${s.user.role} · tenant ${s.user.tenant}${me?.sees ? html` · <abbr title=${me.sees}>sees part</abbr>` : ""}</span>
       <button class="link" onClick=${() => logout()}>Log out</button>

@@ -202,3 +202,95 @@ test("every page is reachable by keyboard alone", async () => {
   }
   await page.close();
 });
+
+/** A Grafana export with twelve panels of the kinds Dozor draws (and one it does not). */
+function grafanaDashboard() {
+  const ts = (title, expr) => ({ type: "timeseries", title, targets: [{ expr }] });
+  return {
+    title: "Host (from Grafana)",
+    time: { from: "now-24h", to: "now" },
+    refresh: "30s",
+    templating: { list: [{ type: "query", name: "job", query: "label_values(node_load1, job)" }] },
+    panels: [
+      ts("Load", 'node_load1{job="$job"}'),
+      ts("Bench, every host", "bench_load"),
+      ts("Bench sum", "sum(bench_load)"),
+      ts("Bench max", "max(bench_load)"),
+      ts("Bench rate", "rate(bench_load[5m])"),
+      ts("Bench avg", "avg_over_time(bench_load[10m])"),
+      { type: "stat", title: "Series", targets: [{ expr: "count(node_load1)" }] },
+      { type: "stat", title: "Load now", targets: [{ expr: "max(node_load1)" }] },
+      { type: "gauge", title: "Load gauge", targets: [{ expr: "max(node_load1)" }] },
+      { type: "table", title: "Load table", targets: [{ expr: "node_load1" }] },
+      { type: "logs", title: "UI test lines", targets: [{ expr: '{service="uitest"}' }] },
+      { type: "alertlist", title: "Alerts" },
+      { type: "piechart", title: "not drawn by Dozor", targets: [{ expr: "up" }] },
+    ],
+  };
+}
+
+test("dashboards: import Grafana JSON, render twelve panels over 24 h, share, edit, duplicate", async () => {
+  // A day of samples (four hosts, one a minute), so the 24 h panels draw real data.
+  const now = Date.now();
+  const lines = [];
+  for (let h = 0; h < 4; h++) {
+    for (let i = 0; i < 1440; i++) lines.push(`bench_load{host="h${h}"} ${(1 + Math.sin(i / 50 + h)).toFixed(3)} ${now - (1440 - i) * 60_000}`);
+  }
+  const imported = await fetch(base + "/api/v1/import/prometheus", {
+    method: "POST",
+    headers: { authorization: `Bearer ${adminToken}`, "content-type": "text/plain" },
+    body: lines.join("\n") + "\n",
+  });
+  assert.ok(imported.ok, `backfill: ${imported.status}`);
+  const page = await loggedIn(ADMIN);
+  await page.getByRole("navigation", { name: "Pages" }).getByRole("link", { name: "Dashboards" }).click();
+  await page.getByRole("form", { name: "Import a dashboard" }).locator("textarea").fill(JSON.stringify(grafanaDashboard()));
+  await page.getByRole("button", { name: "Import" }).click();
+  await page.waitForURL(/\/dashboards\/[0-9a-f]+$/);
+  const url = page.url();
+  const panels = page.getByTestId("panels").locator(".panel");
+  await page.waitForFunction(() => document.querySelectorAll("[data-testid=panels] .panel[data-state=done]").length === 12, null, { timeout: 20_000 });
+  assert.equal(await panels.count(), 12, "the pie chart is left out");
+  // A cold load of the whole dashboard, timed: the browser benchmark of the note.
+  const t0 = Date.now();
+  await page.goto(url);
+  await page.waitForFunction(() => document.querySelectorAll("[data-testid=panels] .panel[data-state=done]").length === 12, null, { timeout: 20_000 });
+  const ms = Date.now() - t0;
+  const points = await page.evaluate(() => [...document.querySelectorAll("[data-testid=panels] .chart")].reduce((n, c) => n + Number(c.dataset.points ?? 0), 0));
+  assert.ok(points > 2000, `only ${points} points drawn`);
+  console.log(`# bench: a 12-panel dashboard over 24 h (${points} points) rendered in ${ms} ms (navigation to last panel)`);
+  assert.equal(await page.getByLabel("Time range").inputValue(), "24h");
+  assert.equal(await page.getByLabel("Variable job").inputValue(), "dozor");
+  await page.locator(".panel[data-type=alert-list]").getByText("AlwaysOn").waitFor();
+  await page.screenshot({ path: join(shots, "dashboard.png"), fullPage: true });
+
+  // Share it; a viewer then sees it, without the owner's buttons.
+  await page.getByRole("button", { name: "Share" }).click();
+  await page.getByRole("button", { name: "Unshare" }).waitFor();
+  const viewer = await loggedIn(VIEWER);
+  await viewer.goto(base + "/dashboards");
+  await viewer.getByRole("link", { name: "Host (from Grafana)" }).click();
+  await viewer.waitForFunction(() => document.querySelectorAll("[data-testid=panels] .panel[data-state=done]").length === 12, null, { timeout: 20_000 });
+  assert.equal(await viewer.getByRole("button", { name: "Edit JSON" }).count(), 0);
+  assert.equal(await viewer.getByRole("button", { name: "Delete" }).count(), 0);
+  await viewer.close();
+
+  // Edit its JSON: a new name is saved; a bad query is refused with the field named.
+  await page.getByRole("button", { name: "Edit JSON" }).click();
+  const editor = page.getByLabel("Dashboard JSON");
+  const json = JSON.parse(await editor.inputValue());
+  await editor.fill(JSON.stringify({ ...json, name: "Host" }));
+  await page.getByRole("button", { name: "Save" }).click();
+  await page.getByRole("heading", { name: "Host", exact: true }).waitFor();
+  await page.getByRole("button", { name: "Edit JSON" }).click();
+  json.widgets[0].query = "rate(";
+  await page.getByLabel("Dashboard JSON").fill(JSON.stringify(json));
+  await page.getByRole("button", { name: "Save" }).click();
+  await page.getByRole("alert").getByText(/widgets\[0\]\.query/).waitFor();
+
+  // Duplicate: a private copy, the caller's.
+  await page.getByRole("button", { name: "Duplicate" }).click();
+  await page.getByRole("heading", { name: "Host (copy)" }).waitFor();
+  assert.notEqual(page.url(), url);
+  await page.close();
+});
