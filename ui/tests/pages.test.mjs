@@ -149,6 +149,8 @@ test("alerts: acknowledging a firing alert shows who did it", async () => {
   await page.getByRole("link", { name: "Alerts" }).click();
   const row = page.getByTestId("active-alerts").locator("tr", { hasText: "AlwaysOn" });
   await row.getByText("firing").waitFor({ timeout: 30_000 });
+  // The list comes over the live WebSocket.
+  await page.getByTestId("live").waitFor({ timeout: 10_000 });
   await row.getByLabel("Comment on AlwaysOn").fill("looking into it");
   await row.getByRole("button", { name: "Acknowledge" }).click();
   await row.locator(".acked").getByText("admin: looking into it").waitFor({ timeout: 10_000 });

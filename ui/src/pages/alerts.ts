@@ -2,6 +2,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { html } from "../html";
 import { can, get, request, type Me } from "../api";
+import { subscribe } from "../live";
 
 interface Alert {
   id: string;
@@ -30,6 +31,7 @@ export function AlertsPage({ me }: { me: Me | null }) {
   const [comments, setComments] = useState<Record<string, string>>({});
   const [error, setError] = useState<string | null>(null);
   const [loaded, setLoaded] = useState(false);
+  const [live, setLive] = useState(false);
   const writer = can(me, "write");
 
   async function load() {
@@ -50,8 +52,13 @@ export function AlertsPage({ me }: { me: Me | null }) {
 
   useEffect(() => {
     load();
-    const t = setInterval(load, 5000);
-    return () => clearInterval(t);
+    // The alert set comes live over the WebSocket; the history is read again with it.
+    return subscribe({ channel: "alerts" }, (f) => {
+      if (f.type !== "alerts") return;
+      setAlerts(f.alerts as Alert[]);
+      setLive(true);
+      get<{ episodes: Episode[] }>("/api/v1/alerts/history?limit=50").then((h) => setHistory(h.episodes ?? []), () => undefined);
+    });
   }, []);
 
   async function act(id: string, what: "acknowledge" | "resolve") {
@@ -67,7 +74,7 @@ export function AlertsPage({ me }: { me: Me | null }) {
   return html`
     ${error && html`<p class="error" role="alert">${error}</p>`}
     <section class="card">
-      <h2>Firing and pending</h2>
+      <h2>Firing and pending ${live && html`<small class="hint" data-testid="live">· live</small>`}</h2>
       ${loaded && alerts.length === 0 && html`<p class="hint">Nothing fires.</p>`}
       <table class="grid" aria-label="Active alerts" data-testid="active-alerts">
         <thead><tr><th>Alert</th><th>State</th><th>Labels</th><th>Since</th><th>Acknowledged</th>${writer && html`<th>Action</th>`}</tr></thead>

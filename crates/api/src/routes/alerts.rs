@@ -135,13 +135,23 @@ async fn alerts(
     params: Params,
 ) -> Result<impl IntoResponse, ApiError> {
     audit_read(&state, &principal, source, "alerts", params.raw()).await?;
-    let live = active_alerts(&state, &principal);
+    let out = active_json(&state, &principal).await?;
+    Ok(success(json!({"alerts": out})))
+}
+
+/// The tenant's pending and firing alerts as `/api/v1/alerts` lists them (with when they
+/// fired and who acknowledged them); the live updates of `/api/v1/ws` send the same.
+pub(crate) async fn active_json(
+    state: &AppState,
+    principal: &Principal,
+) -> Result<Vec<Value>, ApiError> {
+    let live = active_alerts(state, principal);
     let open = if live.iter().any(|a| a.state == AlertState::Firing) {
         state.store().open_alerts(&principal.tenant).await?
     } else {
         Vec::new()
     };
-    let out: Vec<Value> = live
+    Ok(live
         .iter()
         .map(|a| {
             let mut v = alert_json(a);
@@ -153,8 +163,7 @@ async fn alerts(
             v["acknowledged"] = acknowledgement(ep);
             v
         })
-        .collect();
-    Ok(success(json!({"alerts": out})))
+        .collect())
 }
 
 fn check_id(id: &str) -> Result<(), ApiError> {

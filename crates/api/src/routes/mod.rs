@@ -27,6 +27,7 @@ mod series;
 mod status;
 mod tokens;
 mod users;
+mod ws;
 
 pub use crate::params::parse_time;
 pub use series::parse_selector;
@@ -62,5 +63,6 @@ pub fn registry() -> Registry {
     let r = metrics::register(r);
     let r = grafana::register(r);
     let r = admin::register(r);
+    let r = ws::register(r);
     audit::register(r)
 }
