@@ -12,6 +12,8 @@ import { LogsPage } from "./pages/logs";
 import { AlertsPage } from "./pages/alerts";
 import { AuditPage } from "./pages/audit";
 import { DashboardsPage } from "./pages/dashboards";
+import { IncidentsPage } from "./pages/incidents";
+import { SettingsPage } from "./pages/settings";
 import "./style.css";
 
 /** The pages, with the scope each needs (the API refuses the rest anyway). */
@@ -21,7 +23,9 @@ const PAGES: { path: string; title: string; scope: string }[] = [
   { path: "/logs", title: "Logs", scope: "read" },
   { path: "/dashboards", title: "Dashboards", scope: "read" },
   { path: "/alerts", title: "Alerts", scope: "read" },
+  { path: "/incidents", title: "Incidents", scope: "read" },
   { path: "/audit", title: "Audit", scope: "audit" },
+  { path: "/settings", title: "Settings", scope: "admin" },
 ];
 
 function Shell({ session: s }: { session: Session }) {
@@ -45,7 +49,9 @@ function Shell({ session: s }: { session: Session }) {
       : path === "/logs" ? html`<${LogsPage} />`
       : page?.path === "/dashboards" ? html`<${DashboardsPage} me=${me} />`
       : path === "/alerts" ? html`<${AlertsPage} me=${me} />`
+      : page?.path === "/incidents" ? html`<${IncidentsPage} me=${me} />`
       : path === "/audit" ? html`<${AuditPage} />`
+      : path === "/settings" ? html`<${SettingsPage} />`
       : html`<${StatusPage} />`;
   }
   return html`

@@ -195,11 +195,11 @@ test("a viewer neither sees nor reaches the audit page, and cannot acknowledge",
 test("every page is reachable by keyboard alone", async () => {
   const page = await loggedIn(ADMIN);
   const reached = [];
-  for (let i = 0; i < 12; i++) {
+  for (let i = 0; i < 16; i++) {
     await page.keyboard.press("Tab");
     reached.push(await page.evaluate(() => document.activeElement?.textContent?.trim()));
   }
-  for (const name of ["Status", "Metrics", "Logs", "Alerts", "Audit", "Log out"]) {
+  for (const name of ["Status", "Metrics", "Logs", "Dashboards", "Alerts", "Incidents", "Audit", "Settings", "Log out"]) {
     assert.ok(reached.includes(name), `Tab never reached ${name}: ${reached.join(" | ")}`);
   }
   await page.close();
@@ -295,4 +295,56 @@ test("dashboards: import Grafana JSON, render twelve panels over 24 h, share, ed
   await page.getByRole("heading", { name: "Host (copy)" }).waitFor();
   assert.notEqual(page.url(), url);
   await page.close();
+});
+
+test("incidents: a note, acknowledge and resolve appear on the timeline", async () => {
+  const made = await api("POST", "/api/v1/incidents", { title: "Checkout is down", description: "5xx on /pay", severity: "critical", service_name: "shop" });
+  assert.equal(made.status, 201, JSON.stringify(made.body));
+  const page = await loggedIn(ADMIN);
+  await page.getByRole("navigation", { name: "Pages" }).getByRole("link", { name: "Incidents" }).click();
+  await page.getByRole("link", { name: "Checkout is down" }).click();
+  await page.getByTestId("incident-status").getByText("open").waitFor();
+  await page.getByRole("textbox", { name: "Note" }).fill("rolled back v2.3");
+  await page.getByRole("button", { name: "Add note" }).click();
+  await page.getByTestId("timeline").getByText(/rolled back v2\.3/).waitFor();
+  await page.getByRole("button", { name: "Acknowledge" }).click();
+  await page.getByTestId("incident-status").getByText("acknowledged").waitFor();
+  await page.getByRole("button", { name: "Resolve" }).click();
+  await page.getByTestId("incident-status").getByText("resolved").waitFor();
+  await page.getByRole("button", { name: "Reopen" }).waitFor();
+  await page.screenshot({ path: join(shots, "incident.png"), fullPage: true });
+  await page.close();
+});
+
+test("settings: an admin adds a user and makes and revokes a token; others cannot", async () => {
+  const page = await loggedIn(ADMIN);
+  await page.getByRole("navigation", { name: "Pages" }).getByRole("link", { name: "Settings" }).click();
+  await page.fill("input[name=new-user]", "sam");
+  await page.fill("input[name=new-password]", "quiet-river-2026-x");
+  await page.selectOption("select[name=new-role]", "developer");
+  await page.getByRole("button", { name: "Add user" }).click();
+  await page.getByRole("table", { name: "Users" }).getByRole("row", { name: /sam developer/ }).waitFor();
+  // A weak password is refused with the reason.
+  await page.fill("input[name=new-user]", "tim");
+  await page.fill("input[name=new-password]", "short");
+  await page.getByRole("button", { name: "Add user" }).click();
+  await page.getByRole("alert").getByText(/password/).waitFor();
+  await page.fill("input[name=token-name]", "grafana");
+  await page.getByRole("button", { name: "Create token" }).click();
+  const secret = await page.getByTestId("token-secret").innerText();
+  assert.match(secret, /^dzr_/);
+  const row = page.getByRole("table", { name: "API tokens" }).getByRole("row", { name: /grafana/ });
+  await row.getByText("active").waitFor();
+  await row.getByRole("button", { name: "Revoke grafana" }).click();
+  await row.getByText("revoked").waitFor();
+  const res = await fetch(base + "/api/v1/status", { headers: { authorization: `Bearer ${secret}` } });
+  assert.equal(res.status, 401, "a revoked token is refused");
+  await page.screenshot({ path: join(shots, "settings.png"), fullPage: true });
+  await page.close();
+
+  const viewer = await loggedIn(VIEWER);
+  assert.equal(await viewer.getByRole("navigation", { name: "Pages" }).getByRole("link", { name: "Settings" }).count(), 0);
+  await viewer.goto(base + "/settings");
+  await viewer.getByRole("alert").getByText(/may not use this page/).waitFor();
+  await viewer.close();
 });
