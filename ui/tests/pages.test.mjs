@@ -348,3 +348,21 @@ test("settings: an admin adds a user and makes and revokes a token; others canno
   await viewer.getByRole("alert").getByText(/may not use this page/).waitFor();
   await viewer.close();
 });
+
+test("the shipped Host and Dozor dashboards are added and draw", async () => {
+  const page = await loggedIn(ADMIN);
+  for (const [name, panels] of [["Host", 8], ["Dozor", 8]]) {
+    await page.goto(base + "/dashboards");
+    await page.getByRole("button", { name: `Add ${name}` }).click();
+    await page.waitForURL(/\/dashboards\/[0-9a-f]+$/);
+    await page.waitForFunction((n) => document.querySelectorAll("[data-testid=panels] .panel[data-state=done]").length === n, panels, { timeout: 20_000 });
+    assert.equal(await page.locator(".panel[data-state=error]").count(), 0, `${name}: a panel failed`);
+    await page.screenshot({ path: join(shots, `dashboard-${name.toLowerCase()}.png`), fullPage: true });
+  }
+  // The host collector's data is there: the Host dashboard's load panel draws points.
+  await page.goto(base + "/dashboards");
+  await page.getByRole("link", { name: "Host" }).first().click();
+  const load = page.locator(".panel", { has: page.getByRole("heading", { name: "Load (1 min)" }) }).locator(".chart");
+  await page.waitForFunction((el) => Number(el?.dataset.points ?? 0) > 0, await load.elementHandle(), { timeout: 20_000 });
+  await page.close();
+});

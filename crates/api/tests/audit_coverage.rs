@@ -36,6 +36,11 @@ const NOT_AUDITED: &[(&str, &str, &str)] = &[
         "formats the text it was sent; reads nothing",
     ),
     ("GET", "/api/v1/status/buildinfo", "version and build facts"),
+    (
+        "GET",
+        "/api/v1/dashboards/library",
+        "dashboards shipped in the binary",
+    ),
     // Dozor's own state, polled by the UI and scraped by Prometheus every few seconds;
     // refusals of the metrics export are audited (`metrics.export`, denied).
     ("GET", "/metrics", "Dozor's own metrics"),

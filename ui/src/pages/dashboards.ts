@@ -61,12 +61,14 @@ export function DashboardsPage({ me }: { me: Me | null }) {
 
 function DashboardList({ me }: { me: Me | null }) {
   const [list, setList] = useState<Dashboard[]>([]);
+  const [shipped, setShipped] = useState<(Dashboard & { key: string })[]>([]);
   const [text, setText] = useState("");
   const [error, setError] = useState<string | null>(null);
   const writer = can(me, "write");
 
   useEffect(() => {
     get<{ dashboards: Dashboard[] }>("/api/v1/dashboards").then((r) => setList(r.dashboards), (e) => setError(e.message));
+    get<{ dashboards: (Dashboard & { key: string })[] }>("/api/v1/dashboards/library").then((r) => setShipped(r.dashboards), () => undefined);
   }, []);
 
   async function create(d: Dashboard) {
@@ -102,6 +104,14 @@ function DashboardList({ me }: { me: Me | null }) {
       </table>
       ${list.length === 0 && html`<p class="hint">No dashboards yet.</p>`}
     </section>
+    ${writer && shipped.length > 0 && html`
+      <section class="card">
+        <h2>Shipped with Dozor</h2>
+        <ul class="library" aria-label="Shipped dashboards">
+          ${shipped.map((d) => html`<li><b>${d.name}</b> <small class="hint">${d.description}</small>
+            <button onClick=${() => create(d)} aria-label=${"Add " + d.name}>Add</button></li>`)}
+        </ul>
+      </section>`}
     ${writer && html`
       <section class="card">
         <div class="chart-head"><h2>New</h2>

@@ -5,7 +5,8 @@
 //! - `POST /api/v1/dashboards`: a new one, owned by the caller, 201;
 //! - `GET`, `PUT`, `DELETE /api/v1/dashboards/{id}`: one the caller sees; only its owner
 //!   (or an admin) changes or deletes it, and sharing is a field of the body (`shared`);
-//! - `POST /api/v1/dashboards/{id}/duplicate`: a private copy owned by the caller.
+//! - `POST /api/v1/dashboards/{id}/duplicate`: a private copy owned by the caller;
+//! - `GET /api/v1/dashboards/library`: the dashboards shipped with Dozor (host, Dozor).
 //!
 //! The body is `{name, description?, widgets, layout?, settings?, shared?}`, checked before
 //! anything is stored, each mistake a 400 naming its field (`widgets[2].query: …`): at most
@@ -44,6 +45,27 @@ pub(crate) fn register(r: Registry) -> Registry {
             write,
             duplicate,
         )
+        .route(Method::GET, "/api/v1/dashboards/library", read, library)
+}
+
+/// Dashboards shipped with Dozor (`crates/api/dashboards/`): this host and others under
+/// node_exporter's names, and Dozor itself. Users add them to their tenant from the UI.
+const LIBRARY: [(&str, &str); 2] = [
+    ("host", include_str!("../../dashboards/host.json")),
+    ("dozor", include_str!("../../dashboards/dozor.json")),
+];
+
+/// `GET /api/v1/dashboards/library`: the shipped dashboards, each with its `key`.
+async fn library() -> Result<impl IntoResponse, ApiError> {
+    let out = LIBRARY
+        .iter()
+        .map(|(key, text)| {
+            let mut v: Value = serde_json::from_str(text).map_err(ApiError::internal)?;
+            v["key"] = json!(key);
+            Ok(v)
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    Ok(success(json!({ "dashboards": out })))
 }
 
 /// Widget types the UI draws.
@@ -429,6 +451,14 @@ mod tests {
         match check(body.as_bytes()) {
             Ok(_) => panic!("accepted: {body}"),
             Err(e) => e.message().to_owned(),
+        }
+    }
+
+    #[test]
+    fn the_shipped_dashboards_pass_the_checks() {
+        for (key, text) in LIBRARY {
+            let c = check(text.as_bytes()).unwrap_or_else(|e| panic!("{key}: {}", e.message()));
+            assert!(c.widgets.len() > 100, "{key}");
         }
     }
 
