@@ -366,3 +366,10 @@ test("the shipped Host and Dozor dashboards are added and draw", async () => {
   await page.waitForFunction((el) => Number(el?.dataset.points ?? 0) > 0, await load.elementHandle(), { timeout: 20_000 });
   await page.close();
 });
+
+test("the overview shows health and the firing alert", async () => {
+  const page = await loggedIn(ADMIN);
+  await page.getByTestId("health").getByText(/^(ok|degraded|down)$/).waitFor();
+  await page.waitForFunction(() => Number(document.querySelector("[data-testid=firing] b")?.textContent) >= 1, null, { timeout: 30_000 });
+  await page.close();
+});

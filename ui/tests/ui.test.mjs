@@ -82,8 +82,8 @@ test("logging in shows status and a live chart with real points", async () => {
   await page.waitForURL(base + "/status");
   // The cards render with "…" before /api/v1/status answers: wait for the answer.
   await page.getByText("Audit records").waitFor();
-  await page.locator(".cards").getByText(/0\.1\.0/).waitFor();
-  assert.match(await page.locator(".cards").innerText(), /0\.1\.0/);
+  await page.getByRole("region", { name: "Status" }).getByText(/0\.1\.0/).waitFor();
+  assert.match(await page.getByRole("region", { name: "Status" }).innerText(), /0\.1\.0/);
 
   // The sampler adds a point every 2 s: wait for a line, not a lone dot.
   const chart = page.getByTestId("live-chart");

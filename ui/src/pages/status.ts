@@ -26,6 +26,47 @@ function uptime(s: number): string {
   return d ? `${d}d ${h}h` : h ? `${h}h ${m}m` : `${m}m ${Math.floor(s % 60)}s`;
 }
 
+interface Health {
+  status: string;
+  services: { total: number; ok: number; degraded: number; down: number };
+}
+
+/** The overview cards: health of Dozor and the probed services, firing alerts, and the
+ * rate records come in from the sources. */
+function Overview() {
+  const [health, setHealth] = useState<Health | null>(null);
+  const [firing, setFiring] = useState<number | null>(null);
+  const [ingest, setIngest] = useState<number | null>(null);
+  useEffect(() => {
+    let stop = false;
+    const tick = () => {
+      get<Health>("/api/v1/health").then((h) => !stop && setHealth(h), () => undefined);
+      get<{ alerts: { state: string }[] }>("/api/v1/alerts").then(
+        (a) => !stop && setFiring(a.alerts.filter((x) => x.state === "firing").length),
+        () => undefined,
+      );
+      get<{ result: { value: [number, string] }[] }>("/api/v1/query?query=" + encodeURIComponent("sum(rate(dozor_source_records_total[5m]))")).then(
+        (r) => !stop && setIngest(r.result.length ? Number(r.result[0].value[1]) : 0),
+        () => undefined,
+      );
+    };
+    tick();
+    const t = setInterval(tick, 10_000);
+    return () => {
+      stop = true;
+      clearInterval(t);
+    };
+  }, []);
+  return html`
+    <section class="cards" aria-label="Overview">
+      <div class="card stat" data-testid="health"><h3>Health</h3><b class=${"health " + (health?.status ?? "")}>${health?.status ?? "…"}</b>
+        <small>${health ? `${health.services.ok} of ${health.services.total} services ok` : ""}</small></div>
+      <div class="card stat" data-testid="firing"><h3>Firing alerts</h3><b>${firing ?? "…"}</b></div>
+      <div class="card stat"><h3>Records in / s</h3><b>${ingest === null ? "…" : short(ingest)}</b><small>from sources, 5 min</small></div>
+    </section>
+  `;
+}
+
 export function StatusPage() {
   const [status, setStatus] = useState<Status | null>(null);
   const [series, setSeries] = useState<Series[]>([]);
@@ -68,6 +109,7 @@ export function StatusPage() {
   const last = current?.points.at(-1)?.[1];
   return html`
       ${error && html`<p class="error" role="alert">${error}</p>`}
+      <${Overview} />
       <section class="cards" aria-label="Status">
         <div class="card stat"><h3>Version</h3><b>${status?.version ?? "…"}</b><small>${status?.build.profile}</small></div>
         <div class="card stat"><h3>Uptime</h3><b>${status ? uptime(status.uptimeSeconds) : "…"}</b></div>
