@@ -373,3 +373,33 @@ test("the overview shows health and the firing alert", async () => {
   await page.waitForFunction(() => Number(document.querySelector("[data-testid=firing] b")?.textContent) >= 1, null, { timeout: 30_000 });
   await page.close();
 });
+
+test("rules: the editor previews what a rule would have fired over the last day, then saves it", async () => {
+  // An hour of high load two hours ago (a day of samples, one a minute).
+  const now = Math.floor(Date.now() / 60_000) * 60_000;
+  const lines = [];
+  for (let m = 24 * 60; m >= 0; m--) lines.push(`preview_load{host="db1"} ${m >= 60 && m < 120 ? 9 : 1} ${now - m * 60_000}`);
+  const res = await fetch(base + "/api/v1/import/prometheus", {
+    method: "POST",
+    headers: { authorization: `Bearer ${adminToken}`, "content-type": "text/plain" },
+    body: lines.join("\n") + "\n",
+  });
+  assert.ok(res.ok);
+  const page = await loggedIn(ADMIN);
+  await page.getByRole("navigation", { name: "Pages" }).getByRole("link", { name: "Alerts" }).click();
+  const rule = { name: "DB busy", condition: { type: "threshold", metric: "preview_load", operator: ">", value: 4 }, severity: "warning", for: "5m" };
+  await page.getByLabel("Rule JSON").fill(JSON.stringify(rule));
+  await page.getByRole("button", { name: "Preview the last day" }).click();
+  await page.getByTestId("preview").getByText("would have fired 1 time").waitFor();
+  await page.getByTestId("preview").getByText(/host=db1/).waitFor();
+  await page.getByRole("button", { name: "Save rule" }).click();
+  await page.getByRole("table", { name: "Alert rules" }).getByText("DB busy").waitFor();
+  await page.screenshot({ path: join(shots, "rules.png"), fullPage: true });
+  // A rule that does not check says where.
+  await page.getByLabel("Rule JSON").fill(JSON.stringify({ ...rule, condition: { ...rule.condition, operator: "=>" } }));
+  await page.getByRole("button", { name: "Preview the last day" }).click();
+  await page.getByRole("alert").getByText(/condition\.operator/).waitFor();
+  await page.getByRole("button", { name: "Delete rule DB busy" }).click();
+  await page.getByRole("table", { name: "Alert rules" }).getByText("DB busy").waitFor({ state: "detached" });
+  await page.close();
+});

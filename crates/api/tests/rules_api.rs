@@ -720,3 +720,76 @@ async fn structured_rules_are_managed_evaluated_changed_and_deleted() {
             .any(|r| r["action"] == "metrics.alerts.rules")
     );
 }
+
+#[tokio::test]
+async fn a_rule_preview_shows_what_it_would_have_fired_over_the_last_day() {
+    let app = app().await;
+    let admin = app.bearer("admin", ADMIN_PASSWORD).await;
+    let minute = 60_000;
+    let now = dozor_model::time::now_ms() / minute * minute;
+    // An hour of high errors two hours ago, then a three-minute blip half an hour ago.
+    let mut samples = Vec::new();
+    for m in (0..=24 * 60).rev() {
+        let t = now - m * minute;
+        let high = (60..120).contains(&m) || (28..=30).contains(&m);
+        samples.push((t, if high { 7.5 } else { 1.0 }));
+    }
+    app.append(
+        "default",
+        &[("__name__", "error_rate"), ("service", "shop")],
+        &samples,
+    );
+    let rule = serde_json::json!({
+        "name": "high_error_rate",
+        "condition": {"type": "threshold", "metric": "error_rate", "operator": ">", "value": 5},
+        "severity": "critical",
+        "for": "5m"
+    });
+    let (s, body) = app
+        .call(
+            "POST",
+            "/api/v1/alerts/rules/preview",
+            Some(&admin),
+            Some(rule.clone()),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let d = &body["data"];
+    assert_eq!(d["expression"], "error_rate > 5");
+    assert_eq!(d["forMs"], 300_000);
+    let episodes = d["episodes"].as_array().unwrap();
+    assert_eq!(episodes.len(), 2, "{body}");
+    assert_eq!(
+        episodes
+            .iter()
+            .map(|e| e["fired"].as_bool().unwrap())
+            .collect::<Vec<_>>(),
+        [true, false],
+        "the hour fires, the blip is shorter than `for`"
+    );
+    assert_eq!(d["fired"], 1);
+    assert_eq!(episodes[0]["labels"]["service"], "shop");
+    // Nothing was stored; a bad rule is a 400 naming the field.
+    let (_, listed) = app
+        .call("GET", "/api/v1/alerts/rules", Some(&admin), None)
+        .await;
+    assert_eq!(listed["data"]["rules"], serde_json::json!([]));
+    let mut bad = rule;
+    bad["condition"]["operator"] = "=>".into();
+    let (s, body) = app
+        .call(
+            "POST",
+            "/api/v1/alerts/rules/preview",
+            Some(&admin),
+            Some(bad),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("condition.operator"),
+        "{body}"
+    );
+}

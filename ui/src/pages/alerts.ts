@@ -3,6 +3,7 @@ import { useEffect, useState } from "preact/hooks";
 import { html } from "../html";
 import { can, get, request, type Me } from "../api";
 import { subscribe } from "../live";
+import { RulesSection } from "./rules";
 
 interface Alert {
   id: string;
@@ -95,6 +96,7 @@ export function AlertsPage({ me }: { me: Me | null }) {
         </tbody>
       </table>
     </section>
+    <${RulesSection} me=${me} />
     <section class="card">
       <h2>History</h2>
       <table class="grid" aria-label="Alert history">

@@ -65,6 +65,101 @@ pub(crate) fn register(r: Registry) -> Registry {
         Policy::Scope(Scope::Write),
         delete,
     )
+    .route(
+        Method::POST,
+        "/api/v1/alerts/rules/preview",
+        Policy::Scope(Scope::Read),
+        preview,
+    )
+}
+
+/// How far back a preview looks.
+const PREVIEW_SPAN_MS: i64 = 24 * 3600 * 1000;
+/// Its evaluation step.
+const PREVIEW_STEP_MS: i64 = 60_000;
+
+/// `POST /api/v1/alerts/rules/preview`: what a rule (the body, as for a create) would have
+/// done over the last day, evaluated every minute on the data as the caller sees it —
+/// each episode where its condition held, from when, until when, and whether it held
+/// long enough (`for`) to fire. Nothing is stored. Rules of anomaly detectors, evaluated
+/// by Dozor natively with state, are not previewed (400).
+async fn preview(
+    State(state): State<AppState>,
+    principal: Principal,
+    ClientAddr(source): ClientAddr,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let (spec, _) = checked(&body)?;
+    let rule = spec
+        .compile("preview")
+        .map_err(|e| ApiError::bad_data(format!("invalid rule: {e}")))?;
+    let dozor_rules::Expression::Promql(expr) = rule.parsed else {
+        return Err(ApiError::bad_data(
+            "condition: only PromQL conditions (threshold, trend, composite of them) are \
+             previewed; anomaly detectors learn as they run",
+        ));
+    };
+    let for_ms = match rule.kind {
+        dozor_rules::RuleKind::Alerting { for_ms, .. } => for_ms,
+        dozor_rules::RuleKind::Recording => 0,
+    };
+    audit_read(
+        &state,
+        &principal,
+        source,
+        "alerts.rules.preview",
+        &rule.expr,
+    )
+    .await?;
+    let end = now_ms() / PREVIEW_STEP_MS * PREVIEW_STEP_MS;
+    let spec = crate::routes::query::QuerySpec {
+        expr,
+        start: end - PREVIEW_SPAN_MS,
+        end,
+        step: PREVIEW_STEP_MS,
+        instant: false,
+    };
+    let res = crate::routes::query::run(&state, &principal, state.settings().query, spec).await?;
+    let series = match res.value {
+        dozor_promql::Value::Matrix(m) => m,
+        _ => Vec::new(),
+    };
+    let mut episodes = Vec::new();
+    for s in &series {
+        for (from, to) in holding_spans(s.samples.iter().map(|x| x.t), PREVIEW_STEP_MS) {
+            let fired = to - from >= for_ms;
+            episodes.push(json!({
+                "labels": crate::routes::rules::map(&s.labels),
+                "from": time(Some(from)),
+                "until": time(Some(to)),
+                "fired": fired,
+                "firedAt": fired.then(|| time(Some(from + for_ms))),
+            }));
+        }
+    }
+    let fired = episodes.iter().filter(|e| e["fired"] == true).count();
+    Ok(success(json!({
+        "expression": rule.expr,
+        "forMs": for_ms,
+        "start": time(Some(end - PREVIEW_SPAN_MS)),
+        "end": time(Some(end)),
+        "stepMs": PREVIEW_STEP_MS,
+        "fired": fired,
+        "episodes": episodes,
+    })))
+}
+
+/// The spans of consecutive evaluation steps at which a series had a value (its
+/// condition held), as `(first, last)` times.
+fn holding_spans(times: impl Iterator<Item = i64>, step: i64) -> Vec<(i64, i64)> {
+    let mut out: Vec<(i64, i64)> = Vec::new();
+    for t in times {
+        match out.last_mut() {
+            Some((_, last)) if t - *last <= step => *last = t,
+            _ => out.push((t, t)),
+        }
+    }
+    out
 }
 
 /// Serialises changes within this process, so the group installed last is built from the
@@ -277,4 +372,20 @@ async fn delete(
     reload(state.store(), state.rules(), &principal.tenant).await?;
     audit_change(&state, &principal, source, "alert_rule.delete", &row).await?;
     Ok(success(json!({ "id": id, "deleted": true })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_are_runs_of_consecutive_steps() {
+        let at = |m: &[i64]| m.iter().map(|x| x * 60_000).collect::<Vec<_>>();
+        let spans = holding_spans(at(&[1, 2, 3, 7, 9, 10]).into_iter(), 60_000);
+        assert_eq!(
+            spans,
+            [(60_000, 180_000), (420_000, 420_000), (540_000, 600_000)]
+        );
+        assert!(holding_spans(std::iter::empty(), 60_000).is_empty());
+    }
 }

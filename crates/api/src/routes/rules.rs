@@ -52,7 +52,7 @@ fn float_e(v: f64) -> String {
     format!("{m}e{}{:02}", if e < 0 { '-' } else { '+' }, e.abs())
 }
 
-fn map(l: &Labels) -> BTreeMap<&str, &str> {
+pub(crate) fn map(l: &Labels) -> BTreeMap<&str, &str> {
     l.iter()
         .map(|x| (x.name.as_str(), x.value.as_str()))
         .collect()
