@@ -351,17 +351,18 @@ test("settings: an admin adds a user and makes and revokes a token; others canno
 
 test("the shipped Host and Dozor dashboards are added and draw", async () => {
   const page = await loggedIn(ADMIN);
+  const added = {};
   for (const [name, panels] of [["Host", 8], ["Dozor", 8]]) {
     await page.goto(base + "/dashboards");
     await page.getByRole("button", { name: `Add ${name}` }).click();
     await page.waitForURL(/\/dashboards\/[0-9a-f]+$/);
+    added[name] = page.url();
     await page.waitForFunction((n) => document.querySelectorAll("[data-testid=panels] .panel[data-state=done]").length === n, panels, { timeout: 20_000 });
     assert.equal(await page.locator(".panel[data-state=error]").count(), 0, `${name}: a panel failed`);
     await page.screenshot({ path: join(shots, `dashboard-${name.toLowerCase()}.png`), fullPage: true });
   }
   // The host collector's data is there: the Host dashboard's load panel draws points.
-  await page.goto(base + "/dashboards");
-  await page.getByRole("link", { name: "Host" }).first().click();
+  await page.goto(added.Host);
   const load = page.locator(".panel", { has: page.getByRole("heading", { name: "Load (1 min)" }) }).locator(".chart");
   await page.waitForFunction((el) => Number(el?.dataset.points ?? 0) > 0, await load.elementHandle(), { timeout: 20_000 });
   await page.close();
@@ -401,5 +402,25 @@ test("rules: the editor previews what a rule would have fired over the last day,
   await page.getByRole("alert").getByText(/condition\.operator/).waitFor();
   await page.getByRole("button", { name: "Delete rule DB busy" }).click();
   await page.getByRole("table", { name: "Alert rules" }).getByText("DB busy").waitFor({ state: "detached" });
+  await page.close();
+});
+
+test("silences: one is added from matchers and expired", async () => {
+  const page = await loggedIn(ADMIN);
+  await page.getByRole("navigation", { name: "Pages" }).getByRole("link", { name: "Alerts" }).click();
+  const form = page.getByRole("form", { name: "Add a silence" });
+  await form.getByLabel("Matchers").fill('alertname="AlwaysOn", severity=~"warn.*"');
+  await form.getByLabel("Comment").fill("maintenance window");
+  await form.getByRole("button", { name: "Silence" }).click();
+  const table = page.getByRole("table", { name: "Silences" });
+  await table.getByText('alertname="AlwaysOn", severity=~"warn.*"').waitFor();
+  await table.getByText("active").waitFor();
+  // A matcher that does not parse says so.
+  await form.getByLabel("Matchers").fill("not a matcher");
+  await form.getByLabel("Comment").fill("x");
+  await form.getByRole("button", { name: "Silence" }).click();
+  await page.getByRole("alert").getByText(/not a matcher/).waitFor();
+  await table.getByRole("button", { name: "Expire silence maintenance window" }).click();
+  await table.getByText("maintenance window").waitFor({ state: "detached" });
   await page.close();
 });

@@ -10,6 +10,7 @@ import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { chromium } from "playwright-core";
+import { gzipSync } from "node:zlib";
 
 const root = resolve(import.meta.dirname, "../..");
 const bin = process.env.DOZOR_BIN ?? join(root, "target/debug/dozor");
@@ -114,4 +115,17 @@ test("the UI's API calls are refused without a session", async () => {
   const html = await fetch(base + "/some/deep/ui/link");
   assert.equal(html.status, 200);
   assert.match(await html.text(), /<div id="app">/);
+});
+
+test("the initial page load stays under 300 KB of gzipped JavaScript", async () => {
+  const index = await (await fetch(base + "/")).text();
+  const scripts = [...index.matchAll(/<script[^>]+src="([^"]+)"/g)].map((m) => m[1]);
+  assert.ok(scripts.length > 0, index);
+  let total = 0;
+  for (const src of scripts) {
+    const js = Buffer.from(await (await fetch(base + src)).arrayBuffer());
+    total += gzipSync(js, { level: 9 }).length;
+  }
+  console.log(`# bundle: ${(total / 1024).toFixed(1)} KB of gzipped JavaScript`);
+  assert.ok(total < 300 * 1024, `${total} bytes`);
 });

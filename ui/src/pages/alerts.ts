@@ -4,6 +4,7 @@ import { html } from "../html";
 import { can, get, request, type Me } from "../api";
 import { subscribe } from "../live";
 import { RulesSection } from "./rules";
+import { SilencesSection } from "./silences";
 
 interface Alert {
   id: string;
@@ -96,6 +97,7 @@ export function AlertsPage({ me }: { me: Me | null }) {
         </tbody>
       </table>
     </section>
+    <${SilencesSection} me=${me} />
     <${RulesSection} me=${me} />
     <section class="card">
       <h2>History</h2>

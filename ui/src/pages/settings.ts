@@ -26,6 +26,7 @@ export function SettingsPage() {
   const [users, setUsers] = useState<User[]>([]);
   const [tokens, setTokens] = useState<Token[]>([]);
   const [receivers, setReceivers] = useState<string[]>([]);
+  const [routing, setRouting] = useState("");
   const [user, setUser] = useState({ name: "", password: "", role: "viewer" });
   const [token, setToken] = useState({ name: "", scopes: ["read"] as string[] });
   const [secret, setSecret] = useState<string | null>(null);
@@ -44,6 +45,9 @@ export function SettingsPage() {
     fetch("/api/v2/receivers", { headers: { authorization: `Bearer ${s?.access_token}` } })
       .then((r) => (r.ok ? r.json() : []))
       .then((r: { name: string }[]) => setReceivers(r.map((x) => x.name)), () => undefined);
+    fetch("/api/v2/status", { headers: { authorization: `Bearer ${s?.access_token}` } })
+      .then((r) => (r.ok ? r.json() : null))
+      .then((st: { config?: { original?: string } } | null) => setRouting(st?.config?.original ?? ""), () => undefined);
   };
   useEffect(() => {
     load();
@@ -118,8 +122,9 @@ export function SettingsPage() {
       </form>
     </section>
     <section class="card">
-      <h2>Receivers</h2>
+      <h2>Receivers and routes</h2>
       <p class="hint">From alertmanager.yml (secrets are never shown): ${receivers.join(", ") || "none"}</p>
+      ${routing && html`<pre class="context" data-testid="routing">${routing}</pre>`}
     </section>
   `;
 }
