@@ -424,3 +424,61 @@ test("silences: one is added from matchers and expired", async () => {
   await table.getByText("maintenance window").waitFor({ state: "detached" });
   await page.close();
 });
+
+/** Text on the page whose contrast with its background is below WCAG AA (4.5:1, or 3:1
+ * for large text), as "text (ratio)". */
+async function lowContrast(page) {
+  return page.evaluate(() => {
+    const rgb = (c) => (c.match(/[\d.]+/g) ?? []).map(Number);
+    const lum = ([r, g, b]) => {
+      const f = (v) => ((v /= 255) <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4);
+      return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+    };
+    const background = (el) => {
+      for (let e = el; e; e = e.parentElement) {
+        const c = rgb(getComputedStyle(e).backgroundColor);
+        if (c.length === 3 || (c.length === 4 && c[3] > 0.5)) return c.slice(0, 3);
+      }
+      return [255, 255, 255];
+    };
+    const bad = [];
+    for (const el of document.querySelectorAll("body *")) {
+      const own = [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+      const box = el.getBoundingClientRect();
+      if (!own || box.width === 0 || box.height === 0 || el.closest(".uplot")) continue;
+      const style = getComputedStyle(el);
+      if (style.visibility === "hidden" || Number(style.opacity) < 1 || el.closest("button:disabled")) continue;
+      const a = lum(rgb(style.color).slice(0, 3));
+      const b = lum(background(el));
+      const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+      const size = parseFloat(style.fontSize);
+      const large = size >= 24 || (size >= 18.66 && Number(style.fontWeight) >= 700);
+      if (ratio < (large ? 3 : 4.5)) bad.push(`${el.tagName.toLowerCase()} "${el.textContent.trim().slice(0, 30)}" (${ratio.toFixed(2)})`);
+    }
+    return bad;
+  });
+}
+
+test("every page has readable contrast and its controls are reachable by keyboard", async () => {
+  const page = await loggedIn(ADMIN);
+  for (const path of ["/status", "/explore?query=node_load1", "/logs", "/dashboards", "/alerts", "/incidents", "/audit", "/settings"]) {
+    await page.goto(base + path);
+    await page.locator("main.page").waitFor();
+    await new Promise((r) => setTimeout(r, 800));
+    const bad = await lowContrast(page);
+    assert.deepEqual(bad, [], `${path}: low contrast`);
+    // Every button, link, input and select of the page is reached with Tab.
+    const total = await page.locator("main button:visible, main a:visible, main input:visible, main select:visible, main textarea:visible").count();
+    const reached = new Set();
+    for (let i = 0; i < total + 20 && reached.size < total; i++) {
+      await page.keyboard.press("Tab");
+      const tag = await page.evaluate(() => {
+        const a = document.activeElement;
+        return a && a.closest("main") ? [...document.querySelectorAll("main button, main a, main input, main select, main textarea")].indexOf(a) : -1;
+      });
+      if (tag >= 0) reached.add(tag);
+    }
+    assert.equal(reached.size, total, `${path}: ${total - reached.size} controls never got the focus`);
+  }
+  await page.close();
+});
