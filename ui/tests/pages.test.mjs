@@ -96,6 +96,15 @@ test("explore metrics: a PromQL query draws points, and its link brings it back"
   const page = await loggedIn(ADMIN);
   await page.getByRole("navigation", { name: "Pages" }).getByRole("link", { name: "Metrics" }).click();
   await page.waitForURL(/\/explore/);
+  // Completion: metric names, then label names inside braces.
+  const field = page.getByLabel("PromQL expression");
+  await field.fill("");
+  await field.pressSequentially("node_lo");
+  await page.getByRole("list", { name: "Metric names" }).getByRole("button", { name: "node_load1", exact: true }).click();
+  assert.equal(await field.inputValue(), "node_load1");
+  await field.pressSequentially("{inst");
+  await page.getByRole("list", { name: "Label names" }).getByRole("button", { name: "instance", exact: true }).click();
+  assert.equal(await field.inputValue(), "node_load1{instance");
   await page.getByLabel("PromQL expression").fill("node_load1");
   await page.getByLabel("Time range").selectOption("15m");
   await page.getByRole("button", { name: "Run" }).click();
@@ -289,6 +298,16 @@ test("dashboards: import Grafana JSON, render twelve panels over 24 h, share, ed
   await page.getByLabel("Dashboard JSON").fill(JSON.stringify(json));
   await page.getByRole("button", { name: "Save" }).click();
   await page.getByRole("alert").getByText(/widgets\[0\]\.query/).waitFor();
+
+  // Add a panel with the builder's form: it is saved and drawn.
+  await page.getByRole("button", { name: "Cancel" }).click();
+  const add = page.getByRole("form", { name: "Add a panel" });
+  await add.locator("select[name=panel-type]").selectOption("stat");
+  await add.locator("input[name=panel-title]").fill("Hosts reporting");
+  await add.locator("input[name=panel-query]").fill("count(bench_load)");
+  await add.getByRole("button", { name: "Add panel" }).click();
+  const added = page.locator(".panel", { has: page.getByRole("heading", { name: "Hosts reporting" }) });
+  await added.locator(".big").getByText("4.0").waitFor();
 
   // Duplicate: a private copy, the caller's.
   await page.getByRole("button", { name: "Duplicate" }).click();

@@ -137,6 +137,7 @@ function DashboardView({ id, me }: { id: string; me: Me | null }) {
   const [options, setOptions] = useState<Record<string, string[]>>({});
   const [tick, setTick] = useState(0);
   const [editing, setEditing] = useState<string | null>(null);
+  const [panel, setPanel] = useState<Widget>({ type: "graph", title: "", query: "" });
   const [error, setError] = useState<string | null>(null);
   const writer = can(me, "write") && (d?.owner === me?.actor || can(me, "admin"));
 
@@ -241,6 +242,21 @@ function DashboardView({ id, me }: { id: string; me: Me | null }) {
           <button type="submit">Save</button> <button type="button" class="link" onClick=${() => setEditing(null)}>Cancel</button>
         </form>`}
     </section>
+    ${writer && html`<section class="card">
+      <form class="filters" aria-label="Add a panel" onSubmit=${(e: Event) => {
+        e.preventDefault();
+        const w: Widget = { type: panel.type, title: panel.title };
+        if (panel.type !== "alert-list") w.query = panel.query;
+        save({ ...d, widgets: [...d.widgets, w] }).then(() => setPanel({ type: panel.type, title: "", query: "" }));
+      }}>
+        <label>Panel <select name="panel-type" value=${panel.type} onChange=${(e: any) => setPanel({ ...panel, type: e.currentTarget.value })}>
+          ${["graph", "stat", "gauge", "table", "logs", "alert-list"].map((t) => html`<option value=${t}>${t}</option>`)}</select></label>
+        <label>Title <input name="panel-title" value=${panel.title} onInput=${(e: any) => setPanel({ ...panel, title: e.currentTarget.value })} /></label>
+        ${panel.type !== "alert-list" && html`<label class="grow">Query (${panel.type === "logs" ? "LogQL" : "PromQL"})
+          <input name="panel-query" value=${panel.query} onInput=${(e: any) => setPanel({ ...panel, query: e.currentTarget.value })} required /></label>`}
+        <button type="submit">Add panel</button>
+      </form>
+    </section>`}
     <section class="panels" data-testid="panels">
       ${d.widgets.map((w, i) => html`<${Panel} key=${i} widget=${w} span=${span} vars=${vars} tick=${tick} />`)}
     </section>
