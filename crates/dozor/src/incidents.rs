@@ -142,6 +142,7 @@ impl Incidents {
         if !self.policy.opens(n) && !self.open_groups().contains(&key) {
             return Ok(());
         }
+        let mut opened = false;
         let mut incident = match self
             .store
             .open_incident_of_group(tenant, &n.group_key)
@@ -178,21 +179,7 @@ impl Incidents {
                 tracing::info!(%tenant, incident = %i.id, title = %i.title, "incident opened");
                 self.open_groups().insert(key.clone());
                 self.audit(tenant, "incident.open", &i.id, &i.title).await;
-                let me = Arc::clone(self);
-                let (t, id, n) = (tenant.clone(), i.id.clone(), n.clone());
-                tokio::spawn(async move {
-                    if let Err(e) = me.collect(&t, &id, &n).await {
-                        tracing::warn!(tenant = %t, incident = %id, error = %e, "cannot collect an incident's context");
-                    }
-                    if me.recollect_after.is_zero() {
-                        return;
-                    }
-                    // Not kept across a restart: the context of the opening stays.
-                    tokio::time::sleep(me.recollect_after).await;
-                    if let Err(e) = me.collect(&t, &id, &n).await {
-                        tracing::warn!(tenant = %t, incident = %id, error = %e, "cannot collect an incident's context again");
-                    }
-                });
+                opened = true;
                 i
             }
             None => {
@@ -226,6 +213,24 @@ impl Incidents {
             self.store
                 .add_incident_event(tenant, &incident.id, &ev)
                 .await?;
+        }
+        if opened {
+            // After the alert entries, so the timeline reads: the alerts, then their context.
+            let me = Arc::clone(self);
+            let (t, id, n) = (tenant.clone(), incident.id.clone(), n.clone());
+            tokio::spawn(async move {
+                if let Err(e) = me.collect(&t, &id, &n).await {
+                    tracing::warn!(tenant = %t, incident = %id, error = %e, "cannot collect an incident's context");
+                }
+                if me.recollect_after.is_zero() {
+                    return;
+                }
+                // Not kept across a restart: the context of the opening stays.
+                tokio::time::sleep(me.recollect_after).await;
+                if let Err(e) = me.collect(&t, &id, &n).await {
+                    tracing::warn!(tenant = %t, incident = %id, error = %e, "cannot collect an incident's context again");
+                }
+            });
         }
         if n.status() == "resolved" && incident.status != "resolved" {
             let now = now_ms();
