@@ -5,15 +5,11 @@
 // scope neither sees nor reaches the audit page. Screenshots go to target/ui-screenshots/.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import { chromium } from "playwright-core";
+import { join } from "node:path";
+import { launchBrowser, shots, startDozor, stopDozor } from "./dozor.mjs";
 
-const root = resolve(import.meta.dirname, "../..");
-const bin = process.env.DOZOR_BIN ?? join(root, "target/debug/dozor");
-const shots = join(root, "target/ui-screenshots");
 const ADMIN = ["admin", "dozor-demo"];
 const VIEWER = ["vera", "viewer-password-2026"];
 let server, browser, base, dir, adminToken;
@@ -28,30 +24,13 @@ async function api(method, path, body, token = adminToken) {
 }
 
 before(async () => {
-  mkdirSync(shots, { recursive: true });
   dir = mkdtempSync(join(tmpdir(), "dozor-ui-pages-"));
   writeFileSync(
     join(dir, "rules.yml"),
     "groups:\n  - name: ui\n    rules:\n      - alert: AlwaysOn\n        expr: vector(1) > 0\n        labels: {severity: warning}\n        annotations: {summary: 'fires for the UI test'}\n",
   );
   writeFileSync(join(dir, "dozor.yml"), "rules:\n  evaluation_interval: 1s\n  files: [rules.yml]\n");
-  server = spawn(bin, ["demo", "--config", join(dir, "dozor.yml"), "--data-dir", join(dir, "data"), "--listen", "127.0.0.1:0"], {
-    env: { ...process.env, DOZOR_LOG: "warn" },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  base = await new Promise((ok, fail) => {
-    let out = "";
-    server.stdout.on("data", (d) => {
-      out += d;
-      const m = out.match(/listening on (http:\/\/[\d.:]+)/);
-      if (m) ok(m[1]);
-    });
-    server.on("exit", (code) => fail(new Error(`dozor exited early with ${code}`)));
-  });
-  for (let i = 0; i < 100; i++) {
-    if ((await fetch(base + "/readyz").catch(() => null))?.ok) break;
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  ({ server, base } = await startDozor(["demo", "--config", join(dir, "dozor.yml"), "--data-dir", join(dir, "data")], {}));
   const login = await fetch(base + "/api/v1/auth/login", {
     method: "POST",
     headers: { "content-type": "application/json" },
@@ -60,19 +39,12 @@ before(async () => {
   adminToken = (await login.json()).data.access_token;
   const made = await api("POST", "/api/v1/users", { name: VIEWER[0], password: VIEWER[1], role: "viewer" });
   assert.ok(made.status < 300, JSON.stringify(made.body));
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  browser = await launchBrowser();
 });
 
 after(async () => {
   await browser?.close();
-  if (server && server.exitCode === null) {
-    const exited = new Promise((r) => server.once("exit", r));
-    server.kill("SIGTERM");
-    await exited;
-  }
+  await stopDozor(server);
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 

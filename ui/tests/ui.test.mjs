@@ -5,60 +5,24 @@
 // Screenshots go to target/ui-screenshots/.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import { chromium } from "playwright-core";
+import { join } from "node:path";
 import { gzipSync } from "node:zlib";
+import { launchBrowser, shots, startDozor, stopDozor } from "./dozor.mjs";
 
-const root = resolve(import.meta.dirname, "../..");
-const bin = process.env.DOZOR_BIN ?? join(root, "target/debug/dozor");
-const shots = join(root, "target/ui-screenshots");
 const password = "ui-test-password";
 let server, browser, base, dataDir;
 
-async function waitForReady(url, ms) {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    try {
-      if ((await fetch(url + "/readyz")).ok) return;
-    } catch {}
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`dozor did not become ready at ${url}`);
-}
-
 before(async () => {
-  mkdirSync(shots, { recursive: true });
   dataDir = mkdtempSync(join(tmpdir(), "dozor-ui-"));
-  server = spawn(bin, ["serve", "--data-dir", dataDir, "--listen", "127.0.0.1:0"], {
-    env: { ...process.env, DOZOR_ADMIN_PASSWORD: password, DOZOR_LOG: "warn" },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  base = await new Promise((resolveAddr, reject) => {
-    let out = "";
-    server.stdout.on("data", (d) => {
-      out += d;
-      const m = out.match(/listening on (http:\/\/[\d.:]+)/);
-      if (m) resolveAddr(m[1]);
-    });
-    server.on("exit", (code) => reject(new Error(`dozor exited early with ${code}`)));
-  });
-  await waitForReady(base, 10_000);
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  ({ server, base } = await startDozor(["serve", "--data-dir", dataDir], { DOZOR_ADMIN_PASSWORD: password }));
+  browser = await launchBrowser();
 });
 
 after(async () => {
   await browser?.close();
-  if (server && server.exitCode === null) {
-    const exited = new Promise((r) => server.once("exit", r));
-    server.kill("SIGTERM");
-    await exited;
-  }
+  await stopDozor(server);
   if (dataDir) rmSync(dataDir, { recursive: true, force: true });
 });
 

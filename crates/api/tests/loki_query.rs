@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::http::StatusCode;
@@ -329,17 +328,7 @@ async fn bad_queries_are_400s_and_tenants_stay_apart() {
 async fn tail_streams_new_lines_over_a_websocket() {
     let app = common::app().await;
     let admin = app.bearer("admin", ADMIN_PASSWORD).await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let router = app.router.clone();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .unwrap();
-    });
+    let addr = app.listen().await;
     let now = dozor_model::time::now_ms() / 1000;
     ingest(&app, &admin, &[json!({"_time": now - 5, "service": "shop", "level": "error", "_msg": "before the tail"})]).await;
 

@@ -8,7 +8,6 @@
 mod common;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::http::StatusCode;
@@ -253,17 +252,7 @@ async fn each_role_reads_only_its_part_of_metrics_and_logs() {
 #[tokio::test]
 async fn the_live_tail_streams_only_a_developers_services() {
     let app = setup().await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let router = app.router.clone();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .unwrap();
-    });
+    let addr = app.listen().await;
     let dev = app.bearer("dev", PASSWORD).await;
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let query = q(&[

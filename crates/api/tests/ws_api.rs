@@ -20,21 +20,6 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn serve(app: &common::TestApp) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let router = app.router.clone();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .unwrap();
-    });
-    addr
-}
-
 /// A socket authenticated the browser's way: the token as a sub-protocol.
 async fn connect(addr: SocketAddr, bearer: &str) -> Socket {
     let mut req = format!("ws://{addr}/api/v1/ws")
@@ -89,7 +74,7 @@ async fn subscriptions_stream_queries_and_alerts_and_mistakes_are_answered() {
         &[(now - 1000, 4.0)],
     );
     let admin = app.bearer("admin", common::ADMIN_PASSWORD).await;
-    let addr = serve(&app).await;
+    let addr = app.listen().await;
     let mut ws = connect(addr, &admin).await;
 
     send(&mut ws, json!({"type": "subscribe", "id": "total", "channel": "metrics", "query": "sum(orders)", "every": "1s"})).await;
@@ -232,7 +217,7 @@ async fn subscriptions_stream_queries_and_alerts_and_mistakes_are_answered() {
 #[tokio::test]
 async fn the_socket_needs_credentials() {
     let app = common::app().await;
-    let addr = serve(&app).await;
+    let addr = app.listen().await;
     let req = format!("ws://{addr}/api/v1/ws")
         .into_client_request()
         .unwrap();

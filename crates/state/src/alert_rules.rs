@@ -131,18 +131,11 @@ impl Store {
 
     /// Deletes a rule; whether it existed.
     pub async fn delete_alert_rule(&self, tenant: &TenantId, id: &str) -> Result<bool, StateError> {
-        let what = "delete an alert rule";
-        let done = self
-            .scoped(RowScope::Tenant(tenant), what, async |conn| {
-                sqlx::query("DELETE FROM alert_rules WHERE tenant = $1 AND id = $2")
-                    .bind(tenant.as_str())
-                    .bind(id)
-                    .execute(conn)
-                    .await
-                    .map_err(StateError::query(what))
-            })
-            .await?;
-        Ok(done.rows_affected() > 0)
+        let sql = "DELETE FROM alert_rules WHERE tenant = $1 AND id = $2";
+        Ok(self
+            .tenant_execute(tenant, "delete an alert rule", sql, &[id])
+            .await?
+            > 0)
     }
 
     /// One rule.
@@ -151,43 +144,18 @@ impl Store {
         tenant: &TenantId,
         id: &str,
     ) -> Result<Option<StoredRule>, StateError> {
-        let what = "read an alert rule";
-        let row = self
-            .scoped(RowScope::Tenant(tenant), what, async |conn| {
-                sqlx::query(&format!(
-                    "SELECT {COLUMNS} FROM alert_rules WHERE tenant = $1 AND id = $2"
-                ))
-                .bind(tenant.as_str())
-                .bind(id)
-                .fetch_optional(conn)
-                .await
-                .map_err(StateError::query(what))
-            })
+        let sql = format!("SELECT {COLUMNS} FROM alert_rules WHERE tenant = $1 AND id = $2");
+        let rows = self
+            .tenant_rows(tenant, "read an alert rule", &sql, &[id], stored)
             .await?;
-        row.as_ref()
-            .map(stored)
-            .transpose()
-            .map_err(StateError::query(what))
+        Ok(rows.into_iter().next())
     }
 
     /// A tenant's rules, by name.
     pub async fn alert_rules(&self, tenant: &TenantId) -> Result<Vec<StoredRule>, StateError> {
-        let what = "list alert rules";
-        let rows = self
-            .scoped(RowScope::Tenant(tenant), what, async |conn| {
-                sqlx::query(&format!(
-                    "SELECT {COLUMNS} FROM alert_rules WHERE tenant = $1 ORDER BY name, id"
-                ))
-                .bind(tenant.as_str())
-                .fetch_all(conn)
-                .await
-                .map_err(StateError::query(what))
-            })
-            .await?;
-        rows.iter()
-            .map(stored)
-            .collect::<Result<_, _>>()
-            .map_err(StateError::query(what))
+        let sql = format!("SELECT {COLUMNS} FROM alert_rules WHERE tenant = $1 ORDER BY name, id");
+        self.tenant_rows(tenant, "list alert rules", &sql, &[], stored)
+            .await
     }
 
     /// The tenants that have rules (a server loads their rules at start).

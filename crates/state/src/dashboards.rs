@@ -149,18 +149,11 @@ impl Store {
 
     /// Deletes a dashboard; whether it existed.
     pub async fn delete_dashboard(&self, tenant: &TenantId, id: &str) -> Result<bool, StateError> {
-        let what = "delete a dashboard";
-        let done = self
-            .scoped(RowScope::Tenant(tenant), what, async |conn| {
-                sqlx::query("DELETE FROM dashboards WHERE tenant = $1 AND id = $2")
-                    .bind(tenant.as_str())
-                    .bind(id)
-                    .execute(conn)
-                    .await
-                    .map_err(StateError::query(what))
-            })
-            .await?;
-        Ok(done.rows_affected() > 0)
+        let sql = "DELETE FROM dashboards WHERE tenant = $1 AND id = $2";
+        Ok(self
+            .tenant_execute(tenant, "delete a dashboard", sql, &[id])
+            .await?
+            > 0)
     }
 
     /// One dashboard.
@@ -169,23 +162,11 @@ impl Store {
         tenant: &TenantId,
         id: &str,
     ) -> Result<Option<StoredDashboard>, StateError> {
-        let what = "read a dashboard";
-        let row = self
-            .scoped(RowScope::Tenant(tenant), what, async |conn| {
-                sqlx::query(&format!(
-                    "SELECT {COLUMNS} FROM dashboards WHERE tenant = $1 AND id = $2"
-                ))
-                .bind(tenant.as_str())
-                .bind(id)
-                .fetch_optional(conn)
-                .await
-                .map_err(StateError::query(what))
-            })
+        let sql = format!("SELECT {COLUMNS} FROM dashboards WHERE tenant = $1 AND id = $2");
+        let rows = self
+            .tenant_rows(tenant, "read a dashboard", &sql, &[id], stored)
             .await?;
-        row.as_ref()
-            .map(stored)
-            .transpose()
-            .map_err(StateError::query(what))
+        Ok(rows.into_iter().next())
     }
 
     /// A tenant's dashboards by name: those `owner` made and the shared ones (`None`:
@@ -195,28 +176,20 @@ impl Store {
         tenant: &TenantId,
         owner: Option<&str>,
     ) -> Result<Vec<StoredDashboard>, StateError> {
-        let what = "list dashboards";
-        let rows = self
-            .scoped(RowScope::Tenant(tenant), what, async |conn| {
-                let sql = match owner {
-                    Some(_) => format!(
-                        "SELECT {COLUMNS} FROM dashboards WHERE tenant = $1 \
-                         AND (owner = $2 OR shared = 1) ORDER BY name, id"
-                    ),
-                    None => format!(
-                        "SELECT {COLUMNS} FROM dashboards WHERE tenant = $1 ORDER BY name, id"
-                    ),
-                };
-                let mut q = sqlx::query(&sql).bind(tenant.as_str());
-                if let Some(o) = owner {
-                    q = q.bind(o);
-                }
-                q.fetch_all(conn).await.map_err(StateError::query(what))
-            })
-            .await?;
-        rows.iter()
-            .map(stored)
-            .collect::<Result<_, _>>()
-            .map_err(StateError::query(what))
+        let (sql, args) = match owner {
+            Some(o) => (
+                format!(
+                    "SELECT {COLUMNS} FROM dashboards WHERE tenant = $1 \
+                     AND (owner = $2 OR shared = 1) ORDER BY name, id"
+                ),
+                vec![o],
+            ),
+            None => (
+                format!("SELECT {COLUMNS} FROM dashboards WHERE tenant = $1 ORDER BY name, id"),
+                Vec::new(),
+            ),
+        };
+        self.tenant_rows(tenant, "list dashboards", &sql, &args, stored)
+            .await
     }
 }

@@ -104,6 +104,51 @@ impl Store {
         Ok(out)
     }
 
+    /// The rows `sql` selects in `tenant` (`$1`, then `args` as `$2`…, all text), each
+    /// read by `map`: the common shape of a tenant table's reads.
+    pub(crate) async fn tenant_rows<T>(
+        &self,
+        tenant: &TenantId,
+        what: &'static str,
+        sql: &str,
+        args: &[&str],
+        map: fn(&sqlx::any::AnyRow) -> Result<T, sqlx::Error>,
+    ) -> Result<Vec<T>, StateError> {
+        let rows = self
+            .scoped(RowScope::Tenant(tenant), what, async |conn| {
+                let mut q = sqlx::query(sql).bind(tenant.as_str());
+                for a in args {
+                    q = q.bind(*a);
+                }
+                q.fetch_all(conn).await.map_err(StateError::query(what))
+            })
+            .await?;
+        rows.iter()
+            .map(map)
+            .collect::<Result<_, _>>()
+            .map_err(StateError::query(what))
+    }
+
+    /// Runs `sql` in `tenant` (`$1`, then `args` as `$2`…, all text); the rows it touched.
+    pub(crate) async fn tenant_execute(
+        &self,
+        tenant: &TenantId,
+        what: &'static str,
+        sql: &str,
+        args: &[&str],
+    ) -> Result<u64, StateError> {
+        let done = self
+            .scoped(RowScope::Tenant(tenant), what, async |conn| {
+                let mut q = sqlx::query(sql).bind(tenant.as_str());
+                for a in args {
+                    q = q.bind(*a);
+                }
+                q.execute(conn).await.map_err(StateError::query(what))
+            })
+            .await?;
+        Ok(done.rows_affected())
+    }
+
     /// Limits the rest of the transaction open on `conn` to `scope` (PostgreSQL only).
     pub(crate) async fn set_scope(
         &self,

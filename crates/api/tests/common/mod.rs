@@ -148,6 +148,23 @@ impl TestApp {
             .unwrap();
     }
 
+    /// Serves the router on a free local port (for WebSockets and real sockets); its
+    /// address.
+    pub async fn listen(&self) -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let router = self.router.clone();
+        tokio::spawn(async move {
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .await
+            .unwrap();
+        });
+        addr
+    }
+
     /// Sends a request; `auth` is a full `Authorization` header value.
     pub async fn call(
         &self,
