@@ -359,8 +359,12 @@ test("the shipped Host and Dozor dashboards are added and draw", async () => {
   await page.close();
 });
 
-test("the overview shows health and the firing alert", async () => {
+test("the overview shows health, the firing alert and the top error clusters", async () => {
+  const now = Math.floor(Date.now() / 1000);
+  const errors = [...Array(6).keys()].map((i) => JSON.stringify({ _time: now - 30 + i, service: "billing", level: "error", _msg: `invoice ${4000 + i} rejected by the bank` })).join("\n");
+  assert.equal((await api("POST", "/api/v1/logs/ingest", errors)).status, 200);
   const page = await loggedIn(ADMIN);
+  await page.getByRole("table", { name: "Error clusters" }).getByText("invoice <*> rejected by the bank").waitFor({ timeout: 20_000 });
   await page.getByTestId("health").getByText(/^(ok|degraded|down)$/).waitFor();
   await page.waitForFunction(() => Number(document.querySelector("[data-testid=firing] b")?.textContent) >= 1, null, { timeout: 30_000 });
   await page.close();

@@ -37,12 +37,17 @@ function Overview() {
   const [health, setHealth] = useState<Health | null>(null);
   const [firing, setFiring] = useState<number | null>(null);
   const [ingest, setIngest] = useState<number | null>(null);
+  const [clusters, setClusters] = useState<{ id: string; template: string; count: number; services: string[] }[]>([]);
   useEffect(() => {
     let stop = false;
     const tick = () => {
       get<Health>("/api/v1/health").then((h) => !stop && setHealth(h), () => undefined);
       get<{ alerts: { state: string }[] }>("/api/v1/alerts").then(
         (a) => !stop && setFiring(a.alerts.filter((x) => x.state === "firing").length),
+        () => undefined,
+      );
+      get<{ clusters: { id: string; template: string; count: number; services: string[] }[] }>("/api/v1/ai/error-clusters?limit=5").then(
+        (c) => !stop && setClusters(c.clusters),
         () => undefined,
       );
       get<{ result: { value: [number, string] }[] }>("/api/v1/query?query=" + encodeURIComponent("sum(rate(dozor_source_records_total[5m]))")).then(
@@ -63,6 +68,13 @@ function Overview() {
         <small>${health ? `${health.services.ok} of ${health.services.total} services ok` : ""}</small></div>
       <div class="card stat" data-testid="firing"><h3>Firing alerts</h3><b>${firing ?? "…"}</b></div>
       <div class="card stat"><h3>Records in / s</h3><b>${ingest === null ? "…" : short(ingest)}</b><small>from sources, 5 min</small></div>
+    </section>
+    <section class="card">
+      <h2>Top error clusters, last 24 h</h2>
+      <table class="grid" aria-label="Error clusters">
+        <tbody>${clusters.map((c) => html`<tr><td class="num">${c.count}</td><td><code>${c.template}</code></td><td><small>${c.services.join(", ")}</small></td></tr>`)}</tbody>
+      </table>
+      ${clusters.length === 0 && html`<p class="hint">No error repeated five times.</p>`}
     </section>
   `;
 }

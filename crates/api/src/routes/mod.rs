@@ -2,6 +2,7 @@
 //! `register(Registry) -> Registry`.
 
 mod admin;
+mod ai;
 pub mod alert_rules;
 pub mod alertmanager;
 mod alerts;
@@ -64,5 +65,6 @@ pub fn registry() -> Registry {
     let r = grafana::register(r);
     let r = admin::register(r);
     let r = ws::register(r);
+    let r = ai::register(r);
     audit::register(r)
 }

@@ -1,0 +1,215 @@
+//! `GET /api/v1/ai/error-clusters` (seed 000's error clustering): the tenant's error lines
+//! of a recent window, grouped by `dozor_detect`'s template miner — each cluster with its
+//! template, how many lines, first and last seen, a few sample lines, and the services and
+//! registers it touched, as the caller's role sees the logs.
+//!
+//! Parameters: `query`, a LogQL log query choosing the lines (default
+//! `{level=~"error|critical|fatal"}`); `since`, how far back (default `24h`, at most `7d`);
+//! `min_cluster_size` (seed 000's, default 5); `limit`, clusters returned (default 50, at
+//! most 500). At most 100,000 lines are read, newest first; the answer says how many
+//! were. A cluster's `id` is a hash of its template, so the same kind of error keeps its id
+//! from one call to the next. Audited as a log read.
+
+use std::collections::{BTreeSet, HashMap};
+
+use axum::extract::State;
+use axum::http::Method;
+use axum::response::IntoResponse;
+use dozor_detect::logtemplate::{Config, TemplateMiner};
+use dozor_logs::Direction;
+use dozor_logs::logql;
+use dozor_model::Scope;
+use dozor_model::time::now_ms;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::error::success;
+use crate::params::Params;
+use crate::policy::{Policy, Registry};
+use crate::routes::loki_query::audit_log_read;
+use crate::routes::rules::time;
+use crate::{ApiError, AppState, ClientAddr, Principal};
+
+/// Lines read at most.
+const MAX_LINES: usize = 100_000;
+/// Sample lines kept per cluster.
+const SAMPLES: usize = 3;
+/// Stream labels that name a cash register (or another device) in the answer.
+const DEVICE_LABELS: [&str; 3] = ["register", "kkt_id", "device"];
+
+pub(crate) fn register(r: Registry) -> Registry {
+    r.route(
+        Method::GET,
+        "/api/v1/ai/error-clusters",
+        Policy::Scope(Scope::Read),
+        error_clusters,
+    )
+}
+
+/// What is gathered per shape of line.
+#[derive(Default)]
+struct Seen {
+    count: u64,
+    first_ns: i64,
+    last_ns: i64,
+    samples: Vec<(i64, String)>,
+    services: BTreeSet<String>,
+    devices: BTreeSet<String>,
+}
+
+async fn error_clusters(
+    State(state): State<AppState>,
+    principal: Principal,
+    ClientAddr(source): ClientAddr,
+    params: Params,
+) -> Result<impl IntoResponse, ApiError> {
+    let query = params
+        .get("query")
+        .filter(|q| !q.trim().is_empty())
+        .unwrap_or(r#"{level=~"error|critical|fatal"}"#)
+        .to_owned();
+    let log = match logql::parse(&query) {
+        Ok(logql::Expr::Log(log)) => log,
+        Ok(logql::Expr::Metric(_)) => {
+            return Err(ApiError::bad_data(
+                "invalid parameter \"query\": a log query, not a metric query",
+            ));
+        }
+        Err(e) => {
+            return Err(ApiError::bad_data(format!(
+                "invalid parameter \"query\": {e}"
+            )));
+        }
+    };
+    let since = params.duration("since")?.unwrap_or(24 * 3_600_000);
+    if !(60_000..=7 * 24 * 3_600_000).contains(&since) {
+        return Err(ApiError::bad_data(
+            "invalid parameter \"since\": from 1m to 7d",
+        ));
+    }
+    let number = |name: &str, default: u64, max: u64| -> Result<u64, ApiError> {
+        match params.get(name).filter(|v| !v.is_empty()) {
+            None => Ok(default),
+            Some(v) => v
+                .parse::<u64>()
+                .ok()
+                .filter(|n| (1..=max).contains(n))
+                .ok_or_else(|| {
+                    ApiError::bad_data(format!(
+                        "invalid parameter \"{name}\": a whole number from 1 to {max}"
+                    ))
+                }),
+        }
+    };
+    let min_size = number("min_cluster_size", 5, 1_000_000)?;
+    let limit = usize::try_from(number("limit", 50, 500)?).unwrap_or(50);
+    let end = now_ms();
+    let range = logql::Range {
+        start_ns: (end - since).saturating_mul(1_000_000),
+        end_ns: end.saturating_mul(1_000_000),
+        step_ns: 0,
+        limit: MAX_LINES,
+        direction: Direction::Backward,
+    };
+    let reader = state.log_reader(&principal)?;
+    let (lines, mut clusters) = tokio::task::spawn_blocking(move || {
+        let mut stats = logql::Stats::default();
+        let lines = match &reader {
+            Some(r) => logql::select_lines(r, &log, range, &mut stats)?,
+            None => Vec::new(),
+        };
+        let mut miner = TemplateMiner::new(Config::default());
+        let mut shapes: HashMap<_, Seen> = HashMap::new();
+        for l in &lines {
+            let seen = shapes.entry(miner.push(&l.line)).or_default();
+            seen.count += 1;
+            if seen.count == 1 || l.time_ns < seen.first_ns {
+                seen.first_ns = l.time_ns;
+            }
+            seen.last_ns = seen.last_ns.max(l.time_ns);
+            if seen.samples.len() < SAMPLES {
+                seen.samples.push((l.time_ns, l.line.clone()));
+            }
+            let service = l.labels.get("service");
+            if !service.is_empty() {
+                seen.services.insert(service.to_owned());
+            }
+            for name in DEVICE_LABELS {
+                let d = l.labels.get(name);
+                if !d.is_empty() {
+                    seen.devices.insert(d.to_owned());
+                }
+            }
+        }
+        // Shapes into the miner's clusters.
+        let found = miner.clusters();
+        let mut by_cluster: HashMap<usize, Seen> = HashMap::new();
+        for (shape, seen) in shapes {
+            let Some(c) = found.cluster_of(shape) else {
+                continue;
+            };
+            let into = by_cluster.entry(c).or_default();
+            if into.count == 0 || seen.first_ns < into.first_ns {
+                into.first_ns = seen.first_ns;
+            }
+            into.count += seen.count;
+            into.last_ns = into.last_ns.max(seen.last_ns);
+            into.samples.extend(seen.samples);
+            into.services.extend(seen.services);
+            into.devices.extend(seen.devices);
+        }
+        let templates = found.templates().to_vec();
+        let clusters: Vec<(String, Seen)> = by_cluster
+            .into_iter()
+            .filter_map(|(c, s)| templates.get(c).map(|(t, _)| (t.clone(), s)))
+            .collect();
+        Ok::<_, logql::EvalError>((lines.len(), clusters))
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(|e| match e {
+        logql::EvalError::Bad(m) => ApiError::bad_data(format!("invalid parameter \"query\": {m}")),
+        logql::EvalError::Store(e) => ApiError::internal(e),
+    })?;
+    audit_log_read(
+        &state,
+        &principal,
+        source,
+        "logs.error_clusters",
+        &query,
+        "lines",
+        u64::try_from(lines).unwrap_or(u64::MAX),
+    )
+    .await?;
+    clusters.retain(|(_, s)| s.count >= min_size);
+    clusters.sort_by(|a, b| b.1.count.cmp(&a.1.count).then_with(|| a.0.cmp(&b.0)));
+    let total = clusters.len();
+    let out: Vec<_> = clusters
+        .into_iter()
+        .take(limit)
+        .map(|(template, mut s)| {
+            s.samples.sort_by_key(|(t, _)| std::cmp::Reverse(*t));
+            s.samples.truncate(SAMPLES);
+            let ms = |ns: i64| ns / 1_000_000;
+            json!({
+                "id": hex::encode(&Sha256::digest(template.as_bytes())[..8]),
+                "template": template,
+                "count": s.count,
+                "firstSeen": time(Some(ms(s.first_ns))),
+                "lastSeen": time(Some(ms(s.last_ns))),
+                "samples": s.samples.into_iter().map(|(_, l)| l).collect::<Vec<_>>(),
+                "services": s.services,
+                "registers": s.devices,
+            })
+        })
+        .collect();
+    Ok(success(json!({
+        "clusters": out,
+        "total": total,
+        "linesScanned": lines,
+        "truncated": lines >= MAX_LINES,
+        "since": time(Some(end - since)),
+        "query": query,
+        "minClusterSize": min_size,
+    })))
+}
