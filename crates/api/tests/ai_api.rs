@@ -133,3 +133,117 @@ async fn error_lines_cluster_by_template_with_their_services_and_registers() {
             .any(|r| r["action"] == "logs.error_clusters")
     );
 }
+
+#[tokio::test]
+async fn recommendations_name_noisy_flapping_misplaced_and_missing_rules() {
+    let app = common::app().await;
+    let admin = app.bearer("admin", common::ADMIN_PASSWORD).await;
+    let store = app.state.store();
+    let tenant = dozor_model::TenantId::default_tenant();
+    let now = dozor_model::time::now_ms();
+    let labels = json!({"alertname": "x"});
+    // "Chatty" fired 80 times in the week, each for an hour; "Flappy" 4 times, a minute each.
+    for (rule, n, lasts_ms) in [("Chatty", 80, 3_600_000), ("Flappy", 4, 60_000)] {
+        for i in 0..n {
+            let fp = format!("{rule}-{i}");
+            let fired = now - 6 * 86_400_000 + i64::from(i) * 3_600_000;
+            store
+                .alert_fired(
+                    &tenant,
+                    &dozor_state::alerts::FiredAlert {
+                        fingerprint: &fp,
+                        rule,
+                        rule_group: "g",
+                        labels: &labels,
+                        annotations: &json!({}),
+                        value: 1.0,
+                        active_ms: fired,
+                        fired_ms: fired,
+                    },
+                )
+                .await
+                .unwrap();
+            store
+                .alert_resolved(&tenant, &fp, fired + lasts_ms, "rules", None)
+                .await
+                .unwrap();
+        }
+    }
+    // A CPU that is mostly at 0.8, watched by a rule at 0.5; and a failure metric no rule
+    // watches.
+    let samples: Vec<(i64, f64)> = (0..2016)
+        .map(|i| {
+            (
+                now - 7 * 86_400_000 + i * 300_000,
+                if i % 10 == 0 { 0.3 } else { 0.8 },
+            )
+        })
+        .collect();
+    app.append(
+        "default",
+        &[("__name__", "cpu_busy"), ("host", "a")],
+        &samples,
+    );
+    app.append(
+        "default",
+        &[("__name__", "payment_errors_total")],
+        &[(now - 1000, 3.0)],
+    );
+    let rule = json!({"name": "busy", "condition": {"type": "threshold", "metric": "cpu_busy", "operator": ">", "value": 0.5}, "severity": "warning"});
+    let (s, _) = app
+        .call("POST", "/api/v1/alerts/rules", Some(&admin), Some(rule))
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+
+    let (s, body) = app
+        .call(
+            "GET",
+            "/api/v1/ai/alert-recommendations",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let recs = body["data"]["recommendations"].as_array().unwrap();
+    let of = |kind: &str| {
+        recs.iter()
+            .filter(|r| r["kind"] == kind)
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let noisy = of("noisy");
+    assert_eq!(noisy.len(), 1, "{body}");
+    assert_eq!(noisy[0]["rule"], "Chatty");
+    let flapping = of("flapping");
+    assert_eq!(flapping.len(), 1, "{body}");
+    assert_eq!(
+        (
+            flapping[0]["rule"].as_str(),
+            flapping[0]["shorterThan5m"].as_u64()
+        ),
+        (Some("Flappy"), Some(4))
+    );
+    let threshold = of("threshold");
+    assert_eq!(threshold.len(), 1, "{body}");
+    assert_eq!(threshold[0]["rule"], "busy");
+    assert!(
+        (threshold[0]["suggested"].as_f64().unwrap() - 0.8).abs() < 1e-9,
+        "{body}"
+    );
+    let uncovered = of("uncovered");
+    assert_eq!(uncovered.len(), 1, "{body}");
+    assert_eq!(uncovered[0]["metric"], "payment_errors_total");
+    // The same data, the same advice.
+    let (_, again) = app
+        .call(
+            "GET",
+            "/api/v1/ai/alert-recommendations",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(
+        again["data"]["recommendations"],
+        body["data"]["recommendations"]
+    );
+}

@@ -44,6 +44,12 @@ pub(crate) fn register(r: Registry) -> Registry {
         Policy::Scope(Scope::Read),
         error_clusters,
     )
+    .route(
+        Method::GET,
+        "/api/v1/ai/alert-recommendations",
+        Policy::Scope(Scope::Read),
+        alert_recommendations,
+    )
 }
 
 /// What is gathered per shape of line.
@@ -212,4 +218,166 @@ async fn error_clusters(
         "query": query,
         "minClusterSize": min_size,
     })))
+}
+
+/// The window recommendations look back over.
+const ADVICE_WINDOW_MS: i64 = 7 * 24 * 3_600_000;
+/// An episode shorter than this counts as a flap.
+const FLAP_MS: i64 = 5 * 60_000;
+/// More firings a day than this make a rule noisy.
+const NOISY_PER_DAY: f64 = 10.0;
+/// Metric names that look like failures, which some rule should watch.
+const FAILURE_WORDS: [&str; 6] = ["error", "fail", "dead_letter", "reject", "timeout", "down"];
+
+/// `GET /api/v1/ai/alert-recommendations` (seed 000's alert advisor), from the last 7
+/// days, deterministic:
+/// - `noisy`: rules that fired more than 10 times a day;
+/// - `flapping`: rules whose episodes mostly ended within 5 minutes;
+/// - `threshold`: structured threshold rules whose threshold the metric's own history
+///   crosses more than 5 % of the time, with the 99th (or 1st) percentile suggested;
+/// - `uncovered`: metrics named like failures that no rule mentions.
+async fn alert_recommendations(
+    State(state): State<AppState>,
+    principal: Principal,
+    ClientAddr(source): ClientAddr,
+) -> Result<impl IntoResponse, ApiError> {
+    crate::routes::series::audit_read_of(
+        &state,
+        &principal,
+        source,
+        "alerts",
+        "recommendations",
+        "",
+    )
+    .await?;
+    let now = now_ms();
+    let mut out = Vec::new();
+
+    // Noisy and flapping rules, from the alert history.
+    let filter = dozor_state::alerts::HistoryFilter {
+        from_ms: Some(now - ADVICE_WINDOW_MS),
+        limit: 10_000,
+        ..Default::default()
+    };
+    let episodes = state
+        .store()
+        .alert_history(&principal.tenant, &filter)
+        .await?;
+    let mut by_rule: std::collections::BTreeMap<&str, (u64, u64)> = Default::default();
+    for e in &episodes {
+        let (n, short) = by_rule.entry(e.rule.as_str()).or_default();
+        *n += 1;
+        if e.resolved_ms.is_some_and(|r| r - e.fired_ms < FLAP_MS) {
+            *short += 1;
+        }
+    }
+    let days = ADVICE_WINDOW_MS as f64 / 86_400_000.0;
+    for (rule, (n, short)) in &by_rule {
+        let per_day = *n as f64 / days;
+        if per_day > NOISY_PER_DAY {
+            out.push(json!({"kind": "noisy", "rule": rule, "firings": n, "perDay": (per_day * 10.0).round() / 10.0,
+                "advice": "raise the threshold, add `for`, or group its alerts"}));
+        }
+        if *short >= 3 && *short * 2 >= *n {
+            out.push(
+                json!({"kind": "flapping", "rule": rule, "firings": n, "shorterThan5m": short,
+                "advice": "add `for: 5m` or `keep_firing_for`, or enable flapping detection"}),
+            );
+        }
+    }
+
+    // Thresholds against the metric's own history.
+    let stored = state.store().alert_rules(&principal.tenant).await?;
+    let mut watched: Vec<String> = Vec::new();
+    for row in &stored {
+        let Ok(spec) = dozor_rules::structured::from_json(row.spec.as_bytes()) else {
+            continue;
+        };
+        if let Ok(r) = spec.compile(&row.id) {
+            watched.push(r.expr);
+        }
+        let dozor_rules::structured::Condition::Threshold(t) = &spec.condition else {
+            continue;
+        };
+        let dozor_rules::structured::Value::Number(limit) = t.value else {
+            continue;
+        };
+        use dozor_rules::structured::Operator;
+        let (q_alarm, q_suggest, above) = match t.operator {
+            Operator::Gt | Operator::Ge => (0.95, 0.99, true),
+            Operator::Lt | Operator::Le => (0.05, 0.01, false),
+            Operator::Eq | Operator::Ne => continue,
+        };
+        let quantile = |q: f64| {
+            let agg = if above { "max" } else { "min" };
+            format!("{agg}(quantile_over_time({q}, ({})[7d:5m]))", t.metric)
+        };
+        let (Some(alarm), Some(suggest)) = (
+            instant_number(&state, &principal, &quantile(q_alarm), now).await,
+            instant_number(&state, &principal, &quantile(q_suggest), now).await,
+        ) else {
+            continue;
+        };
+        let too_often = if above { limit < alarm } else { limit > alarm };
+        if too_often {
+            out.push(json!({"kind": "threshold", "rule": row.name, "metric": t.metric, "threshold": limit,
+                "percentile": if above { 95 } else { 5 }, "value": alarm,
+                "suggested": suggest,
+                "advice": format!("the metric is past {limit} more than 5 % of the time; {} {suggest} would fire on the rarest 1 %",
+                    if above { "above" } else { "below" })}));
+        }
+    }
+
+    // Failure metrics no rule mentions.
+    for g in state.rules().of_tenant(&principal.tenant) {
+        let g = g.lock();
+        watched.extend(g.rules.iter().map(|r| r.rule.expr.clone()));
+    }
+    if let Some(reader) = state.metric_reader(&principal)? {
+        use dozor_tsdb::Queryable as _;
+        let names = tokio::task::spawn_blocking(move || {
+            reader.label_values("__name__", &[], now - ADVICE_WINDOW_MS, now)
+        })
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+        let uncovered = names
+            .iter()
+            .filter(|n| FAILURE_WORDS.iter().any(|w| n.contains(w)))
+            .filter(|n| !watched.iter().any(|e| e.contains(n.as_str())))
+            .take(20);
+        for n in uncovered {
+            out.push(json!({"kind": "uncovered", "metric": n,
+                "advice": "no rule watches this failure metric"}));
+        }
+    }
+    Ok(success(json!({
+        "recommendations": out,
+        "since": time(Some(now - ADVICE_WINDOW_MS)),
+    })))
+}
+
+/// The single number an instant query gives, if it gives one.
+async fn instant_number(
+    state: &AppState,
+    principal: &Principal,
+    query: &str,
+    t: i64,
+) -> Option<f64> {
+    let expr = crate::routes::query::parse_query(query).ok()?;
+    let spec = crate::routes::query::QuerySpec {
+        expr,
+        start: t,
+        end: t,
+        step: 0,
+        instant: true,
+    };
+    let res = crate::routes::query::run(state, principal, state.settings().query, spec)
+        .await
+        .ok()?;
+    match res.value {
+        dozor_promql::Value::Vector(v) => v.first().map(|s| s.v).filter(|v| v.is_finite()),
+        dozor_promql::Value::Scalar { v, .. } => Some(v).filter(|v| v.is_finite()),
+        _ => None,
+    }
 }
