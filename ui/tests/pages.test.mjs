@@ -395,6 +395,16 @@ test("rules: the editor previews what a rule would have fired over the last day,
   await page.getByLabel("Rule JSON").fill(JSON.stringify({ ...rule, condition: { ...rule.condition, operator: "=>" } }));
   await page.getByRole("button", { name: "Preview the last day" }).click();
   await page.getByRole("alert").getByText(/condition\.operator/).waitFor();
+  // The advisor notices a failure metric nobody watches.
+  const now2 = Date.now();
+  const bad = await fetch(base + "/api/v1/import/prometheus", {
+    method: "POST",
+    headers: { authorization: `Bearer ${adminToken}`, "content-type": "text/plain" },
+    body: `checkout_errors_total 3 ${now2}\n`,
+  });
+  assert.ok(bad.ok);
+  await page.reload();
+  await page.getByRole("list", { name: "Rule advice" }).getByText("checkout_errors_total").waitFor({ timeout: 20_000 });
   await page.getByRole("button", { name: "Delete rule DB busy" }).click();
   await page.getByRole("table", { name: "Alert rules" }).getByText("DB busy").waitFor({ state: "detached" });
   await page.close();

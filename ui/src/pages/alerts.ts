@@ -5,6 +5,7 @@ import { can, get, request, type Me } from "../api";
 import { subscribe } from "../live";
 import { RulesSection } from "./rules";
 import { SilencesSection } from "./silences";
+import { AdviceSection } from "./advice";
 
 interface Alert {
   id: string;
@@ -99,6 +100,7 @@ export function AlertsPage({ me }: { me: Me | null }) {
     </section>
     <${SilencesSection} me=${me} />
     <${RulesSection} me=${me} />
+    <${AdviceSection} />
     <section class="card">
       <h2>History</h2>
       <table class="grid" aria-label="Alert history">
