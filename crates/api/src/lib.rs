@@ -31,6 +31,7 @@ pub mod auth;
 mod error;
 pub mod history;
 mod json;
+pub mod llm;
 pub mod oidc;
 pub mod params;
 pub mod policy;
@@ -87,6 +88,8 @@ pub struct ApiSettings {
     pub access: visibility::AccessPolicy,
     /// Login through an OpenID Connect provider (`auth.oidc`); `None`: off.
     pub oidc: Option<Arc<oidc::Oidc>>,
+    /// A language model for summaries (`ai.llm`); `None`: Dozor's own sentences.
+    pub llm: Option<llm::LlmSettings>,
     /// What applications' audit events are kept, and which of their fields are masked
     /// (`audit:`).
     pub audit: routes::audit::AuditPolicy,

@@ -247,3 +247,144 @@ async fn recommendations_name_noisy_flapping_misplaced_and_missing_rules() {
         body["data"]["recommendations"]
     );
 }
+
+/// A local stand-in for the model providers: answers both APIs and keeps each request's
+/// path, headers and body.
+async fn model_stub(
+    fail: bool,
+) -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<(String, axum::http::HeaderMap, Value)>>>,
+) {
+    use axum::extract::State;
+    use axum::http::{HeaderMap, Uri};
+    type Seen = std::sync::Arc<std::sync::Mutex<Vec<(String, HeaderMap, Value)>>>;
+    let seen: Seen = Default::default();
+    async fn answer(
+        State((seen, fail)): State<(Seen, bool)>,
+        uri: Uri,
+        headers: HeaderMap,
+        body: axum::body::Bytes,
+    ) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        seen.lock()
+            .unwrap()
+            .push((uri.path().to_owned(), headers, v));
+        if fail {
+            return (StatusCode::INTERNAL_SERVER_ERROR, "overloaded").into_response();
+        }
+        let text = "Payments fail in the shop; the fiscal drives are filling up.";
+        let body = if uri.path().ends_with("/chat/completions") {
+            json!({"choices": [{"message": {"role": "assistant", "content": text}}]})
+        } else {
+            json!({"content": [{"type": "text", "text": text}]})
+        };
+        axum::Json(body).into_response()
+    }
+    let app = axum::Router::new()
+        .fallback(answer)
+        .with_state((std::sync::Arc::clone(&seen), fail));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (base, seen)
+}
+
+async fn with_errors(app: &common::TestApp) -> String {
+    let admin = app.bearer("admin", common::ADMIN_PASSWORD).await;
+    let now = dozor_model::time::now_ms() / 1000;
+    let body = (0..6)
+        .map(|i| json!({"_time": now - 60 + i, "_stream": {"service": "shop", "level": "error"}, "_msg": format!("payment failed for order {}", 1000 + i)}).to_string())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let (s, _, _) = app
+        .call_raw("POST", "/api/v1/logs/ingest", Some(&admin), Some(body))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    admin
+}
+
+#[tokio::test]
+async fn summaries_are_dozors_own_or_a_models_from_templates_only() {
+    let path = "/api/v1/ai/error-clusters?summarize=true";
+    // No model: Dozor's sentence, the same every time.
+    let app = common::app().await;
+    let admin = with_errors(&app).await;
+    let (_, body) = app.call("GET", path, Some(&admin), None).await;
+    assert_eq!(body["data"]["summaryBy"], "dozor");
+    assert_eq!(
+        body["data"]["summary"],
+        "1 kind of error in the last 24 h; the most frequent: \"payment failed for order <*>\" 6 times (shop)."
+    );
+
+    for provider in [
+        dozor_api::llm::Provider::OpenAi,
+        dozor_api::llm::Provider::Anthropic,
+    ] {
+        let (base, seen) = model_stub(false).await;
+        let app = common::app_with_settings(|s| {
+            s.llm = Some(dozor_api::llm::LlmSettings {
+                provider,
+                base_url: base.clone(),
+                model: "test-model".into(),
+                api_key: dozor_api::Secret(b"test-key-123".to_vec()),
+                timeout: std::time::Duration::from_secs(5),
+            });
+        })
+        .await;
+        let admin = with_errors(&app).await;
+        let (_, body) = app.call("GET", path, Some(&admin), None).await;
+        assert_eq!(body["data"]["summaryBy"], "model", "{provider:?}: {body}");
+        assert_eq!(
+            body["data"]["summary"],
+            "Payments fail in the shop; the fiscal drives are filling up."
+        );
+        let seen = seen.lock().unwrap();
+        let (p, headers, req) = &seen[0];
+        assert_eq!(req["model"], "test-model");
+        let prompt = match provider {
+            dozor_api::llm::Provider::OpenAi => {
+                assert_eq!(p, "/chat/completions");
+                assert_eq!(headers["authorization"], "Bearer test-key-123");
+                assert_eq!(req["temperature"], 0);
+                req["messages"][1]["content"].as_str().unwrap().to_owned()
+            }
+            dozor_api::llm::Provider::Anthropic => {
+                assert_eq!(p, "/v1/messages");
+                assert_eq!(headers["x-api-key"], "test-key-123");
+                assert_eq!(headers["anthropic-version"], "2023-06-01");
+                assert!(req["system"].as_str().unwrap().contains("Dozor"));
+                req["messages"][0]["content"].as_str().unwrap().to_owned()
+            }
+        };
+        assert!(prompt.contains("payment failed for order <*>"), "{prompt}");
+        assert!(
+            !prompt.contains("order 1003"),
+            "no raw lines go to the model: {prompt}"
+        );
+    }
+
+    // A failing model: Dozor's sentence stands in, and says why.
+    let (base, _) = model_stub(true).await;
+    let app = common::app_with_settings(|s| {
+        s.llm = Some(dozor_api::llm::LlmSettings {
+            provider: dozor_api::llm::Provider::OpenAi,
+            base_url: base.clone(),
+            model: "m".into(),
+            api_key: dozor_api::Secret(b"k".to_vec()),
+            timeout: std::time::Duration::from_secs(5),
+        });
+    })
+    .await;
+    let admin = with_errors(&app).await;
+    let (_, body) = app.call("GET", path, Some(&admin), None).await;
+    assert_eq!(body["data"]["summaryBy"], "dozor");
+    assert!(
+        body["data"]["summaryError"]
+            .as_str()
+            .unwrap()
+            .contains("HTTP 500"),
+        "{body}"
+    );
+}

@@ -81,6 +81,9 @@ pub struct Config {
     /// Service ownership: which services each developer sees.
     #[serde(deserialize_with = "null_is_default")]
     pub access: AccessConfig,
+    /// The AI subsystem's optional language model.
+    #[serde(deserialize_with = "null_is_default")]
+    pub ai: AiConfig,
 }
 
 /// `alerting:`: where notifications go.
@@ -926,6 +929,66 @@ impl ServerConfig {
     }
 }
 
+/// `ai:`: seed 000's AI subsystem.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AiConfig {
+    /// A language model that words the summaries; absent: Dozor's own sentences.
+    pub llm: Option<LlmConfig>,
+}
+
+/// `ai.llm:`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LlmConfig {
+    /// `openai` (any OpenAI-compatible chat-completions API) or `anthropic`.
+    pub provider: String,
+    /// Base URL (`https://api.openai.com/v1`, `https://api.anthropic.com`, a local server).
+    pub base_url: String,
+    /// The model.
+    pub model: String,
+    /// The key (inline or `{ file: … }`).
+    pub api_key: Secret,
+    /// How long a call may take (default 20s).
+    #[serde(with = "dozor_model::duration", default = "LlmConfig::default_timeout")]
+    pub timeout: Duration,
+}
+
+impl LlmConfig {
+    fn default_timeout() -> Duration {
+        Duration::from_secs(20)
+    }
+
+    /// The API's settings; errors name the key.
+    pub fn settings(&self) -> Result<dozor_api::llm::LlmSettings, ConfigError> {
+        let err = |key: &str, message: String| ConfigError {
+            key: Some(format!("ai.llm.{key}")),
+            ..ConfigError::plain(message)
+        };
+        let provider = match self.provider.as_str() {
+            "openai" => dozor_api::llm::Provider::OpenAi,
+            "anthropic" => dozor_api::llm::Provider::Anthropic,
+            p => return Err(err("provider", format!("{p:?} is not openai or anthropic"))),
+        };
+        if !(self.base_url.starts_with("https://") || self.base_url.starts_with("http://")) {
+            return Err(err(
+                "base_url",
+                format!("{:?} is not an http(s) URL", self.base_url),
+            ));
+        }
+        if self.model.trim().is_empty() {
+            return Err(err("model", "must be set".into()));
+        }
+        Ok(dozor_api::llm::LlmSettings {
+            provider,
+            base_url: self.base_url.clone(),
+            model: self.model.clone(),
+            api_key: dozor_api::Secret(self.api_key.reveal()?.into_bytes()),
+            timeout: self.timeout,
+        })
+    }
+}
+
 /// `access:`: the service catalogue's owners, which the developer role is scoped by
 /// (a developer sees the series, streams and events of the services they own).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -1432,6 +1495,7 @@ impl Default for Config {
             alerting: AlertingConfig::default(),
             audit: AuditConfig::default(),
             access: AccessConfig::default(),
+            ai: AiConfig::default(),
         }
     }
 }
@@ -1716,6 +1780,12 @@ impl Config {
             source: Some(name.to_owned()),
             ..e
         })?;
+        if let Some(llm) = &config.ai.llm {
+            llm.settings().map_err(|e| ConfigError {
+                source: Some(name.to_owned()),
+                ..e
+            })?;
+        }
         if let Some(oidc) = &config.auth.oidc {
             oidc.settings().map_err(|e| ConfigError {
                 source: Some(name.to_owned()),
@@ -2119,6 +2189,24 @@ logs:
         )
         .unwrap_err();
         assert_eq!(e.key.as_deref(), Some("auth.oidc.issuer"));
+    }
+
+    #[test]
+    fn a_language_model_is_read_and_checked() {
+        let c = Config::parse(
+            "ai:\n  llm: {provider: anthropic, base_url: 'https://api.anthropic.com', model: claude, api_key: k}\n",
+            "f",
+        )
+        .unwrap();
+        let s = c.ai.llm.as_ref().unwrap().settings().unwrap();
+        assert_eq!(s.provider, dozor_api::llm::Provider::Anthropic);
+        assert_eq!(s.timeout, Duration::from_secs(20));
+        let e = Config::parse(
+            "ai:\n  llm: {provider: bard, base_url: 'https://x', model: m, api_key: k}\n",
+            "f",
+        )
+        .unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("ai.llm.provider"));
     }
 
     #[test]

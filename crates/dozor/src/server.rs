@@ -297,6 +297,7 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
             metrics_access: config.server.metrics_access.to_api()?,
             transport: config.server.transport()?,
             access: config.access.policy()?,
+            llm: config.ai.llm.as_ref().map(|l| l.settings()).transpose()?,
             oidc: match &config.auth.oidc {
                 Some(o) => Some(Arc::new(dozor_api::oidc::Oidc::new(o.settings()?))),
                 None => None,

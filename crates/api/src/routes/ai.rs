@@ -8,7 +8,10 @@
 //! `min_cluster_size` (seed 000's, default 5); `limit`, clusters returned (default 50, at
 //! most 500). At most 100,000 lines are read, newest first; the answer says how many
 //! were. A cluster's `id` is a hash of its template, so the same kind of error keeps its id
-//! from one call to the next. Audited as a log read.
+//! from one call to the next. `summarize=true` adds `summary`: Dozor's own sentence, or —
+//! with `ai.llm` configured — the model's, given only templates and counts
+//! (`summaryBy`: `dozor` or `model`; `summaryError` when the model failed and Dozor's
+//! sentence stands in). Audited as a log read.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -105,6 +108,15 @@ async fn error_clusters(
                         "invalid parameter \"{name}\": a whole number from 1 to {max}"
                     ))
                 }),
+        }
+    };
+    let summarize = match params.get("summarize") {
+        None | Some("" | "false") => false,
+        Some("true") => true,
+        Some(_) => {
+            return Err(ApiError::bad_data(
+                "invalid parameter \"summarize\": true or false",
+            ));
         }
     };
     let min_size = number("min_cluster_size", 5, 1_000_000)?;
@@ -209,7 +221,7 @@ async fn error_clusters(
             })
         })
         .collect();
-    Ok(success(json!({
+    let mut body = json!({
         "clusters": out,
         "total": total,
         "linesScanned": lines,
@@ -217,7 +229,80 @@ async fn error_clusters(
         "since": time(Some(end - since)),
         "query": query,
         "minClusterSize": min_size,
-    })))
+    });
+    if summarize {
+        let own = plain_summary(&out, total, since, min_size);
+        let (summary, by, error) = match &state.settings().llm {
+            None => (own, "dozor", None),
+            Some(llm) => match crate::llm::summarise(llm, &summary_data(&out, since)).await {
+                Ok(text) => (text, "model", None),
+                Err(e) => {
+                    tracing::warn!(error = %e, "no summary from the language model");
+                    (own, "dozor", Some(e))
+                }
+            },
+        };
+        body["summary"] = json!(summary);
+        body["summaryBy"] = json!(by);
+        if let Some(e) = error {
+            body["summaryError"] = json!(e);
+        }
+    }
+    Ok(success(body))
+}
+
+/// Dozor's own summary of the clusters: the same data, the same sentence.
+fn plain_summary(clusters: &[serde_json::Value], total: usize, since_ms: i64, min: u64) -> String {
+    let hours = since_ms / 3_600_000;
+    if clusters.is_empty() {
+        return format!("No error repeated {min} times or more in the last {hours} h.");
+    }
+    let top: Vec<String> = clusters
+        .iter()
+        .take(3)
+        .map(|c| {
+            let services = c["services"]
+                .as_array()
+                .map(|s| {
+                    s.iter()
+                        .filter_map(|x| x.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_default();
+            format!(
+                "\"{}\" {} times{}",
+                c["template"].as_str().unwrap_or(""),
+                c["count"],
+                if services.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({services})")
+                }
+            )
+        })
+        .collect();
+    format!(
+        "{total} kind{} of error in the last {hours} h; the most frequent: {}.",
+        if total == 1 { "" } else { "s" },
+        top.join("; ")
+    )
+}
+
+/// What the model is given: templates, counts, services and times — never raw lines.
+fn summary_data(clusters: &[serde_json::Value], since_ms: i64) -> String {
+    let mut out = format!("Error clusters of the last {} h:\n", since_ms / 3_600_000);
+    for c in clusters.iter().take(20) {
+        out.push_str(&format!(
+            "- {} × \"{}\"; services {}; first {}, last {}\n",
+            c["count"],
+            c["template"].as_str().unwrap_or(""),
+            c["services"],
+            c["firstSeen"],
+            c["lastSeen"]
+        ));
+    }
+    out
 }
 
 /// The window recommendations look back over.

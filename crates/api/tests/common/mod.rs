@@ -55,6 +55,7 @@ pub fn settings(dir: &std::path::Path) -> ApiSettings {
         transport: Default::default(),
         access: Default::default(),
         oidc: None,
+        llm: None,
         audit: Default::default(),
         ingest_limits: dozor_api::IngestLimits::default(),
         max_concurrent_ingest: 4,
