@@ -25,6 +25,8 @@ const PD_KEY: &str = "Pd-Routing-Key-Secret-4411";
 const WEBHOOK_BEARER: &str = "Webhook-Bearer-Secret-7777";
 const WEBHOOK_URL_TOKEN: &str = "Webhook-Url-Token-Secret-3131";
 const SMTP_PASSWORD: &str = "Smtp-Auth-Secret-6262";
+const OIDC_SECRET: &str = "Oidc-Client-Secret-8080";
+const LLM_KEY: &str = "Llm-Api-Key-Secret-9191";
 const USER_PASSWORD: &str = "Viewer-Secret-Pass-5150";
 const WRONG_PASSWORD: &str = "Wrong-Guess-Secret-2020";
 
@@ -131,7 +133,7 @@ receivers:
     std::fs::write(
         dir.path().join("dozor.yml"),
         format!(
-            "auth:\n  jwt_secret: {JWT_SECRET}\nserver:\n  metrics_access:\n    basic_auth: {{username: prometheus, password: {BASIC_PASSWORD}}}\nrules:\n  evaluation_interval: 1s\n  files: [rules.yml]\nalerting:\n  config_file: alertmanager.yml\n"
+            "auth:\n  jwt_secret: {JWT_SECRET}\n  oidc: {{issuer: 'http://127.0.0.1:{closed}', client_id: dozor, client_secret: {OIDC_SECRET}, redirect_url: 'http://127.0.0.1/cb'}}\nai:\n  llm: {{provider: openai, base_url: 'http://127.0.0.1:{closed}/v1', model: m, api_key: {LLM_KEY}}}\nserver:\n  metrics_access:\n    basic_auth: {{username: prometheus, password: {BASIC_PASSWORD}}}\nrules:\n  evaluation_interval: 1s\n  files: [rules.yml]\nalerting:\n  config_file: alertmanager.yml\n"
         ),
     )
     .unwrap();
@@ -164,6 +166,8 @@ receivers:
         ("SMTP password", SMTP_PASSWORD),
         ("user password", USER_PASSWORD),
         ("wrong password", WRONG_PASSWORD),
+        ("OIDC client secret", OIDC_SECRET),
+        ("model API key", LLM_KEY),
     ]
     .iter()
     .map(|(n, s)| ((*n).to_owned(), (*s).to_owned()))
@@ -313,6 +317,19 @@ receivers:
         .map(|(p, _)| p.clone())
         .collect();
     assert!(paths.iter().any(|p| p.contains(SLACK_PATH)), "{paths:?}");
+
+    // The model and the identity provider are unreachable: their failures are logged.
+    let (status, body) = c.send(
+        "GET",
+        "/api/v1/ai/error-clusters?summarize=true",
+        Some(&admin_token),
+        None,
+        true,
+    );
+    assert_eq!(status, 200);
+    assert!(body["data"]["summaryError"].is_string(), "{body}");
+    let (status, _) = c.send("GET", "/api/v1/auth/oidc/login", None, None, true);
+    assert_eq!(status, 502);
 
     // Every GET route of the registry without path parameters, as the admin.
     let fixture = std::fs::read_to_string(
