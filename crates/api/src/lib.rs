@@ -90,6 +90,8 @@ pub struct ApiSettings {
     pub oidc: Option<Arc<oidc::Oidc>>,
     /// A language model for summaries (`ai.llm`); `None`: Dozor's own sentences.
     pub llm: Option<llm::LlmSettings>,
+    /// Service-level objectives, with their tenants (`slos`).
+    pub slos: Vec<(TenantId, dozor_rules::slo::Slo)>,
     /// What applications' audit events are kept, and which of their fields are masked
     /// (`audit:`).
     pub audit: routes::audit::AuditPolicy,

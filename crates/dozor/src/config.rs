@@ -84,6 +84,8 @@ pub struct Config {
     /// The AI subsystem's optional language model.
     #[serde(deserialize_with = "null_is_default")]
     pub ai: AiConfig,
+    /// Service-level objectives: recorded error ratios, burn-rate alerts, `/api/v1/slos`.
+    pub slos: Vec<SloConfig>,
 }
 
 /// `alerting:`: where notifications go.
@@ -929,6 +931,81 @@ impl ServerConfig {
     }
 }
 
+/// `slos[]:` one service-level objective over two counters.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SloConfig {
+    /// Its name.
+    pub name: String,
+    /// The target, in percent of good events (`99.9`).
+    pub objective: f64,
+    /// The counter of bad events (a series selector).
+    pub errors: String,
+    /// The counter of all events (a series selector).
+    pub total: String,
+    /// The budget's period (default 30 days).
+    #[serde(with = "dozor_model::duration", default = "SloConfig::default_window")]
+    pub window: Duration,
+    /// The tenant whose data it reads (default `default`).
+    #[serde(default)]
+    pub tenant: Option<String>,
+}
+
+impl SloConfig {
+    fn default_window() -> Duration {
+        Duration::from_secs(30 * 86_400)
+    }
+
+    /// The checked SLO and its tenant; errors name `slos[i].<field>`.
+    pub fn slo(&self, i: usize) -> Result<(TenantId, dozor_rules::slo::Slo), ConfigError> {
+        let err = |message: String| ConfigError {
+            key: Some(format!("slos[{i}]")),
+            ..ConfigError::plain(message)
+        };
+        let days = self.window.as_secs() / 86_400;
+        if !self.window.as_secs().is_multiple_of(86_400) {
+            return Err(err("window: whole days".into()));
+        }
+        let slo = dozor_rules::slo::Slo {
+            name: self.name.clone(),
+            objective: self.objective / 100.0,
+            errors: self.errors.clone(),
+            total: self.total.clone(),
+            window_days: u32::try_from(days).unwrap_or(0),
+        };
+        slo.check().map_err(err)?;
+        let tenant = match &self.tenant {
+            None => TenantId::default_tenant(),
+            Some(t) => t.parse().map_err(|e| err(format!("tenant: {e}")))?,
+        };
+        Ok((tenant, slo))
+    }
+}
+
+/// Every SLO, checked, with its tenant.
+pub fn slos(list: &[SloConfig]) -> Result<Vec<(TenantId, dozor_rules::slo::Slo)>, ConfigError> {
+    list.iter().enumerate().map(|(i, s)| s.slo(i)).collect()
+}
+
+/// The rule groups of the SLOs, per tenant.
+pub fn slo_groups(
+    list: &[(TenantId, dozor_rules::slo::Slo)],
+) -> Result<Vec<(TenantId, dozor_rules::RuleGroup)>, ConfigError> {
+    let mut out = Vec::new();
+    for (tenant, slo) in list {
+        let text = dozor_rules::slo::rule_file(std::slice::from_ref(slo));
+        let groups =
+            dozor_rules::file::parse(&text, &format!("slo:{}", slo.name)).map_err(|errors| {
+                ConfigError {
+                    key: Some("slos".into()),
+                    ..ConfigError::plain(errors[0].to_string())
+                }
+            })?;
+        out.extend(groups.into_iter().map(|g| (tenant.clone(), g)));
+    }
+    Ok(out)
+}
+
 /// `ai:`: seed 000's AI subsystem.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -1496,6 +1573,7 @@ impl Default for Config {
             audit: AuditConfig::default(),
             access: AccessConfig::default(),
             ai: AiConfig::default(),
+            slos: Vec::new(),
         }
     }
 }
@@ -1777,6 +1855,14 @@ impl Config {
             ..e
         })?;
         config.access.policy().map_err(|e| ConfigError {
+            source: Some(name.to_owned()),
+            ..e
+        })?;
+        slo_groups(&slos(&config.slos).map_err(|e| ConfigError {
+            source: Some(name.to_owned()),
+            ..e
+        })?)
+        .map_err(|e| ConfigError {
             source: Some(name.to_owned()),
             ..e
         })?;
@@ -2207,6 +2293,29 @@ logs:
         )
         .unwrap_err();
         assert_eq!(e.key.as_deref(), Some("ai.llm.provider"));
+    }
+
+    #[test]
+    fn slos_become_burn_rate_rules() {
+        let c = Config::parse(
+            "slos:\n  - {name: checkout, objective: 99.9, errors: 'http_requests_total{code=~\"5..\"}', total: http_requests_total}\n",
+            "f",
+        )
+        .unwrap();
+        let list = slos(&c.slos).unwrap();
+        assert!((list[0].1.objective - 0.999).abs() < 1e-12);
+        assert_eq!(list[0].1.window_days, 30);
+        let groups = slo_groups(&list).unwrap();
+        assert_eq!(groups.len(), 1);
+        assert_eq!(groups[0].1.name, "slo:checkout");
+        assert_eq!(groups[0].1.rules.len(), 12);
+        let e = Config::parse(
+            "slos:\n  - {name: x, objective: 120, errors: a, total: b}\n",
+            "f",
+        )
+        .unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("slos[0]"));
+        assert!(e.message.contains("objective"), "{}", e.message);
     }
 
     #[test]

@@ -226,8 +226,11 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
         .register_collector(Box::new(crate::sources::SourceMetrics(sources.clone())));
     let rule_interval_ms =
         i64::try_from(config.rules.evaluation_interval.as_millis()).unwrap_or(i64::MAX);
+    let slos = crate::config::slos(&config.slos)?;
+    let mut groups = config.rules.groups()?;
+    groups.extend(crate::config::slo_groups(&slos)?);
     let rule_set = dozor_rules::RuleSet::new(
-        config.rules.groups()?,
+        groups,
         rule_interval_ms,
         config.rules.external_labels.clone(),
         config.rules.external_url.clone(),
@@ -298,6 +301,7 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
             transport: config.server.transport()?,
             access: config.access.policy()?,
             llm: config.ai.llm.as_ref().map(|l| l.settings()).transpose()?,
+            slos: slos.clone(),
             oidc: match &config.auth.oidc {
                 Some(o) => Some(Arc::new(dozor_api::oidc::Oidc::new(o.settings()?))),
                 None => None,

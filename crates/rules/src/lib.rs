@@ -27,6 +27,7 @@ pub mod group;
 pub mod mem;
 pub mod packs;
 pub mod set;
+pub mod slo;
 pub mod structured;
 pub mod template;
 pub mod unit;

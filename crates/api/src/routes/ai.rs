@@ -443,7 +443,7 @@ async fn alert_recommendations(
 }
 
 /// The single number an instant query gives, if it gives one.
-async fn instant_number(
+pub(crate) async fn instant_number(
     state: &AppState,
     principal: &Principal,
     query: &str,

@@ -25,6 +25,7 @@ mod metrics;
 mod query;
 mod rules;
 mod series;
+mod slos;
 mod status;
 mod tokens;
 mod users;
@@ -66,5 +67,6 @@ pub fn registry() -> Registry {
     let r = admin::register(r);
     let r = ws::register(r);
     let r = ai::register(r);
+    let r = slos::register(r);
     audit::register(r)
 }

@@ -56,6 +56,7 @@ pub fn settings(dir: &std::path::Path) -> ApiSettings {
         access: Default::default(),
         oidc: None,
         llm: None,
+        slos: Vec::new(),
         audit: Default::default(),
         ingest_limits: dozor_api::IngestLimits::default(),
         max_concurrent_ingest: 4,
