@@ -29,7 +29,10 @@ before(async () => {
     join(dir, "rules.yml"),
     "groups:\n  - name: ui\n    rules:\n      - alert: AlwaysOn\n        expr: vector(1) > 0\n        labels: {severity: warning}\n        annotations: {summary: 'fires for the UI test'}\n",
   );
-  writeFileSync(join(dir, "dozor.yml"), "rules:\n  evaluation_interval: 1s\n  files: [rules.yml]\n");
+  writeFileSync(
+    join(dir, "dozor.yml"),
+    "rules:\n  evaluation_interval: 1s\n  files: [rules.yml]\nslos:\n  - {name: api, objective: 99.5, errors: 'dozor_http_requests_total{code=~\"5..\"}', total: dozor_http_requests_total}\n",
+  );
   ({ server, base } = await startDozor(["demo", "--config", join(dir, "dozor.yml"), "--data-dir", join(dir, "data")], {}));
   const login = await fetch(base + "/api/v1/auth/login", {
     method: "POST",
@@ -365,6 +368,7 @@ test("the overview shows health, the firing alert and the top error clusters", a
   assert.equal((await api("POST", "/api/v1/logs/ingest", errors)).status, 200);
   const page = await loggedIn(ADMIN);
   await page.getByRole("table", { name: "Error clusters" }).getByText("invoice <*> rejected by the bank").waitFor({ timeout: 20_000 });
+  await page.getByRole("table", { name: "SLOs" }).getByRole("row", { name: /api 99\.50 %/ }).waitFor();
   await page.getByTestId("health").getByText(/^(ok|degraded|down)$/).waitFor();
   await page.waitForFunction(() => Number(document.querySelector("[data-testid=firing] b")?.textContent) >= 1, null, { timeout: 30_000 });
   await page.close();

@@ -38,6 +38,7 @@ function Overview() {
   const [firing, setFiring] = useState<number | null>(null);
   const [ingest, setIngest] = useState<number | null>(null);
   const [clusters, setClusters] = useState<{ id: string; template: string; count: number; services: string[] }[]>([]);
+  const [slos, setSlos] = useState<{ name: string; objective: number; budgetRemaining: number | null; burnRate: Record<string, number | null> }[]>([]);
   useEffect(() => {
     let stop = false;
     const tick = () => {
@@ -46,6 +47,7 @@ function Overview() {
         (a) => !stop && setFiring(a.alerts.filter((x) => x.state === "firing").length),
         () => undefined,
       );
+      get<{ slos: typeof slos }>("/api/v1/slos").then((s) => !stop && setSlos(s.slos), () => undefined);
       get<{ clusters: { id: string; template: string; count: number; services: string[] }[] }>("/api/v1/ai/error-clusters?limit=5").then(
         (c) => !stop && setClusters(c.clusters),
         () => undefined,
@@ -69,6 +71,16 @@ function Overview() {
       <div class="card stat" data-testid="firing"><h3>Firing alerts</h3><b>${firing ?? "…"}</b></div>
       <div class="card stat"><h3>Records in / s</h3><b>${ingest === null ? "…" : short(ingest)}</b><small>from sources, 5 min</small></div>
     </section>
+    ${slos.length > 0 && html`<section class="card">
+      <h2>Service-level objectives</h2>
+      <table class="grid" aria-label="SLOs">
+        <thead><tr><th>SLO</th><th class="num">Objective</th><th class="num">Budget left</th><th class="num">Burn 1 h</th><th class="num">Burn 3 d</th></tr></thead>
+        <tbody>${slos.map((s) => html`<tr><td>${s.name}</td><td class="num">${(s.objective * 100).toFixed(2)} %</td>
+          <td class="num">${s.budgetRemaining === null ? "—" : (s.budgetRemaining * 100).toFixed(1) + " %"}</td>
+          <td class="num">${s.burnRate["1h"] == null ? "—" : s.burnRate["1h"]!.toFixed(2) + "×"}</td>
+          <td class="num">${s.burnRate["3d"] == null ? "—" : s.burnRate["3d"]!.toFixed(2) + "×"}</td></tr>`)}</tbody>
+      </table>
+    </section>`}
     <section class="card">
       <h2>Top error clusters, last 24 h</h2>
       <table class="grid" aria-label="Error clusters">
