@@ -116,6 +116,25 @@ export async function request<T>(method: string, path: string, body?: unknown): 
   return parse<T>(res);
 }
 
+/** Calls an API that answers without Dozor's envelope (Alertmanager's API v2): the JSON
+ * body, or an error with its message. */
+export async function bare<T>(method: string, path: string, body?: unknown): Promise<T> {
+  const res = await fetch(path, {
+    method,
+    headers: { authorization: `Bearer ${session()?.access_token ?? ""}`, ...(body ? { "content-type": "application/json" } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await res.text();
+  if (!res.ok) {
+    let why = text;
+    try {
+      why = JSON.parse(text).error ?? text;
+    } catch {}
+    throw new ApiError(res.status, why || `HTTP ${res.status}`);
+  }
+  return (text ? JSON.parse(text) : null) as T;
+}
+
 /** GET a JSON API path. */
 export function get<T>(path: string): Promise<T> {
   return request<T>("GET", path);

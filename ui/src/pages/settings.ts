@@ -2,7 +2,7 @@
 // and the notification receivers as loaded.
 import { useEffect, useState } from "preact/hooks";
 import { html } from "../html";
-import { get, request } from "../api";
+import { bare, get, request } from "../api";
 
 interface User {
   id: string;
@@ -40,14 +40,8 @@ export function SettingsPage() {
     } catch (e) {
       setError((e as Error).message);
     }
-    // Alertmanager's receivers: the API v2 answers without the envelope.
-    const s = JSON.parse(sessionStorage.getItem("dozor.session") ?? "null");
-    fetch("/api/v2/receivers", { headers: { authorization: `Bearer ${s?.access_token}` } })
-      .then((r) => (r.ok ? r.json() : []))
-      .then((r: { name: string }[]) => setReceivers(r.map((x) => x.name)), () => undefined);
-    fetch("/api/v2/status", { headers: { authorization: `Bearer ${s?.access_token}` } })
-      .then((r) => (r.ok ? r.json() : null))
-      .then((st: { config?: { original?: string } } | null) => setRouting(st?.config?.original ?? ""), () => undefined);
+    bare<{ name: string }[]>("GET", "/api/v2/receivers").then((r) => setReceivers(r.map((x) => x.name)), () => undefined);
+    bare<{ config?: { original?: string } }>("GET", "/api/v2/status").then((st) => setRouting(st?.config?.original ?? ""), () => undefined);
   };
   useEffect(() => {
     load();

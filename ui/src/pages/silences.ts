@@ -2,7 +2,7 @@
 // and expiring one early.
 import { useEffect, useState } from "preact/hooks";
 import { html } from "../html";
-import { can, session, type Me } from "../api";
+import { bare as am, can, type Me } from "../api";
 
 interface Silence {
   id: string;
@@ -12,24 +12,6 @@ interface Silence {
   createdBy: string;
   comment: string;
   status: { state: string };
-}
-
-/** Alertmanager's API v2 answers without Dozor's envelope. */
-async function am<T>(method: string, path: string, body?: unknown): Promise<T> {
-  const res = await fetch(path, {
-    method,
-    headers: { authorization: `Bearer ${session()?.access_token ?? ""}`, ...(body ? { "content-type": "application/json" } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const text = await res.text();
-  if (!res.ok) {
-    let why = text;
-    try {
-      why = JSON.parse(text).error ?? text;
-    } catch {}
-    throw new Error(why || `HTTP ${res.status}`);
-  }
-  return (text ? JSON.parse(text) : null) as T;
 }
 
 /** `alertname=Disk, service=~"shop|crm"` → Alertmanager's matchers. */
