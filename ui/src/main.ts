@@ -13,6 +13,7 @@ import { AlertsPage } from "./pages/alerts";
 import { AuditPage } from "./pages/audit";
 import { DashboardsPage } from "./pages/dashboards";
 import { IncidentsPage } from "./pages/incidents";
+import { KktPage } from "./pages/kkt";
 import { SettingsPage } from "./pages/settings";
 import "./style.css";
 
@@ -24,6 +25,7 @@ const PAGES: { path: string; title: string; scope: string }[] = [
   { path: "/dashboards", title: "Dashboards", scope: "read" },
   { path: "/alerts", title: "Alerts", scope: "read" },
   { path: "/incidents", title: "Incidents", scope: "read" },
+  { path: "/kkt", title: "Cash registers", scope: "read" },
   { path: "/audit", title: "Audit", scope: "audit" },
   { path: "/settings", title: "Settings", scope: "admin" },
 ];
@@ -50,6 +52,7 @@ function Shell({ session: s }: { session: Session }) {
       : page?.path === "/dashboards" ? html`<${DashboardsPage} me=${me} />`
       : path === "/alerts" ? html`<${AlertsPage} me=${me} />`
       : page?.path === "/incidents" ? html`<${IncidentsPage} me=${me} />`
+      : page?.path === "/kkt" ? html`<${KktPage} />`
       : path === "/audit" ? html`<${AuditPage} />`
       : path === "/settings" ? html`<${SettingsPage} />`
       : html`<${StatusPage} />`;

@@ -5,7 +5,7 @@
 // scope neither sees nor reaches the audit page. Screenshots go to target/ui-screenshots/.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { launchBrowser, shots, startDozor, stopDozor } from "./dozor.mjs";
@@ -183,7 +183,7 @@ test("every page is reachable by keyboard alone", async () => {
     await page.keyboard.press("Tab");
     reached.push(await page.evaluate(() => document.activeElement?.textContent?.trim()));
   }
-  for (const name of ["Status", "Metrics", "Logs", "Dashboards", "Alerts", "Incidents", "Audit", "Settings", "Log out"]) {
+  for (const name of ["Status", "Metrics", "Logs", "Dashboards", "Alerts", "Incidents", "Cash registers", "Audit", "Settings", "Log out"]) {
     assert.ok(reached.includes(name), `Tab never reached ${name}: ${reached.join(" | ")}`);
   }
   await page.close();
@@ -343,23 +343,206 @@ test("settings: an admin adds a user and makes and revokes a token; others canno
   await viewer.close();
 });
 
-test("the shipped Host and Dozor dashboards are added and draw", async () => {
+test("the shipped Host, Dozor and cash-register dashboards are added and draw", async () => {
   const page = await loggedIn(ADMIN);
   const added = {};
-  for (const [name, panels] of [["Host", 8], ["Dozor", 8]]) {
+  for (const [name, panels] of [["Host", 8], ["Dozor", 8], ["Cash registers (54-FZ)", 12]]) {
     await page.goto(base + "/dashboards");
     await page.getByRole("button", { name: `Add ${name}` }).click();
     await page.waitForURL(/\/dashboards\/[0-9a-f]+$/);
     added[name] = page.url();
     await page.waitForFunction((n) => document.querySelectorAll("[data-testid=panels] .panel[data-state=done]").length === n, panels, { timeout: 20_000 });
     assert.equal(await page.locator(".panel[data-state=error]").count(), 0, `${name}: a panel failed`);
-    await page.screenshot({ path: join(shots, `dashboard-${name.toLowerCase()}.png`), fullPage: true });
+    await page.screenshot({ path: join(shots, `dashboard-${name.split(" ")[0].toLowerCase()}.png`), fullPage: true });
   }
+  // The KKT dashboard's alert list keeps to the pack's alerts: the demo's AlwaysOn fires, and
+  // is listed by a plain alert list (the Grafana import above), but not here.
+  await page.goto(added["Cash registers (54-FZ)"]);
+  const kktAlerts = page.locator(".panel[data-type=alert-list]", { has: page.getByRole("heading", { name: "KKT alerts" }) });
+  await page.locator(".panel[data-type=alert-list][data-state=done]").waitFor({ timeout: 20_000 });
+  assert.equal(await kktAlerts.getByText("AlwaysOn").count(), 0, "the KKT alert list shows an alert that is not the pack's");
   // The host collector's data is there: the Host dashboard's load panel draws points.
   await page.goto(added.Host);
   const load = page.locator(".panel", { has: page.getByRole("heading", { name: "Load (1 min)" }) }).locator(".chart");
   await page.waitForFunction((el) => Number(el?.dataset.points ?? 0) > 0, await load.elementHandle(), { timeout: 20_000 });
   await page.close();
+});
+
+/** A driver-log line (KKT.md §3.4) for register `reg`, emitted now. */
+function kktLine(reg, event, rest, identity = {}) {
+  return JSON.stringify({ ts: new Date().toISOString(), kkt: { reg_number: reg, ...identity }, event, ...rest });
+}
+
+const DAY = 86_400_000;
+const iso = (ms) => new Date(ms).toISOString();
+
+test("cash registers: the worst register first with its problems; its FN, OFD queue, errors and documents in roubles", async () => {
+  // A register in trouble (FN ends in 5 days, OFD backlog of 26 days, an OFD error) that is
+  // last by number, one FN warning, and a healthy one, tailed from a driver log by `dozor serve`.
+  const now = Date.now();
+  const own = mkdtempSync(join(tmpdir(), "dozor-ui-kkt-"));
+  const log = join(own, "kkt.log");
+  const bad = "0000000000000003";
+  const expires = iso(now + 5 * DAY);
+  // Tag 1012 is the register's wall clock, UTC+3 by default.
+  const local = iso(now + 3 * 3_600_000).slice(0, 19);
+  writeFileSync(
+    log,
+    [
+      kktLine("0000000000000001", "status", {
+        fn: { number: "9960440300000001", expires_at: iso(now + 300 * DAY), memory_used_ratio: 0.2 },
+        ofd_queue: { unsent: 0, last_ack_at: iso(now - 60_000) },
+        shift: { number: 7, open: true, opened_at: iso(now - 3_600_000), receipts: 12 },
+      }, { model: "АТОЛ 30Ф", driver: "atol10" }),
+      kktLine("0000000000000002", "status", {
+        fn: { number: "9960440300000002", expires_at: iso(now + 20 * DAY), memory_used_ratio: 0.5 },
+        ofd_queue: { unsent: 0, last_ack_at: iso(now - 60_000) },
+        shift: { number: 3, open: false, receipts: 0 },
+      }, { model: "Штрих-М-01Ф", driver: "shtrih" }),
+      kktLine(bad, "status", {
+        fn: { number: "9960440300000003", expires_at: expires, memory_used_ratio: 0.4 },
+        ofd_queue: { unsent: 3, first_unsent_fd: 99, first_unsent_at: iso(now - 26 * DAY), last_ack_at: iso(now - 26 * DAY) },
+        shift: { number: 10, open: true, opened_at: iso(now - 2 * 3_600_000), receipts: 4 },
+      }, { model: "АТОЛ 30Ф", driver: "atol10" }),
+      kktLine(bad, "document", {
+        document: { fd_number: 101, kind: 3, datetime: local, fpd: 2938475610, shift: 10, operation: 1, total_kop: 125050, cash_kop: 25050, cashless_kop: 100000 },
+      }),
+      kktLine(bad, "error", { error: { code: "135", category: "ofd", message: "Нет транспортного соединения ФН", blocking: false } }),
+    ].join("\n") + "\n",
+  );
+  writeFileSync(join(own, "dozor.yml"), `kkt:\n  enabled: true\n  interval: 1s\n  logs: [${JSON.stringify(log)}]\n`);
+  const kkt = await startDozor(["serve", "--config", join(own, "dozor.yml"), "--data-dir", join(own, "data")], { DOZOR_ADMIN_PASSWORD: "kkt-ui-password-2026" });
+  const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+  try {
+    await page.goto(kkt.base + "/");
+    await page.fill("input[name=username]", "admin");
+    await page.fill("input[name=password]", "kkt-ui-password-2026");
+    await page.click("button[type=submit]");
+    await page.waitForURL(kkt.base + "/status");
+    await page.getByRole("navigation", { name: "Pages" }).getByRole("link", { name: "Cash registers" }).click();
+    await page.waitForURL(kkt.base + "/kkt");
+    const table = page.getByRole("table", { name: "Cash registers" });
+    const rows = table.locator("tbody tr");
+    // The tail reads the file within a second; the page asks again every 10 s.
+    await page.waitForFunction(() => document.querySelectorAll("[data-testid=kkt-registers] tbody tr").length === 3, null, { timeout: 30_000 });
+    // Worst first, whatever the numbers' order (the API lists them by number).
+    assert.deepEqual(await rows.evaluateAll((trs) => trs.map((tr) => [tr.dataset.kkt, tr.dataset.status])), [
+      [bad, "critical"],
+      ["0000000000000002", "warning"],
+      ["0000000000000001", "ok"],
+    ]);
+    const first = rows.first();
+    const problems = await first.locator("td.problems").innerText();
+    assert.match(problems, /OFD backlog 26\.0 days \(the FN blocks at 30\)/);
+    assert.match(problems, /FN expires in 5\.0 days/);
+    assert.match(problems, /driver error 135/);
+    assert.equal(await first.locator("td").nth(3).innerText(), "5.0", "FN days column");
+    assert.equal(await first.locator("td").nth(4).innerText(), "26.0", "OFD backlog column");
+    assert.equal(await first.locator("td").nth(5).innerText(), "4.0", "days until the block");
+    assert.equal(await first.locator("td").nth(6).innerText(), "open 2.0 h");
+    assert.equal(await first.locator("td").nth(7).innerText(), "135");
+    const counters = page.getByTestId("kkt-summary");
+    for (const [status, n] of [["blocked", "0"], ["critical", "1"], ["warning", "1"], ["down", "0"], ["ok", "1"]]) {
+      assert.equal(await counters.locator(`[data-status=${status}] b`).innerText(), n, `${status} counter`);
+    }
+    // The filter keeps one status, and is in the address.
+    await page.locator("select[name=status]").selectOption("ok");
+    await page.waitForFunction(() => document.querySelectorAll("[data-testid=kkt-registers] tbody tr").length === 1);
+    assert.equal(await rows.first().getAttribute("data-kkt"), "0000000000000001");
+    assert.match(page.url(), /status=ok/);
+    await page.locator("select[name=status]").selectOption("");
+    await page.waitForFunction(() => document.querySelectorAll("[data-testid=kkt-registers] tbody tr").length === 3);
+    await page.screenshot({ path: join(shots, "kkt.png"), fullPage: true });
+
+    // A click on the row (not only its link) opens the register.
+    await rows.first().locator("td.problems").click();
+    await page.waitForURL(kkt.base + "/kkt/" + bad);
+    await page.getByRole("heading", { name: `Register ${bad}` }).waitFor();
+    assert.equal(await page.getByTestId("kkt-status").innerText(), "critical");
+    const fnCard = await page.getByTestId("kkt-fn").innerText();
+    assert.match(fnCard, /9960440300000003/);
+    assert.match(fnCard, new RegExp(`Expires\\s+${expires.slice(0, 10)}`));
+    assert.match(fnCard, /Days left\s+5\.0/);
+    assert.match(fnCard, /Archive used\s+40\.0 %/);
+    const queue = await page.getByTestId("kkt-ofd-queue").innerText();
+    assert.match(queue, /Unsent documents\s+3/);
+    assert.match(queue, /Backlog, days\s+26\.0/);
+    assert.match(queue, /Days until block\s+4\.0/);
+    assert.match(await page.getByTestId("kkt-shift").innerText(), /Open for\s+2\.0 h of 24/);
+    // The error's meaning and advice from the catalogue of driver codes.
+    assert.match(await page.getByRole("table", { name: "Driver errors" }).innerText(), /atol10\s+135\s+ofd\s+1\s+Нет транспортного соединения ФН/);
+    assert.match(await page.getByTestId("kkt-last-error").innerText(), /Advice: check the register's internet access and OFD address/);
+    // The document, read back from the driver log in the log store, with its money in roubles.
+    const doc = page.getByTestId("kkt-documents").locator("tr[data-fd='101']");
+    await doc.waitFor({ timeout: 20_000 });
+    const cells = await doc.locator("td").allInnerTexts();
+    assert.deepEqual(cells, ["101", "receipt", local, "sale", "1 250,50 ₽", "250,50 ₽", "1 000,00 ₽", "10", "2938475610"]);
+    assert.match(await page.getByRole("table", { name: "Receipt amounts" }).innerText(), /sale\s+1 250,50 ₽/);
+    await page.screenshot({ path: join(shots, "kkt-register.png"), fullPage: true });
+
+    // An unknown register says so.
+    await page.goto(kkt.base + "/kkt/0000000000000404");
+    await page.getByRole("alert").getByText(/no register/).waitFor();
+  } finally {
+    await page.close();
+    await stopDozor(kkt.server);
+    rmSync(own, { recursive: true, force: true });
+  }
+});
+
+test("cash registers in the demo: the simulated fleet's faults, for a viewer too; the Grafana dashboard's queries run", async () => {
+  // The demo's fleet of 50 registers arrives within seconds of the start.
+  let fleet;
+  for (let i = 0; i < 120; i++) {
+    fleet = (await api("GET", "/api/v1/kkt/fleet")).body?.data;
+    if (fleet?.registers?.length === 50 && fleet.registers.some((r) => r.ofd_queue?.oldest_unsent_age_seconds > 25 * 86400)) break;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  assert.equal(fleet?.summary?.total, 50, JSON.stringify(fleet?.summary));
+  const page = await loggedIn(VIEWER);
+  await page.getByRole("navigation", { name: "Pages" }).getByRole("link", { name: "Cash registers" }).click();
+  const rows = page.getByTestId("kkt-registers").locator("tbody tr");
+  await page.waitForFunction(() => document.querySelectorAll("[data-testid=kkt-registers] tbody tr").length === 50, null, { timeout: 20_000 });
+  // The 26-day OFD outage of the demo is among the first rows, and nothing ok comes before
+  // something worse.
+  const statuses = await rows.evaluateAll((trs) => trs.map((tr) => tr.dataset.status));
+  const rank = { blocked: 0, critical: 1, down: 2, warning: 3, unknown: 4, ok: 5 };
+  assert.deepEqual(statuses, [...statuses].sort((a, b) => rank[a] - rank[b]), statuses.join(","));
+  assert.ok(["blocked", "critical"].includes(statuses[0]), statuses.join(","));
+  await page.getByTestId("kkt-registers").getByText(/OFD backlog 2[67]\.\d days \(the FN blocks at 30\)/).waitFor();
+  await page.close();
+
+  // Every query of the importable Grafana dashboard runs on Dozor (all registers for $kkt),
+  // and seed 000's panels find their series.
+  const grafana = JSON.parse(readFileSync(join(import.meta.dirname, "../../deploy/grafana/kkt-54fz.json"), "utf8"));
+  assert.equal(grafana.schemaVersion, 39);
+  assert.deepEqual(grafana.__inputs.map((i) => [i.name, i.pluginId]), [["DS_DOZOR", "prometheus"], ["DS_DOZOR_LOGS", "loki"]]);
+  assert.equal(grafana.templating.list[0].definition, "label_values(kkt_info, kkt)");
+  const seeded = new Set(["kkt_status", "kkt_ofd_sync_status", "kkt_shift_status", "kkt_fd_memory_usage_percent"]);
+  let checked = 0;
+  for (const p of grafana.panels) {
+    for (const t of p.targets ?? []) {
+      const expr = t.expr.replaceAll("$kkt", ".*");
+      const path = p.type === "logs"
+        ? "/loki/api/v1/query_range?" + new URLSearchParams({ query: expr, limit: "5" })
+        : "/api/v1/query?" + new URLSearchParams({ query: expr });
+      const r = await api("GET", path);
+      assert.equal(r.status, 200, `${p.title}: ${expr}: ${JSON.stringify(r.body)}`);
+      checked++;
+      const metric = expr.match(/^(\w+)\{/)?.[1];
+      if (seeded.has(metric)) {
+        const n = r.body.data.result.length;
+        assert.ok(metric === "kkt_status" ? n === 50 : n > 0, `${p.title}: ${expr}: ${n} series`);
+        const mapped = Object.keys(p.fieldConfig.defaults.mappings[0]?.options ?? {});
+        for (const s of r.body.data.result) {
+          if (mapped.length) assert.ok(mapped.includes(s.value[1]), `${p.title}: value ${s.value[1]} has no mapping`);
+        }
+        seeded.delete(metric);
+      }
+    }
+  }
+  assert.deepEqual([...seeded], [], "seed 000's panels");
+  assert.ok(checked >= 20, `only ${checked} queries`);
 });
 
 test("the overview shows health, the firing alert and the top error clusters", async () => {
@@ -470,7 +653,7 @@ async function lowContrast(page) {
 
 test("every page has readable contrast and its controls are reachable by keyboard", async () => {
   const page = await loggedIn(ADMIN);
-  for (const path of ["/status", "/explore?query=node_load1", "/logs", "/dashboards", "/alerts", "/incidents", "/audit", "/settings"]) {
+  for (const path of ["/status", "/explore?query=node_load1", "/logs", "/dashboards", "/alerts", "/incidents", "/kkt", "/audit", "/settings"]) {
     await page.goto(base + path);
     await page.locator("main.page").waitFor();
     await new Promise((r) => setTimeout(r, 800));

@@ -124,6 +124,8 @@ pub struct ApiSettings {
     /// Incidents' status changes, for the binary to pass on (PagerDuty's `acknowledge`);
     /// sent whether anyone listens or not.
     pub incident_changes: tokio::sync::broadcast::Sender<dozor_alerting::incident::Change>,
+    /// The cash-register pack, when it runs.
+    pub kkt: Option<routes::kkt::KktSettings>,
 }
 
 /// Secrets of the chat integrations' inbound requests (`alerting.slack`,

@@ -178,6 +178,8 @@ fn concrete(path: &str, theirs: &Theirs) -> String {
         .replace("{name}", "service")
         .replace("{service}", "shop")
         .replace("{index}", "logs")
+        // Tenant `other`'s register (common::other_tenants_fleet).
+        .replace("{kkt}", MARKER)
 }
 
 #[tokio::test]

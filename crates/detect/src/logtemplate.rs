@@ -307,6 +307,12 @@ impl Clusters {
     pub fn templates(&self) -> &[(String, u64)] {
         &self.templates
     }
+
+    /// Each shape's cluster, by shape in the order the shapes were first seen (for
+    /// callers that follow when each shape appeared).
+    pub fn shape_clusters(&self) -> &[usize] {
+        &self.of_shape
+    }
 }
 
 /// The shape a line fell into; stable while the miner lives.

@@ -86,6 +86,9 @@ pub struct Config {
     pub ai: AiConfig,
     /// Service-level objectives: recorded error ratios, burn-rate alerts, `/api/v1/slos`.
     pub slos: Vec<SloConfig>,
+    /// The cash-register pack (54-FZ): driver logs, the fleet's metrics, OFD polls, rules.
+    #[serde(deserialize_with = "null_is_default")]
+    pub kkt: KktConfig,
 }
 
 /// `alerting:`: where notifications go.
@@ -1006,6 +1009,210 @@ pub fn slo_groups(
     Ok(out)
 }
 
+/// `kkt:`: the cash-register pack (`dozor_kkt`). Driver log lines are records of the log
+/// stream `stream` (from any source: the files of `logs`, a Kafka topic, syslog…); they are
+/// stored like any log line and, once stored, update the fleet, whose metrics are written
+/// every `interval`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KktConfig {
+    /// Whether the pack runs.
+    pub enabled: bool,
+    /// The tenant whose records are read and whose metrics, rules and API it serves.
+    pub tenant: TenantId,
+    /// Stream labels of the driver log: records with all of them are driver events.
+    pub stream: BTreeMap<String, String>,
+    /// Driver log files tailed into `stream` (a file source named `kkt`).
+    pub logs: Vec<String>,
+    /// The registers' clock offset from UTC (tag 1012 is local time), unless a line says.
+    pub utc_offset: String,
+    /// A register not heard from for this long is down.
+    #[serde(with = "dozor_model::duration")]
+    pub down_after: Duration,
+    /// How often the fleet's metrics are stored.
+    #[serde(with = "dozor_model::duration")]
+    pub interval: Duration,
+    /// Whether to evaluate the shipped rules (`crates/kkt/rules/kkt-54fz.yml`).
+    pub rules: bool,
+    /// Labels on every series of the fleet and on the driver log's stream, and what scoped
+    /// roles are judged by (`service`, `data_class`).
+    pub labels: BTreeMap<String, String>,
+    /// OFD APIs to poll.
+    pub ofd: Vec<OfdConfig>,
+}
+
+impl Default for KktConfig {
+    fn default() -> KktConfig {
+        KktConfig {
+            enabled: false,
+            tenant: TenantId::default_tenant(),
+            stream: BTreeMap::from([("job".to_owned(), "kkt".to_owned())]),
+            logs: Vec::new(),
+            utc_offset: "+03:00".to_owned(),
+            down_after: Duration::from_secs(300),
+            interval: Duration::from_secs(15),
+            rules: true,
+            labels: BTreeMap::from([
+                ("service".to_owned(), "kkt".to_owned()),
+                ("data_class".to_owned(), "business".to_owned()),
+            ]),
+            ofd: Vec::new(),
+        }
+    }
+}
+
+/// `kkt.ofd[]`: one OFD API.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OfdConfig {
+    /// Its name: the `ofd` label.
+    pub name: String,
+    /// `ofdru`, `taxcom` or `neutral`.
+    pub dialect: dozor_kkt::ofd::Dialect,
+    /// Base URL.
+    pub url: String,
+    /// The organisation's INN (ofdru).
+    #[serde(default)]
+    pub inn: Option<String>,
+    /// Taxcom's `Integrator-ID`.
+    #[serde(default)]
+    pub integrator_id: Option<Secret>,
+    /// Login (ofdru, taxcom) or basic-auth user (neutral).
+    #[serde(default)]
+    pub login: Option<String>,
+    /// Its password.
+    #[serde(default)]
+    pub password: Option<Secret>,
+    /// A bearer token (neutral).
+    #[serde(default)]
+    pub bearer_token: Option<Secret>,
+    /// How often to poll (default 5m).
+    #[serde(with = "dozor_model::duration", default = "OfdConfig::default_poll")]
+    pub poll_interval: Duration,
+    /// Deadline of each call (default 10s).
+    #[serde(with = "dozor_model::duration", default = "OfdConfig::default_timeout")]
+    pub timeout: Duration,
+}
+
+impl OfdConfig {
+    fn default_poll() -> Duration {
+        Duration::from_secs(300)
+    }
+
+    fn default_timeout() -> Duration {
+        Duration::from_secs(10)
+    }
+}
+
+impl KktConfig {
+    /// The UTC offset in minutes; errors name the key.
+    pub fn utc_offset_min(&self) -> Result<i32, ConfigError> {
+        let s = self.utc_offset.trim();
+        let parsed = (|| {
+            let (sign, rest) = match s.as_bytes().first()? {
+                b'+' => (1, &s[1..]),
+                b'-' => (-1, &s[1..]),
+                _ => return None,
+            };
+            let (h, m) = rest.split_once(':')?;
+            let (h, m): (i32, i32) = (h.parse().ok()?, m.parse().ok()?);
+            ((0..=14).contains(&h) && (0..60).contains(&m)).then_some(sign * (h * 60 + m))
+        })();
+        parsed.ok_or_else(|| ConfigError {
+            key: Some("kkt.utc_offset".into()),
+            ..ConfigError::plain(format!("{s:?} is not an offset like +03:00"))
+        })
+    }
+
+    /// The shipped rule group for the pack's tenant, when enabled.
+    pub fn rule_groups(&self) -> Result<Vec<(TenantId, dozor_rules::RuleGroup)>, ConfigError> {
+        if !self.enabled || !self.rules {
+            return Ok(Vec::new());
+        }
+        let groups =
+            dozor_rules::file::parse(dozor_kkt::RULES, "kkt-54fz.yml").map_err(|errors| {
+                ConfigError {
+                    key: Some("kkt.rules".into()),
+                    ..ConfigError::plain(format!(
+                        "BUG: the shipped rules do not load: {}",
+                        errors[0]
+                    ))
+                }
+            })?;
+        Ok(groups
+            .into_iter()
+            .map(|g| (self.tenant.clone(), g))
+            .collect())
+    }
+
+    /// The OFD providers, secrets read; errors name the key.
+    pub fn providers(&self) -> Result<Vec<(dozor_kkt::ofd::Provider, Duration)>, ConfigError> {
+        use dozor_kkt::ofd::{Auth, Dialect, Hidden};
+        let mut names = std::collections::HashSet::new();
+        self.ofd
+            .iter()
+            .enumerate()
+            .map(|(i, o)| {
+                let err = |key: &str, message: String| ConfigError {
+                    key: Some(format!("kkt.ofd[{i}].{key}")),
+                    ..ConfigError::plain(message)
+                };
+                if o.name.is_empty() || !names.insert(o.name.clone()) {
+                    return Err(err(
+                        "name",
+                        format!("{:?} is empty or appears twice", o.name),
+                    ));
+                }
+                if !(o.url.starts_with("https://") || o.url.starts_with("http://")) {
+                    return Err(err("url", format!("{:?} is not an http(s) URL", o.url)));
+                }
+                let reveal = |s: &Option<Secret>| s.as_ref().map(Secret::reveal).transpose();
+                let password = reveal(&o.password)?;
+                let auth = match (reveal(&o.bearer_token)?, &o.login, password) {
+                    (Some(t), _, _) => Auth::Bearer(Hidden(t)),
+                    (None, Some(login), Some(p)) if o.dialect == Dialect::Neutral => Auth::Basic {
+                        username: login.clone(),
+                        password: Hidden(p),
+                    },
+                    (None, Some(login), Some(p)) => Auth::Login {
+                        login: login.clone(),
+                        password: Hidden(p),
+                    },
+                    (None, None, None) if o.dialect == Dialect::Neutral => Auth::None,
+                    _ => {
+                        return Err(err(
+                            "login",
+                            "give `login` and `password` (or, for neutral, `bearer_token`)".into(),
+                        ));
+                    }
+                };
+                if o.dialect == Dialect::Ofdru && o.inn.is_none() {
+                    return Err(err(
+                        "inn",
+                        "the ofdru dialect lists registers by INN".into(),
+                    ));
+                }
+                let integrator_id = reveal(&o.integrator_id)?.map(Hidden);
+                if o.dialect == Dialect::Taxcom && integrator_id.is_none() {
+                    return Err(err("integrator_id", "the taxcom dialect needs it".into()));
+                }
+                Ok((
+                    dozor_kkt::ofd::Provider {
+                        name: o.name.clone(),
+                        dialect: o.dialect,
+                        url: o.url.clone(),
+                        auth,
+                        inn: o.inn.clone(),
+                        integrator_id,
+                        timeout: o.timeout,
+                    },
+                    o.poll_interval,
+                ))
+            })
+            .collect()
+    }
+}
+
 /// `ai:`: seed 000's AI subsystem.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -1574,6 +1781,7 @@ impl Default for Config {
             access: AccessConfig::default(),
             ai: AiConfig::default(),
             slos: Vec::new(),
+            kkt: KktConfig::default(),
         }
     }
 }

@@ -8,6 +8,8 @@
 //! - [`rules`]: evaluates the rule groups of `rules:` on their intervals.
 //! - [`notify`], [`incidents`] and [`actions`]: notifications delivered, incidents opened
 //!   from alert groups with their context, automatic actions run and audited.
+//! - [`kkt`]: the cash-register pack's wiring (driver-log records → fleet, metrics, OFD
+//!   polls) and the simulators of `dozor sim`.
 //! - [`demo`] and [`host`]: the generators of `dozor demo` (host readings come from the
 //!   ingest crate's host collector).
 //!
@@ -21,6 +23,7 @@ pub mod demo;
 pub mod detect;
 pub mod host;
 pub mod incidents;
+pub mod kkt;
 pub mod notify;
 pub mod publish;
 pub mod rules;

@@ -47,8 +47,93 @@ enum Command {
     /// reads (`bench/detect.sh` scores them).
     #[command(subcommand)]
     Detect(DetectCommand),
+    /// Simulated devices and services that feed Dozor through its public paths.
+    #[command(subcommand)]
+    Sim(SimCommand),
     /// Print the version.
     Version,
+}
+
+#[derive(Subcommand)]
+enum SimCommand {
+    /// Write a simulated fleet of cash registers' driver log (JSON lines, KKT.md §3.4) with
+    /// injected faults: the history at once, then (with --follow) each minute as it passes.
+    Kkt {
+        #[command(flatten)]
+        fleet: FleetArgs,
+        /// Where to append the lines; `-` for standard output.
+        #[arg(long, short = 'o', default_value = "-")]
+        output: PathBuf,
+        /// Keep writing each minute as it passes.
+        #[arg(long)]
+        follow: bool,
+        /// Print the alerts the shipped rules must raise (alert and register, one per line)
+        /// to standard error.
+        #[arg(long)]
+        truth: bool,
+    },
+    /// Serve an OFD-like API (OFD.ru, Taxcom and neutral dialects) over the same simulated
+    /// fleet.
+    Ofd {
+        #[command(flatten)]
+        fleet: FleetArgs,
+        /// Listen address.
+        #[arg(long, default_value = "127.0.0.1:9480")]
+        listen: std::net::SocketAddr,
+        /// Login of the OFD.ru and Taxcom dialects (and basic auth of the neutral one).
+        #[arg(long, default_value = "dozor")]
+        login: String,
+        /// File holding the password.
+        #[arg(long, value_name = "FILE")]
+        password_file: PathBuf,
+        /// File holding the neutral dialect's bearer token.
+        #[arg(long, value_name = "FILE")]
+        token_file: Option<PathBuf>,
+        /// Taxcom's Integrator-ID.
+        #[arg(long, default_value = "dozor-sim")]
+        integrator_id: String,
+        /// The organisation's INN (OFD.ru's path).
+        #[arg(long, default_value = "7700000000")]
+        inn: String,
+    },
+}
+
+/// The simulated fleet: the same flags give the same fleet in `sim kkt` and `sim ofd`.
+#[derive(Args)]
+struct FleetArgs {
+    /// Registers in the fleet.
+    #[arg(long, default_value_t = 50)]
+    registers: usize,
+    /// Seed of every draw.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// History written at once before the end (`2h`, `30d`).
+    #[arg(long, default_value = "1h")]
+    history: String,
+    /// End of the history, the moment faults are measured against (RFC 3339); default now.
+    #[arg(long)]
+    end: Option<String>,
+    /// Faults as INDEX=SCENARIO[:ARG] (`1=ofd_outage:26`, `2=forgotten_shift:23.5`),
+    /// repeatable; `none` for a healthy fleet; default: one of each among the first
+    /// registers.
+    #[arg(long = "fault")]
+    faults: Vec<String>,
+    /// Receipts per register per open hour.
+    #[arg(long, default_value_t = 20.0)]
+    receipts_per_hour: f64,
+}
+
+impl FleetArgs {
+    fn options(&self) -> anyhow::Result<dozor_kkt::sim::SimOptions> {
+        dozor::kkt::sim_options(
+            self.registers,
+            self.seed,
+            &self.history,
+            self.end.as_deref(),
+            &self.faults,
+            self.receipts_per_hour,
+        )
+    }
 }
 
 /// Flags shared by `serve` and `demo`; each wins over the file and the environment.
@@ -279,6 +364,52 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             for s in dozor::detect::nab(&data, &out)? {
                 println!("{}: {} rows", s.name, s.rows);
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Sim(SimCommand::Kkt {
+            fleet,
+            output,
+            follow,
+            truth,
+        }) => {
+            let options = fleet.options()?;
+            dozor::kkt::run_sim_cli(options, &output, follow, truth)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Sim(SimCommand::Ofd {
+            fleet,
+            listen,
+            login,
+            password_file,
+            token_file,
+            integrator_id,
+            inn,
+        }) => {
+            let config = dozor_kkt::sim_ofd::OfdSimConfig {
+                sim: fleet.options()?,
+                login,
+                password: config::read_secret_file(&password_file)?,
+                token: token_file
+                    .map(|f| config::read_secret_file(&f))
+                    .transpose()?
+                    .unwrap_or_default(),
+                integrator_id,
+                inn,
+            };
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::bind(listen)
+                    .await
+                    .with_context(|| format!("cannot listen on {listen}"))?;
+                println!(
+                    "simulated OFD listening on http://{}",
+                    listener.local_addr()?
+                );
+                dozor_kkt::sim_ofd::serve(listener, config).await?;
+                anyhow::Ok(())
+            })?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Version => {

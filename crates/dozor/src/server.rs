@@ -220,6 +220,48 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
         c.format = dozor_ingest::tail::LineFormat::Json;
         file_sources.push(dozor_ingest::tail::FileSource::new(c).map_err(anyhow::Error::msg)?);
     }
+    // The cash-register pack; the demo runs it on a simulated fleet of 50 registers whose
+    // driver log is tailed and whose OFD is polled over HTTP, as real ones would be.
+    let mut kkt_config = config.kkt.clone();
+    let demo_kkt = if demo && !kkt_config.enabled {
+        let end = dozor_model::time::now_ms();
+        let sim = dozor_kkt::sim::SimOptions::demo(50, 54, end, 2 * 3_600_000);
+        let ofd = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let token = hex::encode(dozor_state::random_bytes::<16>()?);
+        kkt_config.enabled = true;
+        let log = config.data_dir.join("demo").join("kkt.log");
+        // A new run writes its history again; the old file would only repeat it.
+        let _ = std::fs::remove_file(&log);
+        kkt_config.logs = vec![log.display().to_string()];
+        kkt_config.ofd = vec![crate::config::OfdConfig {
+            name: "demo-ofd".into(),
+            dialect: dozor_kkt::ofd::Dialect::Neutral,
+            url: format!("http://{}", ofd.local_addr()?),
+            inn: None,
+            integrator_id: None,
+            login: None,
+            password: None,
+            bearer_token: Some(crate::config::Secret::Inline(token.clone())),
+            poll_interval: Duration::from_secs(60),
+            timeout: Duration::from_secs(10),
+        }];
+        let ofd_config = dozor_kkt::sim_ofd::OfdSimConfig {
+            sim: sim.clone(),
+            login: "demo".into(),
+            password: token.clone(),
+            token,
+            integrator_id: "demo".into(),
+            inn: "7700000000".into(),
+        };
+        Some((log, sim, ofd, ofd_config))
+    } else {
+        None
+    };
+    let kkt = crate::kkt::Pack::new(&kkt_config)?.map(Arc::new);
+    let kkt_providers = kkt_config.providers()?;
+    if let Some(c) = kkt.as_ref().and_then(|k| k.file_source(&kkt_config)) {
+        file_sources.push(dozor_ingest::tail::FileSource::new(c).map_err(anyhow::Error::msg)?);
+    }
     let sources = dozor_ingest::source::SourceRegistry::new();
     metrics
         .registry_mut()
@@ -229,6 +271,7 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
     let slos = crate::config::slos(&config.slos)?;
     let mut groups = config.rules.groups()?;
     groups.extend(crate::config::slo_groups(&slos)?);
+    groups.extend(kkt_config.rule_groups()?);
     let rule_set = dozor_rules::RuleSet::new(
         groups,
         rule_interval_ms,
@@ -319,6 +362,7 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
             notifications: Arc::clone(&notifications),
             chat: chat.clone(),
             incident_changes,
+            kkt: kkt.as_ref().map(|k| k.api_settings()),
         },
         Arc::clone(&metrics),
     );
@@ -463,8 +507,33 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
         pipeline: Arc::clone(&pipeline),
         secret: jwt_secret.as_bytes().to_vec(),
         forward: Arc::clone(&forward),
+        kkt: kkt.clone(),
     });
     let tails = crate::sources::start(file_sources, &sources, &sink, &store, &stop_rx);
+    if let Some(pack) = &kkt {
+        tokio::spawn(crate::kkt::run_exporter(
+            Arc::clone(pack),
+            Arc::clone(&appender),
+            kkt_config.interval,
+            stop_rx.clone(),
+        ));
+        for (provider, every) in kkt_providers {
+            tokio::spawn(crate::kkt::run_ofd(
+                provider,
+                every,
+                Arc::clone(&pack.fleet),
+                stop_rx.clone(),
+            ));
+        }
+    }
+    if let Some((log, sim, ofd, ofd_config)) = demo_kkt {
+        tokio::spawn(crate::kkt::run_sim_writer(log, sim, stop_rx.clone()));
+        tokio::spawn(async move {
+            if let Err(e) = dozor_kkt::sim_ofd::serve(ofd, ofd_config).await {
+                tracing::warn!(error = %e, "the demo's OFD stopped");
+            }
+        });
+    }
     let (spool, backup) = match &config.backup.s3 {
         Some(s3) => {
             let dir = config.data_dir.join("backup-spool");
@@ -678,6 +747,8 @@ struct LogStoreSink {
     pipeline: Arc<dozor_ingest::pipeline::Pipeline>,
     secret: Vec<u8>,
     forward: Arc<dozor_ingest::kafka_out::Forwarder>,
+    /// The cash-register pack, which reads its driver log's records once they are stored.
+    kkt: Option<Arc<crate::kkt::Pack>>,
 }
 
 impl dozor_ingest::syslog::LogSink for LogStoreSink {
@@ -686,6 +757,12 @@ impl dozor_ingest::syslog::LogSink for LogStoreSink {
         tenant: &TenantId,
         records: Vec<dozor_model::LogRecord>,
     ) -> Result<(), String> {
+        // Parsed before masking (the fleet reads ids and numbers), applied after storing.
+        let kkt_events = self
+            .kkt
+            .as_ref()
+            .map(|k| k.events(tenant, &records))
+            .unwrap_or_default();
         let salt = dozor_ingest::pii::tenant_salt(&self.secret, tenant);
         let mut counts = std::collections::BTreeMap::new();
         let kept: Vec<_> = records
@@ -699,6 +776,9 @@ impl dozor_ingest::syslog::LogSink for LogStoreSink {
         self.forward.logs(tenant, &kept)?;
         let db = self.logs.tenant(tenant).map_err(|e| e.to_string())?;
         db.append(kept).map_err(|e| e.to_string())?;
+        if let Some(k) = &self.kkt {
+            k.apply(kkt_events);
+        }
         if let Err(e) = db.flush_if_full() {
             tracing::warn!(error = %e, "log head flush failed; maintenance retries it");
         }

@@ -439,3 +439,28 @@ fn log_template_corpus_counts_every_line_once() {
         }
     }
 }
+
+#[test]
+fn kkt_event_corpus_parses_or_names_the_field() {
+    let (mut events, mut refused) = (0, 0);
+    let fleet = dozor_kkt::Fleet::new(dozor_kkt::FleetOptions::default());
+    for (path, data) in corpus("kkt_event") {
+        for line in data.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            match dozor_kkt::parse_line(line, 180) {
+                Ok(event) => {
+                    events += 1;
+                    fleet.apply(event, 1_790_000_000_000);
+                }
+                Err(e) => {
+                    refused += 1;
+                    assert!(!e.field.is_empty(), "{}: {e}", path.display());
+                }
+            }
+        }
+    }
+    assert!(!fleet.tick(1_790_000_000_000).is_empty());
+    assert!(
+        events >= 8 && refused >= 5,
+        "the corpus holds events and refusals ({events}, {refused})"
+    );
+}

@@ -429,3 +429,71 @@ fn a_rule_made_through_the_api_is_evaluated_and_survives_kill_9() {
     server.signal("TERM");
     assert!(server.wait(Duration::from_secs(30)).success());
 }
+
+/// Seed 000's new-error-cluster alert: a structured `log_pattern` rule learns the error
+/// templates of the last minute from history when it is made; a template that appears
+/// afterwards fires once it holds three lines, named by its template.
+#[test]
+fn a_new_error_template_fires_a_log_pattern_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("dozor.yml"),
+        "rules:\n  evaluation_interval: 1s\n",
+    )
+    .unwrap();
+    let server = start(dir.path());
+    let ingest = |lines: &[String]| {
+        let (status, body) = send(&server, "POST", "/api/v1/logs/ingest", &lines.join("\n"));
+        assert!(status.is_success(), "{status}: {body}");
+    };
+    let now_ns = || dozor_model::time::now_ms() * 1_000_000;
+    // A known error, with changing numbers, before the rule exists.
+    let known: Vec<String> = (0..6)
+        .map(|i| {
+            format!(
+                r#"{{"_time": {}, "service": "kkt", "level": "error", "_msg": "OFD exchange failed for register {}"}}"#,
+                now_ns() - (30 - i) * 1_000_000_000,
+                4000 + i * 7
+            )
+        })
+        .collect();
+    ingest(&known);
+    let (status, body) = send(
+        &server,
+        "POST",
+        "/api/v1/alerts/rules",
+        r#"{"name": "NewErrorPattern", "severity": "warning",
+            "condition": {"type": "log_pattern", "query": "{service=\"kkt\", level=\"error\"}",
+                          "min_cluster_size": 3, "learn": "1m", "new_for": "10m"}}"#,
+    );
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{body}");
+    // The known error goes on; nothing fires.
+    std::thread::sleep(Duration::from_secs(3));
+    ingest(&[format!(
+        r#"{{"_time": {}, "service": "kkt", "level": "error", "_msg": "OFD exchange failed for register 9999"}}"#,
+        now_ns()
+    )]);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(alerts(&server).is_empty(), "{:?}", alerts(&server));
+    // A new error: two lines are not yet a cluster, three are.
+    let new = |n: i64| {
+        format!(
+            r#"{{"_time": {}, "service": "kkt", "level": "error", "_msg": "FN archive full at document {}"}}"#,
+            now_ns(),
+            18_000 + n * 13
+        )
+    };
+    ingest(&[new(1), new(2)]);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(alerts(&server).is_empty(), "{:?}", alerts(&server));
+    ingest(&[new(3)]);
+    let firing = wait_for("the new template's alert", Duration::from_secs(20), || {
+        alerts(&server).into_iter().find(|a| a["state"] == "firing")
+    });
+    assert_eq!(firing["labels"]["alertname"], "NewErrorPattern");
+    assert_eq!(
+        firing["labels"]["template"],
+        "FN archive full at document <*>"
+    );
+    assert_eq!(alerts(&server).len(), 1, "only the new template");
+}

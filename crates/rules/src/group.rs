@@ -40,10 +40,11 @@ use dozor_model::{Labels, Matcher, Sample};
 use dozor_promql::{Engine, Query, Value};
 use dozor_tsdb::Queryable;
 
+use dozor_detect::logtemplate::TemplateMiner;
 use dozor_detect::{AnyDetector, Detector};
 
 use crate::file::{Expression, Flapping, Rule, RuleGroup, RuleKind};
-use crate::structured::{AnomalyExpr, Direction, Native, NativePart};
+use crate::structured::{AnomalyExpr, Direction, LogPatternExpr, Native, NativePart};
 use crate::template;
 
 /// How long a resolved alert is kept (and reported) after it resolved.
@@ -163,7 +164,26 @@ pub struct RuleState {
     memory: HashMap<Labels, Memory>,
     /// The detectors of a structured anomaly rule: by anomaly part (`slot`), by series.
     detectors: HashMap<usize, HashMap<Labels, Tracked>>,
+    /// The template miners of a structured log-pattern rule, by part (`slot`).
+    patterns: HashMap<usize, Patterns>,
 }
+
+/// A log-pattern part's template miner, and when each of its shapes was first seen.
+#[derive(Debug, Clone, Default)]
+struct Patterns {
+    miner: TemplateMiner,
+    /// By shape, in the miner's order: its first line's time, ms.
+    first_seen: Vec<i64>,
+    /// The end of the learning period, ms (0: not evaluated yet).
+    learned_at: i64,
+    /// Lines up to this time (ns) have been read.
+    read_ns: i64,
+}
+
+/// Most lines one evaluation of a log-pattern part reads; the rest wait for the next.
+const MAX_PATTERN_LINES: usize = 50_000;
+/// Longest template kept in the `template` label.
+const MAX_TEMPLATE_LABEL: usize = 200;
 
 /// A detector following one series.
 #[derive(Debug, Clone)]
@@ -297,6 +317,7 @@ impl Group {
                     written: HashSet::new(),
                     memory: HashMap::new(),
                     detectors: HashMap::new(),
+                    patterns: HashMap::new(),
                 })
                 .collect(),
             last_eval_ms: None,
@@ -405,7 +426,13 @@ impl Group {
             match &r.rule.parsed {
                 Expression::Promql(e) => instant(engine, store, e, ts)?,
                 Expression::Logql(e) => instant_logql(src.logs, e, ts)?,
-                Expression::Native(n) => eval_native(n, &mut r.detectors, src, ts, interval)?,
+                Expression::Native(n) => {
+                    let state = State {
+                        tracked: &mut r.detectors,
+                        patterns: &mut r.patterns,
+                    };
+                    eval_native(n, state, src, ts, interval)?
+                }
             }
         };
         let rule = &self.rules[i].rule;
@@ -742,19 +769,27 @@ pub fn instant(
 /// returns one label-less sample, its score, when the score passes.
 fn eval_native(
     n: &Native,
-    tracked: &mut HashMap<usize, HashMap<Labels, Tracked>>,
+    state: State<'_>,
     src: Sources<'_>,
     ts: i64,
     step: i64,
 ) -> Result<Vec<(Labels, f64)>, String> {
+    let State { tracked, patterns } = state;
     match n {
         Native::Anomaly(a) => anomaly(a, tracked.entry(a.slot).or_default(), src, ts, step),
+        Native::LogPattern(p) => log_patterns(p, patterns.entry(p.slot).or_default(), src, ts),
         Native::Composite { parts, threshold } => {
             let (mut score, mut total) = (0.0, 0.0);
             for (weight, part) in parts {
                 let holds = match part {
                     NativePart::Promql(e) => !instant(src.engine, src.metrics, e, ts)?.is_empty(),
-                    NativePart::Native(n) => !eval_native(n, tracked, src, ts, step)?.is_empty(),
+                    NativePart::Native(n) => {
+                        let state = State {
+                            tracked: &mut *tracked,
+                            patterns: &mut *patterns,
+                        };
+                        !eval_native(n, state, src, ts, step)?.is_empty()
+                    }
                 };
                 total += weight;
                 if holds {
@@ -770,6 +805,83 @@ fn eval_native(
             })
         }
     }
+}
+
+/// The state a structured rule's native parts keep between evaluations.
+struct State<'a> {
+    tracked: &'a mut HashMap<usize, HashMap<Labels, Tracked>>,
+    patterns: &'a mut HashMap<usize, Patterns>,
+}
+
+/// One log-pattern part at `ts`: reads the lines since the last evaluation (the first one
+/// reads the learning period from history: its templates are known), and returns each
+/// template first seen after learning, within `new_for`, with at least `min_cluster_size`
+/// lines — labelled `template`, valued by its line count.
+fn log_patterns(
+    p: &LogPatternExpr,
+    st: &mut Patterns,
+    src: Sources<'_>,
+    ts: i64,
+) -> Result<Vec<(Labels, f64)>, String> {
+    use dozor_logs::logql::{Range, Stats, select_lines};
+    let ns = ts.saturating_mul(1_000_000);
+    if st.learned_at == 0 {
+        st.learned_at = ts;
+        st.read_ns = ns.saturating_sub(p.learn_ms.saturating_mul(1_000_000));
+    }
+    if ns > st.read_ns {
+        let range = Range {
+            start_ns: st.read_ns.saturating_add(1),
+            end_ns: ns,
+            step_ns: 0,
+            limit: MAX_PATTERN_LINES,
+            direction: dozor_logs::Direction::Forward,
+        };
+        let lines = select_lines(src.logs, &p.query, range, &mut Stats::default())
+            .map_err(|e| e.to_string())?;
+        for l in &lines {
+            let before = st.miner.shapes();
+            st.miner.push(&l.line);
+            let after = st.miner.shapes();
+            if after > before {
+                st.first_seen.push(l.time_ns / 1_000_000);
+            } else if after < before || after != st.first_seen.len() {
+                // The miner forgot its rarest shapes and renumbered the rest: what is
+                // left counts as known.
+                st.first_seen = vec![st.learned_at; after];
+            }
+        }
+        // A full page: continue after its last line next time (lines at exactly that
+        // time beyond the page are skipped, a bounded loss under overload).
+        st.read_ns = match lines.last() {
+            Some(last) if lines.len() == MAX_PATTERN_LINES => last.time_ns,
+            _ => ns,
+        };
+    }
+    let clusters = st.miner.clusters();
+    let mut earliest = vec![i64::MAX; clusters.templates().len()];
+    for (shape, &cluster) in clusters.shape_clusters().iter().enumerate() {
+        if let (Some(e), Some(&t)) = (earliest.get_mut(cluster), st.first_seen.get(shape)) {
+            *e = (*e).min(t);
+        }
+    }
+    let mut out = Vec::new();
+    for ((template, lines), first) in clusters.templates().iter().zip(earliest) {
+        if first > st.learned_at
+            && first != i64::MAX
+            && ts - first <= p.new_for_ms
+            && *lines >= p.min_cluster_size
+        {
+            let mut end = template.len().min(MAX_TEMPLATE_LABEL);
+            while !template.is_char_boundary(end) {
+                end -= 1;
+            }
+            let labels =
+                Labels::from_pairs([("template", &template[..end])]).map_err(|e| e.to_string())?;
+            out.push((labels, *lines as f64));
+        }
+    }
+    Ok(out)
 }
 
 /// One anomaly part at `ts`. A series seen for the first time gets a detector warmed up on
@@ -1319,6 +1431,81 @@ mod transition_tests {
         assert_eq!(a.labels.get("rule_id"), Some("r1"));
         assert_eq!(a.labels.get("severity"), Some("warning"));
         assert!(a.value > 20.0, "the score: {}", a.value);
+    }
+
+    #[test]
+    fn a_log_pattern_rule_fires_on_a_new_error_template_and_not_on_known_ones() {
+        let mut g = structured(
+            r#"{"name": "NewErrorPattern", "condition": {"type": "log_pattern", "query": "{level=\"error\"}", "min_cluster_size": 3, "learn": "30m", "new_for": "10m"}}"#,
+        );
+        let record = |minute: i64, i: i64, level: &str, message: String| {
+            let stream = Labels::from_pairs([("service", "kkt"), ("level", level)]).unwrap();
+            dozor_model::LogRecord::new((minute * 60_000 + i) * 1_000_000, stream, message)
+        };
+        let mut logs = Vec::new();
+        // Minutes 0..40: a known error, every minute, with changing values.
+        for minute in 0..60 {
+            logs.push(record(
+                minute,
+                0,
+                "error",
+                format!("driver error 137 on register {}", 1000 + minute),
+            ));
+        }
+        // From minute 45: a new error, four lines a minute apart, and info lines of a new
+        // shape, which the query does not select.
+        for (n, minute) in (45..49).enumerate() {
+            logs.push(record(
+                minute,
+                1,
+                "error",
+                format!("FN archive full at document {}", 5000 + n * 17),
+            ));
+            logs.push(record(
+                minute,
+                2,
+                "info",
+                format!("shift {minute} opened by cashier {n}"),
+            ));
+        }
+        let store = MemStore::new();
+        let engine = Engine::new(EngineOptions::default());
+        let mut fired = Vec::new();
+        let mut resolved = Vec::new();
+        for minute in 40..62 {
+            let src = Sources {
+                engine: &engine,
+                metrics: &store,
+                logs: &logs,
+            };
+            g.eval_in(minute * 60_000, src, &mut |_| Ok(()));
+            assert!(
+                g.rules[0].last_error.is_none(),
+                "{:?}",
+                g.rules[0].last_error
+            );
+            for tr in g.take_transitions() {
+                match tr {
+                    Transition::Fired(a) => fired.push((minute, a)),
+                    Transition::Resolved(a) => resolved.push((minute, a)),
+                }
+            }
+        }
+        // The third line of the new template came just after minute 47 (seen at 48); new
+        // for 10 minutes from its first line (just after 45), so resolved at 56.
+        assert_eq!(fired.len(), 1, "{fired:?}");
+        let (minute, a) = &fired[0];
+        assert_eq!(*minute, 48);
+        assert_eq!(
+            a.labels.get("template"),
+            Some("FN archive full at document <*>")
+        );
+        assert_eq!(a.value, 3.0);
+        assert_eq!(resolved.iter().map(|(m, _)| *m).collect::<Vec<_>>(), [56]);
+        assert_eq!(
+            g.rules[0].rule.expr,
+            "new_log_patterns({level=\"error\"}, min_cluster_size=3, learn=30m, new_for=10m)"
+        );
     }
 
     #[test]

@@ -1,12 +1,17 @@
 //! Rule packs shipped with Dozor: rule files compiled into the binary, enabled by naming
 //! them as `pack:<name>` among a tenant's rule files. Their sources live in
-//! `deploy/rules/`, where users can copy them from.
+//! `deploy/rules/` and, for the domain packs, beside their code (`crates/kkt/rules/`), where
+//! users can copy them from.
 
 /// Every shipped pack: name and rule file text.
-pub const PACKS: [(&str, &str); 1] = [(
-    "pipeline",
-    include_str!("../../../deploy/rules/pipeline.yml"),
-)];
+pub const PACKS: [(&str, &str); 2] = [
+    (
+        "pipeline",
+        include_str!("../../../deploy/rules/pipeline.yml"),
+    ),
+    // Cash registers under 54-FZ; `kkt.rules` loads it for the pack's own tenant.
+    ("kkt-54fz", include_str!("../../kkt/rules/kkt-54fz.yml")),
+];
 
 /// The prefix that names a pack in a list of rule files.
 pub const PREFIX: &str = "pack:";
@@ -31,6 +36,7 @@ mod tests {
             assert!(!groups.is_empty(), "{name}");
         }
         assert!(get("pipeline").is_some());
+        assert!(get("kkt-54fz").is_some_and(|t| t.contains("KktOfdBlocked")));
         assert!(get("nope").is_none());
     }
 }

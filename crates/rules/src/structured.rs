@@ -265,8 +265,51 @@ pub enum Condition {
     Trend(Trend),
     /// A value a detector finds unusual.
     Anomaly(Anomaly),
+    /// Log lines falling into a template not seen before.
+    LogPattern(LogPattern),
     /// Parts combined.
     Composite(Composite),
+}
+
+/// A log-pattern condition (seed 000's new-error-cluster alert): the lines of a LogQL log
+/// query fall into templates (the template miner of `dozor_detect`); a template first seen
+/// after the learning period — which the first evaluation reads from history — is new for
+/// `new_for` once it holds `min_cluster_size` lines, and each new template is one alert
+/// (label `template`, value its line count).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogPattern {
+    /// A LogQL log query: `{level="error"}`, `{service="kkt"} |= "error"`.
+    pub query: String,
+    /// Lines a new template needs before it counts (default 5, seed 000's default).
+    #[serde(default = "default_min_cluster_size")]
+    pub min_cluster_size: u64,
+    /// The learning period read from history at the first evaluation (default 1h): its
+    /// templates are known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub learn: Option<Duration>,
+    /// How long a template stays new (default 1h).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_for: Option<Duration>,
+}
+
+fn default_min_cluster_size() -> u64 {
+    5
+}
+
+/// What a log-pattern condition runs.
+#[derive(Debug, Clone)]
+pub struct LogPatternExpr {
+    /// The lines.
+    pub query: dozor_logs::logql::ast::LogExpr,
+    /// Lines a new template needs.
+    pub min_cluster_size: u64,
+    /// The learning period, ms.
+    pub learn_ms: i64,
+    /// How long a template stays new, ms.
+    pub new_for_ms: i64,
+    /// Index among the rule's stateful parts.
+    pub slot: usize,
 }
 
 /// A threshold condition.
@@ -392,7 +435,7 @@ impl<'de> Deserialize<'de> for Condition {
             None => {
                 return Err(D::Error::custom(mark(
                     "type",
-                    "missing: threshold, trend, anomaly or composite",
+                    "missing: threshold, trend, anomaly, log_pattern or composite",
                 )));
             }
         };
@@ -401,11 +444,12 @@ impl<'de> Deserialize<'de> for Condition {
             "threshold" => variant(v).map(Condition::Threshold),
             "trend" => variant(v).map(Condition::Trend),
             "anomaly" => variant(v).map(Condition::Anomaly),
+            "log_pattern" => variant(v).map(Condition::LogPattern),
             "composite" => variant(v).map(Condition::Composite),
             other => Err(mark(
                 "type",
                 &format!(
-                    "unknown condition type {other:?}: threshold, trend, anomaly or composite"
+                    "unknown condition type {other:?}: threshold, trend, anomaly, log_pattern or composite"
                 ),
             )),
         }
@@ -505,6 +549,8 @@ pub struct AnomalyExpr {
 pub enum Native {
     /// A detector over a series.
     Anomaly(AnomalyExpr),
+    /// New templates among log lines.
+    LogPattern(LogPatternExpr),
     /// Parts, one of them native at least: `(weight, part)`; the result is the score if it
     /// reaches `threshold` (`None`: any part, i.e. a score above 0).
     Composite {
@@ -887,6 +933,58 @@ fn compile(c: &Condition, field: &str, slots: &mut usize) -> Result<Compiled, Sp
                 format!("{params}({}) {test}", metric.trim()),
             ))
         }
+        Condition::LogPattern(LogPattern {
+            query,
+            min_cluster_size,
+            learn,
+            new_for,
+        }) => {
+            let f = format!("{field}.query");
+            let log = match dozor_logs::logql::parse(query) {
+                Ok(dozor_logs::logql::Expr::Log(log)) => log,
+                Ok(dozor_logs::logql::Expr::Metric(_)) => {
+                    return Err(bad(
+                        f,
+                        "must be a log query such as {level=\"error\"}, not a metric query",
+                    ));
+                }
+                Err(e) => return Err(bad(f, e.to_string())),
+            };
+            if !(1..=1_000_000).contains(min_cluster_size) {
+                return Err(bad(
+                    format!("{field}.min_cluster_size"),
+                    "must be from 1 to 1000000",
+                ));
+            }
+            let window = |name: &str, d: &Option<Duration>| -> Result<i64, SpecError> {
+                let ms = d
+                    .as_ref()
+                    .map_or(Ok(3_600_000), Duration::ms)
+                    .map_err(|e| bad(format!("{field}.{name}"), e))?;
+                if !(1000..=7 * 86_400_000).contains(&ms) {
+                    return Err(bad(format!("{field}.{name}"), "must be from 1s to 7d"));
+                }
+                Ok(ms)
+            };
+            let (learn_ms, new_for_ms) = (window("learn", learn)?, window("new_for", new_for)?);
+            let slot = *slots;
+            *slots += 1;
+            Ok(Compiled::Native(
+                Native::LogPattern(LogPatternExpr {
+                    query: log,
+                    min_cluster_size: *min_cluster_size,
+                    learn_ms,
+                    new_for_ms,
+                    slot,
+                }),
+                format!(
+                    "new_log_patterns({}, min_cluster_size={min_cluster_size}, learn={}, new_for={})",
+                    query.trim(),
+                    format_ms(learn_ms),
+                    format_ms(new_for_ms)
+                ),
+            ))
+        }
         Condition::Composite(Composite {
             operator,
             conditions,
@@ -1107,12 +1205,49 @@ mod tests {
             .filter_map(|(_, p)| match p {
                 NativePart::Native(n) => match &**n {
                     Native::Anomaly(a) => Some(a.slot),
+                    Native::LogPattern(_) => None,
                     Native::Composite { .. } => None,
                 },
                 NativePart::Promql(_) => None,
             })
             .collect();
         assert_eq!(slots, [0, 1]);
+    }
+
+    #[test]
+    fn log_pattern_conditions_check_their_fields() {
+        let e = |json: &str| rule(json).unwrap_err().to_string();
+        assert!(
+            e(r#"{"name": "x", "condition": {"type": "log_pattern", "query": "count_over_time({a=\"b\"}[1m])"}}"#)
+                .starts_with("condition.query: must be a log query")
+        );
+        assert!(
+            e(r#"{"name": "x", "condition": {"type": "log_pattern", "query": "{a="}}"#)
+                .starts_with("condition.query: ")
+        );
+        assert_eq!(
+            e(
+                r#"{"name": "x", "condition": {"type": "log_pattern", "query": "{a=\"b\"}", "min_cluster_size": 0}}"#
+            ),
+            "condition.min_cluster_size: must be from 1 to 1000000"
+        );
+        assert_eq!(
+            e(
+                r#"{"name": "x", "condition": {"type": "log_pattern", "query": "{a=\"b\"}", "learn": "30d"}}"#
+            ),
+            "condition.learn: must be from 1s to 7d"
+        );
+        assert_eq!(
+            e(
+                r#"{"name": "x", "condition": {"type": "log_pattern", "query": "{a=\"b\"}", "limit": 3}}"#
+            ),
+            "condition.limit: unknown field `limit`, expected one of `query`, `min_cluster_size`, `learn`, `new_for`"
+        );
+        // Inside a composite too.
+        let ok = rule(
+            r#"{"name": "x", "condition": {"type": "composite", "operator": "or", "conditions": [{"type": "log_pattern", "query": "{level=\"error\"}"}, {"type": "threshold", "metric": "m", "operator": ">", "value": 1}]}}"#,
+        );
+        assert!(ok.is_ok(), "{ok:?}");
     }
 
     #[test]

@@ -125,6 +125,16 @@ function DashboardList({ me }: { me: Me | null }) {
   `;
 }
 
+/** `source` as an anchored regular expression (as PromQL's `=~`), or null when it does not
+ * compile. */
+function safeRegExp(source: string): RegExp | null {
+  try {
+    return new RegExp(`^(?:${source})$`);
+  } catch {
+    return null;
+  }
+}
+
 function substitute(q: string, vars: Record<string, string>): string {
   return q.replace(/\$(\w+)|\$\{(\w+)\}/g, (m, a, b) => vars[a ?? b] ?? m);
 }
@@ -309,6 +319,9 @@ function Panel({ widget, span, vars, tick }: { widget: Widget; span: number; var
   }, [query, span, tick]);
   useEffect(() => () => chart.current?.destroy(), []);
 
+  // An alert list may keep to some alerts: `options.alertname`, a regular expression.
+  const only = typeof widget.options?.alertname === "string" ? safeRegExp(widget.options.alertname) : null;
+  const alerts: any[] = (data?.alerts ?? []).filter((a: any) => !only || only.test(a.labels.alertname ?? ""));
   const first = data?.result?.[0];
   const value = first?.value ? Number(first.value[1]) : undefined;
   const max = Number(widget.options?.max ?? 1);
@@ -324,8 +337,8 @@ function Panel({ widget, span, vars, tick }: { widget: Widget; span: number; var
         <b>${value === undefined ? "—" : short(value)}</b>`}
       ${widget.type === "table" && data && html`<table class="grid"><tbody>${(data.result ?? []).slice(0, 50).map((s: any) => html`<tr><td><code>${seriesName(s.metric)}</code></td><td class="num">${short(Number(s.value?.[1]))}</td></tr>`)}</tbody></table>`}
       ${widget.type === "logs" && data && html`<ol class="lines">${(data.result ?? []).flatMap((s: any) => s.values.map((v: [string, string]) => html`<li>${v[1]}</li>`)).slice(0, 50)}</ol>`}
-      ${widget.type === "alert-list" && data && html`<ul>${(data.alerts ?? []).map((a: any) => html`<li><span class=${"badge " + a.state}>${a.state}</span> ${a.labels.alertname}</li>`)}
-        ${(data.alerts ?? []).length === 0 && html`<li class="hint">Nothing fires.</li>`}</ul>`}
+      ${widget.type === "alert-list" && data && html`<ul>${alerts.map((a: any) => html`<li><span class=${"badge " + a.state}>${a.state}</span> ${a.labels.alertname}${a.labels.kkt ? html` <small>${a.labels.kkt}</small>` : ""}</li>`)}
+        ${alerts.length === 0 && html`<li class="hint">Nothing fires.</li>`}</ul>`}
     </article>
   `;
 }

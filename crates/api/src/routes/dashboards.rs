@@ -6,7 +6,8 @@
 //! - `GET`, `PUT`, `DELETE /api/v1/dashboards/{id}`: one the caller sees; only its owner
 //!   (or an admin) changes or deletes it, and sharing is a field of the body (`shared`);
 //! - `POST /api/v1/dashboards/{id}/duplicate`: a private copy owned by the caller;
-//! - `GET /api/v1/dashboards/library`: the dashboards shipped with Dozor (host, Dozor).
+//! - `GET /api/v1/dashboards/library`: the dashboards shipped with Dozor (host, Dozor, cash
+//!   registers).
 //!
 //! The body is `{name, description?, widgets, layout?, settings?, shared?}`, checked before
 //! anything is stored, each mistake a 400 naming its field (`widgets[2].query: …`): at most
@@ -50,8 +51,9 @@ pub(crate) fn register(r: Registry) -> Registry {
 
 /// Dashboards shipped with Dozor (`crates/api/dashboards/`): this host and others under
 /// node_exporter's names, and Dozor itself. Users add them to their tenant from the UI.
-const LIBRARY: [(&str, &str); 2] = [
+const LIBRARY: [(&str, &str); 3] = [
     ("host", include_str!("../../dashboards/host.json")),
+    ("kkt", include_str!("../../dashboards/kkt.json")),
     ("dozor", include_str!("../../dashboards/dozor.json")),
 ];
 

@@ -17,6 +17,7 @@ mod health;
 pub(crate) mod incidents;
 mod ingest;
 mod interact;
+pub mod kkt;
 mod logs;
 mod loki;
 mod loki_query;
@@ -68,5 +69,6 @@ pub fn registry() -> Registry {
     let r = ws::register(r);
     let r = ai::register(r);
     let r = slos::register(r);
+    let r = kkt::register(r);
     audit::register(r)
 }

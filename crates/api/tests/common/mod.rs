@@ -70,6 +70,22 @@ pub fn settings(dir: &std::path::Path) -> ApiSettings {
         notifications: Default::default(),
         chat: Default::default(),
         incident_changes: tokio::sync::broadcast::channel(16).0,
+        kkt: Some(other_tenants_fleet()),
+    }
+}
+
+/// A cash-register fleet of tenant `other`, with one register named
+/// `othertenantsecretmarker`: no principal of another tenant may see it.
+pub fn other_tenants_fleet() -> dozor_api::routes::kkt::KktSettings {
+    let fleet = dozor_kkt::Fleet::new(dozor_kkt::FleetOptions::default());
+    let line = br#"{"ts":1796119200,"kkt":{"reg_number":"othertenantsecretmarker"},"event":"status","ofd_queue":{"unsent":0}}"#;
+    fleet.apply(dozor_kkt::parse_line(line, 180).unwrap(), 1_796_119_200_000);
+    dozor_api::routes::kkt::KktSettings {
+        tenant: "other".parse().unwrap(),
+        fleet: Arc::new(fleet),
+        stream: vec![("job".into(), "kkt".into())],
+        labels: vec![("service".into(), "kkt".into())],
+        utc_offset_min: 180,
     }
 }
 
