@@ -36,6 +36,7 @@ pub mod oidc;
 pub mod params;
 pub mod policy;
 mod promjson;
+pub mod reports;
 pub mod request_id;
 pub mod routes;
 pub mod self_metrics;

@@ -338,6 +338,36 @@ async fn every_state_change_leaves_a_record_of_its_request() {
         "DELETE /api/v1/dashboards/{id}".into(),
         traced(&app, a, "DELETE", &board, None).await,
     );
+    let report = |name: &str| serde_json::json!({"name": name, "sections": [{"title": "t", "kind": "stat", "query": "1"}]});
+    let body = check(
+        "POST /api/v1/reports".into(),
+        traced(&app, a, "POST", "/api/v1/reports", Some(report("r"))).await,
+    );
+    let report_path = format!("/api/v1/reports/{}", body["data"]["id"].as_str().unwrap());
+    check(
+        "PUT /api/v1/reports/{id}".into(),
+        traced(&app, a, "PUT", &report_path, Some(report("r2"))).await,
+    );
+    let body = check(
+        "POST /api/v1/reports/{id}/generate".into(),
+        traced(&app, a, "POST", &format!("{report_path}/generate"), None).await,
+    );
+    let run = body["data"]["id"].as_str().unwrap().to_owned();
+    check(
+        "GET /api/v1/reports/history/{id}".into(),
+        traced(
+            &app,
+            a,
+            "GET",
+            &format!("/api/v1/reports/history/{run}?format=html"),
+            None,
+        )
+        .await,
+    );
+    check(
+        "DELETE /api/v1/reports/{id}".into(),
+        traced(&app, a, "DELETE", &report_path, None).await,
+    );
     for path in ["/api/v1/admin/tsdb/flush", "/api/v1/admin/logs/flush"] {
         check(
             format!("POST {path}"),

@@ -69,6 +69,8 @@ struct Theirs {
     silence: String,
     token: String,
     dashboard: String,
+    report: String,
+    report_run: String,
 }
 
 async fn other_tenant(app: &common::TestApp) -> Theirs {
@@ -133,6 +135,29 @@ async fn other_tenant(app: &common::TestApp) -> Theirs {
         .await;
     assert_eq!(s, StatusCode::CREATED, "{body}");
     let dashboard = body["data"]["id"].as_str().unwrap().to_owned();
+    let (s, body) = app
+        .call(
+            "POST",
+            "/api/v1/reports",
+            Some(&admin),
+            Some(
+                json!({"name": MARKER, "description": MARKER, "schedule": {"every": "daily"},
+                        "sections": [{"title": MARKER, "kind": "stat", "query": "1"}]}),
+            ),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    let report = body["data"]["id"].as_str().unwrap().to_owned();
+    let (s, body) = app
+        .call(
+            "POST",
+            &format!("/api/v1/reports/{report}/generate"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    let report_run = body["data"]["id"].as_str().unwrap().to_owned();
     // Metrics and logs only tenant `other` holds.
     let now = dozor_model::time::now_ms();
     app.append(
@@ -154,6 +179,8 @@ async fn other_tenant(app: &common::TestApp) -> Theirs {
         silence,
         token,
         dashboard,
+        report,
+        report_run,
     }
 }
 
@@ -170,6 +197,10 @@ fn concrete(path: &str, theirs: &Theirs) -> String {
         theirs.token.as_str()
     } else if path.starts_with("/api/v1/dashboards/") {
         theirs.dashboard.as_str()
+    } else if path.starts_with("/api/v1/reports/history/") {
+        theirs.report_run.as_str()
+    } else if path.starts_with("/api/v1/reports/") {
+        theirs.report.as_str()
     } else {
         // Alerts exist only while a rule fires; any id is another tenant's or none.
         "0123456789abcdef"
@@ -282,6 +313,8 @@ async fn every_route_for_every_role_and_tenant_matches_the_fixture() {
         format!("/api/v1/incidents/{}", theirs.incident),
         format!("/api/v2/silence/{}", theirs.silence),
         format!("/api/v1/dashboards/{}", theirs.dashboard),
+        format!("/api/v1/reports/{}", theirs.report),
+        format!("/api/v1/reports/history/{}", theirs.report_run),
     ] {
         let (status, body) = app.call("GET", &path, Some(&oadmin), None).await;
         assert_eq!(status, StatusCode::OK, "{path}: {body}");

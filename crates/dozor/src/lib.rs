@@ -10,6 +10,7 @@
 //!   from alert groups with their context, automatic actions run and audited.
 //! - [`kkt`]: the cash-register pack's wiring (driver-log records → fleet, metrics, OFD
 //!   polls) and the simulators of `dozor sim`.
+//! - [`reports`]: the report scheduler (due reports generated, pending ones e-mailed).
 //! - [`demo`] and [`host`]: the generators of `dozor demo` (host readings come from the
 //!   ingest crate's host collector).
 //!
@@ -26,6 +27,7 @@ pub mod incidents;
 pub mod kkt;
 pub mod notify;
 pub mod publish;
+pub mod reports;
 pub mod rules;
 pub mod server;
 pub mod sources;

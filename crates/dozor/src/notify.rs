@@ -953,8 +953,8 @@ fn attachment(
 
 /// Sends an e-mail over SMTP (lettre): STARTTLS when `require_tls` (implicit TLS on port
 /// 465), the system's roots; a multipart/mixed message with the text and HTML bodies as
-/// alternatives, the snapshot and the other attachments.
-async fn send_email(
+/// alternatives, the snapshot (when there is one) and the other attachments.
+pub(crate) async fn send_email(
     smtp: &dozor_alerting::email::Smtp,
     email: &dozor_alerting::email::Email,
 ) -> Result<(), String> {
@@ -981,12 +981,14 @@ async fn send_email(
         builder = builder.raw_header(HeaderValue::new(name, value.clone()));
     }
     let json = ContentType::parse("application/json").map_err(|e| e.to_string())?;
-    let mut body = MultiPart::mixed()
-        .multipart(MultiPart::alternative_plain_html(
-            email.text.clone(),
-            email.html.clone(),
-        ))
-        .singlepart(attachment("alerts.json", &email.snapshot, json));
+    let mut body = MultiPart::mixed().multipart(MultiPart::alternative_plain_html(
+        email.text.clone(),
+        email.html.clone(),
+    ));
+    // Alert notifications carry their snapshot; reports have none.
+    if !email.snapshot.is_empty() {
+        body = body.singlepart(attachment("alerts.json", &email.snapshot, json));
+    }
     for (name, media, content) in &email.attachments {
         let media = ContentType::parse(media).map_err(|e| e.to_string())?;
         body = body.singlepart(attachment(name, content, media));

@@ -477,6 +477,7 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
     } else {
         (None, None)
     };
+    let report_notifications = Arc::clone(&notifications);
     let notifier = crate::notify::start(
         notifications,
         notify_wake,
@@ -526,6 +527,12 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
             ));
         }
     }
+    tokio::spawn(crate::reports::run(
+        state.clone(),
+        Arc::clone(&report_notifications),
+        Arc::clone(&audit),
+        stop_rx.clone(),
+    ));
     if let Some((log, sim, ofd, ofd_config)) = demo_kkt {
         tokio::spawn(crate::kkt::run_sim_writer(log, sim, stop_rx.clone()));
         tokio::spawn(async move {

@@ -18,7 +18,7 @@ use crate::{Backend, StateError, Store, TenantId};
 /// have none: `settings`, `source_checkpoints`, `login_failures` (per name, whether or not a
 /// user has it), `revoked_sessions`, and `refresh_tokens` (no tenant column; only ever found
 /// by hash, id, session or user id, before any tenant is known).
-pub(crate) const TENANT_TABLES: [(&str, &str); 12] = [
+pub(crate) const TENANT_TABLES: [(&str, &str); 14] = [
     ("tenants", "id"),
     ("users", "tenant_id"),
     ("api_tokens", "tenant_id"),
@@ -31,6 +31,8 @@ pub(crate) const TENANT_TABLES: [(&str, &str); 12] = [
     ("incidents", "tenant"),
     ("incident_events", "tenant"),
     ("dashboards", "tenant"),
+    ("reports", "tenant"),
+    ("report_history", "tenant"),
 ];
 
 /// The PostgreSQL setting a transaction names its tenant in.
@@ -79,6 +81,8 @@ pub(crate) enum RowScope<'a> {
     ///   [`Store::all_silences`], [`Store::notification_log_since`] (which also prunes old
     ///   entries), [`Store::open_incident_groups`].
     /// - Retention across tenants: [`Store::prune_deliveries`].
+    /// - The report scheduler, which serves every tenant: [`Store::due_reports`],
+    ///   [`Store::pending_report_deliveries`].
     System,
     /// Installation-wide tables only (sessions, lock-outs, checkpoints): `dozor.tenant` stays
     /// unset, so a tenant table would show no rows and take none. Also the start of

@@ -23,7 +23,8 @@ mod loki;
 mod loki_query;
 mod loki_tail;
 mod metrics;
-mod query;
+pub(crate) mod query;
+pub mod reports;
 mod rules;
 mod series;
 mod slos;
@@ -70,5 +71,6 @@ pub fn registry() -> Registry {
     let r = ai::register(r);
     let r = slos::register(r);
     let r = kkt::register(r);
+    let r = reports::register(r);
     audit::register(r)
 }

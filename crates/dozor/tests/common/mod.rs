@@ -242,3 +242,59 @@ impl Listener {
         }
     }
 }
+
+/// A real SMTP server (aiosmtpd, `tests/clients/smtp_sink.py`) refusing the first `fail`
+/// messages; each accepted one lands in `out` as a JSON line.
+pub struct SmtpSink {
+    pub port: u16,
+    out: std::path::PathBuf,
+    child: std::process::Child,
+}
+
+impl SmtpSink {
+    pub fn start(dir: &std::path::Path, fail: usize) -> SmtpSink {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let out = dir.join("mail.jsonl");
+        let mut child = std::process::Command::new(root.join("../../target/pyenv/bin/python"))
+            .arg(root.join("tests/clients/smtp_sink.py"))
+            .arg(port.to_string())
+            .arg(&out)
+            .arg(fail.to_string())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("target/pyenv/bin/python (scripts/setup-deps installs aiosmtpd there)");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "ready", "the SMTP sink did not start");
+        SmtpSink { port, out, child }
+    }
+
+    pub fn wait_for(&self, n: usize) -> Vec<serde_json::Value> {
+        let until = Instant::now() + Duration::from_secs(30);
+        loop {
+            let got: Vec<serde_json::Value> = std::fs::read_to_string(&self.out)
+                .unwrap_or_default()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect();
+            if got.len() >= n || Instant::now() > until {
+                return got;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
