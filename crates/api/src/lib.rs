@@ -179,6 +179,7 @@ struct Inner {
     sessions: auth::SessionCache,
     login_limiter: transport::RateBuckets,
     rate_buckets: transport::RateBuckets,
+    fraud: routes::analytics::FraudState,
 }
 
 /// What every handler shares. Cheap to clone.
@@ -217,6 +218,7 @@ impl AppState {
             sessions: auth::SessionCache::default(),
             login_limiter: transport::RateBuckets::default(),
             rate_buckets: transport::RateBuckets::default(),
+            fraud: routes::analytics::FraudState::default(),
         }))
     }
 
@@ -272,6 +274,11 @@ impl AppState {
     /// PII masking of log records before they are stored.
     pub fn masker(&self) -> &dozor_ingest::pii::Masker {
         &self.0.masker
+    }
+
+    /// Every tenant's fraud detectors (`routes::analytics`).
+    pub(crate) fn fraud(&self) -> &routes::analytics::FraudState {
+        &self.0.fraud
     }
 
     /// The latest outcome of every probe, filled by the probe collector and read by the

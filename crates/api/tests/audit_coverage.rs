@@ -66,6 +66,12 @@ const NOT_AUDITED: &[(&str, &str, &str)] = &[
     ("POST", "/api/v1/metrics", "ingest"),
     ("POST", "/api/v1/logs/ingest", "ingest"),
     ("POST", "/api/v1/events", "ingest"),
+    ("POST", "/api/v1/analytics/sales/track", "ingest"),
+    (
+        "POST",
+        "/api/v1/analytics/fraud/check",
+        "ingest: events judged, findings stored",
+    ),
     ("POST", "/loki/api/v1/push", "ingest"),
     ("POST", "/insert/elasticsearch/_bulk", "ingest"),
     ("PUT", "/insert/elasticsearch/_bulk", "ingest"),
@@ -367,6 +373,23 @@ async fn every_state_change_leaves_a_record_of_its_request() {
     check(
         "DELETE /api/v1/reports/{id}".into(),
         traced(&app, a, "DELETE", &report_path, None).await,
+    );
+    // Ingest (not audited, see NOT_AUDITED), to have a finding to investigate.
+    let (status, body, _) = traced(&app, a, "POST", "/api/v1/analytics/sales/track", Some(serde_json::json!(
+        (0..3).map(|i| serde_json::json!({"eventId": "E", "userId": "s", "price": 1, "quantity": 4, "timestamp": 1_796_119_200_000i64 + i})).collect::<Vec<_>>()
+    ))).await;
+    assert_eq!(status, 200, "{body}");
+    let finding = body["data"]["fraud"][0]["id"].as_str().unwrap().to_owned();
+    check(
+        "POST /api/v1/fraud/events/{id}/investigate".into(),
+        traced(
+            &app,
+            a,
+            "POST",
+            &format!("/api/v1/fraud/events/{finding}/investigate"),
+            Some(serde_json::json!({"outcome": "false_positive"})),
+        )
+        .await,
     );
     for path in ["/api/v1/admin/tsdb/flush", "/api/v1/admin/logs/flush"] {
         check(

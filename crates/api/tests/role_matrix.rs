@@ -71,6 +71,7 @@ struct Theirs {
     dashboard: String,
     report: String,
     report_run: String,
+    fraud_event: String,
 }
 
 async fn other_tenant(app: &common::TestApp) -> Theirs {
@@ -158,6 +159,23 @@ async fn other_tenant(app: &common::TestApp) -> Theirs {
         .await;
     assert_eq!(s, StatusCode::CREATED, "{body}");
     let report_run = body["data"]["id"].as_str().unwrap().to_owned();
+    // A scalper of tenant `other`: four purchases of four tickets, a fraud finding.
+    let mut fraud_event = String::new();
+    for i in 0..4 {
+        let (s, body) = app
+            .call(
+                "POST",
+                "/api/v1/analytics/sales/track",
+                Some(&admin),
+                Some(json!({"eventId": MARKER, "userId": MARKER, "price": 10, "quantity": 4, "ip": "192.0.2.1", "timestamp": 1_796_119_200_000i64 + i})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        if let Some(id) = body["data"]["fraud"][0]["id"].as_str() {
+            fraud_event = id.to_owned();
+        }
+    }
+    assert!(!fraud_event.is_empty(), "tenant other has a fraud finding");
     // Metrics and logs only tenant `other` holds.
     let now = dozor_model::time::now_ms();
     app.append(
@@ -181,6 +199,7 @@ async fn other_tenant(app: &common::TestApp) -> Theirs {
         dashboard,
         report,
         report_run,
+        fraud_event,
     }
 }
 
@@ -197,6 +216,8 @@ fn concrete(path: &str, theirs: &Theirs) -> String {
         theirs.token.as_str()
     } else if path.starts_with("/api/v1/dashboards/") {
         theirs.dashboard.as_str()
+    } else if path.starts_with("/api/v1/fraud/events/") {
+        theirs.fraud_event.as_str()
     } else if path.starts_with("/api/v1/reports/history/") {
         theirs.report_run.as_str()
     } else if path.starts_with("/api/v1/reports/") {
@@ -315,6 +336,7 @@ async fn every_route_for_every_role_and_tenant_matches_the_fixture() {
         format!("/api/v1/dashboards/{}", theirs.dashboard),
         format!("/api/v1/reports/{}", theirs.report),
         format!("/api/v1/reports/history/{}", theirs.report_run),
+        format!("/api/v1/fraud/events/{}", theirs.fraud_event),
     ] {
         let (status, body) = app.call("GET", &path, Some(&oadmin), None).await;
         assert_eq!(status, StatusCode::OK, "{path}: {body}");

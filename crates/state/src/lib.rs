@@ -7,7 +7,7 @@
 //! understand) when the store opens.
 //!
 //! Data enters through typed methods grouped by table ([`users`], [`tokens`], [`sessions`],
-//! [`tenants`], [`settings`], [`lockout`], [`checkpoints`], [`alerts`], [`anomalies`], [`notifications`], [`incidents`], [`dashboards`], [`reports`]) and leaves as plain structs; no SQL escapes this crate.
+//! [`tenants`], [`settings`], [`lockout`], [`checkpoints`], [`alerts`], [`anomalies`], [`notifications`], [`incidents`], [`dashboards`], [`reports`], [`fraud`]) and leaves as plain structs; no SQL escapes this crate.
 //!
 //! Architecture invariants:
 //! - Every method that touches tenant-owned rows takes a [`TenantId`]; there is no way to list
@@ -39,6 +39,7 @@ pub mod anomalies;
 pub mod checkpoints;
 pub mod dashboards;
 mod error;
+pub mod fraud;
 pub mod incidents;
 pub mod lockout;
 pub mod notifications;

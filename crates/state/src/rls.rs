@@ -18,7 +18,7 @@ use crate::{Backend, StateError, Store, TenantId};
 /// have none: `settings`, `source_checkpoints`, `login_failures` (per name, whether or not a
 /// user has it), `revoked_sessions`, and `refresh_tokens` (no tenant column; only ever found
 /// by hash, id, session or user id, before any tenant is known).
-pub(crate) const TENANT_TABLES: [(&str, &str); 14] = [
+pub(crate) const TENANT_TABLES: [(&str, &str); 15] = [
     ("tenants", "id"),
     ("users", "tenant_id"),
     ("api_tokens", "tenant_id"),
@@ -33,6 +33,7 @@ pub(crate) const TENANT_TABLES: [(&str, &str); 14] = [
     ("dashboards", "tenant"),
     ("reports", "tenant"),
     ("report_history", "tenant"),
+    ("fraud_events", "tenant"),
 ];
 
 /// The PostgreSQL setting a transaction names its tenant in.
@@ -82,7 +83,8 @@ pub(crate) enum RowScope<'a> {
     ///   entries), [`Store::open_incident_groups`].
     /// - Retention across tenants: [`Store::prune_deliveries`].
     /// - The report scheduler, which serves every tenant: [`Store::due_reports`],
-    ///   [`Store::pending_report_deliveries`].
+    ///   [`Store::pending_report_deliveries`]; and its hourly clean-up of investigated
+    ///   fraud findings, [`Store::prune_fraud_events`].
     System,
     /// Installation-wide tables only (sessions, lock-outs, checkpoints): `dozor.tenant` stays
     /// unset, so a tenant table would show no rows and take none. Also the start of

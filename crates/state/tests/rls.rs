@@ -20,12 +20,13 @@ use sqlx::postgres::PgConnection;
 use sqlx::{Connection, Executor};
 
 /// Every table that holds tenants' rows, with its tenant column: what the policies must cover.
-const TENANT_TABLES: [(&str, &str); 14] = [
+const TENANT_TABLES: [(&str, &str); 15] = [
     ("alert_history", "tenant"),
     ("alert_rules", "tenant"),
     ("anomaly_events", "tenant"),
     ("api_tokens", "tenant_id"),
     ("dashboards", "tenant"),
+    ("fraud_events", "tenant"),
     ("incident_events", "tenant"),
     ("incidents", "tenant"),
     ("notification_deliveries", "tenant"),
@@ -219,6 +220,27 @@ async fn seed(store: &Store, t: &TenantId) -> Seeded {
                 html: "<p>x</p>",
                 csv: "section,series,time,value\n",
             },
+        )
+        .await
+        .unwrap();
+    store
+        .add_fraud_events(
+            t,
+            &[dozor_state::fraud::FraudEvent {
+                id: String::new(),
+                user_id: format!("buyer-{name}"),
+                subject: format!("user:buyer-{name}"),
+                pattern: "scalper".into(),
+                risk_level: "high".into(),
+                reason: "16 tickets".into(),
+                at_ms: 2_000,
+                data: "{}".into(),
+                investigated: false,
+                investigated_by: String::new(),
+                investigated_at_ms: None,
+                outcome: String::new(),
+                note: String::new(),
+            }],
         )
         .await
         .unwrap();

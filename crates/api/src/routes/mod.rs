@@ -6,6 +6,7 @@ mod ai;
 pub mod alert_rules;
 pub mod alertmanager;
 mod alerts;
+pub mod analytics;
 mod anomalies;
 pub mod audit;
 mod auth;
@@ -72,5 +73,6 @@ pub fn registry() -> Registry {
     let r = slos::register(r);
     let r = kkt::register(r);
     let r = reports::register(r);
+    let r = analytics::register(r);
     audit::register(r)
 }
