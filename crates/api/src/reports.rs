@@ -518,9 +518,8 @@ async fn query(
             })
         }
         Language::Logql => {
-            use dozor_logs::logql::{QueryResult, Range, evaluate, parse};
+            use dozor_logs::logql::{QueryResult, Range, parse};
             let expr = parse(&s.query).map_err(|e| ApiError::bad_data(e.to_string()))?;
-            let db = state.log_reader(principal)?;
             let range = Range {
                 start_ns: start.saturating_mul(1_000_000),
                 end_ns: end.saturating_mul(1_000_000),
@@ -528,13 +527,7 @@ async fn query(
                 limit: 0,
                 direction: dozor_logs::Direction::Backward,
             };
-            let result = tokio::task::spawn_blocking(move || match &db {
-                Some(db) => evaluate(db, &expr, range).map(|(r, _)| r),
-                None => evaluate(&dozor_logs::logql::Empty, &expr, range).map(|(r, _)| r),
-            })
-            .await
-            .map_err(ApiError::internal)?
-            .map_err(|e| ApiError::bad_data(e.to_string()))?;
+            let (result, _) = crate::routes::loki_query::run(state, principal, expr, range).await?;
             Ok(match result {
                 QueryResult::Vector(series) | QueryResult::Matrix(series) => series
                     .into_iter()

@@ -265,13 +265,13 @@ impl RulesConfig {
         for (tenant, patterns) in lists {
             for pattern in patterns {
                 if let Some(name) = pattern.strip_prefix(dozor_rules::packs::PREFIX) {
-                    let text = dozor_rules::packs::get(name).ok_or_else(|| {
-                        err(format!(
-                            "no rule pack {name:?}; shipped packs: {}",
-                            dozor_rules::packs::PACKS.map(|(n, _)| n).join(", ")
-                        ))
-                    })?;
-                    let groups = dozor_rules::file::parse(text, pattern)
+                    let groups = dozor_rules::packs::parse(name)
+                        .ok_or_else(|| {
+                            err(format!(
+                                "no rule pack {name:?}; shipped packs: {}",
+                                dozor_rules::packs::PACKS.map(|(n, _)| n).join(", ")
+                            ))
+                        })?
                         .map_err(|errors| err(errors[0].to_string()))?;
                     out.extend(groups.into_iter().map(|g| (tenant.clone(), g)));
                     continue;

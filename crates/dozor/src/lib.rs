@@ -10,6 +10,8 @@
 //!   from alert groups with their context, automatic actions run and audited.
 //! - [`kkt`]: the cash-register pack's wiring (driver-log records → fleet, metrics, OFD
 //!   polls) and the simulators of `dozor sim`.
+//! - [`marketplace`]: the simulated ticket marketplace of `dozor sim marketplace` and the
+//!   demo, fed to the analytics routes over HTTP.
 //! - [`reports`]: the report scheduler (due reports generated, pending ones e-mailed).
 //! - [`demo`] and [`host`]: the generators of `dozor demo` (host readings come from the
 //!   ingest crate's host collector).
@@ -25,6 +27,7 @@ pub mod detect;
 pub mod host;
 pub mod incidents;
 pub mod kkt;
+pub mod marketplace;
 pub mod notify;
 pub mod publish;
 pub mod reports;

@@ -72,6 +72,25 @@ enum SimCommand {
         #[arg(long)]
         truth: bool,
     },
+    /// Send a simulated ticket marketplace's week (ordinary buyers, injected scalpers,
+    /// bots and other abusers), moved to end now, to a Dozor's analytics routes.
+    Marketplace {
+        /// The Dozor to feed.
+        #[arg(long, default_value = "http://127.0.0.1:9470")]
+        url: String,
+        /// File holding an API token with the ingest scope.
+        #[arg(long, value_name = "FILE")]
+        token_file: PathBuf,
+        /// Ordinary accounts.
+        #[arg(long, default_value_t = 200)]
+        users: usize,
+        /// Seed of every draw.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Print the injected patterns and subjects (the ground truth) to standard error.
+        #[arg(long)]
+        truth: bool,
+    },
     /// Serve an OFD-like API (OFD.ru, Taxcom and neutral dialects) over the same simulated
     /// fleet.
     Ofd {
@@ -410,6 +429,34 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 dozor_kkt::sim_ofd::serve(listener, config).await?;
                 anyhow::Ok(())
             })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Sim(SimCommand::Marketplace {
+            url,
+            token_file,
+            users,
+            seed,
+            truth,
+        }) => {
+            anyhow::ensure!((1..=100_000).contains(&users), "--users: from 1 to 100000");
+            let token = config::read_secret_file(&token_file)?;
+            let (events, labels) =
+                dozor::marketplace::simulated(seed, users, dozor_model::time::now_ms());
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let fed = runtime
+                .block_on(dozor::marketplace::feed(&url, &token, &events))
+                .map_err(anyhow::Error::msg)?;
+            println!(
+                "sent {} sales and {} requests; findings by pattern: {:?}",
+                fed.sales, fed.requests, fed.findings
+            );
+            if truth {
+                for (pattern, subject) in &labels {
+                    eprintln!("{} {subject}", pattern.name());
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Version => {

@@ -44,6 +44,14 @@ fn load_config(args: &Overrides, demo: bool) -> anyhow::Result<Config> {
     if demo && args.config.is_none() && std::env::var_os("DOZOR_DATA_DIR").is_none() {
         config.data_dir = "dozor-demo-data".into();
     }
+    if demo && args.config.is_none() {
+        // The packs the demo's shop and marketplace feed.
+        for pack in ["pack:shop", "pack:ticketing"] {
+            if !config.rules.files.iter().any(|f| f == pack) {
+                config.rules.files.push(pack.to_owned());
+            }
+        }
+    }
     if let Some(d) = &args.data_dir {
         config.data_dir.clone_from(d);
     }
@@ -533,6 +541,25 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
         Arc::clone(&audit),
         stop_rx.clone(),
     ));
+    if demo {
+        // The demo's ticket marketplace: a simulated week sent to the analytics routes over
+        // HTTP with an ingest token of its own, as a real marketplace would.
+        let token = demo_ingest_token(&store).await?;
+        let url = format!("http://{addr}");
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let (events, _) = crate::marketplace::simulated(7, 200, dozor_model::time::now_ms());
+            match crate::marketplace::feed(&url, &token, &events).await {
+                Ok(fed) => tracing::info!(
+                    sales = fed.sales,
+                    requests = fed.requests,
+                    findings = ?fed.findings,
+                    "the demo marketplace's week was sent"
+                ),
+                Err(e) => tracing::warn!(error = %e, "the demo marketplace stopped"),
+            }
+        });
+    }
     if let Some((log, sim, ofd, ofd_config)) = demo_kkt {
         tokio::spawn(crate::kkt::run_sim_writer(log, sim, stop_rx.clone()));
         tokio::spawn(async move {
@@ -1041,6 +1068,33 @@ fn env_secret(name: &str) -> anyhow::Result<Option<String>> {
 
 /// Creates the first administrator and an admin API token from the environment (or the
 /// demo login), when they do not exist yet. Never changes existing ones.
+/// The demo marketplace's API token (ingest scope), made once and kept in the settings.
+async fn demo_ingest_token(store: &Store) -> anyhow::Result<String> {
+    let token = store
+        .setting_or_init("demo.marketplace_token", || {
+            Ok(format!(
+                "{}{}",
+                dozor_api::auth::API_TOKEN_PREFIX,
+                hex::encode(dozor_state::random_bytes::<16>()?)
+            ))
+        })
+        .await?;
+    let hash = dozor_api::auth::token_hash(&token);
+    if store.api_token_by_hash(&hash).await?.is_none() {
+        store
+            .create_api_token(NewApiToken {
+                tenant: &TenantId::default_tenant(),
+                name: "demo marketplace",
+                scopes: ScopeSet::from_iter([Scope::Ingest]),
+                created_by: "demo",
+                expires_ms: None,
+                token_hash: &hash,
+            })
+            .await?;
+    }
+    Ok(token)
+}
+
 async fn bootstrap(store: &Store, audit: &AuditLog, demo: bool) -> anyhow::Result<()> {
     let tenant = TenantId::default_tenant();
     let name = std::env::var("DOZOR_ADMIN_USER").unwrap_or_else(|_| DEMO_USER.to_owned());

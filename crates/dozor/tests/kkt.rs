@@ -36,25 +36,7 @@ fn rules_dir() -> std::path::PathBuf {
 
 #[test]
 fn the_shipped_rules_pass_their_unit_tests() {
-    let test = rules_dir().join("kkt-54fz.test.yml");
-    let out = dozor().args(["test", "rules"]).arg(&test).output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
-    assert!(text.contains("SUCCESS"), "{text}");
-    // Prometheus' promtool reads the same files the same way.
-    match std::process::Command::new("promtool")
-        .args(["test", "rules"])
-        .arg(&test)
-        .output()
-    {
-        Ok(o) => assert!(
-            o.status.success(),
-            "promtool: {}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        ),
-        Err(_) => eprintln!("promtool is not installed: skipping its run of the KKT rule tests"),
-    }
+    common::rule_tests_pass(&rules_dir().join("kkt-54fz.test.yml"));
 }
 
 #[test]

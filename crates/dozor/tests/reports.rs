@@ -7,40 +7,15 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Server, SmtpSink};
+use common::{Server, SmtpSink, wait_for};
 
 const TOKEN: &str = "dzr_reports-test-token-0123456789";
 
 fn send(server: &Server, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
-    common::block_on(async {
-        let r = reqwest::Client::new()
-            .request(method.parse().unwrap(), server.url(path))
-            .bearer_auth(TOKEN)
-            .header("content-type", "application/json")
-            .body(body.to_owned())
-            .send()
-            .await
-            .unwrap();
-        let status = r.status().as_u16();
-        let text = r.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
-        )
-    })
-}
-
-fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let until = Instant::now() + limit;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < until, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    let (status, v) = server.send(TOKEN, method, path, body);
+    (status.as_u16(), v)
 }
 
 #[test]

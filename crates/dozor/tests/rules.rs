@@ -6,8 +6,11 @@
 //! `kill -9` from the `ALERTS_FOR_STATE` series the first run wrote, and the alert
 //! history keeping one episode per firing across restarts; the shipped `pack:pipeline`
 //! turning a large transaction posted to `/api/v1/events` into a row of
-//! `/api/v1/anomalies`; a structured rule made through `/api/v1/alerts/rules` evaluated,
-//! reloaded from the state store after `kill -9`, and resolved when deleted.
+//! `/api/v1/anomalies`; the shipped `pack:shop` (seed 002) passing its unit tests under
+//! `dozor test rules` and `promtool`, and turning the demo's shop log lines into recorded
+//! business series, a large order's anomaly event and a FATAL line's alert; a structured
+//! rule made through `/api/v1/alerts/rules` evaluated, reloaded from the state store after
+//! `kill -9`, and resolved when deleted.
 
 #![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
 
@@ -15,9 +18,9 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Server, dozor};
+use common::{Server, dozor, wait_for};
 
 const TOKEN: &str = "dzr_rules-test-admin-token-0123456";
 
@@ -158,17 +161,6 @@ fn alerts(server: &Server) -> Vec<serde_json::Value> {
         .clone()
 }
 
-fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let until = Instant::now() + limit;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < until, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 fn push(server: &Server, body: &str) {
     let (status, _) = send(server, "POST", "/api/v1/metrics", body);
     assert!(status.is_success(), "{status}");
@@ -181,22 +173,7 @@ fn send(
     path: &str,
     body: &str,
 ) -> (reqwest::StatusCode, serde_json::Value) {
-    common::block_on(async {
-        let r = reqwest::Client::new()
-            .request(method.parse().unwrap(), server.url(path))
-            .bearer_auth(TOKEN)
-            .header("content-type", "application/json")
-            .body(body.to_owned())
-            .send()
-            .await
-            .unwrap();
-        let status = r.status();
-        let text = r.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
-        )
-    })
+    server.send(TOKEN, method, path, body)
 }
 
 #[test]
@@ -363,6 +340,94 @@ fn the_pipeline_pack_turns_a_large_transaction_into_an_anomaly_event() {
                 && a["labels"]["user_id"] == "u-17"),
         "{firing:?}"
     );
+    server.signal("TERM");
+    assert!(server.wait(Duration::from_secs(30)).success());
+}
+
+/// `deploy/rules/shop.test.yml`, the unit tests of pack:shop's PromQL half.
+fn shop_tests() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/rules/shop.test.yml")
+}
+
+#[test]
+fn the_shop_pack_passes_its_unit_tests_under_dozor_and_promtool() {
+    common::rule_tests_pass(&shop_tests());
+}
+
+/// The demo's JSON lines (`ts`, `service`, `level`, `msg`, and a `user_id` field) through
+/// `/api/v1/logs/ingest`: pack:shop records orders from them, turns a large order into an
+/// anomaly event (a LogQL alert) and a FATAL line into an alert (a PromQL alert over a
+/// series its LogQL group recorded).
+#[test]
+fn the_shop_pack_turns_demo_lines_into_business_series_and_anomalies() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("dozor.yml"),
+        "rules:\n  evaluation_interval: 1s\n  files: [pack:shop]\n",
+    )
+    .unwrap();
+    let server = start(dir.path());
+    let groups = server.get_json("/api/v1/rules", TOKEN)["data"]["groups"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(groups, 9, "the pack's nine groups are loaded");
+
+    let now = dozor_model::time::now_ms();
+    let line = |service: &str, level: &str, msg: &str, user: &str| {
+        serde_json::json!({"ts": now, "service": service, "level": level, "msg": msg, "user_id": user})
+            .to_string()
+    };
+    let mut lines: Vec<String> = (0..10)
+        .map(|i| {
+            line(
+                "checkout",
+                "info",
+                &format!("order A-10000{i} created, 2 items, total 1500.00 RUB"),
+                "u-1",
+            )
+        })
+        .collect();
+    lines.push(line(
+        "checkout",
+        "info",
+        "order A-900001 created, 40 items, total 250000.00 RUB",
+        "u-77",
+    ));
+    lines.push(line(
+        "mes-api",
+        "FATAL",
+        "database connection lost: too many clients",
+        "",
+    ));
+    let (status, body) = send(&server, "POST", "/api/v1/logs/ingest", &lines.join("\n"));
+    assert!(status.is_success(), "{status}: {body}");
+
+    let rows = wait_for("the large order's anomaly", Duration::from_secs(30), || {
+        let rows = server.get_json("/api/v1/anomalies?type=business", TOKEN)["data"]["anomalies"]
+            .as_array()
+            .unwrap()
+            .clone();
+        rows.into_iter()
+            .find(|r| r["tags"]["alertname"] == "ShopLargeOrder")
+    });
+    assert_eq!(rows["user_id"], "u-77", "{rows}");
+    assert_eq!(rows["tags"]["order_id"], "A-900001");
+    assert_eq!(rows["alert_title"], "Order A-900001: 250000.00 RUB");
+    // 11 orders in the last 5 minutes: 2.2 a minute.
+    let orders = wait_for("the recorded orders", Duration::from_secs(20), || {
+        let q = server.get_json("/api/v1/query?query=shop:orders_created:per_minute", TOKEN);
+        let v = q["data"]["result"][0]["value"][1].as_str()?.to_owned();
+        (v != "0").then_some(v)
+    });
+    assert_eq!(orders, "2.2");
+    let fatal = wait_for("the FATAL line's alert", Duration::from_secs(30), || {
+        alerts(&server)
+            .into_iter()
+            .find(|a| a["labels"]["alertname"] == "ShopServiceFatal" && a["state"] == "firing")
+    });
+    assert_eq!(fatal["labels"]["service"], "mes-api");
+    assert_eq!(fatal["labels"]["severity"], "critical");
     server.signal("TERM");
     assert!(server.wait(Duration::from_secs(30)).success());
 }

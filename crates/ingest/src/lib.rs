@@ -129,3 +129,17 @@ pub(crate) fn snappy_decompress(body: &[u8], limits: &Limits) -> Result<Vec<u8>,
 pub fn sample_count(batch: &Batch) -> usize {
     batch.iter().map(|(_, s)| s.len()).sum()
 }
+
+/// `s` as one URL path segment or query value: every byte but RFC 3986's unreserved
+/// characters percent-encoded (queue names, INNs, tokens in the URLs we build).
+pub fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}

@@ -565,7 +565,7 @@ mod management {
             let url = format!(
                 "{}/api/queues/{vhost}/{}",
                 base.trim_end_matches('/'),
-                encode_segment(queue)
+                crate::percent_encode(queue)
             );
             let request = checks::HttpRequest {
                 method: None,
@@ -608,19 +608,6 @@ mod management {
         Ok(batch)
     }
 
-    /// A queue name as one path segment.
-    fn encode_segment(s: &str) -> String {
-        let mut out = String::with_capacity(s.len());
-        for b in s.bytes() {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                out.push(char::from(b));
-            } else {
-                out.push_str(&format!("%{b:02X}"));
-            }
-        }
-        out
-    }
-
     #[cfg(test)]
     mod tests {
         use super::*;
@@ -647,7 +634,10 @@ mod management {
             let (_, _, v) = login(&config("amqp://u:p@h/shop")).unwrap();
             assert_eq!(v, "shop");
             assert!(login(&config("amqp://u:%zz@h/")).is_err());
-            assert_eq!(encode_segment("orders.dlq/1 x"), "orders.dlq%2F1%20x");
+            assert_eq!(
+                crate::percent_encode("orders.dlq/1 x"),
+                "orders.dlq%2F1%20x"
+            );
         }
 
         #[test]

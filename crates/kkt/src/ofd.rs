@@ -282,8 +282,8 @@ impl Client {
         let token = self.session.clone().unwrap_or_default();
         let path = format!(
             "/api/integration/v1/inn/{}/kkts?AuthToken={}",
-            encode(&inn),
-            encode(&token)
+            dozor_ingest::percent_encode(&inn),
+            dozor_ingest::percent_encode(&token)
         );
         let v = self.call("GET", &path, &[], None).await?;
         if v.get("Status").and_then(Value::as_str) != Some("Success") {
@@ -354,13 +354,16 @@ impl Client {
                 .get("id")
                 .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
                 .ok_or_else(|| OfdError::Malformed("OutletList: a record without id".into()))?;
-            let path = format!("/API/v2/KKTList?id={}", encode(&id));
+            let path = format!("/API/v2/KKTList?id={}", dozor_ingest::percent_encode(&id));
             let kkts = self.call("GET", &path, &headers, None).await?;
             for k in records(&kkts, "KKTList")? {
                 let Some(fn_number) = str_field(k, "fnFactoryNumber") else {
                     continue;
                 };
-                let path = format!("/API/v2/KKTInfo?fn={}", encode(&fn_number));
+                let path = format!(
+                    "/API/v2/KKTInfo?fn={}",
+                    dozor_ingest::percent_encode(&fn_number)
+                );
                 let info = self.call("GET", &path, &headers, None).await?;
                 let c = info
                     .get("cashdesk")
@@ -470,19 +473,6 @@ fn snake(s: &str) -> String {
     out
 }
 
-/// Percent-encodes a query or path value.
-fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -504,7 +494,7 @@ mod tests {
             Some(9 * 3_600_000)
         );
         assert_eq!(date_field(&v, "d"), None);
-        assert_eq!(encode("a b/é"), "a%20b%2F%C3%A9");
+        assert_eq!(dozor_ingest::percent_encode("a b/é"), "a%20b%2F%C3%A9");
     }
 
     #[test]

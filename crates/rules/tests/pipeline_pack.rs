@@ -197,8 +197,8 @@ fn expected() -> Vec<(&'static str, &'static str, i64, i64)> {
 #[test]
 fn every_seed_001_rule_fires_exactly_on_its_injected_anomaly() {
     let s = generate();
-    let text = dozor_rules::packs::get("pipeline").unwrap();
-    let mut groups: Vec<Group> = dozor_rules::file::parse(text, "pack:pipeline")
+    let mut groups: Vec<Group> = dozor_rules::packs::parse("pipeline")
+        .unwrap()
         .unwrap()
         .into_iter()
         .map(|g| Group::new(g, 60_000))

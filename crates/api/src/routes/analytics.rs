@@ -259,6 +259,9 @@ async fn detect(
     events: Vec<(Event, Value)>,
 ) -> Result<Vec<FraudEvent>, ApiError> {
     let mut found = Vec::new();
+    // Keys counted for the first time: written at 0 just before, so that `increase` sees
+    // the first finding too.
+    let mut fresh = Vec::new();
     let counts = {
         let mut all = state
             .fraud()
@@ -289,9 +292,12 @@ async fn detect(
                     outcome: String::new(),
                     note: String::new(),
                 });
-                *t.counts
-                    .entry((f.pattern.name(), risk_name(f.risk)))
-                    .or_default() += 1;
+                let key = (f.pattern.name(), risk_name(f.risk));
+                let n = t.counts.entry(key).or_insert_with(|| {
+                    fresh.push(key);
+                    0
+                });
+                *n += 1;
             }
         }
         (!found.is_empty()).then(|| t.counts.clone())
@@ -312,13 +318,15 @@ async fn detect(
                     ("data_class", "security"),
                 ])
                 .ok()?;
-                Some((
-                    l,
-                    vec![dozor_model::Sample {
-                        t: now,
-                        v: n as f64,
-                    }],
-                ))
+                let mut samples = Vec::with_capacity(2);
+                if fresh.contains(&(pattern, risk)) {
+                    samples.push(dozor_model::Sample { t: now - 1, v: 0.0 });
+                }
+                samples.push(dozor_model::Sample {
+                    t: now,
+                    v: n as f64,
+                });
+                Some((l, samples))
             })
             .collect();
         let db = state.tsdb().tenant(tenant).map_err(ApiError::internal)?;
@@ -438,9 +446,8 @@ async fn log_number(
     query: String,
     t: i64,
 ) -> Result<f64, ApiError> {
-    use dozor_logs::logql::{QueryResult, Range, evaluate, parse};
+    use dozor_logs::logql::{QueryResult, Range, parse};
     let expr = parse(&query).map_err(|e| ApiError::internal(format!("{query}: {e}")))?;
-    let db = state.log_reader(principal)?;
     let ns = t.saturating_mul(1_000_000);
     let range = Range {
         start_ns: ns,
@@ -449,13 +456,7 @@ async fn log_number(
         limit: 0,
         direction: dozor_logs::Direction::Backward,
     };
-    let result = tokio::task::spawn_blocking(move || match &db {
-        Some(db) => evaluate(db, &expr, range).map(|(r, _)| r),
-        None => evaluate(&dozor_logs::logql::Empty, &expr, range).map(|(r, _)| r),
-    })
-    .await
-    .map_err(ApiError::internal)?
-    .map_err(|e| ApiError::bad_data(e.to_string()))?;
+    let (result, _) = super::loki_query::run(state, principal, expr, range).await?;
     Ok(match result {
         QueryResult::Vector(s) | QueryResult::Matrix(s) => {
             s.first().and_then(|s| s.points.last()).map_or(0.0, |p| p.1)
@@ -518,7 +519,7 @@ async fn sales_of(
     Ok(json!({
         "sales": sales,
         "tickets": tickets + single,
-        "revenue": revenue,
+        "revenue": (revenue * 100.0).round() / 100.0,
         "buyers": buyers,
     }))
 }

@@ -50,11 +50,15 @@ pub(crate) fn register(r: Registry) -> Registry {
 }
 
 /// Dashboards shipped with Dozor (`crates/api/dashboards/`): this host and others under
-/// node_exporter's names, and Dozor itself. Users add them to their tenant from the UI.
-const LIBRARY: [(&str, &str); 3] = [
+/// node_exporter's names, Dozor itself, and the packs' (cash registers; seed 002's shop,
+/// MES and CRM over `pack:shop`'s series, and the RabbitMQ queues the bus source watches).
+/// Users add them to their tenant from the UI.
+const LIBRARY: [(&str, &str); 5] = [
     ("host", include_str!("../../dashboards/host.json")),
     ("kkt", include_str!("../../dashboards/kkt.json")),
     ("dozor", include_str!("../../dashboards/dozor.json")),
+    ("shop", include_str!("../../dashboards/shop.json")),
+    ("rabbitmq", include_str!("../../dashboards/rabbitmq.json")),
 ];
 
 /// `GET /api/v1/dashboards/library`: the shipped dashboards, each with its `key`.

@@ -21,7 +21,7 @@ mod interact;
 pub mod kkt;
 mod logs;
 mod loki;
-mod loki_query;
+pub(crate) mod loki_query;
 mod loki_tail;
 mod metrics;
 pub(crate) mod query;

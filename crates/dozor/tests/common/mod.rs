@@ -298,3 +298,68 @@ impl Drop for SmtpSink {
         let _ = self.child.wait();
     }
 }
+
+impl Server {
+    /// Sends a JSON body with `token`: the status and the answer (JSON, or the text as a
+    /// JSON string).
+    pub fn send(
+        &self,
+        token: &str,
+        method: &str,
+        path: &str,
+        body: &str,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        block_on(async {
+            let r = reqwest::Client::new()
+                .request(method.parse().unwrap(), self.url(path))
+                .bearer_auth(token)
+                .header("content-type", "application/json")
+                .body(body.to_owned())
+                .send()
+                .await
+                .unwrap();
+            let status = r.status();
+            let text = r.text().await.unwrap();
+            (
+                status,
+                serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+            )
+        })
+    }
+}
+
+/// Calls `f` every 100 ms until it gives a value, for at most `limit`.
+pub fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let until = Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < until, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Runs a rule unit-test file under `dozor test rules` and, when it is installed, under
+/// Prometheus' `promtool test rules` (skipped with a message otherwise): both must pass.
+pub fn rule_tests_pass(file: &Path) {
+    let out = dozor().args(["test", "rules"]).arg(file).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("SUCCESS"), "{text}");
+    match Command::new("promtool")
+        .args(["test", "rules"])
+        .arg(file)
+        .output()
+    {
+        Ok(o) => assert!(
+            o.status.success(),
+            "promtool: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+        Err(_) => eprintln!(
+            "promtool is not installed: skipping its run of {}",
+            file.display()
+        ),
+    }
+}
