@@ -1,10 +1,13 @@
 //! Built-in generators of live demo data for `dozor demo`: this host's CPU, load and
-//! memory, and a stream of shop, MES and CRM logs written to `<data-dir>/demo/shop.log` as
-//! JSON lines (the file the log connector will tail once it exists). Their rates and values
-//! are Dozor metrics today, so the UI chart moves from the first second.
+//! memory, and a stream of shop, MES, CRM and partner-API logs written to
+//! `<data-dir>/demo/shop.log` as JSON lines, which the demo tails like any log file (orders
+//! and payments name their customer in `user_id`; API calls carry `account`, `client_ip`
+//! and `duration_ms`, what `pack:shop` reads). Their rates and values are Dozor metrics too,
+//! so the UI chart moves from the first second.
 //!
-//! Later issues add KKT fleets, transactions and ticket sales; every generator feeds Dozor
-//! only through public paths, as real systems would.
+//! The KKT fleet (`crate::kkt`) and the ticket marketplace (`crate::marketplace`) have their
+//! own simulators; every generator feeds Dozor only through public paths, as real systems
+//! would.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -202,6 +205,30 @@ const SERVICES: &[(&str, &[&str])] = &[
     ),
 ];
 
+/// The B2B APIs: requests of partner accounts, with the client address and the time taken
+/// as fields (what `pack:shop`'s per-account and per-address searches read).
+const APIS: &[(&str, &[&str])] = &[
+    (
+        "shop-api",
+        &[
+            "GET /api/v1/orders/{id} 200",
+            "POST /api/v1/orders 201",
+            "GET /api/v1/catalog 200",
+        ],
+    ),
+    (
+        "mes-api",
+        &["POST /api/v1/jobs 202", "GET /api/v1/jobs/{id} 200"],
+    ),
+    (
+        "crm-api",
+        &[
+            "GET /api/v1/customers/{id} 200",
+            "PUT /api/v1/customers/{id} 200",
+        ],
+    ),
+];
+
 const ERRORS: &[(&str, &str)] = &[
     (
         "payments",
@@ -213,6 +240,11 @@ const ERRORS: &[(&str, &str)] = &[
     ),
     ("mes", "line {n}: PLC connection lost, retrying"),
     ("shop-web", "GET /catalog/{id} 502 upstream unavailable"),
+    ("shop-api", "POST /api/v1/orders 401 invalid partner key"),
+    (
+        "crm-api",
+        "GET /api/v1/customers/{id} 504 integration timeout: 1C exchange",
+    ),
 ];
 
 const WORDS: &[&str] = &[
@@ -266,7 +298,38 @@ impl ShopLog {
             } else {
                 "info"
             };
-            batch.push(line(now_ms, service, level, &message));
+            // Orders and payments name their customer.
+            let fields = if matches!(service, "checkout" | "payments") {
+                serde_json::json!({"user_id": format!("u{}", self.rng.u32(1..500))})
+            } else {
+                serde_json::json!({})
+            };
+            batch.push(line_with(now_ms, service, level, &message, fields));
+        }
+        // Partner API calls: account, client address and time taken as fields.
+        for _ in 0..self.rng.usize(0..3) {
+            let (service, templates) = APIS[self.rng.usize(..APIS.len())];
+            let template = templates[self.rng.usize(..templates.len())];
+            let message = self.fill(template);
+            let fields = serde_json::json!({
+                "account": format!("partner-{}", self.rng.u32(1..12)),
+                "client_ip": format!("203.0.113.{}", self.rng.u32(1..40)),
+                "duration_ms": self.rng.u32(8..400),
+            });
+            batch.push(line_with(now_ms, service, "info", &message, fields));
+        }
+        // Now and then a MES line stops, and rarely something fatal happens.
+        if self.rng.u32(0..2_400) == 0 {
+            let message = self.fill("line {n}: stopped: material jam");
+            batch.push(line(now_ms, "mes", "warn", &message));
+        }
+        if self.rng.u32(0..20_000) == 0 {
+            batch.push(line(
+                now_ms,
+                "checkout",
+                "fatal",
+                "database connection lost",
+            ));
         }
         if self.burst_left > 0 || self.rng.u32(0..60) == 0 {
             self.burst_left = self.burst_left.saturating_sub(1);
@@ -284,7 +347,22 @@ fn line(
     level: &'static str,
     message: &str,
 ) -> (LogLabels, String) {
-    let json = serde_json::json!({"ts": ts_ms, "service": service, "level": level, "msg": message});
+    line_with(ts_ms, service, level, message, serde_json::json!({}))
+}
+
+/// A line with extra members (fields of the record once tailed).
+fn line_with(
+    ts_ms: i64,
+    service: &'static str,
+    level: &'static str,
+    message: &str,
+    fields: serde_json::Value,
+) -> (LogLabels, String) {
+    let mut json =
+        serde_json::json!({"ts": ts_ms, "service": service, "level": level, "msg": message});
+    if let (Some(o), serde_json::Value::Object(extra)) = (json.as_object_mut(), fields) {
+        o.extend(extra);
+    }
     (LogLabels { service, level }, json.to_string())
 }
 
@@ -305,10 +383,8 @@ mod tests {
                 levels.insert(labels.level);
             }
         }
-        assert_eq!(
-            levels.len(),
-            3,
-            "info, warn and error all occur: {levels:?}"
-        );
+        for level in ["info", "warn", "error"] {
+            assert!(levels.contains(level), "{level} occurs: {levels:?}");
+        }
     }
 }
