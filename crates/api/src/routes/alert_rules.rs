@@ -96,7 +96,7 @@ async fn preview(
     let dozor_rules::Expression::Promql(expr) = rule.parsed else {
         return Err(ApiError::bad_data(
             "condition: only PromQL conditions (threshold, trend, composite of them) are \
-             previewed; anomaly detectors learn as they run",
+             previewed; anomaly detectors and log patterns learn as they run",
         ));
     };
     let for_ms = match rule.kind {
