@@ -10,6 +10,7 @@ pub mod analytics;
 mod anomalies;
 pub mod audit;
 mod auth;
+mod dashboard;
 pub mod dashboards;
 mod elasticsearch;
 mod forecast;
@@ -74,5 +75,6 @@ pub fn registry() -> Registry {
     let r = kkt::register(r);
     let r = reports::register(r);
     let r = analytics::register(r);
+    let r = dashboard::register(r);
     audit::register(r)
 }

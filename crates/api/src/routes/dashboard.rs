@@ -1,0 +1,266 @@
+//! Seed 004's dashboard routes computed from the metric store, as the caller sees it:
+//!
+//! - `GET /api/v1/dashboard/sla?window=30d&target=99.9`: per service of the probes
+//!   (`probes:` in `dozor.yml`), the uptime over the window (`probe_success`), the 95th
+//!   percentile of the probes' response time, the hours whose uptime fell below the target
+//!   (violations), and the error budget spent;
+//! - `GET /api/v1/dashboard/performance?range=1h&by=endpoint&metric=http_request_duration_seconds`:
+//!   per endpoint of an ingested latency histogram, requests per second, p50, p95 and p99,
+//!   and the share of errors (`errors`, a matcher, default `code=~"5.."`).
+//!
+//! Both are read scope and audited as metric reads. Seed 004 kept these numbers in
+//! `sla_metrics` and `performance_metrics` tables filled by workers; here they are queries
+//! over the series themselves, so they are never stale and cost no storage.
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use axum::http::Method;
+use axum::response::IntoResponse;
+use dozor_model::Scope;
+use serde_json::{Map, Value, json};
+
+use crate::error::success;
+use crate::params::Params;
+use crate::policy::{Policy, Registry};
+use crate::routes::series::audit_read;
+use crate::{ApiError, AppState, ClientAddr, Principal};
+
+pub(crate) fn register(r: Registry) -> Registry {
+    r.route(
+        Method::GET,
+        "/api/v1/dashboard/sla",
+        Policy::Scope(Scope::Read),
+        sla,
+    )
+    .route(
+        Method::GET,
+        "/api/v1/dashboard/performance",
+        Policy::Scope(Scope::Read),
+        performance,
+    )
+}
+
+/// A duration parameter as PromQL writes it (`30d` → `2592000s`), within bounds; its ms.
+fn duration(
+    params: &Params,
+    name: &str,
+    default: &str,
+    min_s: u64,
+    max_s: u64,
+) -> Result<(String, i64), ApiError> {
+    let text = params
+        .get(name)
+        .filter(|v| !v.is_empty())
+        .unwrap_or(default);
+    let d = humantime::parse_duration(text).map_err(|_| {
+        ApiError::bad_data(format!(
+            "invalid parameter \"{name}\": {text:?} is not a duration like 1h"
+        ))
+    })?;
+    let s = d.as_secs();
+    if !(min_s..=max_s).contains(&s) {
+        return Err(ApiError::bad_data(format!(
+            "invalid parameter \"{name}\": from {min_s}s to {max_s}s"
+        )));
+    }
+    Ok((format!("{s}s"), i64::try_from(s).unwrap_or(i64::MAX) * 1000))
+}
+
+/// An instant query's samples, by the value of `label`.
+async fn by_label(
+    state: &AppState,
+    principal: &Principal,
+    query: String,
+    label: &str,
+    t: i64,
+) -> Result<BTreeMap<String, f64>, ApiError> {
+    let spec = crate::routes::query::QuerySpec {
+        expr: crate::routes::query::parse_query(&query)?,
+        start: t,
+        end: t,
+        step: 0,
+        instant: true,
+    };
+    let res = crate::routes::query::run(state, principal, state.settings().query, spec).await?;
+    Ok(match res.value {
+        dozor_promql::Value::Vector(v) => v
+            .into_iter()
+            .filter(|s| s.v.is_finite())
+            .map(|s| (s.labels.get(label).unwrap_or("").to_owned(), s.v))
+            .collect(),
+        _ => BTreeMap::new(),
+    })
+}
+
+fn round(v: f64, digits: i32) -> f64 {
+    let m = 10f64.powi(digits);
+    (v * m).round() / m
+}
+
+async fn sla(
+    State(state): State<AppState>,
+    principal: Principal,
+    ClientAddr(source): ClientAddr,
+    params: Params,
+) -> Result<impl IntoResponse, ApiError> {
+    audit_read(&state, &principal, source, "dashboard.sla", params.raw()).await?;
+    let (window, window_ms) = duration(&params, "window", "30d", 3600, 366 * 86_400)?;
+    let target = match params.get("target").filter(|v| !v.is_empty()) {
+        None => 99.9,
+        Some(t) => t
+            .parse::<f64>()
+            .ok()
+            .filter(|t| (0.0..100.0).contains(t))
+            .ok_or_else(|| {
+                ApiError::bad_data("invalid parameter \"target\": a percentage below 100")
+            })?,
+    };
+    let now = dozor_model::time::now_ms();
+    let uptime = by_label(
+        &state,
+        &principal,
+        format!("avg by (service) (avg_over_time(probe_success[{window}])) * 100"),
+        "service",
+        now,
+    )
+    .await?;
+    let p95 = by_label(
+        &state,
+        &principal,
+        format!("max by (service) (quantile_over_time(0.95, probe_duration_seconds[{window}]))"),
+        "service",
+        now,
+    )
+    .await?;
+    let violations = by_label(
+        &state,
+        &principal,
+        format!(
+            "sum by (service) (sum_over_time((avg by (service) (avg_over_time(probe_success[1h])) * 100 < bool {target})[{window}:1h]))"
+        ),
+        "service",
+        now,
+    )
+    .await?;
+    let allowed_ms = (100.0 - target) / 100.0 * window_ms as f64;
+    let services: Vec<Value> = uptime
+        .iter()
+        .map(|(service, up)| {
+            let down_ms = (100.0 - up) / 100.0 * window_ms as f64;
+            json!({
+                "service": service,
+                "uptimePercent": round(*up, 4),
+                "p95ResponseSeconds": p95.get(service).map(|v| round(*v, 4)),
+                "violations": violations.get(service).copied().unwrap_or(0.0),
+                "met": *up >= target,
+                "downtimeSeconds": round(down_ms / 1000.0, 1),
+                "errorBudgetRemaining": if allowed_ms > 0.0 { round(1.0 - down_ms / allowed_ms, 4) } else { 0.0 },
+            })
+        })
+        .collect();
+    Ok(success(json!({
+        "window": params.get("window").filter(|v| !v.is_empty()).unwrap_or("30d"),
+        "targetPercent": target,
+        "services": services,
+    })))
+}
+
+async fn performance(
+    State(state): State<AppState>,
+    principal: Principal,
+    ClientAddr(source): ClientAddr,
+    params: Params,
+) -> Result<impl IntoResponse, ApiError> {
+    audit_read(
+        &state,
+        &principal,
+        source,
+        "dashboard.performance",
+        params.raw(),
+    )
+    .await?;
+    let (range, _) = duration(&params, "range", "1h", 60, 31 * 86_400)?;
+    let by = params
+        .get("by")
+        .filter(|v| !v.is_empty())
+        .unwrap_or("endpoint");
+    if !dozor_model::labels::is_valid_label_name(by) {
+        return Err(ApiError::bad_data(format!(
+            "invalid parameter \"by\": {by:?} is not a label name"
+        )));
+    }
+    let metric = params
+        .get("metric")
+        .filter(|v| !v.is_empty())
+        .unwrap_or("http_request_duration_seconds");
+    if !metric
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+        || metric.starts_with(|c: char| c.is_ascii_digit())
+    {
+        return Err(ApiError::bad_data(format!(
+            "invalid parameter \"metric\": {metric:?} is not a metric name"
+        )));
+    }
+    let errors = params
+        .get("errors")
+        .filter(|v| !v.is_empty())
+        .unwrap_or("code=~\"5..\"");
+    // The matcher is checked by parsing the query it goes into.
+    let error_query = format!(
+        "sum by ({by}) (rate({metric}_count{{{errors}}}[{range}])) / sum by ({by}) (rate({metric}_count[{range}]))"
+    );
+    if dozor_promql::parse(&error_query).is_err() {
+        return Err(ApiError::bad_data(format!(
+            "invalid parameter \"errors\": {errors:?} is not a label matcher"
+        )));
+    }
+    let now = dozor_model::time::now_ms();
+    let rate = by_label(
+        &state,
+        &principal,
+        format!("sum by ({by}) (rate({metric}_count[{range}]))"),
+        by,
+        now,
+    )
+    .await?;
+    let mut quantiles: Vec<(&str, BTreeMap<String, f64>)> = Vec::new();
+    for (name, q) in [("p50", 0.5), ("p95", 0.95), ("p99", 0.99)] {
+        let v = by_label(
+            &state,
+            &principal,
+            format!("histogram_quantile({q}, sum by (le, {by}) (rate({metric}_bucket[{range}])))"),
+            by,
+            now,
+        )
+        .await?;
+        quantiles.push((name, v));
+    }
+    let error_ratio = by_label(&state, &principal, error_query, by, now).await?;
+    let endpoints: Vec<Value> = rate
+        .iter()
+        .map(|(endpoint, rps)| {
+            let mut m = Map::new();
+            m.insert(by.to_owned(), json!(endpoint));
+            m.insert("requestsPerSecond".into(), json!(round(*rps, 4)));
+            for (name, v) in &quantiles {
+                m.insert(
+                    format!("{name}Seconds"),
+                    json!(v.get(endpoint).map(|x| round(*x, 4))),
+                );
+            }
+            m.insert(
+                "errorRatio".into(),
+                json!(round(error_ratio.get(endpoint).copied().unwrap_or(0.0), 4)),
+            );
+            Value::Object(m)
+        })
+        .collect();
+    Ok(success(json!({
+        "range": params.get("range").filter(|v| !v.is_empty()).unwrap_or("1h"),
+        "by": by,
+        "metric": metric,
+        "endpoints": endpoints,
+    })))
+}
