@@ -168,3 +168,77 @@ async fn sla_and_performance_come_from_the_series() {
         .await;
     assert_eq!(v["data"]["services"], serde_json::json!([]));
 }
+
+#[tokio::test]
+async fn overview_and_business_sum_up_the_tenant() {
+    let app = common::app().await;
+    let admin = app.bearer("admin", common::ADMIN_PASSWORD).await;
+    let now = dozor_model::time::now_ms() / 60_000 * 60_000;
+    let (s, body) = app
+        .call(
+            "POST",
+            "/api/v1/incidents",
+            Some(&admin),
+            Some(serde_json::json!({"title": "checkout down", "severity": "critical"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    let (s, o) = app
+        .call("GET", "/api/v1/dashboard/overview", Some(&admin), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{o}");
+    assert_eq!(o["data"]["incidents"]["open"], 1, "{o}");
+    assert_eq!(o["data"]["alerts"]["firing"], 0);
+    assert_eq!(o["data"]["services"]["total"], 0);
+    assert_eq!(o["data"]["fraud"]["open"], 0, "{o}");
+    // The test settings' cash registers belong to tenant `other`.
+    assert_eq!(o["data"]["cashRegisters"], Value::Null);
+
+    // An hour of shop orders (2 a minute, recorded by pack:shop) and of till takings
+    // (1000 RUB a minute).
+    let minutes: Vec<(i64, f64)> = (0..61).map(|m| (now - (60 - m) * 60_000, 2.0)).collect();
+    app.append(
+        "default",
+        &[("__name__", "shop:orders_created:per_minute")],
+        &minutes,
+    );
+    let takings: Vec<(i64, f64)> = (0..61)
+        .map(|m| (now - (60 - m) * 60_000, m as f64 * 100_000.0))
+        .collect();
+    app.append(
+        "default",
+        &[
+            ("__name__", "kkt_receipts_amount_kopecks_total"),
+            ("kkt", "1"),
+            ("operation", "sale"),
+        ],
+        &takings,
+    );
+    let (s, b) = app
+        .call(
+            "GET",
+            "/api/v1/dashboard/business?range=1h",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["data"]["shop"]["orders"], 120.0, "{b}");
+    assert_eq!(
+        b["data"]["shop"]["revenue"],
+        Value::Null,
+        "no such series: {b}"
+    );
+    let rub = b["data"]["cashRegisters"]["salesRevenue"].as_f64().unwrap();
+    assert!((59_000.0..=61_000.0).contains(&rub), "{b}");
+    assert_eq!(b["data"]["ticketSales"]["sales"], 0.0);
+
+    // Roles that do not see fraud findings get none in the overview.
+    app.add_user("default", "biz", "a-long-password-1", Role::Business)
+        .await;
+    let biz = app.bearer("biz", "a-long-password-1").await;
+    let (_, o) = app
+        .call("GET", "/api/v1/dashboard/overview", Some(&biz), None)
+        .await;
+    assert_eq!(o["data"]["fraud"], Value::Null, "{o}");
+}

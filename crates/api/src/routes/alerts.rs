@@ -112,7 +112,7 @@ fn acknowledgement(e: Option<&AlertEpisode>) -> Value {
 }
 
 /// The tenant's pending and firing alerts.
-fn active_alerts(state: &AppState, principal: &Principal) -> Vec<Alert> {
+pub(crate) fn active_alerts(state: &AppState, principal: &Principal) -> Vec<Alert> {
     let mut out = Vec::new();
     for tg in state.rules().of_tenant(&principal.tenant) {
         let g = tg.lock();

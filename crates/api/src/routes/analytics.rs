@@ -88,7 +88,7 @@ pub(crate) fn register(r: Registry) -> Registry {
 }
 
 /// Findings are security data: only roles that see the whole tenant read them.
-fn sees_findings(principal: &Principal) -> bool {
+pub(crate) fn sees_findings(principal: &Principal) -> bool {
     principal.role.is_none_or(|r| r.sees() == Sight::All)
 }
 
@@ -486,7 +486,7 @@ fn range_param(params: &Params) -> Result<String, ApiError> {
 /// The selector of ticket sales (every spelling the events route takes).
 const SALES: &str = r#"{event=~"ticket_sale|ticket-sale|ticket-sales|ticket_sales"}"#;
 
-async fn sales_of(
+pub(crate) async fn sales_of(
     state: &AppState,
     principal: &Principal,
     filter: &str,
@@ -542,7 +542,7 @@ async fn sales(
     Ok(success(v))
 }
 
-async fn fraud_metrics_json(
+pub(crate) async fn fraud_metrics_json(
     state: &AppState,
     principal: &Principal,
     since: i64,

@@ -8,9 +8,15 @@
 //!   per endpoint of an ingested latency histogram, requests per second, p50, p95 and p99,
 //!   and the share of errors (`errors`, a matcher, default `code=~"5.."`).
 //!
-//! Both are read scope and audited as metric reads. Seed 004 kept these numbers in
-//! `sla_metrics` and `performance_metrics` tables filled by workers; here they are queries
-//! over the series themselves, so they are never stale and cost no storage.
+//! - `GET /api/v1/dashboard/overview`: the alerts firing and pending (by severity), open
+//!   incidents, the probed services' health, the cash-register fleet by status and the
+//!   open fraud findings (each for those who may see it);
+//! - `GET /api/v1/dashboard/business?range=24h`: ticket sales, shop orders and revenue
+//!   (`pack:shop`'s recorded series) and cash-register takings over the range.
+//!
+//! All are read scope and audited. Seed 004 kept these numbers in `sla_metrics` and
+//! `performance_metrics` tables filled by workers; here they are queries over the series
+//! themselves, so they are never stale and cost no storage.
 
 use std::collections::BTreeMap;
 
@@ -39,6 +45,110 @@ pub(crate) fn register(r: Registry) -> Registry {
         Policy::Scope(Scope::Read),
         performance,
     )
+    .route(
+        Method::GET,
+        "/api/v1/dashboard/overview",
+        Policy::Scope(Scope::Read),
+        overview,
+    )
+    .route(
+        Method::GET,
+        "/api/v1/dashboard/business",
+        Policy::Scope(Scope::Read),
+        business,
+    )
+}
+
+async fn overview(
+    State(state): State<AppState>,
+    principal: Principal,
+    ClientAddr(source): ClientAddr,
+) -> Result<impl IntoResponse, ApiError> {
+    audit_read(&state, &principal, source, "dashboard.overview", "").await?;
+    let (mut firing, mut pending) = (0, 0);
+    let mut by_severity: BTreeMap<String, u64> = BTreeMap::new();
+    for a in super::alerts::active_alerts(&state, &principal) {
+        if a.state == dozor_rules::AlertState::Firing {
+            firing += 1;
+            let severity = a.labels.get("severity").unwrap_or("none").to_owned();
+            *by_severity.entry(severity).or_default() += 1;
+        } else {
+            pending += 1;
+        }
+    }
+    let open = |status: &str| dozor_state::incidents::IncidentFilter {
+        status: Some(status.to_owned()),
+        severity: None,
+        service: None,
+        since_ms: None,
+        limit: 10_000,
+        offset: 0,
+    };
+    let incidents_open = state
+        .store()
+        .incidents(&principal.tenant, &open("open"))
+        .await?
+        .len();
+    let incidents_acked = state
+        .store()
+        .incidents(&principal.tenant, &open("acknowledged"))
+        .await?
+        .len();
+    let fraud = if super::analytics::sees_findings(&principal) {
+        let m = super::analytics::fraud_metrics_json(&state, &principal, 0).await?;
+        json!({"open": m["open"]})
+    } else {
+        Value::Null
+    };
+    Ok(success(json!({
+        "alerts": {"firing": firing, "pending": pending, "firingBySeverity": by_severity},
+        "incidents": {"open": incidents_open, "acknowledged": incidents_acked},
+        "services": super::health::services_summary(&state, &principal),
+        "cashRegisters": super::kkt::fleet_summary(&state, &principal)?,
+        "fraud": fraud,
+    })))
+}
+
+async fn business(
+    State(state): State<AppState>,
+    principal: Principal,
+    ClientAddr(source): ClientAddr,
+    params: Params,
+) -> Result<impl IntoResponse, ApiError> {
+    audit_read(
+        &state,
+        &principal,
+        source,
+        "dashboard.business",
+        params.raw(),
+    )
+    .await?;
+    let (range, range_ms) = duration(&params, "range", "24h", 60, 90 * 86_400)?;
+    let minutes = range_ms as f64 / 60_000.0;
+    let now = dozor_model::time::now_ms();
+    let state = &state;
+    let principal = &principal;
+    let number = async |q: String| super::ai::instant_number(state, principal, &q, now).await;
+    let per_range = |series: &str| format!("sum(avg_over_time({series}[{range}])) * {minutes}");
+    let round2 = |v: Option<f64>| v.map(|v| round(v, 2));
+    Ok(success(json!({
+        "range": params.get("range").filter(|v| !v.is_empty()).unwrap_or("24h"),
+        "ticketSales": super::analytics::sales_of(state, principal, "", &range, now).await?,
+        "shop": {
+            "orders": round2(number(per_range("shop:orders_created:per_minute")).await),
+            "ordersPaid": round2(number(per_range("shop:orders_paid:per_minute")).await),
+            "revenue": round2(number(per_range("shop:order_revenue:per_minute")).await),
+            "checkoutConversion": round2(number("avg(shop:checkout_conversion:ratio)".to_owned()).await),
+        },
+        "cashRegisters": {
+            "salesRevenue": round2(number(format!(
+                "sum(increase(kkt_receipts_amount_kopecks_total{{operation=\"sale\"}}[{range}])) / 100"
+            )).await),
+            "receipts": round2(number(format!(
+                "sum(increase(kkt_documents_total{{kind=\"receipt\"}}[{range}]))"
+            )).await),
+        },
+    })))
 }
 
 /// A duration parameter as PromQL writes it (`30d` → `2592000s`), within bounds; its ms.

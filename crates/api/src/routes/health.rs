@@ -157,6 +157,36 @@ fn combine(healths: impl IntoIterator<Item = Health>) -> Health {
     }
 }
 
+/// The services' combined health and their counts by health (`total`, `ok`, `degraded`,
+/// `down`, `unknown`).
+fn summary(services: &BTreeMap<String, Vec<ProbeStatus>>) -> (Health, serde_json::Value) {
+    let mut counts: BTreeMap<&str, usize> =
+        [("ok", 0), ("degraded", 0), ("down", 0), ("unknown", 0)].into();
+    let mut healths = Vec::new();
+    for probes in services.values() {
+        let h = health_of(probes);
+        healths.push(h);
+        let key = match h {
+            Health::Ok => "ok",
+            Health::Degraded => "degraded",
+            Health::Down => "down",
+            Health::Unknown => "unknown",
+        };
+        *counts.entry(key).or_default() += 1;
+    }
+    let mut v = json!(counts);
+    v["total"] = json!(services.len());
+    (combine(healths), v)
+}
+
+/// The caller's services: their combined health (unknown when nothing was probed yet) and
+/// the counts by health, for the overview dashboard.
+pub(crate) fn services_summary(state: &AppState, principal: &Principal) -> serde_json::Value {
+    let (status, mut counts) = summary(&by_service(state, principal));
+    counts["status"] = json!(status);
+    counts
+}
+
 /// The caller's probes grouped by service.
 fn by_service(state: &AppState, principal: &Principal) -> BTreeMap<String, Vec<ProbeStatus>> {
     let mut out: BTreeMap<String, Vec<ProbeStatus>> = BTreeMap::new();
@@ -195,22 +225,9 @@ async fn overall(
     audit_read(&state, &principal, source, "health".into()).await?;
     let ready = store_ready(&state).await;
     let services = by_service(&state, &principal);
-    let mut counts: BTreeMap<&str, usize> =
-        [("ok", 0), ("degraded", 0), ("down", 0), ("unknown", 0)].into();
-    let mut healths = Vec::new();
-    for probes in services.values() {
-        let h = health_of(probes);
-        healths.push(h);
-        let key = match h {
-            Health::Ok => "ok",
-            Health::Degraded => "degraded",
-            Health::Down => "down",
-            Health::Unknown => "unknown",
-        };
-        *counts.entry(key).or_default() += 1;
-    }
+    let (combined, counts) = summary(&services);
     // Dozor itself not ready is down whatever the probes say; no probe checked yet is ok.
-    let status = match (ready.is_ok(), combine(healths)) {
+    let status = match (ready.is_ok(), combined) {
         (false, _) => Health::Down,
         (true, Health::Unknown) => Health::Ok,
         (true, h) => h,
@@ -230,13 +247,7 @@ async fn overall(
             "version": env!("CARGO_PKG_VERSION"),
             "uptimeSeconds": state.uptime().as_secs_f64(),
         },
-        "services": {
-            "total": services.len(),
-            "ok": counts["ok"],
-            "degraded": counts["degraded"],
-            "down": counts["down"],
-            "unknown": counts["unknown"],
-        },
+        "services": counts,
         "dependencies": {
             "total": dependencies.len(),
             "status": health_of(&dependencies),

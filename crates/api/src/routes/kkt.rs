@@ -98,6 +98,29 @@ fn visible<'a>(
     Ok(seen.then_some(k))
 }
 
+/// The registers counted by status, and their total.
+fn summary(registers: &[serde_json::Value]) -> serde_json::Value {
+    let mut summary = serde_json::Map::new();
+    for s in ["ok", "warning", "critical", "blocked", "down", "unknown"] {
+        summary.insert(s.to_owned(), json!(0));
+    }
+    for r in registers {
+        if let Some(n) = r["status"].as_str().and_then(|s| summary.get_mut(s)) {
+            *n = json!(n.as_u64().unwrap_or(0) + 1);
+        }
+    }
+    summary.insert("total".to_owned(), json!(registers.len()));
+    serde_json::Value::Object(summary)
+}
+
+/// The fleet's counts by status, when the caller may see the pack.
+pub(crate) fn fleet_summary(
+    state: &AppState,
+    principal: &Principal,
+) -> Result<Option<serde_json::Value>, ApiError> {
+    Ok(visible(state, principal)?.map(|k| summary(&k.fleet.list(dozor_model::time::now_ms()))))
+}
+
 async fn fleet(
     State(state): State<AppState>,
     principal: Principal,
@@ -109,16 +132,7 @@ async fn fleet(
         Some(k) => (k.fleet.list(now), k.fleet.providers()),
         None => (Vec::new(), Vec::new()),
     };
-    let mut summary = serde_json::Map::new();
-    for s in ["ok", "warning", "critical", "blocked", "down", "unknown"] {
-        summary.insert(s.to_owned(), json!(0));
-    }
-    for r in &registers {
-        if let Some(n) = r["status"].as_str().and_then(|s| summary.get_mut(s)) {
-            *n = json!(n.as_u64().unwrap_or(0) + 1);
-        }
-    }
-    summary.insert("total".to_owned(), json!(registers.len()));
+    let summary = summary(&registers);
     Ok(success(json!({
         "summary": summary,
         "registers": registers,
