@@ -14,6 +14,8 @@ import { AuditPage } from "./pages/audit";
 import { DashboardsPage } from "./pages/dashboards";
 import { IncidentsPage } from "./pages/incidents";
 import { KktPage } from "./pages/kkt";
+import { SlaPage } from "./pages/sla";
+import { TicketingPage } from "./pages/ticketing";
 import { SettingsPage } from "./pages/settings";
 import "./style.css";
 
@@ -26,6 +28,8 @@ const PAGES: { path: string; title: string; scope: string }[] = [
   { path: "/alerts", title: "Alerts", scope: "read" },
   { path: "/incidents", title: "Incidents", scope: "read" },
   { path: "/kkt", title: "Cash registers", scope: "read" },
+  { path: "/sla", title: "Service levels", scope: "read" },
+  { path: "/ticketing", title: "Ticketing", scope: "read" },
   { path: "/audit", title: "Audit", scope: "audit" },
   { path: "/settings", title: "Settings", scope: "admin" },
 ];
@@ -53,6 +57,8 @@ function Shell({ session: s }: { session: Session }) {
       : path === "/alerts" ? html`<${AlertsPage} me=${me} />`
       : page?.path === "/incidents" ? html`<${IncidentsPage} me=${me} />`
       : page?.path === "/kkt" ? html`<${KktPage} />`
+      : path === "/sla" ? html`<${SlaPage} />`
+      : path === "/ticketing" ? html`<${TicketingPage} me=${me} />`
       : path === "/audit" ? html`<${AuditPage} />`
       : path === "/settings" ? html`<${SettingsPage} />`
       : html`<${StatusPage} />`;

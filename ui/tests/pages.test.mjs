@@ -2,7 +2,9 @@
 // always fires): explore metrics and see a chart with points and a link that restores it;
 // explore logs, expand a line, and see a new line arrive in the live tail; acknowledge an
 // alert and see it change; verify and search the audit chain; a viewer without the audit
-// scope neither sees nor reaches the audit page. Screenshots go to target/ui-screenshots/.
+// scope neither sees nor reaches the audit page; the demo marketplace's sales and fraud
+// findings, one investigated; service levels and endpoint performance from imported
+// series. Screenshots go to target/ui-screenshots/.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -183,7 +185,7 @@ test("every page is reachable by keyboard alone", async () => {
     await page.keyboard.press("Tab");
     reached.push(await page.evaluate(() => document.activeElement?.textContent?.trim()));
   }
-  for (const name of ["Status", "Metrics", "Logs", "Dashboards", "Alerts", "Incidents", "Cash registers", "Audit", "Settings", "Log out"]) {
+  for (const name of ["Status", "Metrics", "Logs", "Dashboards", "Alerts", "Incidents", "Cash registers", "Service levels", "Ticketing", "Audit", "Settings", "Log out"]) {
     assert.ok(reached.includes(name), `Tab never reached ${name}: ${reached.join(" | ")}`);
   }
   await page.close();
@@ -545,6 +547,162 @@ test("cash registers in the demo: the simulated fleet's faults, for a viewer too
   assert.ok(checked >= 20, `only ${checked} queries`);
 });
 
+test("ticketing: the demo marketplace's sales and findings; an admin investigates one, a viewer may not, a developer is told why not", async () => {
+  // The demo sends its simulated marketplace week within seconds of the start.
+  let dash;
+  for (let i = 0; i < 120; i++) {
+    dash = (await api("GET", "/api/v1/analytics/dashboard?range=8d")).body?.data;
+    if (dash?.sales?.sales > 0 && dash?.fraud?.byPattern?.scalper > 0 && dash?.fraud?.open > 0) break;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  assert.ok(dash?.sales?.sales > 0 && dash?.fraud?.byPattern?.scalper > 0, JSON.stringify(dash));
+  const page = await loggedIn(ADMIN);
+  await page.getByRole("navigation", { name: "Pages" }).getByRole("link", { name: "Ticketing" }).click();
+  await page.waitForURL(base + "/ticketing");
+  await page.getByLabel("Range").selectOption("8d");
+  assert.match(page.url(), /range=8d/);
+  const number = (s) => Number(s.replace(/\s/g, ""));
+  await page.waitForFunction(() => Number(document.querySelector("[data-testid=ticket-sales] [data-stat=sales] b")?.textContent.replace(/\s/g, "")) > 0, null, { timeout: 20_000 });
+  assert.ok(number(await page.getByTestId("ticket-sales").locator("[data-stat=tickets] b").innerText()) > 0, "tickets");
+  assert.ok(number(await page.getByTestId("ticket-sales").locator("[data-stat=buyers] b").innerText()) > 0, "buyers");
+  // Findings by pattern, the scalpers among them, most first.
+  const patterns = page.getByRole("table", { name: "Findings by pattern" });
+  await patterns.locator("tr[data-pattern=scalper]").waitFor({ timeout: 20_000 });
+  assert.ok(number(await patterns.locator("tr[data-pattern=scalper] td").nth(1).innerText()) > 0, "scalper findings");
+  const perPattern = await patterns.locator("tbody tr").evaluateAll((trs) => trs.map((tr) => Number(tr.cells[1].textContent.replace(/\s/g, ""))));
+  assert.deepEqual(perPattern, [...perPattern].sort((a, b) => b - a), "most first");
+  // The open findings, newest first.
+  const rows = page.getByTestId("fraud-findings").locator("tbody tr[data-finding]");
+  await rows.first().waitFor({ timeout: 20_000 });
+  const times = await rows.evaluateAll((trs) => trs.map((tr) => tr.cells[0].textContent));
+  assert.ok(times.length > 0 && times.length <= 50, `${times.length} rows`);
+  assert.deepEqual(times, [...times].sort().reverse(), "newest first");
+  await page.screenshot({ path: join(shots, "ticketing.png"), fullPage: true });
+
+  // Investigate the newest: confirmed, with a note; it leaves the open list.
+  const id = await rows.first().getAttribute("data-finding");
+  assert.equal((await api("GET", `/api/v1/fraud/events/${id}`)).body.data.investigated, false);
+  await rows.first().getByRole("button", { name: `Investigate finding ${id}` }).click();
+  const form = page.getByRole("form", { name: `Investigate finding ${id}` });
+  await form.getByLabel("Outcome").selectOption("confirmed");
+  await form.getByLabel("Note").fill("same card behind 40 accounts");
+  await form.getByRole("button", { name: "Save" }).click();
+  await page.locator(`[data-testid=fraud-findings] tr[data-finding="${id}"]`).waitFor({ state: "detached", timeout: 10_000 });
+  const done = await api("GET", `/api/v1/fraud/events/${id}`);
+  assert.equal(done.status, 200, JSON.stringify(done.body));
+  assert.equal(done.body.data.investigated, true);
+  assert.equal(done.body.data.outcome, "confirmed");
+  assert.equal(done.body.data.investigatedBy, ADMIN[0]);
+  assert.equal(done.body.data.note, "same card behind 40 accounts");
+  // Read again from the server, it stays out of the open list and counts as confirmed.
+  await page.reload();
+  await rows.first().waitFor({ timeout: 20_000 });
+  assert.equal(await page.locator(`tr[data-finding="${id}"]`).count(), 0);
+  await page.getByTestId("fraud-counts").locator("[data-stat=investigated]").getByText(/[1-9]\d* confirmed/).waitFor({ timeout: 10_000 });
+  await page.close();
+
+  // A viewer sees the findings but has no Investigate action.
+  const viewer = await loggedIn(VIEWER);
+  await viewer.goto(base + "/ticketing?range=8d");
+  await viewer.getByTestId("fraud-findings").locator("tbody tr[data-finding]").first().waitFor({ timeout: 20_000 });
+  assert.equal(await viewer.getByRole("button", { name: /^Investigate/ }).count(), 0);
+  await viewer.close();
+
+  // A developer (who sees only their own services) gets the sales, and one sentence instead
+  // of the findings.
+  const made = await api("POST", "/api/v1/users", { name: "dana", password: "ticket-dev-password-2026", role: "developer" });
+  assert.ok(made.status < 300, JSON.stringify(made.body));
+  const dev = await loggedIn(["dana", "ticket-dev-password-2026"]);
+  await dev.goto(base + "/ticketing?range=8d");
+  await dev.getByTestId("fraud-hidden").getByText(/your role \(developer\) does not see/).waitFor({ timeout: 20_000 });
+  assert.equal(await dev.getByTestId("fraud-findings").count(), 0);
+  assert.equal(await dev.getByTestId("fraud-patterns").count(), 0);
+  await dev.close();
+});
+
+test("service levels: without probes the page says why; imported probe and latency series fill both tables", async () => {
+  const page = await loggedIn(VIEWER);
+  await page.getByRole("navigation", { name: "Pages" }).getByRole("link", { name: "Service levels" }).click();
+  await page.waitForURL(base + "/sla");
+  // The demo has no probes.
+  await page.getByTestId("sla-empty").getByText(/add a probes: section to dozor\.yml/).waitFor({ timeout: 20_000 });
+  assert.equal(await page.getByRole("table", { name: "Service levels" }).locator("tbody tr").count(), 0);
+  await page.waitForFunction(() => document.querySelector("[data-testid=performance] tbody tr") || document.querySelector("[data-testid=performance-empty]"), null, { timeout: 20_000 });
+  if ((await page.getByTestId("performance").locator("tbody tr").count()) === 0) {
+    assert.match(await page.getByTestId("performance-empty").innerText(), /http_request_duration_seconds histogram with an endpoint label/);
+  }
+  assert.equal(await page.getByRole("alert").count(), 0, "no error");
+
+  // Two hours of probe results, one a minute: checkout always up in 200 ms, search down for
+  // half an hour; and a latency histogram of a fast and a slow endpoint.
+  const now = Date.now();
+  const lines = [];
+  for (let i = 0; i < 120; i++) {
+    const t = now - (120 - i) * 60_000;
+    lines.push(`probe_success{service="checkout"} 1 ${t}`, `probe_duration_seconds{service="checkout"} 0.2 ${t}`);
+    lines.push(`probe_success{service="search"} ${i >= 30 && i < 60 ? 0 : 1} ${t}`);
+  }
+  const buckets = { "/fast": [50, 100, 100, 100, 100, 100], "/slow": [0, 0, 10, 20, 100, 100] };
+  const les = ["0.05", "0.1", "0.5", "1", "2.5", "+Inf"];
+  for (const [k, ago] of [1, 2, 3].map((k) => [k, (31 - 10 * k) * 60_000])) {
+    for (const [endpoint, counts] of Object.entries(buckets)) {
+      les.forEach((le, j) => lines.push(`http_request_duration_seconds_bucket{endpoint="${endpoint}",le="${le}"} ${counts[j] * k} ${now - ago}`));
+      lines.push(`http_request_duration_seconds_count{endpoint="${endpoint}",code="200"} ${100 * k} ${now - ago}`);
+    }
+    lines.push(`http_request_duration_seconds_count{endpoint="/slow",code="500"} ${25 * k} ${now - ago}`);
+  }
+  const imported = await fetch(base + "/api/v1/import/prometheus", {
+    method: "POST",
+    headers: { authorization: `Bearer ${adminToken}`, "content-type": "text/plain" },
+    body: lines.join("\n") + "\n",
+  });
+  assert.ok(imported.ok, `import: ${imported.status} ${await imported.text()}`);
+
+  await page.getByLabel("Window").selectOption("1d");
+  assert.match(page.url(), /window=1d/);
+  const sla = page.getByRole("table", { name: "Service levels" });
+  await sla.locator("tr[data-service=search]").waitFor({ timeout: 20_000 });
+  const cells = async (tr) => (await tr.locator("td").allInnerTexts()).map((t) => t.trim());
+  assert.deepEqual(await cells(sla.locator("tr[data-service=checkout]")), ["checkout", "100.000 %", "met", "200 ms", "0", "0 s", "100.0 %"]);
+  const search = await cells(sla.locator("tr[data-service=search]"));
+  assert.deepEqual(search.slice(0, 4), ["search", "75.000 %", "missed", "—"]);
+  assert.ok(Number(search[4]) >= 1, `violations: ${search[4]}`);
+  assert.equal(search[5], "6 h 0 min", "a quarter of a day down");
+  assert.equal(search[6], "-24900.0 %", "the budget, overspent 250 times");
+  assert.match(await sla.locator("tr[data-service=search] td").nth(6).getAttribute("class"), /\berror\b/, "overspent in red");
+  assert.match(await sla.locator("tr[data-service=search] .badge").getAttribute("class"), /kkt-critical/);
+  await page.getByTestId("sla-empty").waitFor({ state: "detached" });
+
+  // A target the server refuses says why.
+  await page.getByLabel("Target, %").fill("100");
+  await page.getByLabel("Target, %").press("Enter");
+  await page.getByRole("alert").getByText(/target/).waitFor({ timeout: 10_000 });
+  await page.getByLabel("Target, %").fill("99");
+  await page.getByLabel("Target, %").press("Enter");
+  await page.getByRole("alert").waitFor({ state: "detached", timeout: 10_000 });
+  assert.match(page.url(), /target=99(&|$)/);
+
+  // Endpoints slowest first, with p95 and the share of errors.
+  await page.getByLabel("Range").selectOption("15m");
+  assert.match(page.url(), /range=15m/);
+  const perf = page.getByRole("table", { name: "Endpoint performance" });
+  await perf.locator("tr[data-endpoint='/fast']").waitFor({ timeout: 20_000 });
+  const endpoints = await perf.locator("tbody tr").evaluateAll((trs) => trs.map((tr) => tr.dataset.endpoint));
+  assert.deepEqual(endpoints.filter((e) => e === "/fast" || e === "/slow"), ["/slow", "/fast"]);
+  const p95 = await perf.locator("tbody tr").evaluateAll((trs) => trs.map((tr) => tr.cells[3].textContent));
+  const ms = p95.map((t) => (t === "—" ? -1 : Number(t.replace(" ms", ""))));
+  assert.deepEqual(ms, [...ms].sort((a, b) => b - a), `p95 descending: ${p95.join(", ")}`);
+  const slow = await cells(perf.locator("tr[data-endpoint='/slow']"));
+  assert.equal(slow[3], "2406 ms");
+  assert.equal(slow[5], "20.00 %", "25 of 125 failed");
+  const fast = await cells(perf.locator("tr[data-endpoint='/fast']"));
+  assert.equal(fast[3], "95 ms");
+  assert.equal(fast[5], "0.00 %");
+  await page.getByTestId("performance-empty").waitFor({ state: "detached" });
+  await page.screenshot({ path: join(shots, "sla.png"), fullPage: true });
+  await page.close();
+});
+
 test("the overview shows health, the firing alert and the top error clusters", async () => {
   const now = Math.floor(Date.now() / 1000);
   const errors = [...Array(6).keys()].map((i) => JSON.stringify({ _time: now - 30 + i, service: "billing", level: "error", _msg: `invoice ${4000 + i} rejected by the bank` })).join("\n");
@@ -653,7 +811,7 @@ async function lowContrast(page) {
 
 test("every page has readable contrast and its controls are reachable by keyboard", async () => {
   const page = await loggedIn(ADMIN);
-  for (const path of ["/status", "/explore?query=node_load1", "/logs", "/dashboards", "/alerts", "/incidents", "/kkt", "/audit", "/settings"]) {
+  for (const path of ["/status", "/explore?query=node_load1", "/logs", "/dashboards", "/alerts", "/incidents", "/kkt", "/sla", "/ticketing?range=8d", "/audit", "/settings"]) {
     await page.goto(base + path);
     await page.locator("main.page").waitFor();
     await new Promise((r) => setTimeout(r, 800));
