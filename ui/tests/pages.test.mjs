@@ -153,6 +153,14 @@ test("audit: the chain verifies and is searchable", async () => {
   await page.getByLabel("Action (auth.*)").fill("auth.*");
   await page.getByRole("button", { name: "Search" }).click();
   await page.getByTestId("audit-records").getByText("auth.login").first().waitFor();
+  // The unfiltered list shown before also holds auth.login: wait for the search's answer
+  // (a filter that does not work times out here).
+  await page
+    .waitForFunction(() => {
+      const cells = [...document.querySelectorAll('[data-testid="audit-records"] tbody td:nth-child(4)')];
+      return cells.length > 0 && cells.every((c) => c.innerText.startsWith("auth."));
+    }, null, { timeout: 10_000 })
+    .catch(() => {});
   const actions = await page.getByTestId("audit-records").locator("tbody td:nth-child(4)").allInnerTexts();
   assert.ok(actions.length > 0 && actions.every((a) => a.startsWith("auth.")), actions.join(","));
   await page.screenshot({ path: join(shots, "audit.png"), fullPage: true });
