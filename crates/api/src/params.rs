@@ -123,6 +123,26 @@ impl Params {
         }
     }
 
+    /// A duration parameter (as [`Params::duration`]) within `[min_ms, max_ms]`,
+    /// `default_ms` when absent: as a PromQL range (`86400000ms`) and in ms.
+    pub fn range(
+        &self,
+        name: &str,
+        default_ms: i64,
+        min_ms: i64,
+        max_ms: i64,
+    ) -> Result<(String, i64), ApiError> {
+        let ms = self.duration(name)?.unwrap_or(default_ms);
+        if !(min_ms..=max_ms).contains(&ms) {
+            return Err(ApiError::bad_data(format!(
+                "invalid parameter \"{name}\": from {}s to {}s",
+                min_ms / 1000,
+                max_ms / 1000
+            )));
+        }
+        Ok((format!("{ms}ms"), ms))
+    }
+
     /// `limit`: a non-negative integer; 0 or absent means no limit.
     pub fn limit(&self) -> Result<Option<usize>, ApiError> {
         match self.get("limit").filter(|v| !v.is_empty()) {

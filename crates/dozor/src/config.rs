@@ -1108,17 +1108,7 @@ impl KktConfig {
     /// The UTC offset in minutes; errors name the key.
     pub fn utc_offset_min(&self) -> Result<i32, ConfigError> {
         let s = self.utc_offset.trim();
-        let parsed = (|| {
-            let (sign, rest) = match s.as_bytes().first()? {
-                b'+' => (1, &s[1..]),
-                b'-' => (-1, &s[1..]),
-                _ => return None,
-            };
-            let (h, m) = rest.split_once(':')?;
-            let (h, m): (i32, i32) = (h.parse().ok()?, m.parse().ok()?);
-            ((0..=14).contains(&h) && (0..60).contains(&m)).then_some(sign * (h * 60 + m))
-        })();
-        parsed.ok_or_else(|| ConfigError {
+        dozor_kkt::event::parse_offset(s).ok_or_else(|| ConfigError {
             key: Some("kkt.utc_offset".into()),
             ..ConfigError::plain(format!("{s:?} is not an offset like +03:00"))
         })
@@ -2316,6 +2306,52 @@ where
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_kkt_pack_checks_its_offset_and_ofd_providers_naming_the_key() {
+        let kkt = |yaml: &str| Config::parse(yaml, "f").unwrap().kkt;
+        let c = kkt("kkt: {enabled: true, utc_offset: '+05:00'}");
+        assert_eq!(c.utc_offset_min().unwrap(), 300);
+        assert_eq!(c.rule_groups().unwrap().len(), 1);
+        let e = kkt("kkt: {utc_offset: 'Moscow'}")
+            .utc_offset_min()
+            .unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("kkt.utc_offset"));
+        let bad = |ofd: &str| {
+            kkt(&format!("kkt:\n  ofd:\n    - {ofd}\n"))
+                .providers()
+                .unwrap_err()
+                .key
+                .unwrap_or_default()
+        };
+        assert_eq!(
+            bad("{name: a, dialect: ofdru, url: 'https://ofd.ru', login: x, password: pw}"),
+            "kkt.ofd[0].inn"
+        );
+        assert_eq!(
+            bad("{name: a, dialect: taxcom, url: 'https://t', login: x, password: pw}"),
+            "kkt.ofd[0].integrator_id"
+        );
+        assert_eq!(
+            bad("{name: a, dialect: ofdru, url: 'ftp://x', inn: '1', login: x, password: pw}"),
+            "kkt.ofd[0].url"
+        );
+        assert_eq!(
+            bad("{name: a, dialect: ofdru, url: 'https://ofd.ru', inn: '1'}"),
+            "kkt.ofd[0].login"
+        );
+        assert_eq!(
+            bad("{name: '', dialect: neutral, url: 'http://g'}"),
+            "kkt.ofd[0].name"
+        );
+        let ok = kkt("kkt:\n  ofd:\n    - {name: a, dialect: ofdru, url: 'https://ofd.ru', inn: '77', login: x, password: pw}\n    - {name: b, dialect: neutral, url: 'http://g', bearer_token: t}\n")
+            .providers()
+            .unwrap();
+        assert!(matches!(ok[0].0.auth, dozor_kkt::ofd::Auth::Login { .. }));
+        assert!(matches!(ok[1].0.auth, dozor_kkt::ofd::Auth::Bearer(_)));
+        assert_eq!(ok[0].1, std::time::Duration::from_secs(300));
+    }
+
     use super::*;
 
     fn no_env() -> Vec<(String, String)> {

@@ -331,7 +331,8 @@ fn id_string(v: &Value) -> Option<String> {
     (!s.is_empty() && s.chars().count() <= MAX_ID && !s.chars().any(char::is_control)).then_some(s)
 }
 
-fn parse_offset(s: &str) -> Option<i32> {
+/// A UTC offset (`+03:00`, `-05:30`, `+03`, `Z`) in minutes.
+pub fn parse_offset(s: &str) -> Option<i32> {
     if s == "Z" {
         return Some(0);
     }

@@ -465,22 +465,9 @@ async fn log_number(
     })
 }
 
-fn range_param(params: &Params) -> Result<String, ApiError> {
-    let range = params
-        .get("range")
-        .filter(|r| !r.is_empty())
-        .unwrap_or("24h");
-    let d = humantime::parse_duration(range).map_err(|_| {
-        ApiError::bad_data(format!(
-            "invalid parameter \"range\": {range:?} is not a duration like 24h"
-        ))
-    })?;
-    if d.as_secs() < 60 || d.as_secs() > 90 * 86_400 {
-        return Err(ApiError::bad_data(
-            "invalid parameter \"range\": from 1m to 90d",
-        ));
-    }
-    Ok(format!("{}s", d.as_secs()))
+/// The `range` parameter (default 24h, 1m to 90d): as a LogQL range and in ms.
+fn range_param(params: &Params) -> Result<(String, i64), ApiError> {
+    params.range("range", 86_400_000, 60_000, 90 * 86_400_000)
 }
 
 /// The selector of ticket sales (every spelling the events route takes).
@@ -532,7 +519,7 @@ async fn sales(
     params: Params,
 ) -> Result<impl IntoResponse, ApiError> {
     audit_read_of(&state, &principal, source, "analytics", "sales", &event).await?;
-    let range = range_param(&params)?;
+    let (range, _) = range_param(&params)?;
     let quoted = serde_json::to_string(&event).map_err(ApiError::internal)?;
     let filter = format!(" | event_id = {quoted}");
     let now = dozor_model::time::now_ms();
@@ -573,10 +560,9 @@ pub(crate) async fn fraud_metrics_json(
     }))
 }
 
+/// The start of the `range` parameter's span, ms.
 fn since(params: &Params) -> Result<i64, ApiError> {
-    let range = range_param(params)?;
-    let secs: i64 = range.trim_end_matches('s').parse().unwrap_or(86_400);
-    Ok(dozor_model::time::now_ms() - secs * 1000)
+    Ok(dozor_model::time::now_ms() - range_param(params)?.1)
 }
 
 async fn metrics(
@@ -607,7 +593,7 @@ async fn dashboard(
         params.raw(),
     )
     .await?;
-    let range = range_param(&params)?;
+    let (range, _) = range_param(&params)?;
     let now = dozor_model::time::now_ms();
     let sales = sales_of(&state, &principal, "", &range, now).await?;
     let fraud = if sees_findings(&principal) {

@@ -123,7 +123,7 @@ async fn business(
         params.raw(),
     )
     .await?;
-    let (range, range_ms) = duration(&params, "range", "24h", 60, 90 * 86_400)?;
+    let (range, range_ms) = params.range("range", DAY_MS, 60_000, 90 * DAY_MS)?;
     let minutes = range_ms as f64 / 60_000.0;
     let now = dozor_model::time::now_ms();
     let state = &state;
@@ -151,31 +151,7 @@ async fn business(
     })))
 }
 
-/// A duration parameter as PromQL writes it (`30d` → `2592000s`), within bounds; its ms.
-fn duration(
-    params: &Params,
-    name: &str,
-    default: &str,
-    min_s: u64,
-    max_s: u64,
-) -> Result<(String, i64), ApiError> {
-    let text = params
-        .get(name)
-        .filter(|v| !v.is_empty())
-        .unwrap_or(default);
-    let d = humantime::parse_duration(text).map_err(|_| {
-        ApiError::bad_data(format!(
-            "invalid parameter \"{name}\": {text:?} is not a duration like 1h"
-        ))
-    })?;
-    let s = d.as_secs();
-    if !(min_s..=max_s).contains(&s) {
-        return Err(ApiError::bad_data(format!(
-            "invalid parameter \"{name}\": from {min_s}s to {max_s}s"
-        )));
-    }
-    Ok((format!("{s}s"), i64::try_from(s).unwrap_or(i64::MAX) * 1000))
-}
+const DAY_MS: i64 = 86_400_000;
 
 /// An instant query's samples, by the value of `label`.
 async fn by_label(
@@ -215,7 +191,7 @@ async fn sla(
     params: Params,
 ) -> Result<impl IntoResponse, ApiError> {
     audit_read(&state, &principal, source, "dashboard.sla", params.raw()).await?;
-    let (window, window_ms) = duration(&params, "window", "30d", 3600, 366 * 86_400)?;
+    let (window, window_ms) = params.range("window", 30 * DAY_MS, 3_600_000, 366 * DAY_MS)?;
     let target = match params.get("target").filter(|v| !v.is_empty()) {
         None => 99.9,
         Some(t) => t
@@ -290,7 +266,7 @@ async fn performance(
         params.raw(),
     )
     .await?;
-    let (range, _) = duration(&params, "range", "1h", 60, 31 * 86_400)?;
+    let (range, _) = params.range("range", 3_600_000, 60_000, 31 * DAY_MS)?;
     let by = params
         .get("by")
         .filter(|v| !v.is_empty())
