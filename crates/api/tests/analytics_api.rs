@@ -269,3 +269,169 @@ async fn a_scalper_is_found_stored_investigated_and_counted() {
         .await;
     assert_eq!(sales["data"]["sales"], 0.0);
 }
+
+#[tokio::test]
+async fn chain_events_fold_into_transactions_with_their_latest_state() {
+    let app = common::app().await;
+    let admin = app.bearer("admin", common::ADMIN_PASSWORD).await;
+    let shop = app.token_bearer(&admin, "marketplace", &["ingest"]).await;
+    let t = dozor_model::time::now_ms() - 600_000;
+    let ev = |sig: &str, op: &str, status: &str, at: i64, extra: Value| {
+        let mut v = json!({"type": "chain-events", "signature": sig, "operation": op,
+                           "status": status, "timestamp": at, "tokenAddress": format!("tok-{sig}")});
+        v.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        v
+    };
+    // A: a mint, confirmed; B: a transfer out of A's wallet, failed; C: still pending.
+    // The events come out of order: the state is the newest, whatever the arrival.
+    let events = json!([
+        ev(
+            "A",
+            "mint",
+            "confirmed",
+            t + 900,
+            json!({"toAddress": "W1", "confirmationMs": 900})
+        ),
+        ev("A", "mint", "submitted", t, json!({"toAddress": "W1"})),
+        ev(
+            "B",
+            "transfer",
+            "submitted",
+            t + 60_000,
+            json!({"fromAddress": "W1", "toAddress": "W2"})
+        ),
+        ev(
+            "B",
+            "transfer",
+            "failed",
+            t + 61_000,
+            json!({"fromAddress": "W1", "toAddress": "W2", "error": "BlockhashNotFound"})
+        ),
+        ev(
+            "C",
+            "mint",
+            "submitted",
+            t + 120_000,
+            json!({"toAddress": "W3"})
+        ),
+    ]);
+    let (s, body) = app
+        .call("POST", "/api/v1/events", Some(&shop), Some(events))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["accepted"], 5);
+
+    let get = |path: &str| {
+        let (app, admin, path) = (&app, admin.clone(), path.to_owned());
+        async move { app.call("GET", &path, Some(&admin), None).await }
+    };
+    let (s, body) = get("/api/v1/chain/transactions").await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let txs = body["data"]["transactions"].as_array().unwrap();
+    let states: Vec<(&str, &str)> = txs
+        .iter()
+        .map(|x| {
+            (
+                x["signature"].as_str().unwrap(),
+                x["status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [("C", "submitted"), ("B", "failed"), ("A", "confirmed")]
+    );
+    assert_eq!(txs[1]["error"], "BlockhashNotFound");
+    assert_eq!(txs[1]["fromAddress"], "W1");
+    assert_eq!(txs[2]["confirmationMs"], 900.0);
+    assert_eq!(txs[2]["events"], 2);
+    assert_eq!(txs[2]["tokenAddress"], "tok-A");
+    for (query, expected) in [
+        ("status=failed", vec!["B"]),
+        ("address=W1", vec!["B", "A"]),
+        ("operation=mint", vec!["C", "A"]),
+        ("token=tok-C", vec!["C"]),
+        ("operation=mint&limit=1", vec!["C"]),
+        ("range=1m", vec![]),
+    ] {
+        let (s, body) = get(&format!("/api/v1/chain/transactions?{query}")).await;
+        assert_eq!(s, StatusCode::OK, "{query}: {body}");
+        let got: Vec<&str> = body["data"]["transactions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["signature"].as_str().unwrap())
+            .collect();
+        assert_eq!(got, expected, "{query}");
+    }
+    let (s, body) = get("/api/v1/chain/transactions/A").await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let history: Vec<&str> = body["data"]["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(history, ["submitted", "confirmed"]);
+    assert_eq!(body["data"]["history"][1]["confirmationMs"], 900.0);
+    assert_eq!(body["data"]["status"], "confirmed");
+
+    let (s, body) = get("/api/v1/chain/metrics?range=1h").await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let ops = body["data"]["operations"].as_array().unwrap();
+    let op = |name: &str| ops.iter().find(|o| o["operation"] == name).unwrap().clone();
+    assert_eq!(
+        op("mint")["events"],
+        json!({"submitted": 2.0, "confirmed": 1.0})
+    );
+    assert_eq!(op("mint")["failureRatio"], 0.0);
+    assert_eq!(op("mint")["confirmationMs"]["p95"], 900.0);
+    assert_eq!(op("transfer")["failureRatio"], 1.0);
+    assert_eq!(op("transfer")["confirmationMs"], Value::Null);
+    assert_eq!(
+        body["data"]["errors"],
+        json!([{"operation": "transfer", "error": "BlockhashNotFound", "count": 1.0}])
+    );
+
+    // Bad input names the parameter or the field; an unknown transaction is not found.
+    for (path, status, needle) in [
+        (
+            "/api/v1/chain/transactions?status=lost",
+            StatusCode::BAD_REQUEST,
+            "\"status\"",
+        ),
+        (
+            "/api/v1/chain/transactions?range=1y",
+            StatusCode::BAD_REQUEST,
+            "\"range\"",
+        ),
+        (
+            "/api/v1/chain/transactions?limit=20000",
+            StatusCode::BAD_REQUEST,
+            "\"limit\"",
+        ),
+        ("/api/v1/chain/transactions/Z", StatusCode::NOT_FOUND, "Z"),
+    ] {
+        let (s, body) = get(path).await;
+        assert_eq!(s, status, "{path}: {body}");
+        assert!(
+            body["error"].as_str().unwrap().contains(needle),
+            "{path}: {body}"
+        );
+    }
+    let (s, body) = app
+        .call(
+            "POST",
+            "/api/v1/events",
+            Some(&shop),
+            Some(json!([{"type": "chain-events", "signature": "D", "status": "lost"}])),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("events[0].status"),
+        "{body}"
+    );
+}

@@ -230,6 +230,7 @@ fn concrete(path: &str, theirs: &Theirs) -> String {
         .replace("{name}", "service")
         .replace("{service}", "shop")
         .replace("{index}", "logs")
+        .replace("{signature}", "5VfYtOtherTenantsTransaction")
         // Tenant `other`'s register (common::other_tenants_fleet).
         .replace("{kkt}", MARKER)
 }

@@ -532,15 +532,22 @@ pub struct TsdbConfig {
     /// The interval of `fsync: interval`.
     #[serde(with = "dozor_model::duration")]
     pub fsync_interval: Duration,
-    /// Keep 5-minute and 1-hour aggregates (min, max, sum, count, last) of data whose
-    /// compaction is final; long-range queries read them instead of raw samples.
+    /// Keep 1-minute, 5-minute, 1-hour and 1-day aggregates (min, max, sum, count, last)
+    /// of data whose compaction is final; long-range queries read them instead of raw
+    /// samples.
     pub downsample: bool,
+    /// Delete 1-minute aggregates older than this (`0s`: keep forever).
+    #[serde(with = "dozor_model::duration")]
+    pub retention_1m: Duration,
     /// Delete 5-minute aggregates older than this (`0s`: keep forever).
     #[serde(with = "dozor_model::duration")]
     pub retention_5m: Duration,
     /// Delete 1-hour aggregates older than this (`0s`: keep forever).
     #[serde(with = "dozor_model::duration")]
     pub retention_1h: Duration,
+    /// Delete 1-day aggregates older than this (`0s`, the default: keep forever).
+    #[serde(with = "dozor_model::duration")]
+    pub retention_1d: Duration,
 }
 
 /// `logs:`: how long logs are kept and how they are masked.
@@ -739,8 +746,10 @@ impl Default for TsdbConfig {
             fsync: FsyncMode::Interval,
             fsync_interval: Duration::from_secs(1),
             downsample: true,
+            retention_1m: Duration::from_secs(30 * 24 * 3600),
             retention_5m: Duration::from_secs(60 * 24 * 3600),
             retention_1h: Duration::from_secs(365 * 24 * 3600),
+            retention_1d: Duration::ZERO,
         }
     }
 }
@@ -760,8 +769,10 @@ impl TsdbConfig {
                 FsyncMode::Never => dozor_tsdb::FsyncPolicy::Never,
             },
             downsample: self.downsample,
+            retention_1m_ms: (!self.retention_1m.is_zero()).then(|| ms(self.retention_1m)),
             retention_5m_ms: (!self.retention_5m.is_zero()).then(|| ms(self.retention_5m)),
             retention_1h_ms: (!self.retention_1h.is_zero()).then(|| ms(self.retention_1h)),
+            retention_1d_ms: (!self.retention_1d.is_zero()).then(|| ms(self.retention_1d)),
         }
     }
 }
@@ -1497,6 +1508,60 @@ impl MetricsAccessConfig {
 pub struct StateConfig {
     /// `sqlite://PATH` or `postgres://USER@HOST/DB`; empty means `<data_dir>/state.db`.
     pub url: Option<Secret>,
+    /// How long settled rows are kept (seed 004's clean-up workers).
+    pub retention: StateRetention,
+}
+
+/// `state.retention`: how long each table keeps its settled rows — resolved alerts and
+/// incidents, anomaly events, report runs, investigated fraud findings (`0s`: forever).
+/// Pruned hourly, in every tenant; open alerts and incidents and findings not investigated
+/// yet are kept whatever their age.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StateRetention {
+    /// Alert episodes, counted from their resolution.
+    #[serde(with = "dozor_model::duration")]
+    pub alert_history: Duration,
+    /// Seed 001's anomaly events.
+    #[serde(with = "dozor_model::duration")]
+    pub anomaly_events: Duration,
+    /// Resolved incidents and their timelines, counted from the resolution.
+    #[serde(with = "dozor_model::duration")]
+    pub incidents: Duration,
+    /// Report runs and their documents.
+    #[serde(with = "dozor_model::duration")]
+    pub report_history: Duration,
+    /// Investigated fraud findings, counted from the finding.
+    #[serde(with = "dozor_model::duration")]
+    pub fraud_events: Duration,
+}
+
+impl Default for StateRetention {
+    fn default() -> StateRetention {
+        const DAY: u64 = 86_400;
+        StateRetention {
+            alert_history: Duration::from_secs(90 * DAY),
+            anomaly_events: Duration::from_secs(90 * DAY),
+            incidents: Duration::from_secs(365 * DAY),
+            report_history: Duration::from_secs(90 * DAY),
+            fraud_events: Duration::from_secs(365 * DAY),
+        }
+    }
+}
+
+impl StateRetention {
+    /// How long `table` keeps its rows (`None`: forever).
+    pub fn keep(&self, table: dozor_state::retention::Expiring) -> Option<Duration> {
+        use dozor_state::retention::Expiring;
+        let d = match table {
+            Expiring::AlertHistory => self.alert_history,
+            Expiring::AnomalyEvents => self.anomaly_events,
+            Expiring::Incidents => self.incidents,
+            Expiring::ReportHistory => self.report_history,
+            Expiring::FraudEvents => self.fraud_events,
+        };
+        (!d.is_zero()).then_some(d)
+    }
 }
 
 /// `auth:`: tokens and the first administrator.

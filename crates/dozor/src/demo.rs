@@ -160,7 +160,13 @@ impl Generators {
 struct ShopLog {
     rng: fastrand::Rng,
     burst_left: u32,
+    /// Orders created and not paid yet: (when the customer pays, order, customer, total).
+    /// Abandoned ones never enter.
+    to_pay: std::collections::VecDeque<(i64, String, String, String)>,
 }
+
+/// The share of created orders that are paid (the demo's checkout conversion).
+const PAID_SHARE: f64 = 0.8;
 
 const SERVICES: &[(&str, &[&str])] = &[
     (
@@ -174,18 +180,14 @@ const SERVICES: &[(&str, &[&str])] = &[
     ),
     (
         "checkout",
-        &[
-            "order {order} created, {n} items, total {sum} RUB",
-            "order {order} paid via card",
-            "order {order} handed to delivery",
-        ],
+        // `order … created` opens an order (`ShopLog::create_order`), which is paid, or
+        // abandoned, seconds later.
+        &["order {order} created", "order {order} handed to delivery"],
     ),
     (
         "payments",
-        &[
-            "authorised payment {order} amount {sum} RUB",
-            "capture ok for {order}",
-        ],
+        // Authorisations come with the orders' payments (`ShopLog::payments`).
+        &["capture ok for {order}", "refund issued for {order}"],
     ),
     (
         "mes",
@@ -253,7 +255,44 @@ const WORDS: &[&str] = &[
 
 impl ShopLog {
     fn new(rng: fastrand::Rng) -> ShopLog {
-        ShopLog { rng, burst_left: 0 }
+        ShopLog {
+            rng,
+            burst_left: 0,
+            to_pay: std::collections::VecDeque::new(),
+        }
+    }
+
+    /// An order placed at `now_ms`: its line, and — for [`PAID_SHARE`] of them — its
+    /// payment 2 to 30 s later (an authorised payment, then the order paid).
+    fn create_order(&mut self, now_ms: i64) -> (String, String) {
+        let order = format!("A-{}", self.rng.u32(100_000..999_999));
+        let user = format!("u{}", self.rng.u32(1..500));
+        let total = format!("{}.{:02}", self.rng.u32(50..20_000), self.rng.u32(0..100));
+        let items = self.rng.u32(1..9);
+        if self.rng.f64() < PAID_SHARE {
+            let at = now_ms + self.rng.i64(2_000..30_000);
+            let i = self.to_pay.partition_point(|(t, ..)| *t <= at);
+            self.to_pay
+                .insert(i, (at, order.clone(), user.clone(), total.clone()));
+        }
+        (
+            format!("order {order} created, {items} items, total {total} RUB"),
+            user,
+        )
+    }
+
+    /// The payments due by `now_ms`.
+    fn payments(&mut self, now_ms: i64, batch: &mut Vec<(LogLabels, String)>) {
+        while self.to_pay.front().is_some_and(|(t, ..)| *t <= now_ms) {
+            let Some((_, order, user, total)) = self.to_pay.pop_front() else {
+                break;
+            };
+            let fields = serde_json::json!({ "user_id": user });
+            let paid = format!("authorised payment {order} amount {total} RUB");
+            batch.push(line_with(now_ms, "payments", "info", &paid, fields.clone()));
+            let paid = format!("order {order} paid via card");
+            batch.push(line_with(now_ms, "checkout", "info", &paid, fields));
+        }
     }
 
     fn fill(&mut self, template: &str) -> String {
@@ -268,7 +307,6 @@ impl ShopLog {
                 "id" => self.rng.u32(1000..99_999).to_string(),
                 "order" => format!("A-{}", self.rng.u32(100_000..999_999)),
                 "n" => self.rng.u32(1..9).to_string(),
-                "sum" => format!("{}.{:02}", self.rng.u32(50..20_000), self.rng.u32(0..100)),
                 "pct" => self.rng.u32(90..100).to_string(),
                 "word" => WORDS[self.rng.usize(..WORDS.len())].to_owned(),
                 other => other.to_owned(),
@@ -292,20 +330,25 @@ impl ShopLog {
         for _ in 0..count {
             let (service, templates) = SERVICES[self.rng.usize(..SERVICES.len())];
             let template = templates[self.rng.usize(..templates.len())];
-            let message = self.fill(template);
             let level = if self.rng.u32(0..50) == 0 {
                 "warn"
             } else {
                 "info"
             };
             // Orders and payments name their customer.
+            let (message, user) = if template.ends_with("created") {
+                self.create_order(now_ms)
+            } else {
+                (self.fill(template), format!("u{}", self.rng.u32(1..500)))
+            };
             let fields = if matches!(service, "checkout" | "payments") {
-                serde_json::json!({"user_id": format!("u{}", self.rng.u32(1..500))})
+                serde_json::json!({ "user_id": user })
             } else {
                 serde_json::json!({})
             };
             batch.push(line_with(now_ms, service, level, &message, fields));
         }
+        self.payments(now_ms, &mut batch);
         // Partner API calls: account, client address and time taken as fields.
         for _ in 0..self.rng.usize(0..3) {
             let (service, templates) = APIS[self.rng.usize(..APIS.len())];
@@ -386,5 +429,36 @@ mod tests {
         for level in ["info", "warn", "error"] {
             assert!(levels.contains(level), "{level} occurs: {levels:?}");
         }
+    }
+
+    #[test]
+    fn most_orders_are_paid_after_they_were_created() {
+        let mut shop = ShopLog::new(fastrand::Rng::with_seed(7));
+        let mut created = std::collections::HashMap::new();
+        let (mut paid, mut authorised) = (0, 0);
+        for tick in 0..20_000 {
+            let now = tick * 250;
+            for (_, text) in shop.next_batch(now) {
+                let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+                let msg = v["msg"].as_str().unwrap();
+                let words: Vec<&str> = msg.split(' ').collect();
+                match words.as_slice() {
+                    ["order", id, "created,", ..] => {
+                        created.insert(id.to_string(), (now, v["user_id"].clone()));
+                    }
+                    ["order", id, "paid", ..] => {
+                        let (at, user) = created.get(*id).expect("paid after created");
+                        assert!(now - at >= 2_000 && now - at <= 30_250, "{msg}");
+                        assert_eq!(&v["user_id"], user, "the same customer pays");
+                        paid += 1;
+                    }
+                    ["authorised", "payment", ..] => authorised += 1,
+                    _ => {}
+                }
+            }
+        }
+        let conversion = f64::from(paid) / created.len() as f64;
+        assert!((0.7..0.9).contains(&conversion), "{conversion}");
+        assert_eq!(paid, authorised, "each paid order was authorised");
     }
 }

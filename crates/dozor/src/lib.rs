@@ -21,6 +21,7 @@
 
 pub mod actions;
 pub mod archive;
+pub mod cleanup;
 pub mod config;
 pub mod demo;
 pub mod detect;

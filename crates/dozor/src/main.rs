@@ -73,7 +73,9 @@ enum SimCommand {
         truth: bool,
     },
     /// Send a simulated ticket marketplace's week (ordinary buyers, injected scalpers,
-    /// bots and other abusers), moved to end now, to a Dozor's analytics routes.
+    /// bots and other abusers), moved to end now, to a Dozor's analytics routes, and its
+    /// tickets' chain events (mints, transfers, a congested drop at the end) to its
+    /// events route.
     Marketplace {
         /// The Dozor to feed.
         #[arg(long, default_value = "http://127.0.0.1:9470")]
@@ -87,7 +89,8 @@ enum SimCommand {
         /// Seed of every draw.
         #[arg(long, default_value_t = 7)]
         seed: u64,
-        /// Print the injected patterns and subjects (the ground truth) to standard error.
+        /// Print the injected patterns and subjects, and the chain alert the drop raises
+        /// (the ground truth), to standard error.
         #[arg(long)]
         truth: bool,
     },
@@ -440,22 +443,25 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }) => {
             anyhow::ensure!((1..=100_000).contains(&users), "--users: from 1 to 100000");
             let token = config::read_secret_file(&token_file)?;
-            let (events, labels) =
-                dozor::marketplace::simulated(seed, users, dozor_model::time::now_ms());
+            let now = dozor_model::time::now_ms();
+            let (events, labels) = dozor::marketplace::simulated(seed, users, now);
+            let chain = dozor::marketplace::chain_events(seed, &events, now);
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
             let fed = runtime
-                .block_on(dozor::marketplace::feed(&url, &token, &events))
+                .block_on(dozor::marketplace::feed(&url, &token, &events, &chain))
                 .map_err(anyhow::Error::msg)?;
             println!(
-                "sent {} sales and {} requests; findings by pattern: {:?}",
-                fed.sales, fed.requests, fed.findings
+                "sent {} sales, {} requests and {} chain events; findings by pattern: {:?}",
+                fed.sales, fed.requests, fed.chain, fed.findings
             );
             if truth {
                 for (pattern, subject) in &labels {
                     eprintln!("{} {subject}", pattern.name());
                 }
+                let (alert, operation) = dozor::marketplace::CHAIN_FAULT;
+                eprintln!("{alert} {operation}");
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -1,5 +1,4 @@
-//! The report scheduler (and the hourly clean-up of investigated fraud findings older than
-//! a year): every 15 s it generates the reports whose next run is due (each
+//! The report scheduler: every 15 s it generates the reports whose next run is due (each
 //! claimed first, so that of several nodes sharing the state store exactly one runs it),
 //! and e-mails the runs waiting for delivery — scheduled ones and those generated through
 //! the API with `deliver` — through the SMTP settings of the report's Alertmanager
@@ -28,7 +27,6 @@ pub async fn run(
 ) {
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut pruned_ms = 0;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -36,25 +34,8 @@ pub async fn run(
         }
         generate_due(&state, &audit).await;
         deliver_pending(&state, &notifications, &audit).await;
-        let now = dozor_model::time::now_ms();
-        if now - pruned_ms >= PRUNE_EVERY_MS {
-            pruned_ms = now;
-            match state.store().prune_fraud_events(now - FRAUD_KEEP_MS).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(
-                    deleted = n,
-                    "investigated fraud findings older than a year deleted"
-                ),
-                Err(e) => tracing::warn!(error = %e, "cannot prune fraud findings"),
-            }
-        }
     }
 }
-
-/// How often the periodic clean-ups run.
-const PRUNE_EVERY_MS: i64 = 3_600_000;
-/// Investigated fraud findings are kept a year (seed 004's `cleanup_old_fraud_events`).
-const FRAUD_KEEP_MS: i64 = 365 * 86_400_000;
 
 async fn generate_due(state: &AppState, audit: &Arc<dozor_audit::AuditLog>) {
     let now = dozor_model::time::now_ms();

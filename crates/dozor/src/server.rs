@@ -51,6 +51,14 @@ fn load_config(args: &Overrides, demo: bool) -> anyhow::Result<Config> {
                 config.rules.files.push(pack.to_owned());
             }
         }
+        // Client addresses pseudonymised rather than masked, so `pack:shop`'s per-address
+        // searches can tell the demo's partners apart (a user's own choice wins).
+        config
+            .logs
+            .pii
+            .actions
+            .entry(dozor_ingest::pii::PiiKind::Ipv4)
+            .or_insert(dozor_ingest::pii::Action::Hash);
     }
     if let Some(d) = &args.data_dir {
         config.data_dir.clone_from(d);
@@ -541,6 +549,12 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
         Arc::clone(&audit),
         stop_rx.clone(),
     ));
+    tokio::spawn(crate::cleanup::run(
+        store.clone(),
+        config.state.retention.clone(),
+        Arc::clone(&audit),
+        stop_rx.clone(),
+    ));
     if demo {
         // The demo's ticket marketplace: a simulated week sent to the analytics routes over
         // HTTP with an ingest token of its own, as a real marketplace would.
@@ -548,11 +562,14 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
         let url = format!("http://{addr}");
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_secs(2)).await;
-            let (events, _) = crate::marketplace::simulated(7, 200, dozor_model::time::now_ms());
-            match crate::marketplace::feed(&url, &token, &events).await {
+            let now = dozor_model::time::now_ms();
+            let (events, _) = crate::marketplace::simulated(7, 200, now);
+            let chain = crate::marketplace::chain_events(7, &events, now);
+            match crate::marketplace::feed(&url, &token, &events, &chain).await {
                 Ok(fed) => tracing::info!(
                     sales = fed.sales,
                     requests = fed.requests,
+                    chain_events = fed.chain,
                     findings = ?fed.findings,
                     "the demo marketplace's week was sent"
                 ),

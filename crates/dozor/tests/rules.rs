@@ -357,13 +357,22 @@ fn the_shop_pack_passes_its_unit_tests_under_dozor_and_promtool() {
 /// The demo's JSON lines (`ts`, `service`, `level`, `msg`, and a `user_id` field) through
 /// `/api/v1/logs/ingest`: pack:shop records orders from them, turns a large order into an
 /// anomaly event (a LogQL alert) and a FATAL line into an alert (a PromQL alert over a
-/// series its LogQL group recorded).
+/// series its LogQL group recorded); a real local webhook receives both alerts.
 #[test]
 fn the_shop_pack_turns_demo_lines_into_business_series_and_anomalies() {
     let dir = tempfile::tempdir().unwrap();
+    let hook = common::Listener::start(0);
+    std::fs::write(
+        dir.path().join("alertmanager.yml"),
+        format!(
+            "route:\n  receiver: hook\n  group_by: [alertname]\n  group_wait: 0s\n  group_interval: 1s\nreceivers:\n  - name: hook\n    webhook_configs:\n      - url: http://127.0.0.1:{}/hook\n",
+            hook.port
+        ),
+    )
+    .unwrap();
     std::fs::write(
         dir.path().join("dozor.yml"),
-        "rules:\n  evaluation_interval: 1s\n  files: [pack:shop]\n",
+        "rules:\n  evaluation_interval: 1s\n  files: [pack:shop]\nalerting:\n  config_file: alertmanager.yml\n",
     )
     .unwrap();
     let server = start(dir.path());
@@ -428,6 +437,23 @@ fn the_shop_pack_turns_demo_lines_into_business_series_and_anomalies() {
     });
     assert_eq!(fatal["labels"]["service"], "mes-api");
     assert_eq!(fatal["labels"]["severity"], "critical");
+    // The receiver gets both.
+    wait_for(
+        "both alerts at the webhook",
+        Duration::from_secs(30),
+        || {
+            let seen: std::collections::BTreeSet<String> = hook
+                .seen
+                .lock()
+                .unwrap()
+                .iter()
+                .flat_map(|(_, b)| b["alerts"].as_array().cloned().unwrap_or_default())
+                .filter(|a| a["status"] == "firing")
+                .filter_map(|a| a["labels"]["alertname"].as_str().map(str::to_owned))
+                .collect();
+            (seen.contains("ShopLargeOrder") && seen.contains("ShopServiceFatal")).then_some(())
+        },
+    );
     server.signal("TERM");
     assert!(server.wait(Duration::from_secs(30)).success());
 }

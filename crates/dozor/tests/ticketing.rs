@@ -3,7 +3,10 @@
 //! injected scalpers, bots and other abusers — to `dozor serve`'s analytics routes over
 //! HTTP; the fraud detectors find them, `pack:ticketing` (`deploy/rules/ticketing.yml`) fires one
 //! `FraudFindings` alert per injected pattern — and no other — and a real local webhook
-//! receives them. The rules' unit tests run under `dozor test rules` and `promtool`.
+//! receives them. The tickets' chain events (mints, transfers, and a congested drop at the
+//! end of the week) go to the events route; the drop — and nothing else on the chain —
+//! raises `ChainFailureRateHigh` for mints. The rules' unit tests run under `dozor test
+//! rules` and `promtool`.
 
 #![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
 
@@ -70,10 +73,18 @@ fn a_simulated_marketplace_raises_one_alert_per_injected_pattern() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let truth: BTreeSet<String> = String::from_utf8_lossy(&out.stderr)
+    // Fraud patterns are lower-case; the chain's alerts are named as alerts.
+    type Truth = BTreeSet<(String, String)>;
+    let (chain_truth, truth): (Truth, Truth) = String::from_utf8_lossy(&out.stderr)
         .lines()
-        .filter_map(|l| l.split_once(' ').map(|(p, _)| p.to_owned()))
-        .collect();
+        .filter_map(|l| l.split_once(' '))
+        .map(|(p, s)| (p.to_owned(), s.to_owned()))
+        .partition(|(p, _)| p.starts_with(char::is_uppercase));
+    let truth: BTreeSet<String> = truth.into_iter().map(|(p, _)| p).collect();
+    assert_eq!(
+        chain_truth,
+        BTreeSet::from([("ChainFailureRateHigh".to_owned(), "mint".to_owned())])
+    );
     assert!(
         truth.contains("scalper") && truth.contains("bot"),
         "{truth:?}"
@@ -81,20 +92,24 @@ fn a_simulated_marketplace_raises_one_alert_per_injected_pattern() {
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(said.starts_with("sent "), "{said}");
 
-    let firing = |server: &Server| -> BTreeSet<(String, String)> {
+    // (alert, pattern or operation) of the alerts in `state`.
+    let alerts = |server: &Server, state: &str| -> BTreeSet<(String, String)> {
         server.get_json("/api/v1/alerts", TOKEN)["data"]["alerts"]
             .as_array()
             .unwrap()
             .iter()
-            .filter(|a| a["state"] == "firing")
+            .filter(|a| a["state"] == state)
             .map(|a| {
+                let l = &a["labels"];
+                let subject = l["pattern"].as_str().or(l["operation"].as_str());
                 (
-                    a["labels"]["alertname"].as_str().unwrap().to_owned(),
-                    a["labels"]["pattern"].as_str().unwrap_or("").to_owned(),
+                    l["alertname"].as_str().unwrap().to_owned(),
+                    subject.unwrap_or("").to_owned(),
                 )
             })
             .collect()
     };
+    let firing = |server: &Server| alerts(server, "firing");
     let until = Instant::now() + Duration::from_secs(30);
     let expected: BTreeSet<(String, String)> = truth
         .iter()
@@ -153,4 +168,83 @@ fn a_simulated_marketplace_raises_one_alert_per_injected_pattern() {
     assert!(!f["data"]["events"].as_array().unwrap().is_empty(), "{f}");
     let d = server.get_json("/api/v1/analytics/dashboard?range=8d", TOKEN);
     assert!(d["data"]["sales"]["sales"].as_f64().unwrap() > 10.0, "{d}");
+
+    // The chain: only the drop's mints raise an alert — pending at once, firing after its
+    // `for: 1m` — and the webhook receives it.
+    let chain = |server: &Server, state: &str| -> BTreeSet<(String, String)> {
+        alerts(server, state)
+            .into_iter()
+            .filter(|(a, _)| a.starts_with("Chain"))
+            .collect()
+    };
+    let until = Instant::now() + Duration::from_secs(150);
+    loop {
+        let (firing, pending) = (chain(&server, "firing"), chain(&server, "pending"));
+        assert!(
+            firing.union(&pending).all(|a| chain_truth.contains(a)),
+            "firing {firing:?}, pending {pending:?}"
+        );
+        if firing == chain_truth {
+            break;
+        }
+        assert!(Instant::now() < until, "never fired: {chain_truth:?}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let until = Instant::now() + Duration::from_secs(30);
+    while !hook.seen.lock().unwrap().iter().any(|(_, b)| {
+        b["alerts"].as_array().into_iter().flatten().any(|a| {
+            a["labels"]["alertname"] == "ChainFailureRateHigh" && a["labels"]["operation"] == "mint"
+        })
+    }) {
+        assert!(
+            Instant::now() < until,
+            "the chain alert never reached the webhook"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // The chain routes: the mints' failure ratio, the failed transactions, one's history.
+    let m = server.get_json("/api/v1/chain/metrics?range=10m", TOKEN);
+    let mint = m["data"]["operations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["operation"] == "mint")
+        .cloned()
+        .unwrap_or_else(|| panic!("{m}"));
+    let ratio = mint["failureRatio"].as_f64().unwrap();
+    assert!((0.2..0.5).contains(&ratio), "{mint}");
+    assert!(
+        mint["confirmationMs"]["p95"].as_f64().unwrap() > 3_000.0,
+        "{mint}"
+    );
+    assert!(
+        m["data"]["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["operation"] == "mint"),
+        "{m}"
+    );
+    let t = server.get_json(
+        "/api/v1/chain/transactions?status=failed&operation=mint&range=15m&limit=5",
+        TOKEN,
+    );
+    let failed = t["data"]["transactions"].as_array().unwrap();
+    assert_eq!(failed.len(), 5, "{t}");
+    assert!(t["data"]["total"].as_u64().unwrap() > 50, "{t}");
+    assert!(
+        failed
+            .iter()
+            .all(|x| x["status"] == "failed" && x["error"].is_string())
+    );
+    let signature = failed[0]["signature"].as_str().unwrap();
+    let one = server.get_json(&format!("/api/v1/chain/transactions/{signature}"), TOKEN);
+    let history: Vec<&str> = one["data"]["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(history, ["submitted", "failed"], "{one}");
 }

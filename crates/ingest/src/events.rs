@@ -19,8 +19,10 @@
 //! Types the shipped rules rely on are checked, and a wrong field is a 400 naming it
 //! (`events[3].amount: expected a number, found "ten"`): `transaction` needs a numeric
 //! `amount` and a `user_id`; `ticket_sale`/`ticket-sales` a numeric `price` (or
-//! `amount`); `user_activity`/`user-activity` a `user_id` and an `action`. Other types are
-//! free-form. A body decodes whole or not at all.
+//! `amount`); `user_activity`/`user-activity` a `user_id` and an `action`; a chain event
+//! ([`CHAIN_TYPES`]: seed 004's `chain-events` topic, its `nft_transfers`) a `signature`,
+//! a `status` of [`CHAIN_STATUSES`], and numbers in `amount` and `confirmation_ms` if it
+//! has them. Other types are free-form. A body decodes whole or not at all.
 
 use dozor_model::{DataClass, Label, Labels, LogRecord};
 use serde_json::{Map, Value};
@@ -30,6 +32,28 @@ use crate::ndjson::{parse_time, with_fields};
 
 /// Most events in one request.
 pub const MAX_EVENTS: usize = 100_000;
+
+/// The spellings of a chain event's type: a transaction of a blockchain — an NFT mint,
+/// transfer or burn (`operation`) — at one step of its life (`status`), identified by its
+/// `signature`. Dozor only watches them: the marketplace submits the transactions.
+pub const CHAIN_TYPES: [&str; 6] = [
+    "chain-events",
+    "chain_events",
+    "chain-event",
+    "chain_event",
+    "nft_transfer",
+    "nft_transfers",
+];
+
+/// A chain event's statuses, in the order of a transaction's life: `failed` and
+/// `confirmed` settle it (the failure rate is failed ÷ settled); `finalized` may follow
+/// `confirmed`.
+pub const CHAIN_STATUSES: [&str; 5] = ["submitted", "pending", "confirmed", "finalized", "failed"];
+
+/// The LogQL stream selector of chain events (every spelling of [`CHAIN_TYPES`]).
+pub fn chain_selector() -> String {
+    format!("{{event=~\"{}\"}}", CHAIN_TYPES.join("|"))
+}
 
 const TYPE_KEYS: [&str; 3] = ["type", "event_type", "event"];
 /// The data classes an event may name (`data_class`; default `business`).
@@ -210,6 +234,21 @@ fn check_shape(kind: &str, obj: &Map<String, Value>) -> Result<(), (String, Stri
             id("user_id")?;
             id("action")?;
         }
+        k if CHAIN_TYPES.contains(&k) => {
+            id("signature")?;
+            match obj.get("status") {
+                Some(Value::String(s)) if CHAIN_STATUSES.contains(&s.as_str()) => {}
+                Some(other) => {
+                    return Err((
+                        "status".into(),
+                        format!("{other} is not one of {}", CHAIN_STATUSES.join(", ")),
+                    ));
+                }
+                None => return Err(("status".into(), format!("required for {kind} events"))),
+            }
+            number("amount")?;
+            number("confirmation_ms")?;
+        }
         _ => {}
     }
     Ok(())
@@ -328,6 +367,26 @@ mod tests {
                 "events[0].time",
                 "RFC 3339",
             ),
+            (
+                br#"[{"type": "chain-events", "status": "confirmed"}]"#,
+                "events[0].signature",
+                "required",
+            ),
+            (
+                br#"[{"type": "nft_transfer", "signature": "5x", "status": "lost"}]"#,
+                "events[0].status",
+                "not one of submitted",
+            ),
+            (
+                br#"[{"type": "chain_event", "signature": "5x"}]"#,
+                "events[0].status",
+                "required",
+            ),
+            (
+                br#"[{"type": "chain-events", "signature": "5x", "status": "failed", "confirmationMs": "slow"}]"#,
+                "events[0].confirmation_ms",
+                "expected a number",
+            ),
             (br#"[1]"#, "events[0]", "not a JSON object"),
             (br#"{"events": 3}"#, "events", "array"),
             (br#""x""#, "body", "expected"),
@@ -341,6 +400,21 @@ mod tests {
                 String::from_utf8_lossy(body)
             );
         }
+    }
+
+    #[test]
+    fn chain_events_keep_their_transaction_fields() {
+        let body = br#"[{"signature": "5VfYt", "operation": "mint", "status": "confirmed",
+            "tokenAddress": "Tok1", "toAddress": "Wal9", "amount": 1, "confirmationMs": 840}]"#;
+        let r = parse(body, NOW, Some("chain-events")).unwrap();
+        assert_eq!(r[0].stream.get("event"), Some("chain-events"));
+        assert_eq!(r[0].field("signature"), Some("5VfYt"));
+        assert_eq!(r[0].field("token_address"), Some("Tok1"));
+        assert_eq!(r[0].field("confirmation_ms"), Some("840"));
+        assert_eq!(
+            chain_selector(),
+            r#"{event=~"chain-events|chain_events|chain-event|chain_event|nft_transfer|nft_transfers"}"#
+        );
     }
 
     #[test]

@@ -41,6 +41,7 @@ fn open(dir: &std::path::Path, retention: Option<i64>) -> Db {
         Options {
             block_duration_ms: 10 * MIN,
             retention_ms: retention,
+            retention_1m_ms: None,
             retention_5m_ms: None,
             retention_1h_ms: None,
             fsync: FsyncPolicy::Never,
@@ -109,4 +110,40 @@ fn range_queries_with_long_steps_read_aggregates_and_match_raw_answers() {
     }
     // Functions aggregates cannot answer read raw samples: nothing left in that range.
     assert!(points(&auto, &ds_db, "stddev_over_time(temp[1h])").is_empty());
+}
+
+/// The service-level view's queries (`/api/v1/dashboard/sla` over a long window): a ratio
+/// of sums and counts, and an hourly subquery, as one-step range queries with a 5 h step,
+/// answer from the roll-ups what the raw samples answered.
+#[test]
+fn long_window_ratios_and_hourly_subqueries_read_the_rollups() {
+    let kept = tempfile::tempdir().unwrap();
+    let expired = tempfile::tempdir().unwrap();
+    let raw_db = open(kept.path(), None);
+    let ds_db = open(expired.path(), Some(6 * HOUR));
+    let raw = Engine::new(EngineOptions {
+        downsampling: false,
+        ..EngineOptions::default()
+    });
+    let auto = Engine::new(EngineOptions::default());
+    let at = |engine: &Engine, db: &Db, q: &str| -> Option<f64> {
+        let res = engine.range(db, q, 9 * HOUR, 9 * HOUR, 5 * HOUR).unwrap();
+        let Value::Matrix(m) = res.value else {
+            panic!("{q}: not a matrix")
+        };
+        m.first().and_then(|s| s.samples.last()).map(|p| p.v)
+    };
+    for q in [
+        "sum_over_time(temp[6h]) / count_over_time(temp[6h]) * 100",
+        "sum_over_time((sum_over_time(temp[1h]) / count_over_time(temp[1h]) < bool 0)[6h:1h])",
+    ] {
+        let want = at(&raw, &raw_db, q).unwrap_or_else(|| panic!("{q}: raw answers"));
+        let got =
+            at(&auto, &ds_db, q).unwrap_or_else(|| panic!("{q}: no answer from the roll-ups"));
+        assert!(
+            (got - want).abs() <= 1e-9 * want.abs().max(1.0),
+            "{q}: {got} vs {want}"
+        );
+        assert_eq!(at(&raw, &ds_db, q), None, "{q}: the raw samples are gone");
+    }
 }

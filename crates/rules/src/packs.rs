@@ -31,13 +31,20 @@ pub const PACKS: [(&str, &[(&str, &str)]); 4] = [
             ("shop.yml", include_str!("../../../deploy/rules/shop.yml")),
         ],
     ),
-    // Seed 004's ticket marketplace: alerts on the fraud detectors' findings.
+    // Seed 004's ticket marketplace: the chain's LogQL records, then the alerts on them and
+    // on the fraud detectors' findings.
     (
         "ticketing",
-        &[(
-            "ticketing.yml",
-            include_str!("../../../deploy/rules/ticketing.yml"),
-        )],
+        &[
+            (
+                "ticketing-chain.yml",
+                include_str!("../../../deploy/rules/ticketing-chain.yml"),
+            ),
+            (
+                "ticketing.yml",
+                include_str!("../../../deploy/rules/ticketing.yml"),
+            ),
+        ],
     ),
 ];
 
@@ -80,7 +87,11 @@ mod tests {
             assert!(!files.is_empty(), "{name}");
         }
         assert!(get("kkt-54fz").is_some_and(|f| f[0].1.contains("KktOfdBlocked")));
-        assert!(get("ticketing").is_some_and(|f| f[0].1.contains("FraudFindings")));
+        // The ticketing pack's LogQL records come before the alerts that read them.
+        assert!(
+            get("ticketing").is_some_and(|f| f[0].1.contains("chain:transactions:count5m")
+                && f[1].1.contains("FraudFindings"))
+        );
         assert!(get("nope").is_none() && parse("nope").is_none());
     }
 

@@ -235,20 +235,4 @@ impl Store {
             .await?;
         Ok(FraudCounts { rows })
     }
-
-    /// Deletes investigated findings older than `before_ms` in every tenant (seed 004's
-    /// `cleanup_old_fraud_events`, a year by default); how many.
-    pub async fn prune_fraud_events(&self, before_ms: i64) -> Result<u64, StateError> {
-        let what = "prune fraud events";
-        let done = self
-            .scoped(RowScope::System, what, async |conn| {
-                sqlx::query("DELETE FROM fraud_events WHERE investigated = 1 AND at < $1")
-                    .bind(before_ms)
-                    .execute(conn)
-                    .await
-                    .map_err(StateError::query(what))
-            })
-            .await?;
-        Ok(done.rows_affected())
-    }
 }

@@ -44,6 +44,7 @@ pub mod incidents;
 pub mod lockout;
 pub mod notifications;
 pub mod reports;
+pub mod retention;
 mod rls;
 pub mod sessions;
 pub mod settings;

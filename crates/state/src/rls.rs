@@ -81,10 +81,9 @@ pub(crate) enum RowScope<'a> {
     /// - Start-up restores of every tenant's state: [`Store::tenants_with_alert_rules`],
     ///   [`Store::all_silences`], [`Store::notification_log_since`] (which also prunes old
     ///   entries), [`Store::open_incident_groups`].
-    /// - Retention across tenants: [`Store::prune_deliveries`].
+    /// - Retention across tenants: [`Store::prune_deliveries`], [`Store::prune_expired`].
     /// - The report scheduler, which serves every tenant: [`Store::due_reports`],
-    ///   [`Store::pending_report_deliveries`]; and its hourly clean-up of investigated
-    ///   fraud findings, [`Store::prune_fraud_events`].
+    ///   [`Store::pending_report_deliveries`].
     System,
     /// Installation-wide tables only (sessions, lock-outs, checkpoints): `dozor.tenant` stays
     /// unset, so a tenant table would show no rows and take none. Also the start of

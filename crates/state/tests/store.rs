@@ -853,3 +853,226 @@ async fn dashboards_are_owned_shared_and_tenant_scoped(store: &Store) {
     assert!(store.delete_dashboard(&shop, &mine.id).await.unwrap());
     assert!(store.dashboard(&shop, &mine.id).await.unwrap().is_none());
 }
+
+on_both_engines!(settled_rows_expire_and_open_ones_stay);
+async fn settled_rows_expire_and_open_ones_stay(store: &Store) {
+    use dozor_state::alerts::FiredAlert;
+    use dozor_state::anomalies::AnomalyEvent;
+    use dozor_state::incidents::{Incident, IncidentEvent};
+    use dozor_state::retention::Expiring;
+    let (shop, other): (TenantId, TenantId) = ("shop".parse().unwrap(), "other".parse().unwrap());
+    const DAY: i64 = 86_400_000;
+    let now = 400 * DAY;
+    // Alert episodes: resolved long ago in both tenants (expire), open since long ago and
+    // resolved yesterday (stay).
+    let labels = serde_json::json!({"alertname": "A"});
+    for (t, fp, fired, resolved) in [
+        (&shop, "old", DAY, Some(2 * DAY)),
+        (&other, "old", DAY, Some(2 * DAY)),
+        (&shop, "open", DAY, None),
+        (&shop, "recent", now - 2 * DAY, Some(now - DAY)),
+    ] {
+        store
+            .alert_fired(
+                t,
+                &FiredAlert {
+                    fingerprint: fp,
+                    rule: "A",
+                    rule_group: "g",
+                    labels: &labels,
+                    annotations: &serde_json::json!({}),
+                    value: 1.0,
+                    active_ms: fired,
+                    fired_ms: fired,
+                },
+            )
+            .await
+            .unwrap();
+        if let Some(at) = resolved {
+            store.alert_resolved(t, fp, at, "rule", None).await.unwrap();
+        }
+    }
+    for (id, at) in [("old", DAY), ("recent", now - DAY)] {
+        let e = AnomalyEvent {
+            id: id.into(),
+            timestamp_ms: at,
+            is_alert: true,
+            alert_type: "metrics".into(),
+            alert_level: "warning".into(),
+            alert_title: "t".into(),
+            alert_message: "m".into(),
+            user_id: None,
+            tags: labels.clone(),
+            metrics: serde_json::json!({}),
+        };
+        store.add_anomaly_event(&shop, &e).await.unwrap();
+    }
+    // Incidents: one resolved long ago, one open since long ago; each with a timeline.
+    let mut incidents = Vec::new();
+    for (status, resolved) in [("resolved", Some(2 * DAY)), ("open", None)] {
+        let i = store
+            .create_incident(
+                &shop,
+                &Incident {
+                    id: String::new(),
+                    title: status.into(),
+                    description: String::new(),
+                    status: status.into(),
+                    severity: "critical".into(),
+                    service_name: "shop".into(),
+                    group_key: None,
+                    detected_at_ms: DAY,
+                    acknowledged_at_ms: None,
+                    acknowledged_by: None,
+                    resolved_at_ms: resolved,
+                    resolved_by: None,
+                    postmortem: String::new(),
+                    context: "{}".into(),
+                    created_by: "test".into(),
+                    updated_at_ms: DAY,
+                },
+            )
+            .await
+            .unwrap();
+        let event = IncidentEvent {
+            seq: 0,
+            at_ms: DAY,
+            kind: "note".into(),
+            actor: "test".into(),
+            text: "x".into(),
+            data: "{}".into(),
+        };
+        store
+            .add_incident_event(&shop, &i.id, &event)
+            .await
+            .unwrap();
+        incidents.push(i.id);
+    }
+    let report = store
+        .create_report(
+            &shop,
+            dozor_state::reports::ReportWrite {
+                name: "weekly",
+                definition: "{}",
+                enabled: true,
+                next_run_at_ms: None,
+                by: "test",
+                at_ms: DAY,
+            },
+        )
+        .await
+        .unwrap();
+    for at in [DAY, now - DAY] {
+        let run = dozor_state::reports::RunWrite {
+            report_id: &report.id,
+            report_name: &report.name,
+            trigger: "schedule",
+            generated_at_ms: at,
+            range: (at - DAY, at),
+            status: "delivered",
+            recipients: "[]",
+            html: "<p>x</p>",
+            csv: "",
+        };
+        store.add_report_run(&shop, run).await.unwrap();
+    }
+    // Fraud findings from long ago: one investigated (expires), one still open (stays).
+    let finding = |user: &str| dozor_state::fraud::FraudEvent {
+        id: String::new(),
+        user_id: user.into(),
+        subject: format!("user:{user}"),
+        pattern: "scalper".into(),
+        risk_level: "high".into(),
+        reason: "16 tickets".into(),
+        at_ms: DAY,
+        data: "{}".into(),
+        investigated: false,
+        investigated_by: String::new(),
+        investigated_at_ms: None,
+        outcome: String::new(),
+        note: String::new(),
+    };
+    let found = store
+        .add_fraud_events(&shop, &[finding("a"), finding("b")])
+        .await
+        .unwrap();
+    store
+        .investigate_fraud_event(&shop, &found[0].id, "ann", 2 * DAY, "confirmed", "")
+        .await
+        .unwrap();
+
+    let cut = now - 90 * DAY;
+    let mut deleted = Vec::new();
+    for table in Expiring::ALL {
+        deleted.push((
+            table.table(),
+            store.prune_expired(table, cut).await.unwrap(),
+        ));
+    }
+    assert_eq!(
+        deleted,
+        [
+            ("alert_history", 2),
+            ("anomaly_events", 1),
+            ("incidents", 1),
+            ("report_history", 1),
+            ("fraud_events", 1),
+        ]
+    );
+    // What stays: the open and recent rows, the open incident's timeline.
+    assert!(
+        store
+            .incident(&shop, &incidents[0])
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .incident_events(&shop, &incidents[0])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .incident(&shop, &incidents[1])
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        store
+            .incident_events(&shop, &incidents[1])
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let runs = store.report_runs(&shop, &report.id, 10).await.unwrap();
+    assert_eq!(runs.len(), 1);
+    let open = store.open_alerts(&shop).await.unwrap();
+    assert_eq!(open.len(), 1);
+    assert!(
+        store
+            .fraud_event(&shop, &found[1].id)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        store
+            .fraud_event(&shop, &found[0].id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // A second run finds nothing more.
+    for table in Expiring::ALL {
+        assert_eq!(
+            store.prune_expired(table, cut).await.unwrap(),
+            0,
+            "{table:?}"
+        );
+    }
+}

@@ -337,7 +337,7 @@ impl Db {
         Ok(false)
     }
 
-    /// Writes the 5 m and 1 h aggregates of one raw block that no compaction will change
+    /// Writes the aggregates ([`RESOLUTIONS`]) of one raw block that no compaction will change
     /// any more (its largest compaction window lies behind the head) or that retention is
     /// about to delete, unless they exist. Returns whether it did.
     fn downsample_once(&self, now_ms: i64) -> Result<bool, TsdbError> {
@@ -372,7 +372,7 @@ impl Db {
             for res in missing {
                 let aggregates: Vec<(Labels, crate::Aggregates)> = series
                     .iter()
-                    .map(|(l, s)| (l.clone(), downsample::aggregate(s, res)))
+                    .map(|(l, s)| (l.clone(), downsample::aggregate_block(s, res, maxt)))
                     .collect();
                 let seq = self.block_seq.fetch_add(1, Ordering::Relaxed);
                 let name = format!("{}-{}m", block_name(mint, maxt, seq), res / 60_000);
@@ -399,13 +399,15 @@ impl Db {
     }
 
     /// Deletes blocks past their tier's age limit, then the oldest blocks — raw first, then
-    /// 5 m, then 1 h aggregates — while all of them exceed the size limit.
+    /// the aggregates from the finest — while all of them exceed the size limit.
     fn apply_retention(&self, now_ms: i64) -> Result<(), TsdbError> {
         let blocks = self.blocks();
         let keep_for = |res: i64| match res {
             0 => self.opts.retention_ms,
+            downsample::RESOLUTION_1M => self.opts.retention_1m_ms,
             downsample::RESOLUTION_5M => self.opts.retention_5m_ms,
-            _ => self.opts.retention_1h_ms,
+            downsample::RESOLUTION_1H => self.opts.retention_1h_ms,
+            _ => self.opts.retention_1d_ms,
         };
         // A raw block waits for its aggregates before it expires.
         let pending = |b: &Block| {

@@ -3,10 +3,11 @@
 //!
 //! A raw block whose compaction is final (its 27-block-duration window lies behind the
 //! head, or retention is about to delete it) is summarised into one block per resolution
-//! ([`RESOLUTIONS`]: 5 minutes and 1 hour). Each bucket `[k·res, (k+1)·res)` of a series
-//! becomes one row of [`Aggregates`] — min, max, sum, count and last of its samples —
-//! stamped with the bucket's last millisecond, so a bucket never appears before the samples
-//! it summarises. Staleness markers are left out (a bucket of only markers has no row); the
+//! ([`RESOLUTIONS`]: 1 minute, 5 minutes, 1 hour and 1 day — seed 004's roll-ups). Each
+//! bucket `[k·res, (k+1)·res)` of a series becomes one row of [`Aggregates`] — min, max,
+//! sum, count and last of its samples — stamped with the bucket's last millisecond (or the
+//! block's newest sample, for a bucket reaching past it: [`aggregate_block`]), so a bucket
+//! never appears before the samples it summarises, nor after later ones. Staleness markers are left out (a bucket of only markers has no row); the
 //! other NaNs count as values, as `*_over_time` counts them.
 //!
 //! Aggregates compose: the `min` of bucket minima is the minimum, sums and counts add, and
@@ -21,12 +22,29 @@ use dozor_model::{Sample, labels::is_stale_nan};
 use crate::Aggregate;
 use crate::chunk::Aggregates;
 
+/// 1 minute, ms.
+pub const RESOLUTION_1M: i64 = 60 * 1000;
 /// 5 minutes, ms.
 pub const RESOLUTION_5M: i64 = 5 * 60 * 1000;
 /// 1 hour, ms.
 pub const RESOLUTION_1H: i64 = 60 * 60 * 1000;
+/// 1 day (UTC), ms. Raw blocks do not align with days: a day is summarised by each block
+/// that holds a part of it ([`aggregate_block`]).
+pub const RESOLUTION_1D: i64 = 24 * 60 * 60 * 1000;
 /// The resolutions written for every raw block, finest first.
-pub const RESOLUTIONS: [i64; 2] = [RESOLUTION_5M, RESOLUTION_1H];
+pub const RESOLUTIONS: [i64; 4] = [RESOLUTION_1M, RESOLUTION_5M, RESOLUTION_1H, RESOLUTION_1D];
+
+/// [`aggregate`] of the samples of a raw block whose newest sample is at `maxt`. A bucket
+/// reaching past the block — a day's does, since blocks are not aligned with days — is
+/// stamped `maxt` instead of its last millisecond, so that it never sorts after the next
+/// block's samples (which its `last` would then wrongly follow).
+pub fn aggregate_block(samples: &[Sample], res: i64, maxt: i64) -> Aggregates {
+    let mut out = aggregate(samples, res);
+    if let Some(t) = out.times.last_mut() {
+        *t = (*t).min(maxt);
+    }
+    out
+}
 
 /// Aggregates `samples` (sorted by time) into buckets of `res` ms.
 pub fn aggregate(samples: &[Sample], res: i64) -> Aggregates {

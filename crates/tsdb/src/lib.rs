@@ -15,7 +15,7 @@
 //!   checkpoint of what stayed. Finished windows of 3, 9 and 27 block durations are
 //!   compacted into one block; retention deletes whole blocks by age and by total size.
 //! - **downsampled blocks** ([`downsample`]): once a raw block's compaction is final it is
-//!   also summarised at 5 m and 1 h resolution (min, max, sum, count, last per bucket),
+//!   also summarised at 1 m, 5 m, 1 h and 1 d resolution (min, max, sum, count, last per bucket),
 //!   kept longer than raw data and read by
 //!   [`Queryable::select_downsampled`] when a long-range query accepts coarser data.
 //!
@@ -82,12 +82,16 @@ pub struct Options {
     pub retention_bytes: Option<u64>,
     /// When the WAL is `fsync`ed.
     pub fsync: FsyncPolicy,
-    /// Write 5 m and 1 h aggregates of raw blocks whose compaction is final.
+    /// Write 1 m, 5 m, 1 h and 1 d aggregates of raw blocks whose compaction is final.
     pub downsample: bool,
+    /// Delete 1 m aggregates older than this, ms (`None`: keep forever).
+    pub retention_1m_ms: Option<i64>,
     /// Delete 5 m aggregates older than this, ms (`None`: keep forever).
     pub retention_5m_ms: Option<i64>,
     /// Delete 1 h aggregates older than this, ms (`None`: keep forever).
     pub retention_1h_ms: Option<i64>,
+    /// Delete 1 d aggregates older than this, ms (`None`: keep forever).
+    pub retention_1d_ms: Option<i64>,
 }
 
 impl Default for Options {
@@ -99,8 +103,10 @@ impl Default for Options {
             retention_bytes: None,
             fsync: FsyncPolicy::Interval(Duration::from_secs(1)),
             downsample: true,
+            retention_1m_ms: Some(30 * 24 * 3600 * 1000),
             retention_5m_ms: Some(60 * 24 * 3600 * 1000),
             retention_1h_ms: Some(365 * 24 * 3600 * 1000),
+            retention_1d_ms: None,
         }
     }
 }

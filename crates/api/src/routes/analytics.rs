@@ -439,13 +439,13 @@ async fn check(
     })))
 }
 
-/// A LogQL metric query's single number at `t` over the caller's logs.
-async fn log_number(
+/// A LogQL metric query's series at `t` over the caller's logs.
+pub(crate) async fn log_vector(
     state: &AppState,
     principal: &Principal,
     query: String,
     t: i64,
-) -> Result<f64, ApiError> {
+) -> Result<Vec<dozor_logs::logql::Series>, ApiError> {
     use dozor_logs::logql::{QueryResult, Range, parse};
     let expr = parse(&query).map_err(|e| ApiError::internal(format!("{query}: {e}")))?;
     let ns = t.saturating_mul(1_000_000);
@@ -458,11 +458,23 @@ async fn log_number(
     };
     let (result, _) = super::loki_query::run(state, principal, expr, range).await?;
     Ok(match result {
-        QueryResult::Vector(s) | QueryResult::Matrix(s) => {
-            s.first().and_then(|s| s.points.last()).map_or(0.0, |p| p.1)
-        }
-        _ => 0.0,
+        QueryResult::Vector(s) | QueryResult::Matrix(s) => s,
+        _ => Vec::new(),
     })
+}
+
+/// A LogQL metric query's single number at `t` over the caller's logs.
+async fn log_number(
+    state: &AppState,
+    principal: &Principal,
+    query: String,
+    t: i64,
+) -> Result<f64, ApiError> {
+    let series = log_vector(state, principal, query, t).await?;
+    Ok(series
+        .first()
+        .and_then(|s| s.points.last())
+        .map_or(0.0, |p| p.1))
 }
 
 /// The `range` parameter (default 24h, 1m to 90d): as a LogQL range and in ms.

@@ -16,7 +16,12 @@
 //!
 //! All are read scope and audited. Seed 004 kept these numbers in `sla_metrics` and
 //! `performance_metrics` tables filled by workers; here they are queries over the series
-//! themselves, so they are never stale and cost no storage.
+//! themselves, so they are never stale and cost no storage. The metric store's roll-ups
+//! (1 m, 5 m, 1 h and 1 d aggregates of data older than about two days, kept past the raw
+//! retention) are those tables: a window longer than [`RAW_WINDOW_MS`] is read from them
+//! at up to hourly resolution ([`by_label`]), so a 30-day SLA still counts every probe
+//! after the raw samples of its first weeks are gone (its first hour may take in up to an
+//! hour before the window). The percentiles read raw samples only.
 
 use std::collections::BTreeMap;
 
@@ -153,30 +158,45 @@ async fn business(
 
 const DAY_MS: i64 = 86_400_000;
 
-/// An instant query's samples, by the value of `label`.
-async fn by_label(
+/// Windows up to this long are read from raw samples; longer ones from the roll-ups.
+const RAW_WINDOW_MS: i64 = 2 * DAY_MS;
+/// The coarsest roll-up a long window reads: hourly (a query step of 5 h lets the engine
+/// read aggregates of up to a fifth of it).
+const ROLLUP_STEP_MS: i64 = 5 * 3_600_000;
+
+/// A query's samples at `t`, by the value of `label`. A query over a window longer than
+/// [`RAW_WINDOW_MS`] is run as a one-step range query, which lets the engine answer from
+/// the store's hourly (or finer) roll-ups where the raw samples are summarised or gone.
+pub(crate) async fn by_label(
     state: &AppState,
     principal: &Principal,
     query: String,
     label: &str,
     t: i64,
+    window_ms: i64,
 ) -> Result<BTreeMap<String, f64>, ApiError> {
+    let long = window_ms > RAW_WINDOW_MS;
     let spec = crate::routes::query::QuerySpec {
         expr: crate::routes::query::parse_query(&query)?,
         start: t,
         end: t,
-        step: 0,
-        instant: true,
+        step: if long { ROLLUP_STEP_MS } else { 0 },
+        instant: !long,
     };
     let res = crate::routes::query::run(state, principal, state.settings().query, spec).await?;
-    Ok(match res.value {
-        dozor_promql::Value::Vector(v) => v
+    let samples: Vec<(dozor_model::Labels, f64)> = match res.value {
+        dozor_promql::Value::Vector(v) => v.into_iter().map(|s| (s.labels, s.v)).collect(),
+        dozor_promql::Value::Matrix(m) => m
             .into_iter()
-            .filter(|s| s.v.is_finite())
-            .map(|s| (s.labels.get(label).unwrap_or("").to_owned(), s.v))
+            .filter_map(|s| Some((s.labels, s.samples.last()?.v)))
             .collect(),
-        _ => BTreeMap::new(),
-    })
+        _ => Vec::new(),
+    };
+    Ok(samples
+        .into_iter()
+        .filter(|(_, v)| v.is_finite())
+        .map(|(l, v)| (l.get(label).unwrap_or("").to_owned(), v))
+        .collect())
 }
 
 fn round(v: f64, digits: i32) -> f64 {
@@ -203,12 +223,20 @@ async fn sla(
             })?,
     };
     let now = dozor_model::time::now_ms();
+    // Uptime weighted by probe results (several probes of a service count together), as
+    // sums and counts, which the roll-ups keep.
+    let uptime_of = |w: &str| {
+        format!(
+            "sum by (service) (sum_over_time(probe_success[{w}])) / sum by (service) (count_over_time(probe_success[{w}])) * 100"
+        )
+    };
     let uptime = by_label(
         &state,
         &principal,
-        format!("avg by (service) (avg_over_time(probe_success[{window}])) * 100"),
+        uptime_of(&window),
         "service",
         now,
+        window_ms,
     )
     .await?;
     let p95 = by_label(
@@ -217,18 +245,38 @@ async fn sla(
         format!("max by (service) (quantile_over_time(0.95, probe_duration_seconds[{window}]))"),
         "service",
         now,
+        window_ms.min(RAW_WINDOW_MS),
     )
     .await?;
-    let violations = by_label(
+    // Violations: the hours of the window whose uptime fell below the target — the whole
+    // hours (PromQL's subquery steps fall on them), and the hour under way.
+    let mut violations = by_label(
         &state,
         &principal,
         format!(
-            "sum by (service) (sum_over_time((avg by (service) (avg_over_time(probe_success[1h])) * 100 < bool {target})[{window}:1h]))"
+            "sum by (service) (sum_over_time(({} < bool {target})[{window}:1h]))",
+            uptime_of("1h")
         ),
         "service",
         now,
+        window_ms,
     )
     .await?;
+    let this_hour_ms = now.rem_euclid(3_600_000);
+    if this_hour_ms > 0 {
+        let current = by_label(
+            &state,
+            &principal,
+            format!("{} < {target}", uptime_of(&format!("{this_hour_ms}ms"))),
+            "service",
+            now,
+            this_hour_ms,
+        )
+        .await?;
+        for service in current.keys() {
+            *violations.entry(service.clone()).or_default() += 1.0;
+        }
+    }
     let allowed_ms = (100.0 - target) / 100.0 * window_ms as f64;
     let services: Vec<Value> = uptime
         .iter()
@@ -266,7 +314,7 @@ async fn performance(
         params.raw(),
     )
     .await?;
-    let (range, _) = params.range("range", 3_600_000, 60_000, 31 * DAY_MS)?;
+    let (range, range_ms) = params.range("range", 3_600_000, 60_000, 31 * DAY_MS)?;
     let by = params
         .get("by")
         .filter(|v| !v.is_empty())
@@ -309,6 +357,7 @@ async fn performance(
         format!("sum by ({by}) (rate({metric}_count[{range}]))"),
         by,
         now,
+        range_ms,
     )
     .await?;
     let mut quantiles: Vec<(&str, BTreeMap<String, f64>)> = Vec::new();
@@ -319,11 +368,12 @@ async fn performance(
             format!("histogram_quantile({q}, sum by (le, {by}) (rate({metric}_bucket[{range}])))"),
             by,
             now,
+            range_ms,
         )
         .await?;
         quantiles.push((name, v));
     }
-    let error_ratio = by_label(&state, &principal, error_query, by, now).await?;
+    let error_ratio = by_label(&state, &principal, error_query, by, now, range_ms).await?;
     let endpoints: Vec<Value> = rate
         .iter()
         .map(|(endpoint, rps)| {

@@ -273,20 +273,7 @@ async fn search(
         }
         range.limit = limit.saturating_add(skip);
     }
-    let db = state.log_reader(&principal)?;
-    let mut lines = tokio::task::spawn_blocking(move || {
-        let mut stats = logql::Stats::default();
-        match &db {
-            Some(db) => logql::select_lines(db, &log, range, &mut stats),
-            None => Ok(Vec::new()),
-        }
-    })
-    .await
-    .map_err(ApiError::internal)?
-    .map_err(|e| match e {
-        logql::EvalError::Bad(m) => ApiError::bad_data(format!("invalid parameter \"query\": {m}")),
-        logql::EvalError::Store(e) => ApiError::internal(e),
-    })?;
+    let mut lines = super::loki_query::select_lines(&state, &principal, log, range).await?;
     if let Some((t, skip)) = cursor {
         let at_cursor = lines.iter().take_while(|l| l.time_ns == t).count();
         lines.drain(..skip.min(at_cursor));

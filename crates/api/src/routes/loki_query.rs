@@ -145,10 +145,34 @@ pub(crate) async fn run(
     })
     .await
     .map_err(ApiError::internal)?
-    .map_err(|e| match e {
+    .map_err(eval_error)
+}
+
+/// The lines of a log query over the caller's logs (no lines where it has no log store).
+pub(crate) async fn select_lines(
+    state: &AppState,
+    principal: &Principal,
+    log: logql::ast::LogExpr,
+    range: Range,
+) -> Result<Vec<logql::pipeline::Line>, ApiError> {
+    let db = state.log_reader(principal)?;
+    tokio::task::spawn_blocking(move || {
+        let mut stats = logql::Stats::default();
+        match &db {
+            Some(db) => logql::select_lines(db, &log, range, &mut stats),
+            None => Ok(Vec::new()),
+        }
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(eval_error)
+}
+
+fn eval_error(e: EvalError) -> ApiError {
+    match e {
         EvalError::Bad(m) => ApiError::bad_data(format!("invalid parameter \"query\": {m}")),
         EvalError::Store(e) => ApiError::internal(e),
-    })
+    }
 }
 
 /// Records a read in the audit chain.

@@ -10,6 +10,7 @@ pub mod analytics;
 mod anomalies;
 pub mod audit;
 mod auth;
+mod chain;
 mod dashboard;
 pub mod dashboards;
 mod elasticsearch;
@@ -75,6 +76,7 @@ pub fn registry() -> Registry {
     let r = kkt::register(r);
     let r = reports::register(r);
     let r = analytics::register(r);
+    let r = chain::register(r);
     let r = dashboard::register(r);
     audit::register(r)
 }
