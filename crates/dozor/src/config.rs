@@ -1043,6 +1043,11 @@ pub struct KktConfig {
     /// How often the fleet's metrics are stored.
     #[serde(with = "dozor_model::duration")]
     pub interval: Duration,
+    /// At start, the fleet is rebuilt from this much of the stored driver log (a shift
+    /// lasts at most 24 h; FN, queue and register state come with every status report), so
+    /// a restart forgets no open shift (`0s`: start empty).
+    #[serde(with = "dozor_model::duration")]
+    pub restore: Duration,
     /// Whether to evaluate the shipped rules (`crates/kkt/rules/kkt-54fz.yml`).
     pub rules: bool,
     /// Labels on every series of the fleet and on the driver log's stream, and what scoped
@@ -1062,6 +1067,7 @@ impl Default for KktConfig {
             utc_offset: "+03:00".to_owned(),
             down_after: Duration::from_secs(300),
             interval: Duration::from_secs(15),
+            restore: Duration::from_secs(26 * 3600),
             rules: true,
             labels: BTreeMap::from([
                 ("service".to_owned(), "kkt".to_owned()),

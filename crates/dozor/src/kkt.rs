@@ -20,6 +20,9 @@ use dozor_model::{LogRecord, TenantId};
 
 use crate::config::KktConfig;
 
+/// Most driver-log lines a restore reads (a day of a 50-register fleet is about 100 000).
+const MAX_RESTORED_LINES: usize = 2_000_000;
+
 /// The demo's driver log is cut back to empty past this size.
 const MAX_SIM_LOG_BYTES: u64 = 32 << 20;
 
@@ -118,6 +121,52 @@ impl Pack {
                 },
             )
             .collect()
+    }
+
+    /// Rebuilds the fleet from the stored driver log of the `window_ms` before `now_ms`, in
+    /// time order (`kkt.restore`): after a restart the registers' open shifts, queues and
+    /// FN are known at once rather than from their next reports. The lines read back are
+    /// the stored ones, masked as every log line is; what the fleet reads (register and
+    /// document numbers, times, amounts) is not PII. How many events were applied.
+    pub fn restore(
+        &self,
+        logs: &dozor_logs::Logs,
+        window_ms: i64,
+        now_ms: i64,
+    ) -> Result<usize, String> {
+        use dozor_logs::logql;
+        let Some(db) = logs.existing(&self.tenant) else {
+            return Ok(0);
+        };
+        if self.stream.is_empty() {
+            return Ok(0);
+        }
+        let selector: Vec<String> = self
+            .stream
+            .iter()
+            .map(|(k, v)| format!("{k}={}", serde_json::Value::from(v.as_str())))
+            .collect();
+        let query = format!("{{{}}}", selector.join(","));
+        let Ok(logql::Expr::Log(log)) = logql::parse(&query) else {
+            return Err(format!("the driver log's selector {query} does not parse"));
+        };
+        let range = logql::Range {
+            start_ns: now_ms.saturating_sub(window_ms).saturating_mul(1_000_000),
+            end_ns: now_ms.saturating_mul(1_000_000),
+            step_ns: 0,
+            limit: MAX_RESTORED_LINES,
+            direction: dozor_logs::Direction::Forward,
+        };
+        let lines = logql::select_lines(db.as_ref(), &log, range, &mut logql::Stats::default())
+            .map_err(|e| e.to_string())?;
+        let mut applied = 0;
+        for line in &lines {
+            if let Ok(e) = dozor_kkt::parse_line(line.line.as_bytes(), self.offset_min) {
+                self.fleet.restore(e);
+                applied += 1;
+            }
+        }
+        Ok(applied)
     }
 
     /// Applies events whose records are stored.

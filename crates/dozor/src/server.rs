@@ -339,6 +339,18 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
         .await?
         .context("cannot open the log store")?;
     let logs = Arc::new(logs);
+    if let Some(pack) = &kkt
+        && !kkt_config.restore.is_zero()
+    {
+        let (pack, store) = (Arc::clone(pack), Arc::clone(&logs));
+        let window = i64::try_from(kkt_config.restore.as_millis()).unwrap_or(i64::MAX);
+        let now = dozor_model::time::now_ms();
+        match tokio::task::spawn_blocking(move || pack.restore(&store, window, now)).await? {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(events = n, "KKT fleet restored from the stored driver log"),
+            Err(e) => tracing::warn!(error = %e, "cannot restore the KKT fleet"),
+        }
+    }
     let publishing = crate::publish::Publishing::open(&config.publish.kafka, &config.data_dir)?;
     let forward = Arc::clone(&publishing.forward);
     let alert_publisher = Arc::clone(&publishing.alerts);

@@ -336,3 +336,91 @@ fn registers_by(truth: &BTreeSet<(String, String)>, alert: &str) -> String {
         .map(|(_, k)| k.clone())
         .unwrap_or_else(|| panic!("{alert} not in {truth:?}"))
 }
+
+/// After a kill -9 the fleet comes back from the stored driver log (`kkt.restore`), before
+/// any register reports again: the forgotten shift of 24.5 hours is known at once. With
+/// `restore: 0s` the same restart starts with no registers.
+#[test]
+fn a_restart_rebuilds_the_fleet_from_the_stored_driver_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("kkt.log");
+    let end = dozor_model::time::rfc3339_ns(dozor_model::time::now_ms() * 1_000_000);
+    let out = dozor()
+        .args([
+            "sim",
+            "kkt",
+            "--registers",
+            "3",
+            "--seed",
+            "9",
+            "--history",
+            "2h",
+        ])
+        .args([
+            "--end",
+            &end,
+            "--fault",
+            "1=forgotten_shift:24.5",
+            "--truth",
+            "-o",
+        ])
+        .arg(&log)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let forgotten = stderr
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .find(|(a, _)| a.starts_with("KktShift"))
+        .map(|(_, k)| k.to_owned())
+        .unwrap_or_else(|| panic!("no forgotten shift in {stderr}"));
+    let config = |logs: &str, restore: &str| {
+        write(
+            dir.path(),
+            "dozor.yml",
+            &format!(
+                "kkt:\n  enabled: true\n  interval: 1s\n  logs: [{logs}]\n  restore: {restore}\n"
+            ),
+        );
+    };
+    let start = || {
+        Server::start_with(
+            &dir.path().join("data"),
+            &[("DOZOR_ADMIN_TOKEN", TOKEN)],
+            &["--config", dir.path().join("dozor.yml").to_str().unwrap()],
+        )
+    };
+    // The shift's age as the fleet tells it, if it knows the register.
+    let shift_hours = |server: &Server| -> Option<f64> {
+        let one = server.get_json(&format!("/api/v1/kkt/registers/{forgotten}"), TOKEN);
+        Some(one["data"]["shift"]["open_duration_seconds"].as_f64()? / 3600.0)
+    };
+    config(&log.display().to_string(), "26h");
+    let server = start();
+    let hours = common::wait_for("the tailed fleet", Duration::from_secs(30), || {
+        shift_hours(&server)
+    });
+    assert!((24.4..25.0).contains(&hours), "{hours} h");
+    server.signal("KILL");
+    assert!(!server.wait(Duration::from_secs(10)).success());
+
+    // No driver log any more: only the stored lines can tell.
+    config("", "26h");
+    let server = start();
+    let total = server.get_json("/api/v1/kkt/fleet", TOKEN)["data"]["summary"]["total"].clone();
+    assert_eq!(total, 3, "restored before serving");
+    let hours = shift_hours(&server).expect("the forgotten shift is known");
+    assert!((24.4..25.0).contains(&hours), "{hours} h");
+    server.signal("KILL");
+    assert!(!server.wait(Duration::from_secs(10)).success());
+
+    config("", "0s");
+    let server = start();
+    let total = server.get_json("/api/v1/kkt/fleet", TOKEN)["data"]["summary"]["total"].clone();
+    assert_eq!(total, 0, "nothing restored");
+}

@@ -271,6 +271,23 @@ impl Fleet {
         }
     }
 
+    /// Applies an event read back from the stored driver log after a restart (in time
+    /// order): the state moves as with [`Fleet::apply`], as if the event had been received
+    /// at its own time, but no samples are written for it — the metric store holds those
+    /// of before the restart, and the next [`Fleet::tick`] writes the state now.
+    pub fn restore(&self, event: Event) {
+        let mut inner = self.lock();
+        inner.stats.events += 1;
+        let reg = inner
+            .registers
+            .entry(event.kkt.reg_number.clone())
+            .or_default();
+        let t = event.ts;
+        reg.update(&event);
+        reg.last_event = reg.last_event.max(t);
+        reg.last_received = reg.last_received.max(t);
+    }
+
     /// Records an OFD poll of `provider` at `now`: the registers it returned, or why it
     /// failed, and how long it took.
     pub fn apply_ofd(
@@ -1148,6 +1165,29 @@ mod tests {
         );
         let v = fleet.get("0000000000000001", T0 + 4 * DAY_MS).unwrap();
         assert_eq!(v["status"], "blocked");
+    }
+
+    #[test]
+    fn a_restored_fleet_knows_its_shifts_and_silences_without_writing_the_past() {
+        let fleet = Fleet::new(FleetOptions::default());
+        let open = T0 - 20 * 3_600_000;
+        fleet.restore(line(
+            open,
+            r#""event":"document","document":{"fd_number":10,"kind":2,"shift":5}"#,
+        ));
+        fleet.restore(line(
+            T0 - 60_000,
+            r#""event":"document","document":{"fd_number":11,"kind":3,"operation":1,"total_kop":1500}"#,
+        ));
+        // Nothing of the past is pending: the tick holds the state at its time only.
+        let b = fleet.tick(T0);
+        let opened = value(&b, "kkt_shift_opened_timestamp_seconds", None);
+        assert_eq!(opened.len(), 1, "{opened:?}");
+        assert_eq!((opened[0].t, opened[0].v), (T0, (open / 1000) as f64));
+        assert_eq!(value(&b, "kkt_up", None)[0].v, 1.0);
+        // Received at its own time: silent an hour later as if it had never stopped.
+        let later = fleet.tick(T0 + 3_600_000);
+        assert_eq!(value(&later, "kkt_up", None)[0].v, 0.0);
     }
 
     #[test]

@@ -369,10 +369,22 @@ impl Db {
                 continue;
             }
             let series = raw.all()?;
+            // The last millisecond of the block's time window (3^level block durations).
+            let width = 3i64
+                .checked_pow(raw.meta().level)
+                .map_or(final_window, |n| {
+                    n.saturating_mul(self.opts.block_duration_ms)
+                });
+            let limit = mint
+                .div_euclid(width)
+                .saturating_add(1)
+                .saturating_mul(width)
+                .saturating_sub(1)
+                .max(maxt);
             for res in missing {
                 let aggregates: Vec<(Labels, crate::Aggregates)> = series
                     .iter()
-                    .map(|(l, s)| (l.clone(), downsample::aggregate_block(s, res, maxt)))
+                    .map(|(l, s)| (l.clone(), downsample::aggregate_block(s, res, limit)))
                     .collect();
                 let seq = self.block_seq.fetch_add(1, Ordering::Relaxed);
                 let name = format!("{}-{}m", block_name(mint, maxt, seq), res / 60_000);

@@ -6,7 +6,7 @@
 //! ([`RESOLUTIONS`]: 1 minute, 5 minutes, 1 hour and 1 day — seed 004's roll-ups). Each
 //! bucket `[k·res, (k+1)·res)` of a series becomes one row of [`Aggregates`] — min, max,
 //! sum, count and last of its samples — stamped with the bucket's last millisecond (or the
-//! block's newest sample, for a bucket reaching past it: [`aggregate_block`]), so a bucket
+//! last of the block's window, for a bucket reaching past it: [`aggregate_block`]), so a bucket
 //! never appears before the samples it summarises, nor after later ones. Staleness markers are left out (a bucket of only markers has no row); the
 //! other NaNs count as values, as `*_over_time` counts them.
 //!
@@ -34,14 +34,15 @@ pub const RESOLUTION_1D: i64 = 24 * 60 * 60 * 1000;
 /// The resolutions written for every raw block, finest first.
 pub const RESOLUTIONS: [i64; 4] = [RESOLUTION_1M, RESOLUTION_5M, RESOLUTION_1H, RESOLUTION_1D];
 
-/// [`aggregate`] of the samples of a raw block whose newest sample is at `maxt`. A bucket
-/// reaching past the block — a day's does, since blocks are not aligned with days — is
-/// stamped `maxt` instead of its last millisecond, so that it never sorts after the next
-/// block's samples (which its `last` would then wrongly follow).
-pub fn aggregate_block(samples: &[Sample], res: i64, maxt: i64) -> Aggregates {
+/// [`aggregate`] of the samples of a raw block whose time window ends at `limit` (its last
+/// millisecond). A bucket reaching past the window — a day's does, since blocks are not
+/// aligned with days — is stamped `limit` instead of its last millisecond, so that it never
+/// sorts after the next block's samples (which its `last` would then wrongly follow).
+/// Finer buckets divide the windows and keep their stamps.
+pub fn aggregate_block(samples: &[Sample], res: i64, limit: i64) -> Aggregates {
     let mut out = aggregate(samples, res);
     if let Some(t) = out.times.last_mut() {
-        *t = (*t).min(maxt);
+        *t = (*t).min(limit);
     }
     out
 }

@@ -217,20 +217,7 @@ async fn documents(
         limit: limit.saturating_mul(2),
         direction: dozor_logs::Direction::Backward,
     };
-    let db = state.log_reader(&principal)?;
-    let lines = tokio::task::spawn_blocking(move || {
-        let mut stats = logql::Stats::default();
-        match &db {
-            Some(db) => logql::select_lines(db, &log, range, &mut stats),
-            None => Ok(Vec::new()),
-        }
-    })
-    .await
-    .map_err(ApiError::internal)?
-    .map_err(|e| match e {
-        logql::EvalError::Bad(m) => ApiError::bad_data(m),
-        logql::EvalError::Store(e) => ApiError::internal(e),
-    })?;
+    let lines = super::loki_query::select_lines(&state, &principal, log, range).await?;
     let mut out = Vec::new();
     for line in &lines {
         let Ok(event) = dozor_kkt::parse_line(line.line.as_bytes(), k.utc_offset_min) else {
