@@ -110,23 +110,7 @@ fn injected_faults_raise_exactly_their_alerts_and_reach_the_webhook() {
         "--fault",
         "8=contract_expiring:10",
     ];
-    let out = dozor()
-        .args(["sim", "kkt"])
-        .args(&fleet)
-        .args(["--truth", "-o"])
-        .arg(&log)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let truth: BTreeSet<(String, String)> = String::from_utf8_lossy(&out.stderr)
-        .lines()
-        .filter_map(|l| l.split_once(' '))
-        .map(|(a, k)| (a.to_owned(), k.to_owned()))
-        .collect();
+    let truth = simulate(&fleet, &log);
     let registers: BTreeSet<&str> = truth.iter().map(|(_, k)| k.as_str()).collect();
     assert_eq!(
         registers.len(),
@@ -345,40 +329,26 @@ fn a_restart_rebuilds_the_fleet_from_the_stored_driver_log() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("kkt.log");
     let end = dozor_model::time::rfc3339_ns(dozor_model::time::now_ms() * 1_000_000);
-    let out = dozor()
-        .args([
-            "sim",
-            "kkt",
+    let truth = simulate(
+        &[
             "--registers",
             "3",
             "--seed",
             "9",
             "--history",
             "2h",
-        ])
-        .args([
             "--end",
             &end,
             "--fault",
             "1=forgotten_shift:24.5",
-            "--truth",
-            "-o",
-        ])
-        .arg(&log)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
+        &log,
     );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let forgotten = stderr
-        .lines()
-        .filter_map(|l| l.split_once(' '))
+    let forgotten = truth
+        .iter()
         .find(|(a, _)| a.starts_with("KktShift"))
-        .map(|(_, k)| k.to_owned())
-        .unwrap_or_else(|| panic!("no forgotten shift in {stderr}"));
+        .map(|(_, k)| k.clone())
+        .unwrap_or_else(|| panic!("no forgotten shift in {truth:?}"));
     let config = |logs: &str, restore: &str| {
         write(
             dir.path(),
@@ -406,21 +376,46 @@ fn a_restart_rebuilds_the_fleet_from_the_stored_driver_log() {
         shift_hours(&server)
     });
     assert!((24.4..25.0).contains(&hours), "{hours} h");
-    server.signal("KILL");
-    assert!(!server.wait(Duration::from_secs(10)).success());
+    let kill = |server: Server| {
+        server.signal("KILL");
+        assert!(!server.wait(Duration::from_secs(10)).success());
+    };
+    let registers = |server: &Server| {
+        server.get_json("/api/v1/kkt/fleet", TOKEN)["data"]["summary"]["total"].clone()
+    };
+    kill(server);
 
     // No driver log any more: only the stored lines can tell.
     config("", "26h");
     let server = start();
-    let total = server.get_json("/api/v1/kkt/fleet", TOKEN)["data"]["summary"]["total"].clone();
-    assert_eq!(total, 3, "restored before serving");
+    assert_eq!(registers(&server), 3, "restored before serving");
     let hours = shift_hours(&server).expect("the forgotten shift is known");
     assert!((24.4..25.0).contains(&hours), "{hours} h");
-    server.signal("KILL");
-    assert!(!server.wait(Duration::from_secs(10)).success());
+    kill(server);
 
     config("", "0s");
     let server = start();
-    let total = server.get_json("/api/v1/kkt/fleet", TOKEN)["data"]["summary"]["total"].clone();
-    assert_eq!(total, 0, "nothing restored");
+    assert_eq!(registers(&server), 0, "nothing restored");
+}
+
+/// Runs `dozor sim kkt` with `args`, writing the driver log to `log`; its ground truth:
+/// the alerts the shipped rules must raise, with their registers.
+fn simulate(args: &[&str], log: &Path) -> BTreeSet<(String, String)> {
+    let out = dozor()
+        .args(["sim", "kkt"])
+        .args(args)
+        .args(["--truth", "-o"])
+        .arg(log)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(a, k)| (a.to_owned(), k.to_owned()))
+        .collect()
 }

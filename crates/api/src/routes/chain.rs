@@ -152,13 +152,21 @@ fn field_json(name: &str, value: &str) -> Value {
     }
 }
 
-/// `| name = "value"` for each given parameter: a LogQL label filter with the value quoted.
-fn filters(pairs: &[(&str, Option<&str>)]) -> Result<String, ApiError> {
+/// `| label = "value"` for each given `(parameter, label, value)`: a LogQL label filter
+/// with the value quoted; a value that does not fit a LogQL string (control characters) is
+/// a 400 naming its parameter.
+fn filters(pairs: &[(&str, &str, Option<&str>)]) -> Result<String, ApiError> {
     let mut out = String::new();
-    for (name, value) in pairs {
+    for (param, label, value) in pairs {
         if let Some(v) = value.filter(|v| !v.is_empty()) {
             let quoted = serde_json::to_string(v).map_err(ApiError::internal)?;
-            out.push_str(&format!(" | {name} = {quoted}"));
+            let filter = format!(" | {label} = {quoted}");
+            if logql::parse(&format!("{{a=\"b\"}}{filter}")).is_err() {
+                return Err(ApiError::bad_data(format!(
+                    "invalid parameter \"{param}\": {v:?} cannot be matched"
+                )));
+            }
+            out.push_str(&filter);
         }
     }
     Ok(out)
@@ -177,11 +185,7 @@ async fn events(
     let log = match logql::parse(&query) {
         Ok(logql::Expr::Log(log)) => log,
         Ok(logql::Expr::Metric(_)) => return Err(ApiError::internal("not a log query")),
-        Err(e) => {
-            return Err(ApiError::bad_data(format!(
-                "invalid parameter: it does not fit a LogQL string ({e})"
-            )));
-        }
+        Err(e) => return Err(ApiError::internal(format!("{query}: {e}"))),
     };
     let now_ns = dozor_model::time::now_ms().saturating_mul(1_000_000);
     let range = Range {
@@ -226,8 +230,8 @@ async fn transactions(
         )));
     }
     let pipeline = filters(&[
-        ("operation", params.get("operation")),
-        ("token_address", params.get("token")),
+        ("operation", "operation", params.get("operation")),
+        ("token", "token_address", params.get("token")),
     ])?;
     let lines = events(
         &state,
@@ -286,7 +290,7 @@ async fn transaction(
     )
     .await?;
     let (_, range_ms) = params.range("range", 7 * DAY_MS, 60_000, 90 * DAY_MS)?;
-    let pipeline = filters(&[("signature", Some(signature.as_str()))])?;
+    let pipeline = filters(&[("signature", "signature", Some(signature.as_str()))])?;
     let lines = events(
         &state,
         &principal,
