@@ -395,6 +395,32 @@ async fn chain_events_fold_into_transactions_with_their_latest_state() {
         json!([{"operation": "transfer", "error": "BlockhashNotFound", "count": 1.0}])
     );
 
+    // The chain's RPC nodes, from the `jsonrpc` probes: one healthy, one failing.
+    let now = dozor_model::time::now_ms();
+    let probes = json!([
+        {"name": "probe_success", "value": 1, "timestamp": now - 5_000,
+         "labels": {"job": "probe", "probe": "solana-a", "kind": "jsonrpc"}},
+        {"name": "probe_success", "value": 0, "timestamp": now - 5_000,
+         "labels": {"job": "probe", "probe": "solana-b", "kind": "jsonrpc"}},
+        {"name": "probe_duration_seconds", "value": 0.25, "timestamp": now - 5_000,
+         "labels": {"job": "probe", "probe": "solana-a", "kind": "jsonrpc"}},
+        {"name": "probe_success", "value": 0, "timestamp": now - 5_000,
+         "labels": {"job": "probe", "probe": "shop-web", "kind": "http"}}
+    ]);
+    let (s, body) = app
+        .call("POST", "/api/v1/metrics", Some(&shop), Some(probes))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let (_, body) = get("/api/v1/chain/metrics?range=1h").await;
+    assert_eq!(
+        body["data"]["rpc"],
+        json!([
+            {"probe": "solana-a", "up": true, "durationSeconds": 0.25},
+            {"probe": "solana-b", "up": false, "durationSeconds": null}
+        ]),
+        "the jsonrpc probes only"
+    );
+
     // Bad input names the parameter or the field; an unknown transaction is not found.
     for (path, status, needle) in [
         (
