@@ -322,3 +322,75 @@ async fn flushing_moves_the_head_to_blocks_without_changing_answers() {
             .any(|r| r["action"] == "tsdb.flush")
     );
 }
+
+/// Samples the store cannot take are never acknowledged silently: a remote write with them
+/// is a 400 naming how many were refused (as Prometheus' receiver answers), an import a 200
+/// with the counts; the others of the request are stored either way.
+#[tokio::test]
+async fn refused_samples_are_told_and_the_others_are_stored() {
+    let app = common::app().await;
+    let admin = app.bearer("admin", ADMIN_PASSWORD).await;
+    let t = 1_700_000_000_000_i64;
+    let first = format!("late_metric 1 {t}\n");
+    let (status, body) = send(
+        &app,
+        "/api/v1/import/prometheus",
+        &admin,
+        "text/plain",
+        first.into(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    // An hour behind the series' newest sample (the out-of-order window is 10 minutes),
+    // and a new series beside it.
+    let second = format!("late_metric 2 {}\nfresh_metric 3 {t}\n", t - 3_600_000);
+    let (status, body) = send(
+        &app,
+        "/api/v1/import/prometheus",
+        &admin,
+        "text/plain",
+        second.into(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        v["data"],
+        json!({"accepted": 1, "rejectedOutOfOrder": 1, "rejectedTooOld": 0})
+    );
+    assert_eq!(export(&app, &admin, "fresh_metric").await.len(), 1);
+    assert_eq!(
+        export(&app, &admin, "late_metric").await[0]["values"],
+        json!([1.0])
+    );
+    // Remote write: 400.
+    let body = dozor_ingest::remote_write::encode(&up_batch("api", t));
+    let (status, _) = send(
+        &app,
+        "/api/v1/write",
+        &admin,
+        "application/x-protobuf",
+        body,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let body = dozor_ingest::remote_write::encode(&up_batch("api", t - 3_600_000));
+    let (status, text) = send(
+        &app,
+        "/api/v1/write",
+        &admin,
+        "application/x-protobuf",
+        body,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["errorType"], "bad_data", "{text}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("2 samples refused (2 out of order, 0 older"),
+        "{text}"
+    );
+}

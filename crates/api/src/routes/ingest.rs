@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use dozor_ingest::{IngestError, exposition, json, remote_write};
 use dozor_model::time::now_ms;
 use dozor_model::{Scope, SeriesBatch};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::error::success;
 use crate::policy::{Policy, Registry};
@@ -109,8 +109,43 @@ async fn write(
     } else {
         remote_write::decode_protobuf(&body, &limits)?
     };
-    store(&state, &principal, batch).await?;
+    let stats = store(&state, &principal, batch).await?;
+    refused(&stats)?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Prometheus' answer to a remote write with samples the store cannot take (out of order,
+/// or older than the data already cut into blocks): 400 naming how many, once the others
+/// are stored — never a bare 2xx for what was not kept. A sender drops the batch rather
+/// than retry it (it would be refused again). The imports answer 200 with the counts
+/// instead ([`import_answer`]).
+fn refused(stats: &dozor_tsdb::AppendStats) -> Result<(), ApiError> {
+    let n = stats.out_of_order + stats.too_old;
+    if n == 0 {
+        return Ok(());
+    }
+    Err(ApiError::bad_data(format!(
+        "{n} samples refused ({} out of order, {} older than the stored blocks); the other {} were stored",
+        stats.out_of_order, stats.too_old, stats.accepted
+    )))
+}
+
+/// An import's answer: 204 when every sample was stored; otherwise 200 with how many were
+/// stored and refused (a backfill older than the store's head is refused: an import is
+/// told, not silently acknowledged). The same counts as the JSON push.
+fn import_answer(stats: &dozor_tsdb::AppendStats) -> Response {
+    if stats.out_of_order + stats.too_old == 0 {
+        return StatusCode::NO_CONTENT.into_response();
+    }
+    (StatusCode::OK, counts(stats)).into_response()
+}
+
+fn counts(stats: &dozor_tsdb::AppendStats) -> axum::Json<Value> {
+    success(json!({
+        "accepted": stats.accepted,
+        "rejectedOutOfOrder": stats.out_of_order,
+        "rejectedTooOld": stats.too_old,
+    }))
 }
 
 async fn import_prometheus(
@@ -129,8 +164,8 @@ async fn import_prometheus(
         format = exposition::Format::OpenMetrics;
     }
     let batch = exposition::parse(text, format, now_ms(), &state.ingest_limits())?;
-    store(&state, &principal, SeriesBatch::from(&batch[..])).await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    let stats = store(&state, &principal, SeriesBatch::from(&batch[..])).await?;
+    Ok(import_answer(&stats))
 }
 
 async fn push_json(
@@ -140,13 +175,5 @@ async fn push_json(
 ) -> Result<Response, ApiError> {
     let batch = json::parse(&body, now_ms(), &state.ingest_limits())?;
     let stats = store(&state, &principal, SeriesBatch::from(&batch[..])).await?;
-    Ok((
-        StatusCode::OK,
-        success(json!({
-            "accepted": stats.accepted,
-            "rejectedOutOfOrder": stats.out_of_order,
-            "rejectedTooOld": stats.too_old,
-        })),
-    )
-        .into_response())
+    Ok((StatusCode::OK, counts(&stats)).into_response())
 }
