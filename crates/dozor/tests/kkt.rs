@@ -256,7 +256,7 @@ fn injected_faults_raise_exactly_their_alerts_and_reach_the_webhook() {
             .unwrap()
             == 0.0
     );
-    let healthy = "4000000005000000";
+    let healthy = "0004000005000000";
     let docs = server.get_json(
         &format!("/api/v1/kkt/registers/{healthy}/documents?limit=5"),
         TOKEN,

@@ -263,11 +263,10 @@ impl Sim {
                 let atol = i % 2 == 0;
                 let end = options.end;
                 let mut r = Reg {
-                    reg_number: format!(
-                        "{:010}{:06}",
-                        4_000_000_000u64 + options.seed % 1_000_000,
-                        i
-                    ),
+                    // As the FNS assigns them: leading zeros, so no register number
+                    // looks like a bank card (a 16-digit number with a card prefix that
+                    // passes the Luhn check is masked as one in the stored log).
+                    reg_number: format!("{:010}{:06}", 4_000_000 + options.seed % 1_000_000, i),
                     serial: format!("0010671{:07}", i),
                     model: if atol {
                         "АТОЛ 30Ф"
