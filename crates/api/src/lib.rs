@@ -200,7 +200,15 @@ impl AppState {
             tsdb,
             logs,
         } = engines;
-        let masker = dozor_ingest::pii::Masker::new(&settings.pii);
+        // The binary checked the selectors when it loaded its configuration.
+        let masker = dozor_ingest::pii::Masker::with_streams(
+            &settings.pii,
+            &dozor_logs::logql::stream_selector,
+        )
+        .unwrap_or_else(|e| {
+            tracing::error!(error = %e, "logs.pii.streams: masking every stream alike");
+            dozor_ingest::pii::Masker::new(&settings.pii)
+        });
         AppState(Arc::new(Inner {
             store,
             tsdb,

@@ -581,15 +581,7 @@ pub struct LogsConfig {
     pub archive: Option<ArchiveConfig>,
 }
 
-/// A plain LogQL stream selector (`{service="shop", level=~"error|warn"}`), as the log
-/// pipeline's `match` and the tiers' `keep` are written.
-pub(crate) fn stream_selector(sel: &str) -> Result<Vec<dozor_model::Matcher>, String> {
-    match dozor_logs::logql::parse(sel) {
-        Ok(dozor_logs::logql::Expr::Log(l)) if l.pipeline.is_empty() => Ok(l.selector),
-        Ok(_) => Err(format!("{sel:?} is not a plain stream selector")),
-        Err(e) => Err(format!("{sel:?}: {e}")),
-    }
-}
+pub(crate) use dozor_logs::logql::stream_selector;
 
 /// `logs.tiers`: seed 002's hot/warm/cold policy.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -2099,6 +2091,10 @@ impl Config {
             source: Some(name.to_owned()),
             ..e
         })?;
+        config.masker().map_err(|e| ConfigError {
+            source: Some(name.to_owned()),
+            ..e
+        })?;
         config.file_sources().map_err(|e| ConfigError {
             source: Some(name.to_owned()),
             ..e
@@ -2203,6 +2199,43 @@ impl Config {
                 ..ConfigError::plain(e)
             },
         )
+    }
+
+    /// `logs.pii` as masking applies it: when the cash-register pack runs, its driver log
+    /// keeps `card` unless `logs.pii.streams` names that stream already — registration and
+    /// FN numbers are 16 digits, and one in ten with a card's first digit passes the Luhn
+    /// check, which would mask the register in the stored log the fleet is restored from.
+    pub fn pii(&self) -> dozor_ingest::pii::PiiConfig {
+        let mut pii = self.logs.pii.clone();
+        if self.kkt.enabled && !self.kkt.stream.is_empty() {
+            let pairs: Vec<String> = self
+                .kkt
+                .stream
+                .iter()
+                .map(|(k, v)| format!("{k}={}", serde_json::Value::from(v.as_str())))
+                .collect();
+            let selector = format!("{{{}}}", pairs.join(", "));
+            if !pii.streams.iter().any(|s| s.selector == selector) {
+                pii.streams.push(dozor_ingest::pii::StreamActions {
+                    selector,
+                    actions: BTreeMap::from([(
+                        dozor_ingest::pii::PiiKind::Card,
+                        dozor_ingest::pii::Action::Keep,
+                    )]),
+                });
+            }
+        }
+        pii
+    }
+
+    /// The PII masker of [`Config::pii`].
+    pub fn masker(&self) -> Result<dozor_ingest::pii::Masker, ConfigError> {
+        dozor_ingest::pii::Masker::with_streams(&self.pii(), &stream_selector).map_err(|e| {
+            ConfigError {
+                key: Some(format!("logs.pii.{}", e.split(':').next().unwrap_or(""))),
+                ..ConfigError::plain(e)
+            }
+        })
     }
 
     /// Checks the probes without reading secrets or CA files: unique names, fields that fit
@@ -2377,6 +2410,46 @@ where
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn pii_streams_are_checked_and_the_kkt_pack_keeps_its_register_numbers() {
+        let bad =
+            "logs:\n  pii:\n    streams:\n      - {match: 'job=kkt', actions: {card: keep}}\n";
+        let e = Config::parse(bad, "f").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("logs.pii.streams[0].match"), "{e}");
+        let plain = Config::parse("logs: {pii: {actions: {ipv4: hash}}}", "f").unwrap();
+        assert!(plain.pii().streams.is_empty());
+        let kkt = Config::parse("kkt: {enabled: true}", "f").unwrap();
+        assert_eq!(kkt.pii().streams.len(), 1);
+        assert_eq!(kkt.pii().streams[0].selector, "{job=\"kkt\"}");
+        // A Luhn-valid register number with a Visa prefix: kept in the driver log only.
+        let m = kkt.masker().unwrap();
+        let mut counts = BTreeMap::new();
+        let record = |job: &str| dozor_model::LogRecord {
+            time_ns: 0,
+            stream: dozor_model::Labels::from_pairs([("job", job)]).unwrap(),
+            message: r#"{"kkt":{"reg_number":"4111111111111111"}}"#.into(),
+            fields: Vec::new(),
+        };
+        let mut driver = record("kkt");
+        m.mask_record(&mut driver, b"salt", &mut counts);
+        assert!(
+            driver.message.contains("4111111111111111"),
+            "{}",
+            driver.message
+        );
+        let mut other = record("shop");
+        m.mask_record(&mut other, b"salt", &mut counts);
+        assert!(other.message.contains("[CARD]"), "{}", other.message);
+        // The user's own entry for that stream wins.
+        let own = "kkt: {enabled: true}\nlogs:\n  pii:\n    streams:\n      - {match: '{job=\"kkt\"}', actions: {card: mask}}\n";
+        let own = Config::parse(own, "f").unwrap();
+        assert_eq!(own.pii().streams.len(), 1);
+        assert_eq!(
+            own.pii().streams[0].actions[&dozor_ingest::pii::PiiKind::Card],
+            dozor_ingest::pii::Action::Mask
+        );
+    }
 
     #[test]
     fn the_kkt_pack_checks_its_offset_and_ofd_providers_naming_the_key() {

@@ -381,7 +381,7 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
             ingest_limits: config.ingest.limits(),
             max_concurrent_ingest: config.ingest.max_concurrent_requests,
             query: config.query.limits(),
-            pii: config.logs.pii.clone(),
+            pii: config.pii(),
             pii_salt: dozor_api::Secret(jwt_secret.as_bytes().to_vec()),
             pipeline: Arc::clone(&pipeline),
             sources: sources.clone(),
@@ -532,7 +532,7 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
     let appender: Arc<dyn Appender> = Arc::new(TsdbAppender(Arc::clone(&tsdb)));
     let sink: Arc<dyn dozor_ingest::syslog::LogSink> = Arc::new(LogStoreSink {
         logs: Arc::clone(&logs),
-        masker: dozor_ingest::pii::Masker::new(&config.logs.pii),
+        masker: config.masker()?,
         pipeline: Arc::clone(&pipeline),
         secret: jwt_secret.as_bytes().to_vec(),
         forward: Arc::clone(&forward),
@@ -633,7 +633,7 @@ async fn serve(config: Config, demo: bool, config_file: Option<&Path>) -> anyhow
         tsdb: Arc::clone(&tsdb),
         backup: spool,
         forward: Arc::clone(&forward),
-        masker: dozor_ingest::pii::Masker::new(&config.logs.pii),
+        masker: config.masker()?,
         secret: jwt_secret.as_bytes().to_vec(),
     });
     let buses = crate::sources::start_bus(&config.sources, &sources, &bus_sink, &stop_rx);

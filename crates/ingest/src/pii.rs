@@ -29,6 +29,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
+use dozor_model::Matcher;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -159,11 +160,26 @@ pub enum Action {
     Keep,
 }
 
-/// Masking settings: one action per kind (absent kinds: `mask`).
+/// Masking settings: one action per kind (absent kinds: `mask`), and per stream.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PiiConfig {
     /// Per-kind actions, e.g. `{ipv4: keep, email: hash}`.
+    pub actions: BTreeMap<PiiKind, Action>,
+    /// Per-stream actions: records of the first entry whose selector matches their stream
+    /// take its actions for the kinds it names (the others as `actions`), e.g.
+    /// `[{match: '{job="kkt"}', actions: {card: keep}}]`.
+    pub streams: Vec<StreamActions>,
+}
+
+/// One entry of [`PiiConfig::streams`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamActions {
+    /// Stream selector (`{job="kkt"}`).
+    #[serde(rename = "match")]
+    pub selector: String,
+    /// Actions for the kinds it names.
     pub actions: BTreeMap<PiiKind, Action>,
 }
 
@@ -178,6 +194,8 @@ impl PiiConfig {
 #[derive(Debug, Clone)]
 pub struct Masker {
     detectors: Vec<Detector>,
+    /// The maskers of [`PiiConfig::streams`], with their selectors, in order.
+    streams: Vec<(Vec<Matcher>, Masker)>,
 }
 
 /// One kind's regex and action.
@@ -221,7 +239,43 @@ impl Masker {
                 }
             })
             .collect();
-        Masker { detectors }
+        Masker {
+            detectors,
+            streams: Vec::new(),
+        }
+    }
+
+    /// [`Masker::new`] with the per-stream actions of `config`, whose selectors `selector`
+    /// parses (the binary passes LogQL's); an error names the entry.
+    pub fn with_streams(
+        config: &PiiConfig,
+        selector: &dyn Fn(&str) -> Result<Vec<Matcher>, String>,
+    ) -> Result<Masker, String> {
+        let mut masker = Masker::new(config);
+        for (i, entry) in config.streams.iter().enumerate() {
+            let matchers =
+                selector(&entry.selector).map_err(|e| format!("streams[{i}].match: {e}"))?;
+            let mut actions = config.actions.clone();
+            actions.extend(entry.actions.iter().map(|(k, a)| (*k, *a)));
+            let own = Masker::new(&PiiConfig {
+                actions,
+                streams: Vec::new(),
+            });
+            masker.streams.push((matchers, own));
+        }
+        Ok(masker)
+    }
+
+    /// The masker for records of `stream`.
+    fn for_stream(&self, stream: &dozor_model::Labels) -> &Masker {
+        self.streams
+            .iter()
+            .find(|(matchers, _)| {
+                matchers
+                    .iter()
+                    .all(|m| m.matches(stream.get(&m.name).unwrap_or("")))
+            })
+            .map_or(self, |(_, m)| m)
     }
 
     /// Masks `text`; `salt` keys the hashes (the tenant's).
@@ -786,6 +840,7 @@ impl Masker {
         counts: &mut BTreeMap<PiiKind, u64>,
         mask: MaskFn,
     ) -> bool {
+        let this = self.for_stream(&r.stream);
         let mut drop = false;
         let mut tally = |m: &Masked<'_>| {
             drop |= m.drop;
@@ -793,13 +848,13 @@ impl Masker {
                 *counts.entry(*kind).or_default() += u64::from(*n);
             }
         };
-        let m = mask(self, &r.message, salt);
+        let m = mask(this, &r.message, salt);
         tally(&m);
         if let Cow::Owned(text) = m.text {
             r.message = text;
         }
         for (name, value) in &mut r.fields {
-            let m = self.mask_field_with(name, value, salt, mask);
+            let m = this.mask_field_with(name, value, salt, mask);
             tally(&m);
             if let Cow::Owned(text) = m.text {
                 *value = text;
@@ -1033,6 +1088,57 @@ fn inn_ok(d: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stream_takes_its_own_actions_for_the_kinds_it_names() {
+        let config = PiiConfig {
+            actions: BTreeMap::from([(PiiKind::Email, Action::Hash)]),
+            streams: vec![StreamActions {
+                selector: "{job=\"kkt\"}".into(),
+                actions: BTreeMap::from([(PiiKind::Card, Action::Keep)]),
+            }],
+        };
+        let selector = |s: &str| -> Result<Vec<Matcher>, String> {
+            match s {
+                "{job=\"kkt\"}" => Ok(vec![Matcher::equal("job", "kkt")]),
+                other => Err(format!("cannot parse {other}")),
+            }
+        };
+        let m = Masker::with_streams(&config, &selector).unwrap();
+        let record = |job: &str| dozor_model::LogRecord {
+            time_ns: 0,
+            stream: dozor_model::Labels::from_pairs([("job", job)]).unwrap(),
+            message: "reg 4111111111111111 by ivan@mail.ru".into(),
+            fields: vec![("fn".into(), "4111111111111111".into())],
+        };
+        let mut counts = BTreeMap::new();
+        let mut kkt = record("kkt");
+        assert!(!m.mask_record(&mut kkt, b"salt", &mut counts));
+        assert!(
+            kkt.message.starts_with("reg 4111111111111111 by [EMAIL:"),
+            "{}",
+            kkt.message
+        );
+        assert_eq!(kkt.fields[0].1, "4111111111111111");
+        let mut shop = record("shop");
+        m.mask_record(&mut shop, b"salt", &mut counts);
+        assert!(
+            shop.message.starts_with("reg [CARD] by [EMAIL:"),
+            "{}",
+            shop.message
+        );
+        assert_eq!(shop.fields[0].1, "[CARD]");
+        // A selector that does not parse names its entry.
+        let bad = PiiConfig {
+            streams: vec![StreamActions {
+                selector: "job=kkt".into(),
+                actions: BTreeMap::new(),
+            }],
+            ..PiiConfig::default()
+        };
+        let e = Masker::with_streams(&bad, &selector).unwrap_err();
+        assert!(e.starts_with("streams[0].match: "), "{e}");
+    }
 
     fn masked(text: &str) -> String {
         Masker::new(&PiiConfig::default())
@@ -1358,6 +1464,7 @@ mod tests {
         mixed.actions.insert(PiiKind::Secret, Action::Hash);
         let keep = PiiConfig {
             actions: PiiKind::ALL.iter().map(|k| (*k, Action::Keep)).collect(),
+            ..PiiConfig::default()
         };
         let maskers = [PiiConfig::default(), mixed, keep].map(|c| Masker::new(&c));
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);

@@ -132,6 +132,16 @@ pub enum QueryResult {
 
 pub use dozor_model::time::rfc3339_ns;
 
+/// A plain stream selector (`{service="shop", level=~"error|warn"}`, no pipeline), as
+/// configuration writes them (the log pipeline's `match`, the tiers' `keep`, PII streams).
+pub fn stream_selector(sel: &str) -> Result<Vec<dozor_model::Matcher>, String> {
+    match parse(sel) {
+        Ok(Expr::Log(l)) if l.pipeline.is_empty() => Ok(l.selector),
+        Ok(_) => Err(format!("{sel:?} is not a plain stream selector")),
+        Err(e) => Err(format!("{sel:?}: {e}")),
+    }
+}
+
 /// Parses `query` and, when it parses, evaluates it as an instant and a range query over a
 /// few fixed records of several shapes (JSON, logfmt, plain, with fields); whether it parsed.
 /// For the LogQL fuzz target and the replay of its corpus: neither may ever panic.
