@@ -1114,6 +1114,19 @@ impl OfdConfig {
 }
 
 impl KktConfig {
+    /// The LogQL selector of the driver log's stream (`{job="kkt"}`), `None` without one.
+    pub fn selector(&self) -> Option<String> {
+        if self.stream.is_empty() {
+            return None;
+        }
+        let pairs: Vec<String> = self
+            .stream
+            .iter()
+            .map(|(k, v)| format!("{k}={}", serde_json::Value::from(v.as_str())))
+            .collect();
+        Some(format!("{{{}}}", pairs.join(", ")))
+    }
+
     /// The UTC offset in minutes; errors name the key.
     pub fn utc_offset_min(&self) -> Result<i32, ConfigError> {
         let s = self.utc_offset.trim();
@@ -2207,23 +2220,18 @@ impl Config {
     /// check, which would mask the register in the stored log the fleet is restored from.
     pub fn pii(&self) -> dozor_ingest::pii::PiiConfig {
         let mut pii = self.logs.pii.clone();
-        if self.kkt.enabled && !self.kkt.stream.is_empty() {
-            let pairs: Vec<String> = self
-                .kkt
-                .stream
-                .iter()
-                .map(|(k, v)| format!("{k}={}", serde_json::Value::from(v.as_str())))
-                .collect();
-            let selector = format!("{{{}}}", pairs.join(", "));
-            if !pii.streams.iter().any(|s| s.selector == selector) {
-                pii.streams.push(dozor_ingest::pii::StreamActions {
-                    selector,
-                    actions: BTreeMap::from([(
-                        dozor_ingest::pii::PiiKind::Card,
-                        dozor_ingest::pii::Action::Keep,
-                    )]),
-                });
-            }
+        let own = self
+            .kkt
+            .selector()
+            .filter(|s| self.kkt.enabled && !pii.streams.iter().any(|entry| entry.selector == *s));
+        if let Some(selector) = own {
+            pii.streams.push(dozor_ingest::pii::StreamActions {
+                selector,
+                actions: BTreeMap::from([(
+                    dozor_ingest::pii::PiiKind::Card,
+                    dozor_ingest::pii::Action::Keep,
+                )]),
+            });
         }
         pii
     }

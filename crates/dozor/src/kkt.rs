@@ -31,6 +31,8 @@ pub struct Pack {
     /// The tenant it reads and writes.
     pub tenant: TenantId,
     stream: Vec<(String, String)>,
+    /// The stream's LogQL selector, for reading the stored driver log back.
+    selector: Option<String>,
     labels: Vec<(String, String)>,
     /// The registers.
     pub fleet: Arc<Fleet>,
@@ -57,6 +59,7 @@ impl Pack {
         });
         Ok(Some(Pack {
             tenant: config.tenant.clone(),
+            selector: config.selector(),
             stream: config
                 .stream
                 .iter()
@@ -138,16 +141,10 @@ impl Pack {
         let Some(db) = logs.existing(&self.tenant) else {
             return Ok(0);
         };
-        if self.stream.is_empty() {
+        let Some(query) = &self.selector else {
             return Ok(0);
-        }
-        let selector: Vec<String> = self
-            .stream
-            .iter()
-            .map(|(k, v)| format!("{k}={}", serde_json::Value::from(v.as_str())))
-            .collect();
-        let query = format!("{{{}}}", selector.join(","));
-        let Ok(logql::Expr::Log(log)) = logql::parse(&query) else {
+        };
+        let Ok(logql::Expr::Log(log)) = logql::parse(query) else {
             return Err(format!("the driver log's selector {query} does not parse"));
         };
         let range = logql::Range {
