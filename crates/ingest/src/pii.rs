@@ -280,16 +280,21 @@ impl Masker {
 
     /// Masks `text`; `salt` keys the hashes (the tenant's).
     pub fn mask<'a>(&self, text: &'a str, salt: &[u8]) -> Masked<'a> {
-        // Scan the percent-decoded text, if decoding changes it; `map` takes a decoded
-        // offset back to the original.
-        let decoded = percent_decoded(text);
-        let (scan, map): (&str, Option<&[usize]>) = match &decoded {
-            Some((d, m)) => (d.as_str(), Some(m.as_slice())),
-            None => (text, None),
-        };
         // Most log lines can hold only one or two kinds, if any: one pass over the text
         // rules the others out before their regexes run (that was most of ingest's CPU).
-        let hints = Hints::of(scan);
+        let hints = Hints::of(text);
+        // Scan the percent-decoded text, if decoding changes it (the hints saw a `%`: most
+        // texts have none, and looking for one apart was a call per field value); `map`
+        // takes a decoded offset back to the original.
+        let decoded = if hints.percent {
+            percent_decoded(text)
+        } else {
+            None
+        };
+        let (scan, map, hints): (&str, Option<&[usize]>, Hints) = match &decoded {
+            Some((d, m)) => (d.as_str(), Some(m.as_slice()), Hints::of(d)),
+            None => (text, None, hints),
+        };
         let mut found: Vec<Finding> = Vec::new();
         for d in self.detectors.iter().filter(|d| hints.admits(d.kind)) {
             if d.groups {
@@ -441,6 +446,8 @@ struct Hints {
     plus_or_eight: bool,
     /// `-` (SNILS).
     dash: bool,
+    /// `%`: the text may hold percent escapes, and is to be scanned decoded.
+    percent: bool,
     /// `=` or `:` (every form of secret).
     assign: bool,
     /// Where runs of `\d` joined by single dots with at least three dots (what holds an
@@ -478,7 +485,7 @@ static HINT_BYTES: [bool; 256] = {
         t[c as usize] = true;
         c += 1;
     }
-    let others = b":@+-=JpPsStTaAiI";
+    let others = b":@+-=%JpPsStTaAiI";
     let mut i = 0;
     while i < others.len() {
         t[others[i] as usize] = true;
@@ -568,14 +575,19 @@ impl Hints {
                 b'+' => h.plus_or_eight = true,
                 b'-' => h.dash = true,
                 b'=' => h.assign = true,
+                b'%' => h.percent = true,
                 b'J' => h.jwt += u32::from(byte(i, 2) == b'e' && byte(i, 1) == b'y'),
                 b'p' | b'P' | b's' | b'S' | b't' | b'T' | b'a' | b'A' | b'i' | b'I' => {
-                    h.words(
-                        text,
-                        i,
-                        char::from(c),
-                        !is_word_byte(byte(i, 1)) || byte(i, 1) == b'_',
-                    );
+                    // Most of these letters are inside words and start no keyword: only a
+                    // word start can (`\b` or `_` before it), or a `p` followed by `a` or
+                    // `w` (`passport` needs no word start). Checked here, the call to
+                    // `words` is skipped for the rest.
+                    let word_start = !is_word_byte(byte(i, 1)) || byte(i, 1) == b'_';
+                    let p_word = matches!(c, b'p' | b'P')
+                        && matches!(b.get(i + 1), Some(b'a' | b'A' | b'w' | b'W'));
+                    if word_start || p_word {
+                        h.words(text, i, char::from(c), word_start);
+                    }
                 }
                 _ => {}
             }
@@ -674,6 +686,7 @@ impl Hints {
                 '+' | '8' => h.plus_or_eight = true,
                 '-' => h.dash = true,
                 '=' | ':' => h.assign = true,
+                '%' => h.percent = true,
                 'J' if before_last == 'e' && last == 'y' => h.jwt += 1,
                 _ => {}
             }

@@ -283,16 +283,16 @@ impl Writer<'_> {
         let (first, last) = (first.time_ns, last.time_ns);
         let stream = self.streams.len().saturating_sub(1) as u64;
         let offset = self.data.len();
-        match &self.sealed {
+        let bloom = match &self.sealed {
             None => block::encode(&self.rows, &mut self.data)?,
             Some(s) => {
                 self.plain.clear();
-                block::encode(&self.rows, &mut self.plain)?;
+                let bloom = block::encode(&self.rows, &mut self.plain)?;
                 let aad = block_aad(&s.part_id, self.blocks, offset as u64);
                 s.cipher.seal(&aad, &self.plain, &mut self.data)?;
+                bloom
             }
-        }
-        let bloom = Bloom::build(self.rows.iter().map(|r| r.message.as_bytes()));
+        };
         put_uvarint(&mut self.headers, stream);
         put_varint(&mut self.headers, first);
         put_uvarint(&mut self.headers, last.wrapping_sub(first) as u64);
