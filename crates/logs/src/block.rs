@@ -116,8 +116,7 @@ pub fn encode<R: BlockRow>(rows: &[R], buf: &mut Vec<u8>) -> Result<Bloom, LogsE
     // they differ from the row before's, and remember which rows did.
     let mut names: BTreeSet<&str> = BTreeSet::new();
     let mut seen: &[(String, String)] = &[];
-    let mut new_layout = LAYOUTS.take();
-    new_layout.clear();
+    let mut new_layout = Vec::with_capacity(rows.len());
     for (i, r) in rows.iter().enumerate() {
         let fields = r.fields();
         let same = i > 0
@@ -151,7 +150,7 @@ pub fn encode<R: BlockRow>(rows: &[R], buf: &mut Vec<u8>) -> Result<Bloom, LogsE
                 while next < names.len() && names[next] < n.as_str() {
                     next += 1;
                 }
-                if next < names.len() && names[next] == n && !taken[next] {
+                if next < names.len() && names[next] == n {
                     taken[next] = true;
                     slots.push(Some(next));
                     next += 1;
@@ -173,7 +172,6 @@ pub fn encode<R: BlockRow>(rows: &[R], buf: &mut Vec<u8>) -> Result<Bloom, LogsE
             put_uvarint(&mut columns[*c], 0);
         }
     }
-    LAYOUTS.set(new_layout);
     put_uvarint(buf, names.len() as u64);
     for (name, column) in names.iter().zip(&columns) {
         put_bytes(buf, name.as_bytes());
@@ -198,8 +196,6 @@ thread_local! {
     static RAW_COLUMN: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
     /// [`encode`]'s field columns.
     static FIELD_COLUMNS: std::cell::Cell<Vec<Vec<u8>>> = const { std::cell::Cell::new(Vec::new()) };
-    /// Which rows of [`encode`]'s block have other field names than the row before.
-    static LAYOUTS: std::cell::Cell<Vec<bool>> = const { std::cell::Cell::new(Vec::new()) };
     /// [`put_zstd`]'s output buffer.
     static COMPRESSED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     /// One zstd context per thread, reused: `zstd::bulk::compress` allocates (and the kernel
