@@ -23,6 +23,7 @@
 
 use std::borrow::Cow;
 
+use dozor_model::packed::put_bytes;
 use dozor_model::{Labels, LogRecord};
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -57,8 +58,25 @@ impl NdjsonOptions {
     }
 }
 
-const MESSAGE_KEYS: [&str; 3] = ["_msg", "message", "msg"];
-const TIME_KEYS: [&str; 5] = ["_time", "@timestamp", "timestamp", "time", "ts"];
+/// The members with a convention of their own, in the order they are looked for: the
+/// message's spellings, the time's, the stream. Their places here are their slots in
+/// [`Reserved`].
+const CONVENTION_KEYS: [&str; 9] = [
+    "_msg",
+    "message",
+    "msg",
+    "_time",
+    "@timestamp",
+    "timestamp",
+    "time",
+    "ts",
+    "_stream",
+];
+const MESSAGE_SLOTS: std::ops::Range<usize> = 0..3;
+const TIME_SLOTS: std::ops::Range<usize> = 3..8;
+const STREAM_SLOT: usize = 8;
+/// The slot of the first stream field (`NdjsonOptions::stream_fields`); the others follow.
+const STREAM_FIELD_SLOTS: usize = 9;
 
 /// Decodes an NDJSON body (empty lines are skipped).
 pub fn parse(body: &[u8], opts: &NdjsonOptions) -> Result<Vec<LogRecord>, IngestError> {
@@ -113,13 +131,12 @@ impl<'o> LineReader<'o> {
 
 /// One JSON object as a record, by the conventions above (also what `_bulk` sources become).
 pub fn record(obj: Map<String, Value>, opts: &NdjsonOptions) -> Result<LogRecord, String> {
-    let mut reserved = Vec::new();
+    let mut reserved = Reserved::new(opts);
     let mut rest = Vec::new();
     for (k, v) in obj {
-        if is_reserved(&k, opts) {
-            reserved.push((Cow::Owned(k), Member::from(v)));
-        } else {
-            rest.push((k, v));
+        match slot(&k, opts) {
+            Some(slot) => reserved.put(slot, Member::from(v)),
+            None => rest.push((k, v)),
         }
     }
     let mut fields = Vec::new();
@@ -144,61 +161,122 @@ impl From<Value> for Member<'_> {
     }
 }
 
-impl Member<'_> {
+impl<'a> Member<'a> {
     /// The value as a label or message: strings as they are, `null` empty, anything else
     /// its JSON text.
-    fn text(&self) -> Cow<'_, str> {
+    fn into_text(self) -> Cow<'a, str> {
         match self {
-            Member::Str(s) => Cow::Borrowed(s),
+            Member::Str(s) => s,
             Member::Json(Value::Null) => Cow::Borrowed(""),
             Member::Json(v) => Cow::Owned(v.to_string()),
         }
     }
 }
 
-/// The last member named `key` (a JSON object's later duplicate wins), taken out.
-fn take<'a>(members: &mut Vec<(Cow<'_, str>, Member<'a>)>, key: &str) -> Option<Member<'a>> {
-    let i = members.iter().rposition(|(k, _)| k == key)?;
-    let (_, v) = members.remove(i);
-    // Earlier duplicates are shadowed, as in a map.
-    members.retain(|(k, _)| k != key);
-    Some(v)
+/// The members of a line that carry a convention, each in its slot: the slots of
+/// [`CONVENTION_KEYS`], then one per stream field. Of members with the same name the last
+/// one read is kept (as in a JSON object); each remembers when it was read, so what is
+/// left after the conventions took theirs becomes fields in the line's order.
+struct Reserved<'l> {
+    slots: Vec<Option<(u32, Member<'l>)>>,
+    read: u32,
+}
+
+impl<'l> Reserved<'l> {
+    fn new(opts: &NdjsonOptions) -> Reserved<'l> {
+        Reserved {
+            slots: std::iter::repeat_with(|| None)
+                .take(STREAM_FIELD_SLOTS + opts.stream_fields.len())
+                .collect(),
+            read: 0,
+        }
+    }
+
+    fn put(&mut self, slot: usize, member: Member<'l>) {
+        if let Some(s) = self.slots.get_mut(slot) {
+            *s = Some((self.read, member));
+            self.read += 1;
+        }
+    }
+
+    /// The member in `slot`, taken out.
+    fn take(&mut self, slot: usize) -> Option<Member<'l>> {
+        self.slots.get_mut(slot)?.take().map(|(_, m)| m)
+    }
+
+    /// The stream field `name` (the `k`-th of the options), taken out: from its slot, or
+    /// from a convention's when it is named like one and that one left it.
+    fn take_stream_field(&mut self, k: usize, name: &str) -> Option<Member<'l>> {
+        let slot = CONVENTION_KEYS
+            .iter()
+            .position(|c| *c == name)
+            .unwrap_or(STREAM_FIELD_SLOTS + k);
+        self.take(slot)
+    }
+
+    /// What no convention took, named, in the order read.
+    fn rest(self, opts: &NdjsonOptions) -> Vec<(String, Value)> {
+        let mut rest: Vec<(u32, String, Value)> = self
+            .slots
+            .into_iter()
+            .enumerate()
+            .filter_map(|(slot, m)| {
+                let (read, m) = m?;
+                let name = CONVENTION_KEYS.get(slot).copied().or_else(|| {
+                    let k = slot.checked_sub(STREAM_FIELD_SLOTS)?;
+                    opts.stream_fields.get(k).map(String::as_str)
+                })?;
+                let v = match m {
+                    Member::Str(s) => Value::String(s.into_owned()),
+                    Member::Json(v) => v,
+                };
+                Some((read, name.to_owned(), v))
+            })
+            .collect();
+        rest.sort_unstable_by_key(|(read, _, _)| *read);
+        rest.into_iter().map(|(_, n, v)| (n, v)).collect()
+    }
+}
+
+/// The slot in [`Reserved`] of member `key`, if it carries a convention.
+fn slot(key: &str, opts: &NdjsonOptions) -> Option<usize> {
+    CONVENTION_KEYS.iter().position(|c| *c == key).or_else(|| {
+        opts.stream_fields
+            .iter()
+            .position(|f| f == key)
+            .map(|k| STREAM_FIELD_SLOTS + k)
+    })
 }
 
 /// The stream label sets of one request, so its records share them (a clone of [`Labels`]
 /// is a reference count) instead of each building its own strings.
 #[derive(Default)]
 struct Streams {
-    by_hash: std::collections::HashMap<u64, Vec<Labels>, foldhash::fast::FixedState>,
+    /// By the pairs as given (empty values left out), each name and value after its
+    /// length: one hash and one comparison of bytes find a line's labels.
+    by_pairs: std::collections::HashMap<Box<[u8]>, Labels, foldhash::fast::FixedState>,
+    /// The key being looked up (kept: a line's key is built in it, not allocated).
+    key: Vec<u8>,
 }
 
 impl Streams {
     /// The label set of `pairs` (names unique; empty values are left out, as
     /// [`Labels::new`] does).
-    fn get(&mut self, pairs: &[(&str, &str)]) -> Result<Labels, String> {
-        use std::hash::{BuildHasher, Hash, Hasher};
-        let mut h = self.by_hash.hasher().build_hasher();
-        for (n, v) in pairs.iter().filter(|(_, v)| !v.is_empty()) {
-            (n, v).hash(&mut h);
+    fn get(&mut self, pairs: &[(&str, impl AsRef<str>)]) -> Result<Labels, String> {
+        self.key.clear();
+        for (n, v) in pairs.iter().map(|(n, v)| (n, v.as_ref())) {
+            if !v.is_empty() {
+                put_bytes(&mut self.key, n.as_bytes());
+                put_bytes(&mut self.key, v.as_bytes());
+            }
         }
-        let same = |l: &Labels| {
-            let mut n = 0;
-            pairs
-                .iter()
-                .filter(|(_, v)| !v.is_empty())
-                .all(|(name, v)| {
-                    n += 1;
-                    l.get(name) == Some(*v)
-                })
-                && n == l.len()
-        };
-        let bucket = self.by_hash.entry(h.finish()).or_default();
-        if let Some(l) = bucket.iter().find(|l| same(l)) {
+        if let Some(l) = self.by_pairs.get(self.key.as_slice()) {
             return Ok(l.clone());
         }
-        let labels =
-            Labels::from_pairs(pairs.iter().copied()).map_err(|e| format!("stream: {e}"))?;
-        bucket.push(labels.clone());
+        let labels = Labels::from_pairs(pairs.iter().map(|(n, v)| (*n, v.as_ref())))
+            .map_err(|e| format!("stream: {e}"))?;
+        self.by_pairs
+            .insert(self.key.as_slice().into(), labels.clone());
         Ok(labels)
     }
 }
@@ -206,25 +284,25 @@ impl Streams {
 /// A record from the members that carry a convention (`reserved`: message, time, stream
 /// and stream fields) and `fields` already flattened from the others.
 fn record_with(
-    mut reserved: Vec<(Cow<'_, str>, Member<'_>)>,
+    mut reserved: Reserved<'_>,
     mut fields: Vec<(String, String)>,
     opts: &NdjsonOptions,
     streams: &mut Streams,
 ) -> Result<LogRecord, String> {
-    let message = MESSAGE_KEYS
-        .iter()
-        .find_map(|k| take(&mut reserved, k))
+    let message = MESSAGE_SLOTS
+        .into_iter()
+        .find_map(|s| reserved.take(s))
         .ok_or("no message (_msg, message or msg)")?;
     let message = match message {
         Member::Str(s) => s.into_owned(),
         Member::Json(v) => v.to_string(),
     };
-    let time_ns = match TIME_KEYS.iter().find_map(|k| take(&mut reserved, k)) {
+    let time_ns = match TIME_SLOTS.into_iter().find_map(|s| reserved.take(s)) {
         Some(Member::Str(s)) => parse_rfc3339_ns(&s)?,
         Some(Member::Json(v)) => parse_time(&v)?,
         None => opts.default_time_ns,
     };
-    let stream = match take(&mut reserved, "_stream") {
+    let stream = match reserved.take(STREAM_SLOT) {
         Some(Member::Json(Value::Object(stream))) => {
             let values: Vec<(String, String)> =
                 stream.into_iter().map(|(n, v)| (n, scalar(v))).collect();
@@ -236,34 +314,27 @@ fn record_with(
         }
         Some(_) => return Err("_stream must be an object of labels".into()),
         None => {
-            let mut values: Vec<(&str, Member<'_>)> = Vec::new();
-            for name in &opts.stream_fields {
-                if let Some(v) = take(&mut reserved, name) {
-                    values.push((name, v));
+            let mut pairs: Vec<(&str, Cow<'_, str>)> = Vec::with_capacity(opts.stream_fields.len());
+            for (k, name) in opts.stream_fields.iter().enumerate() {
+                if let Some(v) = reserved.take_stream_field(k, name) {
+                    pairs.push((name, v.into_text()));
                 }
             }
-            let texts: Vec<(&str, Cow<'_, str>)> =
-                values.iter().map(|(n, v)| (*n, v.text())).collect();
-            let pairs: Vec<(&str, &str)> = texts.iter().map(|(n, v)| (*n, v.as_ref())).collect();
             stream_labels(&pairs, streams)?
         }
     };
     // What is left (another spelling of the message or time, stream fields beside a
     // `_stream`) is a field like any member.
-    let rest = reserved.into_iter().map(|(k, v)| {
-        let v = match v {
-            Member::Str(s) => Value::String(s.into_owned()),
-            Member::Json(v) => v,
-        };
-        (k.into_owned(), v)
-    });
-    flatten("", rest, &mut fields);
+    flatten("", reserved.rest(opts), &mut fields);
     Ok(finish(time_ns, stream, message, fields))
 }
 
 /// The stream of `pairs`, or `service="unknown"` when every value is empty.
-fn stream_labels(pairs: &[(&str, &str)], streams: &mut Streams) -> Result<Labels, String> {
-    if pairs.iter().all(|(_, v)| v.is_empty()) {
+fn stream_labels(
+    pairs: &[(&str, impl AsRef<str>)],
+    streams: &mut Streams,
+) -> Result<Labels, String> {
+    if pairs.iter().all(|(_, v)| v.as_ref().is_empty()) {
         return streams.get(&[("service", "unknown")]);
     }
     streams.get(pairs)
@@ -313,7 +384,7 @@ fn finish(
 /// tree (a `BTreeMap` per object, a `String` per key) was a fifth of log ingest.
 fn read_line<'l>(line: &'l str, opts: &NdjsonOptions) -> Result<Line<'l>, serde_json::Error> {
     let mut de = serde_json::Deserializer::from_str(line);
-    let mut out = (Vec::new(), Vec::new());
+    let mut out = (Reserved::new(opts), Vec::new());
     serde::de::Deserializer::deserialize_map(
         &mut de,
         LineVisitor {
@@ -326,15 +397,7 @@ fn read_line<'l>(line: &'l str, opts: &NdjsonOptions) -> Result<Line<'l>, serde_
 }
 
 /// A line read: its members that carry a convention, and the others as fields.
-type Line<'l> = (Vec<(Cow<'l, str>, Member<'l>)>, Vec<(String, String)>);
-
-/// Whether member `key` of a line carries a convention.
-fn is_reserved(key: &str, opts: &NdjsonOptions) -> bool {
-    MESSAGE_KEYS.contains(&key)
-        || TIME_KEYS.contains(&key)
-        || key == "_stream"
-        || opts.stream_fields.iter().any(|f| f == key)
-}
+type Line<'l> = (Reserved<'l>, Vec<(String, String)>);
 
 struct LineVisitor<'o, 'de> {
     opts: &'o NdjsonOptions,
@@ -350,9 +413,9 @@ impl<'de> Visitor<'de> for LineVisitor<'_, 'de> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
-            if is_reserved(&key, self.opts) {
+            if let Some(slot) = slot(&key, self.opts) {
                 let v = map.next_value_seed(ReservedSeed)?;
-                self.out.0.push((key, v));
+                self.out.0.put(slot, v);
             } else {
                 map.next_value_seed(Flatten {
                     name: &key,
@@ -676,11 +739,15 @@ mod tests {
     /// The conventions applied to a whole `Value`, as ingest first did: the reference the
     /// single-pass reader and the interned streams must equal.
     fn reference(mut obj: Map<String, Value>, opts: &NdjsonOptions) -> LogRecord {
-        let message = match MESSAGE_KEYS.iter().find_map(|k| obj.remove(*k)).unwrap() {
+        let message = match CONVENTION_KEYS[MESSAGE_SLOTS]
+            .iter()
+            .find_map(|k| obj.remove(*k))
+            .unwrap()
+        {
             Value::String(s) => s,
             other => other.to_string(),
         };
-        let time_ns = TIME_KEYS
+        let time_ns = CONVENTION_KEYS[TIME_SLOTS]
             .iter()
             .find_map(|k| obj.remove(*k))
             .map_or(opts.default_time_ns, |v| parse_time(&v).unwrap());
@@ -727,17 +794,25 @@ mod tests {
             r#"{"msg":42,"@timestamp":"2026-12-01T10:00:00.5Z","user":{"id":7,"name":"Оля"}}"#,
         ];
         let opts = NdjsonOptions::new(42);
-        for line in lines {
-            let Value::Object(obj) = serde_json::from_str::<Value>(line).unwrap() else {
-                panic!("{line}");
-            };
-            let want = reference(obj.clone(), &opts);
-            assert_eq!(
-                parse(line.as_bytes(), &opts).unwrap(),
-                vec![want.clone()],
-                "{line}"
-            );
-            assert_eq!(record(obj, &opts).unwrap(), want, "{line}");
+        // Stream fields named like a convention: a spelling of the message or time that is
+        // not the one used is a stream label then; repeats and `_stream` among them.
+        let mut odd = NdjsonOptions::new(42);
+        odd.stream_fields = ["msg", "service", "ts", "_stream", "service", "f"]
+            .map(str::to_owned)
+            .to_vec();
+        for opts in [&opts, &odd] {
+            for line in lines {
+                let Value::Object(obj) = serde_json::from_str::<Value>(line).unwrap() else {
+                    panic!("{line}");
+                };
+                let want = reference(obj.clone(), opts);
+                assert_eq!(
+                    parse(line.as_bytes(), opts).unwrap(),
+                    vec![want.clone()],
+                    "{line}"
+                );
+                assert_eq!(record(obj, opts).unwrap(), want, "{line}");
+            }
         }
         // Errors agree too: not an object, broken JSON, trailing bytes, bad values.
         for bad in [

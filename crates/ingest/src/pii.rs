@@ -477,22 +477,92 @@ const ODD_FOLDS: [char; 6] = [
     '\u{17F}', '\u{212A}', '\u{1C82}', '\u{1C83}', '\u{1C84}', '\u{1C85}',
 ];
 
-/// The bytes [`Hints::of_ascii`] acts on: digits and the arms of its match.
-static HINT_BYTES: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut c = b'0';
-    while c <= b'9' {
-        t[c as usize] = true;
+/// Classes of a byte for [`Hints::of_ascii`] ([`HINT_CLASS`]). The low bits say what a
+/// byte starts: a digit run (unless a digit is before it), a keyword (unless a letter or
+/// digit is before it), or work wherever it is; the next ones what it blocks for the byte
+/// after it; the high ones are the hints a byte sets by just being there.
+mod class {
+    /// An ASCII digit: starts a run unless it continues one.
+    pub const DIGIT: u16 = 1;
+    /// `s`, `t`, `a`, `i` in either case: may start a keyword, at a word start.
+    pub const KEYWORD: u16 = 1 << 1;
+    /// `:`, `J`, `p`, `P`: looked at wherever they are.
+    pub const ALWAYS: u16 = 1 << 2;
+    /// How far the "blocks" bits are above the bits they block.
+    pub const BLOCK_SHIFT: u32 = 4;
+    /// A digit: the next digit continues its run.
+    pub const BLOCKS_DIGIT: u16 = DIGIT << BLOCK_SHIFT;
+    /// A letter or digit: no keyword starts right after it (`_` does not block: secrets
+    /// also match after one, as in `db_password=`).
+    pub const BLOCKS_KEYWORD: u16 = KEYWORD << BLOCK_SHIFT;
+    /// `@`.
+    pub const AT: u16 = 1 << 8;
+    /// `+` or `8`.
+    pub const PLUS_OR_EIGHT: u16 = 1 << 9;
+    /// `-`.
+    pub const DASH: u16 = 1 << 10;
+    /// `=` or `:`.
+    pub const ASSIGN: u16 = 1 << 11;
+    /// `%`.
+    pub const PERCENT: u16 = 1 << 12;
+}
+
+/// [`class`] of every byte (non-ASCII bytes have none: [`Hints::of_ascii`] sees ASCII only).
+static HINT_CLASS: [u16; 256] = {
+    use class::*;
+    let mut t = [0u16; 256];
+    let mut c = 0usize;
+    while c < 128 {
+        let b = c as u8;
+        if b.is_ascii_digit() {
+            t[c] = DIGIT | BLOCKS_DIGIT | BLOCKS_KEYWORD;
+        } else if b.is_ascii_alphabetic() {
+            t[c] = BLOCKS_KEYWORD;
+        }
         c += 1;
     }
-    let others = b":@+-=%JpPsStTaAiI";
+    let keyword = b"sStTaAiI";
     let mut i = 0;
-    while i < others.len() {
-        t[others[i] as usize] = true;
+    while i < keyword.len() {
+        t[keyword[i] as usize] |= KEYWORD;
         i += 1;
     }
+    t[b':' as usize] = ALWAYS | ASSIGN;
+    t[b'J' as usize] |= ALWAYS;
+    t[b'p' as usize] |= ALWAYS;
+    t[b'P' as usize] |= ALWAYS;
+    t[b'@' as usize] = AT;
+    t[b'+' as usize] = PLUS_OR_EIGHT;
+    t[b'8' as usize] |= PLUS_OR_EIGHT;
+    t[b'-' as usize] = DASH;
+    t[b'=' as usize] = ASSIGN;
+    t[b'%' as usize] = PERCENT;
     t
 };
+
+/// The first byte at or after `i` where something may start (`b.len()` if none), and the
+/// class of the byte before it; or-s the classes of the bytes passed into `seen`, and leaves
+/// the class of the byte returned in `before`. Apart from [`Hints::of_ascii`]'s loop so
+/// its few variables stay in registers: it is most of the time spent on a text.
+#[inline(never)]
+fn next_start(b: &[u8], mut i: usize, before: &mut u16, seen: &mut u16) -> (usize, u16) {
+    use class::*;
+    let (mut prev, mut acc) = (*before, *seen);
+    while let Some(&c) = b.get(i) {
+        let t = HINT_CLASS[usize::from(c)];
+        acc |= t;
+        // A digit after a digit, or a keyword letter after a letter or digit, starts
+        // nothing.
+        if t & (ALWAYS | (!(prev >> BLOCK_SHIFT) & (DIGIT | KEYWORD))) != 0 {
+            (*before, *seen) = (t, acc);
+            return (i, prev);
+        }
+        prev = t;
+        i += 1;
+    }
+    (*before, *seen) = (prev, acc);
+    (i, prev)
+}
 
 impl Hints {
     /// The hints of `text`, in one pass.
@@ -505,61 +575,75 @@ impl Hints {
         }
     }
 
-    /// [`Hints::of`] for ASCII text: a byte loop that does work only at digits, colons and
-    /// keyword letters, looking back a few bytes for the run it may continue (a run is at
-    /// most three bytes from its last digit). The same hints as [`Hints::of_chars`]: a test
-    /// compares them.
+    /// [`Hints::of`] for ASCII text, in one pass that works only where something can start:
+    /// at the first digit of a run (the run is then taken whole, and joined to the run
+    /// before it when only the separators a kind allows lie between), at a keyword letter
+    /// that starts a word, and at `p`, `J` and `:`. Every other byte costs a table load and
+    /// an `or`: the hints that need no context (`@`, `%`…) are bits of the table, or-ed
+    /// together. Digits and keyword letters are half the bytes of a log line, and a branch
+    /// into the work for each of them was mispredicted often; now a run of digits is one
+    /// step, and a letter inside a word none. The same hints as [`Hints::of_chars`]: tests
+    /// compare them.
     fn of_ascii(text: &str) -> Hints {
+        use class::*;
         let b = text.as_bytes();
         let byte = |i: usize, back: usize| i.checked_sub(back).map_or(0, |j| b[j]);
-        let digit = |c: u8| c.is_ascii_digit();
         let phone_gap =
             |c: u8| c.is_ascii_whitespace() || matches!(c, b'\x0b' | b'-' | b'(' | b')');
         let mut h = Hints::default();
-        let (mut run, mut grouped, mut phone, mut dots, mut colons) =
-            (0u32, 0u32, 0u32, 0u32, 0u32);
+        // The last run of digits: where it ended, and the counts it left open.
+        let mut run_end: Option<usize> = None;
+        let (mut grouped, mut phone, mut dots, mut colons) = (0u32, 0u32, 0u32, 0u32);
         let mut dotted_from = 0;
-        for (i, &c) in b.iter().enumerate() {
-            // Most bytes are none of the ones below: one table load and a well-predicted
-            // branch for them, instead of the match's jump.
-            if !HINT_BYTES[usize::from(c)] {
-                continue;
-            }
+        // The classes of every byte or-ed, and of the byte before.
+        let (mut seen, mut before) = (0u16, 0u16);
+        let mut i = 0;
+        loop {
+            let prev;
+            (i, prev) = next_start(b, i, &mut before, &mut seen);
+            let Some(&c) = b.get(i) else {
+                break;
+            };
             match c {
                 b'0'..=b'9' => {
-                    let (p1, p2, p3) = (byte(i, 1), byte(i, 2), byte(i, 3));
-                    if digit(p1) {
-                        (run, grouped, phone) = (run + 1, grouped + 1, phone + 1);
-                        h.iban_start |= p2.is_ascii_uppercase() && p3.is_ascii_uppercase();
+                    let start = i;
+                    i += 1;
+                    while i < b.len() && b[i].is_ascii_digit() {
+                        seen |= HINT_CLASS[usize::from(b[i])];
+                        i += 1;
+                    }
+                    let len = (i - start) as u32;
+                    // Bytes between this run and the last one (none before: no bridge).
+                    let gap = run_end.map_or(0, |e| start - e);
+                    let p1 = byte(start, 1);
+                    grouped = if gap == 1 && matches!(p1, b' ' | b'-') {
+                        grouped + len
                     } else {
-                        run = 1;
-                        grouped = if matches!(p1, b' ' | b'-') && digit(p2) {
-                            grouped + 1
-                        } else {
-                            1
-                        };
-                        phone = if phone_gap(p1) && (digit(p2) || (phone_gap(p2) && digit(p3))) {
-                            phone + 1
-                        } else {
-                            1
-                        };
-                        if p1 == b'.' && digit(p2) {
-                            dots += 1;
-                        } else {
-                            (dots, dotted_from) = (0, i);
-                        }
+                        len
+                    };
+                    let bridged = (gap == 1 && phone_gap(p1))
+                        || (gap == 2 && phone_gap(p1) && phone_gap(byte(start, 2)));
+                    phone = if bridged { phone + len } else { len };
+                    if gap == 1 && p1 == b'.' {
+                        dots += 1;
+                    } else {
+                        (dots, dotted_from) = (0, start);
                     }
                     if dots >= 3 {
-                        h.dotted_quads = Some((h.dotted_quads.map_or(dotted_from, |q| q.0), i + 1));
+                        h.dotted_quads = Some((h.dotted_quads.map_or(dotted_from, |q| q.0), i));
                     }
-                    h.ascii_digits += 1;
-                    h.run = h.run.max(run);
+                    // Two capitals, then (at least) two digits.
+                    h.iban_start |=
+                        len >= 2 && p1.is_ascii_uppercase() && byte(start, 2).is_ascii_uppercase();
+                    h.ascii_digits += len;
+                    h.run = h.run.max(len);
                     h.grouped_run = h.grouped_run.max(grouped);
                     h.phone_run = h.phone_run.max(phone);
-                    h.plus_or_eight |= c == b'8';
+                    run_end = Some(i);
+                    before = HINT_CLASS[usize::from(b'0')];
+                    continue;
                 }
                 b':' => {
-                    h.assign = true;
                     // The previous colon, if only up to four hex digits lie between.
                     let hex = (1..=5)
                         .take_while(|k| byte(i, *k).is_ascii_hexdigit())
@@ -571,27 +655,24 @@ impl Hints {
                     };
                     h.ipv6 |= byte(i, 1) == b':' || colons >= 7;
                 }
-                b'@' => h.at = true,
-                b'+' => h.plus_or_eight = true,
-                b'-' => h.dash = true,
-                b'=' => h.assign = true,
-                b'%' => h.percent = true,
                 b'J' => h.jwt += u32::from(byte(i, 2) == b'e' && byte(i, 1) == b'y'),
-                b'p' | b'P' | b's' | b'S' | b't' | b'T' | b'a' | b'A' | b'i' | b'I' => {
-                    // Most of these letters are inside words and start no keyword: only a
-                    // word start can (`\b` or `_` before it), or a `p` followed by `a` or
-                    // `w` (`passport` needs no word start). Checked here, the call to
-                    // `words` is skipped for the rest.
-                    let word_start = !is_word_byte(byte(i, 1)) || byte(i, 1) == b'_';
-                    let p_word = matches!(c, b'p' | b'P')
-                        && matches!(b.get(i + 1), Some(b'a' | b'A' | b'w' | b'W'));
-                    if word_start || p_word {
+                b'p' | b'P' => {
+                    // `passport` needs no word start, the other keywords do.
+                    let word_start = prev & BLOCKS_KEYWORD == 0;
+                    if word_start || matches!(b.get(i + 1), Some(b'a' | b'A' | b'w' | b'W')) {
                         h.words(text, i, char::from(c), word_start);
                     }
                 }
-                _ => {}
+                // A keyword letter at a word start.
+                _ => h.words(text, i, char::from(c), true),
             }
+            i += 1;
         }
+        h.at = seen & AT != 0;
+        h.plus_or_eight = seen & PLUS_OR_EIGHT != 0;
+        h.dash = seen & DASH != 0;
+        h.assign = seen & ASSIGN != 0;
+        h.percent = seen & PERCENT != 0;
         // Every `\d` of ASCII text is an ASCII digit.
         h.digits = h.ascii_digits;
         h
@@ -1607,6 +1688,22 @@ mod tests {
             "card 5500 0000 0000 0004 exp 12/28",
         ] {
             assert_eq!(Hints::of_ascii(text), Hints::of_chars(text), "{text:?}");
+        }
+    }
+
+    /// Random ASCII over the bytes the byte loop treats specially (and their neighbours):
+    /// digit runs joined by every separator, keyword letters inside and at the start of
+    /// words, hex before colons, `eyJ`.
+    #[test]
+    fn the_byte_loop_equals_the_char_loop_on_random_ascii() {
+        const BYTES: &[u8] = b"0123456789888 -.().:+@=%_\t\x0b\nJyeEpPaAwWsStTiIoOnNkKrRdDfFxX/";
+        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+        for _ in 0..20_000 {
+            let len = rng.below(40);
+            let text: String = (0..len)
+                .map(|_| char::from(BYTES[rng.below(BYTES.len())]))
+                .collect();
+            assert_eq!(Hints::of_ascii(&text), Hints::of_chars(&text), "{text:?}");
         }
     }
 
