@@ -47,10 +47,15 @@ struct Args {
     /// Runs of each search, cold and warm (the median is reported).
     #[arg(long, default_value_t = 5)]
     runs: usize,
+    /// Rounds: each system loads the corpus this many times, the systems taking turns, and
+    /// the table shows each measurement's median over the rounds (CPU time on a shared VM
+    /// moves by a third from one run to the next; one round proves little).
+    #[arg(long, default_value_t = 1)]
+    rounds: usize,
     /// Needles to search for, comma-separated (default: the corpus' rare and absent ones).
     #[arg(long)]
     needles: Option<String>,
-    /// zstd level of ClickHouse's server-wide compression (Dozor's blocks use 3).
+    /// zstd level of ClickHouse's server-wide compression (Dozor's blocks use 1).
     #[arg(long, default_value_t = 3)]
     clickhouse_zstd_level: i32,
     /// The Loghub-2k sample whose lines serve as templates (built-in ones when absent).
@@ -593,28 +598,52 @@ async fn main() -> anyhow::Result<()> {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(1800))
         .build()?;
-    let mut results: Vec<(&'static str, Measured)> = Vec::new();
-    for (i, name) in args.systems.split(',').map(str::trim).enumerate() {
-        let mut server = Server::new(name, &args)?;
-        let name = server.name();
-        // The bodies of one system at a time, built before anything is measured.
-        let bodies: Vec<Vec<u8>> = match &server {
-            Server::Dozor(..) => ranges.iter().map(|r| raw[r.clone()].to_vec()).collect(),
-            Server::ClickHouse(_) => ranges
+    let systems: Vec<&str> = args.systems.split(',').map(str::trim).collect();
+    // The bodies of each system, built once before anything is measured.
+    let mut bodies_of: Vec<Option<Arc<Vec<Vec<u8>>>>> = vec![None; systems.len()];
+    let mut results: Vec<(&'static str, Vec<Measured>)> = Vec::new();
+    for round in 1..=args.rounds.max(1) {
+        for (i, name) in systems.iter().enumerate() {
+            let mut server = Server::new(name, &args)?;
+            let name = server.name();
+            let bodies = match &bodies_of[i] {
+                Some(b) => Arc::clone(b),
+                None => {
+                    let b: Vec<Vec<u8>> = match &server {
+                        Server::Dozor(..) => {
+                            ranges.iter().map(|r| raw[r.clone()].to_vec()).collect()
+                        }
+                        Server::ClickHouse(_) => ranges
+                            .iter()
+                            .map(|r| to_json_each_row(&raw[r.clone()]))
+                            .collect::<anyhow::Result<_>>()?,
+                    };
+                    Arc::clone(bodies_of[i].insert(Arc::new(b)))
+                }
+            };
+            eprintln!(
+                "[{round}.{}] {name}: {} requests, {} MiB",
+                i + 1,
+                bodies.len(),
+                bodies.iter().map(Vec::len).sum::<usize>() >> 20
+            );
+            let m = run_system(&mut server, &args, &client, &bodies, &corpus, &needles).await;
+            server.stop("KILL");
+            let m = m?;
+            match results.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, rounds)) => rounds.push(m),
+                None => results.push((name, vec![m])),
+            }
+        }
+    }
+    if args.rounds > 1 {
+        for (name, rounds) in &results {
+            let cpu: Vec<String> = rounds
                 .iter()
-                .map(|r| to_json_each_row(&raw[r.clone()]))
-                .collect::<anyhow::Result<_>>()?,
-        };
-        eprintln!(
-            "[{}] {name}: {} requests, {} MiB",
-            i + 1,
-            bodies.len(),
-            bodies.iter().map(Vec::len).sum::<usize>() >> 20
-        );
-        let bodies = Arc::new(bodies);
-        let m = run_system(&mut server, &args, &client, &bodies, &corpus, &needles).await;
-        server.stop("KILL");
-        results.push((name, m?));
+                .map(|m| format!("{:.2}", m.ingest_cpu))
+                .collect();
+            println!("{name}: ingest CPU-s by round {}", cpu.join(", "));
+        }
     }
     print_table(&results, &corpus, zstd, &needles, &args);
     Ok(())
@@ -624,7 +653,7 @@ async fn main() -> anyhow::Result<()> {
 type Row = (String, Box<dyn Fn(&Measured) -> f64>, bool, &'static str);
 
 fn print_table(
-    results: &[(&str, Measured)],
+    results: &[(&str, Vec<Measured>)],
     corpus: &Corpus,
     zstd: u64,
     needles: &[String],
@@ -700,18 +729,22 @@ fn print_table(
         .iter()
         .find(|(n, _)| *n == "clickhouse")
         .map(|(_, m)| m);
+    // A measurement of a system: its median over the rounds.
+    let of = |rounds: &Vec<Measured>, f: &dyn Fn(&Measured) -> f64| {
+        median(&rounds.iter().map(f).collect::<Vec<f64>>())
+    };
     println!(
         "{:<34}{:>14}{:>14}{:>22}{:>14}",
         "metric", "dozor", "clickhouse", "dozor/clickhouse", "target"
     );
-    let cell = |m: Option<&Measured>, f: &dyn Fn(&Measured) -> f64| {
-        m.map_or("-".to_owned(), |m| format_value(f(m)))
+    let cell = |m: Option<&Vec<Measured>>, f: &dyn Fn(&Measured) -> f64| {
+        m.map_or("-".to_owned(), |m| format_value(of(m, f)))
     };
     for (label, f, higher_is_better, target) in &rows {
         let ratio = match (dozor, ch) {
             (Some(d), Some(c)) => format!(
                 "{:.2}{}",
-                f(d) / f(c),
+                of(d, f.as_ref()) / of(c, f.as_ref()),
                 if *higher_is_better {
                     " (↑)"
                 } else {
@@ -735,7 +768,7 @@ fn print_table(
         args.batch_lines,
         args.concurrency
     );
-    for (name, m) in results {
+    for (name, m) in results.iter().filter_map(|(n, r)| Some((n, r.last()?))) {
         let found: Vec<String> = m
             .searches
             .iter()
@@ -754,8 +787,10 @@ fn print_table(
         corpus.rare_lines
     );
     println!(
-        "ClickHouse: MergeTree, zstd level {} server-wide; searches: median of {} (cold: after a restart with the data files' page cache dropped); ↑ higher is better for Dozor, ↓ lower",
-        args.clickhouse_zstd_level, args.runs
+        "ClickHouse: MergeTree, zstd level {} server-wide; searches: median of {} (cold: after a restart with the data files' page cache dropped); every value the median of {} round(s); ↑ higher is better for Dozor, ↓ lower",
+        args.clickhouse_zstd_level,
+        args.runs,
+        args.rounds.max(1)
     );
 }
 

@@ -14,7 +14,7 @@ use dozor_model::{Labels, LogRecord};
 
 /// 2026-12-01T00:00:00Z.
 const T0: i64 = 1_796_083_200 * 1_000_000_000;
-/// Raw bytes per part, about what a flush of the default 32 MiB head writes per day.
+/// Raw bytes per part, about what a flush of a 32 MiB head writes per day.
 const PART_RAW: usize = 20 << 20;
 
 /// splitmix64: a fast, deterministic stream of numbers for the fake records.
