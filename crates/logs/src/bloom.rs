@@ -133,7 +133,7 @@ impl Scratch {
     }
 }
 
-/// A word of 3 to 16 bytes as two little-endian integers, zero-padded: with loads of the
+/// A word of up to 16 bytes as two little-endian integers, zero-padded: with loads of the
 /// word's own bytes (overlapping where it is short), not a copy into a padded buffer read
 /// back whole — that copy was two library calls, and the read stalled on them (a fifth of
 /// the time spent building filters).
