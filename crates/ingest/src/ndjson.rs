@@ -262,9 +262,9 @@ struct Streams {
 impl Streams {
     /// The label set of `pairs` (names unique; empty values are left out, as
     /// [`Labels::new`] does).
-    fn get(&mut self, pairs: &[(&str, impl AsRef<str>)]) -> Result<Labels, String> {
+    fn get(&mut self, pairs: &[(impl AsRef<str>, impl AsRef<str>)]) -> Result<Labels, String> {
         self.key.clear();
-        for (n, v) in pairs.iter().map(|(n, v)| (n, v.as_ref())) {
+        for (n, v) in pairs.iter().map(|(n, v)| (n.as_ref(), v.as_ref())) {
             if !v.is_empty() {
                 put_bytes(&mut self.key, n.as_bytes());
                 put_bytes(&mut self.key, v.as_bytes());
@@ -273,7 +273,7 @@ impl Streams {
         if let Some(l) = self.by_pairs.get(self.key.as_slice()) {
             return Ok(l.clone());
         }
-        let labels = Labels::from_pairs(pairs.iter().map(|(n, v)| (*n, v.as_ref())))
+        let labels = Labels::from_pairs(pairs.iter().map(|(n, v)| (n.as_ref(), v.as_ref())))
             .map_err(|e| format!("stream: {e}"))?;
         self.by_pairs
             .insert(self.key.as_slice().into(), labels.clone());
@@ -304,12 +304,8 @@ fn record_with(
     };
     let stream = match reserved.take(STREAM_SLOT) {
         Some(Member::Json(Value::Object(stream))) => {
-            let values: Vec<(String, String)> =
+            let pairs: Vec<(String, String)> =
                 stream.into_iter().map(|(n, v)| (n, scalar(v))).collect();
-            let pairs: Vec<(&str, &str)> = values
-                .iter()
-                .map(|(n, v)| (n.as_str(), v.as_str()))
-                .collect();
             stream_labels(&pairs, streams)?
         }
         Some(_) => return Err("_stream must be an object of labels".into()),
@@ -331,7 +327,7 @@ fn record_with(
 
 /// The stream of `pairs`, or `service="unknown"` when every value is empty.
 fn stream_labels(
-    pairs: &[(&str, impl AsRef<str>)],
+    pairs: &[(impl AsRef<str>, impl AsRef<str>)],
     streams: &mut Streams,
 ) -> Result<Labels, String> {
     if pairs.iter().all(|(_, v)| v.as_ref().is_empty()) {
