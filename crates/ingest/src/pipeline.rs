@@ -212,7 +212,8 @@ fn parse_time(v: &str) -> Option<i64> {
 /// Sets the stream's `level` label to the normalised level found in the stream, the
 /// fields (`field` first when configured), or, for unparsed lines, the message's start.
 fn normalize(r: &mut LogRecord, field: Option<&str>, look_in_message: bool) {
-    let found = r.stream.get("level").or_else(|| {
+    let in_stream = r.stream.get("level");
+    let found = in_stream.or_else(|| {
         field
             .into_iter()
             .chain(LEVEL_FIELDS)
@@ -224,7 +225,7 @@ fn normalize(r: &mut LogRecord, field: Option<&str>, look_in_message: bool) {
         None => None,
     };
     let Some(level) = level else { return };
-    if r.stream.get("level") == Some(level) {
+    if in_stream == Some(level) {
         return;
     }
     let mut labels: Vec<Label> = r

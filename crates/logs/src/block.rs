@@ -19,7 +19,7 @@ use dozor_model::LogRecord;
 use dozor_model::packed::{Reader, put_bytes, put_uvarint};
 
 use crate::LogsError;
-use crate::bloom::Bloom;
+use crate::bloom::{Bloom, padded};
 
 /// Most rows in one block.
 pub const MAX_BLOCK_ROWS: usize = 8192;
@@ -121,7 +121,10 @@ pub fn encode<R: BlockRow>(rows: &[R], buf: &mut Vec<u8>) -> Result<Bloom, LogsE
         let fields = r.fields();
         let same = i > 0
             && fields.len() == seen.len()
-            && fields.iter().zip(seen).all(|((a, _), (b, _))| a == b);
+            && fields
+                .iter()
+                .zip(seen)
+                .all(|((a, _), (b, _))| same_name(a, b));
         if !same {
             names.extend(fields.iter().map(|(n, _)| n.as_str()));
             seen = fields;
@@ -183,6 +186,18 @@ pub fn encode<R: BlockRow>(rows: &[R], buf: &mut Vec<u8>) -> Result<Bloom, LogsE
         RAW_COLUMN.set(raw);
     }
     Ok(bloom)
+}
+
+/// Whether two field names are equal, compared as two integers each when short (as names
+/// are): comparing every row's names with the row before's made a `bcmp` call per name,
+/// about 8 % of writing a block.
+fn same_name(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && if a.len() <= 16 {
+            padded(a.as_bytes()) == padded(b.as_bytes())
+        } else {
+            a == b
+        }
 }
 
 /// The messages of a message column [`encode`] has just written.

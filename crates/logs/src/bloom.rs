@@ -137,7 +137,7 @@ impl Scratch {
 /// word's own bytes (overlapping where it is short), not a copy into a padded buffer read
 /// back whole — that copy was two library calls, and the read stalled on them (a fifth of
 /// the time spent building filters).
-fn padded(word: &[u8]) -> (u64, u64) {
+pub(crate) fn padded(word: &[u8]) -> (u64, u64) {
     let n = word.len();
     let u32_at = |i: usize| {
         word.get(i..i + 4)

@@ -243,16 +243,34 @@ fn by_stream_and_time(records: Vec<&LogRecord>) -> (Vec<u32>, Vec<&LogRecord>) {
     for (r, id) in by_labels.into_iter().enumerate() {
         rank[id as usize] = r as u32;
     }
-    let mut order: Vec<(u32, i64, u32)> = per_record
-        .iter()
-        .zip(&records)
-        .enumerate()
-        .map(|(i, (id, r))| (rank[*id as usize], r.time_ns, i as u32))
-        .collect();
-    // The index keeps records of equal stream and time in arrival order.
-    order.sort_unstable();
-    let sorted = order.iter().map(|(_, _, i)| records[*i as usize]).collect();
-    (order.into_iter().map(|(r, _, _)| r).collect(), sorted)
+    // Records go to their stream's run in arrival order (a counting sort by rank); a run
+    // is then sorted by time only if it is not already, as it mostly is (a stream's lines
+    // arrive in order). Sorting all of them by `(rank, time)` was a sixth of this.
+    let mut starts = vec![0usize; distinct.len() + 1];
+    for id in &per_record {
+        starts[rank[*id as usize] as usize + 1] += 1;
+    }
+    for i in 1..starts.len() {
+        starts[i] += starts[i - 1];
+    }
+    let mut next = starts.clone();
+    let mut order = vec![(0i64, 0u32); records.len()];
+    for (i, (id, r)) in per_record.iter().zip(&records).enumerate() {
+        let slot = &mut next[rank[*id as usize] as usize];
+        order[*slot] = (r.time_ns, i as u32);
+        *slot += 1;
+    }
+    let mut ranks = Vec::with_capacity(records.len());
+    for (k, run) in starts.windows(2).enumerate() {
+        let run = &mut order[run[0]..run[1]];
+        // The index keeps records of equal stream and time in arrival order.
+        if !run.is_sorted() {
+            run.sort_unstable();
+        }
+        ranks.extend(std::iter::repeat_n(k as u32, run.len()));
+    }
+    let sorted = order.iter().map(|(_, i)| records[*i as usize]).collect();
+    (ranks, sorted)
 }
 
 /// Builds a part's `data` and index in memory, a block at a time.
@@ -670,4 +688,43 @@ fn decode_index(index: &[u8]) -> Result<(Vec<Labels>, Vec<BlockHeader>), LogsErr
 /// Checks an index file's bytes; returns how many blocks it lists (for the fuzz targets).
 pub fn check_index(index: &[u8]) -> Result<usize, LogsError> {
     decode_index(index).map(|(_, b)| b.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The counting sort by stream and the per-run time sort give the order of one sort
+    /// by `(labels, time, arrival)`, with ranks that follow the label order.
+    #[test]
+    fn records_are_ordered_by_stream_then_time_then_arrival() {
+        let streams: Vec<Labels> = ["shop", "mes", "crm", "a", "shop-2"]
+            .iter()
+            .map(|s| Labels::from_pairs([("service", *s)]).unwrap())
+            .collect();
+        // Streams interleaved; one stream in order, the others with times out of order
+        // and repeated (equal times must keep their arrival order).
+        let mut x = 7u64;
+        let records: Vec<LogRecord> = (0..2000)
+            .map(|i| {
+                x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                let s = (x >> 33) as usize % streams.len();
+                let time = if s == 0 { i } else { ((x >> 40) % 50) as i64 };
+                LogRecord::new(time, streams[s].clone(), format!("line {i}"))
+            })
+            .collect();
+        let (ranks, sorted) = by_stream_and_time(records.iter().collect());
+        let mut expected: Vec<(usize, &LogRecord)> = records.iter().enumerate().collect();
+        expected
+            .sort_by(|(i, a), (j, b)| (&a.stream, a.time_ns, i).cmp(&(&b.stream, b.time_ns, j)));
+        let expected: Vec<&LogRecord> = expected.into_iter().map(|(_, r)| r).collect();
+        assert_eq!(sorted, expected);
+        assert_eq!(ranks.len(), sorted.len());
+        for (w, r) in ranks.windows(2).zip(sorted.windows(2)) {
+            assert_eq!(w[0] == w[1], r[0].stream == r[1].stream);
+            assert!(w[0] <= w[1]);
+        }
+        assert_eq!(ranks.first(), Some(&0));
+        assert_eq!(ranks.last(), Some(&(streams.len() as u32 - 1)));
+    }
 }

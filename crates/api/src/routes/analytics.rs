@@ -393,8 +393,8 @@ async fn track(
     }
     let accepted = records.len();
     let _permit = state.ingest_permit()?;
-    let (masked, _) = super::logs::mask(&state, &principal.tenant, records);
-    super::logs::store(&state, &principal, masked.into_iter().flatten().collect()).await?;
+    let (masked, _) = super::logs::mask_kept(&state, &principal.tenant, records);
+    super::logs::store(&state, &principal, masked).await?;
     let findings = detect(&state, &principal.tenant, events).await?;
     Ok(success(json!({
         "accepted": accepted,

@@ -8,10 +8,10 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use dozor_ingest::loki;
-use dozor_model::{LogRecord, Scope};
+use dozor_model::Scope;
 
 use crate::policy::{Policy, Registry};
-use crate::routes::logs::{mask, store};
+use crate::routes::logs::{mask_kept, store};
 use crate::{ApiError, AppState, Principal};
 
 pub(crate) fn register(r: Registry) -> Registry {
@@ -40,8 +40,7 @@ async fn push(
     }
     .map_err(|e| ApiError::bad_data(e.to_string()))?;
     let _permit = state.ingest_permit()?;
-    let (records, _) = mask(&state, &principal.tenant, records);
-    let records: Vec<LogRecord> = records.into_iter().flatten().collect();
+    let (records, _) = mask_kept(&state, &principal.tenant, records);
     store(&state, &principal, records).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
