@@ -80,6 +80,17 @@ const STREAM_FIELD_SLOTS: usize = 9;
 
 /// Decodes an NDJSON body (empty lines are skipped).
 pub fn parse(body: &[u8], opts: &NdjsonOptions) -> Result<Vec<LogRecord>, IngestError> {
+    parse_with(body, opts, Some)
+}
+
+/// [`parse`], passing each record through `each` as soon as it is read: what it returns
+/// is kept (`None`: left out). Masking there, while the line's strings are still in the
+/// cache, saved the cache misses of a second walk over every record of the request.
+pub fn parse_with(
+    body: &[u8],
+    opts: &NdjsonOptions,
+    mut each: impl FnMut(LogRecord) -> Option<LogRecord>,
+) -> Result<Vec<LogRecord>, IngestError> {
     let text = std::str::from_utf8(body)
         .map_err(|e| IngestError::new("body", format!("not UTF-8 ({e})")))?;
     // Lines are found with `memchr`'s vector search (`str::lines` went a word at a time:
@@ -87,7 +98,7 @@ pub fn parse(body: &[u8], opts: &NdjsonOptions) -> Result<Vec<LogRecord>, Ingest
     let lines = memchr::memchr_iter(b'\n', body).count() + 1;
     let mut out = Vec::with_capacity(lines.min(MAX_LINES));
     let mut reader = LineReader::new(opts);
-    let mut start = 0;
+    let (mut start, mut read) = (0, 0);
     let ends = memchr::memchr_iter(b'\n', body).chain([body.len()]);
     for (i, end) in ends.enumerate() {
         let at = |m: String| IngestError::new(format!("line {}", i + 1), m);
@@ -97,10 +108,11 @@ pub fn parse(body: &[u8], opts: &NdjsonOptions) -> Result<Vec<LogRecord>, Ingest
         if line.is_empty() {
             continue;
         }
-        if out.len() == MAX_LINES {
+        if read == MAX_LINES {
             return Err(at(format!("more than {MAX_LINES} lines in one request")));
         }
-        out.push(reader.line(line).map_err(at)?);
+        read += 1;
+        out.extend(each(reader.line(line).map_err(at)?));
     }
     Ok(out)
 }

@@ -194,8 +194,16 @@ async fn ingest(
     if let Some(fields) = query.get("_stream_fields") {
         opts.stream_fields = field_list(fields);
     }
-    let records = ndjson::parse(&body, &opts).map_err(|e| ApiError::bad_data(e.to_string()))?;
-    ingest_records(&state, &principal, records).await
+    let _permit = state.ingest_permit()?;
+    // Each record is parsed by the pipeline and masked as soon as it is read.
+    let mut masking = Masking::new(&state, &principal.tenant);
+    let mut total = 0;
+    let records = ndjson::parse_with(&body, &opts, |r| {
+        total += 1;
+        masking.one(r)
+    })
+    .map_err(|e| ApiError::bad_data(e.to_string()))?;
+    store_and_answer(&state, &principal, total, records, masking.counts()).await
 }
 
 /// Business events (`dozor_ingest::events`): decoded whole, masked and stored like logs.
@@ -219,6 +227,17 @@ async fn ingest_records(
     let _permit = state.ingest_permit()?;
     let total = records.len();
     let (records, masked) = mask_kept(state, &principal.tenant, records);
+    store_and_answer(state, principal, total, records, masked).await
+}
+
+/// Stores masked records (`total` were read) and answers `{accepted, dropped, masked}`.
+async fn store_and_answer(
+    state: &AppState,
+    principal: &Principal,
+    total: usize,
+    records: Vec<LogRecord>,
+    masked: Map<String, Value>,
+) -> Result<Response, ApiError> {
     let dropped = total - records.len();
     let stats = store(state, principal, records).await?;
     Ok(success(json!({
