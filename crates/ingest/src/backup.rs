@@ -293,8 +293,11 @@ impl Spool {
             state: Mutex::new(State::default()),
         };
         let mut st = spool.lock();
-        for (path, _) in spool.ready_files() {
+        for (path, name_ms) in spool.ready_files() {
             st.ready_bytes += std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            // Names run ahead of the clock when files are sealed faster than one a
+            // millisecond: a file sealed now must not take (and overwrite) one of theirs.
+            st.last_name_ms = st.last_name_ms.max(name_ms);
         }
         let current = dir.join(CURRENT);
         if current.exists() {
@@ -688,6 +691,38 @@ mod tests {
             "the partial line is cut"
         );
         assert_eq!(spool.waiting_bytes(), 3000);
+    }
+
+    /// Names run ahead of the clock when files are sealed faster than one a millisecond;
+    /// the file a reopened spool seals must not take one of their names (a rename onto it
+    /// would lose the file waiting there).
+    #[test]
+    fn a_reopened_spool_never_names_a_file_like_one_waiting() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path(), 1 << 20, 1 << 30).unwrap();
+        spool.append(b"{\"new\":1}\n").unwrap();
+        drop(spool);
+        // Waiting files named for every millisecond around now, as a burst of seals
+        // before a crash leaves them.
+        let now = dozor_model::time::now_ms();
+        let names = (now - 5)..(now + 200);
+        for ms in names.clone() {
+            std::fs::write(
+                dir.path().join("ready").join(format!("{ms}.json")),
+                b"old\n",
+            )
+            .unwrap();
+        }
+        let spool = Spool::open(dir.path(), 1 << 20, 1 << 30).unwrap();
+        let files = spool.ready_files();
+        assert_eq!(
+            files.len(),
+            names.clone().count() + 1,
+            "nothing overwritten"
+        );
+        let (last, ms) = files.last().unwrap();
+        assert!(*ms >= names.end, "sealed after the waiting ones: {ms}");
+        assert_eq!(std::fs::read(last).unwrap(), b"{\"new\":1}\n");
     }
 }
 
