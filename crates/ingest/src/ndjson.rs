@@ -84,8 +84,9 @@ pub fn parse(body: &[u8], opts: &NdjsonOptions) -> Result<Vec<LogRecord>, Ingest
 }
 
 /// [`parse`], passing each record through `each` as soon as it is read: what it returns
-/// is kept (`None`: left out). Masking there, while the line's strings are still in the
-/// cache, saved the cache misses of a second walk over every record of the request.
+/// is kept (`None`: left out). Masking there works on the line's strings while they are
+/// still in the cache, instead of in a second walk over the request's records, which finds
+/// them cold. The line limit counts lines read, kept or not.
 pub fn parse_with(
     body: &[u8],
     opts: &NdjsonOptions,
@@ -843,6 +844,27 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn each_record_passes_the_callback_and_the_limit_counts_lines_read() {
+        let opts = NdjsonOptions::new(0);
+        let body = "{\"_msg\":\"a\"}\n\n{\"_msg\":\"b\"}\r\n{\"_msg\":\"c\"}";
+        let mut seen = Vec::new();
+        let kept = parse_with(body.as_bytes(), &opts, |r| {
+            seen.push(r.message.clone());
+            (r.message != "b").then_some(r)
+        })
+        .unwrap();
+        assert_eq!(seen, ["a", "b", "c"]);
+        let kept: Vec<&str> = kept.iter().map(|r| r.message.as_str()).collect();
+        assert_eq!(kept, ["a", "c"]);
+        let line = "{\"_msg\":\"x\"}\n";
+        let many = line.repeat(MAX_LINES + 1);
+        let err = parse_with(many.as_bytes(), &opts, |_| None).unwrap_err();
+        assert!(err.to_string().contains("more than"), "{err}");
+        let limit = &many[..many.len() - line.len()];
+        assert!(parse_with(limit.as_bytes(), &opts, |_| None).is_ok());
     }
 
     #[test]
